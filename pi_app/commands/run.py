@@ -1,0 +1,125 @@
+"""`latentdmx run` (the daemon) and `latentdmx check` (validate a config, print the patch)."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import click
+
+from ..errors import ConfigError
+
+
+def _logging(verbose: bool) -> None:
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, stream=sys.stderr,
+                        format="%(levelname)s %(name)s: %(message)s")
+
+
+def load_run_config(config_path, *, output=None, model=None, fps=None, seed=None):
+    """The config with CLI overrides applied and validated (shared by run/render/identify)."""
+    from ..config import load_config, validate
+
+    cfg = load_config(config_path)
+    changes = {}
+    if fps is not None:
+        changes["fps"] = float(fps)
+    if seed is not None:
+        changes["seed"] = int(seed)
+    if model is not None:
+        changes["model"] = model
+    if output is not None:
+        import dataclasses
+        changes["output"] = dataclasses.replace(cfg.output, kind=output)
+    if changes:
+        cfg = cfg.replace(**changes)
+        try:
+            cfg = validate(cfg)
+        except ConfigError as exc:   # a flag, not the file, is wrong: say so
+            flag = {"fps": "--fps", "output.kind": "--output"}.get(exc.field or "", exc.field)
+            raise ConfigError(exc.what, file="command line", field=flag, fix=exc.fix) from None
+    return cfg
+
+
+@click.command()
+@click.option("--config", "config_path", type=click.Path(dir_okay=False),
+              help="Rig config (TOML). Default: the bundled demo rig (3 Lumeri heads, 4 pars).")
+@click.option("--output", type=click.Choice(["sim", "ola", "uart"]),
+              help="Where frames go: sim (virtual universe), ola (olad), uart (Pi UART). "
+                   "Default: the config's output.kind (sim).")
+@click.option("--model", help="Model: a bundled name (see `latentdmx train --help`), a user "
+                              "model name, or a path to a model folder. Default: config.")
+@click.option("--fps", type=float, help="Frames per second, 1..44. Default: config (40).")
+@click.option("--seed", type=int, help="Walk seed: the same seed plays the same show.")
+@click.option("--duration", type=float, metavar="SECONDS",
+              help="Stop after this many seconds (fade-out included). Default: run until "
+                   "Ctrl-C / SIGTERM.")
+@click.option("--record", type=click.Path(dir_okay=False), metavar="PATH",
+              help="Record the DMX stream as an ola_recorder show file "
+                   "(replay on real lights: `ola_recorder --playback PATH`).")
+@click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
+def run(config_path, output, model, fps, seed, duration, record, verbose):
+    """Play a show: walk the model's latent space and send DMX frames.
+
+    \b
+    Examples:
+      latentdmx run                                  # demo rig, default model, simulator
+      latentdmx run --duration 5 --record show.txt   # record 5 s for ola_recorder
+      latentdmx run --config rig.toml --output ola   # real lights through olad
+
+    Stops cleanly on Ctrl-C or SIGTERM: fade-out, blackout frame, exit 0. SIGHUP reloads the
+    config. While it runs, `latentdmx status`, `dim`, `pause`, ... control it.
+    """
+    from ..outputs import make_output
+    from ..runtime import load_model
+    from ..show import Show
+
+    _logging(verbose)
+    if duration is not None and duration < 0:
+        raise ConfigError("must be 0 or more", file="command line", field="--duration",
+                          fix="give seconds, e.g. --duration 5")
+    cfg = load_run_config(config_path, output=output, model=model, fps=fps, seed=seed)
+    mdl = load_model(cfg.model)
+    from ..patch import Patch
+
+    patch = Patch(cfg)
+    out = make_output(cfg.output.kind, cfg, patch.universes, blackout=patch.blackout_frames)
+    show = Show(cfg, out, model=mdl, duration_s=duration, record_path=record,
+                config_path=config_path)
+    log = logging.getLogger("latentdmx")
+    log.info("playing %s (%s) on %d fixtures, %d universe(s), output %s, %g fps, seed %d%s",
+             mdl.info.name, mdl.info.family, len(cfg.fixtures), len(patch.universes),
+             cfg.output.kind, cfg.fps, show.pipeline.seed,
+             f", recording to {record}" if record else "")
+    code = show.run()
+    snap = show.status_snapshot
+    log.info("stopped after %s frames (%s late)%s", snap.get("frames", 0),
+             snap.get("late_frames", 0), f"; recording: {record}" if record else "")
+    sys.exit(code)
+
+
+@click.command()
+@click.argument("config_path", metavar="CONFIG", required=False,
+                type=click.Path(dir_okay=False))
+def check(config_path):
+    """Validate a rig config and print its patch as a table.
+
+    Without CONFIG, checks the bundled default rig. Exit 0 if valid; otherwise one line
+    naming the file, the field and the fix, exit 2.
+    """
+    from rich.console import Console
+    from rich.table import Table
+
+    from ..config import load_config
+    from ..patch import Patch
+
+    cfg = load_config(config_path)
+    patch = Patch(cfg)
+    table = Table(title=f"{cfg.path}: {len(patch)} fixtures, universes "
+                        f"{', '.join(map(str, patch.universes))}")
+    for col in ("fixture", "profile / mode", "universe", "addresses", "channels"):
+        table.add_column(col, overflow="fold")
+    for name, prof, uni, addr, chans in patch.table():
+        table.add_row(name, prof, str(uni), addr, chans)
+    console = Console(width=max(100, Console().width))
+    console.print(table)
+    console.print(f"ok: model {cfg.model!r}, output {cfg.output.kind}, {cfg.fps:g} fps")

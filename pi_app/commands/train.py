@@ -1,0 +1,164 @@
+"""`latentdmx train`: train, export and measure the two model families (needs PyTorch).
+
+torch, scipy and tqdm are imported inside the commands only, so `latentdmx run` never pays
+for them and a Pi without them still has a working CLI.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ..errors import LatentDMXError
+
+TORCH_FIX = "install the training extras: `pip install torch==2.13.0` then `pip install -e .[train]`"
+
+
+def _need_training() -> None:
+    """Import the training stack or say, in one line, how to install it."""
+    missing = []
+    for mod in ("torch", "scipy", "tqdm"):
+        try:
+            __import__(mod)
+        except ImportError:
+            missing.append(mod)
+    if missing:
+        raise LatentDMXError(f"training needs {', '.join(missing)}, not installed",
+                             field="train", fix=TORCH_FIX)
+
+
+def _budget_options(f):
+    f = click.option("--threads", default=2, show_default=True,
+                     help="CPU threads for torch (the cores may be shared).")(f)
+    f = click.option("--fresh", is_flag=True,
+                     help="Ignore OUT/checkpoint.pt and start over (default: resume).")(f)
+    f = click.option("--device", default="cpu", show_default=True,
+                     help="torch device: cpu, cuda, mps.")(f)
+    f = click.option("--seed", default=0, show_default=True, help="Seed: same seed, same model.")(f)
+    f = click.option("--minutes", type=float, default=None,
+                     help="Stop after this much training time (also ends the LR schedule).")(f)
+    f = click.option("--no-quality", is_flag=True, help="Skip the measurement and pictures.")(f)
+    return f
+
+
+def _out_option(f):
+    return click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
+                        help="Model folder to write (checkpoint.pt, model.safetensors, "
+                             "model.json, README.md, pictures).")(f)
+
+
+def _command_line(ctx: click.Context) -> str:
+    """The command as typed (options in a fixed order), recorded in the model's recipe."""
+    parts = ["latentdmx", "train", ctx.info_name or ""]
+    for key, value in ctx.params.items():
+        if value is None or value is False or key in ("threads", "fresh", "no_quality"):
+            continue
+        flag = "--" + key.replace("_", "-")
+        parts += [flag] if value is True else [flag, str(value)]
+    return " ".join(parts)
+
+
+@click.group()
+def train() -> None:
+    """Train a model (PyTorch), export it for the NumPy runtime, and measure it.
+
+    \b
+    latentdmx train nat --image PICTURE --out models/NAME --minutes 5
+    latentdmx train iae --out models/NAME --minutes 5
+    latentdmx train quality models/NAME
+    """
+
+
+@train.command()
+@click.option("--image", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="Target picture (PNG or JPEG): bright pixels on a dark background.")
+@_out_option
+@click.option("--steps", default=20000, show_default=True, help="Training steps (budget).")
+@click.option("--latent", default=16, show_default=True, help="Noise (latent) size.")
+@click.option("--width", default=128, show_default=True, help="Hidden units per layer.")
+@click.option("--depth", default=3, show_default=True, help="Hidden layers.")
+@click.option("--points", default=16384, show_default=True, help="Noise/target pool size.")
+@click.option("--batch", default=256, show_default=True, help="Points per Hungarian step.")
+@click.option("--lr", default=2e-3, show_default=True, help="Peak learning rate.")
+@_budget_options
+@click.pass_context
+def nat(ctx: click.Context, image: str, out: Path, steps: int, latent: int, width: int,
+        depth: int, points: int, batch: int, lr: float, minutes: float | None, seed: int,
+        device: str, fresh: bool, threads: int, no_quality: bool) -> None:
+    """Noise As Targets: learn to draw points (x, y, r, g, b, w) from PICTURE."""
+    _need_training()
+    from ..training import nat as natmod
+
+    for name, value in (("--steps", steps), ("--latent", latent), ("--width", width),
+                        ("--depth", depth), ("--points", points), ("--batch", batch)):
+        if value < 1:
+            raise LatentDMXError(f"must be at least 1, got {value}", field=name,
+                                 fix="give a positive number")
+    if batch > points:
+        raise LatentDMXError(f"batch {batch} is larger than the pool {points}", field="--batch",
+                             fix="use --batch <= --points")
+    cfg = natmod.NATConfig(image=str(image), latent_dim=latent, width=width, depth=depth,
+                           n_points=points, batch_size=batch, lr=lr, steps=steps, seed=seed)
+    summary = natmod.train(cfg, out, minutes=minutes, device=device, threads=threads,
+                           fresh=fresh)
+    _finish(out, summary, _command_line(ctx), no_quality)
+
+
+@train.command()
+@_out_option
+@click.option("--steps", default=4000, show_default=True, help="Training steps (budget).")
+@click.option("--latent", default=16, show_default=True, help="Message (latent) size.")
+@click.option("--size", default=16, show_default=True, help="Glyph size in pixels (multiple of 4).")
+@click.option("--channels", default=32, show_default=True, help="Generator channels.")
+@click.option("--batch", default=64, show_default=True, help="Messages per step.")
+@click.option("--lr", default=2e-3, show_default=True, help="Peak learning rate.")
+@_budget_options
+@click.pass_context
+def iae(ctx: click.Context, out: Path, steps: int, latent: int, size: int, channels: int,
+        batch: int, lr: float, minutes: float | None, seed: int, device: str, fresh: bool,
+        threads: int, no_quality: bool) -> None:
+    """Inverted autoencoder: message -> glyph -> noisy channel -> message."""
+    _need_training()
+    from ..training import iae as iaemod
+
+    if size < 4 or size % 4:
+        raise LatentDMXError(f"must be a multiple of 4, got {size}", field="--size",
+                             fix="use 16 or 32")
+    for name, value in (("--steps", steps), ("--latent", latent), ("--channels", channels),
+                        ("--batch", batch)):
+        if value < 1:
+            raise LatentDMXError(f"must be at least 1, got {value}", field=name,
+                                 fix="give a positive number")
+    cfg = iaemod.IAEConfig(latent_dim=latent, size=size, channels=channels, batch_size=batch,
+                           lr=lr, steps=steps, seed=seed)
+    summary = iaemod.train(cfg, out, minutes=minutes, device=device, threads=threads,
+                           fresh=fresh)
+    _finish(out, summary, _command_line(ctx), no_quality)
+
+
+@train.command()
+@click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--threads", default=2, show_default=True, help="CPU threads for torch.")
+def quality(folder: Path, threads: int) -> None:
+    """Measure a trained model in FOLDER, draw its pictures and rewrite its README.md."""
+    _need_training()
+    from ..training import quality as q
+
+    figures = q.measure(folder, threads=threads)
+    click.echo(q.summary_line(figures))
+
+
+def _finish(out: Path, summary: dict, command: str, no_quality: bool) -> None:
+    from ..training import export
+
+    export.set_command(out, command)
+    if summary.get("interrupted"):
+        click.echo(f"interrupted at step {summary['steps']}: checkpoint and export written; "
+                   "run the same command again to continue", err=True)
+    click.echo(f"trained {summary['steps']} steps in {summary['train_seconds']:.0f} s "
+               f"-> {out / 'model.safetensors'}")
+    if not no_quality:
+        from ..training import quality as q
+
+        click.echo(q.summary_line(q.measure(out)))

@@ -1,0 +1,338 @@
+"""The rig config: one TOML file -> validated frozen dataclasses.
+
+Every field has a default (see ``pi_app/data/default.toml`` and README "Configuration").
+`load_config(None)` loads the bundled default rig. Every mistake is one `ConfigError`
+naming the file, the field (``fixtures[2].address``) and the fix.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import tomllib
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import ConfigError
+
+SCHEMA = 1
+MAX_FPS = 44.0          # DMX512 with 512 slots: 22.7 ms a frame on the wire
+SLOTS = 512
+
+
+@dataclass(frozen=True)
+class WalkConfig:
+    seconds_per_waypoint: float = 6.0   # time from one latent waypoint to the next, at tempo 1
+    tempo: float = 1.0                  # speed multiplier (2 = twice as fast)
+    loop_waypoints: int = 0             # 0: endless new waypoints; N: loop through N waypoints
+    spread: float = 1.0                 # waypoint radius scale (1 = the model's N(0, I))
+
+
+@dataclass(frozen=True)
+class OlaConfig:
+    host: str = "127.0.0.1"
+    port: int = 9010                    # olad's RPC port
+    universe_map: dict = field(default_factory=dict)   # {"1" = 3}: rig universe -> OLA universe
+    retry_max_s: float = 2.0            # reconnect back-off ceiling
+
+
+@dataclass(frozen=True)
+class UartConfig:
+    device: str = "/dev/serial0"
+    break_us: int = 176                 # >= 92 us
+    mab_us: int = 16                    # mark after break, >= 12 us
+    driver_enable_gpio: int = 18        # BCM pin of the RS-485 driver enable; -1: none
+    full_universe: bool = False         # send all 512 slots (else up to the last patched one)
+
+
+@dataclass(frozen=True)
+class OutputConfig:
+    kind: str = "sim"                   # sim | ola | uart
+    ola: OlaConfig = field(default_factory=OlaConfig)
+    uart: UartConfig = field(default_factory=UartConfig)
+
+
+@dataclass(frozen=True)
+class SafetyConfig:
+    master: float = 1.0                 # master dimmer 0..1
+    fade_in_s: float = 1.0
+    fade_out_s: float = 1.0
+    max_flashes_per_s: float = 3.0      # WCAG 2.3.1 general flash threshold
+    flash_delta: float = 0.1            # luminance change that counts as half a flash
+    pan_slew_deg_per_s: float = 0.0     # 0: the profile default
+    tilt_slew_deg_per_s: float = 0.0
+    colour_slew_per_s: float = 0.0      # 0: colour not rate-limited
+    allow_strobe: bool = False
+    strobe_max_hz: float = 3.0
+
+
+@dataclass(frozen=True)
+class ControlConfig:
+    socket: str = ""                    # empty: $RUNTIME_DIRECTORY or $XDG_RUNTIME_DIR
+    enabled: bool = True
+
+
+@dataclass(frozen=True)
+class PreviewConfig:
+    web: bool = False
+    host: str = "127.0.0.1"
+    port: int = 8044
+    token: str = ""
+
+
+@dataclass(frozen=True)
+class FixtureConfig:
+    name: str = ""
+    profile: str = ""
+    mode: str = ""
+    universe: int = 1
+    address: int = 1                    # 1-based DMX start address
+    position: tuple[float, float] = (0.5, 0.5)   # x, y in the rig, seen from the audience
+    pan_limits_deg: tuple[float, float] = (0.0, 0.0)    # (0, 0): the profile's full range
+    tilt_limits_deg: tuple[float, float] = (0.0, 0.0)
+    invert_pan: bool = False
+    invert_tilt: bool = False
+    pan_offset_deg: float = 0.0
+    tilt_offset_deg: float = 0.0
+    park: tuple[float, float] = (0.5, 0.5)      # pan, tilt (0..1) taken slowly on stop
+    keep_out: tuple = ()                # [[pan_lo, pan_hi, tilt_lo, tilt_hi], ...] in 0..1
+
+
+@dataclass(frozen=True)
+class Config:
+    schema: int = SCHEMA
+    fps: float = 40.0
+    seed: int = 0
+    model: str = "nat-aurora"
+    walk: WalkConfig = field(default_factory=WalkConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
+    safety: SafetyConfig = field(default_factory=SafetyConfig)
+    control: ControlConfig = field(default_factory=ControlConfig)
+    preview: PreviewConfig = field(default_factory=PreviewConfig)
+    fixtures: tuple[FixtureConfig, ...] = ()
+    path: str = "<default>"
+
+    def replace(self, **changes) -> Config:
+        return dataclasses.replace(self, **changes)
+
+
+def default_config_path() -> Path:
+    return Path(__file__).parent / "data" / "default.toml"
+
+
+# -- parsing -------------------------------------------------------------------------------
+def _type_name(tp) -> str:
+    return {int: "a whole number", float: "a number", bool: "true or false",
+            str: "a string"}.get(tp, str(tp))
+
+
+def _coerce(value, tp, file: str, fld: str):
+    origin = typing.get_origin(tp)
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{value!r} is not true/false", file=file, field=fld,
+                              fix="write true or false")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{value!r} is not a whole number", file=file, field=fld,
+                              fix="write a whole number, e.g. 1")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{value!r} is not a number", file=file, field=fld,
+                              fix="write a number, e.g. 1.0")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{value!r} is not a string", file=file, field=fld,
+                              fix='write it in quotes, e.g. "name"')
+        return value
+    if tp is dict:
+        if not isinstance(value, dict):
+            raise ConfigError("expected a table", file=file, field=fld,
+                              fix='write e.g. { "1" = 1 }')
+        return dict(value)
+    if dataclasses.is_dataclass(tp):
+        return _build(tp, value, file, fld)
+    if origin is tuple:
+        args = typing.get_args(tp)
+        if not isinstance(value, list):
+            raise ConfigError(f"{value!r} is not a list", file=file, field=fld,
+                              fix="write a list in square brackets")
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_coerce(v, args[0], file, f"{fld}[{i}]") for i, v in enumerate(value))
+        if not args:     # loosely typed list (validated by its user)
+            return tuple(tuple(v) if isinstance(v, list) else v for v in value)
+        if len(value) != len(args):
+            raise ConfigError(f"expected {len(args)} values, got {len(value)}", file=file,
+                              field=fld, fix=f"write [{', '.join(_type_name(a) for a in args)}]")
+        return tuple(_coerce(v, a, file, f"{fld}[{i}]") for i, (v, a) in
+                     enumerate(zip(value, args, strict=True)))
+    raise TypeError(f"unsupported config type {tp}")  # pragma: no cover - programming error
+
+
+def _build(cls, table, file: str, prefix: str):
+    if not isinstance(table, dict):
+        raise ConfigError("expected a table", file=file, field=prefix or "(top level)",
+                          fix=f"write [{prefix}] with its keys")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls) if f.name != "path"]
+    kwargs = {}
+    for key, value in table.items():
+        fld = f"{prefix}.{key}" if prefix else key
+        if key not in names:
+            close = difflib.get_close_matches(key, names, n=1)
+            fix = f"did you mean {close[0]!r}?" if close else f"known keys: {', '.join(names)}"
+            raise ConfigError("unknown key", file=file, field=fld, fix=fix)
+        kwargs[key] = _coerce(value, hints[key], file, fld)
+    return cls(**kwargs)
+
+
+def _check_range(value: float, lo: float, hi: float, file: str, fld: str, fix: str) -> None:
+    if not lo <= value <= hi:
+        raise ConfigError(f"{value} is outside {lo}..{hi}", file=file, field=fld, fix=fix)
+
+
+def validate(cfg: Config) -> Config:
+    """Cross-field checks: fps, output kind, addresses, profiles, overlaps."""
+    from .fixtures import list_profiles
+
+    f = cfg.path
+    if cfg.schema != SCHEMA:
+        raise ConfigError(f"schema {cfg.schema} is not supported", file=f, field="schema",
+                          fix=f"set schema = {SCHEMA} (see README 'Configuration')")
+    if not 0 < cfg.fps <= MAX_FPS:
+        raise ConfigError(f"fps {cfg.fps:g} is above the DMX limit" if cfg.fps > 0 else
+                          f"fps {cfg.fps:g} must be positive", file=f, field="fps",
+                          fix=f"use 1..{MAX_FPS:g} (a 512-slot DMX frame takes 22.7 ms)")
+    if cfg.output.kind not in ("sim", "ola", "uart"):
+        raise ConfigError(f"unknown output {cfg.output.kind!r}", file=f, field="output.kind",
+                          fix="use sim, ola or uart")
+    w = cfg.walk
+    _check_range(w.seconds_per_waypoint, 0.1, 3600, f, "walk.seconds_per_waypoint",
+                 "use 0.1..3600 seconds")
+    _check_range(w.tempo, 0.01, 100, f, "walk.tempo", "use 0.01..100")
+    _check_range(w.spread, 0.0, 10, f, "walk.spread", "use 0..10")
+    if w.loop_waypoints < 0 or w.loop_waypoints == 1:
+        raise ConfigError("a loop needs at least 2 waypoints", file=f,
+                          field="walk.loop_waypoints", fix="use 0 (endless) or 2 or more")
+    s = cfg.safety
+    _check_range(s.master, 0, 1, f, "safety.master", "use 0..1")
+    for name in ("fade_in_s", "fade_out_s", "pan_slew_deg_per_s", "tilt_slew_deg_per_s",
+                 "colour_slew_per_s"):
+        _check_range(getattr(s, name), 0, 3600, f, f"safety.{name}", "use 0 or more")
+    _check_range(s.max_flashes_per_s, 0, 3, f, "safety.max_flashes_per_s",
+                 "WCAG 2.3.1 allows at most 3 flashes a second: use 0..3")
+    _check_range(s.strobe_max_hz, 0, 3, f, "safety.strobe_max_hz",
+                 "strobe is capped at 3 Hz: use 0..3")
+    u = cfg.output.uart
+    if u.break_us < 92:
+        raise ConfigError(f"break of {u.break_us} us is too short", file=f,
+                          field="output.uart.break_us", fix="DMX512 needs >= 92 us; use 176")
+    if u.mab_us < 12:
+        raise ConfigError(f"mark after break of {u.mab_us} us is too short", file=f,
+                          field="output.uart.mab_us", fix="DMX512 needs >= 12 us; use 16")
+    for k, v in cfg.output.ola.universe_map.items():
+        if not (str(k).isdigit() and isinstance(v, int) and not isinstance(v, bool) and v >= 0):
+            raise ConfigError(f"bad universe mapping {k!r} = {v!r}", file=f,
+                              field="output.ola.universe_map",
+                              fix='map rig universe to OLA universe, e.g. { "1" = 1 }')
+    if not cfg.fixtures:
+        raise ConfigError("no fixtures patched", file=f, field="fixtures",
+                          fix="add at least one [[fixtures]] table")
+    profiles = list_profiles()
+    used: dict[tuple[int, int], str] = {}
+    names: set[str] = set()
+    for i, fx in enumerate(cfg.fixtures):
+        fld = f"fixtures[{i}]"
+        if not fx.name:
+            raise ConfigError("fixture has no name", file=f, field=f"{fld}.name",
+                              fix='give it a name, e.g. name = "head-1"')
+        if fx.name in names:
+            raise ConfigError(f"name {fx.name!r} is used twice", file=f, field=f"{fld}.name",
+                              fix="give every fixture its own name")
+        names.add(fx.name)
+        prof = profiles.get(fx.profile)
+        if prof is None:
+            close = difflib.get_close_matches(fx.profile, list(profiles), n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise ConfigError(f"unknown profile {fx.profile!r}", file=f, field=f"{fld}.profile",
+                              fix=f"{hint}see `latentdmx fixtures list` or import one with "
+                                  "`latentdmx fixtures import FILE`")
+        mode = prof.mode(fx.mode)
+        if mode is None:
+            raise ConfigError(f"profile {prof.key!r} has no mode {fx.mode!r}", file=f,
+                              field=f"{fld}.mode", fix=f"use one of: {', '.join(prof.mode_names)}")
+        if not 0 <= fx.universe <= 65535:
+            raise ConfigError(f"universe {fx.universe} is out of range", file=f,
+                              field=f"{fld}.universe", fix="use an OLA universe number, e.g. 1")
+        if not 1 <= fx.address <= SLOTS:
+            raise ConfigError(f"address {fx.address} is not a DMX address", file=f,
+                              field=f"{fld}.address", fix="use 1..512, as on the fixture display")
+        last = fx.address + mode.footprint - 1
+        if last > SLOTS:
+            raise ConfigError(f"{mode.footprint} channels from {fx.address} run past slot 512 "
+                              f"(to {last})", file=f, field=f"{fld}.address",
+                              fix=f"use an address of at most {SLOTS - mode.footprint + 1}")
+        for slot in range(fx.address, last + 1):
+            other = used.get((fx.universe, slot))
+            if other is not None:
+                raise ConfigError(f"slot {slot} of universe {fx.universe} is also used by "
+                                  f"{other!r}", file=f, field=f"{fld}.address",
+                                  fix="move one of them so their channels do not overlap")
+            used[(fx.universe, slot)] = fx.name
+        for j, v in enumerate(fx.position):
+            _check_range(v, 0, 1, f, f"{fld}.position[{j}]", "use x, y in 0..1")
+        for j, v in enumerate(fx.park):
+            _check_range(v, 0, 1, f, f"{fld}.park[{j}]", "use pan, tilt in 0..1")
+        for lim, full in (("pan_limits_deg", prof.pan_deg), ("tilt_limits_deg", prof.tilt_deg)):
+            lo, hi = getattr(fx, lim)
+            if (lo, hi) != (0.0, 0.0) and not 0 <= lo < hi <= max(full, 0.0):
+                raise ConfigError(f"limits [{lo:g}, {hi:g}] are not inside 0..{full:g}", file=f,
+                                  field=f"{fld}.{lim}",
+                                  fix=f"use [min, max] with 0 <= min < max <= {full:g}")
+        for j, box in enumerate(fx.keep_out):
+            ok = (isinstance(box, tuple) and len(box) == 4 and
+                  all(isinstance(v, int | float) and 0 <= v <= 1 for v in box) and
+                  box[0] < box[1] and box[2] < box[3])
+            if not ok:
+                raise ConfigError(f"bad keep-out box {box!r}", file=f,
+                                  field=f"{fld}.keep_out[{j}]",
+                                  fix="write [pan_lo, pan_hi, tilt_lo, tilt_hi] in 0..1, lo < hi")
+    return cfg
+
+
+def parse_config(text: str, path: str) -> Config:
+    try:
+        table = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"not valid TOML ({exc})", file=path, field="(syntax)",
+                          fix="fix the TOML syntax at that line") from None
+    fixtures = table.pop("fixtures", [])
+    if not isinstance(fixtures, list):
+        raise ConfigError("fixtures must be an array of tables", file=path, field="fixtures",
+                          fix="write each fixture as a [[fixtures]] table")
+    cfg = _build(Config, table, path, "")
+    fx = tuple(_build(FixtureConfig, t, path, f"fixtures[{i}]") for i, t in enumerate(fixtures))
+    return validate(dataclasses.replace(cfg, fixtures=fx, path=path))
+
+
+def load_config(path: str | Path | None = None) -> Config:
+    """Load and validate a config file; None loads the bundled default rig."""
+    p = default_config_path() if path is None else Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError("file not found", file=p, field="(file)",
+                          fix="check the path, or leave out --config for the default rig") from None
+    except IsADirectoryError:
+        raise ConfigError("is a folder, not a file", file=p, field="(file)",
+                          fix="give the path of a .toml file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read ({exc.__class__.__name__})", file=p, field="(file)",
+                          fix="check the file's permissions and encoding (UTF-8)") from None
+    return parse_config(text, str(p) if path is not None else "<default config>")
+
+

@@ -1,0 +1,121 @@
+"""The one output interface (after mido's ``BaseOutput``).
+
+`Output.send(frames)` checks the output is open and every frame is ``uint8[512]`` for a
+patched universe, takes the lock, then calls the backend's `_send`. A backend overrides only
+the hooks `_open`, `_send`, `_close` (and may override `health`). `close()` is idempotent
+and sends a blackout of the last frames first, so the lights are dark whatever happens.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable, Mapping
+
+import numpy as np
+
+from ..errors import OutputError
+
+Frames = Mapping[int, np.ndarray]   # OLA universe number -> uint8[512]
+BlackoutFn = Callable[[Frames], dict[int, np.ndarray]]
+SLOTS = 512
+
+
+def zero_blackout(frames: Frames) -> dict[int, np.ndarray]:
+    """Fallback blackout when no patch is known: every slot to 0."""
+    return {u: np.zeros(SLOTS, dtype=np.uint8) for u in frames}
+
+
+class Output:
+    """Base class. Backends implement `_open`, `_send`, `_close`; callers use the rest.
+
+    Must override: `_send(frames)`. May override: `_open()`, `_close()`, `health()`.
+    `blackout` maps the last frames to dark frames (the patch knows which slots are light and
+    which are pan/tilt that must hold); default: all slots 0.
+    """
+
+    name = "base"
+
+    def __init__(self, universes: Iterable[int], *, blackout: BlackoutFn | None = None) -> None:
+        self.universes: tuple[int, ...] = tuple(sorted(set(int(u) for u in universes)))
+        if not self.universes:
+            raise OutputError("no universe to send", field="fixtures",
+                              fix="patch at least one fixture")
+        self._blackout = blackout or zero_blackout
+        self._lock = threading.Lock()
+        self._opened = False
+        self._closed = False
+        self.frames_sent = 0
+        self.last_frames: dict[int, np.ndarray] = {
+            u: np.zeros(SLOTS, dtype=np.uint8) for u in self.universes}
+
+    # -- public API -------------------------------------------------------------------
+    def open(self) -> Output:
+        with self._lock:
+            if self._closed:
+                raise OutputError("output is closed", field=self.name, fix="open a new output")
+            if not self._opened:
+                self._open()
+                self._opened = True
+        return self
+
+    def __enter__(self) -> Output:
+        return self.open()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def send(self, frames: Frames) -> None:
+        """Send one frame per universe (``{universe: uint8[512]}``)."""
+        if self._closed or not self._opened:
+            raise OutputError("send on an output that is not open", field=self.name,
+                              fix="call open() first")
+        for u, f in frames.items():
+            if u not in self.last_frames:
+                raise OutputError(f"universe {u} is not patched", field=self.name,
+                                  fix=f"send only universes {list(self.universes)}")
+            if not isinstance(f, np.ndarray) or f.dtype != np.uint8 or f.shape != (SLOTS,):
+                raise OutputError("a frame must be a uint8[512] NumPy array", field=self.name,
+                                  fix="build frames with the patch")
+        with self._lock:
+            self._send(frames)
+            for u, f in frames.items():
+                self.last_frames[u] = f.copy()
+            self.frames_sent += 1
+
+    def blackout(self) -> None:
+        """Send the blackout of the last frames now (light 0, pan/tilt held)."""
+        if self._opened and not self._closed:
+            self.send(self._blackout(self.last_frames))
+
+    def close(self) -> None:
+        """Black out, then close. Safe to call more than once."""
+        if self._closed:
+            return
+        try:
+            if self._opened:
+                try:
+                    self.blackout()
+                finally:
+                    with self._lock:
+                        self._close()
+        finally:
+            self._closed = True
+
+    def health(self) -> dict:
+        """A small status dict for `latentdmx status` (backends add their own keys)."""
+        return {"output": self.name, "ok": self._opened and not self._closed,
+                "frames_sent": self.frames_sent}
+
+    # -- hooks --------------------------------------------------------------------------
+    def _open(self) -> None:
+        pass
+
+    def _send(self, frames: Frames) -> None:
+        raise NotImplementedError
+
+    def _close(self) -> None:
+        pass

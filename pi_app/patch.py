@@ -1,0 +1,178 @@
+"""Patch: scene -> one ``uint8[512]`` frame per universe, through the fixture profiles.
+
+Built once from the config into flat index arrays, so a frame is a handful of vectorised
+NumPy operations whatever the rig size. Pan/tilt go through per-fixture limits, invert and
+offset (DESIGN.md: scene 0..1 spans the profile's range after those), 16-bit pan/tilt are
+split into coarse + fine channels, light channels are written only inside their range
+(e.g. the Lumeri's dimmer part 0..134 of its dimmer/strobe channel), held channels (reset,
+macros, auto, speed) keep their fixed value on every frame, blackouts included.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .config import SLOTS, Config, FixtureConfig
+from .fixtures import Mode, Profile, find_profile
+from .fixtures.profile import LIGHT_KINDS
+from .scene import DIMMER, LUMA, PAN, RED, TILT, WHITE
+
+# Columns of the per-frame source matrix the channels read from.
+_SRC = {"pan": 0, "tilt": 1, "dimmer": 2, "red": 3, "green": 4, "blue": 5, "white": 6,
+        "intensity": 7, "strobe": 8}
+_N_SRC = 13   # 9..12: red..white with the dimmer baked in (fixtures with no dimmer channel)
+
+
+@dataclass(frozen=True)
+class PatchedFixture:
+    index: int
+    config: FixtureConfig
+    profile: Profile
+    mode: Mode
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    @property
+    def universe(self) -> int:
+        return self.config.universe
+
+    @property
+    def address(self) -> int:
+        return self.config.address
+
+    @property
+    def last_address(self) -> int:
+        return self.config.address + self.mode.footprint - 1
+
+    @property
+    def moves(self) -> bool:
+        return self.mode.has("pan") or self.mode.has("tilt")
+
+
+class Patch:
+    """The compiled patch of a config. `frames(scene)` is the per-frame call."""
+
+    def __init__(self, config: Config) -> None:
+        fixtures = []
+        for i, fx in enumerate(config.fixtures):
+            prof = find_profile(fx.profile)
+            assert prof is not None, "config.validate() checks profiles"
+            mode = prof.mode(fx.mode)
+            assert mode is not None
+            fixtures.append(PatchedFixture(i, fx, prof, mode))
+        self.fixtures: tuple[PatchedFixture, ...] = tuple(fixtures)
+        self.universes: tuple[int, ...] = tuple(sorted({f.universe for f in fixtures}))
+        self._uidx = {u: k for k, u in enumerate(self.universes)}
+        n = len(fixtures)
+        # Pan/tilt: physical = clip(a + b * scene, 0, 1) per fixture.
+        self._pt_a = np.zeros((n, 2), np.float32)
+        self._pt_b = np.ones((n, 2), np.float32)
+        for f in fixtures:
+            for k, (full, lim, inv, off) in enumerate((
+                    (f.profile.pan_deg, f.config.pan_limits_deg, f.config.invert_pan,
+                     f.config.pan_offset_deg),
+                    (f.profile.tilt_deg, f.config.tilt_limits_deg, f.config.invert_tilt,
+                     f.config.tilt_offset_deg))):
+                if full <= 0:
+                    continue
+                lo, hi = lim if lim != (0.0, 0.0) else (0.0, full)
+                a, b = (lo + off) / full, (hi - lo) / full
+                if inv:
+                    a, b = a + b, -b
+                self._pt_a[f.index, k], self._pt_b[f.index, k] = a, b
+        bake = np.array([not (f.mode.has("dimmer") or f.mode.has("intensity")) for f in fixtures])
+        s8, src8, lo8, span8, s16c, s16f, src16, held, held_v, light = ([] for _ in range(10))
+        for f in fixtures:
+            base = self._uidx[f.universe] * SLOTS + f.address - 1
+            chans = f.mode.channels
+            for j, ch in enumerate(chans):
+                slot = base + j
+                if ch.attr in LIGHT_KINDS:
+                    light.append(slot)
+                if ch.attr == "hold":
+                    held.append(slot)
+                    held_v.append(ch.value)
+                elif ch.attr in ("pan_fine", "tilt_fine"):
+                    continue      # written with its coarse channel
+                elif ch.attr in ("pan", "tilt") and any(
+                        c.attr == ch.attr + "_fine" for c in chans):
+                    fine = next(k for k, c in enumerate(chans) if c.attr == ch.attr + "_fine")
+                    s16c.append(slot)
+                    s16f.append(base + fine)
+                    src16.append(f.index * _N_SRC + _SRC[ch.attr])
+                else:
+                    col = _SRC[ch.attr]
+                    if bake[f.index] and ch.attr in ("red", "green", "blue", "white"):
+                        col += 6
+                    s8.append(slot)
+                    src8.append(f.index * _N_SRC + col)
+                    lo8.append(ch.min)
+                    span8.append(ch.max - ch.min)
+        i64 = lambda v: np.asarray(v, dtype=np.int64)  # noqa: E731
+        self._s8, self._src8 = i64(s8), i64(src8)
+        self._lo8, self._span8 = np.asarray(lo8, np.float32), np.asarray(span8, np.float32)
+        self._s16c, self._s16f, self._src16 = i64(s16c), i64(s16f), i64(src16)
+        self._held, self._held_v = i64(held), np.asarray(held_v, np.uint8)
+        self._light = i64(light)
+        self._bake = bake
+        self._buf = np.zeros(len(self.universes) * SLOTS, np.uint8)
+        self._buf[self._held] = self._held_v
+        self._src = np.zeros((n, _N_SRC), np.float32)
+        # Views of the flat buffer, one per universe (returned by `frames`).
+        self._views = {u: self._buf[k * SLOTS:(k + 1) * SLOTS] for u, k in self._uidx.items()}
+
+    def __len__(self) -> int:
+        return len(self.fixtures)
+
+    def frames(self, scene: np.ndarray) -> dict[int, np.ndarray]:
+        """Scene (n, 7) in [0, 1] -> {universe: uint8[512]}.
+
+        The arrays are the patch's own buffers, valid until the next call: copy to keep
+        (`Output.send` and the recorder copy)."""
+        src = self._src
+        np.clip(scene, 0.0, 1.0, out=src[:, :7])
+        np.clip(self._pt_a + self._pt_b * src[:, (PAN, TILT)], 0.0, 1.0, out=src[:, 0:2])
+        src[:, 7] = src[:, DIMMER] * np.minimum(src[:, RED:WHITE + 1] @ LUMA, 1.0)
+        src[:, 8] = 0.0      # strobe: open only when the safety stage allows it
+        src[:, 9:13] = src[:, RED:WHITE + 1] * src[:, DIMMER:DIMMER + 1]
+        flat = src.reshape(-1)
+        buf = self._buf
+        if self._s8.size:
+            buf[self._s8] = np.rint(self._lo8 + flat[self._src8] * self._span8)
+        if self._s16c.size:
+            v16 = np.rint(flat[self._src16] * 65535.0).astype(np.uint16)
+            buf[self._s16c] = v16 >> 8
+            buf[self._s16f] = v16 & 0xFF
+        return self._views
+
+    def blackout_frames(self, frames) -> dict[int, np.ndarray]:
+        """Blackout of `frames` (DESIGN.md): light and colour slots 0, pan/tilt and held keep."""
+        out = {u: np.array(f, dtype=np.uint8, copy=True) for u, f in frames.items()}
+        for u, f in out.items():
+            k = self._uidx.get(u)
+            if k is None:
+                continue
+            idx = self._light[(self._light >= k * SLOTS) & (self._light < (k + 1) * SLOTS)]
+            f[idx - k * SLOTS] = 0
+        return out
+
+    def slot_map(self) -> dict[tuple[int, int], tuple[int, str]]:
+        """(universe, 1-based slot) -> (fixture index, channel attr): for checkers and viewers."""
+        out = {}
+        for f in self.fixtures:
+            for j, ch in enumerate(f.mode.channels):
+                out[(f.universe, f.address + j)] = (f.index, ch.attr)
+        return out
+
+    def table(self) -> list[tuple[str, str, int, str, str]]:
+        """Rows for `latentdmx check`: fixture, profile/mode, universe, addresses, channels."""
+        return [(f.name, f"{f.profile.key} {f.mode.name}", f.universe,
+                 f"{f.address}-{f.last_address}",
+                 " ".join(c.attr if c.attr != "hold" else f"hold={c.value}"
+                          for c in f.mode.channels)) for f in self.fixtures]
+
+

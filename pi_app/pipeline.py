@@ -1,0 +1,107 @@
+"""One frame's way through the program, without clock or output:
+walk -> model -> mapper -> safety -> patch.
+
+`Pipeline.frames(t_s)` is what the show loop calls once per frame, and what `render` and
+the benchmarks call offline. Live changes (tempo, pause, blackout, seed, model swap with a
+cross-fade) are plain method calls made between frames by the frame loop's thread.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .config import Config
+from .mapper import make_mapper, streams_for
+from .patch import Patch
+from .runtime import Model
+from .safety import Safety
+from .scene import LIGHT
+from .walk import LatentWalk
+
+MODEL_XFADE_S = 2.0
+
+
+class _Source:
+    """A model with its walk and mapper: latent phase -> raw scene."""
+
+    def __init__(self, model: Model, config: Config, seed: int, positions: np.ndarray):
+        self.model = model
+        self.seed = seed
+        info = model.info
+        self.walk = LatentWalk(seed, streams_for(info, len(positions)), info.latent_dim,
+                               loop_waypoints=config.walk.loop_waypoints,
+                               spread=config.walk.spread)
+        self.mapper = make_mapper(info, positions)
+
+    def scene(self, phase: float) -> np.ndarray:
+        return self.mapper(self.model.generate(self.walk.at(phase)))
+
+
+class Pipeline:
+    def __init__(self, config: Config, model: Model, *, seed: int | None = None) -> None:
+        self.config = config
+        self.fps = config.fps
+        self.patch = Patch(config)
+        self.positions = np.array([f.position for f in config.fixtures], np.float32)
+        self.safety = Safety(config, self.patch, self.fps)
+        self.seed = config.seed if seed is None else int(seed)
+        self.source = _Source(model, config, self.seed, self.positions)
+        self._old: _Source | None = None        # the model being cross-faded out
+        self._xfade_t0 = 0.0
+        self.tempo = config.walk.tempo
+        self.paused = False
+        self.blacked_out = False
+        self.phase = 0.0                         # position on the walk, in waypoints
+        self._last_t: float | None = None
+        self.scene: np.ndarray | None = None     # the last safe scene (for viewers)
+
+    @property
+    def model(self) -> Model:
+        return self.source.model
+
+    # -- live changes (call between frames) ---------------------------------------------
+    def set_seed(self, seed: int) -> None:
+        self.seed = int(seed)
+        self.source = _Source(self.source.model, self.config, self.seed, self.positions)
+        self.phase = 0.0
+
+    def set_model(self, model: Model, t_s: float) -> None:
+        """Swap models with a cross-fade of `MODEL_XFADE_S` seconds."""
+        self._old = self.source
+        self._xfade_t0 = t_s
+        self.source = _Source(model, self.config, self.seed, self.positions)
+
+    # -- per frame ---------------------------------------------------------------------
+    def raw_scene(self, t_s: float) -> np.ndarray:
+        """The mapper's scene at show time `t_s` (advances the walk unless paused)."""
+        if self._last_t is not None and not self.paused:
+            self.phase += (t_s - self._last_t) * self.tempo / self.config.walk.seconds_per_waypoint
+        self._last_t = t_s
+        scene = self.source.scene(self.phase)
+        if self._old is not None:
+            a = (t_s - self._xfade_t0) / MODEL_XFADE_S
+            if a >= 1.0:
+                self._old = None
+            else:
+                scene = (1.0 - a) * self._old.scene(self.phase) + a * scene
+        if self.blacked_out:
+            scene = scene.copy()
+            scene[:, LIGHT] = 0.0
+        return scene
+
+    def safe_scene(self, t_s: float) -> np.ndarray:
+        self.scene = self.safety(self.raw_scene(t_s), t_s)
+        return self.scene
+
+    def frames(self, t_s: float) -> dict[int, np.ndarray]:
+        """The DMX frames of the frame due at show time `t_s` (the patch's own buffers)."""
+        return self.patch.frames(self.safe_scene(t_s))
+
+    def blackout_frames(self) -> dict[int, np.ndarray]:
+        """Blackout of the last safe scene: light 0, pan/tilt held, held channels held."""
+        dark = self.safety.blackout(self.scene) if self.scene is not None else None
+        if dark is None:
+            from .scene import blackout, empty_scene
+            dark = blackout(empty_scene(len(self.patch)))
+        self.scene = dark
+        return self.patch.frames(dark)

@@ -1,0 +1,255 @@
+"""The show: the frame loop that drives a `Pipeline` into an `Output` on the frame clock.
+
+``Show(config, output, model=..., seed=..., duration_s=..., record_path=...).run()`` blocks
+until the show stops and returns the exit code. Stop (Ctrl-C, SIGTERM, `stop()`, the end of
+``--duration``): fade-out over ``safety.fade_out_s``, then a blackout frame, flushed, then 0.
+An exception in the frame loop: blackout at once, then the exception propagates (the CLI exits
+non-zero). The control socket's requests are validated on its own thread and applied by the
+frame loop between frames, so a client can never stall the clock.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import signal
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from pathlib import Path
+
+from .clock import FrameClock
+from .config import Config, load_config
+from .errors import ControlError, LatentDMXError
+from .outputs import Output
+from .pipeline import Pipeline
+from .runtime import Model, load_model
+from .sim.record import ShowRecorder
+
+log = logging.getLogger("latentdmx")
+
+
+class Show:
+    def __init__(self, config: Config, output: Output, *, model: Model | None = None,
+                 seed: int | None = None, duration_s: float | None = None,
+                 record_path: str | Path | None = None, control: bool | None = None,
+                 config_path: str | Path | None = None) -> None:
+        self.config = config
+        self.config_path = config_path
+        self.output = output
+        model = model or load_model(config.model)
+        self.pipeline = Pipeline(config, model, seed=seed)
+        self.fps = config.fps
+        self.duration_s = duration_s
+        self.record_path = record_path
+        self.control_enabled = config.control.enabled if control is None else control
+        self._commands: queue.SimpleQueue[Callable[[float], None]] = queue.SimpleQueue()
+        self._wake = threading.Event()
+        self._stop_requested = False
+        self._reload_requested = False
+        self._started = time.monotonic()
+        self._times: deque[float] = deque(maxlen=int(self.fps * 5) + 1)
+        self.clock: FrameClock | None = None
+        self.status_snapshot: dict = {}
+        self.listeners: list[Callable[[Show], None]] = []   # called after each frame (viewers)
+
+    # -- called from other threads ------------------------------------------------------
+    def stop(self) -> None:
+        """Ask for a clean stop (fade-out, blackout). Safe from signal handlers and threads."""
+        self._stop_requested = True
+        self._wake.set()
+
+    def request_reload(self) -> None:
+        self._reload_requested = True
+
+    def handle_control(self, cmd: str, args: dict) -> dict:
+        """The control socket's handler: validate here, apply between frames."""
+        p = self.pipeline
+
+        def number(name: str, lo: float, hi: float) -> float:
+            v = args.get(name)
+            if isinstance(v, bool) or not isinstance(v, int | float) or not lo <= v <= hi:
+                raise ControlError(f"{name} must be a number in {lo:g}..{hi:g}", field=cmd,
+                                   fix=f"e.g. `latentdmx {cmd} {hi / 2:g}`")
+            return float(v)
+
+        if cmd == "status":
+            return dict(self.status_snapshot)
+        if cmd == "dim":
+            level = number("level", 0.0, 1.0)
+            self._commands.put(lambda t: setattr(p.safety, "master", level))
+            return {"master": level}
+        if cmd == "pause":
+            self._commands.put(lambda t: setattr(p, "paused", True))
+            return {"paused": True}
+        if cmd == "resume":
+            def resume(t: float) -> None:
+                p.paused = False
+                p.blacked_out = False
+            self._commands.put(resume)
+            return {"paused": False, "blackout": False}
+        if cmd == "blackout":
+            on = bool(args.get("on", True))
+            self._commands.put(lambda t: setattr(p, "blacked_out", on))
+            return {"blackout": on}
+        if cmd == "seed":
+            seed = args.get("seed")
+            if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+                raise ControlError("seed must be a whole number >= 0", field="seed",
+                                   fix="e.g. `latentdmx seed 7`")
+            self._commands.put(lambda t: p.set_seed(seed))
+            return {"seed": seed}
+        if cmd == "tempo":
+            tempo = number("tempo", 0.01, 100.0)
+            self._commands.put(lambda t: setattr(p, "tempo", tempo))
+            return {"tempo": tempo}
+        if cmd == "model":
+            name = args.get("name")
+            if not isinstance(name, str) or not name:
+                raise ControlError("model needs a name", field="model",
+                                   fix="e.g. `latentdmx model iae-glyphs`")
+            model = load_model(name)            # loads on the control thread, not the loop
+            self._commands.put(lambda t: p.set_model(model, t))
+            return {"model": model.info.name}
+        raise ControlError(f"unknown command {cmd!r}", field="cmd",
+                           fix="use status, dim, pause, resume, blackout, seed, model or tempo")
+
+    # -- the frame loop -----------------------------------------------------------------
+    def _status(self, k: int) -> dict:
+        p = self.pipeline
+        times = self._times
+        achieved = (len(times) - 1) / (times[-1] - times[0]) if len(times) > 2 and \
+            times[-1] > times[0] else 0.0
+        return {"model": p.model.info.name, "family": p.model.info.family,
+                "fps": self.fps, "fps_achieved": round(achieved, 2),
+                "frames": k + 1, "late_frames": self.clock.late if self.clock else 0,
+                "output": self.output.health(), "uptime_s": round(time.monotonic() -
+                                                                  self._started, 1),
+                "master": p.safety.master, "paused": p.paused, "blackout": p.blacked_out,
+                "seed": p.seed, "tempo": p.tempo, "phase": round(p.phase, 3),
+                "fixtures": [f.name for f in p.patch.fixtures],
+                "universes": list(p.patch.universes),
+                "config": str(self.config.path)}
+
+    def _reload(self, t_s: float) -> None:
+        """SIGHUP: re-read the config; a bad one is logged and the show goes on."""
+        self._reload_requested = False
+        path = self.config_path
+        try:
+            new = load_config(path)
+            if new.output != self.config.output or \
+                    set(f.universe for f in new.fixtures) != set(self.pipeline.patch.universes):
+                log.warning("reload: output or universe changes need a restart; "
+                            "applying the rest")
+            model = load_model(new.model) if new.model != self.config.model else \
+                self.pipeline.model
+        except LatentDMXError as exc:
+            log.error("reload rejected, the show goes on with the old config: %s", exc)
+            return
+        old = self.pipeline
+        new = new.replace(output=self.config.output)
+        pipe = Pipeline(new, model, seed=old.seed)
+        pipe.phase, pipe._last_t, pipe.tempo = old.phase, old._last_t, new.walk.tempo
+        pipe.safety.master = old.safety.master
+        pipe.scene = old.scene
+        self.pipeline, self.config = pipe, new
+        log.info("reloaded %s", path or "the default config")
+
+    def _install_signals(self) -> list:
+        if threading.current_thread() is not threading.main_thread():
+            return []
+        saved = []
+        for sig, fn in ((signal.SIGINT, lambda *_: self.stop()),
+                        (signal.SIGTERM, lambda *_: self.stop()),
+                        (signal.SIGHUP, lambda *_: self.request_reload())):
+            saved.append((sig, signal.signal(sig, fn)))
+        return saved
+
+    def _start_control(self):
+        if not self.control_enabled:
+            return None
+        try:
+            from .control import ControlServer, server_socket_path
+            server = ControlServer(server_socket_path(self.config.control.socket or None),
+                                   self.handle_control)
+            server.start()
+            log.info("control socket: %s", server.path)
+            return server
+        except LatentDMXError as exc:
+            log.warning("control socket disabled: %s", exc)
+            return None
+
+    def run(self) -> int:
+        from .notify import Notifier
+
+        notifier = Notifier()
+        saved = self._install_signals()
+        recorder = ShowRecorder(self.record_path, self.fps) if self.record_path else None
+        server = None
+        fading = False
+        clean = False
+        fade_at = None
+        if self.duration_s is not None:
+            fade_at = max(0.0, self.duration_s - self.config.safety.fade_out_s)
+        try:
+            self.output.open()
+            server = self._start_control()
+            self.clock = clock = FrameClock(self.fps, stop=self._wake)
+            while True:
+                k = clock.wait()
+                t = k / self.fps
+                self._wake.clear()
+                while not self._commands.empty():
+                    self._commands.get_nowait()(t)
+                if self._reload_requested:
+                    self._reload(t)
+                pipe = self.pipeline
+                if not fading and (self._stop_requested or (fade_at is not None and
+                                                            t >= fade_at)):
+                    fading = True
+                    pipe.safety.start_fade_out(t)
+                    notifier.stopping("fading out")
+                frames = pipe.frames(t)
+                self.output.send(frames)
+                if recorder:
+                    recorder.write(frames, t)
+                self._times.append(time.monotonic())
+                if k == 0:
+                    notifier.ready("first frame out")
+                notifier.watchdog()
+                self.status_snapshot = self._status(k)
+                for listener in self.listeners:
+                    listener(self)
+                if fading and pipe.safety.fade_out_done(t):
+                    break
+            # The last frame out is dark: blackout, flushed.
+            frames = self.pipeline.blackout_frames()
+            self.output.send(frames)
+            if recorder:
+                recorder.write(frames, (clock.frame) / self.fps)
+            clean = True
+            return 0
+        except BaseException:
+            if not clean:
+                try:
+                    if not self.output.closed and self.pipeline.scene is not None:
+                        self.output.send(self.pipeline.blackout_frames())
+                except Exception:    # the output itself may be what failed
+                    log.exception("could not send the blackout frame")
+            raise
+        finally:
+            self.output.close()
+            if recorder:
+                recorder.close()
+            if server is not None:
+                server.close()
+            notifier.close()
+            for sig, old in saved:
+                signal.signal(sig, old)
+
+
+def default_universes(config: Config) -> tuple[int, ...]:
+    return tuple(sorted({f.universe for f in config.fixtures}))
+
+

@@ -1,0 +1,100 @@
+"""What both training loops share: torch set-up, the steps/minutes budget, checkpoints."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from ..errors import LatentDMXError
+
+CHECKPOINT = "checkpoint.pt"
+
+
+def setup(device: str, threads: int, seed: int) -> torch.device:
+    """Seed torch, limit its threads (shared CPUs), and check the device exists."""
+    torch.manual_seed(seed)
+    torch.set_num_threads(max(1, threads))
+    try:
+        dev = torch.device(device)
+        torch.zeros(1, device=dev)
+    except (RuntimeError, AssertionError) as exc:
+        raise LatentDMXError(f"device {device!r} not usable ({str(exc).splitlines()[0]})",
+                             field="--device", fix="use --device cpu") from None
+    return dev
+
+
+@dataclass
+class Budget:
+    """Stop after `steps` steps or `minutes` of training, whichever comes first.
+
+    `elapsed_s` counts training time from earlier (resumed) runs too.
+    """
+
+    steps: int
+    minutes: float | None = None
+    elapsed_s: float = 0.0
+    _t0: float = field(default_factory=time.monotonic, repr=False)
+    _before: float = field(default=0.0, repr=False)
+
+    def __post_init__(self) -> None:
+        self._before = self.elapsed_s
+
+    def tick(self) -> None:
+        self.elapsed_s = self._before + time.monotonic() - self._t0
+
+    def progress(self, step: int) -> float:
+        """0 at the start, 1 when the budget is spent (drives the learning-rate schedule)."""
+        p = step / max(1, self.steps)
+        if self.minutes:
+            p = max(p, self.elapsed_s / (60.0 * self.minutes))
+        return min(1.0, p)
+
+    def done(self, step: int) -> bool:
+        return self.progress(step) >= 1.0
+
+
+def cosine_lr(base: float, progress: float, warmup: float = 0.02, floor: float = 0.05) -> float:
+    """Linear warm-up, then cosine decay to `floor * base`."""
+    import math
+    if progress < warmup:
+        return base * (0.1 + 0.9 * progress / warmup)
+    t = (progress - warmup) / (1.0 - warmup)
+    return base * (floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * min(1.0, t))))
+
+
+def save_checkpoint(out: Path, state: dict) -> Path:
+    """Write ``out/checkpoint.pt`` atomically (a Ctrl-C mid-write never leaves half a file)."""
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / CHECKPOINT
+    tmp = path.with_suffix(".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def load_checkpoint(out: Path) -> dict | None:
+    """The checkpoint in `out`, or None. It is our own file, so full unpickling is allowed."""
+    path = out / CHECKPOINT
+    if not path.is_file():
+        return None
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:
+        raise LatentDMXError(f"cannot read checkpoint ({exc.__class__.__name__})", file=path,
+                             fix="delete it or pass --fresh") from None
+
+
+def check_resume(ckpt: dict, family: str, args: dict, out: Path,
+                 free: tuple[str, ...] = ("steps", "ckpt_every")) -> None:
+    """Refuse to resume a checkpoint made with other settings (the budget may change)."""
+    old = {k: v for k, v in ckpt.get("model_args", {}).items() if k not in free}
+    new = {k: v for k, v in args.items() if k not in free}
+    if ckpt.get("family") != family or old != new:
+        diff = sorted(k for k in new.keys() | old.keys() if old.get(k) != new.get(k))
+        raise LatentDMXError(f"checkpoint was made with other settings ({', '.join(diff)})",
+                             file=out / CHECKPOINT,
+                             fix="use the same options, or pass --fresh to start over")
