@@ -174,7 +174,6 @@ class Show:
             server = ControlServer(server_socket_path(self.config.control.socket or None),
                                    self.handle_control)
             server.start()
-            log.info("control socket: %s", server.path)
             return server
         except LatentDMXError as exc:
             log.warning("control socket disabled: %s", exc)

@@ -1,0 +1,128 @@
+"""Per-frame cost of each pipeline stage, and of the whole pipeline, for 1/8/32/128 fixtures.
+
+    python bench/pipeline.py [--model NAME] [--frames N]
+
+Prints µs per frame and the share of the 44 fps frame period (22.7 ms) — goal: the whole
+pipeline under 0.5 % of the period at 32 fixtures — then the daemon's start-to-first-frame
+time (READY=1 on a private NOTIFY_SOCKET, as systemd sees it) and its resident memory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from pi_app.config import parse_config  # noqa: E402
+from pi_app.outputs.sim import SimOutput  # noqa: E402
+from pi_app.pipeline import Pipeline  # noqa: E402
+from pi_app.runtime import load_model  # noqa: E402
+
+PERIOD_US = 1e6 / 44
+
+
+def rig(n: int, model: str) -> str:
+    """n Lumeri 14ch heads, 36 per universe."""
+    lines = [f'model = "{model}"\nfps = 44\n']
+    for i in range(n):
+        u, k = divmod(i, 36)
+        lines.append(f'[[fixtures]]\nname = "h{i}"\nprofile = "lumeri-wash-7-10"\nmode = "14ch"\n'
+                     f'universe = {u + 1}\naddress = {k * 14 + 1}\n'
+                     f'position = [{(i % 12) / 11:.3f}, {(i // 12) / 11 % 1:.3f}]\n')
+    return "".join(lines)
+
+
+def per_call_us(fn, frames: int) -> float:
+    """Median of 5 runs of `frames` calls, in µs per call."""
+    runs = []
+    for _ in range(5):
+        t0 = time.perf_counter()
+        for k in range(frames):
+            fn(k)
+        runs.append((time.perf_counter() - t0) / frames * 1e6)
+    return float(np.median(runs))
+
+
+def bench_stages(n: int, model_name: str, frames: int) -> dict[str, float]:
+    cfg = parse_config(rig(n, model_name), f"<bench {n}>")
+    pipe = Pipeline(cfg, load_model(cfg.model), seed=1)
+    src = pipe.source
+    rate = 1 / (44 * cfg.walk.seconds_per_waypoint)
+    z = src.walk.at(0.3).copy()
+    out = src.model.generate(z).copy()
+    raw = src.mapper(out).copy()
+    safe = pipe.safety(raw, 0.0).copy()
+    sim = SimOutput(pipe.patch.universes).open()
+    frames_ = {u: f.copy() for u, f in pipe.patch.frames(safe).items()}
+    res = {
+        "walk": per_call_us(lambda k: src.walk.at(k * rate), frames),
+        "model": per_call_us(lambda k: src.model.generate(z), frames),
+        "mapper": per_call_us(lambda k: src.mapper(out), frames),
+        "safety": per_call_us(lambda k: pipe.safety(raw, k / 44), frames),
+        "patch": per_call_us(lambda k: pipe.patch.frames(safe), frames),
+        "output(sim)": per_call_us(lambda k: sim.send(frames_), frames),
+    }
+    pipe2 = Pipeline(cfg, load_model(cfg.model), seed=1)
+    res["whole pipeline"] = per_call_us(lambda k: pipe2.frames(k / 44), frames)
+    res["whole + sim send"] = per_call_us(lambda k: sim.send(pipe2.frames(k / 44)), frames)
+    return res
+
+
+def bench_daemon(model: str) -> tuple[float, float, float]:
+    """Start-to-first-frame (s), VmRSS and VmHWM (MB) of `latentdmx run` on the simulator."""
+    with tempfile.TemporaryDirectory() as tmp:
+        sock_path = os.path.join(tmp, "notify")
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        sock.bind(sock_path)
+        sock.settimeout(30)
+        env = dict(os.environ, NOTIFY_SOCKET=sock_path, XDG_RUNTIME_DIR=tmp)
+        t0 = time.monotonic()
+        proc = subprocess.Popen([sys.executable, "-m", "pi_app.cli", "run", "--model", model,
+                                 "--duration", "4"], env=env, stderr=subprocess.DEVNULL)
+        while b"READY=1" not in sock.recv(4096):
+            pass
+        ready = time.monotonic() - t0
+        time.sleep(2)
+        status = Path(f"/proc/{proc.pid}/status").read_text()
+        fields = dict(line.split(":", 1) for line in status.splitlines())
+        rss = int(fields["VmRSS"].split()[0]) / 1024
+        hwm = int(fields["VmHWM"].split()[0]) / 1024
+        proc.wait(timeout=30)
+    return ready, rss, hwm
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default="nat-aurora")
+    ap.add_argument("--frames", type=int, default=2000)
+    ap.add_argument("--fixtures", default="1,8,32,128")
+    args = ap.parse_args()
+    sizes = [int(x) for x in args.fixtures.split(",")]
+    table = {n: bench_stages(n, args.model, args.frames) for n in sizes}
+    stages = list(next(iter(table.values())))
+    print(f"model {args.model}; µs per frame (share of the 44 fps period, 22.7 ms)")
+    print(f"{'stage':<18}" + "".join(f"{str(n) + ' fixt.':>20}" for n in sizes))
+    for st in stages:
+        print(f"{st:<18}" + "".join(f"{table[n][st]:>10.1f} ({table[n][st] / PERIOD_US:6.2%})"
+                                    for n in sizes))
+    if 32 in table:
+        share = table[32]["whole pipeline"] / PERIOD_US
+        print(f"goal: whole pipeline < 0.5 % of the period at 32 fixtures: {share:.2%} "
+              f"-> {'met' if share < 0.005 else 'NOT met'}")
+    ready, rss, hwm = bench_daemon(args.model)
+    print(f"daemon: start to first frame {ready:.2f} s; resident memory {rss:.1f} MB "
+          f"(peak {hwm:.1f} MB); goal < 40 MB -> {'met' if hwm < 40 else 'NOT met'}")
+
+
+if __name__ == "__main__":
+    main()

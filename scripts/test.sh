@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Install everything the test suite needs, then run it: `bash scripts/test.sh [pytest args]`.
+#  - Debian packages: ola + ola-python (a real olad for the output tests), chromium (the web
+#    view's browser test), systemd (systemd-analyze for the unit's security score),
+#    qlcplus-data (real QLC+ fixture files). Installed with apt-get when missing (root or sudo).
+#  - Python: a venv in .venv with torch==2.13.0 (CPU; training tests) and `.[train,test]`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PKGS=(ola ola-python chromium systemd qlcplus-data)
+missing=()
+for p in "${APT_PKGS[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+    SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    echo "installing Debian packages: ${missing[*]}"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+PY="${PYTHON:-python3}"
+[ -x .venv/bin/python ] || "$PY" -m venv .venv
+# shellcheck disable=SC1091
+. .venv/bin/activate
+python -m pip install -q --upgrade pip >/dev/null
+python -m pip install -q torch==2.13.0          # the CPU wheel; satisfies the train extra
+python -m pip install -q -e '.[train,test]'
+exec python -m pytest "$@"
