@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import argparse
 import os
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")   # as the daemon does (pi_app/__init__)
 import socket
 import subprocess
 import sys

@@ -113,15 +113,25 @@ class Patch:
                     lo8.append(ch.min)
                     span8.append(ch.max - ch.min)
         i64 = lambda v: np.asarray(v, dtype=np.int64)  # noqa: E731
-        self._s8, self._src8 = i64(s8), i64(src8)
-        self._lo8, self._span8 = np.asarray(lo8, np.float32), np.asarray(span8, np.float32)
-        self._s16c, self._s16f, self._src16 = i64(s16c), i64(s16f), i64(src16)
+        # One gather for every written channel: 8-bit ones scale by their span, 16-bit
+        # coarse ones by 65535 and are shifted right by 8 (their fine byte is v & 255).
+        n8, n16 = len(s8), len(s16c)
+        self._gather = i64(src8 + src16)
+        self._scale = np.asarray(span8 + [65535.0] * n16, np.float32)
+        self._offset = np.asarray(lo8 + [0.0] * n16, np.float32)
+        self._shift = np.asarray([0] * n8 + [8] * n16, np.int32)
+        self._slots = i64(s8 + s16c)
+        self._fine_from = np.arange(n8, n8 + n16, dtype=np.int64)
+        self._s16f = i64(s16f)
         self._held, self._held_v = i64(held), np.asarray(held_v, np.uint8)
         self._light = i64(light)
-        self._bake = bake
+        self._bake = bake.any()
+        self._intensity = any(f.mode.has("intensity") for f in fixtures)
         self._buf = np.zeros(len(self.universes) * SLOTS, np.uint8)
         self._buf[self._held] = self._held_v
-        self._src = np.zeros((n, _N_SRC), np.float32)
+        self._src = np.zeros((n, _N_SRC), np.float32)   # column 8 (strobe) stays 0
+        self._val = np.zeros(n8 + n16, np.float32)
+        self._int = np.zeros(n8 + n16, np.int32)
         # Views of the flat buffer, one per universe (returned by `frames`).
         self._views = {u: self._buf[k * SLOTS:(k + 1) * SLOTS] for u, k in self._uidx.items()}
 
@@ -135,18 +145,25 @@ class Patch:
         (`Output.send` and the recorder copy)."""
         src = self._src
         np.clip(scene, 0.0, 1.0, out=src[:, :7])
-        np.clip(self._pt_a + self._pt_b * src[:, (PAN, TILT)], 0.0, 1.0, out=src[:, 0:2])
-        src[:, 7] = src[:, DIMMER] * np.minimum(src[:, RED:WHITE + 1] @ LUMA, 1.0)
-        src[:, 8] = 0.0      # strobe: open only when the safety stage allows it
-        src[:, 9:13] = src[:, RED:WHITE + 1] * src[:, DIMMER:DIMMER + 1]
-        flat = src.reshape(-1)
+        pt = src[:, PAN:TILT + 1]
+        pt *= self._pt_b
+        pt += self._pt_a
+        np.clip(pt, 0.0, 1.0, out=pt)
+        colour = src[:, RED:WHITE + 1]
+        if self._intensity:
+            src[:, 7] = src[:, DIMMER] * np.minimum(colour @ LUMA, 1.0)
+        if self._bake:
+            np.multiply(colour, src[:, DIMMER:DIMMER + 1], out=src[:, 9:13])
+        val, ival = self._val, self._int
+        np.take(src.reshape(-1), self._gather, out=val)
+        val *= self._scale
+        val += self._offset
+        np.rint(val, out=val)
+        ival[:] = val
         buf = self._buf
-        if self._s8.size:
-            buf[self._s8] = np.rint(self._lo8 + flat[self._src8] * self._span8)
-        if self._s16c.size:
-            v16 = np.rint(flat[self._src16] * 65535.0).astype(np.uint16)
-            buf[self._s16c] = v16 >> 8
-            buf[self._s16f] = v16 & 0xFF
+        buf[self._slots] = ival >> self._shift
+        if self._s16f.size:
+            buf[self._s16f] = ival[self._fine_from] & 0xFF
         return self._views
 
     def blackout_frames(self, frames) -> dict[int, np.ndarray]:

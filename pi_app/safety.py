@@ -1,42 +1,312 @@
-"""Safety stage (placeholder until the flash limiter lands): master dimmer, fades, blackout.
+"""Safety stage, between the mapper and the patch: whatever the model says, what reaches the
+lights is slow enough not to flash, not to whip a head across the room, and dark at the end.
 
-Interface used by the show: ``Safety(config, patch, fps)``; ``safety(scene, t_s)`` per frame;
-``master`` settable; ``start_fade_out(t_s)``; ``fade_out_done(t_s)``; ``blackout(scene)``.
+Per frame, vectorised over fixtures (no per-fixture Python):
+
+1. **Aim.** Pan/tilt move towards the model's aim at most ``pan/tilt_slew_deg_per_s``
+   (default: the profile's full range in `DEFAULT_TRAVERSE_S`), starting from the park
+   position. A move whose straight path would enter a keep-out box (expanded by one DMX step)
+   is tried as a pan-only move, then as a tilt-only move (so the beam slides along the box),
+   else the head stays put. On stop the aim is the park position.
+2. **Light.** dimmer x `master` x fade-in x fade-out, then the optional colour slew.
+3. **Flash limiter.** WCAG 2.3.1 / ITU-R BT.1702: a flash is a pair of opposing changes of
+   relative luminance of `flash_delta` (10 %) or more; at most `max_flashes_per_s` (3) in
+   any second. Two consecutive transitions (as `safety_check` counts them on the DMX bytes)
+   need a swing of at least ``delta - 2q`` in between (q = the DMX rounding of one value), so
+   a luminance slew limit of ``r = 2 f (delta - 2q) / 1.01`` per second keeps any 2f + 1
+   transitions more than 1.01 s apart, whatever the input: a 25 Hz square wave comes out as
+   a gentle swell, a slow fade (full range in 2 s) passes unchanged. The limit holds for each
+   fixture's luminance `Y`, the rig's (mean of all fixtures), each fixture's red signal and
+   the rig's red signal. One blend factor per fixture between its last output light and the
+   wanted light (dimmer x colour, so the colour stays a mix of the two) meets all of them:
+   every signal is linear in the factor.
+
+Signals (also used by `safety_check`, on the DMX bytes):
+
+- ``Y = dimmer x (R, G, B, W) . LUMA / sum(LUMA)`` over the colours the fixture has: Rec. 709
+  weights for R, G, B and a white emitter counted as 1.0, relative to the fixture's own
+  maximum (all emitters full). A fixture with no colour channels: its dimmer/intensity value.
+- red: ``dimmer x max(0, R - G - B - W)`` — positive only where red outweighs all other light
+  (stricter than WCAG's R/(R+G+B) >= 0.8, and continuous so it can be rate-limited); for the
+  rig ``max(0, mean(dimmer x (R - G - B - W)))``: the room's light as a whole.
 """
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from . import scene as sc
+from .config import Config
+from .errors import ConfigError
+
+DEFAULT_TRAVERSE_S = 3.0      # default pan/tilt slew: the profile's full range in 3 s
+RED_W = np.array([1.0, -1.0, -1.0, -1.0], np.float32)     # red excess over other light
+WINDOW_MARGIN = 1.01          # transitions of one window kept 1 % further apart than 1 s
+PARK_GRACE_S = 5.0            # fade-out waits at most this long after fade_out_s for parking
+DARK = 1e-3                   # light below this counts as dark for `fade_out_done`
+_COLOUR_ATTRS = ("red", "green", "blue", "white")
+
+
+def default_slew_deg_per_s(full_deg: float) -> float:
+    """The profile default pan/tilt speed limit: the full range in `DEFAULT_TRAVERSE_S`."""
+    return full_deg / DEFAULT_TRAVERSE_S
+
+
+def slew_limits_deg_per_s(config: Config, profile) -> tuple[float, float]:
+    """(pan, tilt) speed limits of a fixture in degrees per second (config, else default)."""
+    s = config.safety
+    return (s.pan_slew_deg_per_s or default_slew_deg_per_s(profile.pan_deg),
+            s.tilt_slew_deg_per_s or default_slew_deg_per_s(profile.tilt_deg))
+
+
+def light_weights(mode) -> tuple[np.ndarray, np.ndarray]:
+    """(Y weights, red weights) over (R, G, B, W) for a fixture mode: see module docstring."""
+    mask = np.array([mode.has(a) for a in _COLOUR_ATTRS], np.float32)
+    if not mask.any():                       # dimmer/intensity only: light = that value
+        return np.full(4, 0.25, np.float32), np.zeros(4, np.float32)
+    wy = mask * sc.LUMA
+    return wy / wy.sum(), mask * RED_W if mask[0] else np.zeros(4, np.float32)
+
+
+def quantisation(modes) -> tuple[float, float]:
+    """Worst rounding error of one DMX value of (Y, red) over the patched modes."""
+    qy = qr = 0.0
+    for m in modes:
+        dims = [c.max - c.min for c in m.channels if c.attr in ("dimmer", "intensity")]
+        cols = [c.max - c.min for c in m.channels if c.attr in _COLOUR_ATTRS]
+        qd = 0.5 / max(min(dims), 1) if dims else 0.0
+        qc = 0.5 / max(min(cols), 1) if cols else 0.0
+        qy = max(qy, qd + qc)
+        qr = max(qr, qd + len(cols) * qc)
+    return qy, qr
+
+
+def strobe_hazards(patch) -> list[tuple[str, str]]:
+    """Channels through which a fixture could strobe, reset or run a macro: (fixture, why)."""
+    out = []
+    for f in patch.fixtures:
+        for j, ch in enumerate(f.mode.channels):
+            label = ch.label.lower()
+            where = f"{f.name} channel {j + 1} ({ch.label or ch.attr})"
+            if ch.attr == "hold" and ch.value != 0 and any(
+                    w in label for w in ("strobe", "shutter", "reset", "macro", "auto",
+                                         "program", "sound")):
+                out.append((f.name, f"{where} is held at {ch.value}"))
+            elif ch.attr in ("dimmer", "intensity") and "strobe" in label and ch.max == 255:
+                out.append((f.name, f"{where} may be written up to 255, into its strobe part"))
+    return out
 
 
 class Safety:
-    def __init__(self, config, patch, fps: float) -> None:
-        self.cfg = config.safety
+    """The safety stage: ``Safety(config, patch, fps)(scene, t_s)`` per frame."""
+
+    def __init__(self, config: Config, patch, fps: float) -> None:
+        cfg = self.cfg = config.safety
+        hazards = strobe_hazards(patch)
+        if hazards and not cfg.allow_strobe:
+            raise ConfigError(hazards[0][1], file=config.path, field="fixtures",
+                              fix="restrict the profile's dimmer range (e.g. max 134) or hold "
+                                  "the channel at 0; or set safety.allow_strobe = true "
+                                  "(capped at safety.strobe_max_hz)")
         self.fps = float(fps)
-        self.master = float(self.cfg.master)
-        self._fade_out_t: float | None = None
-        self._out = sc.empty_scene(len(patch))
+        self.master = cfg.master
+        n = len(patch.fixtures)
+        f32 = np.float32
+        # -- aim: per-fixture scene step per frame, park, keep-out boxes ------------------
+        steps, margins = np.ones((n, 2), f32), np.zeros((n, 2), f32)
+        for f in patch.fixtures:
+            lims = slew_limits_deg_per_s(config, f.profile)
+            for k, (full, lim, deg_s) in enumerate((
+                    (f.profile.pan_deg, f.config.pan_limits_deg, lims[0]),
+                    (f.profile.tilt_deg, f.config.tilt_limits_deg, lims[1]))):
+                if full <= 0:
+                    continue
+                span = (lim[1] - lim[0]) if lim != (0.0, 0.0) else full     # degrees of 0..1
+                steps[f.index, k] = deg_s / self.fps / span
+                attr = ("pan", "tilt")[k]
+                fine = f.mode.has(attr + "_fine")
+                margins[f.index, k] = (1.0 / (65535 if fine else 255)) * full / span + 1e-4
+        self._step_pt = steps
+        self._park = np.array([f.park for f in config.fixtures], f32).reshape(n, 2)
+        boxes, owner = [], []
+        for f in patch.fixtures:
+            for b in f.config.keep_out:
+                mx, my = margins[f.index]
+                boxes.append((b[0] - mx, b[1] + mx, b[2] - my, b[3] + my))
+                owner.append(f.index)
+        self._boxes = np.array(boxes, np.float64).reshape(-1, 4)
+        self._owner = np.array(owner, np.int64)
+        # -- light: signal weights, canonical colour for colourless fixtures ---------------
+        wy, wr = zip(*(light_weights(f.mode) for f in patch.fixtures), strict=True) if n else ((), ())
+        self._wy = np.array(wy, f32).reshape(n, 4)
+        self._wr = np.array(wr, f32).reshape(n, 4)
+        self._colourless = np.array([not any(f.mode.has(a) for a in _COLOUR_ATTRS)
+                                     for f in patch.fixtures], bool)
+        self._intensity = np.array([f.mode.has("intensity") and not f.mode.has("dimmer")
+                                    for f in patch.fixtures], bool)
+        self._any_colourless = bool(self._colourless.any())
+        qy, qr = quantisation([f.mode for f in patch.fixtures])
+        self.q_y, self.q_red = qy, qr
+        two_f = 2.0 * cfg.max_flashes_per_s
+        self.lum_slew_per_s = max(0.0, two_f * (cfg.flash_delta - 2 * qy) / WINDOW_MARGIN)
+        self.red_slew_per_s = max(0.0, two_f * (cfg.flash_delta - 2 * qr) / WINDOW_MARGIN)
+        self._sy = f32(self.lum_slew_per_s / self.fps)
+        self._sr = f32(self.red_slew_per_s / self.fps)
+        self._sc = f32(cfg.colour_slew_per_s / self.fps) if cfg.colour_slew_per_s > 0 else None
+        # -- state: the last output --------------------------------------------------------
+        self._out = sc.empty_scene(n)
+        self._out[:, (sc.PAN, sc.TILT)] = self._park
+        self._t0: float | None = None
+        self._stop_t: float | None = None
+        self._frames = 0
+
+    # -- live master ----------------------------------------------------------------------
+    @property
+    def master(self) -> float:
+        return self._master
+
+    @master.setter
+    def master(self, level: float) -> None:
+        level = float(level)
+        self._master = 0.0 if math.isnan(level) else min(1.0, max(0.0, level))
+
+    # -- per frame ------------------------------------------------------------------------
+    def _gain(self, t_s: float) -> float:
+        cfg = self.cfg
+        if self._t0 is None:
+            self._t0 = t_s
+        gain = self._master
+        if cfg.fade_in_s > 0:
+            gain *= min(1.0, max(0.0, (t_s - self._t0) / cfg.fade_in_s))
+        if self._stop_t is not None:
+            gain *= (max(0.0, 1.0 - (t_s - self._stop_t) / cfg.fade_out_s)
+                     if cfg.fade_out_s > 0 else 0.0)
+        return gain
 
     def __call__(self, scene: np.ndarray, t_s: float) -> np.ndarray:
-        gain = self.master
-        if self.cfg.fade_in_s > 0:
-            gain *= min(1.0, t_s / self.cfg.fade_in_s)
-        if self._fade_out_t is not None:
-            left = 1.0 - (t_s - self._fade_out_t) / self.cfg.fade_out_s if self.cfg.fade_out_s \
-                else 0.0
-            gain *= max(0.0, left)
-        np.copyto(self._out, scene)
-        self._out[:, sc.DIMMER] *= gain
-        return self._out
+        """Raw scene (n, 7) -> safe scene (n, 7) float32 (the stage's own buffer: copy to keep)."""
+        raw = np.nan_to_num(np.asarray(scene, np.float32), nan=0.0, posinf=1.0, neginf=0.0)
+        np.clip(raw, 0.0, 1.0, out=raw)
+        out = self._out
+        gain = self._gain(t_s)
+        self._aim(raw[:, 0:2] if self._stop_t is None else self._park, out)
+        # wanted light: dimmer x gain; colourless fixtures carry their light in the dimmer
+        d_d = raw[:, sc.DIMMER] * np.float32(gain)
+        c_d = raw[:, sc.COLOUR]
+        if self._any_colourless:
+            cl = self._colourless
+            lum = np.where(self._intensity, np.minimum(c_d @ sc.LUMA, 1.0), 1.0)
+            d_d = np.where(cl, d_d * lum, d_d)
+            c_d = np.where(cl[:, None], np.float32(1.0), c_d)
+        d_p = out[:, sc.DIMMER].copy()
+        c_p = out[:, sc.COLOUR].copy()
+        if self._sc is not None:
+            c_d = c_p + np.clip(c_d - c_p, -self._sc, self._sc)
+        if self._frames == 0:
+            c_p[:] = c_d             # dark start: the first colour is the wanted one
+        # flash limiter: emitted light e = dimmer x colour; every signal is linear in e
+        e_p = c_p * d_p[:, None]
+        de = c_d * d_d[:, None] - e_p
+        sy, sr = self._sy, self._sr
+        dy = np.einsum("ij,ij->i", de, self._wy)
+        g_p = np.einsum("ij,ij->i", e_p, self._wr)
+        dg = np.einsum("ij,ij->i", de, self._wr)
+        a = np.minimum(1.0, sy / np.maximum(np.abs(dy), 1e-12))
+        rho_p = np.maximum(g_p, 0.0)
+        a = np.minimum(a, _alpha(g_p, dg, np.where(rho_p > sr, rho_p - sr, -np.inf), rho_p + sr))
+        if len(a):       # the rig's red: max(0, mean g) moves by at most sr too
+            gm_p, dgm = g_p.mean(), (a * dg).mean()
+            rm_p = max(gm_p, 0.0)
+            lo = rm_p - sr if rm_p > sr else -np.inf
+            a = a * float(_alpha(np.float32(gm_p), np.float32(dgm), lo, rm_p + sr))
+        a = a.astype(np.float32)
+        w_p = (1.0 - a) * d_p
+        w_d = a * d_d
+        w = w_p + w_d
+        out[:, sc.DIMMER] = d_p + a * (d_d - d_p)
+        lit = w > 0
+        out[:, sc.COLOUR] = np.where(lit[:, None], (w_p[:, None] * c_p + w_d[:, None] * c_d)
+                                     / np.where(lit, w, 1.0)[:, None], c_d)
+        self._frames += 1
+        return out
 
+    def _aim(self, target: np.ndarray, out: np.ndarray) -> None:
+        prev = out[:, 0:2]
+        step = np.clip(target - prev, -self._step_pt, self._step_pt)
+        if not len(self._boxes):
+            prev += step
+            return
+        p0 = prev.astype(np.float64)
+        full = p0 + step
+        pan_only = p0.copy()
+        pan_only[:, 0] = full[:, 0]
+        tilt_only = p0.copy()
+        tilt_only[:, 1] = full[:, 1]
+        new = p0.copy()
+        for cand in (tilt_only, pan_only, full):        # last assignment wins: full first
+            ok = ~_blocked(p0, cand, self._boxes, self._owner, len(p0))
+            new[ok] = cand[ok]
+        out[:, 0:2] = new
+
+    # -- stop -------------------------------------------------------------------------------
     def start_fade_out(self, t_s: float) -> None:
-        if self._fade_out_t is None:
-            self._fade_out_t = t_s
+        """Stop requested: light fades to dark over fade_out_s, heads go slowly to park."""
+        if self._stop_t is None:
+            self._stop_t = t_s
 
     def fade_out_done(self, t_s: float) -> bool:
-        return self._fade_out_t is not None and t_s - self._fade_out_t >= self.cfg.fade_out_s
+        """True once the fade-out is over: lights dark and heads parked (or out of time)."""
+        if self._stop_t is None:
+            return False
+        fade = self.cfg.fade_out_s
+        if fade <= 0:
+            return True
+        elapsed = t_s - self._stop_t
+        if elapsed < fade - 1e-9:
+            return False
+        dark = float(self.luminance().max(initial=0.0)) <= DARK
+        parked = bool(np.all(np.abs(self._out[:, 0:2] - self._park) <= 1e-4))
+        return (dark and parked) or elapsed >= fade + PARK_GRACE_S
+
+    def luminance(self) -> np.ndarray:
+        """Relative luminance Y of each fixture's last output: (n,)."""
+        o = self._out
+        return np.einsum("ij,ij->i", o[:, sc.COLOUR] * o[:, sc.DIMMER:sc.DIMMER + 1], self._wy)
 
     def blackout(self, scene: np.ndarray | None = None) -> np.ndarray:
-        return sc.blackout(self._out if scene is None else scene)
+        """`scene.blackout` of the last safe scene (or of `scene` before the first frame)."""
+        if self._frames == 0 and scene is not None:
+            return sc.blackout(scene)
+        return sc.blackout(self._out)
+
+
+def _alpha(v_p, dv, lo, hi):
+    """Largest a in [0, 1] with v_p + a * dv inside [lo, hi] (v_p is inside)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        v = v_p + dv
+        a_hi = np.where(v > hi, (hi - v_p) / dv, 1.0)
+        a_lo = np.where(v < lo, (lo - v_p) / dv, 1.0)
+    return np.clip(np.minimum(a_hi, a_lo), 0.0, 1.0)
+
+
+def _blocked(p0: np.ndarray, p1: np.ndarray, boxes: np.ndarray, owner: np.ndarray,
+             n: int) -> np.ndarray:
+    """Per fixture: does the segment p0 -> p1 enter the open interior of any of its boxes?"""
+    a, b = p0[owner], p1[owner]
+    d = b - a
+    lo_t = np.full(len(owner), -np.inf)
+    hi_t = np.full(len(owner), np.inf)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for k, (blo, bhi) in enumerate(((boxes[:, 0], boxes[:, 1]), (boxes[:, 2], boxes[:, 3]))):
+            dk, ak = d[:, k], a[:, k]
+            t1, t2 = (blo - ak) / dk, (bhi - ak) / dk
+            moving = dk != 0
+            inside = (ak > blo) & (ak < bhi)
+            lo_k = np.where(moving, np.minimum(t1, t2), np.where(inside, -np.inf, np.inf))
+            hi_k = np.where(moving, np.maximum(t1, t2), np.where(inside, np.inf, -np.inf))
+            lo_t = np.maximum(lo_t, lo_k)
+            hi_t = np.minimum(hi_t, hi_k)
+    hit = (lo_t < hi_t) & (lo_t < 1.0) & (hi_t > 0.0)
+    return np.bincount(owner[hit], minlength=n) > 0

@@ -112,6 +112,9 @@ class Show:
             model = load_model(name)            # loads on the control thread, not the loop
             self._commands.put(lambda t: p.set_model(model, t))
             return {"model": model.info.name}
+        if cmd == "scene":                      # for `latentdmx watch` (read-only)
+            from .views.state import live_state
+            return live_state(self)
         raise ControlError(f"unknown command {cmd!r}", field="cmd",
                            fix="use status, dim, pause, resume, blackout, seed, model or tempo")
 

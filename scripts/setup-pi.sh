@@ -143,7 +143,7 @@ fi
 MODEL=""
 [ -r "$R/proc/device-tree/model" ] && MODEL=$(tr -d '\0' < "$R/proc/device-tree/model")
 PI5=0
-case "$MODEL" in *"Raspberry Pi 5"*|*"Compute Module 5"*|*"Raspberry Pi 500"*) PI5=1 ;; esac
+case "$MODEL" in *"Raspberry Pi 5"*|*"Compute Module 5"*) PI5=1 ;; esac   # and Pi 500
 
 # Old firmware (before 2020's disable-bt.dtbo, the pi3-disable-bt days and earlier) may run
 # the PL011 from a 3 MHz clock: 3 MHz / 16 = 187500 baud max, below DMX's 250000. There
@@ -331,6 +331,9 @@ setup_config_txt() {
     uart_block > "$TMP/block"
     with_block "$R$file" "$TMP/block" > "$TMP/config.txt"
     if ! cmp -s "$TMP/config.txt" "$R$file"; then
+        if [ $DRY_RUN = 0 ] && [ -s "$R$file" ] && [ -n "$(tail -c1 "$R$file")" ]; then
+            : > "$R$STATE/config.no-eol"     # uninstall takes the added newline away again
+        fi
         put_file "$file" "$TMP/config.txt" 0755 "UART for DMX"
         reboot_needed
     fi
@@ -603,6 +606,9 @@ uninstall() {
     # config.txt: our block goes, everything else stays as it is now
     if grep -qxF "$MARK_BEGIN" "$R$BOOT/config.txt"; then
         strip_block "$R$BOOT/config.txt" > "$TMP/config.txt"
+        if [ -e "$R$STATE/config.no-eol" ] && [ -z "$(tail -c1 "$TMP/config.txt")" ]; then
+            head -c -1 "$TMP/config.txt" > "$TMP/config.eol" && mv "$TMP/config.eol" "$TMP/config.txt"
+        fi
         put_file "$BOOT/config.txt" "$TMP/config.txt" 0755 "UART block removed"
         reboot_needed
     fi

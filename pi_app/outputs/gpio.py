@@ -82,7 +82,7 @@ class RPiGPIOPin(OutputPin):
 
     def __init__(self, number: int) -> None:
         super().__init__(number)
-        import RPi.GPIO as GPIO  # noqa: N814 - the library's own name
+        from RPi import GPIO
 
         self._gpio = GPIO
         GPIO.setwarnings(False)

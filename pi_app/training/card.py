@@ -46,8 +46,8 @@ def _nat_quality(q: dict) -> list[str]:
 
 def _iae_quality(q: dict) -> list[str]:
     return [
-        "Message reconstruction through the noise channel (1,000 random messages, fresh channel",
-        "noise), with the trained decoder:",
+        f"Message reconstruction through the noise channel ({q.get('messages', 1000):,} random "
+        "messages, fresh channel noise), with the trained decoder:",
         "",
         "| generator | MSE | cosine similarity |",
         "|---|---|---|",

@@ -26,13 +26,16 @@ from . import card, export
 N_SAMPLES = 2000
 
 
-def measure(folder: Path, threads: int = 2) -> dict:
-    """Measure the model in `folder`, draw its pictures, update model.json and README.md."""
+def measure(folder: Path, threads: int = 2, quick: bool = False) -> dict:
+    """Measure the model in `folder`, draw its pictures, update model.json and README.md.
+
+    `quick` (for tests) uses a few hundred samples; the cards use the full counts.
+    """
     model = load_model(folder)
     if model.info.family == "nat":
-        figures = measure_nat(model, folder)
+        figures = measure_nat(model, folder, 300 if quick else N_SAMPLES, 1 if quick else 3)
     else:
-        figures = measure_iae(model, folder, threads)
+        figures = measure_iae(model, folder, threads, 100 if quick else 1000)
     figures["generate_us"] = generate_speed(model)
     doc = export.update_json(folder, quality=figures)
     card.write(folder, doc)
@@ -87,7 +90,7 @@ def find_picture(folder: Path, recorded: str) -> Path:
                          fix=f"put it at {folder / Path(recorded).name}")
 
 
-def measure_nat(model: Model, folder: Path, repeats: int = 3) -> dict:
+def measure_nat(model: Model, folder: Path, n: int = N_SAMPLES, repeats: int = 3) -> dict:
     from .nat import PictureTarget, load_picture
 
     cfg = model.info.card.get("recipe", {}).get("config", {})
@@ -99,17 +102,17 @@ def measure_nat(model: Model, folder: Path, repeats: int = 3) -> dict:
     mean, cov = big.mean(0), np.cov(big, rowvar=False)
     runs = {"model": [], "gaussian": [], "floor": []}
     for _ in range(repeats):
-        ref = target.sample(N_SAMPLES, rng)
-        z = rng.standard_normal((N_SAMPLES, model.info.latent_dim)).astype(np.float32)
+        ref = target.sample(n, rng)
+        z = rng.standard_normal((n, model.info.latent_dim)).astype(np.float32)
         runs["model"].append(ot_cost(model.generate(z), ref))
-        gauss = rng.multivariate_normal(mean, cov, N_SAMPLES).clip(0, 1)
+        gauss = rng.multivariate_normal(mean, cov, n).clip(0, 1)
         runs["gaussian"].append(ot_cost(gauss, ref))
-        runs["floor"].append(ot_cost(target.sample(N_SAMPLES, rng), ref))
+        runs["floor"].append(ot_cost(target.sample(n, rng), ref))
     m, g, f = (float(np.mean(runs[k])) for k in ("model", "gaussian", "floor"))
     draw_nat(model, picture, folder / "samples.png")
     return {"assignment_cost": round(m, 5), "gaussian_cost": round(g, 5),
             "floor_cost": round(f, 5), "ratio_to_gaussian": round(m / g, 3),
-            "ratio_to_floor": round(m / f, 3), "samples": N_SAMPLES, "repeats": repeats,
+            "ratio_to_floor": round(m / f, 3), "samples": n, "repeats": repeats,
             "metric": "mean Euclidean distance in (x,y,r,g,b,w) under the exact optimal "
                       "one-to-one assignment (scipy linear_sum_assignment)"}
 
@@ -139,7 +142,7 @@ def draw_nat(model: Model, picture: np.ndarray, path: Path, n: int = N_SAMPLES) 
 # ----------------------------------------------------------------------------- inverted AE
 
 
-def measure_iae(model: Model, folder: Path, threads: int = 2) -> dict:
+def measure_iae(model: Model, folder: Path, threads: int = 2, n_messages: int = 1000) -> dict:
     import torch
 
     from . import common, iae
@@ -157,12 +160,13 @@ def measure_iae(model: Model, folder: Path, threads: int = 2) -> dict:
     untrained.generator.load_state_dict(ckpt["generator_init"])
     untrained.decoder.load_state_dict(net.decoder.state_dict())     # same trained decoder
     g = torch.Generator().manual_seed(99)
-    msg = torch.randn(1000, cfg.latent_dim, generator=g)
+    msg = torch.randn(n_messages, cfg.latent_dim, generator=g)
     figs = {}
     for label, m in (("trained", net), ("untrained", untrained)):
         mse, cos = iae.evaluate(m, msg, cfg, seed=5)
         figs[f"mse_{label}"], figs[f"cos_{label}"] = round(mse, 4), round(cos, 4)
     figs["mse_zero_guess"] = round(float(msg.square().mean()), 4)
+    figs["messages"] = n_messages
     figs.update(interpolation(model))
     draw_iae(model, folder)
     return figs

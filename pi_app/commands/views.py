@@ -1,0 +1,151 @@
+"""`latentdmx render` (pictures of a show) and `latentdmx watch` (a live terminal view)."""
+
+from __future__ import annotations
+
+import click
+
+from ..errors import ConfigError
+
+
+@click.command()
+@click.option("--config", "config_path", type=click.Path(dir_okay=False),
+              help="Rig config (TOML). Default: the bundled demo rig.")
+@click.option("--model", help="Model name or folder. Default: the config's model.")
+@click.option("--seed", type=int, help="Walk seed. Default: the config's seed.")
+@click.option("--fps", type=float, help="Frames per second. Default: the config's fps.")
+@click.option("--duration", type=float, metavar="SECONDS", default=20.0, show_default=True,
+              help="Show length to render, fade-out included (as `run --duration`).")
+@click.option("--recording", type=click.Path(dir_okay=False, exists=True), metavar="FILE",
+              help="Draw a recording (`run --record` or ola_recorder) instead of computing.")
+@click.option("--raw", is_flag=True,
+              help="With --recording: draw every used slot as a heat-map (no patch needed).")
+@click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False),
+              metavar="PATH", help="show.png (timeline) or show.gif (animated rig).")
+@click.option("--width", type=click.IntRange(60, 8000),
+              help="Timeline width in pixels (default 720); GIF: the rig view's (400).")
+@click.option("--snapshots", type=click.IntRange(0, 12), default=6, show_default=True,
+              help="PNG: how many views of the rig from above under the timeline.")
+@click.option("--gif-fps", type=click.FloatRange(1, 25), default=10.0, show_default=True,
+              help="GIF frames per second of show time.")
+def render(config_path, model, seed, fps, duration, recording, raw, out_path, width,
+           snapshots, gif_fps):
+    """Draw a show as a picture: a timeline PNG or an animated GIF of the rig.
+
+    Computes the show offline through the same pipeline as `run` (safety, fade-out and the
+    final blackout included), at the configured fps, so `render --seed S --duration D` draws
+    exactly what `run --seed S --duration D --record FILE` records.
+
+    \b
+    Examples:
+      latentdmx render --duration 30 --out show.png
+      latentdmx render --seed 7 --duration 10 --out show.gif
+      latentdmx render --recording show.txt --out show.png          # a recording, same rig
+      latentdmx render --recording show.txt --raw --out slots.png   # any recording
+    """
+    from pathlib import Path
+
+    from ..patch import Patch
+    from ..views import render as rd
+    from ..views.state import Rig
+    from .run import load_run_config
+
+    out = Path(out_path)
+    if out.suffix.lower() not in (".png", ".gif"):
+        raise ConfigError(f"cannot write {out.suffix or 'a file without extension'}",
+                          file="command line", field="--out", fix="name it .png or .gif")
+    if raw and not recording:
+        raise ConfigError("--raw draws a recording", file="command line", field="--raw",
+                          fix="add --recording FILE")
+    if duration is not None and not duration > 0:
+        raise ConfigError("must be more than 0", file="command line", field="--duration",
+                          fix="give seconds, e.g. --duration 10")
+    if recording:
+        from ..sim.record import read_show
+
+        frames, universes, times = read_show(recording)
+        title = f"{Path(recording).name} · {len(frames)} frames · {times[-1]:.1f} s"
+        if raw:
+            if out.suffix.lower() == ".gif":
+                raise ConfigError("--raw draws a PNG", file="command line", field="--out",
+                                  fix="name it .png")
+            rd.save(rd.raw_heatmap(frames, universes, times, title=title,
+                                   width=width or 720), out)
+            click.echo(f"wrote {out}")
+            return
+        cfg = load_run_config(config_path)
+        rig = Rig.from_patch(Patch(cfg))
+        frames = _align(frames, universes, rig.universes, recording)
+    else:
+        from ..runtime import load_model
+
+        cfg = load_run_config(config_path, model=model, fps=fps, seed=seed)
+        mdl = load_model(cfg.model)
+        frames, times = rd.simulate(cfg, mdl, seed=seed, duration_s=duration, progress=True)
+        rig = Rig.from_patch(Patch(cfg))
+        title = (f"{mdl.info.name} · seed {cfg.seed} · {cfg.fps:g} fps · "
+                 f"{duration:g} s · {len(rig)} fixtures")
+    if out.suffix.lower() == ".gif":
+        w = width or 400
+        pics = rd.animation(rig, frames, times, title=title.split(" · ")[0],
+                            size=(w, int(0.62 * w)), gif_fps=gif_fps, progress=True)
+        rd.save(pics, out, gif_fps=gif_fps)
+    else:
+        rd.save(rd.timeline(rig, frames, times, title=title, width=width or 720,
+                            snapshots=snapshots), out)
+    click.echo(f"wrote {out}")
+
+
+def _align(frames, universes, want, recording):
+    """Recording frames in the rig's universe order; universes the recording lacks are 0."""
+    import numpy as np
+
+    if not set(want) & set(universes):
+        raise ConfigError(f"the recording has universes {list(universes)}, the rig patches "
+                          f"{list(want)}", file=recording, field="--config",
+                          fix="give the rig's config with --config, or draw it with --raw")
+    out = np.zeros((len(frames), len(want), frames.shape[-1]), np.uint8)
+    for k, u in enumerate(want):
+        if u in universes:
+            out[:, k] = frames[:, universes.index(u)]
+    return out
+
+
+@click.command()
+@click.option("--socket", "socket_path", type=click.Path(dir_okay=False),
+              help="The daemon's control socket. Default: found automatically.")
+@click.option("--rate", type=click.FloatRange(1, 30), default=10.0, show_default=True,
+              help="Screen updates per second.")
+@click.option("--local", is_flag=True,
+              help="Do not look for a daemon: play a show on the simulator here.")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False),
+              help="With no daemon: the rig config to play.")
+@click.option("--model", help="With no daemon: the model to play.")
+@click.option("--seed", type=int, help="With no daemon: the walk seed.")
+@click.option("--duration", type=float, metavar="SECONDS",
+              help="Stop watching after this many seconds. Default: until Ctrl-C.")
+def watch(socket_path, rate, local, config_path, model, seed, duration):
+    """Watch the show live in the terminal (works over SSH).
+
+    Attaches to the running daemon through its control socket; when none runs (or with
+    --local), plays its own show on the simulator. One row per fixture: its colour, a dimmer
+    bar, pan/tilt in degrees, and a map of the rig; the header shows model, fps and late
+    frames. Watching reads the daemon's last frame ~10 times a second and never touches the
+    frame loop. Ctrl-C stops watching (a daemon keeps playing).
+    """
+    from ..views.watch import watch_daemon, watch_local
+
+    if not local:
+        from ..control import ControlClient
+        from ..errors import ControlError
+
+        client = ControlClient(socket_path)
+        try:
+            client.request("scene")
+        except ControlError as exc:
+            if socket_path or "no latentdmx daemon" not in exc.what:
+                raise
+            client = None
+        if client is not None:
+            watch_daemon(client, rate=rate, duration_s=duration)
+            return
+    watch_local(config_path, model=model, seed=seed, rate=rate, duration_s=duration)

@@ -1,0 +1,295 @@
+"""DMX512 straight out of the Pi's UART (``--output uart``): pyserial + an RS-485 HAT.
+
+The line: 250 000 baud, 8 data bits, no parity, 2 stop bits. Each packet is
+
+    BREAK (>= break_us, default 176 us) | MAB (>= mab_us, default 16 us) | start code 0 | slots
+
+with the slots running up to the last patched one (`slots=`; all 512 with
+``full_universe = true``). One slot is 11 bits = 44 us, so a full packet is ~22.7 ms on the
+wire (~44 fps at best); the UART defaults to 40 fps.
+
+How the BREAK is made, and why: ``break_condition`` on (TIOCSBRK), a busy-wait on
+`time.perf_counter` for `break_us`, ``break_condition`` off (TIOCCBRK), a busy-wait for
+`mab_us`, then the write. Not ``tcsendbreak``: on Linux it holds the line for 250 ms or more.
+Not the "lower baud rate, send a zero byte" trick: it needs two termios reconfigurations per
+packet (the PL011 must be idle for each, and pyserial's custom-baud path costs several
+syscalls each time), and its BREAK/MAB lengths are tied to whatever baud rates the UART clock
+can make. With the ioctl pair the lengths are timed by us, measured from *after* the "on"
+call returns to *before* the "off" call, so a late wake-up can only make a BREAK or MAB
+longer — legal — never shorter, and no BREAK is ever skipped (unlike OLA's uartdmx plugin
+under load, OLA issue #1798). The busy-waits cost ~0.2 ms of CPU per packet.
+
+Timing: one dedicated thread sends packets on absolute monotonic deadlines (``t0 + k /
+fps``), always the newest frame `send()` handed over (latest wins; DMX needs a steady refresh
+even when the show sends nothing new). Before every BREAK it waits until the previous packet
+has left the wire: ``flush()`` (tcdrain) and, for drivers whose tcdrain returns early (and for
+pseudo-terminals), the packet's computed wire time. While the output is open the
+interpreter's switch interval is lowered (`sys.setswitchinterval`) so the thread gets the GIL
+back promptly from a busy show thread.
+
+The port is opened in `open()` (exclusively), so a missing or busy port stops the show
+before it starts, with the fix. On close the blackout packet is sent and drained before the
+driver-enable pin drops and the port closes.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+import time
+from collections import deque
+
+from ..config import UartConfig
+from ..errors import OutputError
+from .base import SLOTS, Frames, Output
+from .gpio import OutputPin, make_pin
+
+log = logging.getLogger("latentdmx.uart")
+
+BAUD = 250_000
+BIT_S = 1.0 / BAUD
+SLOT_S = 11 * BIT_S                 # start bit, 8 data bits, 2 stop bits: 44 us
+SPIN_S = 0.0005                     # busy-wait the last half millisecond of any wait
+SWITCH_INTERVAL_S = 0.0005          # while the UART runs (Python's default is 5 ms)
+DEFAULT_FPS = 40.0
+_SETUP_FIX = ("run `sudo scripts/setup-pi.sh` (enables the UART, removes the serial console, "
+              "adds you to the dialout group), then reboot")
+
+
+def wire_time_s(slots: int, break_us: float = 176, mab_us: float = 16) -> float:
+    """Time one packet of `slots` slots (plus start code) occupies the line."""
+    return break_us * 1e-6 + mab_us * 1e-6 + (slots + 1) * SLOT_S
+
+
+def hold(start: float, seconds: float) -> float:
+    """Wait until ``start + seconds`` on perf_counter: sleep the bulk, spin the end.
+
+    Returns the perf_counter time when the wait ended (>= start + seconds, never earlier)."""
+    end = start + seconds
+    while True:
+        now = time.perf_counter()
+        left = end - now
+        if left <= 0:
+            return now
+        if left > SPIN_S:
+            time.sleep(left - SPIN_S)
+
+
+def _port_error(device: str, exc: Exception) -> OutputError:
+    err = getattr(exc, "errno", None)
+    field = "output.uart.device"
+    if err == 2:        # ENOENT
+        return OutputError(f"serial port {device} does not exist", field=field,
+                           fix=f"{_SETUP_FIX}; or set output.uart.device (e.g. /dev/ttyAMA0)")
+    if err == 13:       # EACCES
+        return OutputError(f"no permission to open {device}", field=field,
+                           fix="add yourself to the dialout group: `sudo usermod -aG dialout "
+                               f"$USER` and log in again (or {_SETUP_FIX})")
+    if err in (11, 16):  # EAGAIN (flock held), EBUSY
+        return OutputError(f"serial port {device} is busy (another program has it open)",
+                           field=field,
+                           fix="stop the other program: `sudo fuser -v " + device + "` shows it "
+                               "(olad's uartdmx plugin? a serial console? — " + _SETUP_FIX + ")")
+    return OutputError(f"cannot open serial port {device} ({exc})", field=field,
+                       fix=f"check the device name; {_SETUP_FIX}")
+
+
+class UartOutput(Output):
+    """DMX512 on a local UART. One universe per port.
+
+    `fps`: packets per second on the wire (default 40); `slots`: the last patched slot
+    (default 512; ignored with ``full_universe``); `de_pin`: the driver-enable pin, "auto" =
+    from the config (mocked off the Pi), None = none, or an `OutputPin`.
+    """
+
+    name = "uart"
+
+    def __init__(self, universes, *, config: UartConfig | None = None, blackout=None,
+                 fps: float | None = None, slots: int | None = None,
+                 de_pin: OutputPin | str | None = "auto", keep_timing: int = 0) -> None:
+        super().__init__(universes, blackout=blackout)
+        if len(self.universes) != 1:
+            raise OutputError(f"the UART sends one universe, the patch uses "
+                              f"{len(self.universes)} ({', '.join(map(str, self.universes))})",
+                              field="output.kind",
+                              fix="patch every fixture into one universe, or use --output ola")
+        self.config = config or UartConfig()
+        self.universe = self.universes[0]
+        self.slots = SLOTS if (self.config.full_universe or not slots) else int(slots)
+        if not 1 <= self.slots <= SLOTS:
+            raise OutputError(f"{self.slots} slots is not a DMX universe", field="slots",
+                              fix="use 1..512")
+        self.fps = float(fps or DEFAULT_FPS)
+        self.period_s = 1.0 / self.fps
+        self.break_s = self.config.break_us * 1e-6
+        self.mab_s = self.config.mab_us * 1e-6
+        self.wire_s = wire_time_s(self.slots, self.config.break_us, self.config.mab_us)
+        self._de_pin_arg = de_pin
+        self.de_pin: OutputPin | None = None
+        self._ser = None
+        self._packet: bytes | None = None           # nothing goes out before the first frame
+        self._fresh = False                         # `_packet` not yet on the wire
+        self._frame_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._wire_end = 0.0
+        self._old_switch: float | None = None
+        # counters (read by health() and the benches)
+        self.packets = 0            # packets put on the wire (repeats included)
+        self.dropped = 0            # frames replaced by a newer one before going out
+        self.late = 0               # deadlines missed by more than a period (skipped)
+        self.error: str | None = None
+        self.break_min_s = float("inf")
+        self.mab_min_s = float("inf")
+        # (break start, driver seconds) per packet, for benches; 0 = keep none
+        self.timing: deque[tuple[float, float]] = deque(maxlen=keep_timing or 1)
+        self._keep_timing = keep_timing > 0
+        if self.period_s < self.wire_s:
+            log.warning("%g fps is faster than the wire allows for %d slots (%.1f ms a "
+                        "packet): packets will follow each other back to back", self.fps,
+                        self.slots, self.wire_s * 1e3)
+
+    # -- hooks --------------------------------------------------------------------------
+    def _open(self) -> None:
+        self._ser = self._open_port()
+        try:
+            pin = self._de_pin_arg
+            self.de_pin = make_pin(self.config.driver_enable_gpio) if pin == "auto" else pin
+            if self.de_pin is not None:
+                self.de_pin.on()          # the transceiver drives the line (idle = mark)
+        except BaseException:
+            self._ser.close()
+            raise
+        self._old_switch = sys.getswitchinterval()
+        sys.setswitchinterval(min(self._old_switch, SWITCH_INTERVAL_S))
+        self._thread = threading.Thread(target=self._run, name="latentdmx-uart", daemon=True)
+        self._thread.start()
+        log.info("UART output on %s: %d slots, %g fps, break %d us, MAB %d us (%.1f ms a "
+                 "packet)", self.config.device, self.slots, self.fps, self.config.break_us,
+                 self.config.mab_us, self.wire_s * 1e3)
+
+    def _send(self, frames: Frames) -> None:
+        frame = frames.get(self.universe)
+        if frame is None:
+            return
+        packet = b"\x00" + frame[:self.slots].tobytes()
+        with self._frame_lock:
+            if self._fresh:
+                self.dropped += 1
+            self._packet, self._fresh = packet, True
+
+    def _close(self) -> None:
+        # Base close() has just handed over the blackout: the thread sends it, drains, exits.
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=2.0 + 2 * self.period_s)
+            if self._thread.is_alive():
+                log.error("the UART thread did not stop; closing the port under it")
+        ser, self._ser = self._ser, None
+        try:
+            if self.de_pin is not None:
+                self.de_pin.close()
+        finally:
+            if ser is not None:
+                ser.close()
+            if self._old_switch is not None:
+                sys.setswitchinterval(self._old_switch)
+
+    def health(self) -> dict:
+        h = super().health()
+        h.update(device=self.config.device, fps=self.fps, slots=self.slots,
+                 packets=self.packets, dropped=self.dropped, late=self.late,
+                 error=self.error)
+        if self.packets:
+            h.update(break_min_us=round(self.break_min_s * 1e6, 1),
+                     mab_min_us=round(self.mab_min_s * 1e6, 1))
+        return h
+
+    # -- the port -----------------------------------------------------------------------
+    def _open_port(self):
+        import serial
+
+        dev = self.config.device
+        ser = serial.Serial(None, baudrate=BAUD, bytesize=serial.EIGHTBITS,
+                            parity=serial.PARITY_NONE, stopbits=serial.STOPBITS_TWO,
+                            xonxoff=False, rtscts=False, exclusive=True, write_timeout=1.0)
+        ser.port = dev
+        try:
+            ser.open()
+        except (serial.SerialException, OSError) as exc:
+            raise _port_error(dev, exc) from None
+        return ser
+
+    # -- the output thread --------------------------------------------------------------
+    def _run(self) -> None:
+        t0 = time.monotonic()
+        k = 0
+        retry_at = 0.0
+        while True:
+            deadline = t0 + k * self.period_s
+            delay = deadline - time.monotonic()
+            if delay > 0:
+                self._stop.wait(delay)
+            stopping = self._stop.is_set()
+            with self._frame_lock:
+                packet, self._fresh = self._packet, False
+            try:
+                if self._ser is None and time.monotonic() >= retry_at:   # after an I/O error
+                    retry_at = time.monotonic() + 1.0
+                    self._ser = self._open_port()
+                    log.warning("UART %s is back", self.config.device)
+                    self.error = None
+                if self._ser is not None and packet is not None:
+                    self._transmit(packet)
+                    if stopping:
+                        self._drain()               # the blackout is on the wire: done
+                        return
+            except Exception as exc:                # noqa: BLE001 - keep the thread alive
+                if self.error is None:
+                    log.error("UART %s failed (%s); retrying every second",
+                              self.config.device, exc)
+                self.error = str(exc)
+                self._drop_port()
+            if stopping:
+                return
+            k += 1
+            behind = time.monotonic() - (t0 + k * self.period_s)
+            if behind > self.period_s:                # never bunch packets to catch up
+                skip = int(behind / self.period_s)
+                self.late += skip
+                k += skip
+
+    def _drop_port(self) -> None:
+        ser, self._ser = self._ser, None
+        if ser is not None:
+            try:
+                ser.close()
+            except Exception as exc:                # noqa: BLE001
+                log.debug("closing the failed port: %s", exc)
+
+    def _drain(self) -> None:
+        """Block until the previous packet has left the wire."""
+        self._ser.flush()                            # tcdrain: kernel buffer + UART FIFO
+        if self._wire_end > time.perf_counter():     # drivers (and ptys) that return early
+            hold(self._wire_end, 0.0)
+
+    def _transmit(self, packet: bytes) -> None:
+        ser = self._ser
+        self._drain()
+        ser.break_condition = True
+        t_break = time.perf_counter()
+        t_off = hold(t_break, self.break_s)
+        ser.break_condition = False
+        t_mab = time.perf_counter()
+        t_write = hold(t_mab, self.mab_s)
+        ser.write(packet)
+        done = time.perf_counter()
+        # Measured from after "on" returned to when "off" was called: the line's BREAK was
+        # at least this long (and likewise the MAB).
+        self.break_min_s = min(self.break_min_s, t_off - t_break)
+        self.mab_min_s = min(self.mab_min_s, t_write - t_mab)
+        self._wire_end = t_write + len(packet) * SLOT_S
+        self.packets += 1
+        if self._keep_timing:
+            self.timing.append((t_break, done - t_break))
