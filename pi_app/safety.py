@@ -293,20 +293,26 @@ def _alpha(v_p, dv, lo, hi):
 
 def _blocked(p0: np.ndarray, p1: np.ndarray, boxes: np.ndarray, owner: np.ndarray,
              n: int) -> np.ndarray:
-    """Per fixture: does the segment p0 -> p1 enter the open interior of any of its boxes?"""
-    a, b = p0[owner], p1[owner]
+    """Per fixture: does the segment p0 -> p1 enter any of its boxes (owner: box -> fixture)?"""
+    hit = segments_enter(p0[owner], p1[owner], boxes)
+    return np.bincount(owner[hit], minlength=n) > 0
+
+
+def segments_enter(a: np.ndarray, b: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """Does segment a -> b (M, 2) enter the open interior of box (M, 4) [x0, x1, y0, y1]?
+
+    Slab test: touching or sliding along a face is not entering."""
     d = b - a
-    lo_t = np.full(len(owner), -np.inf)
-    hi_t = np.full(len(owner), np.inf)
+    lo_t = np.full(len(a), -np.inf)
+    hi_t = np.full(len(a), np.inf)
     with np.errstate(divide="ignore", invalid="ignore"):
-        for k, (blo, bhi) in enumerate(((boxes[:, 0], boxes[:, 1]), (boxes[:, 2], boxes[:, 3]))):
-            dk, ak = d[:, k], a[:, k]
+        for k in (0, 1):
+            blo, bhi, dk, ak = boxes[:, 2 * k], boxes[:, 2 * k + 1], d[:, k], a[:, k]
             t1, t2 = (blo - ak) / dk, (bhi - ak) / dk
             moving = dk != 0
             inside = (ak > blo) & (ak < bhi)
-            lo_k = np.where(moving, np.minimum(t1, t2), np.where(inside, -np.inf, np.inf))
-            hi_k = np.where(moving, np.maximum(t1, t2), np.where(inside, np.inf, -np.inf))
-            lo_t = np.maximum(lo_t, lo_k)
-            hi_t = np.minimum(hi_t, hi_k)
-    hit = (lo_t < hi_t) & (lo_t < 1.0) & (hi_t > 0.0)
-    return np.bincount(owner[hit], minlength=n) > 0
+            lo_t = np.maximum(lo_t, np.where(moving, np.minimum(t1, t2),
+                                             np.where(inside, -np.inf, np.inf)))
+            hi_t = np.minimum(hi_t, np.where(moving, np.maximum(t1, t2),
+                                             np.where(inside, np.inf, -np.inf)))
+    return (lo_t < hi_t) & (lo_t < 1.0) & (hi_t > 0.0)

@@ -87,9 +87,9 @@ def _raw(path, payload: bytes, timeout: float = 2.0) -> bytes:
     (["pause"], "pause", {}),
     (["resume"], "resume", {}),
     (["blackout"], "blackout", {}),
-    (["seed", "5"], "seed", {"n": 5}),
+    (["seed", "5"], "seed", {"seed": 5}),
     (["model", "iae-default"], "model", {"name": "iae-default"}),
-    (["tempo", "2"], "tempo", {"x": 2.0}),
+    (["tempo", "2"], "tempo", {"tempo": 2.0}),
 ])
 def test_every_cli_command_reaches_the_handler(server, sock_path, argv, cmd, args):
     result = CliRunner().invoke(main, argv + ["--socket", str(sock_path)])

@@ -137,4 +137,9 @@ def test_daemon_import_path_never_imports_torch():
 def test_readme_starts_with_the_two_commands():
     text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     blocks = text.split("```")
-    assert "latentdmx run" in blocks[1] and "pytest" in blocks[3]
+    first, second = blocks[1].strip().splitlines()[-1], blocks[3].strip().splitlines()[-1]
+    assert "latentdmx run" in first and "pip install -e ." in first
+    root = Path(__file__).resolve().parents[1]
+    ci = (root / ".ci" / "run").read_text()
+    assert second in ci or second.replace("scripts/test.sh", "scripts/test.sh -q") in ci
+    assert "pytest" in (root / "scripts" / "test.sh").read_text()

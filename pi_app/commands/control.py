@@ -27,6 +27,7 @@ _STATUS_ROWS: tuple[tuple[str, str], ...] = (
     ("model", "model"),
     ("output", "output"),
     ("output_health", "output health"),
+    ("fps", "fps target"),
     ("fps_target", "fps target"),
     ("fps_achieved", "fps achieved"),
     ("late_frames", "late frames"),
@@ -127,7 +128,7 @@ def blackout(socket_path: str | None) -> None:
 @_socket_option
 def seed(n: int, socket_path: str | None) -> None:
     """Jump to a new walk, seeded with N (the same N gives the same show)."""
-    _print_short(_send(socket_path, "seed", n=n))
+    _print_short(_send(socket_path, "seed", seed=n))
 
 
 @click.command()
@@ -143,4 +144,4 @@ def model(name: str, socket_path: str | None) -> None:
 @_socket_option
 def tempo(x: float, socket_path: str | None) -> None:
     """Walk X times as fast as configured (0.5 = half speed, 2 = double)."""
-    _print_short(_send(socket_path, "tempo", x=x))
+    _print_short(_send(socket_path, "tempo", tempo=x))

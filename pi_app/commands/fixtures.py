@@ -117,7 +117,7 @@ def import_cmd(file: str, key: str | None, force: bool) -> None:
     dimmer/strobe channel is written only in its dimmer range. Check the result with
     `latentdmx fixtures show KEY` against the fixture's manual before a show.
     """
-    from ..fixtures import builtin_profiles_dir, list_profiles, user_profiles_dir
+    from ..fixtures import builtin_profiles_dir, load_profile_file, user_profiles_dir
     from ..fixtures.importing import import_file, slugify
     from ..fixtures.profile import profile_from_json
 
@@ -132,8 +132,8 @@ def import_cmd(file: str, key: str | None, force: bool) -> None:
     data = prof.to_json()
     profile_from_json(data, dest)           # what we write must load back
     write_profile_atomic(data, dest)
-    shadowed = (builtin_profiles_dir() / f"{prof.key}.json").exists() or any(
-        p.key == prof.key and _where(p.path) == "built-in" for p in list_profiles().values())
+    shadowed = any(load_profile_file(p).key == prof.key
+                   for p in builtin_profiles_dir().glob("*.json"))
     click.echo(f"imported {prof.manufacturer} {prof.name} as {prof.key!r} -> {dest}")
     for m in prof.modes:
         chans = " ".join(c.attr if c.attr != "hold" else f"hold={c.value}" for c in m.channels)
@@ -144,7 +144,7 @@ def import_cmd(file: str, key: str | None, force: bool) -> None:
         click.echo(f"  note: this overrides the built-in profile {prof.key!r}")
     click.echo("\nUse it in your config:\n")
     click.echo("  [[fixtures]]\n"
-               f'  name = "{prof.key.split("-")[-1]}-1"\n'
+               f'  name = "{prof.key}-1"\n'
                f'  profile = "{prof.key}"\n'
                f'  mode = "{prof.modes[0].name}"\n'
                "  universe = 1\n"
