@@ -189,12 +189,16 @@ class Show:
         saved = self._install_signals()
         recorder = ShowRecorder(self.record_path, self.fps) if self.record_path else None
         server = None
+        web = None
         fading = False
         clean = False
         fade_at = None
         if self.duration_s is not None:
             fade_at = max(0.0, self.duration_s - self.config.safety.fade_out_s)
         try:
+            if self.config.preview.web:          # the live web page (pi_app/views/web.py)
+                from .views.web import start_web
+                web = start_web(self, self.config.preview)
             self.output.open()
             server = self._start_control()
             self.clock = clock = FrameClock(self.fps, stop=self._wake)
@@ -246,6 +250,8 @@ class Show:
                 recorder.close()
             if server is not None:
                 server.close()
+            if web is not None:
+                web.close()
             notifier.close()
             for sig, old in saved:
                 signal.signal(sig, old)

@@ -56,8 +56,11 @@ def load_run_config(config_path, *, output=None, model=None, fps=None, seed=None
 @click.option("--record", type=click.Path(dir_okay=False), metavar="PATH",
               help="Record the DMX stream as an ola_recorder show file "
                    "(replay on real lights: `ola_recorder --playback PATH`).")
+@click.option("--web", is_flag=True,
+              help="Serve the live web page ([preview] in the config: host, port, token; "
+                   "default http://127.0.0.1:8044/).")
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
-def run(config_path, output, model, fps, seed, duration, record, verbose):
+def run(config_path, output, model, fps, seed, duration, record, web, verbose):
     """Play a show: walk the model's latent space and send DMX frames.
 
     \b
@@ -78,6 +81,9 @@ def run(config_path, output, model, fps, seed, duration, record, verbose):
         raise ConfigError("must be 0 or more", file="command line", field="--duration",
                           fix="give seconds, e.g. --duration 5")
     cfg = load_run_config(config_path, output=output, model=model, fps=fps, seed=seed)
+    if web:
+        import dataclasses
+        cfg = cfg.replace(preview=dataclasses.replace(cfg.preview, web=True))
     mdl = load_model(cfg.model)
     from ..patch import Patch
 
@@ -86,6 +92,7 @@ def run(config_path, output, model, fps, seed, duration, record, verbose):
     show = Show(cfg, out, model=mdl, duration_s=duration, record_path=record,
                 config_path=config_path)
     log = logging.getLogger("latentdmx")
+    show.listeners.append(_status_logger(log, every_s=30.0))
     log.info("playing %s (%s) on %d fixtures, %d universe(s), output %s, %g fps, seed %d%s",
              mdl.info.name, mdl.info.family, len(cfg.fixtures), len(patch.universes),
              cfg.output.kind, cfg.fps, show.pipeline.seed,
@@ -95,6 +102,21 @@ def run(config_path, output, model, fps, seed, duration, record, verbose):
     log.info("stopped after %s frames (%s late)%s", snap.get("frames", 0),
              snap.get("late_frames", 0), f"; recording: {record}" if record else "")
     sys.exit(code)
+
+
+def _status_logger(log: logging.Logger, every_s: float):
+    """A frame listener that logs one status line every `every_s` seconds of show time."""
+    state = {"next": every_s}
+
+    def listener(show) -> None:
+        snap = show.status_snapshot
+        t = snap.get("frames", 0) / show.fps
+        if t >= state["next"]:
+            state["next"] += every_s
+            log.info("t=%.0fs frames=%d fps=%.1f late=%d master=%.2f%s%s", t, snap["frames"],
+                     snap["fps_achieved"], snap["late_frames"], snap["master"],
+                     " paused" if snap["paused"] else "", " blackout" if snap["blackout"] else "")
+    return listener
 
 
 @click.command()

@@ -1,0 +1,203 @@
+"""OlaOutput against a real olad (tests/olad_fixture.py): delivery, universe map, blackout on
+close, olad down at start, olad SIGKILLed and restarted mid-stream, olad hung."""
+
+from __future__ import annotations
+
+import dataclasses
+import signal
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from pi_app.errors import OutputError
+from pi_app.outputs.ola import OlaOutput, OlaQuery, import_ola
+from tests.olad_fixture import Olad, olad, ola_config, olad_missing_reason  # noqa: F401
+
+pytestmark = pytest.mark.olad
+
+
+def frame(value: int, n: int = 512) -> np.ndarray:
+    f = np.zeros(512, dtype=np.uint8)
+    f[:n] = (np.arange(n) + value) % 256
+    return f
+
+
+class Streamer:
+    """Sends a new frame at `fps` from a thread, like the show; times every send()."""
+
+    def __init__(self, out: OlaOutput, universe: int = 1, fps: float = 40.0) -> None:
+        self.out, self.universe, self.period = out, universe, 1.0 / fps
+        self.value = 0
+        self.max_send_s = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        t0 = time.monotonic()
+        k = 0
+        while not self._stop.is_set():
+            self.value = (self.value + 1) % 256
+            t = time.perf_counter()
+            self.out.send({self.universe: frame(self.value, 16)})
+            self.max_send_s = max(self.max_send_s, time.perf_counter() - t)
+            k += 1
+            self._stop.wait(max(0.0, t0 + k * self.period - time.monotonic()))
+
+    def __enter__(self) -> Streamer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+
+def wait_for(predicate, timeout_s: float, step_s: float = 0.01) -> float | None:
+    """Seconds until predicate() held, or None on timeout."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout_s:
+        if predicate():
+            return time.monotonic() - t0
+        time.sleep(step_s)
+    return None
+
+
+def test_frames_arrive_and_read_back_with_fetchdmx(olad, ola_config):
+    with OlaOutput([1], config=ola_config) as out:
+        out.send({1: frame(7)})
+        got = olad.wait_dmx(lambda f: np.array_equal(f, frame(7)))
+        assert np.array_equal(got, frame(7))
+        with OlaQuery("127.0.0.1", olad.rpc_port) as q:      # OLA's own client: FetchDmx
+            assert np.array_equal(q.dmx(1), frame(7))
+        h = out.health()
+        assert h["connected"] and h["ok"] and h["reconnects"] == 0 and h["delivered"] >= 1
+
+
+def test_universe_map_sends_rig_universe_to_ola_universe(olad, ola_config):
+    cfg = dataclasses.replace(ola_config, universe_map={"5": 1})
+    with OlaOutput([5], config=cfg) as out:
+        out.send({5: frame(42)})
+        assert np.array_equal(olad.wait_dmx(lambda f: f[0] == 42), frame(42))
+
+
+def test_blackout_is_sent_on_close(olad, ola_config):
+    def blackout(frames):          # like the patch: light slots 0, slot 0 (pan) held
+        return {u: np.where(np.arange(512) == 0, f, 0).astype(np.uint8)
+                for u, f in frames.items()}
+
+    out = OlaOutput([1], config=ola_config, blackout=blackout).open()
+    lit = np.full(512, 200, dtype=np.uint8)
+    out.send({1: lit})
+    olad.wait_dmx(lambda f: f[5] == 200)
+    out.close()
+    got = olad.get_dmx()        # close() returns after olad acknowledged the blackout
+    assert got[0] == 200 and not got[1:].any()
+    out.close()                 # idempotent
+
+
+def test_unpatched_universe_is_refused_but_does_not_disconnect(olad, ola_config, caplog):
+    with OlaOutput([1, 9], config=ola_config) as out:
+        out.send({1: frame(3), 9: frame(3)})
+        assert wait_for(lambda: out.health()["refused"] >= 1, 5)
+        assert out.health()["connected"]
+        assert "refused universe 9" in caplog.text
+
+
+def test_olad_down_at_start_then_up():
+    from pi_app.config import OlaConfig
+
+    reason = olad_missing_reason()
+    if reason:
+        pytest.skip(reason)
+    daemon = Olad()
+    try:
+        cfg = OlaConfig(port=daemon.rpc_port, retry_max_s=1.0)
+        with OlaOutput([1], config=cfg) as out:
+            t = time.perf_counter()
+            out.send({1: frame(9)})
+            assert time.perf_counter() - t < 0.05           # never blocks the caller
+            assert wait_for(lambda: out.health()["last_error"] is not None, 3)
+            assert not out.health()["connected"]
+            daemon.start()
+            out.send({1: frame(9)})
+            got = daemon.wait_dmx(lambda f: np.array_equal(f, frame(9)), timeout_s=5)
+            assert np.array_equal(got, frame(9))
+            assert out.health()["connected"]
+    finally:
+        daemon.cleanup()
+
+
+@pytest.mark.slow
+def test_olad_killed_mid_show_is_noticed_without_spinning_and_resumes(olad, ola_config,
+                                                                     caplog):
+    cfg = dataclasses.replace(ola_config, retry_max_s=2.0)      # the shipped default
+    with OlaOutput([1], config=cfg) as out, Streamer(out) as show:
+        assert wait_for(lambda: olad.get_dmx()[0] != 0, 5) is not None
+        olad.kill(signal.SIGKILL)
+        noticed = wait_for(lambda: not out.health()["connected"], 5)
+        assert noticed is not None and noticed <= 5.0, "olad's death not noticed in 5 s"
+        # While olad is down (and the show keeps sending at 40 fps): no spinning.
+        cpu0, wall0 = time.process_time(), time.monotonic()
+        time.sleep(2.5)
+        cpu = (time.process_time() - cpu0) / (time.monotonic() - wall0)
+        assert cpu < 0.20, f"process used {cpu:.0%} of a core while olad was down"
+        olad.start()
+        back = wait_for(lambda: out.health()["connected"], 6)
+        assert back is not None and back <= 2.0 + 1.5, f"reconnected after {back} s"
+        v = show.value
+        assert daemon_follows(olad, show, v), "frames do not flow after olad's restart"
+        assert out.health()["reconnects"] == 1
+        assert show.max_send_s < 0.05, f"send() blocked for {show.max_send_s * 1e3:.1f} ms"
+    assert "lost olad" in caplog.text and "reconnected to olad" in caplog.text
+    print(f"\ndeath noticed in {noticed * 1e3:.0f} ms, CPU while down {cpu:.1%}, "
+          f"reconnected {back:.2f} s after olad was up")
+
+
+def daemon_follows(olad, show: Streamer, after_value: int) -> bool:
+    """True when olad shows a frame the streamer made after `after_value`."""
+    def newer() -> bool:
+        f = olad.get_dmx()
+        return f[0] != 0 and f[0] != after_value and np.array_equal(f[:16], frame(f[0], 16)[:16])
+    return wait_for(newer, 5) is not None
+
+
+@pytest.mark.slow
+def test_hung_olad_is_a_disconnect_and_send_never_blocks(olad, ola_config):
+    with OlaOutput([1], config=ola_config, ack_timeout_s=0.5) as out, Streamer(out) as show:
+        assert wait_for(lambda: olad.get_dmx()[0] != 0, 5) is not None
+        olad.kill(signal.SIGSTOP)
+        try:
+            assert wait_for(lambda: not out.health()["connected"], 5) is not None
+        finally:
+            olad.proc.send_signal(signal.SIGCONT)
+        assert wait_for(lambda: out.health()["connected"], 5) is not None
+        assert daemon_follows(olad, show, show.value)
+        assert show.max_send_s < 0.05
+
+
+def test_missing_ola_python_is_one_line_with_the_fix(monkeypatch):
+    import pi_app.outputs.ola as ola_mod
+
+    for name in [m for m in sys.modules if m == "ola" or m.startswith("ola.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setattr(ola_mod, "DEBIAN_OLA_DIRS", ())
+    monkeypatch.delenv("LATENTDMX_OLA_PYTHON", raising=False)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if "dist-packages" not in p])
+    with pytest.raises(OutputError) as err:
+        import_ola()
+    msg = str(err.value)
+    assert "\n" not in msg and "apt-get install ola ola-python" in msg and "protobuf<6" in msg
+
+
+def test_debian_module_found_off_sys_path():
+    import os
+
+    if not os.path.isdir("/usr/lib/python3/dist-packages/ola"):
+        pytest.skip("needs Debian's ola-python")
+    mod = import_ola()
+    assert hasattr(mod, "OlaClient")
+    assert not any(p.rstrip("/").endswith("dist-packages") for p in sys.path
+                   if p.startswith("/usr/lib/python3/"))
