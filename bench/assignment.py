@@ -66,11 +66,11 @@ def main() -> None:
             start = torch.cdist(model(z), y).square().numpy()
         steady = torch.cdist(y + 0.02 * torch.randn_like(y), y).square().numpy()
         fresh = torch.cdist(torch.from_numpy(target.sample(b, rng)), y).square().numpy()
-        t_start = timed(lambda: linear_sum_assignment(start), 1 if b >= 1024 else repeats)
-        t_lsa = timed(lambda: linear_sum_assignment(steady), repeats)
-        t_fresh = timed(lambda: linear_sum_assignment(fresh), 1 if b >= 1024 else repeats)
+        t_start = timed(lambda c=start: linear_sum_assignment(c), 1 if b >= 1024 else repeats)
+        t_lsa = timed(lambda c=steady: linear_sum_assignment(c), repeats)
+        t_fresh = timed(lambda c=fresh: linear_sum_assignment(c), 1 if b >= 1024 else repeats)
 
-        def rest() -> None:
+        def rest(z=z, y=y) -> None:
             out = model(z)
             c = torch.cdist(out.detach(), y).square()       # the cost matrix is part of it
             loss = F.mse_loss(out, y[: len(c)])

@@ -227,6 +227,11 @@ def validate(cfg: Config) -> Config:
                  "WCAG 2.3.1 allows at most 3 flashes a second: use 0..3")
     _check_range(s.strobe_max_hz, 0, 3, f, "safety.strobe_max_hz",
                  "strobe is capped at 3 Hz: use 0..3")
+    if s.max_flashes_per_s <= 0:       # 0 would freeze every light change (safety.py)
+        raise ConfigError("0 flashes a second would forbid any change of light", file=f,
+                          field="safety.max_flashes_per_s", fix="use a number above 0, up to 3")
+    _check_range(s.flash_delta, 0.05, 1, f, "safety.flash_delta",
+                 "WCAG 2.3.1 counts changes of 10 %: use 0.1 (0.05..1)")
     u = cfg.output.uart
     if u.break_us < 92:
         raise ConfigError(f"break of {u.break_us} us is too short", file=f,
@@ -301,6 +306,10 @@ def validate(cfg: Config) -> Config:
                 raise ConfigError(f"bad keep-out box {box!r}", file=f,
                                   field=f"{fld}.keep_out[{j}]",
                                   fix="write [pan_lo, pan_hi, tilt_lo, tilt_hi] in 0..1, lo < hi")
+            if box[0] < fx.park[0] < box[1] and box[2] < fx.park[1] < box[3]:
+                raise ConfigError(f"park position {list(fx.park)} is inside keep-out box "
+                                  f"{list(box)}", file=f, field=f"{fld}.park",
+                                  fix="park the head outside its keep-out boxes")
     return cfg
 
 

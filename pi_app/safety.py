@@ -46,6 +46,7 @@ RED_W = np.array([1.0, -1.0, -1.0, -1.0], np.float32)     # red excess over othe
 WINDOW_MARGIN = 1.01          # transitions of one window kept 1 % further apart than 1 s
 PARK_GRACE_S = 5.0            # fade-out waits at most this long after fade_out_s for parking
 DARK = 1e-3                   # light below this counts as dark for `fade_out_done`
+SMOOTH_S = 0.25               # time constant of the target's low-pass while limiting
 _COLOUR_ATTRS = ("red", "green", "blue", "white")
 
 
@@ -137,6 +138,8 @@ class Safety:
                 boxes.append((b[0] - mx, b[1] + mx, b[2] - my, b[3] + my))
                 owner.append(f.index)
         self._boxes = np.array(boxes, np.float64).reshape(-1, 4)
+        self._boxes_exact = np.array([b for f in patch.fixtures for b in f.config.keep_out],
+                                     np.float64).reshape(-1, 4)
         self._owner = np.array(owner, np.int64)
         # -- light: signal weights, canonical colour for colourless fixtures ---------------
         wy, wr = zip(*(light_weights(f.mode) for f in patch.fixtures), strict=True) if n else ((), ())
@@ -155,6 +158,9 @@ class Safety:
         self._sy = f32(self.lum_slew_per_s / self.fps)
         self._sr = f32(self.red_slew_per_s / self.fps)
         self._sc = f32(cfg.colour_slew_per_s / self.fps) if cfg.colour_slew_per_s > 0 else None
+        self._k_smooth = f32(1.0 - math.exp(-1.0 / (self.fps * SMOOTH_S)))
+        self._smooth = np.zeros((n, 5), f32)          # low-passed wanted (dimmer, colour)
+        self._limited = np.zeros(n, bool)             # was the limiter active last frame?
         # -- state: the last output --------------------------------------------------------
         self._out = sc.empty_scene(n)
         self._out[:, (sc.PAN, sc.TILT)] = self._park
@@ -200,6 +206,18 @@ class Safety:
             lum = np.where(self._intensity, np.minimum(c_d @ sc.LUMA, 1.0), 1.0)
             d_d = np.where(cl, d_d * lum, d_d)
             c_d = np.where(cl[:, None], np.float32(1.0), c_d)
+        # while the limiter is active, aim at a low-pass of the wanted light (a strobe comes
+        # out as its average glow, not as a slow triangle); otherwise at the wanted light
+        sm = self._smooth
+        if self._limited.any():
+            sm += self._k_smooth * (np.column_stack([d_d, c_d]) - sm)
+            free = ~self._limited
+            sm[free, 0] = d_d[free]
+            sm[free, 1:] = c_d[free]
+            d_d, c_d = sm[:, 0], sm[:, 1:]
+        else:
+            sm[:, 0] = d_d
+            sm[:, 1:] = c_d
         d_p = out[:, sc.DIMMER].copy()
         c_p = out[:, sc.COLOUR].copy()
         if self._sc is not None:
@@ -222,6 +240,7 @@ class Safety:
             lo = rm_p - sr if rm_p > sr else -np.inf
             a = a * float(_alpha(np.float32(gm_p), np.float32(dgm), lo, rm_p + sr))
         a = a.astype(np.float32)
+        np.less(a, 1.0, out=self._limited)
         w_p = (1.0 - a) * d_p
         w_d = a * d_d
         w = w_p + w_d
@@ -246,7 +265,7 @@ class Safety:
         tilt_only[:, 1] = full[:, 1]
         new = p0.copy()
         for cand in (tilt_only, pan_only, full):        # last assignment wins: full first
-            ok = ~_blocked(p0, cand, self._boxes, self._owner, len(p0))
+            ok = ~_blocked(p0, cand, self._boxes, self._boxes_exact, self._owner, len(p0))
             new[ok] = cand[ok]
         out[:, 0:2] = new
 
@@ -291,10 +310,16 @@ def _alpha(v_p, dv, lo, hi):
     return np.clip(np.minimum(a_hi, a_lo), 0.0, 1.0)
 
 
-def _blocked(p0: np.ndarray, p1: np.ndarray, boxes: np.ndarray, owner: np.ndarray,
-             n: int) -> np.ndarray:
-    """Per fixture: does the segment p0 -> p1 enter any of its boxes (owner: box -> fixture)?"""
-    hit = segments_enter(p0[owner], p1[owner], boxes)
+def _blocked(p0: np.ndarray, p1: np.ndarray, boxes: np.ndarray, exact: np.ndarray,
+             owner: np.ndarray, n: int) -> np.ndarray:
+    """Per fixture: does the segment p0 -> p1 enter any of its boxes (owner: box -> fixture)?
+
+    The boxes are expanded by one DMX step; a head already inside that margin (parked next
+    to a box) is held to the exact box, so it can leave."""
+    a = p0[owner]
+    near = ((a[:, 0] > boxes[:, 0]) & (a[:, 0] < boxes[:, 1]) & (a[:, 1] > boxes[:, 2]) &
+            (a[:, 1] < boxes[:, 3]))
+    hit = segments_enter(a, p1[owner], np.where(near[:, None], exact, boxes))
     return np.bincount(owner[hit], minlength=n) > 0
 
 

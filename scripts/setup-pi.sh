@@ -456,19 +456,23 @@ sys.stdout.write(r.files("pi_app").joinpath("data/default.toml").read_text())'
     fi
 }
 
-# Set `kind = "..."` in the [output] table of a TOML file (a fresh copy only).
-set_output_kind() {
-    awk -v kind="$OUTPUT_KIND" '
-        function emit() { print "kind = \"" kind "\""; done = 1 }
+# FILE (TOML) with KEY = VALUE in [TABLE]: the key's line replaced, else added to the table,
+# else the table appended. Used on a fresh copy of the default config only.
+toml_set() {
+    awk -v table="$2" -v key="$3" -v value="$4" '
+        function emit(comment) { print key " = " value (comment == "" ? "" : "   " comment); done = 1 }
         /^[[:space:]]*\[/ {
-            if (in_output && !done) emit()
-            in_output = ($0 ~ /^[[:space:]]*\[output\][[:space:]]*(#.*)?$/)
+            if (in_table && !done) emit("")
+            header = $0; sub(/[[:space:]]*(#.*)?$/, "", header); gsub(/^[[:space:]]+/, "", header)
+            in_table = (header == "[" table "]")
         }
-        in_output && !done && /^[[:space:]]*kind[[:space:]]*=/ { emit(); next }
+        in_table && !done && $0 ~ "^[[:space:]]*" key "[[:space:]]*=" {
+            emit(match($0, /#.*/) ? substr($0, RSTART) : ""); next     # keep its comment
+        }
         { print }
         END {
-            if (in_output && !done) emit()
-            else if (!done) { print ""; print "[output]"; emit() }
+            if (in_table && !done) emit("")
+            else if (!done) { print ""; print "[" table "]"; emit("") }
         }' "$1"
 }
 
@@ -481,7 +485,10 @@ setup_config() {
         say "  warning   no bundled default config found; write $ETC/config.toml yourself"
         return 0
     fi
-    set_output_kind "$TMP/default.toml" > "$TMP/config.toml"
+    # the output this set-up prepared; the UART as /dev/ttyAMA0, the GPIO14/15 PL011 on every
+    # model once set up (on a Pi 5, /dev/serial0 is the separate debug connector)
+    toml_set "$TMP/default.toml" output kind "\"$OUTPUT_KIND\"" > "$TMP/step.toml"
+    toml_set "$TMP/step.toml" output.uart device "\"$DMX_DEVICE\"" > "$TMP/config.toml"
     put_file "$ETC/config.toml" "$TMP/config.toml" 0640 "from the bundled default, output $OUTPUT_KIND"
     if user_will_exist latentdmx; then
         live chgrp latentdmx "$ETC" "$ETC/config.toml"

@@ -125,7 +125,7 @@ class Olad:
 
     def _get(self, path: str, timeout_s: float = 2.0) -> dict:
         url = f"http://127.0.0.1:{self.http_port}{path}"
-        with urllib.request.urlopen(url, timeout=timeout_s) as r:   # noqa: S310 - loopback
+        with urllib.request.urlopen(url, timeout=timeout_s) as r:
             return json.loads(r.read())
 
     def get_dmx(self, universe: int | None = None) -> np.ndarray:

@@ -8,14 +8,15 @@ import signal
 import sys
 import threading
 import time
+from typing import Self
 
 import numpy as np
 import pytest
 
 from pi_app.errors import OutputError
 from pi_app.outputs.ola import OlaOutput, OlaQuery, import_ola
-from tests.olad_fixture import Olad, olad, ola_config, olad_missing_reason  # noqa: F401
 
+pytest_plugins = ["tests.olad_fixture"]      # the `olad` and `ola_config` fixtures
 pytestmark = pytest.mark.olad
 
 
@@ -46,7 +47,7 @@ class Streamer:
             k += 1
             self._stop.wait(max(0.0, t0 + k * self.period - time.monotonic()))
 
-    def __enter__(self) -> Streamer:
+    def __enter__(self) -> Self:
         self._thread.start()
         return self
 
@@ -108,6 +109,7 @@ def test_unpatched_universe_is_refused_but_does_not_disconnect(olad, ola_config,
 
 def test_olad_down_at_start_then_up():
     from pi_app.config import OlaConfig
+    from tests.olad_fixture import Olad, olad_missing_reason
 
     reason = olad_missing_reason()
     if reason:
@@ -168,7 +170,7 @@ def daemon_follows(olad, show: Streamer, after_value: int) -> bool:
 def test_hung_olad_is_a_disconnect_and_send_never_blocks(olad, ola_config):
     with OlaOutput([1], config=ola_config, ack_timeout_s=0.5) as out, Streamer(out) as show:
         assert wait_for(lambda: olad.get_dmx()[0] != 0, 5) is not None
-        olad.kill(signal.SIGSTOP)
+        olad.proc.send_signal(signal.SIGSTOP)
         try:
             assert wait_for(lambda: not out.health()["connected"], 5) is not None
         finally:

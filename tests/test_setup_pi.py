@@ -118,8 +118,8 @@ LAYOUTS = {
     "stretch-pi3-old-firmware": ("boot", LEGACY_CONFIG, LEGACY_CMDLINE,
                                  "Raspberry Pi 3 Model B Rev 1.2", ["pi3-disable-bt.dtbo"]),
     "bookworm-pi5": ("boot/firmware", BOOKWORM_CONFIG,
-                     "console=serial0,115200 console=ttyAMA0,115200 console=tty1 "
-                     "root=PARTUUID=0c1d2e3f-02 rootfstype=ext4 fsck.repair=yes rootwait\n",
+                     ("console=serial0,115200 console=ttyAMA0,115200 console=tty1 "
+                      "root=PARTUUID=0c1d2e3f-02 rootfstype=ext4 fsck.repair=yes rootwait\n"),
                      "Raspberry Pi 5 Model B Rev 1.0", ["disable-bt.dtbo"]),
 }
 
@@ -156,7 +156,7 @@ def default_toml(tmp_path) -> Path:
 def run(root: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k != "SUDO_USER"}
     proc = subprocess.run(["bash", str(SCRIPT), "--root", str(root), *args],
-                          capture_output=True, text=True, env=env, timeout=60)
+                          capture_output=True, text=True, env=env, timeout=60, check=False)
     if check:
         assert proc.returncode == 0, proc.stdout + proc.stderr
     return proc
@@ -238,8 +238,9 @@ def test_bookworm_files_written(tmp_path, default_toml):
     # the unit and a fresh config (output switched to OLA, the rest as bundled)
     assert (root / "etc/systemd/system/latentdmx.service").read_bytes() == UNIT.read_bytes()
     cfg = (root / "etc/latentdmx/config.toml").read_text()
-    assert cfg == default_toml.read_text().replace('kind = "sim"   # sim | ola | uart',
-                                                   'kind = "ola"')
+    assert cfg == default_toml.read_text().replace(
+        'kind = "sim"   # sim | ola | uart', 'kind = "ola"   # sim | ola | uart') + (
+        '\n[output.uart]\ndevice = "/dev/ttyAMA0"\n')
     assert stat.S_IMODE((root / "etc/latentdmx/config.toml").stat().st_mode) == 0o640
     assert "reboot needed: the boot files changed" in out
 
@@ -382,7 +383,9 @@ def test_bundled_default_config_is_used(tmp_path):
     root = make_pi_root(tmp_path, "bookworm-pi4")
     run(root, "--output", "uart")
     written = (root / "etc/latentdmx/config.toml").read_text()
-    assert re.search(r'^kind = "uart"$', written, re.M)
+    assert re.search(r'^kind = "uart"( +#.*)?$', written, re.MULTILINE)
+    assert re.search(r'^device = "/dev/ttyAMA0"( +#.*)?$', written, re.MULTILINE)
+    assert written.count("[output.uart]") == 1
     assert len(written.splitlines()) >= len(bundled.read_text().splitlines())
 
 
@@ -390,7 +393,7 @@ def test_script_is_shellcheck_clean():
     if not shutil.which("shellcheck"):
         pytest.skip("shellcheck not installed")
     proc = subprocess.run(["shellcheck", "-S", "warning", str(SCRIPT)],
-                          capture_output=True, text=True)
+                          capture_output=True, text=True, check=False)
     assert proc.returncode == 0, proc.stdout
 
 
@@ -399,7 +402,7 @@ def test_unit_security_score_is_ok_or_better():
     if not shutil.which("systemd-analyze"):
         pytest.skip("systemd-analyze not installed (apt-get install systemd)")
     proc = subprocess.run(["systemd-analyze", "security", "--offline=true", str(UNIT)],
-                          capture_output=True, text=True, timeout=60)
+                          capture_output=True, text=True, timeout=60, check=False)
     match = re.search(r"Overall exposure level for latentdmx\.service: ([\d.]+) (\w+)",
                       proc.stdout)
     assert match, proc.stdout + proc.stderr
@@ -414,5 +417,5 @@ def test_unit_essentials():
                  "ExecReload=/bin/kill -HUP $MAINPID", "KillSignal=SIGTERM",
                  "ProtectSystem=strict", "DevicePolicy=closed", "DeviceAllow=/dev/ttyAMA0 rw",
                  "CapabilityBoundingSet=", "UMask=0007"):
-        assert re.search(rf"^{re.escape(line)}$", text, re.M), line
-    assert not re.search(r"^PrivateUsers=yes", text, re.M)   # would lose dialout/gpio
+        assert re.search(rf"^{re.escape(line)}$", text, re.MULTILINE), line
+    assert not re.search(r"^PrivateUsers=yes", text, re.MULTILINE)   # would lose dialout/gpio

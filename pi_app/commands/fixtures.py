@@ -73,7 +73,9 @@ def show_cmd(key: str) -> None:
         raise FixtureError(f"no profile {key!r}", field="fixtures show",
                            fix=f"{hint}see `latentdmx fixtures list`")
     click.echo(f"{p.key}: {p.manufacturer} {p.name}".rstrip())
-    click.echo(f"  pan {_deg(p.pan_deg)}, tilt {_deg(p.tilt_deg)}; from {_where(p.path)}")
+    where = _where(p.path)
+    click.echo(f"  pan {_deg(p.pan_deg)}, tilt {_deg(p.tilt_deg)}; file: {p.path}"
+               + (" (built-in)" if where == "built-in" else ""))
     if p.source:
         click.echo(f"  source: {p.source}")
     for m in p.modes:

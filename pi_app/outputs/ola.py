@@ -159,6 +159,7 @@ class OlaOutput(Output):
         # health
         self.connected = False
         self._ever_connected = False
+        self._backoff = 0.0
         self.reconnects = 0
         self.refused = 0
         self.last_error: str | None = None
@@ -220,7 +221,6 @@ class OlaOutput(Output):
 
     # -- the owner thread ---------------------------------------------------------------
     def _run(self) -> None:
-        backoff = 0.0
         next_try = 0.0
         close_by: float | None = None
         try:
@@ -231,17 +231,13 @@ class OlaOutput(Output):
                 if closing and close_by is None:
                     close_by = now + self.close_timeout_s
                 if self._client is None:
-                    if closing:
-                        if not self._connect():          # one last try for the blackout
-                            log.warning("olad at %s is down: could not send the blackout "
-                                        "frame", self.server)
+                    if closing:                     # one last try to deliver the blackout
+                        if now > close_by or not self._connect():
+                            log.warning("olad at %s is down: the blackout frame was not "
+                                        "sent", self.server)
                             return
-                    elif now >= next_try:
-                        if self._connect():
-                            backoff = 0.0
-                        else:
-                            backoff = min(max(0.1, backoff * 2), self.config.retry_max_s)
-                            next_try = time.monotonic() + backoff
+                    elif now >= next_try and not self._connect():
+                        next_try = time.monotonic() + self._next_backoff()
                     if self._client is None:
                         self._wait(None, max(0.0, next_try - time.monotonic()))
                         continue
@@ -255,12 +251,18 @@ class OlaOutput(Output):
                     self._wait(self._sock, self._wait_timeout(close_by))
                     self._check_acks()
                 except _Disconnect as exc:
+                    was_up = self.connected
                     self._disconnect(str(exc))
-                    next_try = 0.0                      # try again at once, then back off
+                    # olad was answering: try again at once; else it is hung: back off.
+                    next_try = 0.0 if was_up else time.monotonic() + self._next_backoff()
         except Exception:                   # never let the thread die silently
             log.exception("OLA output thread failed")
         finally:
             self._drop_connection()
+
+    def _next_backoff(self) -> float:
+        self._backoff = min(max(0.1, self._backoff * 2), self.config.retry_max_s)
+        return self._backoff
 
     def _wait_timeout(self, close_by: float | None) -> float:
         timeout = 1.0
@@ -331,6 +333,8 @@ class OlaOutput(Output):
     def _ack_callback(self, req: int, universe: int) -> Callable:
         def done(status) -> None:
             self._in_flight.pop(req, None)
+            if not self.connected:
+                self._up()
             if status.Succeeded():
                 return
             self.refused += 1
@@ -348,19 +352,14 @@ class OlaOutput(Output):
                                   f"{self.ack_timeout_s:g} s)")
 
     def _connect(self) -> bool:
-        host, port = self.config.host, self.config.port
+        """Open the TCP connection. olad counts as up only once it answers (`_up`)."""
         try:
-            sock = socket.create_connection((host, port), timeout=self.connect_timeout_s)
+            sock = socket.create_connection((self.config.host, self.config.port),
+                                            timeout=self.connect_timeout_s)
         except OSError as exc:
             reason = "connection refused" if exc.errno == errno.ECONNREFUSED else \
                 (exc.strerror or str(exc))
-            if self._down_since is None:
-                self._down_since = time.monotonic()
-            if self.last_error != reason:
-                log.warning("olad is not reachable at %s (%s); retrying every %g s at most — "
-                            "is it running? (`sudo systemctl start olad`, `latentdmx doctor`)",
-                            self.server, reason, self.config.retry_max_s)
-            self.last_error = reason
+            self._went_down(f"not reachable ({reason})")
             return False
         sock.settimeout(1.0)        # a send that cannot complete in 1 s is a disconnect
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -368,6 +367,34 @@ class OlaOutput(Output):
         self._client = self._mod.OlaClient(sock)
         self._in_flight.clear()
         self._refused_logged.clear()
+        with self._mx:                       # the newest frames go out again at once
+            for u, f in self._latest.items():
+                self._pending.setdefault(u, (f, 0))
+            idle = not self._pending
+        if idle:
+            self._probe()
+        return True
+
+    def _probe(self) -> None:
+        """Nothing to send yet: ask olad something cheap so we learn it is answering."""
+        self._req += 1
+        req = self._req
+        self._in_flight[req] = (time.monotonic(), -1)
+
+
+        def answered(status, plugins) -> None:
+            self._in_flight.pop(req, None)
+            if not self.connected:
+                self._up()
+
+        try:
+            ok = self._client.FetchPlugins(answered)
+        except Exception as exc:            # noqa: BLE001
+            raise _Disconnect(f"send failed ({exc.__class__.__name__}: {exc})") from None
+        if not ok:
+            raise _Disconnect("send failed (the client's socket is closed)")
+
+    def _up(self) -> None:
         down = time.monotonic() - self._down_since if self._down_since else 0.0
         if not self._ever_connected:
             self._ever_connected = True
@@ -381,15 +408,22 @@ class OlaOutput(Output):
         self.connected = True
         self._down_since = None
         self.last_error = None
-        with self._mx:                       # the newest frames go out again at once
-            for u, f in self._latest.items():
-                self._pending.setdefault(u, (f, 0))
-        return True
+        self._backoff = 0.0
+
+    def _went_down(self, reason: str) -> None:
+        """Log once per outage (and when the reason changes), not once per retry."""
+        if self._down_since is None:
+            self._down_since = time.monotonic()
+        if reason != self.last_error:
+            verb = "lost olad at" if self.connected else "olad at"
+            log.warning("%s %s: %s; retrying (back-off up to %g s) — is it running? "
+                        "(`sudo systemctl start olad`, `latentdmx doctor`)", verb, self.server,
+                        reason, self.config.retry_max_s)
+        self.last_error = reason
+        self.connected = False
 
     def _disconnect(self, reason: str) -> None:
-        log.warning("lost olad at %s: %s; reconnecting", self.server, reason)
-        self.last_error = reason
-        self._down_since = time.monotonic()
+        self._went_down(reason)
         self._drop_connection()
 
     def _drop_connection(self) -> None:

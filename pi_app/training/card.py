@@ -28,38 +28,38 @@ def _nat_quality(q: dict) -> list[str]:
     return [
         "Distance between 2,000 generated samples and 2,000 target samples: the exact optimal",
         "one-to-one assignment cost per point (mean Euclidean distance in (x, y, r, g, b, w),",
-        f"`scipy.optimize.linear_sum_assignment`), mean of {q.get('repeats', 1)} draws. "
-        "Lower is better.",
+        (f"`scipy.optimize.linear_sum_assignment`), mean of {q.get('repeats', 1)} draws. "
+        "Lower is better."),
         "",
         "| samples from | cost per point |",
         "|---|---|",
         f"| this model (NumPy runtime) | **{q['assignment_cost']:.4f}** |",
-        f"| Gaussian fitted to the target's mean and covariance (baseline) | "
-        f"{q['gaussian_cost']:.4f} |",
+        (f"| Gaussian fitted to the target's mean and covariance (baseline) | "
+        f"{q['gaussian_cost']:.4f} |"),
         f"| the target itself, an independent draw (floor) | {q['floor_cost']:.4f} |",
         "",
-        f"Model / baseline = {q['ratio_to_gaussian']:.2f}; model / floor = "
+        (f"Model / baseline = {q['ratio_to_gaussian']:.2f}; model / floor = "
         f"{q['ratio_to_floor']:.2f}. `generate` on 32 latents: {q['generate_us']:.0f} µs "
-        "(NumPy, this machine).",
+        "(NumPy, this machine)."),
     ]
 
 
 def _iae_quality(q: dict) -> list[str]:
     return [
-        f"Message reconstruction through the noise channel ({q.get('messages', 1000):,} random "
-        "messages, fresh channel noise), with the trained decoder:",
+        (f"Message reconstruction through the noise channel ({q.get('messages', 1000):,} random "
+        "messages, fresh channel noise), with the trained decoder:"),
         "",
         "| generator | MSE | cosine similarity |",
         "|---|---|---|",
         f"| trained | **{q['mse_trained']:.4f}** | **{q['cos_trained']:.3f}** |",
-        f"| untrained (its initial weights) | {q['mse_untrained']:.4f} | "
-        f"{q['cos_untrained']:.3f} |",
+        (f"| untrained (its initial weights) | {q['mse_untrained']:.4f} | "
+        f"{q['cos_untrained']:.3f} |"),
         f"| guessing zero | {q['mse_zero_guess']:.4f} | 0 |",
         "",
-        f"Interpolation ({q['interp_steps']} steps along straight lines between random "
+        (f"Interpolation ({q['interp_steps']} steps along straight lines between random "
         f"messages): mean change per step {q['interp_step_mean']:.4f} (mean |Δ| per pixel "
         f"and channel), largest step / mean step {q['interp_step_max_over_mean']:.2f} "
-        f"(1 = perfectly even), whole path {q['interp_endpoint_change']:.3f}.",
+        f"(1 = perfectly even), whole path {q['interp_endpoint_change']:.3f}."),
         f"`generate` of one glyph: {q['generate_us']:.0f} µs (NumPy, this machine).",
     ]
 
@@ -77,8 +77,8 @@ def write(folder: Path, doc: dict) -> Path:
     if family == "nat":
         lines += [NAT_TEXT.format(latent=doc["latent_dim"]), "",
                   "![target | samples | samples over the target](samples.png)", "",
-                  "*Left: the target picture. Middle: 2,000 samples from the model (colour at "
-                  "full brightness). Right: the samples over the dimmed target.*"]
+                  ("*Left: the target picture. Middle: 2,000 samples from the model (colour at "
+                  "full brightness). Right: the samples over the dimmed target.*")]
     else:
         h, w, _ = out["shape"]
         lines += [IAE_TEXT.format(latent=doc["latent_dim"], h=h, w=w), "",
@@ -91,20 +91,20 @@ def write(folder: Path, doc: dict) -> Path:
                      if folder.name == "nat-aurora" else "# any PNG/JPEG target picture")
     lines += [recipe.get("command", "(command not recorded)"), "```", "",
               f"Settings: `{json.dumps(recipe.get('config', {}))}`", "",
-              f"Trained {trained.get('steps', '?')} steps in {trained.get('train_seconds', '?')} s "
+              (f"Trained {trained.get('steps', '?')} steps in {trained.get('train_seconds', '?')} s "
               f"on this machine's CPU (torch {recipe.get('torch', '?')}, "
               f"{recipe.get('date', '?')}). The command writes the checkpoint, the export "
               "(`model.safetensors`, `model.json`), the measurements below, the pictures and "
-              "this card; `latentdmx train quality FOLDER` measures again.", "",
+              "this card; `latentdmx train quality FOLDER` measures again."), "",
               "## Measured quality", ""]
     if q:
         lines += _nat_quality(q) if family == "nat" else _iae_quality(q)
     else:
         lines.append("Not measured yet: run `latentdmx train quality` on this folder.")
     lines += ["", "## Files", "",
-              "- `model.safetensors` — the generator's weights (no pickle), "
+              ("- `model.safetensors` — the generator's weights (no pickle), "
               "`model.json` — its layers, output fields and this recipe; "
-              "`pi_app.runtime` runs it with NumPy.",
+              "`pi_app.runtime` runs it with NumPy."),
               "- Licence: the weights and pictures are CC0 (public domain); the code is MIT."]
     if family == "nat" and folder.name == "nat-aurora":
         lines.append("- `target.png` is made by `make_target.py` (procedural, seeded; CC0).")

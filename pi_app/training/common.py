@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pickle
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -83,7 +84,7 @@ def load_checkpoint(out: Path) -> dict | None:
         return None
     try:
         return torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:
+    except (RuntimeError, OSError, EOFError, ValueError, pickle.UnpicklingError) as exc:
         raise LatentDMXError(f"cannot read checkpoint ({exc.__class__.__name__})", file=path,
                              fix="delete it or pass --fresh") from None
 

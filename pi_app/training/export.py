@@ -45,7 +45,7 @@ def describe(net: nn.Sequential, prefix: str = "net") -> list[dict]:
         elif isinstance(mod, nn.ReLU | nn.Tanh | nn.Sigmoid | nn.SiLU):
             layers.append({"type": type(mod).__name__.lower()})
         else:
-            raise ValueError(f"{name}: layer {type(mod).__name__} has no NumPy counterpart")
+            raise TypeError(f"{name}: layer {type(mod).__name__} has no NumPy counterpart")
     return layers
 
 
@@ -61,6 +61,7 @@ def write_model(out: Path, net: nn.Sequential, doc: dict, prefix: str = "net") -
     tensors = {f"{prefix}.{k}": v.detach().to("cpu", torch.float32).contiguous()
                for k, v in net.state_dict().items()}
     save_file(tensors, str(out / "model.safetensors"))
+    (out / "model.safetensors").chmod(0o644)            # safetensors writes 0600
     full = {"schema": SCHEMA, **doc, "weights": "model.safetensors",
             "layers": describe(net, prefix)}
     path = out / "model.json"

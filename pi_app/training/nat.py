@@ -220,9 +220,3 @@ def export_model(model: NAT, cfg: NATConfig, out: Path, summary: dict) -> Path:
     }
     return export.write_model(out, model.net.cpu(), doc)
 
-
-def generate(model: NAT, n: int, latent_dim: int, seed: int) -> np.ndarray:
-    """n samples from fresh noise, clipped to [0, 1] as the runtime does: (n, 6)."""
-    z = torch.randn(n, latent_dim, generator=torch.Generator().manual_seed(seed))
-    with torch.no_grad():
-        return model(z).clamp(0, 1).numpy()

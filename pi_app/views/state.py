@@ -42,34 +42,60 @@ class Look:
 
 
 class Rig:
-    """What the views need from a patch: fixtures, positions, and how to read their slots."""
+    """What the views need from a patch: fixtures, positions, and how to read their slots.
+
+    Decoding is a few gathers over index arrays built once: every fixture reads a dimmer, four
+    colour channels and 16-bit pan/tilt; a channel it lacks reads a constant 0 or 1 slot."""
 
     def __init__(self, fixtures: tuple[FixtureInfo, ...], universes: tuple[int, ...],
-                 decoders: list[dict[str, tuple]]) -> None:
+                 idx: dict[str, np.ndarray]) -> None:
         self.fixtures = fixtures
         self.universes = universes
-        self._dec = decoders      # per fixture: attr -> (flat slot, lo, span) or 16-bit pair
+        self._idx = idx
 
     @classmethod
     def from_patch(cls, patch) -> Rig:
         uidx = {u: k for k, u in enumerate(patch.universes)}
-        infos, decs = [], []
+        zero, one = len(patch.universes) * SLOTS, len(patch.universes) * SLOTS + 1
+        n = len(patch.fixtures)
+        light = np.full(n, one)                      # dimmer or intensity slot
+        light_lo, light_span = np.zeros(n), np.ones(n)
+        col = np.full((n, 4), zero)                  # red, green, blue, white slots
+        col_lo, col_span = np.zeros((n, 4)), np.ones((n, 4))
+        coarse, fine = np.full((n, 2), zero), np.full((n, 2), zero)
+        has_pt = np.zeros((n, 2), bool)
+        has_fine = np.zeros((n, 2), bool)
+        has_light, has_colour = np.zeros(n, bool), np.zeros(n, bool)
+        infos = []
         for f in patch.fixtures:
-            base = uidx[f.universe] * SLOTS + f.address - 1
-            dec: dict[str, tuple] = {}
+            i, base = f.index, uidx[f.universe] * SLOTS + f.address - 1
             chans = f.mode.channels
             for j, ch in enumerate(chans):
-                if ch.attr in ("pan", "tilt"):
-                    fine = next((base + k for k, c in enumerate(chans)
-                                 if c.attr == ch.attr + "_fine"), None)
-                    dec[ch.attr] = ("16", base + j, fine)
-                elif ch.attr in ("dimmer", "intensity") + _COLOURS:
-                    dec.setdefault(ch.attr, ("8", base + j, ch.min, max(ch.max - ch.min, 1)))
+                span = max(ch.max - ch.min, 1) if ch.max > ch.min else 255
+                lo = ch.min if ch.max > ch.min else 0
+                if ch.attr in ("dimmer", "intensity") and not has_light[i]:
+                    light[i], light_lo[i], light_span[i], has_light[i] = base + j, lo, span, True
+                elif ch.attr in _COLOURS:
+                    c = _COLOURS.index(ch.attr)
+                    col[i, c], col_lo[i, c], col_span[i, c] = base + j, lo, span
+                    has_colour[i] = True
+                elif ch.attr in ("pan", "tilt", "pan_fine", "tilt_fine"):
+                    k = 0 if ch.attr.startswith("pan") else 1
+                    if ch.attr.endswith("_fine"):
+                        fine[i, k], has_fine[i, k] = base + j, True
+                    else:
+                        coarse[i, k], has_pt[i, k] = base + j, True
             infos.append(FixtureInfo(f.name, float(f.config.position[0]),
                                      float(f.config.position[1]), bool(f.moves),
                                      float(f.profile.pan_deg), float(f.profile.tilt_deg)))
-            decs.append(dec)
-        return cls(tuple(infos), tuple(patch.universes), decs)
+        f32 = lambda a: np.asarray(a, np.float32)  # noqa: E731
+        idx = {"light": light, "light_lo": f32(light_lo), "light_span": f32(light_span),
+               "col": col, "col_lo": f32(col_lo), "col_span": f32(col_span),
+               "coarse": coarse, "fine": fine, "has_pt": has_pt,
+               "pt_scale": f32(np.where(has_fine, 256.0 / 65535.0, 1.0 / 255.0)),
+               "fine_scale": f32(np.where(has_fine, 1.0 / 65535.0, 0.0)),
+               "has_light": has_light, "has_colour": has_colour}
+        return cls(tuple(infos), tuple(patch.universes), idx)
 
     def __len__(self) -> int:
         return len(self.fixtures)
@@ -89,43 +115,22 @@ class Rig:
 
     def decode(self, frames: np.ndarray) -> Look:
         """uint8 (..., n_universes, 512) -> `Look` with arrays shaped (..., n_fixtures[, 3])."""
-        flat = np.asarray(frames).reshape(*np.shape(frames)[:-2], -1).astype(np.float32)
-        lead = flat.shape[:-1]
-        n = len(self.fixtures)
-        colour = np.zeros(lead + (n, 3), np.float32)
-        level = np.zeros(lead + (n,), np.float32)
-        pan = np.full(lead + (n,), 0.5, np.float32)
-        tilt = np.full(lead + (n,), 0.5, np.float32)
-
-        def eight(spec) -> np.ndarray:
-            _, slot, lo, span = spec
-            return np.clip((flat[..., slot] - lo) / span, 0.0, 1.0)
-
-        for i, dec in enumerate(self._dec):
-            for attr, arr in (("pan", pan), ("tilt", tilt)):
-                spec = dec.get(attr)
-                if spec is not None:
-                    _, coarse, fine = spec
-                    arr[..., i] = flat[..., coarse] / 255.0 if fine is None else \
-                        (flat[..., coarse] * 256.0 + flat[..., fine]) / 65535.0
-            has_colour = any(c in dec for c in _COLOURS)
-            if "dimmer" in dec:
-                dim = eight(dec["dimmer"])
-            elif "intensity" in dec:
-                dim = eight(dec["intensity"])
-            else:
-                dim = np.ones(lead, np.float32)      # colour channels carry the dimmer
-            if has_colour:
-                white = eight(dec["white"]) if "white" in dec else 0.0
-                for c, name in enumerate(_COLOURS[:3]):
-                    v = eight(dec[name]) if name in dec else 0.0
-                    colour[..., i, c] = np.clip((v + white) * dim, 0.0, 1.0)
-                level[..., i] = dim if ("dimmer" in dec or "intensity" in dec) else \
-                    colour[..., i, :].max(axis=-1)
-            else:
-                colour[..., i, :] = dim[..., None]   # a dimmer-only fixture: grey
-                level[..., i] = dim
-        return Look(colour, level, pan, tilt)
+        x = self._idx
+        frames = np.asarray(frames)
+        lead = frames.shape[:-2]
+        flat = np.empty(lead + (frames.shape[-2] * SLOTS + 2,), np.float32)
+        flat[..., :-2] = frames.reshape(lead + (-1,))
+        flat[..., -2], flat[..., -1] = 0.0, 1.0                   # the constant 0 and 1 slots
+        dim = np.clip((flat[..., x["light"]] - x["light_lo"]) / x["light_span"], 0.0, 1.0)
+        rgbw = np.clip((flat[..., x["col"]] - x["col_lo"]) / x["col_span"], 0.0, 1.0)
+        colour = np.clip((rgbw[..., :3] + rgbw[..., 3:]) * dim[..., None], 0.0, 1.0)
+        grey = ~x["has_colour"]                                   # dimmer-only: grey light
+        colour[..., grey, :] = dim[..., grey, None]
+        level = np.where(x["has_light"], dim, colour.max(axis=-1))
+        pt = flat[..., x["coarse"]] * x["pt_scale"] + flat[..., x["fine"]] * x["fine_scale"]
+        pt = np.where(x["has_pt"], pt, np.float32(0.5))
+        return Look(colour.astype(np.float32), level.astype(np.float32),
+                    pt[..., 0].astype(np.float32), pt[..., 1].astype(np.float32))
 
     def info_json(self) -> list[dict]:
         return [{"name": f.name, "x": f.x, "y": f.y, "moves": f.moves, "pan_deg": f.pan_deg,

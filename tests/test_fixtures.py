@@ -1,0 +1,362 @@
+"""Fixture profiles: the built-in Lumeri Wash 7.10, OFL and QLC+ import of real files, the
+`latentdmx fixtures` commands. Test data: tests/data/fixtures/ (see its README for sources)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from pi_app.errors import FixtureError
+from pi_app.fixtures import find_profile, list_profiles, load_profile_file
+from pi_app.fixtures.importing import import_file
+from pi_app.fixtures.profile import profile_from_json
+
+DATA = Path(__file__).parent / "data" / "fixtures"
+QXF = DATA / "qlcplus"
+OFL = DATA / "ofl"
+QLC_SYSTEM = Path("/usr/share/qlcplus/fixtures")
+
+
+def layout(mode) -> list[str]:
+    """'attr', 'attr[min-max]' or 'hold=value' per channel."""
+    out = []
+    for c in mode.channels:
+        if c.attr == "hold":
+            out.append(f"hold={c.value}")
+        elif (c.min, c.max) != (0, 255):
+            out.append(f"{c.attr}[{c.min}-{c.max}]")
+        else:
+            out.append(c.attr)
+    return out
+
+
+LUMERI_9 = ["pan", "tilt", "dimmer[0-134]", "red", "green", "blue", "white", "hold=0", "hold=0"]
+LUMERI_14 = ["pan", "pan_fine", "tilt", "tilt_fine", "hold=0", "dimmer[0-134]", "red", "green",
+             "blue", "white", "hold=0", "hold=0", "hold=0", "hold=0"]
+
+
+@pytest.fixture(autouse=True)
+def user_dir(tmp_path, monkeypatch):
+    """Every test gets an empty user profile folder."""
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    return tmp_path / "xdg" / "latentdmx" / "fixtures"
+
+
+# --- the built-in Lumeri Wash 7.10 -------------------------------------------------------
+
+def test_lumeri_builtin_layouts():
+    p = find_profile("lumeri-wash-7-10")
+    assert p is not None and p.mode_names == ("9ch", "14ch")
+    assert (p.pan_deg, p.tilt_deg) == (540, 270)
+    assert layout(p.mode("9ch")) == LUMERI_9
+    assert layout(p.mode("14ch")) == LUMERI_14
+    assert "#3067" in p.source and "6e35e3b0d1cecff8ab69e8ffdf99cefc4c784723" in p.source
+    assert "stage-wash-7x10w-led-moving-head.json" in p.source
+
+
+@pytest.mark.parametrize("path", ["lumeri/wash-7-10.json",
+                                  "stage-right/stage-wash-7x10w-led-moving-head.json"])
+def test_lumeri_builtin_matches_ofl_sources(path):
+    """The built-in table == what the importer makes of the PR file and of the merged Stage
+    Right / Monoprice file (same layout, same dimmer range, same held values)."""
+    builtin = find_profile("lumeri-wash-7-10")
+    imported, _ = import_file(OFL / path)
+    assert (imported.pan_deg, imported.tilt_deg) == (540, 270)
+    for name in ("9ch", "14ch"):
+        assert layout(imported.mode(name)) == layout(builtin.mode(name))
+
+
+def test_lumeri_sources_agree_on_ranges():
+    """Read the two OFL files directly: dimmer ends at 134, strobe is 135-239, speed 0 = fast."""
+    pr = json.loads((OFL / "lumeri/wash-7-10.json").read_text())
+    sr = json.loads((OFL / "stage-right/stage-wash-7x10w-led-moving-head.json").read_text())
+    pr_dim = pr["availableChannels"]["Dimmer / Strobe"]["capabilities"]
+    sr_dim = sr["availableChannels"]["Dimmer / Strobe"]["capabilities"]
+    assert pr_dim[0]["dmxRange"] == [0, 134] and pr_dim[1]["dmxRange"] == [135, 239]
+    assert "Strobe" in pr_dim[1]["comment"]
+    assert sr_dim[1] == {"dmxRange": [8, 134], "type": "Intensity"}
+    assert sr_dim[2]["dmxRange"] == [135, 239] and sr_dim[2]["shutterEffect"] == "Strobe"
+    for doc, speed in ((pr, "Pan Tilt Speed"), (sr, "Pan/Tilt Speed")):
+        assert doc["availableChannels"][speed]["capability"]["speedStart"] == "fast"
+    for doc in (pr, sr):
+        assert doc["availableChannels"]["Pan"]["capability"]["angleEnd"] == "540deg"
+        assert doc["availableChannels"]["Tilt"]["capability"]["angleEnd"] == "270deg"
+
+
+# --- QLC+ .qxf ---------------------------------------------------------------------------
+
+QXF_EXPECTED = {
+    "Fun-Generation-PicoBeam-60.qxf": ("fun-generation-picobeam-60", 540, 180, {
+        "13 Channel": ["pan", "pan_fine", "tilt", "tilt_fine", "hold=0", "dimmer",
+                       "strobe[0-0]", "red", "green", "blue", "white", "hold=0", "hold=0"],
+        "8 Channel": ["pan", "pan_fine", "tilt", "tilt_fine", "hold=0", "intensity", "hold=0",
+                      "hold=0"],
+        "3 Channel": ["pan", "tilt", "intensity"]}),
+    "Stairville-MH-X60th-LED-Spot.qxf": ("stairville-mh-x60th-led-spot", 540, 270, {
+        # 14 ch: shutter open (4; 0 = closed on blackout), the electronic dimmer dims; 8 ch: no
+        # dimmer, so the shutter is the light: open (4) while playing, 0 (closed) on blackout.
+        "14 ch mode": ["pan", "tilt", "pan_fine", "tilt_fine", "hold=0", "hold=0", "strobe[4-4]",
+                       "intensity", "hold=0", "hold=0", "hold=0", "hold=0", "hold=0", "hold=0"],
+        "8 ch mode": ["pan", "tilt", "hold=0", "dimmer[4-4]", "hold=0", "hold=0", "hold=0",
+                      "hold=0"]}),
+    "Generic-Generic-RGBW.qxf": ("generic-generic-rgbw", 0, 0, {
+        "RGBW": ["red", "green", "blue", "white"],
+        "WRGB": ["white", "red", "green", "blue"],
+        "RGBW Dimmer": ["red", "green", "blue", "white", "dimmer"],
+        "WRGB Dimmer": ["white", "red", "green", "blue", "dimmer"],
+        "Dimmer RGBW": ["dimmer", "red", "green", "blue", "white"],
+        "Dimmer WRGB": ["dimmer", "white", "red", "green", "blue"]}),
+    "Stage-Right-Stage-Wash-18Wx18-LED-PAR.qxf": ("stage-right-stage-wash-18wx18-led-par", 0, 0, {
+        # amber and UV held at 0; the strobe channel (no ranges in the file) held at 0
+        "10-Channel": ["dimmer", "hold=0", "hold=0", "hold=0", "red", "green", "blue", "white",
+                       "hold=0", "hold=0"],
+        "6-Channel": ["red", "green", "blue", "white", "hold=0", "hold=0"]}),
+    "Coemar-LEDko-FullSpectrum-6.qxf": ("coemar-ledko-fullspectrum-6", 0, 0, {
+        # strobe channel at 58 ("Stop strobe", the first open value); "Red tone" etc.
+        # are colour macros in the Intensity group: held, not driven
+        "16 Channel": ["dimmer", "red", "green", "blue", "white", "hold=0", "hold=0",
+                       "strobe[58-58]",
+                       "hold=0", "hold=0", "hold=0", "hold=0", "hold=0", "hold=0", "hold=0",
+                       "hold=0"],
+        "7 Channel": ["dimmer", "red", "green", "blue", "white", "hold=0", "hold=0"],
+        "1 Channel": ["intensity"]}),
+    "Varytec-LED-PAR56.qxf": ("varytec-led-par56", 0, 0, {
+        "6 DMX channels": ["red", "green", "blue", "hold=0", "hold=0", "hold=0"]}),
+    "Botex-DPX-620-III.qxf": ("botex-dpx-620-iii", 0, 0, {"Normal": ["intensity"] * 6}),
+}
+
+
+@pytest.mark.parametrize("name", sorted(QXF_EXPECTED))
+def test_qxf_import(name):
+    key, pan, tilt, modes = QXF_EXPECTED[name]
+    prof, _notes = import_file(QXF / name)
+    assert prof.key == key
+    assert (prof.pan_deg, prof.tilt_deg) == (pan, tilt)
+    assert {m.name: layout(m) for m in prof.modes} == modes
+    # what the importer makes always passes the profile validator
+    assert profile_from_json(prof.to_json(), Path("x.json")).modes == prof.modes
+
+
+def test_qxf_vague_strobe_channel_gets_a_note():
+    _, notes = import_file(QXF / "Stage-Right-Stage-Wash-18Wx18-LED-PAR.qxf")
+    assert any("Flash/Strobe" in n and "manual" in n for n in notes)
+
+
+def test_qxf_shutter_only_ever_written_open():
+    prof, _ = import_file(QXF / "Fun-Generation-PicoBeam-60.qxf")
+    strobe = prof.mode("13 Channel").channels[6]
+    assert strobe.attr == "strobe" and strobe.max <= 9      # 0-9 open, 10-255 strobe
+
+
+# --- Open Fixture Library JSON -----------------------------------------------------------
+
+def test_ofl_stage_right_import():
+    prof, notes = import_file(OFL / "stage-right/stage-wash-7x10w-led-moving-head.json")
+    assert prof.key == "stage-right-stage-wash-7x10w-led-moving-head"
+    assert prof.manufacturer == "Stage Right"        # from manufacturers.json beside it
+    assert prof.mode_names == ("9ch", "14ch")
+    assert notes == []
+
+
+def test_ofl_switching_channel():
+    prof, _ = import_file(OFL / "rockville/rockpar50.json")
+    assert prof.key == "rockville-rockpar50"
+    assert layout(prof.mode("6ch")) == ["dimmer", "red", "green", "blue", "hold=0", "hold=0"]
+    assert layout(prof.mode("3ch")) == ["red", "green", "blue"]
+
+
+def test_ofl_matrix_template_channels():
+    prof, _ = import_file(OFL / "generic/4-channel-dimmer-pack.json")
+    assert {m.name: layout(m) for m in prof.modes} == {
+        "1ch": ["intensity"], "2ch": ["intensity"] * 2, "4ch": ["intensity"] * 4}
+
+
+def test_ofl_inverted_dimmer_refused():
+    with pytest.raises(FixtureError) as err:
+        import_file(OFL / "jb-systems/irock-5c.json")
+    assert "bright to dark" in str(err.value) and "docs/fixtures.md" in str(err.value)
+
+
+def test_ofl_key_override_and_null_channel(tmp_path):
+    doc = {"name": "Tiny", "availableChannels": {"Dim": {"capability": {"type": "Intensity"}}},
+           "modes": [{"name": "2-channel", "channels": ["Dim", None]}]}
+    f = tmp_path / "tiny.json"
+    f.write_text(json.dumps(doc))
+    prof, _ = import_file(f, key="my-tiny")
+    assert prof.key == "my-tiny" and layout(prof.mode("2-channel")) == ["intensity", "hold=0"]
+
+
+def test_ofl_unexpandable_matrix_refused(tmp_path):
+    doc = {"name": "Bar", "matrix": {"pixelCount": [2, 1, 1]},
+           "templateChannels": {"Red $pixelKey": {"capability": {"type": "ColorIntensity",
+                                                                 "color": "Red"}}},
+           "availableChannels": {},
+           "modes": [{"name": "m", "channels": [{"insert": "matrixChannels",
+                                                 "repeatFor": "eachPixelSomething",
+                                                 "channelOrder": "perPixel",
+                                                 "templateChannels": ["Red $pixelKey"]}]}]}
+    f = tmp_path / "bar.json"
+    f.write_text(json.dumps(doc))
+    with pytest.raises(FixtureError, match="no mode can be imported"):
+        import_file(f)
+    doc["modes"][0]["channels"][0]["repeatFor"] = "eachPixelABC"
+    f.write_text(json.dumps(doc))
+    assert layout(import_file(f)[0].modes[0]) == ["red", "red"]
+
+
+# --- bad files ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name, content, says", [
+    ("a.json", "{not json", "not valid JSON"),
+    ("b.qxf", "<FixtureDefinition><Channel", "not valid XML"),
+    ("c.txt", "hello", "neither JSON nor XML"),
+    ("d.json", json.dumps({"name": "x", "availableChannels": {}}), "no modes"),
+    ("e.qxf", "<FixtureDefinition><Model>x</Model></FixtureDefinition>", "no <Mode>"),
+    ("f.xml", "<html/>", "not <FixtureDefinition>"),
+    ("g.json", json.dumps({"name": "x", "availableChannels": {},
+                           "modes": [{"name": "m", "channels": ["Nope"]}]}), "unknown channel"),
+    ("h.json", json.dumps({"name": "x", "redirectTo": "a/b", "reason": "SameAsDifferentBrand"}),
+     "redirects"),
+])
+def test_bad_files(tmp_path, name, content, says):
+    f = tmp_path / name
+    f.write_text(content)
+    with pytest.raises(FixtureError) as err:
+        import_file(f)
+    msg = str(err.value)
+    assert says in msg and "\n" not in msg and str(f) in msg
+
+
+# --- a profile in a config, and the CLI -------------------------------------------------
+
+def test_imported_profile_usable_in_config(user_dir):
+    from pi_app.cli import main
+    from pi_app.config import parse_config
+    from pi_app.patch import Patch
+    from pi_app.scene import empty_scene
+
+    res = CliRunner().invoke(main, ["fixtures", "import", str(QXF / "Generic-Generic-RGBW.qxf")])
+    assert res.exit_code == 0, res.output
+    assert (user_dir / "generic-generic-rgbw.json").is_file()
+    cfg = parse_config('[[fixtures]]\nname = "par"\nprofile = "generic-generic-rgbw"\n'
+                       'mode = "Dimmer RGBW"\nuniverse = 1\naddress = 10\n', "rig.toml")
+    patch = Patch(cfg)
+    scene = empty_scene(1)
+    scene[0, 2:] = 1.0
+    frame = patch.frames(scene)[1]
+    assert list(frame[9:14]) == [255] * 5
+
+
+def test_cli_list_show(user_dir):
+    from pi_app.cli import main
+
+    runner = CliRunner()
+    res = runner.invoke(main, ["fixtures", "list"])
+    assert res.exit_code == 0
+    line = next(ln for ln in res.output.splitlines() if ln.startswith("lumeri-wash-7-10"))
+    assert "9ch (9), 14ch (14)" in line and "540°" in line and "270°" in line
+    assert "built-in" in line
+    res = runner.invoke(main, ["fixtures", "show", "lumeri-wash-7-10"])
+    assert res.exit_code == 0
+    assert "dimmer 0..134" in res.output and "mode '14ch' (14 channels)" in res.output
+    res = runner.invoke(main, ["fixtures", "show", "no-such-light"])
+    assert res.exit_code == 2 and res.output.count("\n") == 1
+    assert "error:" in res.output and "Traceback" not in res.output
+
+
+def test_cli_import_writes_refuses_and_forces(user_dir):
+    from pi_app.cli import main
+
+    runner = CliRunner()
+    src = str(OFL / "stage-right/stage-wash-7x10w-led-moving-head.json")
+    res = runner.invoke(main, ["fixtures", "import", src])
+    assert res.exit_code == 0, res.output
+    dest = user_dir / "stage-right-stage-wash-7x10w-led-moving-head.json"
+    assert 'profile = "stage-right-stage-wash-7x10w-led-moving-head"' in res.output
+    assert load_profile_file(dest).mode_names == ("9ch", "14ch")
+    assert not [p for p in user_dir.iterdir() if p.name.startswith(".")]   # no temp left
+    assert "stage-right-stage-wash-7x10w-led-moving-head" in list_profiles()
+    listed = runner.invoke(main, ["fixtures", "list"]).output
+    assert str(dest) in listed
+    res = runner.invoke(main, ["fixtures", "import", src])
+    assert res.exit_code == 2 and "--force" in res.output and "Traceback" not in res.output
+    res = runner.invoke(main, ["fixtures", "import", src, "--force", "--key", "sr-wash"])
+    assert res.exit_code == 0 and (user_dir / "sr-wash.json").is_file()
+    res = runner.invoke(main, ["fixtures", "import", src, "--force"])
+    assert res.exit_code == 0
+
+
+@pytest.mark.parametrize("content", ["{broken", "<FixtureDefinition/>", "\x00\x01binary"])
+def test_cli_import_bad_file_one_line(tmp_path, content):
+    from pi_app.cli import main
+
+    f = tmp_path / "bad.qxf"
+    f.write_text(content)
+    res = CliRunner().invoke(main, ["fixtures", "import", str(f)])
+    assert res.exit_code == 2
+    assert res.output.startswith("error: ") and res.output.count("\n") == 1
+    assert "Traceback" not in res.output
+    res = CliRunner().invoke(main, ["fixtures", "import", str(tmp_path / "missing.qxf")])
+    assert res.exit_code == 2 and "file not found" in res.output
+
+
+# --- every QLC+ fixture Debian ships -----------------------------------------------------
+
+@pytest.mark.skipif(not QLC_SYSTEM.is_dir(), reason="qlcplus-data is not installed")
+def test_sweep_all_qlcplus_fixtures(capsys):
+    """Every .qxf converts or raises FixtureError (never another exception), and every
+    converted profile passes the profile validator."""
+    ok, refused = 0, []
+    for f in sorted(QLC_SYSTEM.rglob("*.qxf")):
+        try:
+            prof, _ = import_file(f)
+        except FixtureError as exc:
+            assert "\n" not in str(exc)
+            refused.append(str(exc))
+            continue
+        profile_from_json(prof.to_json(), f)
+        ok += 1
+    with capsys.disabled():
+        print(f"\nqlcplus-data sweep: {ok} converted, {len(refused)} refused (FixtureError)")
+    assert ok > 0.95 * (ok + len(refused))
+
+
+def test_sweep_never_writes_strobe_or_holds_it():
+    """Across the test files: no driven light channel's range and no held value falls in a
+    capability the file calls strobe."""
+    from unittest import mock
+
+    from pi_app.fixtures import importing, ofl, qxf
+
+    pairs = []
+    real = importing.build_mode
+
+    def spy(name, chans, file, notes=None):
+        mode = real(name, chans, file, notes)
+        pairs.append((chans, mode))
+        return mode
+
+    files = sorted(QXF.glob("*.qxf")) + sorted(OFL.glob("*/*.json"))
+    if QLC_SYSTEM.is_dir():
+        files += sorted(QLC_SYSTEM.rglob("*.qxf"))
+    with mock.patch.object(ofl, "build_mode", spy), mock.patch.object(qxf, "build_mode", spy):
+        for f in files:
+            try:
+                import_file(f)
+            except FixtureError:
+                pass
+    assert pairs
+    for chans, mode in pairs:
+        for src, ch in zip(chans, mode.channels):
+            if src is None:
+                continue
+            for cap in src.caps:
+                if cap.kind != importing.STROBE:
+                    continue
+                if ch.attr == "hold":
+                    assert not cap.lo <= ch.value <= cap.hi or len(src.caps) == 1, (src, ch)
+                elif ch.attr != "pan" and ch.attr != "tilt":
+                    assert cap.hi < ch.min or cap.lo > ch.max, (src, ch)
