@@ -96,7 +96,8 @@ class FixtureConfig:
     pan_offset_deg: float = 0.0
     tilt_offset_deg: float = 0.0
     park: tuple[float, float] = (0.5, 0.5)      # pan, tilt (0..1) taken slowly on stop
-    keep_out: tuple = ()                # [[pan_lo, pan_hi, tilt_lo, tilt_hi], ...] in 0..1
+    # [[pan_lo, pan_hi, tilt_lo, tilt_hi], ...] in 0..1 (a bare `tuple` could not be parsed)
+    keep_out: tuple[tuple[float, float, float, float], ...] = ()
 
 
 @dataclass(frozen=True)

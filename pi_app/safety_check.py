@@ -238,7 +238,7 @@ def _check_aim(rep: Report, row: Row, fx, config: Config, flat, col, times_ms, f
         pos[attr] = u
         deg = u * full
         speed, over = 0.0, None
-        lags = max(1, int(round(SPEED_WINDOW_S * fps))) if fps else 1
+        lags = max(1, round(SPEED_WINDOW_S * fps)) if fps else 1
         for lag in range(1, min(lags, len(deg) - 1) + 1):
             dt = (times_ms[lag:] - times_ms[:-lag]) / 1000.0
             ok = dt > 0
@@ -298,8 +298,8 @@ def check_recording(path, config: Config | None, *, raw: bool = False,
 def format_report(rep: Report) -> str:
     """The human-readable table."""
     lines = [f"{rep.path}: {rep.frames} frames, {rep.seconds:g} s, {rep.fps:g} fps",
-             f"flashes/s = most luminance transitions in any 1 s / 2 (limit "
-             f"{rep.max_flashes_per_s:g}); speeds in deg/s (limit)", ""]
+             (f"flashes/s = most luminance transitions in any 1 s / 2 (limit "
+             f"{rep.max_flashes_per_s:g}); speeds in deg/s (limit)"), ""]
     head = f"{'fixture':<16} {'flashes/s':>9} {'red/s':>6} {'pan':>16} {'tilt':>16}"
     lines += [head, "-" * len(head)]
 

@@ -203,3 +203,77 @@ def test_debian_module_found_off_sys_path():
     assert hasattr(mod, "OlaClient")
     assert not any(p.rstrip("/").endswith("dist-packages") for p in sys.path
                    if p.startswith("/usr/lib/python3/"))
+
+
+class OlaWatcher:
+    """A second OLA client, registered for a universe: records every frame olad pushes."""
+
+    def __init__(self, port: int, universe: int = 1) -> None:
+        import select
+        import socket
+
+        self._select = select.select
+        mod = import_ola()
+        self.frames: list[np.ndarray] = []
+        self._sock = socket.create_connection(("127.0.0.1", port), timeout=2)
+        self._client = mod.OlaClient(self._sock)
+        registered = threading.Event()
+        self._client.RegisterUniverse(
+            universe, mod.OlaClient.REGISTER,
+            data_callback=lambda data: self.frames.append(np.array(data, dtype=np.uint8)),
+            callback=lambda status: registered.set())
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        assert registered.wait(5), "could not register with olad"
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            ready, _, _ = self._select([self._sock], [], [], 0.05)
+            if ready:
+                self._client.SocketReady()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(2)
+        self._sock.close()
+
+
+def _dedupe(frames: list[np.ndarray]) -> list[bytes]:
+    out: list[bytes] = []
+    for f in frames:
+        b = np.pad(f, (0, 512 - len(f))).tobytes()
+        if not out or out[-1] != b:
+            out.append(b)
+    return out
+
+
+@pytest.mark.slow
+def test_show_through_olad_matches_the_simulator(olad, ola_config):
+    from pi_app.config import load_config
+    from pi_app.outputs.sim import SimOutput
+    from pi_app.patch import Patch
+    from pi_app.show import Show
+
+    cfg = load_config(None)
+    cfg = cfg.replace(output=dataclasses.replace(cfg.output, ola=ola_config))
+    patch = Patch(cfg)
+    sim = SimOutput(patch.universes, blackout=patch.blackout_frames, keep_history=True)
+    Show(cfg, sim, seed=7, duration_s=1.5, control=False).run()
+    expected = _dedupe([f[1] for f in sim.history])
+
+    watcher = OlaWatcher(olad.rpc_port)
+    try:
+        out = OlaOutput(patch.universes, config=ola_config, blackout=patch.blackout_frames)
+        Show(cfg, out, seed=7, duration_s=1.5, control=False).run()
+        time.sleep(0.2)
+    finally:
+        watcher.close()
+    got = _dedupe(watcher.frames)
+    assert len(expected) > 20 and got, (len(expected), len(got))
+    assert got[-1] == expected[-1]                       # the show ends on the same blackout
+    it = iter(expected)                                  # every frame olad saw, in order,
+    assert all(any(g == e for e in it) for g in got)     # is one the simulator made
+    assert len(got) >= 0.8 * len(expected), f"only {len(got)} of {len(expected)} frames"
+    assert out.health()["dropped"] <= 0.05 * len(expected)
+    print(f"\nolad saw {len(got)} of the simulator's {len(expected)} distinct frames")

@@ -5,12 +5,12 @@ from __future__ import annotations
 import dataclasses
 import json
 
+import hypothesis_profiles  # noqa: F401
 import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-import hypothesis_profiles  # noqa: F401
 from pi_app.config import load_config, parse_config, validate
 from pi_app.errors import ConfigError
 from pi_app.patch import Patch
@@ -113,7 +113,7 @@ def test_no_fade_out_means_done_at_once():
 
 
 def test_blackout_holds_pan_tilt():
-    _, patch, safety = make(fade_in_s=0.0)
+    _, _patch, safety = make(fade_in_s=0.0)
     raw = scene(pan=0.8, tilt=0.2, dimmer=1, red=1, green=0.5, blue=0.2, white=0.1)
     for k in range(5):
         out = safety(raw, k / 40).copy()
@@ -139,7 +139,7 @@ def test_bad_input_is_made_safe():
 @given(fps=st.floats(1, 44), seed=st.integers(0, 2**32 - 1),
        pan_slew=st.sampled_from([0.0, 45.0, 720.0]), tilt_slew=st.sampled_from([0.0, 10.0]))
 def test_slew_limits_respected(fps, seed, pan_slew, tilt_slew):
-    cfg, patch, safety = make(fps, pan_slew_deg_per_s=pan_slew, tilt_slew_deg_per_s=tilt_slew)
+    cfg, _patch, safety = make(fps, pan_slew_deg_per_s=pan_slew, tilt_slew_deg_per_s=tilt_slew)
     rng = np.random.default_rng(seed)
     prev = safety(rng.random((N, 7), np.float32), 0.0).copy()
     lim = np.array([pan_slew or 540 / 3, tilt_slew or 270 / 3])

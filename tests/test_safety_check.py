@@ -5,13 +5,13 @@ from __future__ import annotations
 import dataclasses
 import json
 
+import hypothesis_profiles  # noqa: F401
 import numpy as np
 import pytest
 from click.testing import CliRunner
 from hypothesis import given
 from hypothesis import strategies as st
 
-import hypothesis_profiles  # noqa: F401
 from pi_app.cli import main
 from pi_app.config import load_config, validate
 from pi_app.patch import Patch

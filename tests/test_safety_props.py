@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import dataclasses
 
+import hypothesis_profiles  # noqa: F401  (registers and loads the profile)
 import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-import hypothesis_profiles  # noqa: F401  (registers and loads the profile)
 from pi_app.config import load_config, validate
 from pi_app.patch import Patch
 from pi_app.safety import Safety
@@ -41,7 +41,7 @@ def run_chain(cfg, scene_at, seconds: float, *, master_at=None):
     patch = Patch(cfg)
     safety = Safety(cfg, patch, fps)
     frames, raws, outs = [], [], []
-    n_play = int(round(seconds * fps))
+    n_play = round(seconds * fps)
     k = 0
     while True:
         t = k / fps
@@ -93,7 +93,7 @@ def test_square_waves_are_limited(fps, hz, red, phase, duty):
         return s
 
     frames, unis, times, *_ = run_chain(cfg, scene_at, 2.5)
-    rep, last = assert_safe(cfg, frames, unis, times)
+    rep, _last = assert_safe(cfg, frames, unis, times)
     assert rep.rig.flashes_per_s <= 3 and rep.rig.red_flashes_per_s <= 3
 
 
@@ -116,7 +116,7 @@ def test_full_range_pan_jumps(fps, every, keep_out, pan_slew):
         s[:, 1] = (k // (2 * every)) % 2
         return s
 
-    frames, unis, times, safety, raws, outs = run_chain(cfg, scene_at, 2.5)
+    frames, unis, times, _safety, _raws, outs = run_chain(cfg, scene_at, 2.5)
     assert_safe(cfg, frames, unis, times)
     if not keep_out:   # parked on stop (a keep-out box may stand in the way: then held)
         assert np.allclose(outs[-1][:3, 0:2], 0.5, atol=1e-4)

@@ -23,7 +23,7 @@ from ..errors import ConfigError
               metavar="PATH", help="show.png (timeline) or show.gif (animated rig).")
 @click.option("--width", type=click.IntRange(60, 8000),
               help="Timeline width in pixels (default 720); GIF: the rig view's (400).")
-@click.option("--snapshots", type=click.IntRange(0, 12), default=6, show_default=True,
+@click.option("--snapshots", type=click.IntRange(0, 12), default=4, show_default=True,
               help="PNG: how many views of the rig from above under the timeline.")
 @click.option("--gif-fps", type=click.FloatRange(1, 25), default=10.0, show_default=True,
               help="GIF frames per second of show time.")

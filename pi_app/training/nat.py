@@ -219,4 +219,3 @@ def export_model(model: NAT, cfg: NATConfig, out: Path, summary: dict) -> Path:
                    "torch": torch.__version__, "date": time.strftime("%Y-%m-%d")},
     }
     return export.write_model(out, model.net.cpu(), doc)
-

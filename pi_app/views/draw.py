@@ -79,7 +79,7 @@ def rig_view(rig, colour: np.ndarray, level: np.ndarray, pan: np.ndarray, tilt: 
                 nx, ny = -dy / length, dx / length
                 cone = [(cx + nx * 2, cy + ny * 2), (ex + nx * spot, ey + ny * spot),
                         (ex - nx * spot, ey - ny * spot), (cx - nx * 2, cy - ny * 2)]
-                d.polygon(cone, fill=110)
+                d.polygon(cone, fill=150)
             d.ellipse((ex - spot, ey - spot, ex + spot, ey + spot), fill=255)
         else:
             d.ellipse((cx - pool_r, cy - pool_r, cx + pool_r, cy + pool_r), fill=230)

@@ -141,7 +141,7 @@ def column_means(values: np.ndarray, times: np.ndarray, layout: Layout) -> np.nd
 
 
 def timeline(rig: Rig, frames: np.ndarray, times: np.ndarray, *, title: str = "",
-             width: int = 720, snapshots: int = 6) -> Image.Image:
+             width: int = 720, snapshots: int = 4) -> Image.Image:
     """The timeline picture of a show's frames (uint8 [n, n_universes, 512]) at `times`."""
     img, _ = timeline_with_layout(rig, frames, times, title=title, width=width,
                                   snapshots=snapshots)
@@ -149,7 +149,7 @@ def timeline(rig: Rig, frames: np.ndarray, times: np.ndarray, *, title: str = ""
 
 
 def timeline_with_layout(rig: Rig, frames: np.ndarray, times: np.ndarray, *, title: str = "",
-                         width: int = 720, snapshots: int = 6) -> tuple[Image.Image, Layout]:
+                         width: int = 720, snapshots: int = 4) -> tuple[Image.Image, Layout]:
     if len(frames) == 0:
         raise LatentDMXError("nothing to draw: no frames", field="--duration",
                              fix="render at least one frame")
@@ -197,8 +197,8 @@ def timeline_with_layout(rig: Rig, frames: np.ndarray, times: np.ndarray, *, tit
         d.text((8, y), "pan", fill=dr.PAN_COLOUR, font=dr.font(10))
         d.text((8 + dr.text_width("pan ", 10), y), "tilt", fill=dr.TILT_COLOUR,
                font=dr.font(10))
-        d.text((8 + dr.text_width("pan tilt ", 10), y), "(0..1 of full range)",
-               fill=dr.DIM_TEXT, font=dr.font(10))
+        d.text((8 + dr.text_width("pan tilt ", 10), y), "(each plot spans the head's "
+               "configured range)", fill=dr.DIM_TEXT, font=dr.font(10))
         y += 14
         pan = column_means(look.pan, times, layout)
         tilt = column_means(look.tilt, times, layout)
@@ -207,11 +207,17 @@ def timeline_with_layout(rig: Rig, frames: np.ndarray, times: np.ndarray, *, tit
             d.rectangle((label_w, y, label_w + width - 1, y + TRACE_H - 1), fill=dr.PANEL)
             d.line((label_w, y + TRACE_H // 2, label_w + width - 1, y + TRACE_H // 2),
                    fill=dr.GRID)
-            d.text((8, y + TRACE_H // 2 - 7), rig.fixtures[i].name, fill=dr.DIM_TEXT,
+            d.text((8, y + TRACE_H // 2 - 9), rig.fixtures[i].name, fill=dr.DIM_TEXT,
                    font=dr.font(11))
-            for series, col in ((tilt[:, i], dr.TILT_COLOUR), (pan[:, i], dr.PAN_COLOUR)):
-                ys = y + (TRACE_H - 2) * (1.0 - series) + 1
+            f = rig.fixtures[i]
+            for series, col, (lo, hi) in ((tilt[:, i], dr.TILT_COLOUR, f.tilt_range),
+                                          (pan[:, i], dr.PAN_COLOUR, f.pan_range)):
+                v = np.clip((series - lo) / max(hi - lo, 1e-6), 0.0, 1.0)
+                ys = y + (TRACE_H - 3) * (1.0 - v) + 1
                 d.line(list(zip(xs.tolist(), ys.tolist())), fill=col, width=1)
+            rng = (f"{f.pan_range[0] * f.pan_deg:.0f}-{f.pan_range[1] * f.pan_deg:.0f}° / "
+                   f"{f.tilt_range[0] * f.tilt_deg:.0f}-{f.tilt_range[1] * f.tilt_deg:.0f}°")
+            d.text((8, y + TRACE_H // 2 + 4), rng, fill=dr.DIM_TEXT, font=dr.font(9))
             y += TRACE_H + TRACE_GAP
 
     # -- snapshots of the rig from above

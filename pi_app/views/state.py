@@ -31,6 +31,8 @@ class FixtureInfo:
     moves: bool
     pan_deg: float
     tilt_deg: float
+    pan_range: tuple[float, float] = (0.0, 1.0)    # where the config lets pan go, 0..1 of full
+    tilt_range: tuple[float, float] = (0.0, 1.0)
 
 
 @dataclass
@@ -87,7 +89,11 @@ class Rig:
                         coarse[i, k], has_pt[i, k] = base + j, True
             infos.append(FixtureInfo(f.name, float(f.config.position[0]),
                                      float(f.config.position[1]), bool(f.moves),
-                                     float(f.profile.pan_deg), float(f.profile.tilt_deg)))
+                                     float(f.profile.pan_deg), float(f.profile.tilt_deg),
+                                     _range(f.profile.pan_deg, f.config.pan_limits_deg,
+                                            f.config.pan_offset_deg),
+                                     _range(f.profile.tilt_deg, f.config.tilt_limits_deg,
+                                            f.config.tilt_offset_deg)))
         f32 = lambda a: np.asarray(a, np.float32)  # noqa: E731
         idx = {"light": light, "light_lo": f32(light_lo), "light_span": f32(light_span),
                "col": col, "col_lo": f32(col_lo), "col_span": f32(col_span),
@@ -135,6 +141,15 @@ class Rig:
     def info_json(self) -> list[dict]:
         return [{"name": f.name, "x": f.x, "y": f.y, "moves": f.moves, "pan_deg": f.pan_deg,
                  "tilt_deg": f.tilt_deg} for f in self.fixtures]
+
+
+def _range(full: float, limits: tuple[float, float], offset: float) -> tuple[float, float]:
+    """The physical span (0..1 of the full range) a head may use, as the patch computes it."""
+    if full <= 0:
+        return (0.0, 1.0)
+    lo, hi = limits if tuple(limits) != (0.0, 0.0) else (0.0, full)
+    a, b = sorted(((lo + offset) / full, (hi + offset) / full))
+    return (float(min(max(a, 0.0), 1.0)), float(min(max(b, 0.0), 1.0)))
 
 
 def look_json(look: Look) -> dict:
