@@ -5,7 +5,7 @@
 For each batch size B: the time of `scipy.optimize.linear_sum_assignment` on a (B, B) matrix
 of squared distances between outputs and targets (6-D points drawn from the bundled aurora
 picture) in three states of training, and the time of the rest of one training step (forward,
-cost matrix, loss, backward, Adam) of the default NAT model (16 -> 128 x 3 -> 6):
+cost matrix, loss, backward, Adam) of the default NAT model (16 -> 64 x 4 -> 6):
 
 - start:  outputs of the untrained model (all bunched together: the hardest matrix),
 - steady: outputs near their currently assigned targets (targets + N(0, 0.02)), the state

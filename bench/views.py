@@ -36,12 +36,12 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pi_app.config import PreviewConfig, load_config  # noqa: E402
-from pi_app.control import ControlClient  # noqa: E402
-from pi_app.outputs.sim import SimOutput  # noqa: E402
-from pi_app.patch import Patch  # noqa: E402
-from pi_app.show import Show  # noqa: E402
-from pi_app.views.state import live_state  # noqa: E402
+from pi_app.config import PreviewConfig, load_config
+from pi_app.control import ControlClient
+from pi_app.outputs.sim import SimOutput
+from pi_app.patch import Patch
+from pi_app.show import Show
+from pi_app.views.state import live_state
 
 POLLER = """
 import sys, time, urllib.request
@@ -164,7 +164,7 @@ def main() -> None:
           f"{per_call_us(lambda: client.request('scene'), 100):8.0f} µs")
     print(f"  HTTP GET /state round trip         "
           f"{per_call_us(lambda: urllib.request.urlopen(url).read(), 100):8.0f} µs")
-    print(f"  frame-loop listeners added by views       0")
+    print("  frame-loop listeners added by views       0")
     show.stop()
     th.join(10)
 

@@ -161,6 +161,11 @@ class Safety:
         self._k_smooth = f32(1.0 - math.exp(-1.0 / (self.fps * SMOOTH_S)))
         self._smooth = np.zeros((n, 5), f32)          # low-passed wanted (dimmer, colour)
         self._limited = np.zeros(n, bool)             # was the limiter active last frame?
+        self._w2 = np.stack([self._wy, self._wr], axis=1)          # (n, 2, 4): Y, red weights
+        self._s2 = np.array([self._sy, self._sr], f32)
+        self._raw = np.zeros((n, 7), f32)
+        self._e = np.zeros((n, 4), f32)               # emitted light of the last output
+        self._yg = np.zeros((n, 2), f32)              # its Y and red excess g
         # -- state: the last output --------------------------------------------------------
         self._out = sc.empty_scene(n)
         self._out[:, (sc.PAN, sc.TILT)] = self._park
@@ -193,67 +198,75 @@ class Safety:
 
     def __call__(self, scene: np.ndarray, t_s: float) -> np.ndarray:
         """Raw scene (n, 7) -> safe scene (n, 7) float32 (the stage's own buffer: copy to keep)."""
-        raw = np.nan_to_num(np.asarray(scene, np.float32), nan=0.0, posinf=1.0, neginf=0.0)
-        np.clip(raw, 0.0, 1.0, out=raw)
-        out = self._out
+        raw, out = self._raw, self._out
+        np.fmax(scene, 0.0, out=raw)             # NaN -> 0, and clip to [0, 1]
+        np.fmin(raw, 1.0, out=raw)
         gain = self._gain(t_s)
         self._aim(raw[:, 0:2] if self._stop_t is None else self._park, out)
-        # wanted light: dimmer x gain; colourless fixtures carry their light in the dimmer
-        d_d = raw[:, sc.DIMMER] * np.float32(gain)
-        c_d = raw[:, sc.COLOUR]
-        if self._any_colourless:
+        light = raw[:, sc.DIMMER:]               # wanted (dimmer, R, G, B, W)
+        light[:, 0] *= gain
+        if self._any_colourless:                 # they carry their light in the dimmer
             cl = self._colourless
-            lum = np.where(self._intensity, np.minimum(c_d @ sc.LUMA, 1.0), 1.0)
-            d_d = np.where(cl, d_d * lum, d_d)
-            c_d = np.where(cl[:, None], np.float32(1.0), c_d)
+            lum = np.where(self._intensity, np.minimum(light[:, 1:] @ sc.LUMA, 1.0), 1.0)
+            light[:, 0] = np.where(cl, light[:, 0] * lum, light[:, 0])
+            light[cl, 1:] = 1.0
         # while the limiter is active, aim at a low-pass of the wanted light (a strobe comes
         # out as its average glow, not as a slow triangle); otherwise at the wanted light
         sm = self._smooth
         if self._limited.any():
-            sm += self._k_smooth * (np.column_stack([d_d, c_d]) - sm)
+            sm += self._k_smooth * (light - sm)
             free = ~self._limited
-            sm[free, 0] = d_d[free]
-            sm[free, 1:] = c_d[free]
-            d_d, c_d = sm[:, 0], sm[:, 1:]
+            sm[free] = light[free]
+            light = sm
         else:
-            sm[:, 0] = d_d
-            sm[:, 1:] = c_d
-        d_p = out[:, sc.DIMMER].copy()
-        c_p = out[:, sc.COLOUR].copy()
-        if self._sc is not None:
-            c_d = c_p + np.clip(c_d - c_p, -self._sc, self._sc)
+            np.copyto(sm, light)
         if self._frames == 0:
-            c_p[:] = c_d             # dark start: the first colour is the wanted one
+            out[:, sc.COLOUR] = light[:, 1:]     # dark start: the first colour is the wanted one
+        if self._sc is not None:
+            c_p = out[:, sc.COLOUR]
+            light = light.copy()
+            light[:, 1:] = c_p + np.clip(light[:, 1:] - c_p, -self._sc, self._sc)
         # flash limiter: emitted light e = dimmer x colour; every signal is linear in e
-        e_p = c_p * d_p[:, None]
-        de = c_d * d_d[:, None] - e_p
-        sy, sr = self._sy, self._sr
-        dy = np.einsum("ij,ij->i", de, self._wy)
-        g_p = np.einsum("ij,ij->i", e_p, self._wr)
-        dg = np.einsum("ij,ij->i", de, self._wr)
-        a = np.minimum(1.0, sy / np.maximum(np.abs(dy), 1e-12))
-        rho_p = np.maximum(g_p, 0.0)
-        a = np.minimum(a, _alpha(g_p, dg, np.where(rho_p > sr, rho_p - sr, -np.inf), rho_p + sr))
-        if len(a):       # the rig's red: max(0, mean g) moves by at most sr too
-            gm_p, dgm = g_p.mean(), (a * dg).mean()
-            rm_p = max(gm_p, 0.0)
-            lo = rm_p - sr if rm_p > sr else -np.inf
-            a = a * float(_alpha(np.float32(gm_p), np.float32(dgm), lo, rm_p + sr))
-        a = a.astype(np.float32)
-        np.less(a, 1.0, out=self._limited)
-        w_p = (1.0 - a) * d_p
-        w_d = a * d_d
-        w = w_p + w_d
-        out[:, sc.DIMMER] = d_p + a * (d_d - d_p)
-        lit = w > 0
-        out[:, sc.COLOUR] = np.where(lit[:, None], (w_p[:, None] * c_p + w_d[:, None] * c_d)
-                                     / np.where(lit, w, 1.0)[:, None], c_d)
+        e_d = light[:, 1:] * light[:, 0:1]
+        de = e_d - self._e
+        dyg = (de[:, None, :] * self._w2).sum(axis=2)        # (n, 2): change of Y and red
+        if (np.abs(dyg) <= self._s2).all():                 # nothing to limit (the rig's
+            out[:, sc.DIMMER:] = light                      # signals follow from these)
+            self._limited[:] = False
+        else:
+            self._limit(light, dyg, out)
+        np.multiply(out[:, sc.COLOUR], out[:, sc.DIMMER:sc.DIMMER + 1], out=self._e)
+        np.sum(self._e[:, None, :] * self._w2, axis=2, out=self._yg)
         self._frames += 1
         return out
 
+    def _limit(self, light: np.ndarray, dyg: np.ndarray, out: np.ndarray) -> None:
+        """Blend each fixture between its last light and the wanted one, as far as allowed."""
+        sy, sr = self._sy, self._sr
+        g_p, dg = self._yg[:, 1], dyg[:, 1]
+        a = np.minimum(1.0, sy / np.maximum(np.abs(dyg[:, 0]), 1e-12))
+        rho_p = np.maximum(g_p, 0.0)
+        a = np.minimum(a, _alpha(g_p, dg, np.where(rho_p > sr, rho_p - sr, -np.inf), rho_p + sr))
+        # the rig's red, max(0, mean g), moves by at most sr too: one factor for all
+        gm_p, dgm = float(g_p.mean()), float((a * dg).mean())
+        rm_p = max(gm_p, 0.0)
+        a *= float(_alpha(gm_p, dgm, rm_p - sr if rm_p > sr else -np.inf, rm_p + sr))
+        a = a.astype(np.float32)
+        np.less(a, 1.0, out=self._limited)
+        d_p, c_p = out[:, sc.DIMMER].copy(), out[:, sc.COLOUR]
+        d_d, c_d = light[:, 0], light[:, 1:]
+        w_p = (1.0 - a) * d_p
+        w_d = a * d_d
+        w = w_p + w_d
+        lit = w > 0
+        out[:, sc.COLOUR] = np.where(lit[:, None], (w_p[:, None] * c_p + w_d[:, None] * c_d)
+                                     / np.where(lit, w, 1.0)[:, None], c_d)
+        out[:, sc.DIMMER] = w
+
     def _aim(self, target: np.ndarray, out: np.ndarray) -> None:
         prev = out[:, 0:2]
-        step = np.clip(target - prev, -self._step_pt, self._step_pt)
+        step = target - prev
+        np.clip(step, -self._step_pt, self._step_pt, out=step)
         if not len(self._boxes):
             prev += step
             return

@@ -43,7 +43,7 @@ def make_points_model(folder: Path, latent: int = 4, hidden: int = 16, seed: int
                "net.0.bias": np.zeros(hidden, np.float32),
                "net.2.weight": rng.normal(0, 0.8, (6, hidden)).astype(np.float32),
                "net.2.bias": np.zeros(6, np.float32)}, str(folder / "model.safetensors"))
-    fields = [{"name": n, "min": 0, "max": 1} for n in "x y r g b w".split()]
+    fields = [{"name": n, "min": 0, "max": 1} for n in ["x", "y", "r", "g", "b", "w"]]
     (folder / "model.json").write_text(json.dumps({
         "schema": 1, "name": "test-points", "family": "nat", "latent_dim": latent,
         "weights": "model.safetensors", "output": {"kind": "points", "fields": fields},
@@ -118,7 +118,7 @@ def test_render_matches_the_recorded_show(cfg, model_dir, tmp_path):
     """Render a seed offline; its timeline pixels are the recorded frames of that seed."""
     duration = 2.0
     rec = record_show(cfg, tmp_path / "show.txt", duration)
-    frames, universes, times = read_show(rec)
+    frames, _, times = read_show(rec)
     n = len(frames)
     assert n >= duration * FPS                   # frames incl. fade-out, then the blackout
 
@@ -167,7 +167,7 @@ def test_render_recording_and_raw(cfg, tmp_path):
     _, layout = rd.timeline_with_layout(rig, frames, times, title="t", width=300,
                                          snapshots=3)
     assert img.shape[1] == layout.x0 + 300 + 12
-    top, bottom = layout.row_box(3)                # par-1 at 1/3 of the way: frame 5 of 16
+    top, _ = layout.row_box(3)                # par-1 at 1/3 of the way: frame 5 of 16
     col = int(300 * (5 + 0.5) / len(frames))
     want = np.rint(expected_colour(frames[5, 0])[3] * 255)
     assert np.abs(img[top + 3, layout.x0 + col].astype(int) - want).max() <= 1

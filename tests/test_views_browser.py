@@ -20,7 +20,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_views import cfg, light_slots, model_dir, start_web_show  # noqa: F401 - fixtures
+from test_views import light_slots, make_points_model, start_web_show
+
+from pi_app.config import load_config
 
 pytestmark = pytest.mark.browser
 
@@ -100,6 +102,12 @@ class DevTools:
 
     def close(self) -> None:
         self.sock.close()
+
+
+@pytest.fixture
+def cfg(tmp_path):
+    model = make_points_model(tmp_path / "test-points")
+    return load_config(None).replace(model=str(model), fps=10.0, seed=5)
 
 
 @pytest.fixture

@@ -76,8 +76,8 @@ def train() -> None:
 @_out_option
 @click.option("--steps", default=20000, show_default=True, help="Training steps (budget).")
 @click.option("--latent", default=16, show_default=True, help="Noise (latent) size.")
-@click.option("--width", default=128, show_default=True, help="Hidden units per layer.")
-@click.option("--depth", default=3, show_default=True, help="Hidden layers.")
+@click.option("--width", default=64, show_default=True, help="Hidden units per layer.")
+@click.option("--depth", default=4, show_default=True, help="Hidden layers.")
 @click.option("--points", default=16384, show_default=True, help="Noise/target pool size.")
 @click.option("--batch", default=256, show_default=True, help="Points per Hungarian step.")
 @click.option("--lr", default=2e-3, show_default=True, help="Peak learning rate.")

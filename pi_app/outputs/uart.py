@@ -140,8 +140,8 @@ class UartOutput(Output):
         self.dropped = 0            # frames replaced by a newer one before going out
         self.late = 0               # deadlines missed by more than a period (skipped)
         self.error: str | None = None
-        self.break_min_s = float("inf")
-        self.mab_min_s = float("inf")
+        self.break_min_s = self.mab_min_s = float("inf")
+        self.break_max_s = self.mab_max_s = 0.0
         # (break start, driver seconds) per packet, for benches; 0 = keep none
         self.timing: deque[tuple[float, float]] = deque(maxlen=keep_timing or 1)
         self._keep_timing = keep_timing > 0
@@ -203,7 +203,9 @@ class UartOutput(Output):
                  error=self.error)
         if self.packets:
             h.update(break_min_us=round(self.break_min_s * 1e6, 1),
-                     mab_min_us=round(self.mab_min_s * 1e6, 1))
+                     break_max_us=round(self.break_max_s * 1e6, 1),
+                     mab_min_us=round(self.mab_min_s * 1e6, 1),
+                     mab_max_us=round(self.mab_max_s * 1e6, 1))
         return h
 
     # -- the port -----------------------------------------------------------------------
@@ -287,8 +289,9 @@ class UartOutput(Output):
         done = time.perf_counter()
         # Measured from after "on" returned to when "off" was called: the line's BREAK was
         # at least this long (and likewise the MAB).
-        self.break_min_s = min(self.break_min_s, t_off - t_break)
-        self.mab_min_s = min(self.mab_min_s, t_write - t_mab)
+        brk, mab = t_off - t_break, t_write - t_mab
+        self.break_min_s, self.break_max_s = min(self.break_min_s, brk), max(self.break_max_s, brk)
+        self.mab_min_s, self.mab_max_s = min(self.mab_min_s, mab), max(self.mab_max_s, mab)
         self._wire_end = t_write + len(packet) * SLOT_S
         self.packets += 1
         if self._keep_timing:

@@ -91,7 +91,7 @@ def rig_view(rig, colour: np.ndarray, level: np.ndarray, pan: np.ndarray, tilt: 
     d = ImageDraw.Draw(img)
     body = max(2.0, 0.025 * min(w, h))
     for i, (cx, cy) in enumerate(centres):
-        c = tuple(int(round(v * 255)) for v in colour[i])
+        c = tuple(round(v * 255) for v in colour[i])
         d.ellipse((cx - body, cy - body, cx + body, cy + body), fill=c, outline=(160, 160, 170))
         if labels:
             d.text((cx + body + 2, cy - body - 9), rig.fixtures[i].name, fill=DIM_TEXT,

@@ -242,7 +242,7 @@ def _time_axis(d: ImageDraw.ImageDraw, x0: int, y: int, width: int, span: float)
     step = dr.nice_step(span, max(2, width // 90))
     t = 0.0
     while t <= span + 1e-9:
-        x = x0 + int(round(t / span * width))
+        x = x0 + round(t / span * width)
         x = min(x, x0 + width - 1)
         d.line((x, y, x, y + 4), fill=dr.DIM_TEXT)
         label = dr.seconds_label(round(t, 6))
@@ -352,7 +352,7 @@ def save(picture: Image.Image | list[Image.Image], path: str | os.PathLike, *,
             ref = sheet.quantize(colors=96, method=Image.Quantize.MEDIANCUT)
             pal = [f.quantize(palette=ref, dither=Image.Dither.NONE) for f in frames]
             pal[0].save(tmp, format="GIF", save_all=True, append_images=pal[1:],
-                        duration=int(round(1000 / gif_fps)), loop=0, optimize=True)
+                        duration=round(1000 / gif_fps), loop=0, optimize=True)
         elif suffix == ".png":
             img = picture[0] if isinstance(picture, list) else picture
             img.save(tmp, format="PNG", optimize=True)

@@ -94,7 +94,7 @@ class Rig:
                                             f.config.pan_offset_deg),
                                      _range(f.profile.tilt_deg, f.config.tilt_limits_deg,
                                             f.config.tilt_offset_deg)))
-        f32 = lambda a: np.asarray(a, np.float32)  # noqa: E731
+        f32 = lambda a: np.asarray(a, np.float32)
         idx = {"light": light, "light_lo": f32(light_lo), "light_span": f32(light_span),
                "col": col, "col_lo": f32(col_lo), "col_span": f32(col_span),
                "coarse": coarse, "fine": fine, "has_pt": has_pt,

@@ -20,7 +20,7 @@ MAP_W, MAP_H = 44, 11         # the rig map in character cells
 
 
 def _hex(rgb) -> str:
-    return "#{:02x}{:02x}{:02x}".format(*(int(round(max(0.0, min(1.0, v)) * 255))
+    return "#{:02x}{:02x}{:02x}".format(*(round(max(0.0, min(1.0, v)) * 255)
                                           for v in rgb))
 
 
@@ -59,8 +59,8 @@ def rig_map(fixtures: list[dict], look: dict) -> Text:
     """A small map of the rig: each fixture a coloured block at its position."""
     grid: list[list[tuple[str, str]]] = [[(" ", "")] * MAP_W for _ in range(MAP_H)]
     for i, f in enumerate(fixtures):
-        cx = int(round(f["x"] * (MAP_W - 3)))
-        cy = int(round(f["y"] * (MAP_H - 1)))
+        cx = round(f["x"] * (MAP_W - 3))
+        cy = round(f["y"] * (MAP_H - 1))
         rgb = look["colour"][i]
         style = _hex(rgb) if max(rgb) >= 0.02 else "grey35"
         glyph = "██" if max(rgb) >= 0.02 else "○ "
@@ -155,7 +155,7 @@ def watch_local(config_path=None, *, model=None, seed=None, rate: float = 10.0,
     def play() -> None:
         try:
             show.run()
-        except BaseException as exc:      # shown after the view closes
+        except BaseException as exc:  # noqa: BLE001 - re-raised after the view closes
             failed.append(exc)
 
     thread = threading.Thread(target=play, name="latentdmx-watch-show", daemon=True)

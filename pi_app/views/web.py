@@ -111,7 +111,7 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
     # -- plumbing ---------------------------------------------------------------------
-    def log_message(self, format: str, *args) -> None:     # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args) -> None:
         log.debug("web: " + format, *args)
 
     def _send(self, code: int, body: bytes, ctype: str) -> None:
@@ -151,7 +151,7 @@ class _Handler(BaseHTTPRequestHandler):
         return True
 
     # -- endpoints ----------------------------------------------------------------------
-    def do_GET(self) -> None:                                # noqa: N802 - stdlib name
+    def do_GET(self) -> None:
         path = urlsplit(self.path).path
         if path == "/favicon.ico":
             self._send(204, b"", "image/x-icon")
@@ -172,7 +172,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     do_HEAD = do_GET
 
-    def do_POST(self) -> None:                               # noqa: N802 - stdlib name
+    def do_POST(self) -> None:
         if not self._allowed():
             return
         if urlsplit(self.path).path != "/control":
