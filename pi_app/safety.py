@@ -162,13 +162,24 @@ class Safety:
         self._smooth = np.zeros((n, 5), f32)          # low-passed wanted (dimmer, colour)
         self._limited = np.zeros(n, bool)             # was the limiter active last frame?
         self._w2 = np.stack([self._wy, self._wr], axis=1)          # (n, 2, 4): Y, red weights
-        self._s2 = np.array([self._sy, self._sr], f32)
+        self._inv_s2 = (1.0 / np.maximum(np.array([self._sy, self._sr], f32), 1e-12)).astype(f32)
+        self._buf2 = np.zeros((n, 2), f32)
+        self._any_limited = False
+        self._step = np.zeros((n, 2), f32)
+        self._neg_step_pt = -self._step_pt
         self._raw = np.zeros((n, 7), f32)
+        self._e_d = np.zeros((n, 4), f32)
+        self._de = np.zeros((n, 4), f32)
+        self._prod = np.zeros((n, 2, 4), f32)
+        self._dyg = np.zeros((n, 2), f32)
         self._e = np.zeros((n, 4), f32)               # emitted light of the last output
         self._yg = np.zeros((n, 2), f32)              # its Y and red excess g
         # -- state: the last output --------------------------------------------------------
         self._out = sc.empty_scene(n)
         self._out[:, (sc.PAN, sc.TILT)] = self._park
+        self._raw_light = self._raw[:, sc.DIMMER:]
+        self._out_light = self._out[:, sc.DIMMER:]
+        self._out_pt = self._out[:, 0:2]
         self._t0: float | None = None
         self._stop_t: float | None = None
         self._frames = 0
@@ -197,14 +208,18 @@ class Safety:
         return gain
 
     def __call__(self, scene: np.ndarray, t_s: float) -> np.ndarray:
-        """Raw scene (n, 7) -> safe scene (n, 7) float32 (the stage's own buffer: copy to keep)."""
+        """Raw scene (n, 7) -> safe scene (n, 7) float32 (the stage's own buffer: copy to keep).
+
+        Kept to ~15 NumPy calls when nothing needs limiting (the usual case); `_limit` runs
+        only on frames where some fixture changes faster than the flash limiter allows."""
         raw, out = self._raw, self._out
         np.fmax(scene, 0.0, out=raw)             # NaN -> 0, and clip to [0, 1]
         np.fmin(raw, 1.0, out=raw)
         gain = self._gain(t_s)
         self._aim(raw[:, 0:2] if self._stop_t is None else self._park, out)
-        light = raw[:, sc.DIMMER:]               # wanted (dimmer, R, G, B, W)
-        light[:, 0] *= gain
+        light = self._raw_light                  # wanted (dimmer, R, G, B, W): view of raw
+        if gain != 1.0:
+            light[:, 0] *= gain
         if self._any_colourless:                 # they carry their light in the dimmer
             cl = self._colourless
             lum = np.where(self._intensity, np.minimum(light[:, 1:] @ sc.LUMA, 1.0), 1.0)
@@ -212,14 +227,12 @@ class Safety:
             light[cl, 1:] = 1.0
         # while the limiter is active, aim at a low-pass of the wanted light (a strobe comes
         # out as its average glow, not as a slow triangle); otherwise at the wanted light
-        sm = self._smooth
-        if self._limited.any():
+        smoothed = self._any_limited
+        if smoothed:
+            sm = self._smooth
             sm += self._k_smooth * (light - sm)
-            free = ~self._limited
-            sm[free] = light[free]
+            np.copyto(sm, light, where=~self._limited[:, None])
             light = sm
-        else:
-            np.copyto(sm, light)
         if self._frames == 0:
             out[:, sc.COLOUR] = light[:, 1:]     # dark start: the first colour is the wanted one
         if self._sc is not None:
@@ -227,60 +240,78 @@ class Safety:
             light = light.copy()
             light[:, 1:] = c_p + np.clip(light[:, 1:] - c_p, -self._sc, self._sc)
         # flash limiter: emitted light e = dimmer x colour; every signal is linear in e
-        e_d = light[:, 1:] * light[:, 0:1]
-        de = e_d - self._e
-        dyg = (de[:, None, :] * self._w2).sum(axis=2)        # (n, 2): change of Y and red
-        if (np.abs(dyg) <= self._s2).all():                 # nothing to limit (the rig's
-            out[:, sc.DIMMER:] = light                      # signals follow from these)
-            self._limited[:] = False
+        e_d = np.multiply(light[:, 1:], light[:, 0:1], out=self._e_d)
+        de = np.subtract(e_d, self._e, out=self._de)
+        np.multiply(de[:, None, :], self._w2, out=self._prod)
+        dyg = np.add.reduce(self._prod, axis=2, out=self._dyg)    # (n, 2): change of Y, red
+        np.abs(dyg, out=self._buf2)
+        self._buf2 *= self._inv_s2
+        if np.maximum.reduce(self._buf2, axis=None) <= 1.0:
+            np.copyto(self._out_light, light)    # nothing to limit; the rig's signals are
+            np.copyto(self._e, e_d)              # means of these, so they are within too
+            self._yg += dyg
+            if self._any_limited:
+                self._limited[:] = False
+                self._any_limited = False
         else:
+            if not smoothed:
+                np.copyto(self._smooth, light)
             self._limit(light, dyg, out)
-        np.multiply(out[:, sc.COLOUR], out[:, sc.DIMMER:sc.DIMMER + 1], out=self._e)
-        np.sum(self._e[:, None, :] * self._w2, axis=2, out=self._yg)
+            np.multiply(out[:, sc.COLOUR], out[:, sc.DIMMER:sc.DIMMER + 1], out=self._e)
         self._frames += 1
         return out
 
     def _limit(self, light: np.ndarray, dyg: np.ndarray, out: np.ndarray) -> None:
         """Blend each fixture between its last light and the wanted one, as far as allowed."""
         sy, sr = self._sy, self._sr
-        g_p, dg = self._yg[:, 1], dyg[:, 1]
-        a = np.minimum(1.0, sy / np.maximum(np.abs(dyg[:, 0]), 1e-12))
+        yg = np.add.reduce(self._e[:, None, :] * self._w2, axis=2, out=self._yg)  # exact again
+        g_p, dy, dg = yg[:, 1], dyg[:, 0], dyg[:, 1]
+        a = np.minimum(1.0, sy / np.maximum(np.abs(dy), 1e-12))
         rho_p = np.maximum(g_p, 0.0)
-        a = np.minimum(a, _alpha(g_p, dg, np.where(rho_p > sr, rho_p - sr, -np.inf), rho_p + sr))
+        a = np.minimum(a, _alpha(g_p, dg, rho_p - sr, rho_p + sr, rho_p > sr))
         # the rig's red, max(0, mean g), moves by at most sr too: one factor for all
-        gm_p, dgm = float(g_p.mean()), float((a * dg).mean())
+        n = len(a)
+        gm_p = float(np.add.reduce(g_p)) / n
+        dgm = float(np.add.reduce(a * dg)) / n
         rm_p = max(gm_p, 0.0)
-        a *= float(_alpha(gm_p, dgm, rm_p - sr if rm_p > sr else -np.inf, rm_p + sr))
-        a = a.astype(np.float32)
-        np.less(a, 1.0, out=self._limited)
-        d_p, c_p = out[:, sc.DIMMER].copy(), out[:, sc.COLOUR]
+        beta = _alpha1(gm_p, dgm, rm_p - sr if rm_p > sr else -math.inf, rm_p + sr)
+        if beta < 1.0:
+            a *= beta
+        self._limited = a < 1.0
+        self._any_limited = bool(self._limited.any())
+        d_p, c_p = out[:, sc.DIMMER], out[:, sc.COLOUR]
         d_d, c_d = light[:, 0], light[:, 1:]
         w_p = (1.0 - a) * d_p
-        w_d = a * d_d
-        w = w_p + w_d
-        lit = w > 0
-        out[:, sc.COLOUR] = np.where(lit[:, None], (w_p[:, None] * c_p + w_d[:, None] * c_d)
-                                     / np.where(lit, w, 1.0)[:, None], c_d)
+        w = w_p + a * d_d                        # the new dimmer
+        ratio = w_p / np.maximum(w, 1e-30)       # colour: mix weighted by each side's dimmer
+        out[:, sc.COLOUR] = c_d + ratio[:, None] * (c_p - c_d)
         out[:, sc.DIMMER] = w
 
     def _aim(self, target: np.ndarray, out: np.ndarray) -> None:
-        prev = out[:, 0:2]
-        step = target - prev
-        np.clip(step, -self._step_pt, self._step_pt, out=step)
+        prev = self._out_pt
+        step = np.subtract(target, prev, out=self._step)
+        np.minimum(step, self._step_pt, out=step)
+        np.maximum(step, self._neg_step_pt, out=step)
         if not len(self._boxes):
             prev += step
             return
         p0 = prev.astype(np.float64)
         full = p0 + step
-        pan_only = p0.copy()
-        pan_only[:, 0] = full[:, 0]
-        tilt_only = p0.copy()
-        tilt_only[:, 1] = full[:, 1]
-        new = p0.copy()
-        for cand in (tilt_only, pan_only, full):        # last assignment wins: full first
-            ok = ~_blocked(p0, cand, self._boxes, self._boxes_exact, self._owner, len(p0))
-            new[ok] = cand[ok]
-        out[:, 0:2] = new
+        blocked = _blocked(p0, full, self._boxes, self._boxes_exact, self._owner, len(p0))
+        if blocked.any():       # slide: pan only, else tilt only, else stay
+            pan_only = p0.copy()
+            pan_only[:, 0] = full[:, 0]
+            tilt_only = p0.copy()
+            tilt_only[:, 1] = full[:, 1]
+            n = len(p0)
+            both = _blocked(np.concatenate([p0, p0]), np.concatenate([pan_only, tilt_only]),
+                            np.concatenate([self._boxes, self._boxes]),
+                            np.concatenate([self._boxes_exact, self._boxes_exact]),
+                            np.concatenate([self._owner, self._owner + n]), 2 * n)
+            alt = np.where((~both[:n])[:, None], pan_only,
+                           np.where((~both[n:])[:, None], tilt_only, p0))
+            full = np.where(blocked[:, None], alt, full)
+        prev[:] = full
 
     # -- stop -------------------------------------------------------------------------------
     def start_fade_out(self, t_s: float) -> None:
@@ -314,13 +345,24 @@ class Safety:
         return sc.blackout(self._out)
 
 
-def _alpha(v_p, dv, lo, hi):
-    """Largest a in [0, 1] with v_p + a * dv inside [lo, hi] (v_p is inside)."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        v = v_p + dv
-        a_hi = np.where(v > hi, (hi - v_p) / dv, 1.0)
-        a_lo = np.where(v < lo, (lo - v_p) / dv, 1.0)
-    return np.clip(np.minimum(a_hi, a_lo), 0.0, 1.0)
+def _alpha(v_p: np.ndarray, dv: np.ndarray, lo: np.ndarray, hi: np.ndarray,
+           use_lo: np.ndarray) -> np.ndarray:
+    """Per element: largest a in [0, 1] with v_p + a * dv <= hi, and >= lo where use_lo."""
+    v = v_p + dv
+    a = np.ones_like(v)
+    np.divide(hi - v_p, dv, out=a, where=v > hi)
+    np.divide(lo - v_p, dv, out=a, where=use_lo & (v < lo))
+    return np.maximum(a, 0.0, out=a)
+
+
+def _alpha1(v_p: float, dv: float, lo: float, hi: float) -> float:
+    """`_alpha` for one value."""
+    v = v_p + dv
+    if v > hi:
+        return max(0.0, (hi - v_p) / dv)
+    if v < lo:
+        return max(0.0, (lo - v_p) / dv)
+    return 1.0
 
 
 def _blocked(p0: np.ndarray, p1: np.ndarray, boxes: np.ndarray, exact: np.ndarray,

@@ -16,7 +16,6 @@ import struct
 import subprocess
 import time
 import urllib.request
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -28,7 +27,6 @@ pytestmark = pytest.mark.browser
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or \
     shutil.which("google-chrome")
-DOCS = Path(__file__).resolve().parents[1] / "docs"
 
 
 class DevTools:
@@ -195,9 +193,6 @@ def test_web_page_in_chromium(cfg, chromium, tmp_path):
         img = Image.open(path)
         assert img.size[0] >= 800
         assert np.asarray(img.convert("RGB")).std() > 5    # not a blank page
-        if os.environ.get("LATENTDMX_UPDATE_DOCS"):
-            DOCS.mkdir(exist_ok=True)
-            shutil.copyfile(path, DOCS / "web.png")
     finally:
         show.stop()
         show._test_thread.join(5)

@@ -21,7 +21,9 @@ under load, OLA issue #1798). The busy-waits cost ~0.2 ms of CPU per packet.
 
 Timing: one dedicated thread sends packets on absolute monotonic deadlines (``t0 + k /
 fps``), always the newest frame `send()` handed over (latest wins; DMX needs a steady refresh
-even when the show sends nothing new). Before every BREAK it waits until the previous packet
+even when the show sends nothing new). `t0` is phase-locked, slowly, so that the show's frames
+arrive half a period before a deadline: a show at the same fps then has no frame dropped or
+repeated even with a few ms of jitter on either side. Before every BREAK it waits until the previous packet
 has left the wire: ``flush()`` (tcdrain) and, for drivers whose tcdrain returns early (and for
 pseudo-terminals), the packet's computed wire time. While the output is open the
 interpreter's switch interval is lowered (`sys.setswitchinterval`) so the thread gets the GIL
@@ -53,6 +55,7 @@ SLOT_S = 11 * BIT_S                 # start bit, 8 data bits, 2 stop bits: 44 us
 SPIN_S = 0.0005                     # busy-wait the last half millisecond of any wait
 SWITCH_INTERVAL_S = 0.0005          # while the UART runs (Python's default is 5 ms)
 DEFAULT_FPS = 40.0
+PLL_GAIN = 0.05                     # how fast packet deadlines follow the show's frames
 _SETUP_FIX = ("run `sudo scripts/setup-pi.sh` (enables the UART, removes the serial console, "
               "adds you to the dialout group), then reboot")
 
@@ -130,6 +133,8 @@ class UartOutput(Output):
         self._ser = None
         self._packet: bytes | None = None           # nothing goes out before the first frame
         self._fresh = False                         # `_packet` not yet on the wire
+        self._arrival = 0.0                         # monotonic time `_packet` was handed over
+        self._first = threading.Event()
         self._frame_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -174,10 +179,12 @@ class UartOutput(Output):
         if frame is None:
             return
         packet = b"\x00" + frame[:self.slots].tobytes()
+        now = time.monotonic()
         with self._frame_lock:
             if self._fresh:
                 self.dropped += 1
-            self._packet, self._fresh = packet, True
+            self._packet, self._fresh, self._arrival = packet, True, now
+        self._first.set()
 
     def _close(self) -> None:
         # Base close() has just handed over the blackout: the thread sends it, drains, exits.
@@ -225,17 +232,26 @@ class UartOutput(Output):
 
     # -- the output thread --------------------------------------------------------------
     def _run(self) -> None:
-        t0 = time.monotonic()
+        while not self._first.wait(0.1):          # nothing goes out before the first frame
+            if self._stop.is_set():
+                return
+        period = self.period_s
+        t0 = self._arrival - period / 2           # the first packet goes out at once
         k = 0
         retry_at = 0.0
         while True:
-            deadline = t0 + k * self.period_s
-            delay = deadline - time.monotonic()
-            if delay > 0:
+            delay = t0 + k * period - time.monotonic()
+            if k and delay > 0:
                 self._stop.wait(delay)
             stopping = self._stop.is_set()
             with self._frame_lock:
-                packet, self._fresh = self._packet, False
+                packet, fresh, arrival = self._packet, self._fresh, self._arrival
+                self._fresh = False
+            if fresh:
+                # Keep the show's frames arriving half a period before our deadlines (a slow
+                # phase lock; t0 moves by at most PLL_GAIN / 2 of a period per frame), so a
+                # show at the same fps has none of its frames replaced or repeated.
+                t0 += PLL_GAIN * ((arrival - t0) / period % 1.0 - 0.5) * period
             try:
                 if self._ser is None and time.monotonic() >= retry_at:   # after an I/O error
                     retry_at = time.monotonic() + 1.0

@@ -105,6 +105,9 @@ def write(folder: Path, doc: dict) -> Path:
               ("- `model.safetensors` — the generator's weights (no pickle), "
               "`model.json` — its layers, output fields and this recipe; "
               "`pi_app.runtime` runs it with NumPy."),
+              ("- `checkpoint.pt` (the training state, a pickle) is not shipped (git-ignored); "
+              "the recipe makes it again. `train quality` needs it for an `iae` model, whose "
+              "decoder lives there."),
               "- Licence: the weights and pictures are CC0 (public domain); the code is MIT."]
     if family == "nat" and folder.name == "nat-aurora":
         lines.append("- `target.png` is made by `make_target.py` (procedural, seeded; CC0).")

@@ -282,7 +282,7 @@ def raw_heatmap(frames: np.ndarray, universes: tuple[int, ...], times: np.ndarra
     for r in range(0, used.size, every):
         uni, slot = divmod(int(used[r]), 512)
         u = universes[uni]
-        label = f"u{u} {slot + 1}" if u != last_uni else f"{slot + 1}"
+        label = f"u{u}:{slot + 1}" if u != last_uni else f"{slot + 1}"
         last_uni = u
         d.text((8, title_h + r * row_h - 1), label, fill=dr.DIM_TEXT, font=dr.font(10))
     _time_axis(d, label_w, title_h + used.size * row_h, width, span)
