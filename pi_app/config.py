@@ -245,6 +245,14 @@ def validate(cfg: Config) -> Config:
             raise ConfigError(f"bad universe mapping {k!r} = {v!r}", file=f,
                               field="output.ola.universe_map",
                               fix='map rig universe to OLA universe, e.g. { "1" = 1 }')
+    pv = cfg.preview
+    if not 0 <= pv.port <= 65535:
+        raise ConfigError(f"port {pv.port} is out of range", file=f, field="preview.port",
+                          fix="use 1..65535, e.g. 8044")
+    if pv.web and not _is_loopback(pv.host) and not pv.token:
+        raise ConfigError(f"the web page on {pv.host} needs a token", file=f,
+                          field="preview.token",
+                          fix='set token = "a long random string", or host = "127.0.0.1"')
     if not cfg.fixtures:
         raise ConfigError("no fixtures patched", file=f, field="fixtures",
                           fix="add at least one [[fixtures]] table")
@@ -312,6 +320,17 @@ def validate(cfg: Config) -> Config:
                                   f"{list(box)}", file=f, field=f"{fld}.park",
                                   fix="park the head outside its keep-out boxes")
     return cfg
+
+
+def _is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def parse_config(text: str, path: str) -> Config:

@@ -116,7 +116,7 @@ class Show:
             from .views.state import live_state
             return live_state(self)
         raise ControlError(f"unknown command {cmd!r}", field="cmd",
-                           fix="use status, dim, pause, resume, blackout, seed, model or tempo")
+                           fix="use status, scene, dim, pause, resume, blackout, seed, model or tempo")
 
     # -- the frame loop -----------------------------------------------------------------
     def _status(self, k: int) -> dict:

@@ -158,6 +158,21 @@ def test_olad_killed_mid_show_is_noticed_without_spinning_and_resumes(olad, ola_
           f"reconnected {back:.2f} s after olad was up")
 
 
+def test_olad_death_noticed_while_idle_without_spinning(olad, ola_config):
+    """OLA's own client misses this (it idles in Run() and spins at 100 %): we must not."""
+    with OlaOutput([1], config=ola_config) as out:
+        out.send({1: frame(1)})
+        assert wait_for(lambda: out.health()["connected"], 5) is not None
+        time.sleep(0.2)                                   # idle: nothing in flight
+        olad.kill(signal.SIGKILL)
+        noticed = wait_for(lambda: not out.health()["connected"], 5)
+        assert noticed is not None and noticed < 2.0
+        cpu0, wall0 = time.process_time(), time.monotonic()
+        time.sleep(1.5)
+        cpu = (time.process_time() - cpu0) / (time.monotonic() - wall0)
+        assert cpu < 0.10, f"{cpu:.0%} of a core while olad was down and nothing was sent"
+
+
 def daemon_follows(olad, show: Streamer, after_value: int) -> bool:
     """True when olad shows a frame the streamer made after `after_value`."""
     def newer() -> bool:
@@ -277,3 +292,70 @@ def test_show_through_olad_matches_the_simulator(olad, ola_config):
     assert len(got) >= 0.8 * len(expected), f"only {len(got)} of {len(expected)} frames"
     assert out.health()["dropped"] <= 0.05 * len(expected)
     print(f"\nolad saw {len(got)} of the simulator's {len(expected)} distinct frames")
+
+
+def _light_slots(patch) -> np.ndarray:
+    from pi_app.fixtures.profile import LIGHT_KINDS
+
+    return np.array([f.address - 1 + j for f in patch.fixtures
+                     for j, ch in enumerate(f.mode.channels) if ch.attr in LIGHT_KINDS])
+
+
+class Boom(RuntimeError):
+    pass
+
+
+@pytest.mark.slow
+def test_exception_in_the_frame_loop_leaves_olad_dark(olad, ola_config):
+    from pi_app.config import load_config
+    from pi_app.patch import Patch
+    from pi_app.show import Show
+
+    cfg = load_config(None)
+    cfg = cfg.replace(safety=dataclasses.replace(cfg.safety, fade_in_s=0.0))
+    patch = Patch(cfg)
+    light = _light_slots(patch)
+    out = OlaOutput(patch.universes, config=ola_config, blackout=patch.blackout_frames)
+    show = Show(cfg, out, seed=3, control=False)
+
+    def explode(s) -> None:
+        if s.status_snapshot.get("frames", 0) >= 20:
+            raise Boom("model exploded")
+
+    show.listeners.append(explode)
+    lit = []
+    show.listeners.insert(0, lambda s: lit.append(olad.get_dmx()[light].any()))
+    with pytest.raises(Boom):
+        show.run()
+    assert any(lit), "the show never lit anything: the test would prove nothing"
+    f = olad.get_dmx()
+    assert not f[light].any() and f[0] != 0               # dark, heads held where they were
+
+
+@pytest.mark.slow
+def test_sigterm_to_latentdmx_run_leaves_olad_dark(olad, tmp_path):
+    import os
+    import subprocess
+
+    from pi_app.config import default_config_path, load_config
+    from pi_app.patch import Patch
+
+    text = default_config_path().read_text().replace("port = 9010 ", f"port = {olad.rpc_port} ")
+    text = text.replace("fade_in_s = 1.0", "fade_in_s = 0.0")
+    cfg_path = tmp_path / "rig.toml"
+    cfg_path.write_text(text)
+    light = _light_slots(Patch(load_config(cfg_path)))
+    env = dict(os.environ, XDG_RUNTIME_DIR=str(tmp_path))
+    proc = subprocess.Popen([sys.executable, "-m", "pi_app.cli", "run", "--output", "ola",
+                             "--config", str(cfg_path), "--seed", "5"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        assert olad.wait_dmx(lambda f: f[light].any(), timeout_s=20)[light].any(), \
+            "the show never lit anything"
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, out.decode(errors="replace")[-2000:]
+    assert not olad.get_dmx()[light].any()

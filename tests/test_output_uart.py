@@ -9,6 +9,7 @@ the pty's master side.
 from __future__ import annotations
 
 import array
+import dataclasses
 import fcntl
 import os
 import select
@@ -246,8 +247,6 @@ def test_one_universe_per_uart():
 
 
 def test_make_output_uart_uses_the_mock_pin_off_the_pi(pty, events, default_config):
-    import dataclasses
-
     from pi_app.outputs import make_output
 
     cfg = default_config.replace(output=dataclasses.replace(
@@ -273,3 +272,33 @@ def test_gpio_helpers():
 def test_wire_time_of_a_full_frame():
     assert wire_time_s(512) == pytest.approx(176e-6 + 16e-6 + 513 * 44e-6)
     assert 1 / wire_time_s(512) == pytest.approx(43.9, abs=0.1)
+
+
+def test_exception_in_the_frame_loop_sends_a_drained_blackout(pty, events):
+    from pi_app.config import load_config
+    from pi_app.fixtures.profile import LIGHT_KINDS
+    from pi_app.patch import Patch
+    from pi_app.show import Show
+
+    cfg = load_config(None)
+    cfg = cfg.replace(safety=dataclasses.replace(cfg.safety, fade_in_s=0.0))
+    patch = Patch(cfg)
+    light = [f.address - 1 + j for f in patch.fixtures
+             for j, ch in enumerate(f.mode.channels) if ch.attr in LIGHT_KINDS]
+    out = UartOutput(patch.universes, config=UartConfig(device=pty.path), fps=cfg.fps,
+                     slots=56, de_pin=MockPin(18), blackout=patch.blackout_frames)
+    show = Show(cfg, out, seed=4, control=False)
+
+    def explode(s) -> None:
+        if s.status_snapshot.get("frames", 0) >= 15:
+            raise RuntimeError("boom")
+
+    show.listeners.append(explode)
+    with pytest.raises(RuntimeError, match="boom"):
+        show.run()
+    sent = packets(events)
+    assert any(p[1 + i] for p in sent[:-1] for i in light)   # it was lit ...
+    last = sent[-1]
+    assert len(last) == 57 and not any(last[1 + i] for i in light)   # ... and ends dark
+    assert events[-1][0] == "flush" and out.de_pin.state is False
+    assert pty.settle(sum(map(len, sent))).endswith(last)

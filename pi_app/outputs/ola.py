@@ -371,8 +371,12 @@ class OlaOutput(Output):
             for u, f in self._latest.items():
                 self._pending.setdefault(u, (f, 0))
             idle = not self._pending
-        if idle:
-            self._probe()
+        try:
+            if idle:
+                self._probe()
+        except _Disconnect as exc:
+            self._disconnect(str(exc))
+            return False
         return True
 
     def _probe(self) -> None:
@@ -380,7 +384,6 @@ class OlaOutput(Output):
         self._req += 1
         req = self._req
         self._in_flight[req] = (time.monotonic(), -1)
-
 
         def answered(status, plugins) -> None:
             self._in_flight.pop(req, None)

@@ -20,7 +20,6 @@ never allow it), bodies are capped at 4 KiB, and the page may not be framed.
 from __future__ import annotations
 
 import hmac
-import ipaddress
 import json
 import logging
 import threading
@@ -36,13 +35,7 @@ MAX_BODY = 4096
 _LOCAL_NAMES = ("localhost", "127.0.0.1", "[::1]", "::1")
 
 
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
+from ..config import _is_loopback as is_loopback
 
 
 def check_preview(preview) -> None:
