@@ -48,40 +48,48 @@ class PointsMapper:
 
 
 class ImageMapper:
-    """For `image` models: each fixture samples the picture at its rig position."""
+    """For `image` models: each fixture samples the picture at its rig position.
+
+    Five bilinear samples per fixture — its position and `reach` of the picture to each side —
+    give its colour (the centre) and the local intensity gradient, which it leans along:
+    pan follows the left-right gradient, tilt the top-bottom one (towards brighter parts).
+    """
 
     def __init__(self, image_shape: tuple[int, int, int], positions: np.ndarray,
-                 gain: float = 4.0) -> None:
+                 gain: float = 1.5, reach: float = 0.15) -> None:
         h, w, _ = image_shape
         pos = np.asarray(positions, np.float32).reshape(-1, 2)
-        # Continuous pixel coordinates of each fixture (pixel centres at i + 0.5).
-        px = np.clip(pos[:, 0] * w - 0.5, 0, w - 1)
-        py = np.clip(pos[:, 1] * h - 0.5, 0, h - 1)
-        x0 = np.minimum(np.floor(px).astype(np.int64), w - 2 if w > 1 else 0)
-        y0 = np.minimum(np.floor(py).astype(np.int64), h - 2 if h > 1 else 0)
+        n = len(pos)
+        offsets = np.array([[0, 0], [reach, 0], [-reach, 0], [0, reach], [0, -reach]],
+                           np.float32)
+        pts = (pos[:, None, :] + offsets[None]).reshape(-1, 2)          # (n*5, 2)
+        # Continuous pixel coordinates (pixel centres at i + 0.5), clamped to the picture.
+        px = np.clip(pts[:, 0] * w - 0.5, 0, w - 1)
+        py = np.clip(pts[:, 1] * h - 0.5, 0, h - 1)
+        x0 = np.clip(np.floor(px).astype(np.int64), 0, max(w - 2, 0))
+        y0 = np.clip(np.floor(py).astype(np.int64), 0, max(h - 2, 0))
         x1, y1 = np.minimum(x0 + 1, w - 1), np.minimum(y0 + 1, h - 1)
-        fx, fy = (px - x0)[:, None], (py - y0)[:, None]
-        self._idx = (y0, x0, y1, x1)
-        self._wts = ((1 - fx) * (1 - fy), fx * (1 - fy), (1 - fx) * fy, fx * fy)
+        fx, fy = np.clip(px - x0, 0, 1), np.clip(py - y0, 0, 1)
+        # One gather of 4 corners for every sample point: flat pixel indices and weights.
+        self._flat = np.stack([y0 * w + x0, y0 * w + x1, y1 * w + x0, y1 * w + x1], 1)
+        self._wts = np.stack([(1 - fx) * (1 - fy), fx * (1 - fy), (1 - fx) * fy, fx * fy],
+                             1).astype(np.float32)[:, :, None]             # (n*5, 4, 1)
+        self._n = n
         self.gain = gain
-        self._scene = np.zeros((len(pos), len(ATTRS)), np.float32)
+        self._scene = np.zeros((n, len(ATTRS)), np.float32)
 
     def __call__(self, image: np.ndarray) -> np.ndarray:
-        img = image[0] if image.ndim == 4 else image            # (H, W, C)
-        y0, x0, y1, x1 = self._idx
-        a, b, c, d = img[y0, x0], img[y0, x1], img[y1, x0], img[y1, x1]   # (n, C)
-        wa, wb, wc, wd = self._wts
-        rgb = wa * a + wb * b + wc * c + wd * d
-        lum = (a + b + c + d).mean(axis=1)
-        # Gradient of intensity across the fixture's cell: lean towards the brighter side.
-        gx = ((b + d) - (a + c)).mean(axis=1) / max(lum.mean(), 0.25)
-        gy = ((c + d) - (a + b)).mean(axis=1) / max(lum.mean(), 0.25)
+        img = image[0] if image.ndim == 4 else image                    # (H, W, C)
+        pix = img.reshape(-1, img.shape[-1])[self._flat]                 # (n*5, 4, C)
+        samples = (pix * self._wts).sum(axis=1).reshape(self._n, 5, -1)  # (n, 5, C)
+        lum = samples.mean(axis=2)                                       # (n, 5)
+        norm = self.gain / max(float(img.mean()), 0.05)
         scene = self._scene
-        scene[:, PAN] = np.clip(0.5 + self.gain * 0.125 * gx, 0.0, 1.0)
-        scene[:, TILT] = np.clip(0.5 + self.gain * 0.125 * gy, 0.0, 1.0)
+        scene[:, PAN] = np.clip(0.5 + norm * (lum[:, 1] - lum[:, 2]), 0.0, 1.0)
+        scene[:, TILT] = np.clip(0.5 + norm * (lum[:, 3] - lum[:, 4]), 0.0, 1.0)
+        rgb = samples[:, 0]
         white = rgb.min(axis=1, keepdims=True)
-        rgbw = np.concatenate([rgb - white, white], axis=1)
-        _colour_to_scene(rgbw, scene)
+        _colour_to_scene(np.concatenate([rgb - white, white], axis=1), scene)
         return scene
 
 
