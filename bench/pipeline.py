@@ -45,38 +45,52 @@ def rig(n: int, model: str) -> str:
 
 
 def per_call_us(fn, frames: int) -> float:
-    """Median of 5 runs of `frames` calls, in µs per call."""
+    """Median of 5 runs of `frames` calls, in µs per call (frame numbers keep counting)."""
     runs = []
-    for _ in range(5):
+    for r in range(5):
         t0 = time.perf_counter()
-        for k in range(frames):
+        for k in range(r * frames, (r + 1) * frames):
             fn(k)
         runs.append((time.perf_counter() - t0) / frames * 1e6)
     return float(np.median(runs))
 
 
 def bench_stages(n: int, model_name: str, frames: int) -> dict[str, float]:
+    """Each stage timed on the inputs it really gets: a show is played once (warm-up) and
+    every stage's input is kept, then each stage is replayed over its own input sequence."""
     cfg = parse_config(rig(n, model_name), f"<bench {n}>")
+    fps = cfg.fps
+    play = Pipeline(cfg, load_model(cfg.model), seed=1)
+    src = play.source
+    rate = 1 / (fps * cfg.walk.seconds_per_waypoint)
+    zs, outs, raws, safes = [], [], [], []
+    for k in range(frames):
+        zs.append(src.walk.at(k * rate).copy())
+        outs.append(src.model.generate(zs[-1]).copy())
+        raws.append(src.mapper(outs[-1]).copy())
+        safes.append(play.safety(raws[-1], k / fps).copy())
+    framesets = [{u: f.copy() for u, f in play.patch.frames(s).items()} for s in safes]
+    # fresh stages for the replay, so each starts from the same state as in the show
     pipe = Pipeline(cfg, load_model(cfg.model), seed=1)
-    src = pipe.source
-    rate = 1 / (44 * cfg.walk.seconds_per_waypoint)
-    z = src.walk.at(0.3).copy()
-    out = src.model.generate(z).copy()
-    raw = src.mapper(out).copy()
-    safe = pipe.safety(raw, 0.0).copy()
+    walk, model, mapper = pipe.source.walk, pipe.source.model, pipe.source.mapper
     sim = SimOutput(pipe.patch.universes).open()
-    frames_ = {u: f.copy() for u, f in pipe.patch.frames(safe).items()}
+
+    def safety(k: int) -> None:
+        if k % frames == 0:                  # each repeat replays the show from its start
+            pipe.safety = type(pipe.safety)(cfg, pipe.patch, fps)
+        pipe.safety(raws[k % frames], (k % frames) / fps)
+
     res = {
-        "walk": per_call_us(lambda k: src.walk.at(k * rate), frames),
-        "model": per_call_us(lambda k: src.model.generate(z), frames),
-        "mapper": per_call_us(lambda k: src.mapper(out), frames),
-        "safety": per_call_us(lambda k: pipe.safety(raw, k / 44), frames),
-        "patch": per_call_us(lambda k: pipe.patch.frames(safe), frames),
-        "output(sim)": per_call_us(lambda k: sim.send(frames_), frames),
+        "walk": per_call_us(lambda k: walk.at((k % frames) * rate), frames),
+        "model": per_call_us(lambda k: model.generate(zs[k % frames]), frames),
+        "mapper": per_call_us(lambda k: mapper(outs[k % frames]), frames),
+        "safety": per_call_us(safety, frames),
+        "patch": per_call_us(lambda k: pipe.patch.frames(safes[k % frames]), frames),
+        "output(sim)": per_call_us(lambda k: sim.send(framesets[k % frames]), frames),
     }
-    pipe2 = Pipeline(cfg, load_model(cfg.model), seed=1)
-    res["whole pipeline"] = per_call_us(lambda k: pipe2.frames(k / 44), frames)
-    res["whole + sim send"] = per_call_us(lambda k: sim.send(pipe2.frames(k / 44)), frames)
+    whole = Pipeline(cfg, load_model(cfg.model), seed=1)
+    res["whole pipeline"] = per_call_us(lambda k: whole.frames(k / fps), frames)
+    res["whole + sim send"] = per_call_us(lambda k: sim.send(whole.frames(k / fps)), frames)
     return res
 
 

@@ -208,6 +208,9 @@ def validate(cfg: Config) -> Config:
         raise ConfigError(f"fps {cfg.fps:g} is above the DMX limit" if cfg.fps > 0 else
                           f"fps {cfg.fps:g} must be positive", file=f, field="fps",
                           fix=f"use 1..{MAX_FPS:g} (a 512-slot DMX frame takes 22.7 ms)")
+    if not 0 <= cfg.seed < 2**63:
+        raise ConfigError(f"seed {cfg.seed} is out of range", file=f, field="seed",
+                          fix="use a whole number from 0, e.g. seed = 7")
     if cfg.output.kind not in ("sim", "ola", "uart"):
         raise ConfigError(f"unknown output {cfg.output.kind!r}", file=f, field="output.kind",
                           fix="use sim, ola or uart")

@@ -32,18 +32,26 @@ class PointsMapper:
         missing = [f for f in ("x", "y", "r", "g", "b") if f not in idx]
         if missing:
             raise ValueError(f"points model lacks fields {missing}")
-        self._xy = [idx["x"], idx["y"]]
-        self._rgbw = [idx["r"], idx["g"], idx["b"], idx.get("w", idx["b"])]
+        # Columns as slices when the model's fields are in the usual order (no copies).
+        xy, rgbw = [idx["x"], idx["y"]], [idx["r"], idx["g"], idx["b"], idx.get("w", -1)]
+        self._xy = slice(xy[0], xy[0] + 2) if xy[1] == xy[0] + 1 else xy
+        self._rgbw = slice(rgbw[0], rgbw[0] + 4) if rgbw == list(range(rgbw[0], rgbw[0] + 4)) \
+            else rgbw
         self._has_w = "w" in idx
         self._scene = np.zeros((n_fixtures, len(ATTRS)), np.float32)
+        self._peak = np.zeros(n_fixtures, np.float32)
 
     def __call__(self, out: np.ndarray) -> np.ndarray:
         scene = self._scene
         scene[:, PAN:TILT + 1] = out[:, self._xy]
         rgbw = out[:, self._rgbw]
         if not self._has_w:
+            rgbw = rgbw.copy()
             rgbw[:, 3] = 0.0
-        _colour_to_scene(rgbw, scene)
+        peak = np.maximum.reduce(rgbw, axis=1, out=self._peak)
+        scene[:, DIMMER] = peak                  # the brightest component sets the dimmer
+        np.maximum(peak, _EPS, out=peak)
+        np.divide(rgbw, peak[:, None], out=scene[:, RED:WHITE + 1])   # colour at full
         return scene
 
 

@@ -118,7 +118,8 @@ class Patch:
         n8, n16 = len(s8), len(s16c)
         self._gather = i64(src8 + src16)
         self._scale = np.asarray(span8 + [65535.0] * n16, np.float32)
-        self._offset = np.asarray(lo8 + [0.0] * n16, np.float32)
+        # + 0.5 then truncation rounds to the nearest value (one call instead of np.rint)
+        self._offset = np.asarray(lo8 + [0.0] * n16, np.float32) + np.float32(0.5)
         self._shift = np.asarray([0] * n8 + [8] * n16, np.int32)
         self._slots = i64(s8 + s16c)
         self._fine_from = np.arange(n8, n8 + n16, dtype=np.int64)
@@ -144,11 +145,14 @@ class Patch:
         The arrays are the patch's own buffers, valid until the next call: copy to keep
         (`Output.send` and the recorder copy)."""
         src = self._src
-        np.clip(scene, 0.0, 1.0, out=src[:, :7])
+        attrs = src[:, :7]
+        np.maximum(scene, 0.0, out=attrs)       # clip to [0, 1] (two ufuncs beat np.clip)
+        np.minimum(attrs, 1.0, out=attrs)
         pt = src[:, PAN:TILT + 1]
         pt *= self._pt_b
         pt += self._pt_a
-        np.clip(pt, 0.0, 1.0, out=pt)
+        np.maximum(pt, 0.0, out=pt)
+        np.minimum(pt, 1.0, out=pt)
         colour = src[:, RED:WHITE + 1]
         if self._intensity:
             src[:, 7] = src[:, DIMMER] * np.minimum(colour @ LUMA, 1.0)
@@ -158,12 +162,11 @@ class Patch:
         np.take(src.reshape(-1), self._gather, out=val)
         val *= self._scale
         val += self._offset
-        np.rint(val, out=val)
-        ival[:] = val
+        ival[:] = val                            # truncate: val is >= 0.5, so this rounds
         buf = self._buf
         buf[self._slots] = ival >> self._shift
-        if self._s16f.size:
-            buf[self._s16f] = ival[self._fine_from] & 0xFF
+        if self._s16f.size:                      # fine byte: uint8 assignment keeps v & 0xFF
+            buf[self._s16f] = ival[self._fine_from]
         return self._views
 
     def blackout_frames(self, frames) -> dict[int, np.ndarray]:

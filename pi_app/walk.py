@@ -20,7 +20,7 @@ class LatentWalk:
         self.dim = int(dim)
         self.loop = int(loop_waypoints)
         self.spread = float(spread)
-        self._k = -1
+        self._k: int | None = None
         self._w0 = self._w1 = None
         self._omega = self._sin = None
         self._z = np.empty((self.streams, self.dim), np.float32)
@@ -29,7 +29,7 @@ class LatentWalk:
         """Waypoint k: (streams, dim) float32 from N(0, spread^2 I)."""
         if self.loop:
             k %= self.loop
-        rng = np.random.default_rng([self.seed, k])
+        rng = np.random.default_rng([self.seed, k % 2**63])   # k < 0 before the start
         return (rng.standard_normal((self.streams, self.dim)) * self.spread).astype(np.float32)
 
     def _segment(self, k: int) -> None:

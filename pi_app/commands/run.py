@@ -35,7 +35,8 @@ def load_run_config(config_path, *, output=None, model=None, fps=None, seed=None
         try:
             cfg = validate(cfg)
         except ConfigError as exc:   # a flag, not the file, is wrong: say so
-            flag = {"fps": "--fps", "output.kind": "--output"}.get(exc.field or "", exc.field)
+            flag = {"fps": "--fps", "output.kind": "--output", "seed": "--seed",
+                    "model": "--model"}.get(exc.field or "", exc.field)
             raise ConfigError(exc.what, file="command line", field=flag, fix=exc.fix) from None
     return cfg
 
