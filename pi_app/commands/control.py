@@ -98,7 +98,10 @@ def status(socket_path: str | None) -> None:
 @click.argument("level", type=click.FloatRange(0.0, 1.0))
 @_socket_option
 def dim(level: float, socket_path: str | None) -> None:
-    """Set the master dimmer to LEVEL (0 = dark, 1 = full), with the configured fade."""
+    """Set the master dimmer to LEVEL (0 = dark, 1 = full).
+
+    The change goes through the flash limiter, so a big step fades over up to ~2 s.
+    """
     _print_short(_send(socket_path, "dim", level=level))
 
 
@@ -119,7 +122,11 @@ def resume(socket_path: str | None) -> None:
 @click.command()
 @_socket_option
 def blackout(socket_path: str | None) -> None:
-    """Intensity and colour to 0, pan/tilt hold; `resume` brings the show back."""
+    """Take the lights dark (intensity and colour to 0, pan/tilt hold); `resume` ends it.
+
+    The lights go dark through the flash limiter (within ~2 s from full), so toggling
+    blackout can never make a strobe.
+    """
     _print_short(_send(socket_path, "blackout"))
 
 
