@@ -147,7 +147,6 @@ class OlaOutput(Output):
         self._posted = 0
         self._delivered = 0
         self._wake_r = self._wake_w = -1
-        self._woken = False
         self._closing = False
         self._thread: threading.Thread | None = None
         # owner-thread state
@@ -210,13 +209,11 @@ class OlaOutput(Output):
         return h
 
     def _wake(self) -> None:
-        with self._mx:
-            if self._woken or self._wake_w < 0:
-                return
-            self._woken = True
+        # One byte per hand-over (a full pipe already means "wake up"). No "already woken"
+        # flag: with one, a wake-up can be lost between the drain and the flag's reset.
         try:
             os.write(self._wake_w, b"!")
-        except (BlockingIOError, OSError):
+        except OSError:
             pass
 
     # -- the owner thread ---------------------------------------------------------------
@@ -278,8 +275,6 @@ class OlaOutput(Output):
         fds = [self._wake_r] if sock is None else [self._wake_r, sock]
         ready, _, _ = select.select(fds, [], [], timeout)
         if self._wake_r in ready:
-            with self._mx:
-                self._woken = False
             try:
                 while os.read(self._wake_r, 4096):
                     pass
