@@ -25,10 +25,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pi_app.config import parse_config  # noqa: E402
-from pi_app.outputs.sim import SimOutput  # noqa: E402
-from pi_app.pipeline import Pipeline  # noqa: E402
-from pi_app.runtime import load_model  # noqa: E402
+from pi_app.config import parse_config
+from pi_app.outputs.sim import SimOutput
+from pi_app.pipeline import Pipeline
+from pi_app.runtime import load_model
 
 PERIOD_US = 1e6 / 44
 

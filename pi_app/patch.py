@@ -112,7 +112,7 @@ class Patch:
                     src8.append(f.index * _N_SRC + col)
                     lo8.append(ch.min)
                     span8.append(ch.max - ch.min)
-        i64 = lambda v: np.asarray(v, dtype=np.int64)  # noqa: E731
+        i64 = lambda v: np.asarray(v, dtype=np.int64)
         # One gather for every written channel: 8-bit ones scale by their span, 16-bit
         # coarse ones by 65535 and are shifted right by 8 (their fine byte is v & 255).
         n8, n16 = len(s8), len(s16c)

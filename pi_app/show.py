@@ -142,7 +142,7 @@ class Show:
         try:
             new = load_config(path)
             if new.output != self.config.output or \
-                    set(f.universe for f in new.fixtures) != set(self.pipeline.patch.universes):
+                    {f.universe for f in new.fixtures} != set(self.pipeline.patch.universes):
                 log.warning("reload: output or universe changes need a restart; "
                             "applying the rest")
             model = load_model(new.model) if new.model != self.config.model else \

@@ -202,10 +202,10 @@ def test_doctor_dialout(monkeypatch, tmp_path, pty_path):
 
 
 def test_uart_identify_passes_fps_and_last_slot(tmp_path, pty_path):
-    from pi_app.commands.hardware import output_kwargs
+    from pi_app.outputs import backend_kwargs
 
     cfg = load_config(write_config(tmp_path, device=pty_path, fps=30))
-    assert output_kwargs("uart", cfg, Patch(cfg)) == {"fps": 30.0, "slots": 56}
+    assert backend_kwargs("uart", cfg, Patch(cfg)) == {"fps": 30.0, "slots": 56}
     r = run("identify", "par-4", "--seconds", "0.2", "--output", "uart",
             "--config", write_config(tmp_path, device=pty_path))
     assert r.exit_code == 0, r.output

@@ -30,13 +30,13 @@ def test_installed_wheel_plays_the_default_show(tmp_path):
             "assert 'site-packages' in str(m.info.path), m.info.path; "
             "assert Path(pi_app.__file__).parent / '_models' in m.info.path.parents; "
             "print(sorted(n for n, _ in r.list_models()))")
-    r = subprocess.run([str(py), "-c", code], capture_output=True, text=True, cwd=tmp_path,
+    r = subprocess.run([str(py), "-c", code], check=False, capture_output=True, text=True, cwd=tmp_path,
                        timeout=120, env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})
     assert r.returncode == 0, r.stderr
     assert "iae-glyphs" in r.stdout and "nat-aurora" in r.stdout
     show = tmp_path / "show.txt"
     r = subprocess.run([str(venv / "bin" / "latentdmx"), "run", "--duration", "1", "--record",
-                        str(show)], capture_output=True, text=True, cwd=tmp_path, timeout=120,
+                        str(show)], check=False, capture_output=True, text=True, cwd=tmp_path, timeout=120,
                        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path),
                             "XDG_RUNTIME_DIR": str(tmp_path)})
     assert r.returncode == 0, r.stderr

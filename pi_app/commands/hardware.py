@@ -39,13 +39,6 @@ def identify_scene(patch, index: int, level: float):
     return scene
 
 
-def output_kwargs(kind: str, cfg, patch) -> dict:
-    """Extra arguments a backend needs from the patch (the UART: fps and its last slot)."""
-    if kind == "uart":
-        return {"fps": cfg.fps, "slots": max(f.last_address for f in patch.fixtures)}
-    return {}
-
-
 @click.command()
 @click.argument("fixture", required=False)
 @click.option("--all", "all_", is_flag=True, help="Every fixture, one after another.")
@@ -92,8 +85,7 @@ def identify(fixture, all_, seconds, level, config_path, output, verbose):
         raise ConfigError(f"no fixture named {fixture!r}", file=cfg.path, field="fixtures",
                           fix=f"{hint}fixtures: {', '.join(names)}")
     kind = cfg.output.kind
-    out = outputs.make_output(kind, cfg, patch.universes, blackout=patch.blackout_frames,
-                              **output_kwargs(kind, cfg, patch))
+    out = outputs.output_for(cfg, patch, kind)
     period = 1.0 / cfg.fps
     with out:
         for i in chosen:

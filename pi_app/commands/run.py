@@ -73,7 +73,7 @@ def run(config_path, output, model, fps, seed, duration, record, web, verbose):
     Stops cleanly on Ctrl-C or SIGTERM: fade-out, blackout frame, exit 0. SIGHUP reloads the
     config. While it runs, `latentdmx status`, `dim`, `pause`, ... control it.
     """
-    from ..outputs import make_output
+    from ..outputs import output_for
     from ..runtime import load_model
     from ..show import Show
 
@@ -89,7 +89,7 @@ def run(config_path, output, model, fps, seed, duration, record, web, verbose):
     from ..patch import Patch
 
     patch = Patch(cfg)
-    out = make_output(cfg.output.kind, cfg, patch.universes, blackout=patch.blackout_frames)
+    out = output_for(cfg, patch)
     show = Show(cfg, out, model=mdl, duration_s=duration, record_path=record,
                 config_path=config_path)
     log = logging.getLogger("latentdmx")

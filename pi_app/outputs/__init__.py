@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from .base import Frames, Output, zero_blackout
 
-__all__ = ["Frames", "Output", "make_output", "zero_blackout"]
+__all__ = ["Frames", "Output", "backend_kwargs", "make_output", "output_for", "zero_blackout"]
 
 
 def make_output(kind: str, config, universes, *, blackout=None, **kwargs) -> Output:
@@ -29,3 +29,17 @@ def make_output(kind: str, config, universes, *, blackout=None, **kwargs) -> Out
         return UartOutput(universes, config=config.output.uart, blackout=blackout, **kwargs)
     raise ConfigError(f"unknown output {kind!r}", field="output.kind",
                       fix="use one of: sim, ola, uart")
+
+
+def backend_kwargs(kind: str, config, patch) -> dict:
+    """Extra arguments a backend needs from the patch (the UART: fps and its last slot)."""
+    if kind == "uart":
+        return {"fps": config.fps, "slots": max(f.last_address for f in patch.fixtures)}
+    return {}
+
+
+def output_for(config, patch, kind: str | None = None) -> Output:
+    """The output for a patched rig: its universes, the patch's blackout, backend extras."""
+    kind = kind or config.output.kind
+    return make_output(kind, config, patch.universes, blackout=patch.blackout_frames,
+                       **backend_kwargs(kind, config, patch))

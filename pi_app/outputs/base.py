@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable, Mapping
+from typing import Self
 
 import numpy as np
 
@@ -36,7 +37,7 @@ class Output:
     name = "base"
 
     def __init__(self, universes: Iterable[int], *, blackout: BlackoutFn | None = None) -> None:
-        self.universes: tuple[int, ...] = tuple(sorted(set(int(u) for u in universes)))
+        self.universes: tuple[int, ...] = tuple(sorted({int(u) for u in universes}))
         if not self.universes:
             raise OutputError("no universe to send", field="fixtures",
                               fix="patch at least one fixture")
@@ -49,7 +50,7 @@ class Output:
             u: np.zeros(SLOTS, dtype=np.uint8) for u in self.universes}
 
     # -- public API -------------------------------------------------------------------
-    def open(self) -> Output:
+    def open(self) -> Self:
         with self._lock:
             if self._closed:
                 raise OutputError("output is closed", field=self.name, fix="open a new output")
@@ -58,7 +59,7 @@ class Output:
                 self._opened = True
         return self
 
-    def __enter__(self) -> Output:
+    def __enter__(self) -> Self:
         return self.open()
 
     def __exit__(self, *exc: object) -> None:
@@ -87,8 +88,11 @@ class Output:
             self.frames_sent += 1
 
     def blackout(self) -> None:
-        """Send the blackout of the last frames now (light 0, pan/tilt held)."""
-        if self._opened and not self._closed:
+        """Send the blackout of the last frames now (light 0, pan/tilt held).
+
+        Nothing is sent before the first frame: the lights are in whatever state they were
+        left, and a blackout of all-zero frames would swing moving heads to pan/tilt 0."""
+        if self._opened and not self._closed and self.frames_sent > 0:
             self.send(self._blackout(self.last_frames))
 
     def close(self) -> None:

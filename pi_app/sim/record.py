@@ -34,7 +34,7 @@ class ShowRecorder:
         self.fps = float(fps)
         self._tmp = self.path.with_name(self.path.name + ".part")
         try:
-            self._fh = open(self._tmp, "w", encoding="ascii", newline="\n")
+            self._fh = open(self._tmp, "w", encoding="ascii", newline="\n")  # noqa: SIM115
         except OSError as exc:
             raise LatentDMXError(f"cannot write the recording ({exc.strerror})", file=path,
                                  field="--record", fix="choose a writable path") from None
