@@ -1,26 +1,18 @@
-"""Shared pytest set-up: hypothesis profiles, the `sim` fixture, helpers."""
+"""Shared pytest set-up: hypothesis profiles (tests/hypothesis_profiles.py), the `sim` fixture."""
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+for _p in (ROOT, ROOT / "tests"):
+    if str(_p) not in sys.path:
+        sys.path.insert(0, str(_p))
 
-try:
-    from hypothesis import HealthCheck, settings
-
-    settings.register_profile("ci", max_examples=25, deadline=None,
-                              suppress_health_check=[HealthCheck.too_slow])
-    settings.register_profile("dev", max_examples=300, deadline=None)
-    settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
-except ImportError:  # pragma: no cover
-    pass
+import hypothesis_profiles  # noqa: F401  (the one place the profiles are set)
 
 
 @pytest.fixture
