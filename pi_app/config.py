@@ -66,6 +66,9 @@ class SafetyConfig:
     allow_strobe: bool = False
     strobe_max_hz: float = 3.0
 
+    def replace_master(self, master: float) -> SafetyConfig:
+        return dataclasses.replace(self, master=master)
+
 
 @dataclass(frozen=True)
 class ControlConfig:

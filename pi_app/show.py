@@ -23,7 +23,7 @@ from .clock import FrameClock
 from .config import Config, load_config
 from .errors import ControlError, LatentDMXError
 from .outputs import Output
-from .pipeline import Pipeline
+from .pipeline import Pipeline, _Source
 from .runtime import Model, load_model
 from .sim.record import ShowRecorder
 
@@ -136,28 +136,50 @@ class Show:
                 "config": str(self.config.path)}
 
     def _reload(self, t_s: float) -> None:
-        """SIGHUP: re-read the config; a bad one is logged and the show goes on."""
+        """SIGHUP: re-read the config and apply what can change live; a bad config, or one
+        whose changes need a restart, is logged and the show goes on as it was.
+
+        Live: the model (cross-faded), seed, walk, master dimmer. Needs a restart (fade-out,
+        blackout, a fresh start): fixtures, output, fps and the other safety settings."""
         self._reload_requested = False
         path = self.config_path
+        old = self.config
         try:
             new = load_config(path)
-            if new.output != self.config.output or \
-                    {f.universe for f in new.fixtures} != set(self.pipeline.patch.universes):
-                log.warning("reload: output or universe changes need a restart; "
-                            "applying the rest")
-            model = load_model(new.model) if new.model != self.config.model else \
-                self.pipeline.model
+            model = load_model(new.model) if new.model != old.model else None
         except LatentDMXError as exc:
             log.error("reload rejected, the show goes on with the old config: %s", exc)
             return
-        old = self.pipeline
-        new = new.replace(output=self.config.output)
-        pipe = Pipeline(new, model, seed=old.seed)
-        pipe.phase, pipe._last_t, pipe.tempo = old.phase, old._last_t, new.walk.tempo
-        pipe.safety.master = old.safety.master
-        pipe.scene = old.scene
-        self.pipeline, self.config = pipe, new
-        log.info("reloaded %s", path or "the default config")
+        restart = [name for name, changed in (
+            ("fixtures", new.fixtures != old.fixtures), ("output", new.output != old.output),
+            ("fps", new.fps != old.fps),
+            ("safety", new.safety.replace_master(old.safety.master) != old.safety))
+            if changed]
+        if restart:
+            log.error("reload rejected: changes to %s need a restart (systemctl restart "
+                      "latentdmx); the show goes on with the old config", ", ".join(restart))
+            return
+        pipe = self.pipeline
+        changes = []
+        pipe.config = new
+        if model is not None:
+            pipe.set_model(model, t_s)
+            changes.append(f"model {new.model}")
+        if new.seed != old.seed:
+            pipe.set_seed(new.seed)
+            changes.append(f"seed {new.seed}")
+        elif new.walk != old.walk and model is None:   # the same walk, new settings
+            pipe.source = _Source(pipe.source.model, new, pipe.seed, pipe.positions)
+        if new.walk.tempo != old.walk.tempo:
+            pipe.tempo = new.walk.tempo
+        if new.walk != old.walk:
+            changes.append("walk")
+        if new.safety.master != old.safety.master:
+            pipe.safety.master = new.safety.master
+            changes.append(f"master {new.safety.master:g}")
+        self.config = new
+        log.info("reloaded %s: %s", path or "the default config",
+                 ", ".join(changes) or "nothing changed that the show uses")
 
     def _install_signals(self) -> list:
         if threading.current_thread() is not threading.main_thread():

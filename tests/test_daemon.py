@@ -97,3 +97,32 @@ def test_sighup_reload_good_and_bad(tmp_path):
         out, _ = proc.communicate(timeout=30)
     assert proc.returncode == 0, out
     assert "reload rejected" in out and "fps" in out and "Traceback" not in out
+
+
+def test_sighup_restart_only_changes_are_rejected(tmp_path):
+    """Moving a fixture to another universe needs a restart: rejected, the show goes on."""
+    config = tmp_path / "rig.toml"
+    text = default_config_path().read_text()
+    config.write_text(text)
+    proc = start(tmp_path, config)
+    try:
+        assert status(tmp_path)["seed"] == 0
+        moved = text.rsplit("universe = 1", 1)
+        config.write_text("universe = 2".join(moved).replace("seed = 0 ", "seed = 5 "))
+        proc.send_signal(signal.SIGHUP)
+        time.sleep(1.0)
+        before = status(tmp_path)
+        assert before["universes"] == [1] and before["seed"] == 0   # nothing applied
+        config.write_text(text.replace("seed = 0 ", "seed = 5 "))      # live change: applied
+        proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 10
+        while status(tmp_path)["seed"] != 5:
+            assert time.monotonic() < deadline, "seed not applied"
+            time.sleep(0.1)
+        assert proc.poll() is None
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0, out
+    assert "changes to fixtures need a restart" in out and "Traceback" not in out
+    assert "reloaded" in out and "seed 5" in out
