@@ -156,7 +156,16 @@ def check_frames(frames: np.ndarray, universes: tuple[int, ...], times_s: np.nda
 
     patch = Patch(config)
     uidx = {u: k for k, u in enumerate(universes)}
-    missing = sorted({f.universe for f in patch.fixtures} - set(uidx))
+    rig_universes = {f.universe for f in patch.fixtures}
+    unchecked = [u for u in universes if u not in rig_universes and frames[:, uidx[u]].any()]
+    if unchecked or not rig_universes & set(uidx):
+        from .errors import LatentDMXError
+        what = (f"universe(s) {unchecked} carry light the rig does not patch" if unchecked
+                else f"none of the rig's universes {sorted(rig_universes)} is in it")
+        raise LatentDMXError(f"{what}, so they cannot be checked", file=path,
+                             field="universes", fix="give the rig's config with --config, or "
+                                                    "check every slot with --raw")
+    missing = sorted(rig_universes - set(uidx))
     if missing:
         rep.notes.append(f"universes {missing} not in the recording: read as 0")
     flat = np.concatenate([flat, np.zeros((T, 1))], axis=1)      # column -1: a zero slot

@@ -151,3 +151,21 @@ def test_cli_exit_codes_and_json(tmp_path):
     assert r.exit_code == 1 and "slot 1/" in r.output
     r = runner.invoke(main, ["safety-check", str(tmp_path / "missing.txt")])
     assert r.exit_code == 2 and "error:" in r.output
+
+
+def test_recording_of_other_universes_is_refused_not_passed(tmp_path):
+    """A strobe on a universe the rig does not patch must not pass as 'no violations'."""
+    from click.testing import CliRunner
+
+    from pi_app.cli import main
+    from pi_app.sim.record import ShowRecorder
+
+    path = tmp_path / "flash2.txt"
+    rec = ShowRecorder(path, 40)
+    for k in range(80):
+        rec.write({2: np.full(512, 255 if (k // 2) % 2 else 0, np.uint8)}, k / 40)
+    rec.close()
+    r = CliRunner().invoke(main, ["safety-check", str(path)])
+    assert r.exit_code == 2 and "universe(s) [2]" in r.output and "--raw" in r.output
+    r = CliRunner().invoke(main, ["safety-check", str(path), "--raw"])
+    assert r.exit_code == 1 and "10 flashes/s" in r.output
