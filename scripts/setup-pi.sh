@@ -420,9 +420,16 @@ setup_venv() {
     if ! pkg_installed python3-venv; then
         live apt-get install -y --no-install-recommends python3-venv python3-pip
     fi
-    if [ ! -x "$R$VENV/bin/python" ]; then
-        live python3 -m venv "$VENV"
+    # RPi.GPIO drives the RS-485 HAT's driver-enable pin; rpi-lgpio's drop-in works on every
+    # Pi, the Pi 5 included. The venv sees it (and ola-python) through the system packages.
+    if ! pkg_installed python3-rpi-lgpio && ! pkg_installed python3-rpi.gpio; then
+        live apt-get install -y --no-install-recommends python3-rpi-lgpio
     fi
+    if [ ! -x "$R$VENV/bin/python" ]; then
+        live python3 -m venv --system-site-packages "$VENV"
+    fi
+    # with OLA: the `ola` extra pins protobuf < 6, which Debian's ola-python needs
+    [ $WITH_OLA = 1 ] && src="${src}[ola]"
     if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
         return 0
     fi
@@ -436,6 +443,17 @@ setup_venv() {
     PACKAGE_CHANGED=1
 }
 PACKAGE_CHANGED=0
+
+# `latentdmx` on the PATH of every user (status, dim, check ...): a link into the venv.
+setup_command_link() {
+    local link=/usr/local/bin/latentdmx target=$VENV/bin/latentdmx
+    [ -L "$R$link" ] && [ "$(readlink "$R$link")" = "$target" ] && return 0
+    CHANGES=$((CHANGES + 1))
+    if [ $DRY_RUN = 1 ]; then note "would-add" "$link -> $target"; return 0; fi
+    note "add" "$link -> $target"
+    mkdir -p "$R/usr/local/bin"
+    ln -sfn "$target" "$R$link"
+}
 
 # The bundled default config: --default-config, the checkout's, or the installed package's.
 default_config() {
@@ -532,7 +550,7 @@ setup_ola() {
     local plugin file
     OLA_PENDING=()
     if ! pkg_installed ola; then
-        live apt-get install -y --no-install-recommends ola
+        live apt-get install -y --no-install-recommends ola ola-python
     fi
     ola_conf /etc/ola/ola-uartdmx.conf "enabled=true" "device=$DMX_DEVICE" \
         "$DMX_DEVICE-break=$OLA_BREAK_US" "$DMX_DEVICE-malf=$OLA_MALF_US"
@@ -609,6 +627,8 @@ uninstall() {
         live systemctl daemon-reload
     fi
     remove_path "$PREFIX"
+    [ "$(readlink "$R/usr/local/bin/latentdmx" 2>/dev/null)" = "$VENV/bin/latentdmx" ] \
+        && remove_path /usr/local/bin/latentdmx
 
     # config.txt: our block goes, everything else stays as it is now
     if grep -qxF "$MARK_BEGIN" "$R$BOOT/config.txt"; then
@@ -671,6 +691,7 @@ else
     setup_services_for_uart
     setup_user
     setup_venv
+    setup_command_link
     setup_config
     if [ $WITH_OLA = 1 ]; then setup_ola; fi
     setup_unit

@@ -135,6 +135,7 @@ def make_pi_root(base: Path, layout: str) -> Path:
     if boot == "boot/firmware":
         (root / "boot" / "config.txt").write_text(BOOKWORM_STUB)
     (root / "etc" / "systemd" / "system").mkdir(parents=True)
+    (root / "usr" / "local" / "bin").mkdir(parents=True)      # on every Debian
     (root / "etc" / "passwd").write_text(PASSWD)
     (root / "etc" / "group").write_text(GROUP)
     (root / "etc" / "hostname").write_text("stagepi\n")
@@ -232,7 +233,8 @@ def test_bookworm_files_written(tmp_path, default_toml):
     assert re.search(r"on-pi +useradd --system .* latentdmx", out)
     assert "on-pi     usermod -aG dialout latentdmx" in out
     assert "on-pi     usermod -aG gpio latentdmx" in out
-    assert "on-pi     python3 -m venv /opt/latentdmx/venv" in out
+    assert "on-pi     python3 -m venv --system-site-packages /opt/latentdmx/venv" in out
+    assert (root / "usr/local/bin/latentdmx").is_symlink()
     assert "on-pi     systemctl enable latentdmx.service" in out
     assert not (root / "opt/latentdmx").exists()
     # the unit and a fresh config (output switched to OLA, the rest as bundled)
@@ -326,7 +328,7 @@ def test_ola_files(tmp_path, default_toml):
     assert (ola / "ola-e131.conf").read_text() == "enabled = false\n"
     assert (ola / "ola-port.conf").read_text() == (
         "1-1-O-0_priority_value = 100\n20-/dev/ttyAMA0-O-0 = 1\n")
-    assert "on-pi     apt-get install -y --no-install-recommends ola" in out
+    assert "on-pi     apt-get install -y --no-install-recommends ola ola-python" in out
     assert "on-pi     usermod -aG dialout olad" in out
     # the cost of a long malf, in frame rate: 100 + 16 + 513*44 + 24000 = 46688 µs
     assert "= 46688 µs a frame, at most 21.4 frames/s" in out
