@@ -21,6 +21,7 @@ from .errors import LatentDMXError
 COMMAND_MODULES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("run", ("run", "check")),
     ("fixtures", ("fixtures",)),
+    ("models", ("models",)),
     ("train", ("train",)),
     ("hardware", ("identify", "doctor")),
     ("safety", ("safety_check",)),

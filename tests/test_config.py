@@ -112,3 +112,19 @@ def test_readme_example_is_the_bundled_config():
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     block = readme.split("```toml\n", 1)[1].split("```", 1)[0]
     assert block.strip() == c.default_config_path().read_text().strip()
+
+
+def test_unknown_model_is_blamed_on_the_config_field(tmp_path):
+    path = tmp_path / "rig.toml"
+    path.write_text('model = "nonsense"\n' + GOOD_FIXTURE.format(address=1))
+    result = CliRunner().invoke(main, ["check", str(path)])
+    assert result.exit_code == 2
+    assert result.output.startswith(f"error: {path}: model: no such model 'nonsense' — ")
+    assert "nat-aurora" in result.output            # the fix lists the models there are
+
+
+def test_models_lists_the_bundled_models():
+    result = CliRunner().invoke(main, ["models"])
+    assert result.exit_code == 0
+    assert "nat-aurora" in result.output and "iae-glyphs" in result.output
+    assert "points x,y,r,g,b,w" in result.output and "image 16x16x3" in result.output

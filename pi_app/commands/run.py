@@ -41,14 +41,30 @@ def load_run_config(config_path, *, output=None, model=None, fps=None, seed=None
     return cfg
 
 
+def load_show_model(cfg, from_flag: bool):
+    """The config's model; a model name that does not exist is blamed on the config file's
+    `model` field (or on --model), not on a path the user never typed."""
+    from ..errors import ModelError
+    from ..runtime import find_model, load_model
+
+    try:
+        find_model(cfg.model)
+    except ModelError as exc:
+        raise ModelError(f"no such model {cfg.model!r}", file="command line" if from_flag
+                         else cfg.path, field="--model" if from_flag else "model",
+                         fix=exc.fix) from None
+    return load_model(cfg.model)
+
+
 @click.command()
 @click.option("--config", "config_path", type=click.Path(dir_okay=False),
               help="Rig config (TOML). Default: the bundled demo rig (3 Lumeri heads, 4 pars).")
 @click.option("--output", type=click.Choice(["sim", "ola", "uart"]),
               help="Where frames go: sim (virtual universe), ola (olad), uart (Pi UART). "
                    "Default: the config's output.kind (sim).")
-@click.option("--model", help="Model: a bundled name (see `latentdmx train --help`), a user "
-                              "model name, or a path to a model folder. Default: config.")
+@click.option("--model", help="Model: a bundled or user model name (`latentdmx models` lists "
+                              "them) or a path to a model folder. Default: the config's "
+                              "(nat-aurora).")
 @click.option("--fps", type=float, help="Frames per second, 1..44. Default: config (40).")
 @click.option("--seed", type=int, help="Walk seed: the same seed plays the same show.")
 @click.option("--duration", type=float, metavar="SECONDS",
@@ -74,7 +90,6 @@ def run(config_path, output, model, fps, seed, duration, record, web, verbose):
     config. While it runs, `latentdmx status`, `dim`, `pause`, ... control it.
     """
     from ..outputs import output_for
-    from ..runtime import load_model
     from ..show import Show
 
     _logging(verbose)
@@ -85,7 +100,7 @@ def run(config_path, output, model, fps, seed, duration, record, web, verbose):
     if web:
         import dataclasses
         cfg = cfg.replace(preview=dataclasses.replace(cfg.preview, web=True))
-    mdl = load_model(cfg.model)
+    mdl = load_show_model(cfg, from_flag=model is not None)
     from ..patch import Patch
 
     patch = Patch(cfg)
@@ -137,6 +152,7 @@ def check(config_path):
 
     cfg = load_config(config_path)
     patch = Patch(cfg)
+    mdl = load_show_model(cfg, from_flag=False)
     table = Table(title=f"{cfg.path}: {len(patch)} fixtures, universes "
                         f"{', '.join(map(str, patch.universes))}")
     for col in ("fixture", "profile / mode", "universe", "addresses", "channels"):
@@ -145,4 +161,5 @@ def check(config_path):
         table.add_row(name, prof, str(uni), addr, chans)
     console = Console(width=max(100, Console().width))
     console.print(table)
-    console.print(f"ok: model {cfg.model!r}, output {cfg.output.kind}, {cfg.fps:g} fps")
+    console.print(f"ok: model {cfg.model!r} ({mdl.info.family}, {mdl.info.kind}), output "
+                  f"{cfg.output.kind}, {cfg.fps:g} fps")
