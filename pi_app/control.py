@@ -177,6 +177,15 @@ class ControlServer:
     def _prepare_dir(self) -> None:
         parent = self.path.parent
         if parent.is_dir():
+            # our own directory (e.g. /tmp/latentdmx-UID) made by someone else first, or
+            # opened to everyone: never listen in there
+            st = parent.stat()
+            if parent.name.startswith("latentdmx") and (
+                    st.st_uid != os.geteuid() or st.st_mode & 0o002):
+                raise ControlError("the socket directory belongs to another user or is "
+                                   "world-writable", file=parent, field="control.socket",
+                                   fix="remove that directory, or set `[control] socket` "
+                                       "to a place of your own")
             return
         try:
             parent.mkdir(mode=0o770, parents=True)

@@ -122,12 +122,13 @@ class Show:
     def _status(self, k: int) -> dict:
         p = self.pipeline
         times = self._times
+        health = {k: v for k, v in self.output.health().items() if k != "output"}
         achieved = (len(times) - 1) / (times[-1] - times[0]) if len(times) > 2 and \
             times[-1] > times[0] else 0.0
         return {"model": p.model.info.name, "family": p.model.info.family,
                 "fps": self.fps, "fps_achieved": round(achieved, 2),
                 "frames": k + 1, "late_frames": self.clock.late if self.clock else 0,
-                "output": self.output.health(), "uptime_s": round(time.monotonic() -
+                "output": self.output.name, "output_health": health, "uptime_s": round(time.monotonic() -
                                                                   self._started, 1),
                 "master": p.safety.master, "paused": p.paused, "blackout": p.blacked_out,
                 "seed": p.seed, "tempo": p.tempo, "phase": round(p.phase, 3),
@@ -201,6 +202,9 @@ class Show:
             server.start()
             return server
         except LatentDMXError as exc:
+            # two daemons must never drive the same real lights; a simulator may run twice
+            if "another latentdmx" in exc.what and self.output.name != "sim":
+                raise
             log.warning("control socket disabled: %s", exc)
             return None
 
@@ -222,6 +226,7 @@ class Show:
                 from .views.web import start_web
                 web = start_web(self, self.config.preview)
             self.output.open()
+            self.status_snapshot = self._status(-1)     # status answers before frame 0 too
             server = self._start_control()
             self.clock = clock = FrameClock(self.fps, stop=self._wake)
             while True:
@@ -247,7 +252,7 @@ class Show:
                     notifier.ready("first frame out")
                 notifier.watchdog()
                 self.status_snapshot = self._status(k)
-                for listener in self.listeners:
+                for listener in tuple(self.listeners):   # a listener may remove itself
                     listener(self)
                 if fading and pipe.safety.fade_out_done(t):
                     break

@@ -101,10 +101,11 @@ def identify(fixture, all_, seconds, level, config_path, output, verbose):
                 k += 1
                 time.sleep(max(0.0, t0 + k * period - time.monotonic()))
         health = out.health()
-    click.echo("blackout sent")
     if kind == "ola" and not health.get("delivered"):
         raise OutputError(f"nothing reached olad at {health.get('server')}",
-                          field="output.ola", fix="run `latentdmx doctor --output ola`")
+                          field="output.ola", fix="start olad (`systemctl start olad`), then "
+                                                  "see `latentdmx doctor --output ola`")
+    click.echo("done: blackout sent")
 
 
 # -- doctor -----------------------------------------------------------------------------

@@ -109,10 +109,15 @@ def run(config_path, output, model, fps, seed, duration, record, web, verbose):
                 config_path=config_path)
     log = logging.getLogger("latentdmx")
     show.listeners.append(_status_logger(log, every_s=30.0))
-    log.info("playing %s (%s) on %d fixtures, %d universe(s), output %s, %g fps, seed %d%s",
-             mdl.info.name, mdl.info.family, len(cfg.fixtures), len(patch.universes),
-             cfg.output.kind, cfg.fps, show.pipeline.seed,
-             f", recording to {record}" if record else "")
+    started = (f"playing {mdl.info.name} ({mdl.info.family}) on {len(cfg.fixtures)} fixtures, "
+               f"{len(patch.universes)} universe(s), output {cfg.output.kind}, {cfg.fps:g} fps, "
+               f"seed {show.pipeline.seed}" + (f", recording to {record}" if record else ""))
+
+    def first_frame(s) -> None:                 # logged once the first frame is out
+        log.info("%s", started)
+        s.listeners.remove(first_frame)
+
+    show.listeners.insert(0, first_frame)
     code = show.run()
     snap = show.status_snapshot
     log.info("stopped after %s frames (%s late)%s", snap.get("frames", 0),
