@@ -53,6 +53,11 @@ class PatchedFixture:
         return self.mode.has("pan") or self.mode.has("tilt")
 
 
+def _flat_index(n: int, fixture: int, col: int) -> int:
+    """Where source column `col` of a fixture lives in `Patch._flat`."""
+    return fixture * 7 + col if col < 7 else n * 7 + fixture * (_N_SRC - 7) + col - 7
+
+
 class Patch:
     """The compiled patch of a config. `frames(scene)` is the per-frame call."""
 
@@ -103,36 +108,58 @@ class Patch:
                     fine = next(k for k, c in enumerate(chans) if c.attr == ch.attr + "_fine")
                     s16c.append(slot)
                     s16f.append(base + fine)
-                    src16.append(f.index * _N_SRC + _SRC[ch.attr])
+                    src16.append(_flat_index(n, f.index, _SRC[ch.attr]))
                 else:
                     col = _SRC[ch.attr]
                     if bake[f.index] and ch.attr in ("red", "green", "blue", "white"):
                         col += 6
                     s8.append(slot)
-                    src8.append(f.index * _N_SRC + col)
+                    src8.append(_flat_index(n, f.index, col))
                     lo8.append(ch.min)
                     span8.append(ch.max - ch.min)
         i64 = lambda v: np.asarray(v, dtype=np.int64)
-        # One gather for every written channel: 8-bit ones scale by their span, 16-bit
-        # coarse ones by 65535 and are shifted right by 8 (their fine byte is v & 255).
-        n8, n16 = len(s8), len(s16c)
-        self._gather = i64(src8 + src16)
-        self._scale = np.asarray(span8 + [65535.0] * n16, np.float32)
-        # + 0.5 then truncation rounds to the nearest value (one call instead of np.rint)
-        self._offset = np.asarray(lo8 + [0.0] * n16, np.float32) + np.float32(0.5)
-        self._shift = np.asarray([0] * n8 + [8] * n16, np.int32)
-        self._slots = i64(s8 + s16c)
-        self._fine_from = np.arange(n8, n8 + n16, dtype=np.int64)
-        self._s16f = i64(s16f)
+        # One dense gather over every slot of every universe, so a frame is four NumPy calls
+        # and no scatter: slot k = int(src[gather[k]] * scale[k] + offset[k]) >> shift[k].
+        # 8-bit channels scale by their span; 16-bit coarse ones by 65535, shifted right by 8,
+        # their fine ones the same value unshifted (the uint8 store keeps v & 255); held and
+        # unpatched slots read a zero and carry their value in the offset. + 0.5 then
+        # truncation rounds to the nearest value (val >= 0.5; one call instead of np.rint).
+        n_slots = len(self.universes) * SLOTS
+        zero = n * _N_SRC                                # one more source element, always 0
+        gather = np.full(n_slots, zero, np.int64)
+        scale = np.zeros(n_slots, np.float32)
+        lo = np.zeros(n_slots, np.float32)
+        shift = np.zeros(n_slots, np.int32)
+        lo[held] = held_v                                # in write order: held, then 8-bit
+        gather[s8], scale[s8], lo[s8] = src8, span8, lo8   # and coarse, then fine
+        for c, f, g in zip(s16c, s16f, src16, strict=True):
+            gather[c] = gather[f] = g
+            scale[c] = scale[f] = 65535.0
+            lo[c] = lo[f] = 0.0
+            shift[c], shift[f] = 8, 0
+        self._gather, self._scale, self._shift = gather, scale, shift
+        self._offset = lo + np.float32(0.5)
         self._held, self._held_v = i64(held), np.asarray(held_v, np.uint8)
         self._light = i64(light)
         self._bake = bake.any()
         self._intensity = any(f.mode.has("intensity") for f in fixtures)
-        self._buf = np.zeros(len(self.universes) * SLOTS, np.uint8)
+        self._buf = np.zeros(n_slots, np.uint8)
         self._buf[self._held] = self._held_v
-        self._src = np.zeros((n, _N_SRC), np.float32)   # column 8 (strobe) stays 0
-        self._val = np.zeros(n8 + n16, np.float32)
-        self._int = np.zeros(n8 + n16, np.int32)
+        # The gather's source, flat: the clipped scene (n, 7), contiguous (ufuncs on it are
+        # twice as fast as on a strided view), then columns 7.. (n, 6), then the zero.
+        self._flat = np.zeros(zero + 1, np.float32)      # column 8 (strobe) stays 0
+        self._attrs = self._flat[:n * 7].reshape(n, 7)
+        self._zeros, self._ones = np.zeros((n, 7), np.float32), np.ones((n, 7), np.float32)
+        self._extra = self._flat[n * 7:zero].reshape(n, _N_SRC - 7)
+        # Pan/tilt: skip the affine map if it is the identity for every fixture, and the
+        # clip after it if it maps [0, 1] into [0, 1] (float32 rounding is monotone, so
+        # checking both ends in float32 is exact).
+        a, b = self._pt_a, self._pt_b
+        self._pt_identity = bool(np.all(a == 0) and np.all(b == 1))
+        ends = np.stack([b * np.float32(0.0) + a, b * np.float32(1.0) + a])
+        self._pt_clip = not bool(np.all((ends >= 0) & (ends <= 1)))
+        self._val = np.zeros(n_slots, np.float32)
+        self._int = np.zeros(n_slots, np.int32)
         # Views of the flat buffer, one per universe (returned by `frames`).
         self._views = {u: self._buf[k * SLOTS:(k + 1) * SLOTS] for u, k in self._uidx.items()}
 
@@ -144,29 +171,26 @@ class Patch:
 
         The arrays are the patch's own buffers, valid until the next call: copy to keep
         (`Output.send` and the recorder copy)."""
-        src = self._src
-        attrs = src[:, :7]
-        np.maximum(scene, 0.0, out=attrs)       # clip to [0, 1] (two ufuncs beat np.clip)
-        np.minimum(attrs, 1.0, out=attrs)
-        pt = src[:, PAN:TILT + 1]
-        pt *= self._pt_b
-        pt += self._pt_a
-        np.maximum(pt, 0.0, out=pt)
-        np.minimum(pt, 1.0, out=pt)
-        colour = src[:, RED:WHITE + 1]
+        attrs, extra = self._attrs, self._extra
+        np.maximum(scene, self._zeros, out=attrs)   # clip to [0, 1]: two ufuncs beat np.clip,
+        np.minimum(attrs, self._ones, out=attrs)    # arrays beat Python scalars as operands
+        if not self._pt_identity:
+            pt = attrs[:, PAN:TILT + 1]
+            pt *= self._pt_b
+            pt += self._pt_a
+            if self._pt_clip:
+                np.maximum(pt, 0.0, out=pt)
+                np.minimum(pt, 1.0, out=pt)
+        colour = attrs[:, RED:WHITE + 1]
         if self._intensity:
-            src[:, 7] = src[:, DIMMER] * np.minimum(colour @ LUMA, 1.0)
+            extra[:, 0] = attrs[:, DIMMER] * np.minimum(colour @ LUMA, 1.0)
         if self._bake:
-            np.multiply(colour, src[:, DIMMER:DIMMER + 1], out=src[:, 9:13])
+            np.multiply(colour, attrs[:, DIMMER:DIMMER + 1], out=extra[:, 2:6])
         val, ival = self._val, self._int
-        np.take(src.reshape(-1), self._gather, out=val)
+        self._flat.take(self._gather, out=val)
         val *= self._scale
-        val += self._offset
-        ival[:] = val                            # truncate: val is >= 0.5, so this rounds
-        buf = self._buf
-        buf[self._slots] = ival >> self._shift
-        if self._s16f.size:                      # fine byte: uint8 assignment keeps v & 0xFF
-            buf[self._s16f] = ival[self._fine_from]
+        np.add(val, self._offset, out=ival, casting="unsafe")   # truncates: rounds, see above
+        np.right_shift(ival, self._shift, out=self._buf, casting="unsafe")
         return self._views
 
     def blackout_frames(self, frames) -> dict[int, np.ndarray]:

@@ -245,19 +245,25 @@ class _MLP:
         last = linears[-1]
         self.last = np.ascontiguousarray(np.concatenate([last.wt, last.b[None, :]], 0))
         self.dims = [linears[0].wt.shape[0]] + [ln.wt.shape[1] for ln in linears[:-1]]
-        self.buf: dict[int, list[np.ndarray]] = {}
+        self.buf: dict[int, tuple[list[np.ndarray], list[np.ndarray]]] = {}
 
     def __call__(self, x: np.ndarray) -> np.ndarray:                # (B, in) -> (B, out)
         bufs = self.buf.get(x.shape[0])
-        if bufs is None:
-            bufs = self.buf[x.shape[0]] = [np.ones((d + 1, x.shape[0]), np.float32)
-                                           for d in self.dims]
-        bufs[0][:-1] = x.T                                          # (in, B)
-        for w, src, dst in zip(self.w, bufs, bufs[1:]):
+        if bufs is None:          # activations (with their row of ones), and ReLU's zeros
+            acts = [np.ones((d + 1, x.shape[0]), np.float32) for d in self.dims]
+            zeros = [np.zeros((d, x.shape[0]), np.float32) for d in self.dims[1:]]
+            bufs = self.buf[x.shape[0]] = (acts, zeros)
+        acts, zeros = bufs
+        acts[0][:-1] = x.T                                          # (in, B)
+        # np.dot: the same BLAS call as np.matmul (same numbers, checked bit for bit), with
+        # ~1.5 µs less overhead per call. ReLU against an array of zeros: twice as fast as
+        # against the scalar 0.0, and the same numbers (BLAS never returns -0.0, the one
+        # input where they differ)
+        for w, src, dst, zero in zip(self.w, acts, acts[1:], zeros):
             h = dst[:-1]                                            # (width, B)
-            np.matmul(w, src, out=h)
-            np.maximum(h, 0.0, out=h)
-        return np.matmul(bufs[-1].T, self.last)                     # (B, out), a new array
+            np.dot(w, src, out=h)
+            np.maximum(h, zero, out=h)
+        return np.dot(acts[-1].T, self.last)                        # (B, out), a new array
 
 
 def _fuse(ops: list[Op]) -> list[Op]:
@@ -392,9 +398,13 @@ class Model:
         x = z if z.dtype == np.float32 and not self._copy_z else z.astype(np.float32)
         for op in self._ops:
             x = op(x)
-        if self._fresh:                     # the last op made a new array: clip in place
-            return np.clip(x, 0.0, 1.0, out=x)
-        return np.clip(x, 0.0, 1.0)         # a new array: work buffers stay private
+        # clip to [0, 1] with two ufuncs (np.clip's Python wrapper costs more than both; the
+        # only difference: -0.0 comes out as +0.0, which no later stage can tell apart)
+        if not self._fresh:                 # a new array: work buffers stay private
+            x = np.maximum(x, 0.0)
+        else:                               # the last op made a new array: clip in place
+            np.maximum(x, 0.0, out=x)
+        return np.minimum(x, 1.0, out=x)
 
     def __repr__(self) -> str:
         i = self.info

@@ -161,13 +161,26 @@ class Safety:
         self._k_smooth = f32(1.0 - math.exp(-1.0 / (self.fps * SMOOTH_S)))
         self._smooth = np.zeros((n, 5), f32)          # low-passed wanted (dimmer, colour)
         self._limited = np.zeros(n, bool)             # was the limiter active last frame?
+        self._free = np.ones((n, 1), bool)            # ~_limited, shaped for `where=`
         self._w2 = np.stack([self._wy, self._wr], axis=1)          # (n, 2, 4): Y, red weights
-        self._inv_s2 = (1.0 / np.maximum(np.array([self._sy, self._sr], f32), 1e-12)).astype(f32)
-        self._buf2 = np.zeros((n, 2), f32)
+        inv = (1.0 / np.maximum(np.array([self._sy, self._sr], f32), 1e-12)).astype(f32)
+        self._inv_sy, self._inv_sr = inv               # float32 scalars
+        # `_nothing_to_limit` proves a == 1 from |dy| <= sy: true only if sy >= the 1e-12
+        # floor of `_limit`'s divisor (sy = 0 would hold every fixture, however still)
+        self._exact_gate = bool(self._sy >= f32(1e-12))
+        # bound on the rounding of the rig's mean red excess (float32 sums of n values of g in
+        # [-3, 1] and dg in [-4, 4]): (n - 1) * 2^-24 * (3 + 4), doubled for the float64 steps
+        self._rig_slack = 14.0 * max(n - 1, 1) * 2.0 ** -24
+        self._absd = np.zeros((n, 2), f32)            # |dY|, |dg| per fixture
+        self._mx = np.zeros(2, f32)                   # their maxima
+        self._v = np.zeros(n, f32)
+        self._t = np.zeros(n, f32)
+        self._d5 = np.zeros((n, 5), f32)
         self._any_limited = False
         self._step = np.zeros((n, 2), f32)
         self._neg_step_pt = -self._step_pt
         self._raw = np.zeros((n, 7), f32)
+        self._ones = np.ones((n, 7), f32)
         self._e_d = np.zeros((n, 4), f32)
         self._de = np.zeros((n, 4), f32)
         self._prod = np.zeros((n, 2, 4), f32)
@@ -214,7 +227,7 @@ class Safety:
         only on frames where some fixture changes faster than the flash limiter allows."""
         raw, out = self._raw, self._out
         np.fmax(scene, 0.0, out=raw)             # NaN -> 0, and clip to [0, 1]
-        np.fmin(raw, 1.0, out=raw)
+        np.fmin(raw, self._ones, out=raw)       # (an array operand is cheaper than 1.0)
         gain = self._gain(t_s)
         self._aim(raw[:, 0:2] if self._stop_t is None else self._park, out)
         light = self._raw_light                  # wanted (dimmer, R, G, B, W): view of raw
@@ -229,9 +242,11 @@ class Safety:
         # out as its average glow, not as a slow triangle); otherwise at the wanted light
         smoothed = self._any_limited
         if smoothed:
-            sm = self._smooth
-            sm += self._k_smooth * (light - sm)
-            np.copyto(sm, light, where=~self._limited[:, None])
+            sm, d = self._smooth, self._d5
+            np.subtract(light, sm, out=d)        # sm += k * (light - sm), in place
+            d *= self._k_smooth
+            sm += d
+            np.copyto(sm, light, where=self._free)
             light = sm
         if self._frames == 0:
             out[:, sc.COLOUR] = light[:, 1:]     # dark start: the first colour is the wanted one
@@ -244,27 +259,72 @@ class Safety:
         de = np.subtract(e_d, self._e, out=self._de)
         np.multiply(de[:, None, :], self._w2, out=self._prod)
         dyg = np.add.reduce(self._prod, axis=2, out=self._dyg)    # (n, 2): change of Y, red
-        np.abs(dyg, out=self._buf2)
-        self._buf2 *= self._inv_s2
-        if np.maximum.reduce(self._buf2, axis=None) <= 1.0:
-            np.copyto(self._out_light, light)    # nothing to limit; the rig's signals are
-            np.copyto(self._e, e_d)              # means of these, so they are within too
-            self._yg += dyg
+        # quick gate: every |change| / allowed <= 1 (rounding is monotone, so scaling the
+        # largest |change| of each signal decides it: one float32 product each)
+        mx = np.maximum.reduce(np.abs(dyg, out=self._absd), axis=0, out=self._mx)
+        quick = mx[0] * self._inv_sy <= 1.0 and mx[1] * self._inv_sr <= 1.0
+        if not quick:
+            yg = self._last_yg()
+        if quick or self._nothing_to_limit(dyg, yg):    # nothing to limit; the rig's signals
+            np.copyto(self._out_light, light)    # are means of these, so they are within too
+            self._e, self._e_d = e_d, self._e    # e_d is the new e: swap buffers, no copy
             if self._any_limited:
                 self._limited[:] = False
+                self._free[:] = True
                 self._any_limited = False
         else:
             if not smoothed:
                 np.copyto(self._smooth, light)
-            self._limit(light, dyg, out)
+            self._limit(light, dyg, yg, out)
             np.multiply(out[:, sc.COLOUR], out[:, sc.DIMMER:sc.DIMMER + 1], out=self._e)
         self._frames += 1
         return out
 
-    def _limit(self, light: np.ndarray, dyg: np.ndarray, out: np.ndarray) -> None:
-        """Blend each fixture between its last light and the wanted one, as far as allowed."""
+    def _last_yg(self) -> np.ndarray:
+        """(Y, red excess g) of the last output light, exactly (not accumulated): (n, 2)."""
+        np.multiply(self._e[:, None, :], self._w2, out=self._prod)
+        return np.add.reduce(self._prod, axis=2, out=self._yg)
+
+    def _nothing_to_limit(self, dyg: np.ndarray, yg: np.ndarray) -> bool:
+        """True if `_limit` would leave every fixture's factor at exactly 1 (its output is then
+        the wanted light, bit for bit: the light holds no -0.0, as fmax(x, 0.0) gives +0.0): a
+        cheap exact test for the many frames where the quick gate fails only because some
+        fixture's red excess g swings while it stays negative. (`tests/test_safety_fastpath`)
+
+        Per fixture, `_limit` lowers a only if |dy| > sy, or if the red excess crosses its band
+        (v > hi, or v < lo where rho_p > sr). hi >= sr and hi >= g_p + sr (in float32 too, as
+        rounding is monotone), so v > hi needs dg > sr and v > sr; v < lo needs dg < -sr and
+        g_p > sr. So a < 1 needs |dy| > sy or min(|dg|, max(g_p, v)) > sr. With every a = 1
+        the rig's factor is computed exactly as `_limit` does; if no fixture's g_p or v is
+        above 0 it is 1 (the rig's mean g stays <= 0, and its new mean is off an exact <= 0 by
+        float32 rounding of the sums only, < `_rig_slack` < sr)."""
+        if not self._exact_gate:
+            return False
+        absd = self._absd                            # (|dy|, |dg|)
+        if self._mx[0] > self._sy:
+            return False                             # Y may need limiting: `_limit` says
+        g_p, dg = yg[:, 1], dyg[:, 1]
+        v, t = self._v, self._t
+        np.add(g_p, dg, out=v)
+        np.maximum(g_p, v, out=t)
+        if np.maximum.reduce(t) <= 0.0 and self._rig_slack < self._sr:
+            return True                              # no red anywhere, before or after
+        np.minimum(t, absd[:, 1], out=t)
+        if np.maximum.reduce(t) > self._sr:
+            return False
+        n = len(g_p)
+        gm_p = float(np.add.reduce(g_p)) / n
+        np.copyto(t, dg)                             # a * dg with a = 1, contiguous as there
+        dgm = float(np.add.reduce(t)) / n
+        sr = self._sr
+        rm_p = max(gm_p, 0.0)
+        return _alpha1(gm_p, dgm, rm_p - sr if rm_p > sr else -math.inf, rm_p + sr) >= 1.0
+
+    def _limit(self, light: np.ndarray, dyg: np.ndarray, yg: np.ndarray,
+               out: np.ndarray) -> None:
+        """Blend each fixture between its last light and the wanted one, as far as allowed
+        (yg: the exact (Y, g) of the last light)."""
         sy, sr = self._sy, self._sr
-        yg = np.add.reduce(self._e[:, None, :] * self._w2, axis=2, out=self._yg)  # exact again
         g_p, dy, dg = yg[:, 1], dyg[:, 0], dyg[:, 1]
         a = np.minimum(1.0, sy / np.maximum(np.abs(dy), 1e-12))
         rho_p = np.maximum(g_p, 0.0)
@@ -277,7 +337,8 @@ class Safety:
         beta = _alpha1(gm_p, dgm, rm_p - sr if rm_p > sr else -math.inf, rm_p + sr)
         if beta < 1.0:
             a *= beta
-        self._limited = a < 1.0
+        np.less(a, 1.0, out=self._limited)
+        np.logical_not(self._limited[:, None], out=self._free)
         self._any_limited = bool(self._limited.any())
         d_p, c_p = out[:, sc.DIMMER], out[:, sc.COLOUR]
         d_d, c_d = light[:, 0], light[:, 1:]

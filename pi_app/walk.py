@@ -9,6 +9,8 @@ show; between waypoints the motion eases in and out (smoothstep), so it never je
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 
@@ -24,6 +26,8 @@ class LatentWalk:
         self._w0 = self._w1 = None
         self._omega = self._sin = None
         self._z = np.empty((self.streams, self.dim), np.float32)
+        self._bw = np.empty((self.streams, self.dim), np.float32)      # b * w1
+        self._ab = np.empty((self.streams, 1), np.float32)             # b, then a
 
     def waypoint(self, k: int) -> np.ndarray:
         """Waypoint k: (streams, dim) float32 from N(0, spread^2 I)."""
@@ -47,14 +51,17 @@ class LatentWalk:
         """The latent vectors at `phase` (waypoints since the start): (streams, dim) float32.
 
         The returned array is reused by the next call."""
-        k = int(np.floor(phase))
+        k = math.floor(phase)                        # an int, as int(np.floor(phase))
         if k != self._k:
             self._segment(k)
         f = phase - k
         f = f * f * (3.0 - 2.0 * f)                  # smoothstep: ease in and out
-        om = self._omega
-        a = np.sin((1.0 - f) * om) / self._sin      # (streams, 1)
-        b = np.sin(f * om) / self._sin
-        np.multiply(a, self._w0, out=self._z)
-        self._z += b * self._w1
+        om, s, ab = self._omega, self._sin, self._ab    # in place: no temporaries
+        np.multiply(om, f, out=ab)                   # b = sin(f om) / sin om
+        np.divide(np.sin(ab, out=ab), s, out=ab)
+        np.multiply(ab, self._w1, out=self._bw)
+        np.multiply(om, 1.0 - f, out=ab)             # a = sin((1 - f) om) / sin om
+        np.divide(np.sin(ab, out=ab), s, out=ab)
+        np.multiply(ab, self._w0, out=self._z)
+        self._z += self._bw                          # a * w0 + b * w1
         return self._z

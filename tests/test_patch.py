@@ -85,8 +85,14 @@ def test_forbidden_ranges_never_written(patch, scene):
 def test_16bit_coarse_fine_split(patch, pan):
     u1 = patch.frames(scene_of(pan=pan))[1]
     v16 = int(u1[0]) * 256 + int(u1[1])
-    assert v16 == int(np.rint(np.float32(pan) * 65535.0))
-    assert int(u1[19]) == int(np.rint(np.float32(pan) * 255))   # 9ch: 8-bit pan
+    f32 = np.float32
+
+    def round_half_up(x: float, scale: float) -> int:    # what the patch does, in float32
+        return int(f32(f32(x) * f32(scale)) + f32(0.5))
+
+    assert v16 == round_half_up(pan, 65535)
+    assert abs(v16 - pan * 65535) <= 0.5 + 1e-3
+    assert int(u1[19]) == round_half_up(pan, 255)             # 9ch: 8-bit pan
 
 
 def test_limits_invert_offset():
