@@ -125,15 +125,21 @@ def _get(doc: dict, key: str, kind: type | tuple, path: Path, where: str = ""):
 
 def _read_weights(path: Path) -> dict[str, np.ndarray]:
     if not path.is_file():
-        raise ModelError("weights file missing", file=path, fix=_FIX_RETRAIN)
+        raise ModelError("weights file missing", file=path, field="(weights)",
+                         fix=_FIX_RETRAIN)
     from safetensors import SafetensorError
     from safetensors.numpy import load_file
 
     try:
-        return load_file(str(path))
+        weights = load_file(str(path))
     except (SafetensorError, OSError, ValueError) as exc:   # truncated, garbage, unreadable
         raise ModelError(f"cannot read safetensors ({str(exc).splitlines()[0][:80]})",
-                         file=path, fix=_FIX_RETRAIN) from None
+                         file=path, field="(weights)", fix=_FIX_RETRAIN) from None
+    for name, w in weights.items():       # a diverged training run exports NaN or inf
+        if w.dtype.kind == "f" and not np.isfinite(w).all():
+            raise ModelError("weights are not finite (NaN or inf)", file=path, field=name,
+                             fix=_FIX_RETRAIN)
+    return weights
 
 
 def _info(doc: dict, folder: Path, jpath: Path) -> ModelInfo:

@@ -175,3 +175,23 @@ def test_runtime_import_does_not_import_torch():
     code = ("import sys, pi_app.runtime; m = pi_app.runtime.load_model('nat-aurora'); "
             "import pi_app.commands.train; assert 'torch' not in sys.modules, 'torch imported'")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+
+
+def test_nan_weights_are_refused(tmp_path):
+    """A diverged training run must not play silently dark: one line naming the tensor."""
+    import shutil
+
+    from safetensors.numpy import load_file, save_file
+
+    from pi_app.errors import ModelError
+    from pi_app.runtime import find_model, load_model
+
+    folder = tmp_path / "m"
+    shutil.copytree(find_model("nat-aurora"), folder)
+    weights = load_file(str(folder / "model.safetensors"))
+    name = min(weights)
+    weights[name][...] = np.nan
+    save_file(weights, str(folder / "model.safetensors"))
+    with pytest.raises(ModelError) as err:
+        load_model(str(folder))
+    assert err.value.field == name and "not finite" in str(err.value)
