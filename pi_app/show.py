@@ -51,8 +51,16 @@ class Show:
         self._started = time.monotonic()
         self._times: deque[float] = deque(maxlen=int(self.fps * 5) + 1)
         self.clock: FrameClock | None = None
-        self.status_snapshot: dict = {}
+        self.frames_out = 0          # frames sent so far (the loop's only per-frame bookkeeping)
+        self._live = False           # the output is open: status has something to say
         self.listeners: list[Callable[[Show], None]] = []   # called after each frame (viewers)
+
+    @property
+    def status_snapshot(self) -> dict:
+        """What `latentdmx status` shows; built when asked, never in the frame loop.
+
+        Safe from other threads: it only reads numbers and references the loop replaces."""
+        return self._status(self.frames_out - 1) if self._live else {}
 
     # -- called from other threads ------------------------------------------------------
     def stop(self) -> None:
@@ -75,7 +83,7 @@ class Show:
             return float(v)
 
         if cmd == "status":
-            return dict(self.status_snapshot)
+            return self.status_snapshot
         if cmd == "dim":
             level = number("level", 0.0, 1.0)
             self._commands.put(lambda t: setattr(p.safety, "master", level))
@@ -226,7 +234,7 @@ class Show:
                 from .views.web import start_web
                 web = start_web(self, self.config.preview)
             self.output.open()
-            self.status_snapshot = self._status(-1)     # status answers before frame 0 too
+            self._live = True                           # status answers before frame 0 too
             server = self._start_control()
             self.clock = clock = FrameClock(self.fps, stop=self._wake)
             while True:
@@ -251,7 +259,7 @@ class Show:
                 if k == 0:
                     notifier.ready("first frame out")
                 notifier.watchdog()
-                self.status_snapshot = self._status(k)
+                self.frames_out = k + 1
                 for listener in tuple(self.listeners):   # a listener may remove itself
                     listener(self)
                 if fading and pipe.safety.fade_out_done(t):

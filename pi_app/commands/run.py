@@ -130,10 +130,10 @@ def _status_logger(log: logging.Logger, every_s: float):
     state = {"next": every_s}
 
     def listener(show) -> None:
-        snap = show.status_snapshot
-        t = snap.get("frames", 0) / show.fps
+        t = show.frames_out / show.fps
         if t >= state["next"]:
             state["next"] += every_s
+            snap = show.status_snapshot
             log.info("t=%.0fs frames=%d fps=%.1f late=%d master=%.2f%s%s", t, snap["frames"],
                      snap["fps_achieved"], snap["late_frames"], snap["master"],
                      " paused" if snap["paused"] else "", " blackout" if snap["blackout"] else "")
