@@ -175,8 +175,8 @@ def rig_of(patch) -> Rig:
 def live_state(show) -> dict:
     """The show's status, rig and last frame sent, decoded (JSON-able; any thread may call).
 
-    Reads only references the frame loop replaces whole each frame (`status_snapshot`, the
-    output's `last_frames` entries), so it never blocks or tears the loop's work."""
+    Reads only numbers and references the frame loop replaces whole each frame (the status
+    is built on demand; the output's `last_frames` entries), so it never blocks the loop."""
     rig = rig_of(show.pipeline.patch)
     last = dict(show.output.last_frames)
     look = rig.decode(rig.frames_array(last))
