@@ -71,6 +71,28 @@ class Pipeline:
         self._xfade_t0 = t_s
         self.source = _Source(model, self.config, self.seed, self.positions)
 
+    def reconfigure(self, new: Config, model: Model | None, t_s: float) -> list[str]:
+        """Apply a reloaded config's live parts (same fixtures, output, fps and safety):
+        model (cross-faded), seed, walk settings, master. Returns what changed."""
+        old, self.config = self.config, new
+        changes = []
+        if model is not None:
+            self.set_model(model, t_s)
+            changes.append(f"model {new.model}")
+        if new.seed != old.seed:
+            self.set_seed(new.seed)
+            changes.append(f"seed {new.seed}")
+        elif new.walk != old.walk and model is None:    # the same walk, new settings
+            self.source = _Source(self.source.model, new, self.seed, self.positions)
+        if new.walk.tempo != old.walk.tempo:            # a live `tempo` stays unless changed
+            self.tempo = new.walk.tempo
+        if new.walk != old.walk:
+            changes.append("walk")
+        if new.safety.master != old.safety.master:
+            self.safety.master = new.safety.master
+            changes.append(f"master {new.safety.master:g}")
+        return changes
+
     # -- per frame ---------------------------------------------------------------------
     def raw_scene(self, t_s: float) -> np.ndarray:
         """The mapper's scene at show time `t_s` (advances the walk unless paused)."""

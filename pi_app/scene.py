@@ -28,11 +28,8 @@ def blackout(scene: np.ndarray) -> np.ndarray:
     out[:, LIGHT] = 0.0
     return out
 
-# Relative luminance weights of the colour columns (red, green, blue, white): Rec. 709 /
-# WCAG for the RGB emitters; a white emitter counts fully. Clipped to 1.
+# Luminance weights of the colour columns (red, green, blue, white): Rec. 709 / WCAG for the
+# RGB emitters; a white emitter counts fully. The patch drives dimmer-only fixtures with
+# dimmer x min(colour . LUMA, 1); the safety stage derives its flash luminance from them.
 LUMA = np.array([0.2126, 0.7152, 0.0722, 1.0], dtype=np.float32)
 
-
-def luminance(scene: np.ndarray) -> np.ndarray:
-    """Relative luminance of each fixture's emitted light, dimmer x colour, in [0, 1]: (n,)."""
-    return scene[:, DIMMER] * np.minimum(scene[:, COLOUR] @ LUMA, 1.0)

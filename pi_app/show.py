@@ -23,7 +23,7 @@ from .clock import FrameClock
 from .config import Config, load_config
 from .errors import ControlError, LatentDMXError
 from .outputs import Output
-from .pipeline import Pipeline, _Source
+from .pipeline import Pipeline
 from .runtime import Model, load_model
 from .sim.record import ShowRecorder
 
@@ -168,24 +168,7 @@ class Show:
             log.error("reload rejected: changes to %s need a restart (systemctl restart "
                       "latentdmx); the show goes on with the old config", ", ".join(restart))
             return
-        pipe = self.pipeline
-        changes = []
-        pipe.config = new
-        if model is not None:
-            pipe.set_model(model, t_s)
-            changes.append(f"model {new.model}")
-        if new.seed != old.seed:
-            pipe.set_seed(new.seed)
-            changes.append(f"seed {new.seed}")
-        elif new.walk != old.walk and model is None:   # the same walk, new settings
-            pipe.source = _Source(pipe.source.model, new, pipe.seed, pipe.positions)
-        if new.walk.tempo != old.walk.tempo:
-            pipe.tempo = new.walk.tempo
-        if new.walk != old.walk:
-            changes.append("walk")
-        if new.safety.master != old.safety.master:
-            pipe.safety.master = new.safety.master
-            changes.append(f"master {new.safety.master:g}")
+        changes = self.pipeline.reconfigure(new, model, t_s)
         self.config = new
         log.info("reloaded %s: %s", path or "the default config",
                  ", ".join(changes) or "nothing changed that the show uses")
@@ -290,9 +273,3 @@ class Show:
             notifier.close()
             for sig, old in saved:
                 signal.signal(sig, old)
-
-
-def default_universes(config: Config) -> tuple[int, ...]:
-    return tuple(sorted({f.universe for f in config.fixtures}))
-
-

@@ -71,10 +71,6 @@ class ShowRecorder:
         os.replace(self._tmp, self.path)
         return self.path
 
-    def abort(self) -> None:
-        """Close and keep what was recorded (used on a crash: the frames so far are real)."""
-        self.close()
-
 
 def read_show(path: str | Path) -> tuple[np.ndarray, tuple[int, ...], np.ndarray]:
     """Read a show file -> (frames uint8[n_frames, n_universes, 512], universes, times_s).
