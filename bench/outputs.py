@@ -29,6 +29,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from uart_frame import drain_master
+
 from pi_app.clock import FrameClock
 from pi_app.config import OlaConfig, UartConfig
 from pi_app.outputs.ola import OlaOutput, import_ola
@@ -163,16 +165,7 @@ def bench_uart(a) -> None:
     for slots in (56, 512):
         master, slave = os.openpty()
         stop = threading.Event()
-
-        def drain(fd=master, stop=stop) -> None:
-            while not stop.is_set():
-                if select.select([fd], [], [], 0.05)[0]:
-                    try:
-                        os.read(fd, 65536)
-                    except OSError:
-                        return
-
-        threading.Thread(target=drain, daemon=True).start()
+        threading.Thread(target=drain_master, args=(master, stop), daemon=True).start()
         cfg = UartConfig(device=os.ttyname(slave))
         try:
             # Sustained: the output as fast as the wire allows (packets back to back).
