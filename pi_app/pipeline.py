@@ -120,10 +120,7 @@ class Pipeline:
         return self.patch.frames(self.safe_scene(t_s))
 
     def blackout_frames(self) -> dict[int, np.ndarray]:
-        """Blackout of the last safe scene: light 0, pan/tilt held, held channels held."""
-        dark = self.safety.blackout(self.scene) if self.scene is not None else None
-        if dark is None:
-            from .scene import blackout, empty_scene
-            dark = blackout(empty_scene(len(self.patch)))
-        self.scene = dark
+        """Blackout of the last safe scene: light 0, pan/tilt held, held channels held
+        (before any frame: the safety stage's start state, heads at park)."""
+        self.scene = dark = self.safety.blackout(self.scene)
         return self.patch.frames(dark)
