@@ -154,7 +154,8 @@ def bench_ola(a) -> None:
         out.close()
         watcher.close()
         print(f"ola : sustained {through:,.0f} frames/s into olad (olad got {got_sustained} "
-              f"of {a.frames} distinct frames); at 44 fps {p['sent']} frames, late {p['late']}, dropped "
+              f"of {a.frames} distinct frames); at 44 fps {p['sent']} frames, late {p['late']}, "
+              f"dropped "
               f"{h['dropped'] - h0['dropped']}, olad got {seen}, max send() "
               f"{p['max_send_ms']:.2f} ms")
     finally:

@@ -4,6 +4,11 @@ Frame k is due at ``start + k / fps`` (a multiplication, never a running sum, so
 drift however long the show runs). `wait()` sleeps on a monotonic deadline through an
 `Event`, so a stop request wakes it at once. A frame that comes too late to be useful is
 counted and skipped — deadlines are never bunched to catch up.
+
+`FastClock` is the same clock on virtual time: `wait()` returns at once, as if each deadline
+had come. A show on it computes exactly the frames a real-time show computes (frame k is
+still at show time k / fps), as fast as the machine can: tests use it where real time proves
+nothing, e.g. ``Show(config, output, clock=FastClock)``.
 """
 
 from __future__ import annotations
@@ -25,6 +30,10 @@ class FrameClock:
         self.start_s = now()
         self.frame = 0          # index of the next frame to produce
         self.late = 0           # frames whose deadline had passed by more than a period
+
+    def now(self) -> float:
+        """The clock's idea of the current time (monotonic seconds)."""
+        return self._now()
 
     def due(self, k: int) -> float:
         """Monotonic time at which frame k is due."""
@@ -49,5 +58,22 @@ class FrameClock:
             delay = self.due(k) - now
             if delay > 0:
                 self._stop.wait(delay)
+        self.frame = k + 1
+        return k
+
+
+class FastClock(FrameClock):
+    """A frame clock on virtual time: every deadline has come as soon as it is waited for.
+
+    No frame is ever late and nothing sleeps; `now()` is the due time of the last frame
+    handed out, so anything timed by the clock sees the nominal frame times."""
+
+    def __init__(self, fps: float, *, stop: threading.Event | None = None, **_: object) -> None:
+        self._virtual = 0.0
+        super().__init__(fps, now=lambda: self._virtual, stop=stop)
+
+    def wait(self) -> int:
+        k = self.frame
+        self._virtual = max(self._virtual, self.due(k))
         self.frame = k + 1
         return k

@@ -21,7 +21,7 @@ class LatentDMXError(Exception):
 
     def __str__(self) -> str:
         parts = [p for p in (self.file, self.field) if p]
-        head = ": ".join(parts + [self.what])
+        head = ": ".join([*parts, self.what])
         return f"{head} — {self.fix}" if self.fix else head
 
 

@@ -2,7 +2,7 @@
 
 Built once from the config into flat index arrays, so a frame is a handful of vectorised
 NumPy operations whatever the rig size. Pan/tilt go through per-fixture limits, invert and
-offset (DESIGN.md: scene 0..1 spans the profile's range after those), 16-bit pan/tilt are
+offset (docs/architecture.md: scene 0..1 spans the profile's range after those), 16-bit pan/tilt are
 split into coarse + fine channels, light channels are written only inside their range
 (e.g. the Lumeri's dimmer part 0..134 of its dimmer/strobe channel), held channels (reset,
 macros, auto, speed) keep their fixed value on every frame, blackouts included.
@@ -117,7 +117,8 @@ class Patch:
                     src8.append(_flat_index(n, f.index, col))
                     lo8.append(ch.min)
                     span8.append(ch.max - ch.min)
-        i64 = lambda v: np.asarray(v, dtype=np.int64)
+        def i64(v):
+            return np.asarray(v, dtype=np.int64)
         # One dense gather over every slot of every universe, so a frame is four NumPy calls
         # and no scatter: slot k = int(src[gather[k]] * scale[k] + offset[k]) >> shift[k].
         # 8-bit channels scale by their span; 16-bit coarse ones by 65535, shifted right by 8,
@@ -128,17 +129,17 @@ class Patch:
         zero = n * _N_SRC                                # one more source element, always 0
         gather = np.full(n_slots, zero, np.int64)
         scale = np.zeros(n_slots, np.float32)
-        lo = np.zeros(n_slots, np.float32)
+        offset = np.zeros(n_slots, np.float32)
         shift = np.zeros(n_slots, np.int32)
-        lo[held] = held_v                                # in write order: held, then 8-bit
-        gather[s8], scale[s8], lo[s8] = src8, span8, lo8   # and coarse, then fine
-        for c, f, g in zip(s16c, s16f, src16, strict=True):
-            gather[c] = gather[f] = g
-            scale[c] = scale[f] = 65535.0
-            lo[c] = lo[f] = 0.0
-            shift[c], shift[f] = 8, 0
+        offset[held] = held_v                            # in write order: held, then 8-bit
+        gather[s8], scale[s8], offset[s8] = src8, span8, lo8   # and coarse, then fine
+        for c, fine_slot, g in zip(s16c, s16f, src16, strict=True):
+            gather[c] = gather[fine_slot] = g
+            scale[c] = scale[fine_slot] = 65535.0
+            offset[c] = offset[fine_slot] = 0.0
+            shift[c], shift[fine_slot] = 8, 0
         self._gather, self._scale, self._shift = gather, scale, shift
-        self._offset = lo + np.float32(0.5)
+        self._offset = offset + np.float32(0.5)
         self._held, self._held_v = i64(held), np.asarray(held_v, np.uint8)
         self._light = i64(light)
         self._bake = bake.any()
@@ -154,9 +155,9 @@ class Patch:
         # Pan/tilt: skip the affine map if it is the identity for every fixture, and the
         # clip after it if it maps [0, 1] into [0, 1] (float32 rounding is monotone, so
         # checking both ends in float32 is exact).
-        a, b = self._pt_a, self._pt_b
-        self._pt_identity = bool(np.all(a == 0) and np.all(b == 1))
-        ends = np.stack([b * np.float32(0.0) + a, b * np.float32(1.0) + a])
+        pa, pb = self._pt_a, self._pt_b
+        self._pt_identity = bool(np.all(pa == 0) and np.all(pb == 1))
+        ends = np.stack([pb * np.float32(0.0) + pa, pb * np.float32(1.0) + pa])
         self._pt_clip = not bool(np.all((ends >= 0) & (ends <= 1)))
         self._val = np.zeros(n_slots, np.float32)
         self._int = np.zeros(n_slots, np.int32)
@@ -194,7 +195,7 @@ class Patch:
         return self._views
 
     def blackout_frames(self, frames) -> dict[int, np.ndarray]:
-        """Blackout of `frames` (DESIGN.md): light and colour slots 0, pan/tilt and held keep."""
+        """Blackout of `frames` (docs/architecture.md): light and colour slots 0, pan/tilt and held keep."""
         out = {u: np.array(f, dtype=np.uint8, copy=True) for u, f in frames.items()}
         for u, f in out.items():
             k = self._uidx.get(u)

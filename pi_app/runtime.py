@@ -117,7 +117,7 @@ def _read_json(path: Path) -> dict:
 
 def _get(doc: dict, key: str, kind: type | tuple, path: Path, where: str = ""):
     value = doc.get(key) if isinstance(doc, dict) else None
-    if value is None or not isinstance(value, kind) or isinstance(value, bool) and kind is int:
+    if value is None or not isinstance(value, kind) or (isinstance(value, bool) and kind is int):
         raise ModelError(f"missing or wrong type (want {getattr(kind, '__name__', kind)})",
                          file=path, field=where + key, fix=_FIX_RETRAIN)
     return value
@@ -265,7 +265,7 @@ class _MLP:
         # ~1.5 µs less overhead per call. ReLU against an array of zeros: twice as fast as
         # against the scalar 0.0, and the same numbers (BLAS never returns -0.0, the one
         # input where they differ)
-        for w, src, dst, zero in zip(self.w, acts, acts[1:], zeros):
+        for w, src, dst, zero in zip(self.w, acts, acts[1:], zeros, strict=False):
             h = dst[:-1]                                            # (width, B)
             np.dot(w, src, out=h)
             np.maximum(h, zero, out=h)
@@ -277,7 +277,7 @@ def _fuse(ops: list[Op]) -> list[Op]:
     linears = ops[0::2]
     if (len(ops) % 2 == 1 and all(isinstance(op, _Linear) for op in linears)
             and all(op is _relu for op in ops[1::2])):
-        return [_MLP(linears)]
+        return [_MLP([op for op in linears if isinstance(op, _Linear)])]
     return ops
 
 
@@ -368,8 +368,9 @@ def _build(layers: list, weights: dict[str, np.ndarray], info: ModelInfo, jpath:
             ops.append(_upsample(s))
             width = (width[0] * s, width[1] * s, width[2])
         elif kind in ("relu", "tanh", "sigmoid", "silu"):
-            ops.append({"relu": _relu, "tanh": np.tanh, "sigmoid": _sigmoid,
-                        "silu": _silu}[kind])
+            acts: dict[str, Op] = {"relu": _relu, "tanh": np.tanh, "sigmoid": _sigmoid,
+                                   "silu": _silu}
+            ops.append(acts[kind])
         elif kind == "leaky_relu":
             ops.append(_leaky(float(spec.get("slope", 0.01))))
         else:

@@ -142,7 +142,8 @@ class Safety:
                                      np.float64).reshape(-1, 4)
         self._owner = np.array(owner, np.int64)
         # -- light: signal weights, canonical colour for colourless fixtures ---------------
-        wy, wr = zip(*(light_weights(f.mode) for f in patch.fixtures), strict=True) if n else ((), ())
+        wy, wr = (zip(*(light_weights(f.mode) for f in patch.fixtures), strict=True) if n
+                  else ((), ()))
         self._wy = np.array(wy, f32).reshape(n, 4)
         self._wr = np.array(wr, f32).reshape(n, 4)
         self._colourless = np.array([not any(f.mode.has(a) for a in _COLOUR_ATTRS)
@@ -316,7 +317,7 @@ class Safety:
         gm_p = float(np.add.reduce(g_p)) / n
         np.copyto(t, dg)                             # a * dg with a = 1, contiguous as there
         dgm = float(np.add.reduce(t)) / n
-        sr = self._sr
+        sr = float(self._sr)
         rm_p = max(gm_p, 0.0)
         return _alpha1(gm_p, dgm, rm_p - sr if rm_p > sr else -math.inf, rm_p + sr) >= 1.0
 
@@ -334,7 +335,8 @@ class Safety:
         gm_p = float(np.add.reduce(g_p)) / n
         dgm = float(np.add.reduce(a * dg)) / n
         rm_p = max(gm_p, 0.0)
-        beta = _alpha1(gm_p, dgm, rm_p - sr if rm_p > sr else -math.inf, rm_p + sr)
+        srf = float(sr)
+        beta = _alpha1(gm_p, dgm, rm_p - srf if rm_p > srf else -math.inf, rm_p + srf)
         if beta < 1.0:
             a *= beta
         np.less(a, 1.0, out=self._limited)

@@ -180,7 +180,7 @@ def check_frames(frames: np.ndarray, universes: tuple[int, ...], times_s: np.nda
 
     for fx in patch.fixtures:
         chans = fx.mode.channels
-        dim = np.ones(T)
+        dim: np.ndarray = np.ones(T)
         colour = np.zeros((T, 4))
         for j, ch in enumerate(chans):
             v = flat[:, col(fx, j)]
@@ -201,11 +201,11 @@ def check_frames(frames: np.ndarray, universes: tuple[int, ...], times_s: np.nda
                     rep.violations.append(f"{where}: {int(v[bad[0]])} is outside its light range "
                                           f"{ch.min}..{ch.max} (strobe/macro part) at "
                                           f"{times_ms[bad[0]] / 1000:g} s")
-                u = np.clip((v - ch.min) / max(ch.max - ch.min, 1), 0.0, 1.0)
+                level = np.clip((v - ch.min) / max(ch.max - ch.min, 1), 0.0, 1.0)
                 if ch.attr in ("dimmer", "intensity"):
-                    dim *= u
+                    dim *= level
                 else:
-                    colour[:, _COLOUR_ATTRS.index(ch.attr)] = u
+                    colour[:, _COLOUR_ATTRS.index(ch.attr)] = level
         wy, wr = light_weights(fx.mode)
         if any(fx.mode.has(a) for a in _COLOUR_ATTRS):
             Y[:, fx.index] = dim * (colour @ wy.astype(np.float64))

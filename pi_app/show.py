@@ -34,7 +34,8 @@ class Show:
     def __init__(self, config: Config, output: Output, *, model: Model | None = None,
                  seed: int | None = None, duration_s: float | None = None,
                  record_path: str | Path | None = None, control: bool | None = None,
-                 config_path: str | Path | None = None) -> None:
+                 config_path: str | Path | None = None,
+                 clock: Callable[..., FrameClock] = FrameClock) -> None:
         self.config = config
         self.config_path = config_path
         self.output = output
@@ -50,6 +51,7 @@ class Show:
         self._reload_requested = False
         self._started = time.monotonic()
         self._times: deque[float] = deque(maxlen=int(self.fps * 5) + 1)
+        self._make_clock = clock      # FrameClock; FastClock (virtual time) for tests
         self.clock: FrameClock | None = None
         self.frames_out = 0          # frames sent so far (the loop's only per-frame bookkeeping)
         self._live = False           # the output is open: status has something to say
@@ -124,7 +126,8 @@ class Show:
             from .views.state import live_state
             return live_state(self)
         raise ControlError(f"unknown command {cmd!r}", field="cmd",
-                           fix="use status, scene, dim, pause, resume, blackout, seed, model or tempo")
+                           fix="use status, scene, dim, pause, resume, blackout, seed, model or "
+                               "tempo")
 
     # -- the frame loop -----------------------------------------------------------------
     def _status(self, k: int) -> dict:
@@ -136,8 +139,8 @@ class Show:
         return {"model": p.model.info.name, "family": p.model.info.family,
                 "fps": self.fps, "fps_achieved": round(achieved, 2),
                 "frames": k + 1, "late_frames": self.clock.late if self.clock else 0,
-                "output": self.output.name, "output_health": health, "uptime_s": round(time.monotonic() -
-                                                                  self._started, 1),
+                "output": self.output.name, "output_health": health,
+                "uptime_s": round(time.monotonic() - self._started, 1),
                 "master": p.safety.master, "paused": p.paused, "blackout": p.blacked_out,
                 "seed": p.seed, "tempo": p.tempo, "phase": round(p.phase, 3),
                 "fixtures": [f.name for f in p.patch.fixtures],
@@ -219,7 +222,7 @@ class Show:
             self.output.open()
             self._live = True                           # status answers before frame 0 too
             server = self._start_control()
-            self.clock = clock = FrameClock(self.fps, stop=self._wake)
+            self.clock = clock = self._make_clock(self.fps, stop=self._wake)
             while True:
                 k = clock.wait()
                 t = k / self.fps
@@ -238,7 +241,7 @@ class Show:
                 self.output.send(frames)
                 if recorder:
                     recorder.write(frames, t)
-                self._times.append(time.monotonic())
+                self._times.append(clock.now())
                 if k == 0:
                     notifier.ready("first frame out")
                 notifier.watchdog()

@@ -23,8 +23,7 @@ class LatentWalk:
         self.loop = int(loop_waypoints)
         self.spread = float(spread)
         self._k: int | None = None
-        self._w0 = self._w1 = None
-        self._omega = self._sin = None
+        self._w0 = self._w1 = self._omega = self._sin = np.zeros((0, 1), np.float32)
         self._z = np.empty((self.streams, self.dim), np.float32)
         self._bw = np.empty((self.streams, self.dim), np.float32)      # b * w1
         self._ab = np.empty((self.streams, 1), np.float32)             # b, then a

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Install everything the test suite needs, then run it: `bash scripts/test.sh [pytest args]`.
+# Install everything the test suite needs, lint and type-check, then run the tests:
+# `bash scripts/test.sh [pytest args]`.
 #  - Debian packages: ola + ola-python (a real olad for the output tests), chromium (the web
 #    view's browser test), systemd (systemd-analyze for the unit's security score),
 #    qlcplus-data (real QLC+ fixture files). Installed with apt-get when missing (root or sudo).
@@ -26,4 +27,6 @@ PY="${PYTHON:-python3}"
 python -m pip install -q --upgrade pip >/dev/null
 python -m pip install -q torch==2.13.0          # the CPU wheel; satisfies the train extra
 python -m pip install -q -e '.[train,test]'
+ruff check --quiet . && echo "ruff: clean"          # lint (rules in pyproject.toml)
+mypy --no-error-summary && echo "mypy: clean"        # types of pi_app
 exec python -m pytest "$@"

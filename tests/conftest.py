@@ -26,7 +26,9 @@ def default_config():
 def sim(default_config):
     """Run the whole loop offline on the simulator: ``sim(seconds, **show_kwargs)`` -> SimOutput.
 
-    Uses the real Show (clock, pipeline, output) at the config's fps with history kept."""
+    Uses the real Show (pipeline, output) at the config's fps with history kept, on virtual
+    time (`FastClock`: the same frames, no waiting); pass ``clock=FrameClock`` for real time."""
+    from pi_app.clock import FastClock
     from pi_app.outputs.sim import SimOutput
     from pi_app.patch import Patch
     from pi_app.show import Show
@@ -36,6 +38,7 @@ def sim(default_config):
         patch = Patch(cfg)
         out = SimOutput(patch.universes, blackout=patch.blackout_frames, keep_history=True)
         kwargs.setdefault("control", False)
+        kwargs.setdefault("clock", FastClock)
         Show(cfg, out, duration_s=seconds, **kwargs).run()
         return out
 

@@ -9,9 +9,15 @@ Recipe (OLA 0.10.9, measured on this project's machines): a fresh config dir wit
 ``enabled = false`` for every plugin but `dummy`, ``ola-port.conf`` pre-seeded with
 ``1-1-O-0 = 1`` (plugin 1 = dummy, device 1, output port 0 -> universe 1; an unpatched
 universe does not exist and SendDmx to it fails). olad refuses to run as root, so as root it
-is started through ``start-stop-daemon --chuid olad`` (which execs it: the child's pid *is*
-olad's), with ``--no-register-with-dns-sd -r RPC -p HTTP``; it is ready when
+is started as user ``olad`` (``Popen(user=, group=)``: the child's pid *is* olad's), with
+``--no-register-with-dns-sd -r RPC -p HTTP``; it is ready when
 ``http://127.0.0.1:HTTP/get_dmx?u=1`` answers with no error.
+
+Any number of these run side by side, and beside a system olad (a Pi set up with
+``setup-pi.sh --with-ola`` runs one on 9010/9090): each has its own ports and config dir, and
+nothing matches processes by name (``start-stop-daemon --exec`` did, and refused to start a
+second olad). If olad does not come up, the error says why: its exit status and the tail of
+its log, or the ports it was given.
 """
 
 from __future__ import annotations
@@ -79,16 +85,19 @@ class Olad:
     def start(self, timeout_s: float = 10.0) -> Olad:
         args = [OLAD, "--config-dir", str(self.dir), "--no-register-with-dns-sd",
                 "-r", str(self.rpc_port), "-p", str(self.http_port), "-l", "3"]
-        if os.geteuid() == 0:
-            args = ["start-stop-daemon", "--start", "--chuid", "olad", "--exec", OLAD,
-                    "--", *args[1:]]
+        user: dict = {}
+        if os.geteuid() == 0:                       # olad refuses root: run it as olad
+            pw = pwd.getpwnam("olad")
+            user = {"user": pw.pw_uid, "group": pw.pw_gid, "extra_groups": []}
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL,
-                                         stdout=subprocess.DEVNULL, stderr=log)
+                                         stdout=subprocess.DEVNULL, stderr=log, **user)
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"olad exited with {self.proc.returncode}: "
+                raise RuntimeError(f"olad (RPC port {self.rpc_port}, HTTP port "
+                                   f"{self.http_port}) exited with status "
+                                   f"{self.proc.returncode} before answering: "
                                    f"{self.log_tail()}")
             try:
                 if self._get(f"/get_dmx?u={self.universe}", 0.5).get("error") == "":
@@ -97,7 +106,8 @@ class Olad:
                 pass
             time.sleep(0.02)
         self.stop()
-        raise RuntimeError(f"olad did not come up in {timeout_s} s: {self.log_tail()}")
+        raise RuntimeError(f"olad (RPC port {self.rpc_port}, HTTP port {self.http_port}) did "
+                           f"not answer on HTTP in {timeout_s} s: {self.log_tail()}")
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
         if self.proc is not None and self.proc.poll() is None:

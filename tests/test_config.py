@@ -74,7 +74,8 @@ def test_cli_prints_one_line_and_exits_2(tmp_path, case):
 def test_missing_file_in_a_real_process(tmp_path):
     missing = tmp_path / "nope.toml"
     proc = subprocess.run([sys.executable, "-m", "pi_app.cli", "run", "--config", str(missing),
-                           "--duration", "0.1"], capture_output=True, text=True, timeout=60, check=False)
+                           "--duration", "0.1"], capture_output=True, text=True, timeout=60,
+                          check=False)
     assert proc.returncode == 2
     assert proc.stderr.strip() == (f"error: {missing}: (file): file not found — check the "
                                    "path, or leave out --config for the default rig")

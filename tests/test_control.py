@@ -92,7 +92,7 @@ def _raw(path, payload: bytes, timeout: float = 2.0) -> bytes:
     (["tempo", "2"], "tempo", {"tempo": 2.0}),
 ])
 def test_every_cli_command_reaches_the_handler(server, sock_path, argv, cmd, args):
-    result = CliRunner().invoke(main, argv + ["--socket", str(sock_path)])
+    result = CliRunner().invoke(main, [*argv, "--socket", str(sock_path)])
     assert result.exit_code == 0, result.output
     assert server.show.calls == [(cmd, args)]
 

@@ -350,7 +350,7 @@ def test_sweep_never_writes_strobe_or_holds_it():
                 pass
     assert pairs
     for chans, mode in pairs:
-        for src, ch in zip(chans, mode.channels):
+        for src, ch in zip(chans, mode.channels, strict=False):
             if src is None:
                 continue
             for cap in src.caps:

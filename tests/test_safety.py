@@ -194,7 +194,7 @@ def test_keep_out_slides_along_the_box():
 def test_park_inside_keep_out_is_refused():
     fx = dataclasses.replace(BASE.fixtures[0], keep_out=(BOX,), park=(0.5, 0.5))
     with pytest.raises(ConfigError, match="park"):
-        validate(BASE.replace(fixtures=(fx,) + BASE.fixtures[1:]))
+        validate(BASE.replace(fixtures=(fx, *BASE.fixtures[1:])))
 
 
 def test_zero_flashes_is_refused():

@@ -109,7 +109,7 @@ def test_pan_jump_caught():
 
 def test_keep_out_crossing_caught():
     fx = dataclasses.replace(BASE.fixtures[0], keep_out=((0.4, 0.6, 0.3, 0.7),), park=(0.2, 0.5))
-    cfg = validate(BASE.replace(fixtures=(fx,) + BASE.fixtures[1:]))
+    cfg = validate(BASE.replace(fixtures=(fx, *BASE.fixtures[1:])))
     # a slow, legal-speed sweep straight through the box
     rep = check_frames(*unsafe_stream(cfg, lambda k: scene(pan=0.2 + 0.006 * k, dimmer=0.3,
                                                            white=1), 3.0), cfg)

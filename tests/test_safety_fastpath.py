@@ -3,8 +3,8 @@
 
 The same scenes are also played through a second stage whose shortcut is switched off
 (every frame the quick gate fails goes through `_limit`); the outputs and the limiter state
-must be identical on every frame. Random noise, red and green/blue square waves, quantised levels, a master change
-and the fade-out, on the demo rig and a 12-head rig.
+must be identical on every frame. Random noise, red and green/blue square waves, quantised
+levels, a master change and the fade-out, on the demo rig and a 12-head rig.
 """
 
 from __future__ import annotations

@@ -19,8 +19,8 @@ ENV = dict(os.environ, PYTHONUNBUFFERED="1")
 
 
 def latentdmx(*args: str, **kw) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "pi_app.cli", *args], check=False, capture_output=True,
-                          text=True, timeout=120, env=kw.pop("env", ENV), **kw)
+    return subprocess.run([sys.executable, "-m", "pi_app.cli", *args], check=False,
+                          capture_output=True, text=True, timeout=120, env=kw.pop("env", ENV), **kw)
 
 
 def light_slots(config) -> np.ndarray:
@@ -55,6 +55,27 @@ def test_run_records_five_seconds_smoothly(tmp_path, default_config):
                           frames[-2, 0, [0, 2, 14, 16, 28, 29]])
 
 
+def test_fast_clock_plays_the_real_time_show_frame_for_frame(tmp_path, monkeypatch):
+    """The virtual-time clock is a seam for tests only if it changes nothing but the waiting."""
+    env = dict(ENV, XDG_RUNTIME_DIR=str(tmp_path))
+    took = {}
+    for name, fake in (("real", "0"), ("fake", "1")):
+        t0 = time.monotonic()
+        r = latentdmx("run", "--duration", "3", "--seed", "5", "--record",
+                      str(tmp_path / f"{name}.txt"), env=dict(env, LATENTDMX_FAKE_CLOCK=fake))
+        took[name] = time.monotonic() - t0
+        assert r.returncode == 0, r.stderr
+    assert (tmp_path / "real.txt").read_bytes() == (tmp_path / "fake.txt").read_bytes()
+    assert took["real"] >= 3.0 and took["fake"] < took["real"] - 1.0     # it did not wait
+    # never on real lights
+    from pi_app.clock import FastClock, FrameClock
+    from pi_app.commands.run import _clock
+
+    monkeypatch.setenv("LATENTDMX_FAKE_CLOCK", "1")
+    assert _clock("sim") is FastClock
+    assert _clock("ola") is FrameClock and _clock("uart") is FrameClock
+
+
 def test_same_seed_same_show(sim):
     a = sim(1.0, seed=3)
     b = sim(1.0, seed=3)
@@ -67,7 +88,7 @@ def test_same_seed_same_show(sim):
 
 
 def test_cli_recordings_identical(tmp_path):
-    env = dict(ENV, XDG_RUNTIME_DIR=str(tmp_path))
+    env = dict(ENV, XDG_RUNTIME_DIR=str(tmp_path), LATENTDMX_FAKE_CLOCK="1")
     for name in ("a", "b"):
         r = latentdmx("run", "--duration", "1.5", "--seed", "11", "--fps", "20", "--record",
                       str(tmp_path / f"{name}.txt"), env=env)
@@ -91,7 +112,7 @@ def test_sigterm_fades_out_then_blackout(tmp_path, default_config):
     assert not frames[-1, 0, light].any()
     # the fade-out: light falls over about fade_out_s before the blackout frame
     tail = lum[-int(fade) - 2:]
-    assert tail[0] > 0 and np.all(np.diff(tail[1:]) <= 0) or lum[-int(fade) - 3] == 0
+    assert (tail[0] > 0 and np.all(np.diff(tail[1:]) <= 0)) or lum[-int(fade) - 3] == 0
 
 
 def test_exception_in_loop_blacks_out_and_fails(default_config):

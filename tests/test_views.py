@@ -71,7 +71,7 @@ def expected_colour(frame: np.ndarray) -> np.ndarray:
     +6..+9; 9ch: dimmer at +2, RGBW at +3..+6. Pars (4ch RGBW, no dimmer)."""
     f = frame.astype(np.float64) / 255.0
     out = []
-    for base, dim, rgbw in ((1, 6, 7), (15, 20, 21), (29, 31, 32)):
+    for _base, dim, rgbw in ((1, 6, 7), (15, 20, 21), (29, 31, 32)):
         d = min(frame[dim - 1] / 134.0, 1.0)
         r, g, b, w = f[rgbw - 1:rgbw + 3]
         out.append(np.clip(np.array([r + w, g + w, b + w]) * d, 0, 1))

@@ -54,7 +54,7 @@ def list_cmd() -> None:
         rows.append((key, name, modes, _deg(p.pan_deg), _deg(p.tilt_deg), _where(p.path)))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
     for r in rows:
-        click.echo("  ".join(c.ljust(w) for c, w in zip(r, widths)) + "  " + r[-1])
+        click.echo("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)) + "  " + r[-1])
 
 
 @fixtures.command("show")

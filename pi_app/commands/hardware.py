@@ -250,7 +250,7 @@ def check_ola(cfg) -> list[Finding]:
     rig = sorted({f.universe for f in cfg.fixtures})
     uart_plugin = next((p for p in plugins if "uart" in p.name.lower()), None)
     uart_ids = {d.alias for d in devices if uart_plugin and d.plugin_id == uart_plugin.id}
-    port_owner = {}
+    port_owner: dict[int, list] = {}
     for d in devices:
         for p in d.output_ports:
             if p.universe is not None:

@@ -106,7 +106,7 @@ def run(config_path, output, model, fps, seed, duration, record, web, verbose):
     patch = Patch(cfg)
     out = output_for(cfg, patch)
     show = Show(cfg, out, model=mdl, duration_s=duration, record_path=record,
-                config_path=config_path)
+                config_path=config_path, clock=_clock(cfg.output.kind))
     log = logging.getLogger("latentdmx")
     show.listeners.append(_status_logger(log, every_s=30.0))
     started = (f"playing {mdl.info.name} ({mdl.info.family}) on {len(cfg.fixtures)} fixtures, "
@@ -123,6 +123,20 @@ def run(config_path, output, model, fps, seed, duration, record, web, verbose):
     log.info("stopped after %s frames (%s late)%s", snap.get("frames", 0),
              snap.get("late_frames", 0), f"; recording: {record}" if record else "")
     sys.exit(code)
+
+
+def _clock(kind: str):
+    """The frame clock: real time, or virtual time (`FastClock`) for tests of the simulator.
+
+    ``LATENTDMX_FAKE_CLOCK=1`` plays a `sim` show as fast as the machine can, frame for frame
+    the same show; it is ignored for every real output (lights never run on virtual time)."""
+    import os
+
+    from ..clock import FastClock, FrameClock
+
+    if os.environ.get("LATENTDMX_FAKE_CLOCK") == "1" and kind == "sim":
+        return FastClock
+    return FrameClock
 
 
 def _status_logger(log: logging.Logger, every_s: float):

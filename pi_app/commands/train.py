@@ -12,7 +12,8 @@ import click
 
 from ..errors import LatentDMXError
 
-TORCH_FIX = "install the training extras: `pip install torch==2.13.0` then `pip install -e .[train]`"
+TORCH_FIX = ("install the training extras: `pip install torch==2.13.0` then "
+             "`pip install -e .[train]`")
 
 
 def _need_training() -> None:

@@ -50,7 +50,7 @@ import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import Self
+from typing import Any, Self
 
 import numpy as np
 
@@ -140,7 +140,7 @@ class OlaOutput(Output):
         self.connect_timeout_s = connect_timeout_s
         self.ack_timeout_s = ack_timeout_s
         self.close_timeout_s = close_timeout_s
-        self._mod = None
+        self._mod: Any = None                # the `ola.OlaClient` module, at open()
         self._mx = threading.Lock()          # guards the hand-over state below
         self._pending: dict[int, tuple[np.ndarray, int]] = {}   # OLA universe -> (frame, id)
         self._latest: dict[int, np.ndarray] = {}                # resent after a reconnect
@@ -151,7 +151,7 @@ class OlaOutput(Output):
         self._thread: threading.Thread | None = None
         # owner-thread state
         self._sock: socket.socket | None = None
-        self._client = None
+        self._client: Any = None             # OLA's OlaClient, owner thread only
         self._in_flight: dict[int, tuple[float, int]] = {}      # request -> (sent at, universe)
         self._req = 0
         self._refused_logged: set[int] = set()
@@ -229,7 +229,7 @@ class OlaOutput(Output):
                     close_by = now + self.close_timeout_s
                 if self._client is None:
                     if closing:                     # one last try to deliver the blackout
-                        if now > close_by or not self._connect():
+                        if (close_by is not None and now > close_by) or not self._connect():
                             log.warning("olad at %s is down: the blackout frame was not "
                                         "sent", self.server)
                             return
@@ -243,6 +243,7 @@ class OlaOutput(Output):
                     if closing:
                         with self._mx:
                             done = not self._pending
+                        assert close_by is not None
                         if (done and not self._in_flight) or time.monotonic() > close_by:
                             return
                     self._wait(self._sock, self._wait_timeout(close_by))
@@ -272,7 +273,7 @@ class OlaOutput(Output):
 
     def _wait(self, sock: socket.socket | None, timeout: float) -> None:
         """Sleep in select until the socket is readable, a wake-up or the timeout."""
-        fds = [self._wake_r] if sock is None else [self._wake_r, sock]
+        fds: list[Any] = [self._wake_r] if sock is None else [self._wake_r, sock]
         ready, _, _ = select.select(fds, [], [], timeout)
         if self._wake_r in ready:
             try:
@@ -290,6 +291,7 @@ class OlaOutput(Output):
                 self._pending.clear()
 
     def _read(self) -> None:
+        assert self._sock is not None
         try:
             peek = self._sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
         except (BlockingIOError, InterruptedError):
@@ -447,8 +449,8 @@ class OlaQuery:
 
     def __init__(self, host: str = "127.0.0.1", port: int = 9010, timeout_s: float = 2.0):
         self.host, self.port, self.timeout_s = host, port, timeout_s
-        self._sock = None
-        self._client = None
+        self._sock: Any = None
+        self._client: Any = None
 
     def __enter__(self) -> Self:
         mod = import_ola()

@@ -23,11 +23,11 @@ Timing: one dedicated thread sends packets on absolute monotonic deadlines (``t0
 fps``), always the newest frame `send()` handed over (latest wins; DMX needs a steady refresh
 even when the show sends nothing new). `t0` is phase-locked, slowly, so that the show's frames
 arrive half a period before a deadline: a show at the same fps then has no frame dropped or
-repeated even with a few ms of jitter on either side. Before every BREAK it waits until the previous packet
-has left the wire: ``flush()`` (tcdrain) and, for drivers whose tcdrain returns early (and for
-pseudo-terminals), the packet's computed wire time. While the output is open the
-interpreter's switch interval is lowered (`sys.setswitchinterval`) so the thread gets the GIL
-back promptly from a busy show thread.
+repeated even with a few ms of jitter on either side. Before every BREAK it waits until the
+previous packet has left the wire: ``flush()`` (tcdrain) and, for drivers whose tcdrain
+returns early (and for pseudo-terminals), the packet's computed wire time. While the output
+is open the interpreter's switch interval is lowered (`sys.setswitchinterval`) so the thread
+gets the GIL back promptly from a busy show thread.
 
 The port is opened in `open()` (exclusively), so a missing or busy port stops the show
 before it starts, with the fix. On close the blackout packet is sent and drained before the
@@ -41,6 +41,7 @@ import sys
 import threading
 import time
 from collections import deque
+from typing import Any
 
 from ..config import UartConfig
 from ..errors import OutputError
@@ -130,7 +131,7 @@ class UartOutput(Output):
         self.wire_s = wire_time_s(self.slots, self.config.break_us, self.config.mab_us)
         self._de_pin_arg = de_pin
         self.de_pin: OutputPin | None = None
-        self._ser = None
+        self._ser: Any = None                  # the serial.Serial, while open
         self._packet: bytes | None = None           # nothing goes out before the first frame
         self._fresh = False                         # `_packet` not yet on the wire
         self._arrival = 0.0                         # monotonic time `_packet` was handed over
@@ -160,7 +161,8 @@ class UartOutput(Output):
         self._ser = self._open_port()
         try:
             pin = self._de_pin_arg
-            self.de_pin = make_pin(self.config.driver_enable_gpio) if pin == "auto" else pin
+            self.de_pin = (make_pin(self.config.driver_enable_gpio) if isinstance(pin, str)
+                           else pin)
             if self.de_pin is not None:
                 self.de_pin.on()          # the transceiver drives the line (idle = mark)
         except BaseException:

@@ -34,12 +34,12 @@ class ShowRecorder:
         self.fps = float(fps)
         self._tmp = self.path.with_name(self.path.name + ".part")
         try:
-            self._fh = open(self._tmp, "w", encoding="ascii", newline="\n")  # noqa: SIM115
+            self._fh = open(self._tmp, "w", encoding="ascii", newline="\n")
         except OSError as exc:
             raise LatentDMXError(f"cannot write the recording ({exc.strerror})", file=path,
                                  field="--record", fix="choose a writable path") from None
         self._fh.write(HEADER + "\n")
-        self._pending: list[tuple[int, bytes]] | None = None
+        self._pending: list[tuple[int, str]] | None = None
         self._pending_ms = 0
         self.frames = 0
 

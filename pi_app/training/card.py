@@ -91,7 +91,8 @@ def write(folder: Path, doc: dict) -> Path:
                      if folder.name == "nat-aurora" else "# any PNG/JPEG target picture")
     lines += [recipe.get("command", "(command not recorded)"), "```", "",
               f"Settings: `{json.dumps(recipe.get('config', {}))}`", "",
-              (f"Trained {trained.get('steps', '?')} steps in {trained.get('train_seconds', '?')} s "
+              (f"Trained {trained.get('steps', '?')} steps in "
+               f"{trained.get('train_seconds', '?')} s "
               f"on this machine's CPU (torch {recipe.get('torch', '?')}, "
               f"{recipe.get('date', '?')}). The command writes the checkpoint, the export "
               "(`model.safetensors`, `model.json`), the measurements below, the pictures and "

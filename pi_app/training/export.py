@@ -37,9 +37,10 @@ def describe(net: nn.Sequential, prefix: str = "net") -> list[dict]:
         elif isinstance(mod, nn.Unflatten):
             layers.append({"type": "reshape", "shape": list(mod.unflattened_size)})
         elif isinstance(mod, nn.Upsample):
-            if mod.mode != "nearest" or float(mod.scale_factor) != int(mod.scale_factor):
+            sf = mod.scale_factor
+            if mod.mode != "nearest" or not isinstance(sf, int | float) or sf != int(sf):
                 raise ValueError(f"{name}: only nearest upsampling by an integer")
-            layers.append({"type": "upsample", "scale": int(mod.scale_factor)})
+            layers.append({"type": "upsample", "scale": int(sf)})
         elif isinstance(mod, nn.LeakyReLU):
             layers.append({"type": "leaky_relu", "slope": mod.negative_slope})
         elif isinstance(mod, nn.ReLU | nn.Tanh | nn.Sigmoid | nn.SiLU):

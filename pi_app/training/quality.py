@@ -100,7 +100,7 @@ def measure_nat(model: Model, folder: Path, n: int = N_SAMPLES, repeats: int = 3
     rng = np.random.default_rng(1234)
     big = target.sample(50_000, rng)
     mean, cov = big.mean(0), np.cov(big, rowvar=False)
-    runs = {"model": [], "gaussian": [], "floor": []}
+    runs: dict[str, list] = {"model": [], "gaussian": [], "floor": []}
     for _ in range(repeats):
         ref = target.sample(n, rng)
         z = rng.standard_normal((n, model.info.latent_dim)).astype(np.float32)
@@ -131,7 +131,7 @@ def draw_nat(model: Model, picture: np.ndarray, path: Path, n: int = N_SAMPLES) 
     dim = Image.fromarray((picture * 0.35 * 255).astype(np.uint8))
     for panel in (black, dim):
         d = ImageDraw.Draw(panel)
-        for (x, y), c in zip(pts[:, :2] * (w, h), (rgb * 255).astype(int)):
+        for (x, y), c in zip(pts[:, :2] * (w, h), (rgb * 255).astype(int), strict=False):
             d.ellipse((x - 1.2, y - 1.2, x + 1.2, y + 1.2), fill=tuple(int(v) for v in c))
     sheet = Image.new("RGB", (3 * w + 8, h), (40, 40, 40))
     for i, im in enumerate((base, black, dim)):

@@ -25,7 +25,7 @@ TILT_COLOUR = (70, 190, 255)
 
 
 @lru_cache(maxsize=8)
-def font(size: int = 11) -> ImageFont.ImageFont:
+def font(size: int = 11) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
     """Pillow's bundled font at `size` px (a bitmap fallback on a Pillow without FreeType)."""
     try:
         return ImageFont.load_default(size=size)
@@ -91,8 +91,8 @@ def rig_view(rig, colour: np.ndarray, level: np.ndarray, pan: np.ndarray, tilt: 
     d = ImageDraw.Draw(img)
     body = max(2.0, 0.025 * min(w, h))
     for i, (cx, cy) in enumerate(centres):
-        c = tuple(round(v * 255) for v in colour[i])
-        d.ellipse((cx - body, cy - body, cx + body, cy + body), fill=c, outline=(160, 160, 170))
+        fill = tuple(round(v * 255) for v in colour[i])
+        d.ellipse((cx - body, cy - body, cx + body, cy + body), fill=fill, outline=(160, 160, 170))
         if labels:
             d.text((cx + body + 2, cy - body - 9), rig.fixtures[i].name, fill=DIM_TEXT,
                    font=font(9))

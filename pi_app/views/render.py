@@ -137,7 +137,7 @@ def column_means(values: np.ndarray, times: np.ndarray, layout: Layout) -> np.nd
     held = np.clip(hi - 1, 0, len(values) - 1)
     mean = np.where((count > 0)[:, None],
                     (cs[hi] - cs[lo]) / np.maximum(count, 1)[:, None], flat[held])
-    return mean.reshape((layout.width,) + values.shape[1:])
+    return mean.reshape((layout.width, *values.shape[1:]))
 
 
 def timeline(rig: Rig, frames: np.ndarray, times: np.ndarray, *, title: str = "",
@@ -214,7 +214,7 @@ def timeline_with_layout(rig: Rig, frames: np.ndarray, times: np.ndarray, *, tit
                                           (pan[:, i], dr.PAN_COLOUR, f.pan_range)):
                 v = np.clip((series - lo) / max(hi - lo, 1e-6), 0.0, 1.0)
                 ys = y + (TRACE_H - 3) * (1.0 - v) + 1
-                d.line(list(zip(xs.tolist(), ys.tolist())), fill=col, width=1)
+                d.line(list(zip(xs.tolist(), ys.tolist(), strict=False)), fill=col, width=1)
             rng = (f"{f.pan_range[0] * f.pan_deg:.0f}-{f.pan_range[1] * f.pan_deg:.0f}° / "
                    f"{f.tilt_range[0] * f.tilt_deg:.0f}-{f.tilt_range[1] * f.tilt_deg:.0f}°")
             d.text((8, y + TRACE_H // 2 + 4), rng, fill=dr.DIM_TEXT, font=dr.font(9))

@@ -94,7 +94,8 @@ class Rig:
                                             f.config.pan_offset_deg),
                                      _range(f.profile.tilt_deg, f.config.tilt_limits_deg,
                                             f.config.tilt_offset_deg)))
-        f32 = lambda a: np.asarray(a, np.float32)
+        def f32(a):
+            return np.asarray(a, np.float32)
         idx = {"light": light, "light_lo": f32(light_lo), "light_span": f32(light_span),
                "col": col, "col_lo": f32(col_lo), "col_span": f32(col_span),
                "coarse": coarse, "fine": fine, "has_pt": has_pt,
@@ -124,8 +125,8 @@ class Rig:
         x = self._idx
         frames = np.asarray(frames)
         lead = frames.shape[:-2]
-        flat = np.empty(lead + (frames.shape[-2] * SLOTS + 2,), np.float32)
-        flat[..., :-2] = frames.reshape(lead + (-1,))
+        flat = np.empty((*lead, frames.shape[-2] * SLOTS + 2), np.float32)
+        flat[..., :-2] = frames.reshape((*lead, -1))
         flat[..., -2], flat[..., -1] = 0.0, 1.0                   # the constant 0 and 1 slots
         dim = np.clip((flat[..., x["light"]] - x["light_lo"]) / x["light_span"], 0.0, 1.0)
         rgbw = np.clip((flat[..., x["col"]] - x["col_lo"]) / x["col_span"], 0.0, 1.0)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import Literal
 
 from rich.console import Console, Group
 from rich.live import Live
@@ -85,8 +86,10 @@ def view(state: dict) -> Group:
     """The whole screen for one `live_state` dict."""
     fixtures, look = state["fixtures"], state["look"]
     table = Table(box=None, pad_edge=False, show_edge=False, header_style="grey62")
-    for col, just in (("fixture", "left"), ("light", "left"), ("dimmer", "left"),
-                      ("pan", "right"), ("tilt", "right")):
+    columns: tuple[tuple[str, Literal["left", "right"]], ...] = (
+        ("fixture", "left"), ("light", "left"), ("dimmer", "left"), ("pan", "right"),
+        ("tilt", "right"))
+    for col, just in columns:
         table.add_column(col, justify=just, no_wrap=True)
     for i, f in enumerate(fixtures):
         pan = f"{look['pan'][i] * f['pan_deg']:.0f}°" if f["moves"] else ""

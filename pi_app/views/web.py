@@ -24,8 +24,11 @@ import json
 import logging
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from ..config import _is_loopback as is_loopback
 from ..errors import ConfigError, LatentDMXError
 
 log = logging.getLogger("latentdmx")
@@ -33,9 +36,6 @@ log = logging.getLogger("latentdmx")
 CONTROL_CMDS = frozenset({"status", "dim", "pause", "resume", "blackout", "seed", "tempo"})
 MAX_BODY = 4096
 _LOCAL_NAMES = ("localhost", "127.0.0.1", "[::1]", "::1")
-
-
-from ..config import _is_loopback as is_loopback
 
 
 def check_preview(preview) -> None:
@@ -97,7 +97,7 @@ def start_web(show, preview, *, host: str | None = None, port: int | None = None
 
 
 class _Handler(BaseHTTPRequestHandler):
-    show = None
+    show: Any = None
     token = ""
     local_only = True
     server_version = "latentdmx"
@@ -198,149 +198,4 @@ class _Handler(BaseHTTPRequestHandler):
         self._json(200, {"ok": True, "result": result})
 
 
-PAGE = r"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>LatentDMX</title>
-<style>
- :root { color-scheme: dark; }
- body { margin: 0; background: #111114; color: #d7d7dc; font: 14px system-ui, sans-serif; }
- header { padding: 10px 16px; display: flex; gap: 18px; align-items: baseline; flex-wrap: wrap;
-          border-bottom: 1px solid #2a2a30; }
- header b { font-size: 16px; color: #fff; }
- .dim { color: #8c8c96; }
- main { display: flex; flex-wrap: wrap; gap: 16px; padding: 16px; }
- canvas { background: #111114; border: 1px solid #2a2a30; border-radius: 6px; width: 640px;
-          max-width: 100%; aspect-ratio: 16 / 10; }
- aside { min-width: 250px; display: flex; flex-direction: column; gap: 12px; }
- button { font: inherit; padding: 8px 14px; border-radius: 6px; border: 1px solid #444;
-          background: #24242a; color: #eee; cursor: pointer; }
- button.on { background: #7a1d1d; border-color: #b33; }
- input[type=range] { width: 100%; }
- table { border-collapse: collapse; }
- td { padding: 2px 8px 2px 0; font-variant-numeric: tabular-nums; }
- .sw { display: inline-block; width: 26px; height: 12px; border-radius: 3px;
-       border: 1px solid #333; vertical-align: middle; }
- #err { color: #f77; min-height: 1.2em; }
-</style></head>
-<body>
-<header><b>LatentDMX</b>
- <span>model <b id="model">…</b></span>
- <span><span id="fps">…</span> fps</span>
- <span class="dim">late <span id="late">0</span></span>
- <span class="dim">seed <span id="seed"></span> · tempo <span id="tempo"></span>
-   · phase <span id="phase"></span></span>
- <span id="flags"></span>
-</header>
-<main>
- <canvas id="rig" width="1280" height="800"></canvas>
- <aside>
-  <label>master dimmer <span id="mastertxt"></span>
-   <input id="master" type="range" min="0" max="100" step="1"></label>
-  <div><button id="pause">Pause</button> <button id="blackout">Blackout</button></div>
-  <div id="err"></div>
-  <table id="fixtures"></table>
-  <div class="dim">frames <span id="frames">0</span> · updates <span id="updates">0</span></div>
- </aside>
-</main>
-<script>
-"use strict";
-const token = new URLSearchParams(location.search).get("token") || "";
-const hdrs = token ? {"X-LatentDMX-Token": token} : {};
-const $ = (id) => document.getElementById(id);
-let last = null, updates = 0, sliding = false;
-
-function rgb(c, a) {
-  const v = c.map((x) => Math.round(Math.max(0, Math.min(1, x)) * 255));
-  return a === undefined ? `rgb(${v})` : `rgba(${v},${a})`;
-}
-
-async function control(cmd, args) {
-  try {
-    const r = await fetch("control", {method: "POST", body: JSON.stringify({cmd, args: args || {}}),
-                          headers: Object.assign({"Content-Type": "application/json"}, hdrs)});
-    const j = await r.json();
-    $("err").textContent = j.ok ? "" : (j.error + (j.fix ? " — " + j.fix : ""));
-  } catch (e) { $("err").textContent = "cannot reach the daemon"; }
-}
-
-function draw(st) {
-  const cv = $("rig"), g = cv.getContext("2d"), W = cv.width, H = cv.height;
-  const pad = 0.08 * Math.min(W, H), reach = 0.42 * Math.min(W, H), pool = 0.1 * Math.min(W, H);
-  g.globalCompositeOperation = "source-over";
-  g.fillStyle = "#111114"; g.fillRect(0, 0, W, H);
-  g.globalCompositeOperation = "lighter";
-  const L = st.look, pts = [];
-  st.fixtures.forEach((f, i) => {
-    const x = pad + f.x * (W - 2 * pad), y = pad + f.y * (H - 2 * pad), c = L.colour[i];
-    pts.push([x, y]);
-    if (Math.max(...c) < 0.004) return;
-    let ex = x, ey = y;
-    if (f.moves) {
-      const phi = L.pan[i] * (f.pan_deg || 360) * Math.PI / 180;
-      const tau = (L.tilt[i] - 0.5) * (f.tilt_deg || 180) * Math.PI / 180;
-      const d = reach * Math.sin(tau);
-      ex = x + d * Math.cos(phi); ey = y + d * Math.sin(phi);
-      const len = Math.hypot(ex - x, ey - y);
-      if (len > 1) {
-        const nx = -(ey - y) / len, ny = (ex - x) / len, s = pool * 0.9;
-        const grad = g.createLinearGradient(x, y, ex, ey);
-        grad.addColorStop(0, rgb(c, 0.55)); grad.addColorStop(1, rgb(c, 0.25));
-        g.fillStyle = grad; g.beginPath();
-        g.moveTo(x + nx * 3, y + ny * 3); g.lineTo(ex + nx * s, ey + ny * s);
-        g.lineTo(ex - nx * s, ey - ny * s); g.lineTo(x - nx * 3, y - ny * 3); g.fill();
-      }
-    }
-    const r = f.moves ? pool : pool * 1.15;
-    const rad = g.createRadialGradient(ex, ey, 0, ex, ey, r);
-    rad.addColorStop(0, rgb(c, 1)); rad.addColorStop(0.6, rgb(c, 0.6)); rad.addColorStop(1, rgb(c, 0));
-    g.fillStyle = rad; g.beginPath(); g.arc(ex, ey, r, 0, 2 * Math.PI); g.fill();
-  });
-  g.globalCompositeOperation = "source-over";
-  g.font = "22px system-ui, sans-serif"; g.textAlign = "center";
-  st.fixtures.forEach((f, i) => {
-    const [x, y] = pts[i];
-    g.fillStyle = rgb(L.colour[i]); g.strokeStyle = "#a0a0aa"; g.lineWidth = 2;
-    g.beginPath(); g.arc(x, y, 10, 0, 2 * Math.PI); g.fill(); g.stroke();
-    g.fillStyle = "#8c8c96"; g.fillText(f.name, x, y - 18);
-  });
-}
-
-function show(st) {
-  const s = st.status;
-  $("model").textContent = s.model; $("fps").textContent = `${s.fps_achieved.toFixed(1)} / ${s.fps}`;
-  $("late").textContent = s.late_frames; $("seed").textContent = s.seed;
-  $("tempo").textContent = s.tempo; $("phase").textContent = s.phase.toFixed(2);
-  $("frames").textContent = s.frames; $("updates").textContent = ++updates;
-  $("flags").textContent = (s.paused ? "PAUSED " : "") + (s.blackout ? "BLACKOUT" : "");
-  $("mastertxt").textContent = Math.round(s.master * 100) + " %";
-  if (!sliding) $("master").value = Math.round(s.master * 100);
-  $("pause").textContent = s.paused ? "Resume" : "Pause";
-  $("blackout").textContent = s.blackout ? "Lights on" : "Blackout";
-  $("blackout").classList.toggle("on", s.blackout);
-  const rows = st.fixtures.map((f, i) => {
-    const pt = f.moves ? `${Math.round(st.look.pan[i] * f.pan_deg)}° / ${Math.round(st.look.tilt[i] * f.tilt_deg)}°` : "";
-    return `<tr><td>${f.name.replace(/[<&]/g, "")}</td><td><span class="sw" style="background:${rgb(st.look.colour[i])}"></span></td>` +
-           `<td>${Math.round(st.look.level[i] * 100)} %</td><td class="dim">${pt}</td></tr>`;
-  });
-  $("fixtures").innerHTML = rows.join("");
-  draw(st);
-}
-
-async function poll() {
-  try {
-    const r = await fetch("state", {headers: hdrs, cache: "no-store"});
-    if (r.ok) { last = await r.json(); show(last); if ($("err").textContent === "cannot reach the daemon") $("err").textContent = ""; }
-    else if (r.status !== 503) $("err").textContent = (await r.json()).error;
-  } catch (e) { $("err").textContent = "cannot reach the daemon"; }
-  setTimeout(poll, 100);
-}
-
-$("master").addEventListener("input", () => { sliding = true; $("mastertxt").textContent = $("master").value + " %"; });
-$("master").addEventListener("change", () => { sliding = false; control("dim", {level: $("master").value / 100}); });
-$("pause").addEventListener("click", () => control(last && last.status.paused ? "resume" : "pause"));
-$("blackout").addEventListener("click", () => control("blackout", {on: !(last && last.status.blackout)}));
-poll();
-</script>
-</body></html>
-"""
+PAGE = Path(__file__).with_name("web.html").read_text(encoding="utf-8")   # the page itself
