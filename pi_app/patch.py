@@ -195,7 +195,8 @@ class Patch:
         return self._views
 
     def blackout_frames(self, frames) -> dict[int, np.ndarray]:
-        """Blackout of `frames` (docs/architecture.md): light and colour slots 0, pan/tilt and held keep."""
+        """Blackout of `frames` (docs/architecture.md): light and colour slots 0, pan/tilt and
+        held channels keep their values."""
         out = {u: np.array(f, dtype=np.uint8, copy=True) for u, f in frames.items()}
         for u, f in out.items():
             k = self._uidx.get(u)

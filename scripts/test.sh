@@ -27,6 +27,8 @@ PY="${PYTHON:-python3}"
 python -m pip install -q --upgrade pip >/dev/null
 python -m pip install -q torch==2.13.0          # the CPU wheel; satisfies the train extra
 python -m pip install -q -e '.[train,test]'
-ruff check --quiet . && echo "ruff: clean"          # lint (rules in pyproject.toml)
-mypy --no-error-summary && echo "mypy: clean"        # types of pi_app
+ruff check --quiet .                                 # lint (rules in pyproject.toml)
+echo "ruff: clean"
+mypy --no-error-summary                              # types of pi_app ([tool.mypy])
+echo "mypy: clean"
 exec python -m pytest "$@"

@@ -109,6 +109,13 @@ class Output:
         finally:
             self._closed = True
 
+    def targets(self) -> tuple[str, ...]:
+        """What this output drives, as stable strings that name the same physical lights
+        whoever asks (user, environment, config path): e.g. ``ola:127.0.0.1:9010/u1``,
+        ``uart:/dev/ttyAMA0``. Two shows must never drive one target at once. Default: none
+        (the simulator drives no lights)."""
+        return ()
+
     def health(self) -> dict:
         """A small status dict for `latentdmx status` (backends add their own keys)."""
         return {"output": self.name, "ok": self._opened and not self._closed,

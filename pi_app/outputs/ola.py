@@ -195,6 +195,11 @@ class OlaOutput(Output):
                 os.close(fd)
         self._wake_r = self._wake_w = -1
 
+    def targets(self) -> tuple[str, ...]:
+        host = _canonical_host(self.config.host)
+        return tuple(f"ola:{host}:{self.config.port}/u{u}"
+                     for u in sorted(set(self.ola_universe.values())))
+
     def health(self) -> dict:
         with self._mx:
             pending = len({i for _, i in self._pending.values()})
@@ -435,6 +440,23 @@ class OlaOutput(Output):
                 sock.close()
             except OSError:
                 pass
+
+
+def _canonical_host(host: str) -> str:
+    """One name per olad: loopback names and addresses -> 127.0.0.1, others resolved."""
+    import ipaddress
+
+    name = host.strip("[]")
+    if name == "localhost":
+        return "127.0.0.1"
+    try:
+        ip = ipaddress.ip_address(name)
+    except ValueError:
+        try:
+            ip = ipaddress.ip_address(socket.gethostbyname(name))
+        except (OSError, ValueError):
+            return name.lower()
+    return "127.0.0.1" if ip.is_loopback else str(ip)
 
 
 def _text(message) -> str:

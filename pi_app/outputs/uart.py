@@ -37,6 +37,7 @@ driver-enable pin drops and the port closes.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import threading
 import time
@@ -204,6 +205,9 @@ class UartOutput(Output):
                 ser.close()
             if self._old_switch is not None:
                 sys.setswitchinterval(self._old_switch)
+
+    def targets(self) -> tuple[str, ...]:
+        return (f"uart:{os.path.realpath(self.config.device)}",)
 
     def health(self) -> dict:
         h = super().health()
