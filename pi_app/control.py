@@ -21,15 +21,21 @@ import errno
 import json
 import logging
 import os
+import random
 import selectors
 import socket
 import stat
+import struct
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping
+from contextvars import ContextVar
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Self
 
+from .admission import make_room
 from .errors import ControlError, LatentDMXError
 
 log = logging.getLogger(__name__)
@@ -38,8 +44,17 @@ Handler = Callable[[str, dict[str, Any]], dict[str, Any]]
 
 SOCKET_NAME = "control.sock"
 MAX_LINE_BYTES = 4096          # a request longer than this is refused and the client dropped
-READ_TIMEOUT_S = 5.0           # a connection idle (or mid-line) for longer is dropped
-MAX_CLIENTS = 16               # connections beyond this are refused at once
+READ_TIMEOUT_S = 5.0           # each request must arrive whole within this (trickling or not)
+WRITE_TIMEOUT_S = 5.0          # an answer not read within this drops the client
+MAX_CONNECTION_S = 60.0        # no connection lives longer
+MAX_CLIENTS = 64               # connections at once (a newcomer displaces the stalest)
+MAX_PER_USER = 16              # ... of which one uid may hold at most this many
+MAX_ANSWER_BYTES = 1 << 20     # an answer larger than this is an internal error
+BACKLOG = 128                  # connections the kernel queues until the thread accepts them
+ACCEPT_BATCH = 64              # accepted per turn, after the clients already connected
+TURN_REQUESTS = 4              # pipelined requests answered per client per turn
+RECV_BYTES = 8192
+REPORT_EVERY_S = 60.0          # dropped connections are summed up in the log this often
 START_FIX = "start it with `latentdmx run` or `systemctl start latentdmx`"
 _SUN_PATH_MAX = 107            # sockaddr_un.sun_path is 108 bytes including the NUL
 
@@ -76,15 +91,49 @@ def client_socket_path(env: Mapping[str, str] | None = None) -> Path:
 
 
 # -- the server -----------------------------------------------------------------------
-class _Conn:
-    __slots__ = ("closing", "deadline", "inbuf", "outbuf", "sock")
+@dataclass(frozen=True)
+class Peer:
+    """Who is at the other end of a connection (the kernel's ``SO_PEERCRED``)."""
 
-    def __init__(self, sock: socket.socket, deadline: float) -> None:
+    pid: int
+    uid: int
+    gid: int
+
+    def __str__(self) -> str:
+        return f"pid {self.pid}, uid {self.uid}"
+
+
+_PEER: ContextVar[Peer | None] = ContextVar("latentdmx_control_peer", default=None)
+
+
+def current_peer() -> Peer | None:
+    """The client whose request the handler is answering (None outside a request)."""
+    return _PEER.get()
+
+
+def _peer_of(sock: socket.socket) -> Peer:
+    try:
+        raw = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+        pid, uid, gid = struct.unpack("3i", raw)
+    except OSError:                                 # not Linux, or not a Unix socket
+        pid, uid, gid = 0, -1, -1
+    return Peer(pid, uid, gid)
+
+
+class _Conn:
+    __slots__ = ("born", "closing", "deadline", "inbuf", "outbuf", "peer", "progress", "sock",
+                 "want")
+
+    def __init__(self, sock: socket.socket, peer: Peer, now: float, deadline: float) -> None:
         self.sock = sock
+        self.peer = peer
         self.inbuf = bytearray()
         self.outbuf = bytearray()
-        self.deadline = deadline
+        self.born = now
+        self.progress = now       # when it last sent a whole request (or connected)
+        self.deadline = deadline  # its request must be in by then, or its answer taken
         self.closing = False      # close once outbuf is flushed
+        self.want = selectors.EVENT_READ
 
 
 class ControlServer:
@@ -93,19 +142,47 @@ class ControlServer:
     The handler may raise `ControlError` (or any `LatentDMXError`) or `ValueError` for bad
     input: the client gets ``ok: false`` with the message. Any other exception is logged with
     its traceback and answered as an internal error; the server keeps going.
+
+    What a client may cost, whatever it does (README "Control socket under load"):
+
+    * **Time.** Each request must arrive whole within `read_timeout_s` of the connection
+      being ready for it (connected, or its last answer sent); bytes that trickle in do not
+      extend that. An answer must be taken within `write_timeout_s`. No connection lives
+      longer than `max_connection_s`.
+    * **Memory.** A line is at most `max_line_bytes`; while an answer is waiting to be read,
+      nothing more is read from that client (the kernel's socket buffer holds the rest), so a
+      client that never reads holds one answer, not a growing queue.
+    * **Slots.** At most `max_clients` connections, and at most `max_per_user` from any one
+      user (uid, from ``SO_PEERCRED``). A newcomer is never turned away: when its user is at
+      the cap, that user's stalest connection (the one that completed a request longest ago)
+      makes room; when the table is full, the stalest connection of the user holding the
+      most does. So one misbehaving account cannot lock out another, and within one account
+      a fresh `latentdmx blackout` displaces a stale or hostile connection.
+    * **Turns.** A request that arrives with the connection is answered at once (before
+      any more newcomers are accepted); pipelined requests are answered a few per client per
+      turn, so one chatty client cannot hold up the others.
     """
 
     def __init__(self, path: str | os.PathLike[str], handler: Handler, *,
                  read_timeout_s: float = READ_TIMEOUT_S, max_line_bytes: int = MAX_LINE_BYTES,
-                 max_clients: int = MAX_CLIENTS) -> None:
+                 max_clients: int = MAX_CLIENTS, max_per_user: int = MAX_PER_USER,
+                 write_timeout_s: float = WRITE_TIMEOUT_S,
+                 max_connection_s: float = MAX_CONNECTION_S) -> None:
         self.path = Path(path)
         self.handler = handler
         self.read_timeout_s = read_timeout_s
+        self.write_timeout_s = write_timeout_s
+        self.max_connection_s = max_connection_s
         self.max_line_bytes = max_line_bytes
         self.max_clients = max_clients
+        self.max_per_user = max(1, min(max_per_user, max_clients))
         self._listener: socket.socket | None = None
         self._selector: selectors.BaseSelector | None = None
         self._conns: dict[int, _Conn] = {}
+        self._ready: dict[int, _Conn] = {}        # whole requests still waiting for a turn
+        self._next_expiry = 0.0
+        self._dropped: Counter[str] = Counter()   # reported at most once a minute
+        self._next_report = 0.0
         self._wake_r, self._wake_w = -1, -1
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -125,7 +202,7 @@ class ControlServer:
         try:
             listener.bind(str(self.path))
             os.chmod(self.path, 0o660)
-            listener.listen(8)
+            listener.listen(BACKLOG)
             listener.setblocking(False)
         except OSError as exc:
             listener.close()
@@ -159,7 +236,7 @@ class ControlServer:
             self._thread.join(timeout=2.0)
         self._thread = None
         for conn in list(self._conns.values()):
-            self._drop(conn)
+            self._drop(conn, "")
         assert self._selector is not None and self._listener is not None
         self._selector.close()
         self._listener.close()
@@ -233,85 +310,118 @@ class ControlServer:
 
     # -- the loop -------------------------------------------------------------------------
     def _serve(self) -> None:
-        assert self._selector is not None
         while not self._stop.is_set():
-            timeout = self._next_timeout()
-            for key, events in self._selector.select(timeout):
-                if key.fileobj is self._listener:
-                    self._accept()
-                elif key.data is None:                  # the wake-up pipe
-                    try:
-                        os.read(self._wake_r, 64)
-                    except OSError:
-                        pass
-                else:
-                    conn: _Conn = key.data
-                    try:
-                        if events & selectors.EVENT_READ:
-                            self._read(conn)
-                        if events & selectors.EVENT_WRITE and conn.sock.fileno() >= 0:
-                            self._write(conn)
-                    except OSError:
-                        self._drop(conn)
-            self._expire()
+            try:
+                self._turn()
+            except Exception:                       # the thread must never die
+                log.exception("control socket: unexpected error, carrying on")
+                time.sleep(0.1)
+
+    def _turn(self) -> None:
+        assert self._selector is not None
+        timeout = 0.0 if self._ready else self._next_timeout()
+        accept = False
+        for key, events in self._selector.select(timeout):
+            if key.fileobj is self._listener:
+                accept = True                       # after the clients already in
+            elif key.data is None:                  # the wake-up pipe
+                try:
+                    os.read(self._wake_r, 64)
+                except OSError:
+                    pass
+            else:
+                conn: _Conn = key.data
+                if conn.sock.fileno() < 0:          # dropped earlier in this turn
+                    continue
+                try:
+                    if events & selectors.EVENT_WRITE:
+                        self._write(conn)
+                    if events & selectors.EVENT_READ:
+                        self._read(conn)
+                    self._process(conn)
+                except OSError:
+                    self._drop(conn, "")
+        for conn in list(self._ready.values()):     # pipelined requests: a few each
+            self._ready.pop(conn.sock.fileno(), None)
+            try:
+                self._process(conn)
+            except OSError:
+                self._drop(conn, "")
+        if accept:
+            self._accept()
+        self._expire()
 
     def _next_timeout(self) -> float:
-        if not self._conns:
-            return 1.0
-        soonest = min(c.deadline for c in self._conns.values())
-        return max(0.0, min(1.0, soonest - time.monotonic()))
+        return max(0.0, min(1.0, self._next_expiry - time.monotonic())) if self._conns else 1.0
 
     def _accept(self) -> None:
         assert self._listener is not None and self._selector is not None
-        try:
-            sock, _ = self._listener.accept()
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError as exc:
-            log.warning("control socket accept failed: %s", exc)
-            return
-        sock.setblocking(False)
-        if len(self._conns) >= self.max_clients:
+        for _ in range(ACCEPT_BATCH):
             try:
-                sock.send(_encode({"ok": False, "error": "too many control connections"}))
+                sock, _ = self._listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:                  # e.g. out of file descriptors
+                self._count("accept failed: " + (exc.strerror or str(exc)))
+                return
+            sock.setblocking(False)
+            now = time.monotonic()
+            conn = _Conn(sock, _peer_of(sock), now, now + self.read_timeout_s)
+            self._make_room(conn.peer)
+            self._conns[sock.fileno()] = conn
+            self._selector.register(sock, selectors.EVENT_READ, conn)
+            self._next_expiry = min(self._next_expiry, conn.deadline)
+            try:                                    # its request is usually there already
+                self._read(conn)
+                self._process(conn)
             except OSError:
-                pass
-            sock.close()
-            return
-        conn = _Conn(sock, time.monotonic() + self.read_timeout_s)
-        self._conns[sock.fileno()] = conn
-        self._selector.register(sock, selectors.EVENT_READ, conn)
+                self._drop(conn, "")
+
+    def _make_room(self, peer: Peer) -> None:
+        conns = list(self._conns.values())
+        victim = make_room(conns, peer.uid, owner=lambda c: c.peer.uid,
+                           last_useful=lambda c: c.progress, max_total=self.max_clients,
+                           max_per_owner=self.max_per_user)
+        if victim is not None:
+            self._drop(victim, "making room for a newcomer")
 
     def _read(self, conn: _Conn) -> None:
+        if conn.outbuf or conn.closing:             # one answer at a time
+            return
         try:
-            data = conn.sock.recv(65536)
+            data = conn.sock.recv(RECV_BYTES)
         except (BlockingIOError, InterruptedError):
             return
-        if not data:                                    # the client hung up
-            self._drop(conn)
+        if not data:                                # the client hung up
+            self._drop(conn, "")
             return
-        if conn.closing:
-            return                                      # ignore anything after a refusal
         conn.inbuf += data
-        conn.deadline = time.monotonic() + self.read_timeout_s
-        while not conn.closing:
-            end = conn.inbuf.find(b"\n")
+
+    def _process(self, conn: _Conn) -> None:
+        """Answer up to `TURN_REQUESTS` whole requests; the rest wait for the next turn."""
+        answered = 0
+        while conn.sock.fileno() >= 0 and not conn.outbuf and not conn.closing:
+            end = conn.inbuf.find(b"\n", 0, self.max_line_bytes + 1)
             if end < 0:
                 if len(conn.inbuf) > self.max_line_bytes:
                     self._refuse(conn, f"request longer than {self.max_line_bytes} bytes")
-                return
+                break
+            if answered == TURN_REQUESTS:
+                self._ready[conn.sock.fileno()] = conn
+                break
             line = bytes(conn.inbuf[:end])
             del conn.inbuf[:end + 1]
-            if len(line) > self.max_line_bytes:
-                self._refuse(conn, f"request longer than {self.max_line_bytes} bytes")
-                return
-            if line.strip():
-                self._queue(conn, self._answer(line))
+            if not line.strip():
+                continue
+            answered += 1
+            conn.progress = time.monotonic()
+            self._queue(conn, self._answer(line, conn.peer))
+        self._want(conn)
 
-    def _answer(self, line: bytes) -> dict[str, Any]:
+    def _answer(self, line: bytes, peer: Peer) -> dict[str, Any]:
         try:
             request = json.loads(line.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError):
+        except (UnicodeDecodeError, ValueError, RecursionError):
             return {"ok": False, "error": "not a JSON request",
                     "fix": 'send one line like {"cmd": "status", "args": {}}'}
         if not isinstance(request, dict) or not isinstance(request.get("cmd"), str):
@@ -322,6 +432,7 @@ class ControlServer:
         if not isinstance(args, dict):
             return {"ok": False, "error": '"args" must be an object'}
         cmd = request["cmd"]
+        token = _PEER.set(peer)
         try:
             result = self.handler(cmd, args)
         except LatentDMXError as exc:
@@ -329,16 +440,24 @@ class ControlServer:
         except (ValueError, TypeError, KeyError) as exc:
             return {"ok": False, "error": _one_line(str(exc) or type(exc).__name__)}
         except Exception as exc:                        # the server must keep serving
-            log.exception("control command %r failed", cmd)
+            log.exception("control command %r failed", _one_line(cmd)[:40])
             return {"ok": False, "error": _one_line(f"internal error: {exc}")}
+        finally:
+            _PEER.reset(token)
         return {"ok": True, "result": {} if result is None else result}
 
     def _queue(self, conn: _Conn, response: dict[str, Any]) -> None:
         try:
-            conn.outbuf += _encode(response)
+            data = _encode(response)
         except (TypeError, ValueError) as exc:          # a result JSON cannot carry
             log.error("control result not JSON-serialisable: %s", exc)
-            conn.outbuf += _encode({"ok": False, "error": "internal error: bad result"})
+            data = _encode({"ok": False, "error": "internal error: bad result"})
+        if len(data) > MAX_ANSWER_BYTES:
+            log.error("control answer of %d bytes not sent (limit %d)", len(data),
+                      MAX_ANSWER_BYTES)
+            data = _encode({"ok": False, "error": "internal error: answer too large"})
+        conn.outbuf += data
+        conn.deadline = time.monotonic() + self.write_timeout_s
         self._write(conn)
 
     def _refuse(self, conn: _Conn, error: str) -> None:
@@ -347,40 +466,66 @@ class ControlServer:
         self._queue(conn, {"ok": False, "error": error})
 
     def _write(self, conn: _Conn) -> None:
-        assert self._selector is not None
         if conn.outbuf:
             try:
                 sent = conn.sock.send(conn.outbuf)
                 del conn.outbuf[:sent]
             except (BlockingIOError, InterruptedError):
                 pass
-            except OSError:
-                self._drop(conn)
+        if not conn.outbuf:
+            if conn.closing:
+                self._drop(conn, "")
                 return
-        if conn.outbuf:
-            self._selector.modify(conn.sock, selectors.EVENT_READ | selectors.EVENT_WRITE, conn)
+            conn.deadline = time.monotonic() + self.read_timeout_s   # ready for the next
+        self._next_expiry = min(self._next_expiry, conn.deadline)
+
+    def _want(self, conn: _Conn) -> None:
+        """Wait for the client to read its answer, or for its next request."""
+        if conn.sock.fileno() < 0:
             return
-        if conn.closing:
-            self._drop(conn)
-            return
-        self._selector.modify(conn.sock, selectors.EVENT_READ, conn)
+        want = selectors.EVENT_WRITE if conn.outbuf else selectors.EVENT_READ
+        if want != conn.want:
+            assert self._selector is not None
+            self._selector.modify(conn.sock, want, conn)
+            conn.want = want
 
     def _expire(self) -> None:
         now = time.monotonic()
-        for conn in [c for c in self._conns.values() if c.deadline <= now]:
-            self._drop(conn)
+        if now < self._next_expiry:
+            return
+        soonest = now + 1.0
+        for conn in list(self._conns.values()):
+            end = min(conn.deadline, conn.born + self.max_connection_s)
+            if end <= now:
+                self._drop(conn, "too slow" if not conn.outbuf else "not reading its answer")
+            else:
+                soonest = min(soonest, end)
+        self._next_expiry = soonest
 
-    def _drop(self, conn: _Conn) -> None:
+    def _drop(self, conn: _Conn, reason: str) -> None:
         fd = conn.sock.fileno()
         if fd < 0:
             return
         self._conns.pop(fd, None)
+        self._ready.pop(fd, None)
         try:
             assert self._selector is not None
             self._selector.unregister(conn.sock)
         except (KeyError, ValueError, AssertionError):
             pass
         conn.sock.close()
+        if reason:
+            self._count(reason)
+
+    def _count(self, reason: str) -> None:
+        """Tell the log what was dropped, summed up at most once a minute."""
+        self._dropped[reason] += 1
+        now = time.monotonic()
+        if now >= self._next_report:
+            self._next_report = now + REPORT_EVERY_S
+            log.warning("control socket: dropped %s", ", ".join(
+                f"{n} ({why})" for why, n in self._dropped.most_common()))
+            self._dropped.clear()
 
 
 def _encode(message: dict[str, Any]) -> bytes:
@@ -393,29 +538,45 @@ def _one_line(text: str) -> str:
 
 # -- the client -------------------------------------------------------------------------
 class ControlClient:
-    """Sends one request at a time to the running daemon and returns its ``result``."""
+    """Sends one request at a time to the running daemon and returns its ``result``.
+
+    A daemon under load may have its connection queue full, or may let a newer connection
+    displace this one before it is read: both are retried (every command is idempotent: it
+    sets a value) until `timeout` has passed since the request began."""
 
     def __init__(self, path: str | os.PathLike[str] | None = None, timeout: float = 2.0) -> None:
         self.path = Path(path) if path else client_socket_path()
         self.timeout = timeout
 
     def request(self, cmd: str, **args: Any) -> dict[str, Any]:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
-        sock.settimeout(self.timeout)
-        try:
-            self._connect(sock, cmd)
+        payload = _encode({"cmd": cmd, "args": args})
+        deadline = time.monotonic() + self.timeout
+        while True:
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
             try:
-                sock.sendall(_encode({"cmd": cmd, "args": args}))
-                reply = self._read_line(sock)
-            except TimeoutError as exc:
-                raise ControlError(f"the daemon did not answer within {self.timeout:g} s",
-                                   file=self.path, field=cmd,
-                                   fix="check `journalctl -u latentdmx`") from exc
-            except OSError as exc:
-                raise ControlError(f"connection failed: {exc.strerror or exc}",
-                                   file=self.path, field=cmd, fix=START_FIX) from exc
-        finally:
-            sock.close()
+                self._connect(sock, cmd, deadline)
+                try:
+                    sock.settimeout(max(0.01, deadline - time.monotonic()))
+                    sock.sendall(payload)
+                    reply = self._read_line(sock)
+                except TimeoutError as exc:
+                    raise ControlError(f"the daemon did not answer within {self.timeout:g} s",
+                                       file=self.path, field=cmd,
+                                       fix="check `journalctl -u latentdmx`") from exc
+                except (ConnectionResetError, BrokenPipeError, EOFError) as exc:
+                    if time.monotonic() < deadline:     # displaced before it was read
+                        time.sleep(random.uniform(0.005, 0.03))
+                        continue
+                    raise ControlError("the daemon closed the connection before answering",
+                                       file=self.path, field=cmd,
+                                       fix="it may be busy; check `journalctl -u latentdmx`"
+                                       ) from exc
+                except OSError as exc:
+                    raise ControlError(f"connection failed: {exc.strerror or exc}",
+                                       file=self.path, field=cmd, fix=START_FIX) from exc
+            finally:
+                sock.close()
+            break
         try:
             response = json.loads(reply)
         except json.JSONDecodeError as exc:
@@ -429,26 +590,32 @@ class ControlClient:
         result = response.get("result")
         return result if isinstance(result, dict) else {"value": result}
 
-    def _connect(self, sock: socket.socket, cmd: str) -> None:
-        try:
-            sock.connect(str(self.path))
-        except (FileNotFoundError, ConnectionRefusedError) as exc:
-            raise ControlError("no latentdmx daemon is listening", file=self.path, field=cmd,
-                               fix=START_FIX) from exc
-        except PermissionError as exc:
-            raise ControlError("permission denied", file=self.path, field=cmd,
-                               fix="run it as a member of the latentdmx group "
-                                   "(`sudo usermod -aG latentdmx $USER`, then log in again)"
-                               ) from exc
-        except TimeoutError as exc:
-            raise ControlError("the daemon does not accept connections", file=self.path,
-                               field=cmd, fix="check `journalctl -u latentdmx`") from exc
-        except OSError as exc:
-            if exc.errno == errno.ENOTSOCK:
-                raise ControlError("not a socket", file=self.path, field=cmd,
-                                   fix="pass the daemon's socket with --socket") from exc
-            raise ControlError(f"cannot connect: {exc.strerror or exc}", file=self.path,
-                               field=cmd, fix=START_FIX) from exc
+    def _connect(self, sock: socket.socket, cmd: str, deadline: float) -> None:
+        sock.setblocking(False)            # a full queue says so at once (EAGAIN): retry
+        while True:
+            try:
+                sock.connect(str(self.path))
+                return
+            except (BlockingIOError, InterruptedError) as exc:
+                if time.monotonic() >= deadline:
+                    raise ControlError("the daemon does not accept connections", file=self.path,
+                                       field=cmd, fix="it may be under load; check "
+                                       "`journalctl -u latentdmx`") from exc
+                time.sleep(random.uniform(0.002, 0.02))
+            except (FileNotFoundError, ConnectionRefusedError) as exc:
+                raise ControlError("no latentdmx daemon is listening", file=self.path,
+                                   field=cmd, fix=START_FIX) from exc
+            except PermissionError as exc:
+                raise ControlError("permission denied", file=self.path, field=cmd,
+                                   fix="run it as a member of the latentdmx group "
+                                       "(`sudo usermod -aG latentdmx $USER`, then log in "
+                                       "again)") from exc
+            except OSError as exc:
+                if exc.errno == errno.ENOTSOCK:
+                    raise ControlError("not a socket", file=self.path, field=cmd,
+                                       fix="pass the daemon's socket with --socket") from exc
+                raise ControlError(f"cannot connect: {exc.strerror or exc}", file=self.path,
+                                   field=cmd, fix=START_FIX) from exc
 
     def _read_line(self, sock: socket.socket) -> str:
         buf = bytearray()
@@ -460,6 +627,8 @@ class ControlClient:
             sock.settimeout(remaining)
             chunk = sock.recv(65536)
             if not chunk:
+                if not buf:
+                    raise EOFError          # closed before a word of the answer
                 break
             buf += chunk
             if len(buf) > 1 << 20:

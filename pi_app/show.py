@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import queue
 import signal
+import sys
 import threading
 import time
 from collections import deque
@@ -28,6 +29,8 @@ from .runtime import Model, load_model
 from .sim.record import ShowRecorder
 
 log = logging.getLogger("latentdmx")
+
+SWITCH_INTERVAL_S = 0.001       # the longest the frame loop waits for the GIL (default 5 ms)
 
 
 class Show:
@@ -207,6 +210,10 @@ class Show:
 
         notifier = Notifier()
         saved = self._install_signals()
+        # The frame loop gets the GIL back within 1 ms when another thread (the control
+        # socket under load, the web page) is busy, instead of Python's default 5 ms.
+        switch = sys.getswitchinterval()
+        sys.setswitchinterval(min(switch, SWITCH_INTERVAL_S))
         recorder = ShowRecorder(self.record_path, self.fps) if self.record_path else None
         server = None
         web = None
@@ -274,5 +281,6 @@ class Show:
             if web is not None:
                 web.close()
             notifier.close()
+            sys.setswitchinterval(switch)
             for sig, old in saved:
                 signal.signal(sig, old)

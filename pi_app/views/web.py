@@ -15,6 +15,13 @@ required (the daemon refuses to start without one) and every request must carry 
 ``?token=...`` in the page URL (the page passes it on), or an ``X-LatentDMX-Token`` header.
 POST needs ``Content-Type: application/json`` (browsers preflight that cross-origin and we
 never allow it), bodies are capped at 4 KiB, and the page may not be framed.
+
+Resources, whatever clients do (the same rule as the control socket, `pi_app.admission`): at
+most `MAX_CONNECTIONS` connections (one thread each), `MAX_PER_HOST` from one address; a
+newcomer displaces the stalest. Each request must arrive whole within `REQUEST_TIMEOUT_S` of
+the connection being ready for it (a trickle does not extend that), so idle keep-alive
+connections close after that long; no connection lives longer than `MAX_CONNECTION_S`. A
+client that hangs up or resets is one debug line, never a traceback.
 """
 
 from __future__ import annotations
@@ -22,12 +29,15 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+import socket
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from ..admission import make_room
 from ..config import _is_loopback as is_loopback
 from ..errors import ConfigError, LatentDMXError
 
@@ -35,6 +45,11 @@ log = logging.getLogger("latentdmx")
 
 CONTROL_CMDS = frozenset({"status", "dim", "pause", "resume", "blackout", "seed", "tempo"})
 MAX_BODY = 4096
+MAX_CONNECTIONS = 32           # open connections (threads) at once
+MAX_PER_HOST = 16              # ... from one client address
+REQUEST_TIMEOUT_S = 10.0       # each request must arrive whole within this (idle keep-alive too)
+MAX_CONNECTION_S = 120.0       # no connection lives longer (the page simply reconnects)
+REAP_EVERY_S = 0.5
 _LOCAL_NAMES = ("localhost", "127.0.0.1", "[::1]", "::1")
 
 
@@ -64,7 +79,95 @@ class WebServer:
         self._closed = True
         self._httpd.shutdown()
         self._httpd.server_close()
+        if isinstance(self._httpd, _Server):
+            self._httpd.close_all()
         self._thread.join(timeout=2.0)
+
+
+class _Conn:
+    __slots__ = ("born", "deadline", "host", "progress", "sock")
+
+    def __init__(self, sock: socket.socket, host: str, now: float) -> None:
+        self.sock, self.host = sock, host
+        self.born = self.progress = now
+        self.deadline = now + REQUEST_TIMEOUT_S
+
+
+class _Server(ThreadingHTTPServer):
+    """`ThreadingHTTPServer` with a bounded connection table and deadlines (module doc)."""
+
+    daemon_threads = True
+    request_queue_size = 64
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._lock = threading.Lock()
+        self._conns: dict[int, _Conn] = {}
+        self._closing = threading.Event()
+        self._reaper = threading.Thread(target=self._reap, name="latentdmx-web-reaper",
+                                        daemon=True)
+        self._reaper.start()
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        now = time.monotonic()
+        conn = _Conn(request, str(client_address[0]), now)
+        with self._lock:
+            victim = make_room(list(self._conns.values()), conn.host, owner=lambda c: c.host,
+                               last_useful=lambda c: c.progress, max_total=MAX_CONNECTIONS,
+                               max_per_owner=MAX_PER_HOST)
+            if victim is not None:                  # out of the table now, its thread
+                self._conns = {k: c for k, c in self._conns.items() if c is not victim}
+                _hang_up(victim.sock)               # ends on its own
+            self._conns[id(request)] = conn
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._lock:
+            self._conns.pop(id(request), None)
+        super().shutdown_request(request)
+
+    def request_done(self, request: Any) -> None:
+        """A whole request was answered: the connection gets a new deadline."""
+        with self._lock:
+            conn = self._conns.get(id(request))
+            if conn is not None:
+                conn.progress = now = time.monotonic()
+                conn.deadline = now + REQUEST_TIMEOUT_S
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        import sys
+
+        exc = sys.exc_info()[1]
+        if isinstance(exc, OSError):            # reset, broken pipe, timed out: the client's
+            log.debug("web: %s: %s", client_address[0], exc)
+        else:                                   # a bug of ours: say so, once per request
+            log.error("web: request from %s failed: %r", client_address[0], exc,
+                      exc_info=log.isEnabledFor(logging.DEBUG))
+
+    def _reap(self) -> None:
+        while not self._closing.wait(REAP_EVERY_S):
+            now = time.monotonic()
+            with self._lock:
+                late = [c for c in self._conns.values()
+                        if c.deadline <= now or c.born + MAX_CONNECTION_S <= now]
+                self._conns = {k: c for k, c in self._conns.items() if c not in late}
+            for conn in late:
+                _hang_up(conn.sock)
+
+    def close_all(self) -> None:
+        self._closing.set()
+        with self._lock:
+            conns = list(self._conns.values())
+        for conn in conns:
+            _hang_up(conn.sock)
+
+
+def _hang_up(sock: socket.socket) -> None:
+    """End a connection under its thread: its next read sees the end and it exits quietly."""
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
 
 
 def start_web(show, preview, *, host: str | None = None, port: int | None = None) -> WebServer:
@@ -80,13 +183,12 @@ def start_web(show, preview, *, host: str | None = None, port: int | None = None
 
     Handler.show, Handler.token, Handler.local_only = show, token, local_only
     try:
-        httpd = ThreadingHTTPServer((host.strip("[]"), port), Handler)
+        httpd = _Server((host.strip("[]"), port), Handler)
     except OSError as exc:
         raise ConfigError(f"cannot serve the web page on {host}:{port} "
                           f"({exc.strerror or exc})", field="preview.port",
                           fix="choose another [preview] port, or stop the program using it"
                           ) from None
-    httpd.daemon_threads = True
     thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.5},
                               name="latentdmx-web", daemon=True)
     thread.start()
@@ -102,6 +204,15 @@ class _Handler(BaseHTTPRequestHandler):
     local_only = True
     server_version = "latentdmx"
     protocol_version = "HTTP/1.1"
+
+    def setup(self) -> None:
+        self.timeout = REQUEST_TIMEOUT_S    # no single read waits longer (the reaper does the rest)
+        super().setup()
+
+    def handle_one_request(self) -> None:
+        super().handle_one_request()
+        if isinstance(self.server, _Server) and not self.close_connection:
+            self.server.request_done(self.request)
 
     # -- plumbing ---------------------------------------------------------------------
     def log_message(self, format: str, *args) -> None:
