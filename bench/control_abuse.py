@@ -172,6 +172,12 @@ def attack(path: str, n: int, seconds: float, trickle_s: float = 4.0) -> dict:
     stats = {"connects": 0, "refused": 0, "dropped": 0, "bytes_sent": 0, "bytes_read": 0}
     end = time.monotonic() + seconds
 
+    def stop_early(*_: object) -> None:         # SIGTERM: stop, report what was done
+        nonlocal end
+        end = 0.0
+
+    signal.signal(signal.SIGTERM, stop_early)
+
     def drop(slot: _Slot, now: float) -> None:
         if slot.sock is not None:
             try:
@@ -323,15 +329,15 @@ def run_control(d: Daemon, clients: int, tries: int, uid: int | None) -> dict:
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
-    attack_s = 8.0 + tries * 4.0
     cpu0, t0 = d.cpu_s(), time.monotonic()
-    attacker = start_attack(d, clients, attack_s, uid)
+    attacker = start_attack(d, clients, 600.0, uid)
     time.sleep(4.0)                             # let the attack fill every slot
     results: dict[str, list[tuple[bool, float, str]]] = {}
     for _ in range(tries):
         for args in (("blackout",), ("dim", "0.8"), ("resume",), ("status",)):
             results.setdefault(args[0], []).append(d.cli(*args))
-    out, _ = attacker.communicate(timeout=attack_s + 30)
+    attacker.terminate()
+    out, _ = attacker.communicate(timeout=30)
     cpu = (d.cpu_s() - cpu0) / (time.monotonic() - t0)
     stop_sampling.set()
     sampler.join()

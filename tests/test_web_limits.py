@@ -1,0 +1,111 @@
+"""The web page against idle, trickling and vanishing clients: a real show with its page on,
+real TCP connections on loopback."""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+import struct
+import threading
+import time
+import urllib.request
+
+import pytest
+from test_views import start_web_show
+
+from pi_app.config import load_config
+from pi_app.views import web
+
+
+@pytest.fixture
+def page(monkeypatch):
+    monkeypatch.setattr(web, "REQUEST_TIMEOUT_S", 1.0, raising=False)
+    show, _, url = start_web_show(load_config(None))
+    port = int(url.rstrip("/").rsplit(":", 1)[1])
+    yield show, url, port
+    show.stop()
+    show._test_thread.join(5)
+
+
+def handler_threads() -> int:
+    """The page server's threads, one per open connection ("Thread-N (process_request_thread)")."""
+    return sum("process_request_thread" in t.name for t in threading.enumerate())
+
+
+def still_open(s: socket.socket) -> bool:
+    s.setblocking(False)
+    try:
+        return s.recv(1, socket.MSG_PEEK) != b""
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+
+
+def get_state(url: str) -> dict:
+    with urllib.request.urlopen(url + "state", timeout=3) as r:
+        return json.loads(r.read())
+
+
+def test_idle_connections_are_capped_and_timed_out(page):
+    _show, url, port = page
+    socks = [socket.create_connection(("127.0.0.1", port)) for _ in range(100)]
+    time.sleep(0.5)
+    assert sum(map(still_open, socks)) <= web.MAX_PER_HOST        # the rest were displaced
+    assert handler_threads() <= web.MAX_PER_HOST + 1
+    assert get_state(url)["status"]["frames"] > 0                   # a fresh client gets in
+    time.sleep(2.0)
+    assert sum(map(still_open, socks)) == 0                         # idle: timed out (1 s)
+    for s in socks:
+        s.close()
+
+
+def test_a_trickle_does_not_extend_the_deadline(page):
+    _show, _url, port = page
+    s = socket.create_connection(("127.0.0.1", port))
+    request = b"GET /state HTTP/1.1\r\nHost: localhost\r\n\r\n"
+    t0 = time.monotonic()
+    for byte in request:                          # one byte every 0.1 s: 4 s for the request
+        try:
+            s.send(bytes([byte]))
+        except OSError:
+            break
+        time.sleep(0.1)
+        if not still_open(s):
+            break
+        s.setblocking(True)
+    assert time.monotonic() - t0 < 2.5            # cut at the 1-s deadline (+ the reaper)
+    s.close()
+
+
+def test_keep_alive_requests_each_open_a_new_window(page):
+    _show, _url, port = page
+    import http.client
+
+    conn = http.client.HTTPConnection("localhost", port, timeout=3)
+    for _ in range(3):
+        time.sleep(0.6)                           # 1.8 s in all, each request within 1 s
+        conn.request("GET", "/state")
+        r = conn.getresponse()
+        assert r.status == 200 and json.loads(r.read())["status"]
+    assert conn.sock is not None                  # one connection all along
+    conn.close()
+
+
+def test_resets_log_no_tracebacks(page, caplog, capfd):
+    _show, url, port = page
+    caplog.set_level(logging.INFO, logger="latentdmx")
+    socks = []
+    for _ in range(30):
+        s = socket.create_connection(("127.0.0.1", port))
+        s.sendall(b"GET /state HTTP/1.1\r\nHost: localhost\r\n")   # half a request
+        socks.append(s)
+    time.sleep(0.3)
+    for s in socks:                               # then a reset on every one
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        s.close()
+    time.sleep(0.5)
+    assert get_state(url)["status"]["frames"] > 0
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert "Traceback" not in caplog.text + capfd.readouterr().err   # the stdlib prints them
