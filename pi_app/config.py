@@ -9,6 +9,10 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
+import os
+import reprlib
+import stat
 import tomllib
 import typing
 from dataclasses import dataclass, field
@@ -17,8 +21,15 @@ from pathlib import Path
 from .errors import ConfigError
 
 SCHEMA = 1
+MIN_FPS = 1.0
 MAX_FPS = 44.0          # DMX512 with 512 slots: 22.7 ms a frame on the wire
 SLOTS = 512
+MAX_FILE_BYTES = 1 << 20        # a rig config is a few KB; anything this big is a mistake
+MAX_STRING = 4096               # longest string value (a path, a name)
+MAX_UNIVERSE = 65535
+MAX_OLA_UNIVERSE = 2**31 - 1    # OLA's universe ids are int32
+_REPR = reprlib.Repr()
+_REPR.maxstring = _REPR.maxother = 40
 
 
 @dataclass(frozen=True)
@@ -131,27 +142,43 @@ def _type_name(tp) -> str:
             str: "a string"}.get(tp, str(tp))
 
 
+def _show(value) -> str:
+    """A value for an error message: short, and safe for any depth or size."""
+    return _REPR.repr(value)
+
+
 def _coerce(value, tp, file: str, fld: str):
     origin = typing.get_origin(tp)
     if tp is bool:
         if not isinstance(value, bool):
-            raise ConfigError(f"{value!r} is not true/false", file=file, field=fld,
+            raise ConfigError(f"{_show(value)} is not true/false", file=file, field=fld,
                               fix="write true or false")
         return value
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{value!r} is not a whole number", file=file, field=fld,
+            raise ConfigError(f"{_show(value)} is not a whole number", file=file, field=fld,
                               fix="write a whole number, e.g. 1")
         return value
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ConfigError(f"{value!r} is not a number", file=file, field=fld,
+            raise ConfigError(f"{_show(value)} is not a number", file=file, field=fld,
                               fix="write a number, e.g. 1.0")
-        return float(value)
+        try:
+            number = float(value)
+        except OverflowError:               # a whole number too big for a float
+            number = math.inf
+        if not math.isfinite(number):
+            raise ConfigError(f"{_show(value)} is not a finite number", file=file, field=fld,
+                              fix="write an ordinary number, e.g. 1.0")
+        return number
     if tp is str:
         if not isinstance(value, str):
-            raise ConfigError(f"{value!r} is not a string", file=file, field=fld,
+            raise ConfigError(f"{_show(value)} is not a string", file=file, field=fld,
                               fix='write it in quotes, e.g. "name"')
+        if "\0" in value or len(value) > MAX_STRING:
+            raise ConfigError("has a NUL character" if "\0" in value else
+                              f"is longer than {MAX_STRING} characters", file=file, field=fld,
+                              fix="write a shorter, plain string")
         return value
     if tp is dict:
         if not isinstance(value, dict):
@@ -163,17 +190,18 @@ def _coerce(value, tp, file: str, fld: str):
     if origin is tuple:
         args = typing.get_args(tp)
         if not isinstance(value, list):
-            raise ConfigError(f"{value!r} is not a list", file=file, field=fld,
+            raise ConfigError(f"{_show(value)} is not a list", file=file, field=fld,
                               fix="write a list in square brackets")
         if len(args) == 2 and args[1] is Ellipsis:
-            return tuple(_coerce(v, args[0], file, f"{fld}[{i}]") for i, v in enumerate(value))
+            return tuple(_coerce(v, args[0], file, f"{fld}[{i}]")
+                         for i, v in enumerate(value, 1))
         if not args:     # loosely typed list (validated by its user)
             return tuple(tuple(v) if isinstance(v, list) else v for v in value)
         if len(value) != len(args):
             raise ConfigError(f"expected {len(args)} values, got {len(value)}", file=file,
                               field=fld, fix=f"write [{', '.join(_type_name(a) for a in args)}]")
         return tuple(_coerce(v, a, file, f"{fld}[{i}]") for i, (v, a) in
-                     enumerate(zip(value, args, strict=True)))
+                     enumerate(zip(value, args, strict=True), 1))
     raise TypeError(f"unsupported config type {tp}")  # pragma: no cover - programming error
 
 
@@ -207,10 +235,11 @@ def validate(cfg: Config) -> Config:
     if cfg.schema != SCHEMA:
         raise ConfigError(f"schema {cfg.schema} is not supported", file=f, field="schema",
                           fix=f"set schema = {SCHEMA} (see README 'Configuration')")
-    if not 0 < cfg.fps <= MAX_FPS:
-        raise ConfigError(f"fps {cfg.fps:g} is above the DMX limit" if cfg.fps > 0 else
-                          f"fps {cfg.fps:g} must be positive", file=f, field="fps",
-                          fix=f"use 1..{MAX_FPS:g} (a 512-slot DMX frame takes 22.7 ms)")
+    if not MIN_FPS <= cfg.fps <= MAX_FPS:
+        raise ConfigError(f"fps {cfg.fps:g} is above the DMX limit" if cfg.fps > MAX_FPS else
+                          f"fps {cfg.fps:g} is below {MIN_FPS:g}", file=f, field="fps",
+                          fix=f"use {MIN_FPS:g}..{MAX_FPS:g} (a 512-slot DMX frame takes "
+                              "22.7 ms)")
     if not 0 <= cfg.seed < 2**63:
         raise ConfigError(f"seed {cfg.seed} is out of range", file=f, field="seed",
                           fix="use a whole number from 0, e.g. seed = 7")
@@ -246,15 +275,49 @@ def validate(cfg: Config) -> Config:
     if u.mab_us < 12:
         raise ConfigError(f"mark after break of {u.mab_us} us is too short", file=f,
                           field="output.uart.mab_us", fix="DMX512 needs >= 12 us; use 16")
-    for k, v in cfg.output.ola.universe_map.items():
-        if not (str(k).isdigit() and isinstance(v, int) and not isinstance(v, bool) and v >= 0):
-            raise ConfigError(f"bad universe mapping {k!r} = {v!r}", file=f,
-                              field="output.ola.universe_map",
-                              fix='map rig universe to OLA universe, e.g. { "1" = 1 }')
+    _check_range(u.break_us, 92, 1_000_000, f, "output.uart.break_us",
+                 "DMX512 allows a BREAK of 92 us up to 1 s; use 176")
+    _check_range(u.mab_us, 12, 1_000_000, f, "output.uart.mab_us",
+                 "DMX512 allows a mark after break of 12 us up to 1 s; use 16")
+    _check_range(u.driver_enable_gpio, -1, 27, f, "output.uart.driver_enable_gpio",
+                 "use a BCM pin number 0..27, or -1 for none")
+    if not u.device:
+        raise ConfigError("no serial device", file=f, field="output.uart.device",
+                          fix='use the Pi\'s UART, e.g. device = "/dev/serial0"')
+    ola = cfg.output.ola
+    if not ola.host:
+        raise ConfigError("no host", file=f, field="output.ola.host",
+                          fix='use where olad runs, e.g. host = "127.0.0.1"')
+    _check_range(ola.port, 1, 65535, f, "output.ola.port", "use 1..65535; olad's is 9010")
+    _check_range(ola.retry_max_s, 0.1, 600, f, "output.ola.retry_max_s",
+                 "use 0.1..600 seconds; the default is 2")
+    mapped: dict[int, int] = {}
+    for k, v in ola.universe_map.items():
+        fld = f"output.ola.universe_map.{_show(k)}"
+        if not (k.isascii() and k.isdecimal() and int(k) <= MAX_UNIVERSE):
+            raise ConfigError(f"{_show(k)} is not a rig universe number", file=f, field=fld,
+                              fix=f'use a universe 0..{MAX_UNIVERSE} as the key, e.g. '
+                                  '{ "1" = 3 }')
+        if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= MAX_OLA_UNIVERSE:
+            raise ConfigError(f"{_show(v)} is not an OLA universe number", file=f, field=fld,
+                              fix=f"use a whole number 0..{MAX_OLA_UNIVERSE}, e.g. 3")
+        if v in mapped:
+            raise ConfigError(f"rig universes {mapped[v]} and {int(k)} both map to OLA universe "
+                              f"{v}", file=f, field=fld,
+                              fix="give every rig universe its own OLA universe")
+        mapped[v] = int(k)
+    c = cfg.control
+    if c.socket and len(os.fsencode(c.socket)) > 107:
+        raise ConfigError("the socket path is longer than 107 bytes", file=f,
+                          field="control.socket", fix="choose a shorter path")
     pv = cfg.preview
-    if not 0 <= pv.port <= 65535:
+    if not 1 <= pv.port <= 65535:
         raise ConfigError(f"port {pv.port} is out of range", file=f, field="preview.port",
                           fix="use 1..65535, e.g. 8044")
+    if not pv.host:
+        raise ConfigError("no host", file=f, field="preview.host",
+                          fix='use "127.0.0.1" (this machine) or "0.0.0.0" (the LAN, with a '
+                              'token)')
     if pv.web and not _is_loopback(pv.host) and not pv.token:
         raise ConfigError(f"the web page on {pv.host} needs a token", file=f,
                           field="preview.token",
@@ -265,8 +328,8 @@ def validate(cfg: Config) -> Config:
     profiles = list_profiles()
     used: dict[tuple[int, int], str] = {}
     names: set[str] = set()
-    for i, fx in enumerate(cfg.fixtures):
-        fld = f"fixtures[{i}]"
+    for i, fx in enumerate(cfg.fixtures, 1):
+        fld = fixture_label(i, fx.name)
         if not fx.name:
             raise ConfigError("fixture has no name", file=f, field=f"{fld}.name",
                               fix='give it a name, e.g. name = "head-1"')
@@ -285,7 +348,7 @@ def validate(cfg: Config) -> Config:
         if mode is None:
             raise ConfigError(f"profile {prof.key!r} has no mode {fx.mode!r}", file=f,
                               field=f"{fld}.mode", fix=f"use one of: {', '.join(prof.mode_names)}")
-        if not 0 <= fx.universe <= 65535:
+        if not 0 <= fx.universe <= MAX_UNIVERSE:
             raise ConfigError(f"universe {fx.universe} is out of range", file=f,
                               field=f"{fld}.universe", fix="use an OLA universe number, e.g. 1")
         if not 1 <= fx.address <= SLOTS:
@@ -303,9 +366,9 @@ def validate(cfg: Config) -> Config:
                                   f"{other!r}", file=f, field=f"{fld}.address",
                                   fix="move one of them so their channels do not overlap")
             used[(fx.universe, slot)] = fx.name
-        for j, v in enumerate(fx.position):
+        for j, v in enumerate(fx.position, 1):
             _check_range(v, 0, 1, f, f"{fld}.position[{j}]", "use x, y in 0..1")
-        for j, v in enumerate(fx.park):
+        for j, v in enumerate(fx.park, 1):
             _check_range(v, 0, 1, f, f"{fld}.park[{j}]", "use pan, tilt in 0..1")
         for lim, full in (("pan_limits_deg", prof.pan_deg), ("tilt_limits_deg", prof.tilt_deg)):
             lo, hi = getattr(fx, lim)
@@ -313,12 +376,12 @@ def validate(cfg: Config) -> Config:
                 raise ConfigError(f"limits [{lo:g}, {hi:g}] are not inside 0..{full:g}", file=f,
                                   field=f"{fld}.{lim}",
                                   fix=f"use [min, max] with 0 <= min < max <= {full:g}")
-        for j, box in enumerate(fx.keep_out):
+        for j, box in enumerate(fx.keep_out, 1):
             ok = (isinstance(box, tuple) and len(box) == 4 and
-                  all(isinstance(v, int | float) and 0 <= v <= 1 for v in box) and
-                  box[0] < box[1] and box[2] < box[3])
+                  all(isinstance(v, int | float) and not isinstance(v, bool) and 0 <= v <= 1
+                      for v in box) and box[0] < box[1] and box[2] < box[3])
             if not ok:
-                raise ConfigError(f"bad keep-out box {box!r}", file=f,
+                raise ConfigError(f"bad keep-out box {_show(box)}", file=f,
                                   field=f"{fld}.keep_out[{j}]",
                                   fix="write [pan_lo, pan_hi, tilt_lo, tilt_hi] in 0..1, lo < hi")
             if box[0] < fx.park[0] < box[1] and box[2] < fx.park[1] < box[3]:
@@ -326,6 +389,13 @@ def validate(cfg: Config) -> Config:
                                   f"{list(box)}", file=f, field=f"{fld}.park",
                                   fix="park the head outside its keep-out boxes")
     return cfg
+
+
+def fixture_label(index: int, name: object = "") -> str:
+    """How errors name a fixture: ``fixtures[3] ('par-1')``, counted from 1 as the
+    [[fixtures]] tables are read (every list index in a config error counts from 1)."""
+    return f"fixtures[{index}] ({_show(name)})" if isinstance(name, str) and name else \
+        f"fixtures[{index}]"
 
 
 def _is_loopback(host: str) -> bool:
@@ -345,29 +415,99 @@ def parse_config(text: str, path: str) -> Config:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"not valid TOML ({exc})", file=path, field="(syntax)",
                           fix="fix the TOML syntax at that line") from None
+    except RecursionError:
+        raise ConfigError("nested too deeply to read", file=path, field="(syntax)",
+                          fix="a rig config nests a few levels at most: check the brackets"
+                          ) from None
+    except ValueError as exc:                  # e.g. an integer of thousands of digits
+        raise ConfigError(f"not valid TOML ({str(exc).split(':')[0]})", file=path,
+                          field="(syntax)", fix="write ordinary numbers") from None
     fixtures = table.pop("fixtures", [])
     if not isinstance(fixtures, list):
         raise ConfigError("fixtures must be an array of tables", file=path, field="fixtures",
                           fix="write each fixture as a [[fixtures]] table")
     cfg = _build(Config, table, path, "")
-    fx = tuple(_build(FixtureConfig, t, path, f"fixtures[{i}]") for i, t in enumerate(fixtures))
+    fx = tuple(_build(FixtureConfig, t, path,
+                      fixture_label(i, t.get("name") if isinstance(t, dict) else ""))
+               for i, t in enumerate(fixtures, 1))
     return validate(dataclasses.replace(cfg, fixtures=fx, path=path))
 
 
 def load_config(path: str | Path | None = None) -> Config:
-    """Load and validate a config file; None loads the bundled default rig."""
+    """Load and validate a config file; None loads the bundled default rig.
+
+    Only a regular file of at most `MAX_FILE_BYTES` is read (a FIFO or a device such as
+    /dev/zero would block or never end). A `model` given as a relative path is taken from
+    the config's folder, not from wherever the command runs."""
     p = default_config_path() if path is None else Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        text = _read_small_file(p)
     except FileNotFoundError:
         raise ConfigError("file not found", file=p, field="(file)",
                           fix="check the path, or leave out --config for the default rig") from None
     except IsADirectoryError:
         raise ConfigError("is a folder, not a file", file=p, field="(file)",
                           fix="give the path of a .toml file") from None
-    except (OSError, UnicodeDecodeError) as exc:
+    except ConfigError:
+        raise
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise ConfigError(f"cannot read ({exc.__class__.__name__})", file=p, field="(file)",
                           fix="check the file's permissions and encoding (UTF-8)") from None
-    return parse_config(text, str(p) if path is not None else "<default config>")
+    cfg = parse_config(text, str(p) if path is not None else "<default config>")
+    if path is not None:
+        model = _model_beside(cfg.model, p.parent)
+        if model != cfg.model:
+            cfg = cfg.replace(model=model)
+    return cfg
+
+
+class _NotAFile(ConfigError):
+    pass
+
+
+def _read_small_file(p: Path) -> str:
+    """The text of regular file `p`, opened without blocking and read with a size cap."""
+    fd = os.open(p, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        st = os.fstat(fd)
+        if stat.S_ISDIR(st.st_mode):
+            raise IsADirectoryError(p)
+        if not stat.S_ISREG(st.st_mode):
+            raise _NotAFile("is not a regular file (a device, a pipe or a socket)", file=p,
+                            field="(file)", fix="give the path of a .toml file")
+        if st.st_size > MAX_FILE_BYTES:
+            raise _NotAFile(f"is {st.st_size} bytes; a rig config is a few KB", file=p,
+                            field="(file)", fix="give the path of a .toml file")
+        with os.fdopen(fd, "rb", closefd=False) as fh:
+            data = fh.read(MAX_FILE_BYTES + 1)
+    finally:
+        os.close(fd)
+    return data.decode("utf-8")
+
+
+def _model_beside(model: str, folder: Path) -> str:
+    """A model named by a relative path, resolved from the config's folder.
+
+    A bare name stays a name (bundled or user models first), unless only a folder of that
+    name beside the config holds a model. Absolute paths and ``~`` stay as written."""
+    if not model or model.startswith("~") or Path(model).is_absolute():
+        return model
+    beside = folder / model
+    try:
+        here = (beside / "model.json").is_file() or beside.name == "model.json"
+    except (OSError, ValueError):
+        return model
+    if "/" in model or os.sep in model or model in (".", ".."):
+        return str(beside)
+    if here:
+        from .errors import ModelError
+        from .runtime import find_model
+
+        try:
+            find_model(model)                   # a bundled or user model of that name wins
+            return model
+        except (ModelError, OSError, ValueError):
+            return str(beside)
+    return model
 
 

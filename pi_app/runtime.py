@@ -33,7 +33,9 @@ thread-safe: use one per thread.
 from __future__ import annotations
 
 import json
+import math
 import os
+import stat
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -88,14 +90,19 @@ def list_models() -> list[tuple[str, str]]:
 def find_model(name: str | os.PathLike) -> Path:
     """The folder of model NAME: bundled first, then the user folder, then NAME as a path."""
     text = str(name)
-    if text and "/" not in text and os.sep not in text and text not in (".", ".."):
+    if not text or "\0" in text or len(text) > MAX_NAME_CHARS:
+        raise ModelError("not a model name or folder" if text else "no model named",
+                         file=_clip(text), field="model",
+                         fix="use a bundled or user model name (`latentdmx models`) or a "
+                             "model folder path")
+    if "/" not in text and os.sep not in text and text not in (".", ".."):
         for root in (bundled_dir(), user_dir()):
-            if (root / text / "model.json").is_file():
+            if _is_file(root / text / "model.json"):
                 return root / text
     path = Path(text).expanduser()
     if path.name == "model.json":
         path = path.parent
-    if not (path / "model.json").is_file():
+    if not _is_file(path / "model.json"):
         known = ", ".join(n for n, _ in list_models()) or "none"
         raise ModelError("no such model (no model.json there)", file=path, field="model",
                          fix=f"use a bundled or user model ({known}) or a model folder path")
@@ -103,13 +110,64 @@ def find_model(name: str | os.PathLike) -> Path:
 
 
 # ---------------------------------------------------------------- loading
+# Everything the runtime and the mapper rely on is checked here, at load, so a model that
+# loads can be played: a broken one is one `ModelError` naming the file, the field and the
+# fix, never a traceback in the middle of a show.
+
+MAX_NAME_CHARS = 4096
+MAX_JSON_BYTES = 1 << 20                 # model.json is a few KB
+MAX_WEIGHTS_BYTES = 512 << 20            # the bundled models are well under 1 MB
+MAX_LATENT = 4096
+MAX_ACTIVATION = 1 << 22                 # values per sample in any layer's output
+MAX_IMAGE_SIDE = 1024
+WEIGHT_DTYPES = {"F16": np.float16, "F32": np.float32, "F64": np.float64}
+POINTS_NEED: tuple[str, ...] = ("x", "y", "r", "g", "b")     # w is optional
+
+
+def _clip(text: str, n: int = 60) -> str:
+    text = text.replace("\0", "\\0")
+    return text if len(text) <= n else text[:n] + "…"
+
+
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except (OSError, ValueError):            # a name too long for the file system, ...
+        return False
+
+
+def _read_bytes(path: Path, limit: int, what: str) -> bytes:
+    """A regular file's bytes, opened without blocking, at most `limit` of them."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        raise ModelError(f"cannot open {what} ({exc.strerror or exc})", file=path,
+                         fix=_FIX_RETRAIN) from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise ModelError(f"{what} is not a regular file", file=path, fix=_FIX_RETRAIN)
+        if st.st_size > limit:
+            raise ModelError(f"{what} is {st.st_size} bytes, more than {limit}", file=path,
+                             fix=_FIX_RETRAIN)
+        with os.fdopen(fd, "rb", closefd=False) as fh:
+            return fh.read(limit + 1)
+    except OSError as exc:
+        raise ModelError(f"cannot read {what} ({exc.strerror or exc})", file=path,
+                         fix=_FIX_RETRAIN) from None
+    finally:
+        os.close(fd)
+
 
 def _read_json(path: Path) -> dict:
+    data = _read_bytes(path, MAX_JSON_BYTES, "model.json")
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ModelError(f"cannot read JSON ({exc.__class__.__name__}: {exc})", file=path,
-                         fix=_FIX_RETRAIN) from None
+        doc = json.loads(data.decode("utf-8"))
+    except RecursionError:
+        raise ModelError("JSON nested too deeply", file=path, fix=_FIX_RETRAIN) from None
+    except (UnicodeDecodeError, ValueError) as exc:   # ValueError: JSONDecodeError, huge ints
+        raise ModelError(f"cannot read JSON ({exc.__class__.__name__}: "
+                         f"{_clip(str(exc), 80)})", file=path, fix=_FIX_RETRAIN) from None
     if not isinstance(doc, dict):
         raise ModelError("not a JSON object", file=path, fix=_FIX_RETRAIN)
     return doc
@@ -117,23 +175,68 @@ def _read_json(path: Path) -> dict:
 
 def _get(doc: dict, key: str, kind: type | tuple, path: Path, where: str = ""):
     value = doc.get(key) if isinstance(doc, dict) else None
-    if value is None or not isinstance(value, kind) or (isinstance(value, bool) and kind is int):
+    if value is None or not isinstance(value, kind) or (isinstance(value, bool) and
+                                                         kind in (int, float, (int, float))):
         raise ModelError(f"missing or wrong type (want {getattr(kind, '__name__', kind)})",
                          file=path, field=where + key, fix=_FIX_RETRAIN)
     return value
 
 
+def _get_int(doc: dict, key: str, lo: int, hi: int, path: Path, where: str = "",
+             default: int | None = None) -> int:
+    """A whole number lo..hi (a float like 2.0 is not one)."""
+    if default is not None and isinstance(doc, dict) and key not in doc:
+        return default
+    value = _get(doc, key, int, path, where)
+    if not lo <= value <= hi:
+        raise ModelError(f"{_clip(str(value), 20)} is outside {lo}..{hi}", file=path,
+                         field=where + key, fix=_FIX_RETRAIN)
+    return value
+
+
+def _check_header(path: Path, data: bytes) -> None:
+    """The safetensors header: every tensor a float type this runtime reads (NumPy has no
+    BF16 or F8), so the library is only asked to load what it can."""
+    if len(data) < 8:
+        raise ModelError("not a safetensors file (too short)", file=path, field="(weights)",
+                         fix=_FIX_RETRAIN)
+    size = int.from_bytes(data[:8], "little")
+    if size > min(len(data) - 8, 100 << 20):
+        raise ModelError("not a safetensors file (bad header length)", file=path,
+                         field="(weights)", fix=_FIX_RETRAIN)
+    try:
+        header = json.loads(data[8:8 + size].decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise ModelError("not a safetensors file (bad header)", file=path, field="(weights)",
+                         fix=_FIX_RETRAIN) from None
+    if not isinstance(header, dict):
+        raise ModelError("not a safetensors file (bad header)", file=path, field="(weights)",
+                         fix=_FIX_RETRAIN)
+    for name, entry in header.items():
+        if name == "__metadata__":
+            continue
+        dtype = entry.get("dtype") if isinstance(entry, dict) else None
+        if dtype not in WEIGHT_DTYPES:
+            raise ModelError(f"tensor dtype {_clip(str(dtype), 20)} cannot be read here "
+                             f"(F16, F32 or F64)", file=path, field=_clip(name),
+                             fix="re-export the model with float32 weights (`latentdmx "
+                                 "train` does)")
+
+
 def _read_weights(path: Path) -> dict[str, np.ndarray]:
-    if not path.is_file():
+    if not _is_file(path):
         raise ModelError("weights file missing", file=path, field="(weights)",
                          fix=_FIX_RETRAIN)
+    data = _read_bytes(path, MAX_WEIGHTS_BYTES, "the weights file")
+    _check_header(path, data)
     from safetensors import SafetensorError
-    from safetensors.numpy import load_file
+    from safetensors.numpy import load
 
     try:
-        weights = load_file(str(path))
-    except (SafetensorError, OSError, ValueError) as exc:   # truncated, garbage, unreadable
-        raise ModelError(f"cannot read safetensors ({str(exc).splitlines()[0][:80]})",
+        weights = load(data)
+    except (SafetensorError, OSError, ValueError, TypeError, AttributeError,
+            KeyError) as exc:                 # truncated, garbage: whatever the library says
+        raise ModelError(f"cannot read safetensors ({_clip(str(exc).splitlines()[0], 80)})",
                          file=path, field="(weights)", fix=_FIX_RETRAIN) from None
     for name, w in weights.items():       # a diverged training run exports NaN or inf
         if w.dtype.kind == "f" and not np.isfinite(w).all():
@@ -151,25 +254,42 @@ def _info(doc: dict, folder: Path, jpath: Path) -> ModelInfo:
     if family not in ("nat", "iae"):
         raise ModelError(f"unknown family {family!r}", file=jpath, field="family",
                          fix="use 'nat' or 'iae'")
-    latent = _get(doc, "latent_dim", int, jpath)
+    latent = _get_int(doc, "latent_dim", 1, MAX_LATENT, jpath)
     out = _get(doc, "output", dict, jpath)
     kind = _get(out, "kind", str, jpath, "output.")
     if kind == "points":
-        names = tuple(str(_get(f, "name", str, jpath, "output.fields[].")) for f in
-                      _get(out, "fields", list, jpath, "output."))
+        fields = _get(out, "fields", list, jpath, "output.")
+        names = tuple(_get(f, "name", str, jpath, f"output.fields[{i}].")
+                      for i, f in enumerate(fields))
+        missing = [f for f in POINTS_NEED if f not in names]
+        if missing:
+            raise ModelError(f"points lack the field(s) {', '.join(missing)} the mapper needs",
+                             file=jpath, field="output.fields",
+                             fix="a points model makes x, y, r, g, b (and optionally w); "
+                                 + _FIX_RETRAIN)
+        if len(set(names)) != len(names):
+            raise ModelError("a field name appears twice", file=jpath, field="output.fields",
+                             fix=_FIX_RETRAIN)
         shape = None
     elif kind == "image":
         shape_list = _get(out, "shape", list, jpath, "output.")
-        if len(shape_list) != 3 or not all(isinstance(s, int) and s > 0 for s in shape_list):
-            raise ModelError("want [H, W, C] positive integers", file=jpath,
+        if len(shape_list) != 3 or not all(isinstance(s, int) and not isinstance(s, bool)
+                                           and 0 < s <= MAX_IMAGE_SIDE for s in shape_list):
+            raise ModelError(f"want [H, W, C], each 1..{MAX_IMAGE_SIDE}", file=jpath,
                              field="output.shape", fix=_FIX_RETRAIN)
+        if shape_list[2] != 3:
+            raise ModelError(f"a {shape_list[2]}-channel image; the mapper reads RGB "
+                             "(3 channels)", file=jpath, field="output.shape",
+                             fix="export an RGB (3-channel) image model")
         names, shape = (), (shape_list[0], shape_list[1], shape_list[2])
     else:
-        raise ModelError(f"unknown output kind {kind!r}", file=jpath, field="output.kind",
-                         fix="use 'points' or 'image'")
+        raise ModelError(f"unknown output kind {_clip(kind, 30)!r}", file=jpath,
+                         field="output.kind", fix="use 'points' or 'image'")
     card = {k: doc.get(k) for k in ("recipe", "quality") if k in doc}
-    return ModelInfo(name=str(doc.get("name") or folder.name), family=family, kind=kind,
-                     latent_dim=latent, fields=names, image_shape=shape, path=folder, card=card)
+    name = doc.get("name")
+    name = _clip(name, 64) if isinstance(name, str) and name.strip() else folder.name
+    return ModelInfo(name=name, family=family, kind=kind, latent_dim=latent, fields=names,
+                     image_shape=shape, path=folder, card=card)
 
 
 def load_model(name: str | os.PathLike) -> Model:
@@ -178,10 +298,36 @@ def load_model(name: str | os.PathLike) -> Model:
     jpath = folder / "model.json"
     doc = _read_json(jpath)
     info = _info(doc, folder, jpath)
-    wpath = folder / str(doc.get("weights", "model.safetensors"))
+    wname = doc.get("weights", "model.safetensors")
+    if not isinstance(wname, str) or not wname or "/" in wname or "\0" in wname \
+            or wname in (".", ".."):
+        raise ModelError("want a file name in the model folder", file=jpath, field="weights",
+                         fix='use "model.safetensors"')
+    wpath = folder / wname
     weights = _read_weights(wpath)
     layers = _get(doc, "layers", list, jpath)
-    return Model(info, _build(layers, weights, info, jpath, wpath))
+    model = Model(info, _build(layers, weights, info, jpath, wpath))
+    _probe(model, jpath)
+    return model
+
+
+def _probe(model: Model, jpath: Path) -> None:
+    """Run the model once, as the show will: the right shape, finite numbers."""
+    z = np.random.default_rng(0).standard_normal((2, model.info.latent_dim)).astype(np.float32)
+    try:
+        with np.errstate(all="ignore"):
+            out = model.generate(z)
+    except (ValueError, TypeError, IndexError, MemoryError, FloatingPointError) as exc:
+        raise ModelError(f"does not run ({exc.__class__.__name__}: {_clip(str(exc), 80)})",
+                         file=jpath, field="layers", fix=_FIX_RETRAIN) from None
+    want = (2, len(model.info.fields)) if model.info.kind == "points" else \
+        (2, *(model.info.image_shape or ()))
+    if out.shape != want:
+        raise ModelError(f"makes {out.shape[1:]}, output wants {want[1:]}", file=jpath,
+                         field="layers", fix=_FIX_RETRAIN)
+    if not np.isfinite(out).all():
+        raise ModelError("makes NaN for an ordinary latent", file=jpath, field="layers",
+                         fix=_FIX_RETRAIN)
 
 
 # ---------------------------------------------------------------- layers -> NumPy ops
@@ -322,12 +468,22 @@ def _build(layers: list, weights: dict[str, np.ndarray], info: ModelInfo, jpath:
     def tensor(name: str, shape: tuple[int, ...] | None, where: str) -> np.ndarray:
         t = weights.get(name)
         if t is None:
-            raise ModelError(f"tensor {name!r} missing", file=wpath, field=where,
+            raise ModelError(f"tensor {_clip(name)!r} missing", file=wpath, field=where,
                              fix=_FIX_RETRAIN)
         if shape is not None and tuple(t.shape) != shape:
-            raise ModelError(f"tensor {name!r} has shape {tuple(t.shape)}, want {shape}",
-                             file=wpath, field=where, fix=_FIX_RETRAIN)
-        return t.astype(np.float32)
+            raise ModelError(f"tensor {_clip(name)!r} has shape {tuple(t.shape)}, want "
+                             f"{shape}", file=wpath, field=where, fix=_FIX_RETRAIN)
+        with np.errstate(over="ignore"):
+            t32 = t.astype(np.float32)
+        if not np.isfinite(t32).all():
+            raise ModelError(f"tensor {_clip(name)!r} does not fit float32", file=wpath,
+                             field=where, fix=_FIX_RETRAIN)
+        return t32
+
+    def too_big(size: int, where: str) -> None:
+        if size > MAX_ACTIVATION:
+            raise ModelError(f"a layer output of {size} values per sample is too big (at most "
+                             f"{MAX_ACTIVATION})", file=jpath, field=where, fix=_FIX_RETRAIN)
 
     ops: list[Op] = []
     width: int | tuple = info.latent_dim          # flat width, or (H, W, C) once an image
@@ -338,44 +494,62 @@ def _build(layers: list, weights: dict[str, np.ndarray], info: ModelInfo, jpath:
             name = _get(spec, "name", str, jpath, where)
             w = tensor(f"{name}.weight", None, where + "name")
             if w.ndim != 2 or w.shape[1] != width:
-                raise ModelError(f"{name}.weight has shape {w.shape}, input width is {width}",
-                                 file=wpath, field=where + "name", fix=_FIX_RETRAIN)
+                raise ModelError(f"{_clip(name)}.weight has shape {w.shape}, input width is "
+                                 f"{width}", file=wpath, field=where + "name", fix=_FIX_RETRAIN)
             ops.append(_Linear(w, tensor(f"{name}.bias", (w.shape[0],), where + "name")))
             width = w.shape[0]
         elif kind == "conv2d":
             name = _get(spec, "name", str, jpath, where)
             w = tensor(f"{name}.weight", None, where + "name")
             if not isinstance(width, tuple) or w.ndim != 4 or w.shape[1] != width[2] \
-                    or w.shape[2] != w.shape[3]:
-                raise ModelError(f"{name}.weight has shape {w.shape}, input is {width}",
+                    or w.shape[2] != w.shape[3] or w.shape[2] < 1:
+                raise ModelError(f"{_clip(name)}.weight has shape {w.shape}, input is {width}",
                                  file=wpath, field=where + "name", fix=_FIX_RETRAIN)
-            pad = int(spec.get("padding", 0))
-            ops.append(_Conv2d(w, tensor(f"{name}.bias", (w.shape[0],), where + "name"), pad))
             k = w.shape[2]
-            width = (width[0] + 2 * pad - k + 1, width[1] + 2 * pad - k + 1, w.shape[0])
+            pad = _get_int(spec, "padding", 0, k - 1, jpath, where, default=0)
+            size = (width[0] + 2 * pad - k + 1, width[1] + 2 * pad - k + 1, w.shape[0])
+            if min(size[:2]) < 1:
+                raise ModelError(f"a {k}x{k} kernel does not fit a {width[0]}x{width[1]} input",
+                                 file=jpath, field=where + "padding", fix=_FIX_RETRAIN)
+            too_big(math.prod(size) * k * k * width[2], where + "name")
+            ops.append(_Conv2d(w, tensor(f"{name}.bias", (w.shape[0],), where + "name"), pad))
+            width = size
         elif kind == "reshape":
-            c, h, w_ = (int(s) for s in _get(spec, "shape", list, jpath, where))
+            shape = _get(spec, "shape", list, jpath, where)
+            if len(shape) != 3 or not all(isinstance(v, int) and not isinstance(v, bool)
+                                          and v > 0 for v in shape):
+                raise ModelError("want [C, H, W], three positive whole numbers", file=jpath,
+                                 field=where + "shape", fix=_FIX_RETRAIN)
+            c, h, w_ = shape
             if width != c * h * w_:
                 raise ModelError(f"cannot reshape width {width} to {[c, h, w_]}", file=jpath,
                                  field=where + "shape", fix=_FIX_RETRAIN)
             ops.append(_reshape((c, h, w_)))
             width = (h, w_, c)
         elif kind == "upsample":
-            s = int(_get(spec, "scale", int, jpath, where))
+            s = _get_int(spec, "scale", 1, 64, jpath, where)
             if not isinstance(width, tuple):
                 raise ModelError("upsample needs an image input", file=jpath, field=where,
                                  fix=_FIX_RETRAIN)
-            ops.append(_upsample(s))
             width = (width[0] * s, width[1] * s, width[2])
+            too_big(math.prod(width), where + "scale")
+            ops.append(_upsample(s))
         elif kind in ("relu", "tanh", "sigmoid", "silu"):
             acts: dict[str, Op] = {"relu": _relu, "tanh": np.tanh, "sigmoid": _sigmoid,
                                    "silu": _silu}
             ops.append(acts[kind])
         elif kind == "leaky_relu":
-            ops.append(_leaky(float(spec.get("slope", 0.01))))
+            slope = spec.get("slope", 0.01)
+            if isinstance(slope, bool) or not isinstance(slope, int | float) or \
+                    not math.isfinite(slope) or abs(slope) > 1e3:
+                raise ModelError(f"slope {_clip(str(slope), 20)} is not a number", file=jpath,
+                                 field=where + "slope", fix=_FIX_RETRAIN)
+            ops.append(_leaky(float(slope)))
         else:
-            raise ModelError(f"unknown layer type {kind!r}", file=jpath, field=where + "type",
-                             fix="update latentdmx or re-export the model")
+            raise ModelError(f"unknown layer type {_clip(kind, 30)!r}", file=jpath,
+                             field=where + "type", fix="update latentdmx or re-export the model")
+        if isinstance(width, int):
+            too_big(width, where)
     want = len(info.fields) if info.kind == "points" else info.image_shape
     if width != want:
         raise ModelError(f"layers end with {width}, output wants {want}", file=jpath,

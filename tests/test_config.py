@@ -29,13 +29,13 @@ def cfg_text(extra_top: str = "", fixtures: str | None = None) -> str:
 BAD = {
     "overlap": (cfg_text(fixtures=GOOD_FIXTURE.format(address=1) +
                          GOOD_FIXTURE.format(address=10).replace('"a"', '"b"')),
-                "fixtures[1].address", "overlap"),
-    "past-512": (cfg_text(fixtures=GOOD_FIXTURE.format(address=500)), "fixtures[0].address",
+                "fixtures[2] ('b').address", "overlap"),
+    "past-512": (cfg_text(fixtures=GOOD_FIXTURE.format(address=500)), "fixtures[1] ('a').address",
                  "at most 499"),
     "unknown-profile": (cfg_text(fixtures=GOOD_FIXTURE.format(address=1).replace(
-        "lumeri-wash-7-10", "lumeri-wash-7-11")), "fixtures[0].profile", "did you mean"),
+        "lumeri-wash-7-10", "lumeri-wash-7-11")), "fixtures[1] ('a').profile", "did you mean"),
     "unknown-mode": (cfg_text(fixtures=GOOD_FIXTURE.format(address=1).replace("14ch", "16ch")),
-                     "fixtures[0].mode", "9ch, 14ch"),
+                     "fixtures[1] ('a').mode", "9ch, 14ch"),
     "fps-too-high": (cfg_text("fps = 60\n"), "fps", "1..44"),
     "unknown-key": (cfg_text("fsp = 30\n"), "fsp", "did you mean 'fps'"),
     "bad-type": (cfg_text("seed = 'x'\n"), "seed", "whole number"),

@@ -206,8 +206,8 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
     def setup(self) -> None:
-        self.timeout = REQUEST_TIMEOUT_S    # no single read waits longer (the reaper does the rest)
         super().setup()
+        self.connection.settimeout(REQUEST_TIMEOUT_S)   # no read waits longer (then: reaper)
 
     def handle_one_request(self) -> None:
         super().handle_one_request()
