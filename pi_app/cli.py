@@ -41,6 +41,29 @@ class _Group(click.Group):
                 raise
             click.echo(f"error: {exc}", err=True)
             sys.exit(2)
+        except click.UsageError as exc:            # a wrong option or argument: one line too
+            if os.environ.get("LATENTDMX_DEBUG"):
+                raise
+            click.echo(f"error: command line: {_usage_line(exc)}", err=True)
+            sys.exit(2)
+
+
+def _usage_line(exc: click.UsageError) -> str:
+    """click's several-line usage error as ``FIELD: what — fix``."""
+    what = " ".join(exc.format_message().split())
+    field = "(usage)"
+    param = getattr(exc, "param", None)
+    if param is not None:
+        field = (param.opts[0] if isinstance(param, click.Option) and param.opts
+                 else param.human_readable_name)
+        what = what.split(": ", 1)[1] if what.startswith("Invalid value for") and ": " in what \
+            else what
+    elif getattr(exc, "option_name", None):
+        field = exc.option_name  # type: ignore[attr-defined]
+    ctx = exc.ctx
+    where = f"latentdmx {ctx.command_path.split(' ', 1)[1]} --help" if ctx and \
+        " " in ctx.command_path else "latentdmx --help"
+    return f"{field}: {what} — see `{where}`"
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})

@@ -482,7 +482,7 @@ def _read_small_file(p: Path) -> str:
             data = fh.read(MAX_FILE_BYTES + 1)
     finally:
         os.close(fd)
-    return data.decode("utf-8")
+    return data.decode("utf-8").removeprefix("\ufeff")     # a BOM (Windows editors) is fine
 
 
 def _model_beside(model: str, folder: Path) -> str:

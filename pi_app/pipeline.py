@@ -65,6 +65,16 @@ class Pipeline:
         self.source = _Source(self.source.model, self.config, self.seed, self.positions)
         self.phase = 0.0
 
+    def check_model(self, model: Model) -> None:
+        """Raise (a `ModelError`) if `model` cannot play on this rig; changes nothing."""
+        from .errors import ModelError
+
+        try:
+            _Source(model, self.config, self.seed, self.positions).scene(0.0)
+        except (ValueError, TypeError, IndexError) as exc:
+            raise ModelError(f"cannot play on this rig ({exc})", file=model.info.path,
+                             field="model", fix="pick another model") from None
+
     def set_model(self, model: Model, t_s: float) -> None:
         """Swap models with a cross-fade of `MODEL_XFADE_S` seconds."""
         self._old = self.source
@@ -118,6 +128,17 @@ class Pipeline:
     def frames(self, t_s: float) -> dict[int, np.ndarray]:
         """The DMX frames of the frame due at show time `t_s` (the patch's own buffers)."""
         return self.patch.frames(self.safe_scene(t_s))
+
+    def show_over(self, t_s: float, duration_s: float | None) -> bool:
+        """Once a stop has begun: is the show over at frame time `t_s`?
+
+        Over when the fade-out is done (lights dark, heads parked), or, for a show with a
+        duration, when the duration has come: the fade-out ends there (it starts
+        ``fade_out_s`` before), and a head still on its way to park stays where it is — the
+        blackout frame holds pan/tilt, never snaps. So ``--duration 5`` lasts 5 s whatever
+        the slew limits; a show stopped by Ctrl-C or SIGTERM parks in full."""
+        return self.safety.fade_out_done(t_s) or (duration_s is not None and
+                                                  t_s >= duration_s - 1e-9)
 
     def blackout_frames(self) -> dict[int, np.ndarray]:
         """Blackout of the last safe scene: light 0, pan/tilt held, held channels held

@@ -142,19 +142,20 @@ def _read_bytes(path: Path, limit: int, what: str) -> bytes:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as exc:
         raise ModelError(f"cannot open {what} ({exc.strerror or exc})", file=path,
-                         fix=_FIX_RETRAIN) from None
+                         field="(file)", fix=_FIX_RETRAIN) from None
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
-            raise ModelError(f"{what} is not a regular file", file=path, fix=_FIX_RETRAIN)
+            raise ModelError(f"{what} is not a regular file", file=path, field="(file)",
+                             fix=_FIX_RETRAIN)
         if st.st_size > limit:
             raise ModelError(f"{what} is {st.st_size} bytes, more than {limit}", file=path,
-                             fix=_FIX_RETRAIN)
+                             field="(file)", fix=_FIX_RETRAIN)
         with os.fdopen(fd, "rb", closefd=False) as fh:
             return fh.read(limit + 1)
     except OSError as exc:
         raise ModelError(f"cannot read {what} ({exc.strerror or exc})", file=path,
-                         fix=_FIX_RETRAIN) from None
+                         field="(file)", fix=_FIX_RETRAIN) from None
     finally:
         os.close(fd)
 
@@ -164,12 +165,14 @@ def _read_json(path: Path) -> dict:
     try:
         doc = json.loads(data.decode("utf-8"))
     except RecursionError:
-        raise ModelError("JSON nested too deeply", file=path, fix=_FIX_RETRAIN) from None
+        raise ModelError("JSON nested too deeply", file=path, field="(syntax)",
+                         fix=_FIX_RETRAIN) from None
     except (UnicodeDecodeError, ValueError) as exc:   # ValueError: JSONDecodeError, huge ints
         raise ModelError(f"cannot read JSON ({exc.__class__.__name__}: "
-                         f"{_clip(str(exc), 80)})", file=path, fix=_FIX_RETRAIN) from None
+                         f"{_clip(str(exc), 80)})", file=path, field="(syntax)",
+                         fix=_FIX_RETRAIN) from None
     if not isinstance(doc, dict):
-        raise ModelError("not a JSON object", file=path, fix=_FIX_RETRAIN)
+        raise ModelError("not a JSON object", file=path, field="(top level)", fix=_FIX_RETRAIN)
     return doc
 
 
@@ -300,7 +303,7 @@ def load_model(name: str | os.PathLike) -> Model:
     info = _info(doc, folder, jpath)
     wname = doc.get("weights", "model.safetensors")
     if not isinstance(wname, str) or not wname or "/" in wname or "\0" in wname \
-            or wname in (".", ".."):
+            or wname in (".", "..") or len(wname) > 255:
         raise ModelError("want a file name in the model folder", file=jpath, field="weights",
                          fix='use "model.safetensors"')
     wpath = folder / wname
@@ -316,8 +319,16 @@ def _probe(model: Model, jpath: Path) -> None:
     z = np.random.default_rng(0).standard_normal((2, model.info.latent_dim)).astype(np.float32)
     try:
         with np.errstate(all="ignore"):
+            x = z
+            for op in model._ops:               # every layer stays finite, not just the end
+                x = op(x)
+                if not np.isfinite(x).all():
+                    raise ModelError("overflows (inf or NaN) for an ordinary latent",
+                                     file=jpath, field="layers", fix=_FIX_RETRAIN)
             out = model.generate(z)
     except (ValueError, TypeError, IndexError, MemoryError, FloatingPointError) as exc:
+        if isinstance(exc, ModelError):
+            raise
         raise ModelError(f"does not run ({exc.__class__.__name__}: {_clip(str(exc), 80)})",
                          file=jpath, field="layers", fix=_FIX_RETRAIN) from None
     want = (2, len(model.info.fields)) if model.info.kind == "points" else \

@@ -76,8 +76,24 @@ class Show:
     def request_reload(self) -> None:
         self._reload_requested = True
 
-    def handle_control(self, cmd: str, args: dict) -> dict:
-        """The control socket's handler: validate here, apply between frames."""
+    def handle_control(self, cmd: str, args: dict, source: str | None = None) -> dict:
+        """The control socket's handler: validate here, apply between frames.
+
+        Every change is logged with where it came from (`source`, or the control socket's
+        client), as one line: ``control (pid 812, uid 1000): dim 0.5``."""
+        result = self._control(cmd, args)
+        if cmd not in ("status", "scene"):
+            if source is None:
+                from .control import current_peer
+
+                peer = current_peer()
+                source = f"control ({peer})" if peer else "control"
+            shown = " ".join(f"{v}" if k in ("level", "seed", "tempo", "name") else f"{k}={v}"
+                             for k, v in args.items())
+            log.info("%s: %s%s", source, cmd, f" {shown}" if shown else "")
+        return result
+
+    def _control(self, cmd: str, args: dict) -> dict:
         p = self.pipeline
 
         def number(name: str, lo: float, hi: float) -> float:
@@ -103,7 +119,11 @@ class Show:
             self._commands.put(resume)
             return {"paused": False, "blackout": False}
         if cmd == "blackout":
-            on = bool(args.get("on", True))
+            on = args.get("on", True)
+            if not isinstance(on, bool):         # "false" is a string, and truthy
+                raise ControlError("on must be true or false", field="blackout",
+                                   fix='send {"cmd": "blackout", "args": {"on": false}}, or '
+                                       "`latentdmx resume`")
             self._commands.put(lambda t: setattr(p, "blacked_out", on))
             return {"blackout": on}
         if cmd == "seed":
@@ -123,6 +143,7 @@ class Show:
                 raise ControlError("model needs a name", field="model",
                                    fix="e.g. `latentdmx model iae-glyphs`")
             model = load_model(name)            # loads on the control thread, not the loop
+            p.check_model(model)                # and anything that could fail is tried here
             self._commands.put(lambda t: p.set_model(model, t))
             return {"model": model.info.name}
         if cmd == "scene":                      # for `latentdmx watch` (read-only)
@@ -162,6 +183,8 @@ class Show:
         try:
             new = load_config(path)
             model = load_model(new.model) if new.model != old.model else None
+            if model is not None:
+                self.pipeline.check_model(model)
         except LatentDMXError as exc:
             log.error("reload rejected, the show goes on with the old config: %s", exc)
             return
@@ -178,6 +201,14 @@ class Show:
         self.config = new
         log.info("reloaded %s: %s", path or "the default config",
                  ", ".join(changes) or "nothing changed that the show uses")
+
+    def _apply(self, change: Callable[[float], None], t_s: float) -> None:
+        """A live change between frames: if it fails, the show goes on as it was."""
+        try:
+            change(t_s)
+        except Exception as exc:
+            log.error("a live change failed, the show goes on as it was: %s", exc,
+                      exc_info=not isinstance(exc, LatentDMXError))
 
     def _install_signals(self) -> list:
         if threading.current_thread() is not threading.main_thread():
@@ -235,9 +266,9 @@ class Show:
                 t = k / self.fps
                 self._wake.clear()
                 while not self._commands.empty():
-                    self._commands.get_nowait()(t)
+                    self._apply(self._commands.get_nowait(), t)
                 if self._reload_requested:
-                    self._reload(t)
+                    self._apply(self._reload, t)
                 pipe = self.pipeline
                 if not fading and (self._stop_requested or (fade_at is not None and
                                                             t >= fade_at)):
@@ -255,7 +286,7 @@ class Show:
                 self.frames_out = k + 1
                 for listener in tuple(self.listeners):   # a listener may remove itself
                     listener(self)
-                if fading and pipe.safety.fade_out_done(t):
+                if fading and pipe.show_over(t, self.duration_s):
                     break
             # The last frame out is dark: blackout, flushed.
             frames = self.pipeline.blackout_frames()

@@ -12,6 +12,7 @@ from typing import Any
 import click
 
 from ..control import ControlClient
+from ..errors import ConfigError
 
 _socket_option = click.option(
     "--socket", "socket_path", type=click.Path(dir_okay=False), envvar="LATENTDMX_SOCKET",
@@ -86,6 +87,27 @@ def _print_short(result: dict[str, Any]) -> None:
     click.echo(_fmt("", result) if result else "ok")
 
 
+def _number(text: str, name: str, lo: float, hi: float | None, example: str, *,
+            whole: bool = False, lo_open: bool = False) -> float:
+    """A command-line number as one clear line when it is wrong (a negative one included:
+    click would take ``-1`` for an option)."""
+    span = f"in {lo:g}..{hi:g}" if hi is not None and hi < 1e9 else (
+        f"above {lo:g}" if lo_open else f"of {lo:g} or more")
+    want = f"a whole number {span}" if whole else f"a number {span}"
+    try:
+        value = int(text) if whole else float(text)
+    except ValueError:
+        value = None
+    if value is None or value != value or (hi is not None and value > hi) or value < lo \
+            or (lo_open and value == lo):
+        raise ConfigError(f"{text!r} is not {want}", file="command line", field=name,
+                          fix=f"e.g. `{example}`")
+    return value
+
+
+_numeric = {"ignore_unknown_options": True}     # `dim -1` is a value, not an option
+
+
 # -- the commands -----------------------------------------------------------------------
 @click.command()
 @_socket_option
@@ -94,15 +116,16 @@ def status(socket_path: str | None) -> None:
     _print_table(_send(socket_path, "status"), _STATUS_ROWS)
 
 
-@click.command()
-@click.argument("level", type=click.FloatRange(0.0, 1.0))
+@click.command(context_settings=_numeric)
+@click.argument("level")
 @_socket_option
-def dim(level: float, socket_path: str | None) -> None:
+def dim(level: str, socket_path: str | None) -> None:
     """Set the master dimmer to LEVEL (0 = dark, 1 = full).
 
     The change goes through the flash limiter, so a big step fades over up to ~2 s.
     """
-    _print_short(_send(socket_path, "dim", level=level))
+    value = _number(level, "LEVEL", 0.0, 1.0, "latentdmx dim 0.5")
+    _print_short(_send(socket_path, "dim", level=value))
 
 
 @click.command()
@@ -130,12 +153,13 @@ def blackout(socket_path: str | None) -> None:
     _print_short(_send(socket_path, "blackout"))
 
 
-@click.command()
-@click.argument("n", type=click.IntRange(min=0))
+@click.command(context_settings=_numeric)
+@click.argument("n")
 @_socket_option
-def seed(n: int, socket_path: str | None) -> None:
+def seed(n: str, socket_path: str | None) -> None:
     """Jump to a new walk, seeded with N (the same N gives the same show)."""
-    _print_short(_send(socket_path, "seed", seed=n))
+    value = int(_number(n, "N", 0, 2**63 - 1, "latentdmx seed 7", whole=True))
+    _print_short(_send(socket_path, "seed", seed=value))
 
 
 @click.command()
@@ -146,9 +170,10 @@ def model(name: str, socket_path: str | None) -> None:
     _print_short(_send(socket_path, "model", name=name))
 
 
-@click.command()
-@click.argument("x", type=click.FloatRange(min=0.0, min_open=True))
+@click.command(context_settings=_numeric)
+@click.argument("x")
 @_socket_option
-def tempo(x: float, socket_path: str | None) -> None:
-    """Walk X times as fast as configured (0.5 = half speed, 2 = double)."""
-    _print_short(_send(socket_path, "tempo", tempo=x))
+def tempo(x: str, socket_path: str | None) -> None:
+    """Walk X times as fast as configured (0.5 = half speed, 2 = double), 0.01..100."""
+    value = _number(x, "X", 0.01, 100.0, "latentdmx tempo 2")
+    _print_short(_send(socket_path, "tempo", tempo=value))

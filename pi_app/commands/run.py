@@ -57,7 +57,7 @@ def load_show_model(cfg, from_flag: bool):
 
 
 @click.command()
-@click.option("--config", "config_path", type=click.Path(dir_okay=False),
+@click.option("--config", "config_path", type=click.Path(),
               help="Rig config (TOML). Default: the bundled demo rig (3 Lumeri heads, 4 pars).")
 @click.option("--output", type=click.Choice(["sim", "ola", "uart"]),
               help="Where frames go: sim (virtual universe), ola (olad), uart (Pi UART). "
@@ -155,8 +155,7 @@ def _status_logger(log: logging.Logger, every_s: float):
 
 
 @click.command()
-@click.argument("config_path", metavar="CONFIG", required=False,
-                type=click.Path(dir_okay=False))
+@click.argument("config_path", metavar="CONFIG", required=False, type=click.Path())
 def check(config_path):
     """Validate a rig config and print its patch as a table.
 

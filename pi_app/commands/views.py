@@ -8,7 +8,7 @@ from ..errors import ConfigError
 
 
 @click.command()
-@click.option("--config", "config_path", type=click.Path(dir_okay=False),
+@click.option("--config", "config_path", type=click.Path(),
               help="Rig config (TOML). Default: the bundled demo rig.")
 @click.option("--model", help="Model name or folder. Default: the config's model.")
 @click.option("--seed", type=int, help="Walk seed. Default: the config's seed.")
@@ -117,7 +117,7 @@ def _align(frames, universes, want, recording):
               help="Screen updates per second.")
 @click.option("--local", is_flag=True,
               help="Do not look for a daemon: play a show on the simulator here.")
-@click.option("--config", "config_path", type=click.Path(dir_okay=False),
+@click.option("--config", "config_path", type=click.Path(),
               help="With no daemon: the rig config to play.")
 @click.option("--model", help="With no daemon: the model to play.")
 @click.option("--seed", type=int, help="With no daemon: the walk seed.")

@@ -16,6 +16,7 @@ half-written file under the real name.
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -24,27 +25,40 @@ import numpy as np
 from ..errors import LatentDMXError
 
 HEADER = "OLA Show"
+log = logging.getLogger("latentdmx")
 
 
 class ShowRecorder:
-    """Appends frames with their nominal times; `close()` finishes the file atomically."""
+    """Appends frames with their nominal times; `close()` finishes the file atomically.
+
+    A recording that cannot be written (a full disk, a file-size limit, an I/O error) stops
+    with one log line while the show goes on: the file is cut back to the last whole frame
+    and given its real name, so what was recorded stays readable (`read_show`,
+    ``ola_recorder --playback``). Each frame is one ``os.write`` of whole lines."""
 
     def __init__(self, path: str | Path, fps: float) -> None:
         self.path = Path(path)
         self.fps = float(fps)
         self._tmp = self.path.with_name(self.path.name + ".part")
         try:
-            self._fh = open(self._tmp, "w", encoding="ascii", newline="\n")
+            self._fd = os.open(self._tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC,
+                               0o644)
         except OSError as exc:
             raise LatentDMXError(f"cannot write the recording ({exc.strerror})", file=path,
                                  field="--record", fix="choose a writable path") from None
-        self._fh.write(HEADER + "\n")
+        self._good = 0                  # bytes of whole frames on disk
         self._pending: list[tuple[int, str]] | None = None
         self._pending_ms = 0
-        self.frames = 0
+        self.frames = 0                 # frames handed to `write`
+        self.written = 0                # frames whole on disk
+        self.failed: str | None = None  # why the recording stopped early
+        self._closed = False
+        self._put((HEADER + "\n").encode("ascii"))
 
     def write(self, frames, t_s: float) -> None:
         """Record one frame (``{universe: uint8[512]}``) due at nominal time `t_s`."""
+        if self.failed is not None:
+            return
         now_ms = round(t_s * 1000.0)
         self._flush_pending(now_ms)
         self._pending = [(u, ",".join(map(str, f.tolist()))) for u, f in sorted(frames.items())]
@@ -58,17 +72,59 @@ class ShowRecorder:
         lines = []
         for i, (u, text) in enumerate(self._pending):
             lines.append(f"{u} {text}\n{max(0, next_ms - self._pending_ms) if i == last else 0}\n")
-        self._fh.write("".join(lines))
         self._pending = None
+        if self._put("".join(lines).encode("ascii")):
+            self.written += 1
+
+    def _put(self, data: bytes) -> bool:
+        """Write `data` whole, or stop the recording at the last whole frame."""
+        if self.failed is not None:
+            return False
+        view = memoryview(data)
+        try:
+            while view:
+                view = view[os.write(self._fd, view):]
+        except OSError as exc:
+            self._stop(exc)
+            return False
+        self._good += len(data)
+        return True
+
+    def _stop(self, exc: OSError) -> None:
+        self.failed = exc.strerror or str(exc)
+        try:
+            os.ftruncate(self._fd, self._good)        # needs no space: drop a half frame
+        except OSError:
+            pass
+        try:
+            self._finish(sync=False)
+        except OSError:                               # not even the rename: keep the .part
+            pass
+        log.error("recording stopped after %d frames (%.1f s): %s; %s keeps them, readable; "
+                  "the show goes on", self.written, self.written / self.fps, self.failed,
+                  self.path)
+
+    def _finish(self, sync: bool) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            if sync:
+                os.fsync(self._fd)
+        finally:
+            os.close(self._fd)
+            os.replace(self._tmp, self.path)
 
     def close(self) -> Path:
-        if self._fh.closed:
+        if self._closed:
             return self.path
         self._flush_pending(self._pending_ms + round(1000.0 / self.fps))
-        self._fh.flush()
-        os.fsync(self._fh.fileno())
-        self._fh.close()
-        os.replace(self._tmp, self.path)
+        if self._closed:                              # the last frame did not fit
+            return self.path
+        try:
+            self._finish(sync=True)
+        except OSError as exc:                        # fsync: the disk gave up at the end
+            log.error("recording %s may be incomplete: %s", self.path, exc.strerror or exc)
         return self.path
 
 

@@ -50,7 +50,7 @@ def simulate(config, model, *, seed: int | None = None, duration_s: float,
     fps = config.fps
     rig = Rig.from_patch(pipe.patch)
     fade_at = max(0.0, duration_s - config.safety.fade_out_s)
-    n_max = int(np.ceil((duration_s + config.safety.fade_out_s) * fps)) + 2
+    n_max = int(np.ceil(duration_s * fps)) + 2     # `show_over` ends it at the duration
     frames = np.zeros((n_max + 1, len(rig.universes), 512), np.uint8)
     fading = False
     k = 0
@@ -63,7 +63,7 @@ def simulate(config, model, *, seed: int | None = None, duration_s: float,
             frames[k] = rig.frames_array(pipe.frames(t))
             advance()
             k += 1
-            if fading and pipe.safety.fade_out_done(t):
+            if fading and pipe.show_over(t, duration_s):
                 break
     frames[k] = rig.frames_array(pipe.blackout_frames())
     n = k + 1

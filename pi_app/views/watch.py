@@ -8,16 +8,20 @@ replacing its last frame and status; the viewer reads them on its own time.
 
 from __future__ import annotations
 
+import io
 import threading
 import time
 from typing import Literal
 
 from rich.console import Console, Group
 from rich.live import Live
+from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
-MAP_W, MAP_H = 44, 11         # the rig map in character cells
+MAP_W, MAP_H = 44, 11         # the rig map in character cells (at most)
+MIN_MAP_W = 12
+GAP = 3                       # between the table and the map
 
 
 def _hex(rgb) -> str:
@@ -56,11 +60,13 @@ def header(status: dict) -> Text:
     return t
 
 
-def rig_map(fixtures: list[dict], look: dict) -> Text:
-    """A small map of the rig: each fixture a coloured block at its position."""
-    grid: list[list[tuple[str, str]]] = [[(" ", "")] * MAP_W for _ in range(MAP_H)]
+def rig_map(fixtures: list[dict], look: dict, width: int = MAP_W) -> Text:
+    """A small map of the rig, `width` cells wide: each fixture a coloured block at its
+    position."""
+    width = max(MIN_MAP_W, width)
+    grid: list[list[tuple[str, str]]] = [[(" ", "")] * width for _ in range(MAP_H)]
     for i, f in enumerate(fixtures):
-        cx = round(f["x"] * (MAP_W - 3))
+        cx = round(f["x"] * (width - 3))
         cy = round(f["y"] * (MAP_H - 1))
         rgb = look["colour"][i]
         style = _hex(rgb) if max(rgb) >= 0.02 else "grey35"
@@ -69,7 +75,7 @@ def rig_map(fixtures: list[dict], look: dict) -> Text:
             grid[cy][cx + k] = (ch, style)
         label = f["name"][:8]
         ly = cy + 1 if cy + 1 < MAP_H else cy - 1
-        lx = max(0, min(cx - len(label) // 2 + 1, MAP_W - len(label)))
+        lx = max(0, min(cx - len(label) // 2 + 1, width - len(label)))
         if all(grid[ly][lx + k][0] == " " for k in range(len(label))):
             for k, ch in enumerate(label):
                 grid[ly][lx + k] = (ch, "grey50")
@@ -82,8 +88,9 @@ def rig_map(fixtures: list[dict], look: dict) -> Text:
     return text
 
 
-def view(state: dict) -> Group:
-    """The whole screen for one `live_state` dict."""
+def view(state: dict, width: int = 100) -> Group:
+    """The whole screen for one `live_state` dict, for a terminal `width` columns wide: the
+    map beside the table when both fit, else under it, narrowed to the width."""
     fixtures, look = state["fixtures"], state["look"]
     table = Table(box=None, pad_edge=False, show_edge=False, header_style="grey62")
     columns: tuple[tuple[str, Literal["left", "right"]], ...] = (
@@ -95,12 +102,20 @@ def view(state: dict) -> Group:
         pan = f"{look['pan'][i] * f['pan_deg']:.0f}°" if f["moves"] else ""
         tilt = f"{look['tilt'][i] * f['tilt_deg']:.0f}°" if f["moves"] else ""
         table.add_row(f["name"], _swatch(look["colour"][i]), _bar(look["level"][i]), pan, tilt)
-    body = Table.grid(padding=(0, 3))
-    body.add_column()
-    body.add_column()
-    body.add_row(table, rig_map(fixtures, look))
+    table_w = Measurement.get(_MEASURE, _MEASURE.options, table).maximum
+    body: Table | Group
+    if table_w + GAP + MAP_W <= width:
+        body = side = Table.grid(padding=(0, GAP))
+        side.add_column()
+        side.add_column()
+        side.add_row(table, rig_map(fixtures, look))
+    else:
+        body = Group(table, Text(""), rig_map(fixtures, look, min(MAP_W, width - 1)))
     return Group(header(state["status"]), Text(""), body,
                  Text("Ctrl-C stops watching", style="grey42"))
+
+
+_MEASURE = Console(width=1000, color_system=None, file=io.StringIO())
 
 
 def _loop(get_state, rate: float, duration_s: float | None, console: Console | None) -> None:
@@ -113,7 +128,7 @@ def _loop(get_state, rate: float, duration_s: float | None, console: Console | N
             state = get_state()
             if state is None:
                 break
-            live.update(view(state), refresh=True)
+            live.update(view(state, console.width), refresh=True)
             next_t += period
             time.sleep(max(0.0, next_t - time.monotonic()))
 

@@ -296,16 +296,16 @@ class _Handler(BaseHTTPRequestHandler):
             cmd, args = req.get("cmd"), req.get("args") or {}
             if cmd not in CONTROL_CMDS or not isinstance(args, dict):
                 raise ValueError
-        except (ValueError, AttributeError):
+        except (ValueError, AttributeError, RecursionError):
             self._json(400, {"ok": False, "error": "want {\"cmd\": ..., \"args\": {...}}",
                              "fix": "cmd is one of " + ", ".join(sorted(CONTROL_CMDS))})
             return
         try:
-            result = self.show.handle_control(cmd, args)
+            result = self.show.handle_control(cmd, args,
+                                              source=f"web ({self.client_address[0]})")
         except LatentDMXError as exc:
             self._json(400, {"ok": False, "error": exc.what, "fix": exc.fix})
             return
-        log.info("web: %s %s", cmd, args or "")
         self._json(200, {"ok": True, "result": result})
 
 
