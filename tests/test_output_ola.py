@@ -265,6 +265,7 @@ def _dedupe(frames: list[np.ndarray]) -> list[bytes]:
 
 @pytest.mark.slow
 def test_show_through_olad_matches_the_simulator(olad, ola_config):
+    from pi_app.clock import FastClock
     from pi_app.config import load_config
     from pi_app.outputs.sim import SimOutput
     from pi_app.patch import Patch
@@ -274,7 +275,8 @@ def test_show_through_olad_matches_the_simulator(olad, ola_config):
     cfg = cfg.replace(output=dataclasses.replace(cfg.output, ola=ola_config))
     patch = Patch(cfg)
     sim = SimOutput(patch.universes, blackout=patch.blackout_frames, keep_history=True)
-    Show(cfg, sim, seed=7, duration_s=1.5, control=False).run()
+    Show(cfg, sim, seed=7, duration_s=1.5, control=False,     # the reference needs no real
+         clock=FastClock).run()                               # time; olad does
     expected = _dedupe([f[1] for f in sim.history])
 
     watcher = OlaWatcher(olad.rpc_port)

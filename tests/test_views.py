@@ -82,10 +82,14 @@ def expected_colour(frame: np.ndarray) -> np.ndarray:
 
 
 def record_show(cfg, path: Path, duration_s: float) -> Path:
-    """What `latentdmx run --duration D --record PATH` does, in-process on the simulator."""
+    """What `latentdmx run --duration D --record PATH` does, in-process on the simulator
+    (on virtual time: the same frames, no waiting)."""
+    from pi_app.clock import FastClock
+
     patch = Patch(cfg)
     out = SimOutput(patch.universes, blackout=patch.blackout_frames)
-    Show(cfg, out, duration_s=duration_s, record_path=path, control=False).run()
+    Show(cfg, out, duration_s=duration_s, record_path=path, control=False,
+         clock=FastClock).run()
     return path
 
 
