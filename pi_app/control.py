@@ -55,6 +55,8 @@ ACCEPT_BATCH = 64              # accepted per turn, after the clients already co
 TURN_REQUESTS = 4              # pipelined requests answered per client per turn
 RECV_BYTES = 8192
 REPORT_EVERY_S = 60.0          # dropped connections are summed up in the log this often
+CPU_SHARE = 0.5                # of one core, at most, for serving clients (the frame loop first)
+CPU_WINDOW_S = 0.1
 START_FIX = "start it with `latentdmx run` or `systemctl start latentdmx`"
 _SUN_PATH_MAX = 107            # sockaddr_un.sun_path is 108 bytes including the NUL
 
@@ -161,14 +163,19 @@ class ControlServer:
     * **Turns.** A request that arrives with the connection is answered at once (before
       any more newcomers are accepted); pipelined requests are answered a few per client per
       turn, so one chatty client cannot hold up the others.
+    * **CPU.** Serving every client together takes at most `cpu_share` of one core (measured
+      on this thread over 0.1-s windows); beyond that the thread pauses, so the frame loop
+      always has the processor and the GIL it needs.
     """
 
     def __init__(self, path: str | os.PathLike[str], handler: Handler, *,
                  read_timeout_s: float = READ_TIMEOUT_S, max_line_bytes: int = MAX_LINE_BYTES,
                  max_clients: int = MAX_CLIENTS, max_per_user: int = MAX_PER_USER,
                  write_timeout_s: float = WRITE_TIMEOUT_S,
-                 max_connection_s: float = MAX_CONNECTION_S) -> None:
+                 max_connection_s: float = MAX_CONNECTION_S,
+                 cpu_share: float = CPU_SHARE) -> None:
         self.path = Path(path)
+        self.cpu_share = cpu_share
         self.handler = handler
         self.read_timeout_s = read_timeout_s
         self.write_timeout_s = write_timeout_s
@@ -310,12 +317,21 @@ class ControlServer:
 
     # -- the loop -------------------------------------------------------------------------
     def _serve(self) -> None:
+        window_t, window_cpu = time.monotonic(), time.thread_time()
         while not self._stop.is_set():
             try:
                 self._turn()
             except Exception:                       # the thread must never die
                 log.exception("control socket: unexpected error, carrying on")
                 time.sleep(0.1)
+            # The frame loop comes first: at most `cpu_share` of a core for all clients
+            # together, however many there are or however fast they ask.
+            now, cpu = time.monotonic(), time.thread_time()
+            used, spent = cpu - window_cpu, now - window_t
+            if used > self.cpu_share * CPU_WINDOW_S:
+                self._stop.wait(min(CPU_WINDOW_S, used / self.cpu_share - spent))
+            if spent >= CPU_WINDOW_S:
+                window_t, window_cpu = time.monotonic(), time.thread_time()
 
     def _turn(self) -> None:
         assert self._selector is not None

@@ -296,3 +296,50 @@ def test_the_server_thread_survives_its_own_bugs(sock_path, monkeypatch, caplog)
         assert "a bug in the loop" in caplog.text
     finally:
         server.close()
+
+
+def _thread_cpu_s(native_id: int) -> float:
+    fields = open(f"/proc/self/task/{native_id}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_greedy_clients_get_half_a_core_at_most(sock_path):
+    """Clients asking as fast as they can (and reading every answer) cost the daemon at most
+    about `cpu_share` of a core: the frame loop keeps the rest."""
+
+    def slow(cmd: str, args: dict) -> dict:
+        t_end = time.thread_time() + 0.002          # a request that costs 2 ms of CPU
+        while time.thread_time() < t_end:
+            pass
+        return {"cmd": cmd}
+
+    server = ControlServer(sock_path, slow, cpu_share=0.5).start()
+    stop = threading.Event()
+
+    def greedy() -> None:
+        s = connect(sock_path)
+        s.settimeout(5)
+        while not stop.is_set():
+            s.sendall(b'{"cmd": "status"}\n' * 8)
+            got = 0
+            while got < 8:
+                got += s.recv(65536).count(b"\n")
+        s.close()
+
+    threads = [threading.Thread(target=greedy) for _ in range(4)]
+    try:
+        assert server._thread is not None
+        tid = server._thread.native_id
+        for t in threads:
+            t.start()
+        time.sleep(0.5)
+        cpu0, t0 = _thread_cpu_s(tid), time.monotonic()
+        time.sleep(3.0)
+        share = (_thread_cpu_s(tid) - cpu0) / (time.monotonic() - t0)
+        assert share < 0.7, share
+        assert ControlClient(sock_path).request("blackout") == {"cmd": "blackout"}
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(10)
+        server.close()
