@@ -12,6 +12,7 @@ import numpy as np
 
 from .config import Config
 from .mapper import make_mapper, streams_for
+from .moves import Moves
 from .patch import Patch
 from .runtime import Model
 from .safety import Safety
@@ -44,6 +45,7 @@ class Pipeline:
         self.patch = Patch(config)
         self.positions = np.array([f.position for f in config.fixtures], np.float32)
         self.safety = Safety(config, self.patch, self.fps)
+        self.moves = Moves(self.patch, self.fps)     # heads reposition in the dark
         self.seed = config.seed if seed is None else int(seed)
         self.source = _Source(model, config, self.seed, self.positions)
         self._old: _Source | None = None        # the model being cross-faded out
@@ -112,7 +114,7 @@ class Pipeline:
         return scene
 
     def safe_scene(self, t_s: float) -> np.ndarray:
-        self.scene = self.safety(self.raw_scene(t_s), t_s)
+        self.scene = self.safety(self.moves(self.raw_scene(t_s), self.scene), t_s)
         return self.scene
 
     def frames(self, t_s: float) -> dict[int, np.ndarray]:

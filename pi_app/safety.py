@@ -46,6 +46,7 @@ RED_W = np.array([1.0, -1.0, -1.0, -1.0], np.float32)     # red excess over othe
 WINDOW_MARGIN = 1.01          # transitions of one window kept 1 % further apart than 1 s
 PARK_GRACE_S = 5.0            # fade-out waits at most this long after fade_out_s for parking
 DARK = 1e-3                   # light below this counts as dark for `fade_out_done`
+DARK_TO_PARK = 0.04          # on stop, a head heads for park once its light is this dark
 SMOOTH_S = 0.25               # time constant of the target's low-pass while limiting
 _COLOUR_ATTRS = ("red", "green", "blue", "white")
 
@@ -230,7 +231,11 @@ class Safety:
         np.fmax(scene, 0.0, out=raw)             # NaN -> 0, and clip to [0, 1]
         np.fmin(raw, self._ones, out=raw)       # (an array operand is cheaper than 1.0)
         gain = self._gain(t_s)
-        self._aim(raw[:, 0:2] if self._stop_t is None else self._park, out)
+        aim = raw[:, 0:2]
+        if self._stop_t is not None:     # park in the dark: a head moves once its light is out
+            lit = out[:, sc.DIMMER] * out[:, sc.COLOUR].max(axis=1) > DARK_TO_PARK
+            aim = np.where(lit[:, None], aim, self._park)
+        self._aim(aim, out)
         light = self._raw_light                  # wanted (dimmer, R, G, B, W): view of raw
         if gain != 1.0:
             light[:, 0] *= gain
