@@ -29,9 +29,15 @@ class _Source:
         self.model = model
         self.seed = seed
         info = model.info
+        guard = None
+        if info.kind == "points":                 # re-route segments that would tear
+            xy = [info.fields.index("x"), info.fields.index("y")]
+            def guard(z: np.ndarray) -> np.ndarray:
+                return model.generate(z)[:, xy]
         self.walk = LatentWalk(seed, streams_for(info, len(positions)), info.latent_dim,
                                loop_waypoints=config.walk.loop_waypoints,
-                               spread=config.walk.spread)
+                               spread=config.walk.spread, guard=guard,
+                               segment_s=config.walk.seconds_per_waypoint)
         self.mapper = make_mapper(info, positions)
 
     def scene(self, phase: float) -> np.ndarray:
