@@ -68,7 +68,7 @@ class ImageMapper:
     """
 
     def __init__(self, image_shape: tuple[int, int, int], positions: np.ndarray,
-                 window: float = 0.3, reach: float = 0.12, margin: float = 0.02) -> None:
+                 window: float = 0.12, reach: float = 0.03, margin: float = 0.02) -> None:
         h, w, _ = image_shape
         pos = np.asarray(positions, np.float32).reshape(-1, 2)
         n = len(pos)

@@ -150,8 +150,8 @@ def show_motion(rig, frames: np.ndarray, fps: float, *, sweep: float = 0.2,
         light = look.colour[:, i].max(axis=-1)
         dark.append(float((light <= lit).mean()))
         aims = []
-        for full, frac, (lo, hi) in ((info.pan_deg, look.pan[:, i], info.pan_range),
-                                     (info.tilt_deg, look.tilt[:, i], info.tilt_range)):
+        for frac, (lo, hi) in ((look.pan[:, i], info.pan_range),
+                               (look.tilt[:, i], info.tilt_range)):
             span = max(hi - lo, 1e-6)
             rel = (frac.astype(np.float64) - lo) / span
             aims.append(rel)

@@ -316,12 +316,14 @@ def draw_iae(model: Model, folder: Path) -> None:
     from PIL import Image
 
     lat = model.info.latent_dim
+    shape = model.info.image_shape
+    assert shape is not None
     z = np.random.default_rng(11).standard_normal((64, lat))
     Image.fromarray(_tile(model.generate(z.astype(np.float32)), 8)).save(
         folder / "glyphs.png", optimize=True)
     paths = _slerp_paths(lat, 4, 12, seed=12)
-    strip = model.generate(paths.reshape(-1, lat)).reshape(4, 12, *model.info.image_shape)
+    strip = model.generate(paths.reshape(-1, lat)).reshape(4, 12, *shape)
     fade = 0.5 * (strip[:, :1] + strip[:, -1:])                   # the crossfade midpoint
     rows = np.concatenate([strip, np.full_like(fade, 0.15), fade], axis=1)
-    Image.fromarray(_tile(rows.reshape(-1, *model.info.image_shape), 14)).save(
+    Image.fromarray(_tile(rows.reshape(-1, *shape), 14)).save(
         folder / "interpolation.png", optimize=True)
