@@ -84,17 +84,17 @@ def train() -> None:
               help="Training steps (budget) [default: 20000, none with --minutes].")
 @click.option("--latent", default=16, show_default=True, help="Noise (latent) size.")
 @click.option("--width", default=128, show_default=True, help="Hidden units per layer.")
-@click.option("--depth", default=4, show_default=True, help="Hidden layers.")
+@click.option("--depth", default=5, show_default=True, help="Hidden layers.")
 @click.option("--points", default=16384, show_default=True, help="Noise/target pool size.")
 @click.option("--batch", default=256, show_default=True, help="Points per Hungarian step.")
-@click.option("--lr", default=2e-3, show_default=True, help="Peak learning rate.")
+@click.option("--lr", default=3e-3, show_default=True, help="Peak learning rate.")
 @click.option("--threshold", default=0.06, show_default=True,
               help="Pixels darker than this (0..1, after the background) are never targets.")
 @click.option("--gamma", default=1.0, show_default=True,
               help="Target mass = brightness ** gamma (above 1: the brightest parts).")
 @click.option("--background", default="auto", show_default=True,
-              help="Brightness taken as background and removed: auto (median + 3 robust "
-                   "standard deviations: a photograph's sky or wall), none, or 0..1.")
+              help="Brightness taken as background and removed: auto (Otsu's threshold: "
+                   "a photograph's sky or wall), none, or 0..1.")
 @_budget_options
 @click.pass_context
 def nat(ctx: click.Context, image: str, out: Path, steps: int | None, latent: int, width: int,

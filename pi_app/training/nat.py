@@ -5,8 +5,8 @@ model, the training loop, the export.
 
 The target: each sample is one point of the picture, (x, y, r, g, b, w), all in [0, 1].
 A pixel is drawn with probability proportional to its mass: its brightness V = max(R, G, B)
-above the background (`background`: "none", "auto" = the median brightness plus three robust
-standard deviations, so a photograph's sky or wall does not take the mass, or a number),
+above the background (`background`: "none", "auto" = Otsu's threshold of the brightness, so a
+photograph's sky or wall does not take the mass, or a number),
 rescaled to 0..1, raised to `gamma` (> 1 favours the brightest parts) — pixels with that
 below `threshold` never. x and y are its position jittered inside the pixel and
 divided by the picture's width and height (x = 0 left, y = 0 top), and its colour is split
@@ -44,11 +44,11 @@ from . import common, export
 class NATConfig:
     image: str                      # the target picture (PNG / JPEG)
     latent_dim: int = 16            # size of the noise vector z
-    width: int = 64                 # hidden units per layer (64: ~35 us per 32 points)
-    depth: int = 4                  # hidden layers
+    width: int = 128                # hidden units per layer
+    depth: int = 5                  # hidden layers
     n_points: int = 16384           # size of the fixed noise pool = target pool
     batch_size: int = 256           # points per Hungarian step
-    lr: float = 2e-3                # peak Adam learning rate (cosine decay)
+    lr: float = 3e-3                # peak Adam learning rate (cosine decay)
     steps: int = 20000              # step budget (or stop at --minutes)
     threshold: float = 0.06         # pixels darker than this (after background) never drawn
     seed: int = 0
@@ -73,22 +73,36 @@ def load_picture(path: str | Path) -> np.ndarray:
 
 
 def background_level(value: np.ndarray, background: str | float) -> float:
-    """The brightness counted as background: 0 for "none", a number as given, "auto": the
-    median plus three robust standard deviations (1.4826 x the median absolute deviation)."""
+    """The brightness counted as background: 0 for "none", a number as given, "auto": Otsu's
+    threshold of the brightness histogram (the level that best splits the picture into a
+    darker and a brighter class: the sky of a night photograph, the black around a round
+    picture, a dark wall)."""
     if isinstance(background, int | float):
         return float(background)
     text = str(background).strip().lower()
     if text in ("none", "", "0"):
         return 0.0
     if text == "auto":
-        med = float(np.median(value))
-        mad = float(np.median(np.abs(value - med)))
-        return min(0.95, med + 3.0 * 1.4826 * mad)
+        return otsu(value)
     try:
         return float(text)
     except ValueError:
         raise LatentDMXError(f"background {background!r} is not none, auto or a number",
                              field="--background", fix="use none, auto or e.g. 0.2") from None
+
+
+def otsu(value: np.ndarray, bins: int = 256) -> float:
+    """Otsu's threshold of values in [0, 1]: the split maximising the between-class variance."""
+    hist, edges = np.histogram(np.clip(value, 0.0, 1.0), bins=bins, range=(0.0, 1.0))
+    p = hist.astype(np.float64) / max(hist.sum(), 1)
+    centres = 0.5 * (edges[:-1] + edges[1:])
+    w0 = np.cumsum(p)
+    m0 = np.cumsum(p * centres)
+    total = m0[-1]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        between = (total * w0 - m0) ** 2 / (w0 * (1.0 - w0))
+    between = np.nan_to_num(between[:-1], nan=0.0, posinf=0.0)
+    return float(edges[int(np.argmax(between)) + 1]) if between.size else 0.0
 
 
 class PictureTarget:

@@ -33,6 +33,7 @@ from . import measures as ms
 N_SAMPLES = 2000
 SHOW_MINUTES = 20.0               # 3 heads x 20 min = one head-hour
 STRENGTHS = (0.25, 0.5, 1.0, 1.5)
+BASELINE_STEPS = 2000            # the random-generator decoder's training (it converges fast)
 
 
 def measure(folder: Path, threads: int = 0, quick: bool = False) -> dict:
@@ -61,8 +62,8 @@ def summary_line(f: dict) -> str:
         return (f"sliced Wasserstein {f['sw_model']:.4f} (gaussian {f['sw_gaussian']:.4f}, "
                 f"floor {f['sw_floor']:.4f}): {100 * f['sw_gap_closed']:.0f} % of the gap "
                 f"closed; off-target {100 * f['off_model']:.1f} % (floor "
-                f"{100 * f['off_floor']:.1f} %); walk tears {f['tears_per_fixture_hour']:.0f} "
-                f"per fixture-hour; {show}")
+                f"{100 * f['off_floor']:.1f} %); walk tears "
+                f"{s.get('tears_per_fixture_hour', 0):.0f} per fixture-hour; {show}")
     g = f["grid"][str(1.0)]
     return (f"bold pixels {100 * f['bold_share']:.0f} %, chroma {f['chroma']:.2f}, linear R2 "
             f"{f['linear_r2']:.2f}, midpoint vs crossfade {f['midpoint_vs_crossfade']:.2f}; "
@@ -245,7 +246,7 @@ def measure_iae(model: Model, folder: Path, threads: int = 0, n_messages: int = 
     baseline = iae.build(cfg)
     baseline.generator.load_state_dict(ckpt["generator_init"])
     if "baseline_decoder" not in ckpt:
-        steps = 40 if quick else min(int(ckpt["step"]), 6000)
+        steps = 40 if quick else min(int(ckpt["step"]), BASELINE_STEPS)
         ckpt["baseline_decoder"] = iae.train_decoder(baseline, cfg, steps)
         ckpt["baseline_steps"] = steps
         common.save_checkpoint(folder, ckpt)
