@@ -175,8 +175,8 @@ def draw_nat(model: Model, picture: np.ndarray, path: Path, n: int = N_SAMPLES) 
     sheet = Image.new("RGB", (3 * w + 8, h), (40, 40, 40))
     for i, im in enumerate((base, black, dim)):
         sheet.paste(im, (i * (w + 4), 0))
-    if sheet.width > 1200:
-        sheet = sheet.resize((1200, round(sheet.height * 1200 / sheet.width)))
+    if sheet.width > 900:                                        # photographs: a readable size
+        sheet = sheet.resize((900, round(sheet.height * 900 / sheet.width)), Image.LANCZOS)
     sheet.save(path, optimize=True)
 
 
