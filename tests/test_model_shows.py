@@ -72,3 +72,15 @@ def test_bundled_show_never_sweeps_lit_nor_pins_a_head(name, tmp_path):
         assert at_limit.max() < 0.05, f"{name}: {head} at a limit {at_limit} of the frames"
         assert np.ptp(aim, axis=0).min() > 0.1, f"{name}: {head} hardly moves"
         assert (light > 0.1).mean() > 0.5, f"{name}: {head} is dark most of the show"
+
+
+def test_render_of_a_show_whose_heads_park_in_the_dark_completes():
+    """Parking waits for dark, so the stop can outlast `fade_out_s`: the offline render must
+    make room for it (it overran its frame buffer for iae-glyphs, seed 0, 30 s)."""
+    from pi_app.runtime import load_model
+    from pi_app.views.render import simulate
+
+    config = load_config(None)
+    frames, times = simulate(config, load_model("iae-glyphs"), seed=0, duration_s=30)
+    look = Rig.from_patch(Patch(config)).decode(frames[-1])
+    assert times[-1] >= 30 and look.colour.max() == 0

@@ -57,7 +57,8 @@ def _nat_quality(q: dict) -> list[str]:
 def _iae_quality(q: dict) -> list[str]:
     grid = q["grid"]
     rows = ["| channel strength (noise std) | this generator: cosine / MSE | random fixed "
-            "generator + its own trained decoder: cosine / MSE |", "|---|---|---|"]
+            "generator (same size, contrast matched) + its own trained decoder: cosine / MSE |",
+            "|---|---|---|"]
     for s, g in grid.items():
         rows.append(f"| {float(s):g}x ({g['noise_std']:g}) | **{g['cos_trained']:.3f}** / "
                     f"{g['mse_trained']:.3f} | {g['cos_baseline']:.3f} / "
@@ -68,7 +69,7 @@ def _iae_quality(q: dict) -> list[str]:
          f"mean chroma (max - min of R, G, B) **{q['chroma']:.2f}**. A linear map from message "
          f"to glyph, fitted on 1,500 messages, explains R² = **{q['linear_r2']:.2f}** of "
          "held-out glyphs (1 = the glyphs are a linear blend of a few fixed pictures, lower "
-         "= more shapes than blends)."),
+         "= more shapes than blends)." + _baseline_glyphs(q)),
         "",
         (f"**Morphs** (slerp, as the show walks): the picture halfway between two messages "
          f"differs from the pixel crossfade of the two ends by "
@@ -85,6 +86,14 @@ def _iae_quality(q: dict) -> list[str]:
         "",
         *rows,
     ]
+
+
+def _baseline_glyphs(q: dict) -> str:
+    b = q.get("baseline_glyphs")
+    if not b:
+        return ""
+    return (f" For comparison, a random generator of the same size with the same contrast: "
+            f"{_pct(b['bold_share'])} bold, chroma {b['chroma']:.2f}, R² {b['linear_r2']:.2f}.")
 
 
 def _show_quality(s: dict, kind: str) -> list[str]:

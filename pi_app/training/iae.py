@@ -259,6 +259,20 @@ def train(cfg: IAEConfig, out: Path, *, minutes: float | None = None, device: st
     return summary
 
 
+def match_contrast(random: Generator, trained: Generator, probe: torch.Tensor) -> None:
+    """Scale a random generator's last convolution so its pictures have the trained one's
+    contrast (mean and spread before the sigmoid): a random generator at its initial weights
+    draws nearly flat grey, which no decoder can read through noise, a trivial baseline."""
+    with torch.no_grad():
+        a = random.net[:-1](probe)
+        b = trained.net[:-1](probe)
+        k = float(b.std() / a.std().clamp(min=1e-8))
+        last = random.net[-2]
+        assert isinstance(last, nn.Conv2d) and last.bias is not None
+        last.weight.mul_(k)
+        last.bias.mul_(k).add_(float(b.mean() - k * a.mean()))
+
+
 def train_decoder(net: IAE, cfg: IAEConfig, steps: int, progress: bool = True) -> dict:
     """Train only `net`'s decoder, its generator frozen, with the same channel, curriculum
     and schedule (the quality step's baseline: a decoder for a random, fixed generator of

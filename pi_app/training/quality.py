@@ -34,6 +34,7 @@ N_SAMPLES = 2000
 SHOW_MINUTES = 20.0               # 3 heads x 20 min = one head-hour
 STRENGTHS = (0.25, 0.5, 1.0, 1.5)
 BASELINE_STEPS = 2000            # the random-generator decoder's training (it converges fast)
+BASELINE_KIND = "random generator, contrast matched"
 
 
 def measure(folder: Path, threads: int = 0, quick: bool = False) -> dict:
@@ -176,7 +177,7 @@ def draw_nat(model: Model, picture: np.ndarray, path: Path, n: int = N_SAMPLES) 
     for i, im in enumerate((base, black, dim)):
         sheet.paste(im, (i * (w + 4), 0))
     if sheet.width > 900:                                        # photographs: a readable size
-        sheet = sheet.resize((900, round(sheet.height * 900 / sheet.width)), Image.LANCZOS)
+        sheet = sheet.resize((900, round(sheet.height * 900 / sheet.width)), Image.Resampling.LANCZOS)
     sheet.save(path, optimize=True)
 
 
@@ -245,10 +246,13 @@ def measure_iae(model: Model, folder: Path, threads: int = 0, n_messages: int = 
     net.load_state_dict(ckpt["model"])
     baseline = iae.build(cfg)
     baseline.generator.load_state_dict(ckpt["generator_init"])
-    if "baseline_decoder" not in ckpt:
+    probe = torch.randn(512, cfg.latent_dim, generator=torch.Generator().manual_seed(98))
+    iae.match_contrast(baseline.generator, net.generator, probe)
+    if "baseline_decoder" not in ckpt or ckpt.get("baseline_kind") != BASELINE_KIND:
         steps = 40 if quick else min(int(ckpt["step"]), BASELINE_STEPS)
         ckpt["baseline_decoder"] = iae.train_decoder(baseline, cfg, steps)
         ckpt["baseline_steps"] = steps
+        ckpt["baseline_kind"] = BASELINE_KIND
         common.save_checkpoint(folder, ckpt)
     baseline.decoder.load_state_dict(ckpt["baseline_decoder"])
     g = torch.Generator().manual_seed(99)
@@ -263,6 +267,15 @@ def measure_iae(model: Model, folder: Path, threads: int = 0, n_messages: int = 
         row["noise_std"] = _r(cfg.noise_add * s, 3)
         grid[str(s)] = row
     figs = glyph_figures(model, 400 if quick else 2000)
+    with torch.no_grad():                    # the baseline's glyphs, for comparison
+        zb = torch.randn(2000 if not quick else 400, cfg.latent_dim,
+                         generator=torch.Generator().manual_seed(0))
+        bimgs = baseline.generator(zb).permute(0, 2, 3, 1).numpy()
+    cut = int(0.75 * len(zb))
+    figs["baseline_glyphs"] = {
+        "bold_share": _r(ms.bold_share(bimgs), 4), "chroma": _r(ms.chroma(bimgs), 4),
+        "linear_r2": _r(ms.linear_r2(zb[:cut].numpy(), bimgs[:cut], zb[cut:].numpy(),
+                                     bimgs[cut:]), 4)}
     figs.update(grid=grid, mse_zero_guess=_r(zero, 4), messages=n_messages,
                 baseline_steps=int(ckpt["baseline_steps"]), channel=_channel(cfg))
     figs.update(interpolation(model))

@@ -50,7 +50,9 @@ def simulate(config, model, *, seed: int | None = None, duration_s: float,
     fps = config.fps
     rig = Rig.from_patch(pipe.patch)
     fade_at = max(0.0, duration_s - config.safety.fade_out_s)
-    n_max = int(np.ceil((duration_s + config.safety.fade_out_s) * fps)) + 2
+    from ..safety import PARK_GRACE_S       # the stop waits at most this for parking
+
+    n_max = int(np.ceil((duration_s + config.safety.fade_out_s + PARK_GRACE_S) * fps)) + 2
     frames = np.zeros((n_max + 1, len(rig.universes), 512), np.uint8)
     fading = False
     k = 0
