@@ -23,7 +23,7 @@ COMMAND_MODULES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("fixtures", ("fixtures",)),
     ("models", ("models",)),
     ("train", ("train",)),
-    ("hardware", ("identify", "doctor")),
+    ("hardware", ("identify", "doctor", "darken")),
     ("safety", ("safety_check",)),
     ("control", ("status", "dim", "pause", "resume", "blackout", "seed", "model", "tempo")),
     ("views", ("render", "watch")),

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from .config import Config
+from .identify import IdentifySequence
 from .mapper import make_mapper, streams_for
 from .patch import Patch
 from .runtime import Model
@@ -54,6 +55,7 @@ class Pipeline:
         self.phase = 0.0                         # position on the walk, in waypoints
         self._last_t: float | None = None
         self.scene: np.ndarray | None = None     # the last safe scene (for viewers)
+        self.identify: IdentifySequence | None = None   # `latentdmx identify` through the show
 
     @property
     def model(self) -> Model:
@@ -106,6 +108,12 @@ class Pipeline:
                 self._old = None
             else:
                 scene = (1.0 - a) * self._old.scene(self.phase) + a * scene
+        if self.identify is not None:           # replaces the show's look for a while
+            ident = self.identify.scene(scene, t_s)
+            if ident is None:
+                self.identify = None
+            else:
+                scene = ident
         if self.blacked_out:
             scene = scene.copy()
             scene[:, LIGHT] = 0.0

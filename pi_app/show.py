@@ -10,7 +10,9 @@ frame loop between frames, so a client can never stall the clock.
 
 from __future__ import annotations
 
+import difflib
 import logging
+import os
 import queue
 import signal
 import threading
@@ -125,9 +127,53 @@ class Show:
         if cmd == "scene":                      # for `latentdmx watch` (read-only)
             from .views.state import live_state
             return live_state(self)
+        if cmd == "identify":
+            return self._identify(args, number)
         raise ControlError(f"unknown command {cmd!r}", field="cmd",
-                           fix="use status, scene, dim, pause, resume, blackout, seed, model or "
-                               "tempo")
+                           fix="use status, scene, dim, pause, resume, blackout, seed, model, "
+                               "tempo or identify")
+
+    def _identify(self, args: dict, number: Callable[[str, float, float], float]) -> dict:
+        """`latentdmx identify` while this show drives the lights: the named fixtures (or
+        ``"all": true``) one after another in steady white, ``seconds`` each, at ``level``;
+        the others dark. It replaces the show's scene *before* the safety stage, so the way in
+        and the way back to the show are flash- and slew-limited like any frame.
+        ``"cancel": true`` returns to the show at once."""
+        from .identify import IdentifySequence
+
+        p = self.pipeline
+        if args.get("cancel") is True:
+            self._commands.put(lambda t: setattr(p, "identify", None))
+            return {"cancelled": True}
+        names = [f.name for f in p.patch.fixtures]
+        wanted = names if args.get("all") is True else args.get("fixtures")
+        if not isinstance(wanted, list) or not wanted or \
+                not all(isinstance(n, str) for n in wanted):
+            raise ControlError("identify needs fixture names", field="identify",
+                               fix="e.g. `latentdmx identify par-1`")
+        for name in wanted:
+            if name not in names:
+                close = difflib.get_close_matches(name, names, n=1)
+                raise ControlError(f"the running show has no fixture {name!r}",
+                                   field="identify", fix=(f"did you mean {close[0]!r}? " if
+                                                          close else "") +
+                                   f"its fixtures: {', '.join(names)}")
+        seconds, level = number("seconds", 0.1, 600.0), number("level", 0.0, 1.0)
+        if self._stop_requested or p.safety.stopping:
+            raise ControlError("the show is stopping", field="identify",
+                               fix="run identify again once it has stopped")
+        if p.blacked_out:
+            raise ControlError("the show is blacked out", field="identify",
+                               fix="`latentdmx resume` first")
+        indices = [names.index(n) for n in wanted]
+        self._commands.put(lambda t: setattr(
+            p, "identify", IdentifySequence(p.patch, indices, level, seconds, t)))
+        fixtures = [{"name": f.name, "universe": f.universe,
+                     "addresses": f"{f.address}-{f.last_address}",
+                     "profile": f"{f.profile.key} {f.mode.name}"}
+                    for f in (p.patch.fixtures[i] for i in indices)]
+        return {"fixtures": fixtures, "seconds": seconds, "level": level,
+                "master": p.safety.master, "pid": os.getpid()}
 
     # -- the frame loop -----------------------------------------------------------------
     def _status(self, k: int) -> dict:
@@ -186,6 +232,23 @@ class Show:
             saved.append((sig, signal.signal(sig, fn)))
         return saved
 
+    def _claim(self):
+        """Claim the output's targets before the first frame (`pi_app.claims`): a second show
+        on the same lights is refused here, whatever its socket, user or environment."""
+        targets = self.output.targets()
+        if not targets:
+            return None
+        from .claims import Claim
+
+        return Claim(targets, "show", handler=self._claim_request)
+
+    def _claim_request(self, cmd: str, args: dict) -> dict:
+        """Requests that reach the show through its claim (from `latentdmx identify`)."""
+        if cmd not in ("identify", "status"):
+            raise ControlError(f"{cmd!r} is not taken here", field=cmd,
+                               fix="use the control socket (`latentdmx status`, `dim`, ...)")
+        return self.handle_control(cmd, args)
+
     def _start_control(self):
         if not self.control_enabled:
             return None
@@ -210,12 +273,18 @@ class Show:
         recorder = ShowRecorder(self.record_path, self.fps) if self.record_path else None
         server = None
         web = None
+        claim = None
+        last = None
         fading = False
         clean = False
         fade_at = None
         if self.duration_s is not None:
             fade_at = max(0.0, self.duration_s - self.config.safety.fade_out_s)
         try:
+            claim = self._claim()                # refused here: nothing has been sent
+            if claim is not None:
+                from .laststate import LastFramesWriter
+                last = LastFramesWriter.open(claim.targets, self.pipeline.patch)
             if self.config.preview.web:          # the live web page (pi_app/views/web.py)
                 from .views.web import start_web
                 web = start_web(self, self.config.preview)
@@ -239,6 +308,8 @@ class Show:
                     notifier.stopping("fading out")
                 frames = pipe.frames(t)
                 self.output.send(frames)
+                if last is not None:
+                    last.write(frames)
                 if recorder:
                     recorder.write(frames, t)
                 self._times.append(clock.now())
@@ -253,6 +324,8 @@ class Show:
             # The last frame out is dark: blackout, flushed.
             frames = self.pipeline.blackout_frames()
             self.output.send(frames)
+            if last is not None:
+                last.write(frames)
             if recorder:
                 recorder.write(frames, (clock.frame) / self.fps)
             clean = True
@@ -276,3 +349,7 @@ class Show:
             notifier.close()
             for sig, old in saved:
                 signal.signal(sig, old)
+            if last is not None:
+                last.close()
+            if claim is not None:                # released last: the lights are dark now
+                claim.close()
