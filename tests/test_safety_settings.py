@@ -218,11 +218,14 @@ def test_old_strobe_keys_get_one_line_saying_what_to_do(tmp_path, key, value):
 def test_nothing_promises_a_strobe_cap():
     from procs import REPO
 
+    from pi_app.config import SafetyConfig
+
+    assert not {"allow_strobe", "strobe_max_hz"} & {f.name for f in
+                                                    dataclasses.fields(SafetyConfig)}
     for path in ("README.md", "pi_app/data/default.toml", "pi_app/config.py",
-                 "pi_app/safety.py"):
+                 "pi_app/safety.py", "systemd/latentdmx.service"):
         text = (REPO / path).read_text()
-        assert "strobe_max_hz" not in text or "REMOVED" in text, path
-        assert "capped at" not in text, path
+        assert "capped at" not in text and "strobe_max_hz =" not in text, path
 
 
 # -- the scene layout ----------------------------------------------------------------------

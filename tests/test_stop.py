@@ -319,3 +319,23 @@ def test_last_frames_are_kept_in_ram_only(monkeypatch):
     np.testing.assert_array_equal(back.frames[1], frames[1])
     dark = back.dark()[1]
     assert not dark[LIGHT].any() and (dark[AIM] == frames[1][AIM]).all()
+
+
+def test_doctor_sees_a_lit_frame_nobody_drives(olad):
+    """After a SIGKILL without the service (a daemon started by hand), doctor says the rig
+    was left on and how to darken it; after `darken` it is dark."""
+    d = public_dir()
+    cfg = d / "rig.toml"
+    cfg.write_text(rig_on("ola", ola_port=olad.rpc_port))
+    env = env_for(xdg=d)
+    show = start_lit_show(olad, cfg, env)
+    show.send_signal(signal.SIGKILL)
+    show.wait()
+    left = run_cli("doctor", "--config", str(cfg), env=env)
+    r = run_cli("darken", "--config", str(cfg), env=env)
+    after = run_cli("doctor", "--config", str(cfg), env=env)
+    assert left.returncode == 1 and "holds a lit frame" in left.stdout, left.stdout
+    assert f"latentdmx darken --config {cfg}" in left.stdout
+    assert r.returncode == 0 and "blackout sent" in r.stdout
+    assert after.returncode == 0, after.stdout
+    assert not lit(olad.get_dmx())

@@ -396,7 +396,31 @@ def _check_senders(cfg, universes: dict, proc) -> list[Finding]:
         else:
             found.append(Finding(True, f"{label}: merge mode {mode}, no other sender" +
                                  (f" (LatentDMX: {show.describe()})" if show else "")))
+        if show is None:
+            found += _check_left_on(cfg, u, ou, label)
     return found
+
+
+def _check_left_on(cfg, u: int, ou: int, label: str) -> list[Finding]:
+    """No LatentDMX program drives universe `ou`: is a lit frame left in it?"""
+    from ..outputs.ola import OlaQuery
+    from ..patch import Patch
+
+    o = cfg.output.ola
+    try:
+        with OlaQuery(o.host, o.port) as q:
+            data = q.dmx(ou)
+    except LatentDMXError:
+        return []
+    light = Patch(cfg).light_slots().get(u)
+    lit = [int(s) + 1 for s in (light if light is not None else []) if s < len(data) and data[s]]
+    if not lit:
+        return []
+    return [Finding(False, f"{label} holds a lit frame ({len(lit)} light channel"
+                           f"{'s' if len(lit) > 1 else ''} on, from slot {lit[0]}) and no "
+                           "LatentDMX show drives it: a program that has gone left it (a "
+                           "killed daemon, ola_set_dmx?)",
+                    f"latentdmx darken --config {cfg.path} (or start the show)")]
 
 
 def _check_uartdmx(proc, plugin, unpatched: bool, uart_devices) -> list[Finding]:

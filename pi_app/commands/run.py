@@ -168,9 +168,11 @@ def check(config_path):
 
     from ..config import load_config
     from ..patch import Patch
+    from ..safety import Safety
 
     cfg = load_config(config_path)
     patch = Patch(cfg)
+    Safety(cfg, patch, cfg.fps)         # a rig that could strobe is refused here, as by `run`
     mdl = load_show_model(cfg, from_flag=False)
     table = Table(title=f"{cfg.path}: {len(patch)} fixtures, universes "
                         f"{', '.join(map(str, patch.universes))}")
