@@ -7,6 +7,7 @@ libraries are imported only inside the outputs' own modules.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import grp
 import logging
@@ -90,8 +91,7 @@ def identify(fixture, all_, seconds, level, config_path, output, verbose):
                                seconds, level)
         return
     period = 1.0 / cfg.fps
-    _sigterm_as_interrupt()                 # `kill` ends it like Ctrl-C: with a blackout
-    with claim, out:
+    with _sigterm_as_interrupt(), claim, out:   # `kill` ends it like Ctrl-C: with a blackout
         for i in chosen:
             fx = patch.fixtures[i]
             click.echo(f"{fx.name}: universe {fx.universe}, addresses {fx.address}-"
@@ -112,15 +112,24 @@ def identify(fixture, all_, seconds, level, config_path, output, verbose):
     click.echo("done: blackout sent")
 
 
-def _sigterm_as_interrupt() -> None:
+@contextlib.contextmanager
+def _sigterm_as_interrupt():
+    """SIGTERM raises KeyboardInterrupt while inside (main thread only), so the output's
+    close() still sends its blackout."""
     import signal
     import threading
 
     def interrupt(*_: object) -> None:
         raise KeyboardInterrupt
 
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, interrupt)
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
 
 
 def _identify_through_show(held, names: list[str] | None, seconds: float,
