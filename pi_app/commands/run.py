@@ -88,6 +88,9 @@ def run(config_path, output, model, fps, seed, duration, record, web, verbose):
 
     Stops cleanly on Ctrl-C or SIGTERM: fade-out, blackout frame, exit 0. SIGHUP reloads the
     config. While it runs, `latentdmx status`, `dim`, `pause`, ... control it.
+
+    One show per set of lights: if another LatentDMX program already drives the same olad
+    universe or serial port (however it was started), this one is refused, naming it.
     """
     from ..outputs import output_for
     from ..show import Show
