@@ -95,7 +95,7 @@ class Holder:
                 "darken": "`latentdmx darken`"}.get(self.role, "another program")
         how = f"the systemd service {self.unit}" if self.unit else \
             f"started by hand by {self.user or f'uid {self.uid}'}"
-        cmd = _command_line(self.argv)
+        cmd = command_line(self.argv)
         return f"{what}, pid {self.pid} ({how}{': ' + cmd if cmd else ''})"
 
     def fix(self) -> str:
@@ -106,7 +106,7 @@ class Holder:
                 "one to other lights (another universe or output)")
 
 
-def _command_line(argv: Iterable[str]) -> str:
+def command_line(argv: Iterable[str]) -> str:
     args = list(argv)
     if not args:
         return ""

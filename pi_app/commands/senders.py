@@ -32,9 +32,9 @@ class Program:
     argv: tuple[str, ...]
 
     def label(self) -> str:
-        from ..claims import _command_line
+        from ..claims import command_line
 
-        return f"{_command_line(self.argv) or self.comm} (pid {self.pid})"
+        return f"{command_line(self.argv) or self.comm} (pid {self.pid})"
 
 
 def source_clients(host: str, http_port: int) -> dict[int, int] | None:
