@@ -4,7 +4,9 @@ daemon or of the systemd service."""
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -33,7 +35,17 @@ def public_dir(prefix: str = "latentdmx-test-", ram: bool = False) -> Path:
     base = "/dev/shm" if ram and os.path.isdir("/dev/shm") else None
     d = Path(tempfile.mkdtemp(prefix=prefix, dir=base))
     d.chmod(0o755)
+    _made.append(d)
     return d
+
+
+_made: list[Path] = []
+
+
+@atexit.register
+def _clean() -> None:
+    for d in _made:
+        shutil.rmtree(d, ignore_errors=True)
 
 
 def env_for(runtime: Path | None = None, xdg: Path | None = None, **extra: str) -> dict:
