@@ -27,6 +27,7 @@ COMMAND_MODULES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("safety", ("safety_check",)),
     ("control", ("*",)),          # every command of the control vocabulary (vocabulary.py)
     ("views", ("render", "watch")),
+    ("install", ("schedule",)),
 )
 
 

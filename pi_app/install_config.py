@@ -36,7 +36,6 @@ class LocationConfig:
     latitude: float = math.nan          # degrees north (south negative)
     longitude: float = math.nan         # degrees east (west negative)
     timezone: str = ""                  # IANA name; empty: the system's time zone
-    elevation_m: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -42,7 +42,11 @@ from .install_config import (
 )
 
 UTC = dt.UTC
-LOOK_BACK_DAYS = 2      # a window may open up to this many days before the moment asked about
+LOOK_BACK_DAYS = 2
+# the sun's geometric elevation at each event: sunrise/sunset when the upper limb touches the
+# horizon (0.833° = 34' of refraction + 16' of semi-diameter), dawn/dusk: civil twilight
+SUN_ANGLE_DEG = {"sunrise": -0.833, "sunset": -0.833, "dawn": -6.0, "dusk": -6.0}
+SUN_STEP_MIN = 10      # a window may open up to this many days before the moment asked about
 
 
 @dataclass(frozen=True)
@@ -102,7 +106,7 @@ class Schedule:
             from astral import Observer
 
             loc = self.location
-            self._observer = Observer(loc.latitude, loc.longitude, loc.elevation_m)
+            self._observer = Observer(loc.latitude, loc.longitude)
         return self._observer
 
     def sun_event(self, event: str, day: dt.date) -> dt.datetime | str:
@@ -114,31 +118,45 @@ class Schedule:
         return hit
 
     def _compute_sun(self, event: str, day: dt.date) -> dt.datetime | str:
+        """Root of the sun's elevation (astral's solar position) through the event's angle,
+        in the half day before (sunrise, dawn) or after (sunset, dusk) that day's solar noon.
+
+        Not astral's own `sunrise()`/`sunset()`: near the polar days they miss events that
+        happen ("Unable to find a sunrise time on the date specified" for Tromsø's sunrise
+        at 01:55 on 14 May 2026)."""
         from astral import sun as asun
 
         obs = self._obs()
-        noon = asun.noon(obs, day, tzinfo=self.tz)
-        if event in ("sunrise", "dawn"):
-            lo, hi = noon - dt.timedelta(hours=12), noon
-        else:
-            lo, hi = noon, noon + dt.timedelta(hours=12)
-        fn: Any = {"sunrise": asun.sunrise, "sunset": asun.sunset, "dawn": asun.dawn,
-              "dusk": asun.dusk}[event]
-        utc_day = noon.astimezone(UTC).date()
-        for d in (utc_day - dt.timedelta(days=1), utc_day, utc_day + dt.timedelta(days=1)):
-            try:
-                t = fn(obs, d, tzinfo=UTC)
-            except ValueError:
-                continue
-            if lo <= t < hi:
-                return t.astimezone(self.tz)
-        up = asun.elevation(obs, noon) > 0
-        twilight = event in ("dawn", "dusk")
-        if up and not twilight:
-            return "midnight sun: the sun does not set"
-        if up:
-            return "white night: it never gets darker than civil twilight"
-        return "polar night: the sun does not rise"
+        noon = asun.noon(obs, day, tzinfo=self.tz).astimezone(UTC)
+        target = SUN_ANGLE_DEG[event]
+        rising = event in ("sunrise", "dawn")
+        start = noon - dt.timedelta(hours=12) if rising else noon
+
+        def above(t: dt.datetime) -> float:
+            return asun.elevation(obs, t, with_refraction=False) - target
+
+        step = dt.timedelta(minutes=SUN_STEP_MIN)
+        prev_t, prev = start, above(start)
+        for k in range(1, int(12 * 60 / SUN_STEP_MIN) + 1):
+            t = start + k * step
+            v = above(t)
+            if (prev < 0 <= v) if rising else (prev >= 0 > v):
+                lo, hi = prev_t, t
+                for _ in range(24):                     # bisect to well under a second
+                    mid = lo + (hi - lo) / 2
+                    if (above(mid) < 0) == rising:
+                        lo = mid
+                    else:
+                        hi = mid
+                return (lo + (hi - lo) / 2).astimezone(self.tz)
+            prev_t, prev = t, v
+        up = above(noon) + target > 0
+        if event in ("dawn", "dusk"):
+            return ("white night: it never gets darker than civil twilight"
+                    if above(noon - dt.timedelta(hours=12)) >= 0 else
+                    "polar night: no civil twilight")
+        return "midnight sun: the sun does not set" if up else \
+            "polar night: the sun does not rise"
 
     # -- times --------------------------------------------------------------------------
     def _local(self, day: dt.date, minutes: int) -> dt.datetime:
