@@ -160,7 +160,8 @@ class Director:
             self.idle = False
             self._going_dark = False
             self.pipeline.wake(t_s)
-        log.info("schedule: on (%s) until %s", window.what, format_local(window.off))
+        log.info("schedule: on (%s) until %s", window.what,
+                 format_local(self.schedule.local(window.off)))
         fade = 0.0 if waking else self.default_fade_s
         if window.entry.preset:
             self.playlist = None

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from .install_config import (
@@ -51,7 +50,8 @@ SUN_STEP_MIN = 10      # a window may open up to this many days before the momen
 
 @dataclass(frozen=True)
 class Window:
-    """One opening of an entry: from `on` to `off` (aware datetimes, local zone)."""
+    """One opening of an entry: from `on` to `off`, in UTC (aware datetimes in one zone
+    compare by their wall-clock fields, wrong across a fall-back hour; UTC never is)."""
     index: int              # the entry's index in the config's [[schedule]] list
     entry: ScheduleEntry
     on: dt.datetime
@@ -110,7 +110,7 @@ class Schedule:
         return self._observer
 
     def sun_event(self, event: str, day: dt.date) -> dt.datetime | str:
-        """The local time of `event` on local `day`, or the reason there is none."""
+        """The time (UTC) of `event` on local `day`, or the reason there is none."""
         key = (event, day)
         hit = self._sun_cache.get(key)
         if hit is None:
@@ -148,7 +148,7 @@ class Schedule:
                         lo = mid
                     else:
                         hi = mid
-                return (lo + (hi - lo) / 2).astimezone(self.tz)
+                return lo + (hi - lo) / 2
             prev_t, prev = t, v
         up = above(noon) + target > 0
         if event in ("dawn", "dusk"):
@@ -162,7 +162,10 @@ class Schedule:
     def _local(self, day: dt.date, minutes: int) -> dt.datetime:
         naive = dt.datetime.combine(day, dt.time(minutes // 60, minutes % 60))
         aware = naive.replace(tzinfo=self.tz)                   # fold=0: the first, if twice
-        return aware.astimezone(UTC).astimezone(self.tz)        # a gap's time moves forward
+        return aware.astimezone(UTC)                            # a gap's time moves forward
+
+    def local(self, t: dt.datetime) -> dt.datetime:
+        return t.astimezone(self.tz)
 
     def resolve(self, spec: TimeSpec, day: dt.date) -> dt.datetime | str:
         if spec.event == "clock":
@@ -170,7 +173,7 @@ class Schedule:
         t = self.sun_event(spec.event, day)
         if isinstance(t, str):
             return f"no {spec.event} on {day:%a %d %b}: {t}"
-        return (t.astimezone(UTC) + dt.timedelta(seconds=spec.offset_s)).astimezone(self.tz)
+        return t + dt.timedelta(seconds=spec.offset_s)
 
     def _applies(self, i: int, day: dt.date) -> bool:
         if day.weekday() not in self._days[i]:
@@ -203,14 +206,15 @@ class Schedule:
                 skipped.append(Skipped(i, e, day, off))
                 continue
             if off <= on:
-                skipped.append(Skipped(i, e, day, f"on ({on:%H:%M}) comes after off "
-                                                  f"({off:%H:%M}) that day"))
+                skipped.append(Skipped(i, e, day, f"on ({self.local(on):%H:%M}) comes after "
+                                                  f"off ({self.local(off):%H:%M}) that day"))
                 continue
             wins.append(Window(i, e, on, off))
         return wins, skipped
 
     def windows(self, start: dt.datetime, end: dt.datetime) -> list[Window]:
         """Every window overlapping [start, end), ordered by opening time."""
+        start, end = start.astimezone(UTC), end.astimezone(UTC)
         first = start.astimezone(self.tz).date() - dt.timedelta(days=LOOK_BACK_DAYS)
         last = end.astimezone(self.tz).date()
         out: list[Window] = []
@@ -225,6 +229,7 @@ class Schedule:
         """What plays at `when` (aware), and when that changes next."""
         if when.tzinfo is None:
             raise ValueError("an aware datetime is needed")
+        when = when.astimezone(UTC)
         if self.always_on:
             return State(None, None, None)
         end = when + dt.timedelta(days=horizon_days)

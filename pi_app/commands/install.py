@@ -72,16 +72,17 @@ def schedule(config_path, days, start, socket_path):
         sun = ""
         if has_sun:
             rise, set_ = sch.sun_event("sunrise", day), sch.sun_event("sunset", day)
-            sun = "  ".join(f"{name} {t:%H:%M}" if isinstance(t, dt.datetime) else
+            sun = "  ".join(f"{name} {sch.local(t):%H:%M}" if isinstance(t, dt.datetime) else
                             f"no {name}" for name, t in (("sunrise", rise), ("sunset", set_)))
             if isinstance(rise, str) and isinstance(set_, str):
                 sun = set_.split(":")[0]                 # midnight sun / polar night
         click.echo(f"{day:%a %d %b %Y}  {sun}".rstrip())
         wins, skipped = sch.day_plan(day)
         for w in wins:
-            span = f"{w.on:%H:%M %Z} – {w.off:%H:%M %Z}"
-            if w.off.date() != w.on.date():
-                span += f" ({w.off:%a})"
+            on, off = sch.local(w.on), sch.local(w.off)
+            span = f"{on:%H:%M %Z} – {off:%H:%M %Z}"
+            if off.date() != on.date():
+                span += f" ({off:%a})"
             click.echo(f"  on  {span:<28} {w.entry.on} – {w.entry.off}: {w.what}")
         for s in skipped:
             click.echo(f"  --  skipped [[schedule]] {s.index + 1} ({s.entry.on} – "
@@ -96,5 +97,5 @@ def schedule(config_path, days, start, socket_path):
             from ..schedule import format_local
 
             what = state.next_window.what if state.next_window else "dark"
-            nxt = f"; next: {format_local(state.next_change, now)} -> {what}"
+            nxt = f"; next: {format_local(sch.local(state.next_change), now)} -> {what}"
         click.echo(f"now: {verb}{nxt}")
