@@ -143,7 +143,8 @@ def test_killed_at_random_moments_never_leaves_a_broken_file(tmp_path):
         from pi_app.presets import atomic_write
         print("go", flush=True)
         for n in range(10**6):
-            atomic_write(Path({str(target)!r}), [json.dumps({{"n": n, "pad": "x" * 200000}}).encode()])
+            body = json.dumps({{"n": n, "pad": "x" * 200000}}).encode()
+            atomic_write(Path({str(target)!r}), [body])
     """)
     rng = np.random.default_rng(0)
     seen = set()
