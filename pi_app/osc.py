@@ -163,8 +163,10 @@ class OscServer:
         origin = f"osc {client[0]}:{client[1]}"
         try:
             cmd = lookup(name)
-            if not cmd.args and len(values) == 1 and values[0] in (0, False):
-                return                                     # a push button's release
+            if not cmd.args:                               # a push button: 1 on press,
+                if len(values) == 1 and values[0] in (0, False):
+                    return                                 # 0 on release (ignored)
+                values = ()
             args = cmd.parse_osc(list(values))
             result = self.show.handle_control(cmd.name, args, origin=origin)
         except LatentDMXError as exc:

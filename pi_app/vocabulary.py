@@ -86,6 +86,11 @@ class Number(Kind):
         except ValueError:
             raise ValueError(f"{text} is not {self.label}") from None
 
+    def from_osc(self, value: Any) -> float:
+        if isinstance(value, float):           # OSC floats are 32-bit: 0.2 arrives as
+            value = float(f"{value:.7g}")      # 0.2000000029..., so keep what was meant
+        return self.check(value)
+
     def describe(self) -> dict[str, Any]:
         return {"kind": "number", "lo": self.lo, "hi": self.hi}
 
