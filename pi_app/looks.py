@@ -108,6 +108,18 @@ class Looks:
 
     def __init__(self, config: Config, patch) -> None:
         n = len(patch.fixtures)
+        self._park = np.array([f.park for f in config.fixtures], np.float32).reshape(n, 2)
+        self._buf = np.zeros((n, len(sc.ATTRS)), np.float32)
+        self.palette: Palette | None = None
+        self._still: np.ndarray | None = None
+        self._config = config
+        self._load(config)
+        self.set_palette(config.looks.palette)
+        if config.looks.heads_still:
+            self._still = self._park.copy()
+
+    def _load(self, config: Config) -> None:
+        n = len(config.fixtures)
         trims = [f.trim for f in config.fixtures]
         self._max = np.array([t.max_intensity for t in trims], np.float32).reshape(n)
         self._balance = np.array([t.colour_balance for t in trims], np.float32).reshape(n, 4)
@@ -116,13 +128,21 @@ class Looks:
         self._trim_balance = bool((self._balance != 1.0).any())
         self._trim_gamma = bool((self._gamma != 1.0).any())
         self.palettes = {name: Palette(name, p) for name, p in config.palettes.items()}
-        self._park = np.array([f.park for f in config.fixtures], np.float32).reshape(n, 2)
-        self._buf = np.zeros((n, len(sc.ATTRS)), np.float32)
-        self.palette: Palette | None = None
-        self._still: np.ndarray | None = None
-        self.set_palette(config.looks.palette)
-        if config.looks.heads_still:
-            self._still = self._park.copy()
+
+    def reconfigure(self, config: Config) -> list[str]:
+        """A reloaded config (same fixtures): new palettes and trims, live. What changed."""
+        old, self._config = self._config, config
+        changes = []
+        if [f.trim for f in config.fixtures] != [f.trim for f in old.fixtures]:
+            changes.append("trims")
+        if config.palettes != old.palettes:
+            changes.append("palettes")
+        if not changes:
+            return []
+        current = self.palette_name
+        self._load(config)
+        self.set_palette(current if current in self.palettes else "")
+        return changes
 
     # -- live changes (between frames) -------------------------------------------------
     @property

@@ -117,6 +117,7 @@ class Pipeline:
         if new.safety.master != old.safety.master:
             self.safety.master = new.safety.master
             changes.append(f"master {new.safety.master:g}")
+        changes += self.looks.reconfigure(new)          # palettes, trims (pi_app/looks.py)
         return changes
 
     # -- per frame ---------------------------------------------------------------------

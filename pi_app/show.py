@@ -120,7 +120,8 @@ class Show:
         """SIGHUP: re-read the config and apply what can change live; a bad config, or one
         whose changes need a restart, is logged and the show goes on as it was.
 
-        Live: the model (cross-faded), seed, walk, master dimmer. Needs a restart (fade-out,
+        Live: the model (cross-faded), seed, walk, master dimmer, and the installation:
+        schedule, presets, playlists, palettes, fixture trims. Needs a restart (fade-out,
         blackout, a fresh start): fixtures, output, fps and the other safety settings."""
         self._reload_requested = False
         path = self.config_path
@@ -132,7 +133,8 @@ class Show:
             log.error("reload rejected, the show goes on with the old config: %s", exc)
             return
         restart = [name for name, changed in (
-            ("fixtures", new.fixtures != old.fixtures), ("output", new.output != old.output),
+            ("fixtures", _untrimmed(new) != _untrimmed(old)),    # trims are live
+            ("output", new.output != old.output),
             ("fps", new.fps != old.fps),
             ("safety", new.safety.replace_master(old.safety.master) != old.safety))
             if changed]
@@ -256,6 +258,15 @@ class Show:
             notifier.close()
             for sig, old in saved:
                 signal.signal(sig, old)
+
+
+def _untrimmed(config: Config) -> list:
+    """The fixtures without their trims (which a reload applies live)."""
+    import dataclasses
+
+    from .install_config import TrimConfig
+
+    return [dataclasses.replace(f, trim=TrimConfig()) for f in config.fixtures]
 
 
 def _args_text(args: object) -> str:

@@ -159,3 +159,27 @@ def test_palette_command(tmp_path):
     show.handle_control("palette", {"name": "none"})
     show._commands.get_nowait()(0.0)
     assert show.pipeline.looks.palette_name == ""
+
+
+def test_sighup_applies_trims_live(tmp_path):
+    path = tmp_path / "rig.toml"
+    text = default_config_path().read_text()
+    path.write_text(text)
+    cfg = parse_config(text, str(path))
+    fps = int(cfg.fps)
+
+    def retrim(show):
+        if show.frames_out == 4 * fps:
+            path.write_text(re.sub(r'(name = "par-1"\n)', r"\1trim = { max_intensity = 0.2 }\n",
+                                   text))
+            show.request_reload()
+    patch = Patch(cfg)
+    out = SimOutput(patch.universes, blackout=patch.blackout_frames, keep_history=True)
+    show = Show(cfg, out, clock=FastClock, control=False, duration_s=10, config_path=path,
+                presets_dir=tmp_path / "presets")
+    show.listeners.append(retrim)
+    show.run()
+    f = np.stack([h[1] for h in out.history]).astype(int)
+    p1 = list(slots(cfg, "par-1").values())
+    assert f[fps: 4 * fps, p1].max() > 60
+    assert f[4 * fps + 3 * fps: 9 * fps, p1].max() <= round(0.2 * 255)    # limiter, then cap
