@@ -89,16 +89,11 @@ def _hue_deg(rgb: np.ndarray, v: np.ndarray, c: np.ndarray) -> np.ndarray:
 
 
 def _hsv_rgb(hue: np.ndarray, v: np.ndarray, m: np.ndarray) -> np.ndarray:
-    """Hue (deg), max and min component -> RGB with that hue, max and min."""
-    c = v - m
-    hp = hue / 60.0
-    x = c * (1.0 - np.abs(hp % 2.0 - 1.0))
-    z = np.zeros_like(c)
-    sector = np.floor(hp).astype(np.int64) % 6
-    table = np.stack([np.stack(t, axis=1) for t in (
-        (c, x, z), (x, c, z), (z, c, x), (z, x, c), (x, z, c), (c, z, x))])  # (6, n, 3)
-    out = table[sector, np.arange(len(c))]
-    return (out + m[:, None]).astype(np.float32)
+    """Hue (deg), max and min component -> RGB with that hue, max and min (the closed form
+    f(n) = v - c * clip(min(k, 4 - k), 0, 1), k = (n + hue / 60) mod 6, n = 5, 3, 1)."""
+    c = (v - m)[:, None]
+    k = (np.array([5.0, 3.0, 1.0], np.float32)[None, :] + (hue / 60.0)[:, None]) % 6.0
+    return (v[:, None] - c * np.clip(np.minimum(k, 4.0 - k), 0.0, 1.0)).astype(np.float32)
 
 
 class Looks:
