@@ -3,7 +3,8 @@
 # `bash scripts/test.sh [pytest args]`.
 #  - Debian packages: ola + ola-python (a real olad for the output tests), chromium (the web
 #    view's browser test), systemd (systemd-analyze for the unit's security score),
-#    qlcplus-data (real QLC+ fixture files), shellcheck (lints scripts/setup-pi.sh). Installed with apt-get when missing (root or sudo).
+#    qlcplus-data (real QLC+ fixture files), shellcheck (lints scripts/setup-pi.sh).
+#    Installed with apt-get when missing (root or sudo).
 #  - Python: a venv in .venv with torch==2.13.0 (CPU; training tests) and `.[train,test]`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
