@@ -23,7 +23,7 @@ one line on stderr)::
 
     bootfiles.py block-set FILE BODY OUT [--known BODY2 ...]
     bootfiles.py block-strip FILE OUT [--drop-added-eol] [--known BODY ...]
-    bootfiles.py block-count FILE
+    bootfiles.py block-count FILE...
     bootfiles.py includes ROOT BOOTDIR FILE
     bootfiles.py cmdline-remove FILE OUT [--pi5]
     bootfiles.py cmdline-restore FILE OUT TOKEN...
@@ -341,7 +341,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--drop-added-eol", action="store_true")
     p.add_argument("--name")
     p = sub.add_parser("block-count")
-    p.add_argument("file")
+    p.add_argument("files", nargs="+")
     p = sub.add_parser("includes")
     p.add_argument("root")
     p.add_argument("bootdir")
@@ -369,7 +369,8 @@ def main(argv: list[str] | None = None) -> int:
             _write(a.out, new)
             stdout.write("".join(n + "\n" for n in notes))
         elif a.cmd == "block-count":
-            stdout.write(f"{count_blocks_loose(_read(a.file)) if os.path.isfile(a.file) else 0}\n")
+            for f in a.files:
+                stdout.write(f"{count_blocks_loose(_read(f)) if os.path.isfile(f) else 0}\n")
         elif a.cmd == "includes":
             stdout.write("".join(p + "\n" for p in includes(a.root, a.bootdir, a.file)))
         elif a.cmd == "cmdline-remove":
@@ -383,7 +384,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write(f"{exc}\n")
         return 2
     except OSError as exc:
-        sys.stderr.write(f"{exc.filename or a.file}: {exc.strerror}\n")
+        sys.stderr.write(f"{exc.filename or getattr(a, 'file', '')}: {exc.strerror}\n")
         return 2
     return 0
 

@@ -255,19 +255,6 @@ backup_once() {
     fi
 }
 
-# What this script last wrote into FILE (to tell later hand edits from its own).
-record_written() {
-    [ $DRY_RUN = 1 ] && return 0
-    state_dir
-    mkdir -p "$(dirname "$R$STATE/written$1")"
-    cp "$2" "$R$STATE/written$1"
-}
-unchanged_since_setup() {   # FILE is exactly what this script last wrote into it
-    local file=$1 real
-    real=$(real_path "$file")
-    [ -f "$R$STATE/written$file" ] && [ -f "$R$real" ] && cmp -s "$R$STATE/written$file" "$R$real"
-}
-
 # The set-up can replace FILE (a path on the Pi): stop before any change when it cannot.
 need_writable() {
     local file=$1 real dir mnt
@@ -297,6 +284,7 @@ put_file() {
     fi
     CHANGES=$((CHANGES + 1))
     if [ $DRY_RUN = 1 ]; then
+        [ "$label" = restored ] && label=restore
         if [ -f "$R$real" ] && [ ! -L "$R$real" ]; then
             note "would-${label:-edit}" "$(shown_path "$file")${what:+ ($what)}"
             diff -u --label "$file" --label "$file (new)" "$R$real" "$new" | sed 's/^/      /' || true
@@ -407,18 +395,24 @@ uart_block() {
 }
 
 # config.txt and the files it includes (`include NAME`), as paths on the Pi.
+CONFIG_FILES=()
 config_files() {
-    echo "$BOOT/config.txt"
-    bootfiles includes "$R" "$BOOT" "$BOOT/config.txt"
+    if [ ${#CONFIG_FILES[@]} = 0 ]; then
+        CONFIG_FILES=("$BOOT/config.txt")
+        mapfile -t -O 1 CONFIG_FILES < <(bootfiles includes "$R" "$BOOT" "$BOOT/config.txt")
+    fi
 }
 
 # The file that holds the block: the one (config.txt or an included file) that has its
 # markers, else config.txt. Two files with markers: stop, the user must keep one.
 block_file() {
-    local file found=()
-    while IFS= read -r file; do
-        [ "$(bootfiles block-count "$R$(real_path "$file")")" = 0 ] || found+=("$file")
-    done < <(config_files)
+    local file i reals=() counts=() found=()
+    config_files
+    for file in "${CONFIG_FILES[@]}"; do reals+=("$R$(real_path "$file")"); done
+    mapfile -t counts < <(bootfiles block-count "${reals[@]}")
+    for i in "${!CONFIG_FILES[@]}"; do
+        [ "${counts[$i]:-0}" = 0 ] || found+=("${CONFIG_FILES[$i]}")
+    done
     if [ ${#found[@]} -gt 1 ]; then
         die "${found[0]} and ${found[1]} both have a latentdmx block - delete one of them (from its '# >>> latentdmx' line to its '# <<< latentdmx <<<' line) and run again; nothing was changed"
     fi
@@ -434,7 +428,8 @@ known_blocks() {
 CONFIG_FILE=""
 plan_config_txt() {   # the new config.txt (or included file) in $TMP/config.txt
     local real notes known=()
-    CONFIG_FILE=$(block_file)
+    block_file > "$TMP/block-file"          # not $(...): config_files caches in this shell
+    CONFIG_FILE=$(cat "$TMP/block-file")
     real=$(real_path "$CONFIG_FILE")
     uart_block > "$TMP/block"
     mapfile -t known < <(known_blocks)
@@ -468,7 +463,6 @@ setup_config_txt() {
             : > "$R$STATE/config.no-eol"     # uninstall takes the added newline away again
         fi
         put_file "$file" "$TMP/config.txt" 0755 "UART for DMX"
-        record_written "$file" "$TMP/config.txt"
         if [ $DRY_RUN = 0 ]; then
             cp "$TMP/block" "$R$STATE/config.block"
             echo "$file" > "$R$STATE/config.file"
@@ -476,11 +470,12 @@ setup_config_txt() {
         reboot_needed
     fi
     local f
-    while IFS= read -r f; do
+    config_files
+    for f in "${CONFIG_FILES[@]}"; do
         if grep -Eq '^[[:space:]]*dtoverlay=(pi3-)?miniuart-bt' "$R$(real_path "$f")" 2>/dev/null; then
             say "  warning   $f has dtoverlay=miniuart-bt: it fights disable-bt; remove that line"
         fi
-    done < <(config_files)
+    done
 }
 
 # -- cmdline.txt --------------------------------------------------------------------------
@@ -514,7 +509,6 @@ setup_cmdline() {
     put_file "$file" "$TMP/cmdline.txt" 0755 "serial console ${CMDLINE_REMOVED[*]} removed"
     [ $CMDLINE_MORE_LINES = 1 ] \
         && say "  note      $file has more than one line: the firmware reads the first; the others are kept as they are"
-    record_written "$file" "$TMP/cmdline.txt"
     if [ $DRY_RUN = 0 ]; then
         for token in "${CMDLINE_REMOVED[@]}"; do     # every console ever removed, once each
             grep -qxF -- "$token" "$R$STATE/cmdline.removed" 2>/dev/null \
@@ -813,17 +807,19 @@ restore_backup() {
     fi
 }
 
+# A boot file is restored from its backup, byte for byte, when taking the set-up's own
+# change out of it gives exactly the backup (so nobody else changed it since); otherwise only
+# the set-up's change is taken out and the backup is kept.
 CONFIG_ACTION=none
-uninstall_plan_config() {   # before any change: restore, strip the block, or refuse
-    local real notes known=() flags=()
+uninstall_plan_config() {   # before any change: restore, take the block out, or refuse
+    local real notes known=() flags=() saved
     CONFIG_FILE=$(cat "$R$STATE/config.file" 2>/dev/null || true)
-    [ -n "$CONFIG_FILE" ] || CONFIG_FILE=$(block_file)
-    real=$(real_path "$CONFIG_FILE")
-    if unchanged_since_setup "$CONFIG_FILE" && has_backup "$CONFIG_FILE"; then
-        CONFIG_ACTION=restore
-        need_writable "$CONFIG_FILE"
-        return 0
+    if [ -z "$CONFIG_FILE" ]; then
+        block_file > "$TMP/block-file"
+        CONFIG_FILE=$(cat "$TMP/block-file")
     fi
+    real=$(real_path "$CONFIG_FILE")
+    saved="$R$STATE/backup$CONFIG_FILE"
     [ -f "$R$real" ] && [ "$(bootfiles block-count "$R$real")" != 0 ] || return 0
     uart_block > "$TMP/block"
     mapfile -t known < <(known_blocks)
@@ -833,18 +829,27 @@ uninstall_plan_config() {   # before any change: restore, strip the block, or re
         die "$(cat "$TMP/err"); nothing was changed"
     fi
     CONFIG_NOTES=$notes
-    CONFIG_ACTION=remove-block
+    if { [ -f "$saved" ] && cmp -s "$saved" "$TMP/config.txt"; } \
+            || { [ -e "$saved.absent" ] && [ ! -s "$TMP/config.txt" ]; }; then
+        CONFIG_ACTION=restore
+    else
+        CONFIG_ACTION=remove-block
+    fi
     need_writable "$CONFIG_FILE"
 }
 
 CMDLINE_ACTION=none
 uninstall_plan_cmdline() {
-    local file=$BOOT/cmdline.txt real tokens=()
+    local file=$BOOT/cmdline.txt real tokens=() flags=()
     real=$(real_path "$file")
     [ -f "$R$real" ] || return 0
-    if { unchanged_since_setup "$file" || cmp -s "$R$STATE/cmdline.written" "$R$real"; } \
-            && has_backup "$file"; then           # (cmdline.written: earlier versions' record)
-        CMDLINE_ACTION=restore
+    [ $PI5 = 1 ] && flags=(--pi5)
+    if [ -f "$R$STATE/backup$file" ] && ! cmp -s "$R$STATE/backup$file" "$R$real" \
+            && bootfiles cmdline-remove "$R$real" "$TMP/cmdline.now" "${flags[@]}" >/dev/null \
+            && bootfiles cmdline-remove "$R$STATE/backup$file" "$TMP/cmdline.was" "${flags[@]}" \
+                >/dev/null \
+            && cmp -s "$TMP/cmdline.now" "$TMP/cmdline.was"; then
+        CMDLINE_ACTION=restore               # they differ in DMX consoles only
     elif [ -f "$R$STATE/cmdline.removed" ]; then
         mapfile -t tokens < "$R$STATE/cmdline.removed"
         bootfiles cmdline-restore "$R$real" "$TMP/cmdline.txt" "${tokens[@]}"

@@ -399,6 +399,22 @@ def test_end_marker_deleted_after_setup_then_lines_added(tmp_path, default_toml)
     assert (root / STATE / "backup" / FW / "config.txt").read_bytes() == BOOKWORM_CONFIG.encode()
 
 
+def test_edit_between_two_runs_that_changed_the_block_survives_uninstall(tmp_path,
+                                                                         default_toml):
+    """Set-up, a hand edit, a second set-up that rewrites the block (here: the UART clock
+    line added), then --uninstall: the hand edit stays; only the block goes."""
+    root = pi_root(tmp_path)
+    run(root, "--default-config", str(default_toml))
+    config = root / FW / "config.txt"
+    config.write_bytes(b"# mine, added after the set-up\n" + config.read_bytes())
+    out = run(root, "--uart-clock", "yes", "--default-config", str(default_toml)).stdout
+    assert b"init_uart_clock=16000000" in config.read_bytes(), out
+    out = run(root, "--uninstall").stdout
+    assert config.read_bytes() == b"# mine, added after the set-up\n" + BOOKWORM_CONFIG.encode()
+    assert "the originals of /boot/firmware/config.txt" in out
+    assert "restored  /boot/firmware/cmdline.txt" in out     # that one nobody touched
+
+
 def test_uninstall_keeps_lines_after_the_block_in_the_section_they_were_in(tmp_path,
                                                                             default_toml):
     """config.txt ended inside a [pi4] section; the user added a line after the block (whose
