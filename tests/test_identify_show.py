@@ -75,16 +75,51 @@ def test_cancel_returns_to_the_show_at_once():
 
 @pytest.mark.parametrize("args, before, seconds, why", [
     ({"fixtures": ["par-9"]}, None, 5.0, "no fixture 'par-9'"),
-    ({"fixtures": []}, None, 5.0, "needs fixture names"),
-    ({"fixtures": ["par-1"], "seconds": 0.0}, None, 5.0, "seconds must be"),
-    ({"fixtures": ["par-1"], "level": 2}, None, 5.0, "level must be"),
+    ({"fixtures": []}, None, 5.0, "is not a list of fixture names"),
+    ({}, None, 5.0, "needs fixture names"),
+    ({"fixtures": ["par-1"], "seconds": 0.0}, None, 5.0, "seconds: 0.0 is not a number"),
+    ({"fixtures": ["par-1"], "level": 2}, None, 5.0, "level: 2 is not a number in 0..1"),
+    ({"fixtures": ["par-1"], "color": 2}, None, 5.0, "unknown argument 'color'"),
     ({"fixtures": ["par-1"]}, ("blackout", {}), 5.0, "blacked out"),
     ({"fixtures": ["par-1"]}, None, 3.0, "stopping"),      # fading out from 2 s
 ])
 def test_identify_is_refused_with_the_reason(args, before, seconds, why):
     args = {"seconds": 1.0, "level": 0.3, **args}
+    if not args.get("fixtures", True):
+        args.pop("seconds")
     at = {100: ("identify", args)}
     if before:
         at = {90: before, 100: ("identify", args)}
     _, answers = play(seconds, at)
     assert isinstance(answers[100], ControlError) and why in str(answers[100])
+
+
+def test_identify_is_refused_while_the_schedule_keeps_the_rig_dark(tmp_path):
+    import datetime as dt
+    from zoneinfo import ZoneInfo
+
+    from pi_app.config import default_config_path, parse_config
+
+    text = default_config_path().read_text() + (
+        '[location]\nlatitude = 52.52\nlongitude = 13.40\ntimezone = "Europe/Berlin"\n'
+        '[[schedule]]\non = "20:00"\noff = "23:00"\n')
+    cfg = parse_config(text, "rig.toml")
+    start = dt.datetime(2026, 6, 1, 12, 0, tzinfo=ZoneInfo("Europe/Berlin"))
+    patch = Patch(cfg)
+    out = SimOutput(patch.universes, blackout=patch.blackout_frames)
+    show = Show(cfg, out, clock=FastClock, control=False, duration_s=5.0,
+                wall_clock=lambda t: start.timestamp() + t, presets_dir=tmp_path / "presets")
+    answers = []
+
+    def ask(s: Show) -> None:
+        if s.frames_out == 100:
+            try:
+                answers.append(s.handle_control("identify", {"fixtures": ["par-1"]}))
+            except ControlError as exc:
+                answers.append(exc)
+
+    show.listeners.append(ask)
+    show.run()
+    assert isinstance(answers[0], ControlError)
+    assert "dark outside its schedule (next: " in str(answers[0])
+    assert "sudo systemctl stop latentdmx" in str(answers[0])

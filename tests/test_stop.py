@@ -214,8 +214,9 @@ class PtyReader:
     def __init__(self) -> None:
         import threading
 
-        self.master, self.slave = os.openpty()
-        self.path = os.ttyname(self.slave)
+        self.master, slave = os.openpty()
+        self.path = os.ttyname(slave)
+        os.close(slave)          # held by nobody but the program under test (it checks)
         self.data = bytearray()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._read, daemon=True)
@@ -239,7 +240,6 @@ class PtyReader:
     def close(self) -> None:
         self._stop.set()
         self._thread.join(2)
-        os.close(self.slave)
         os.close(self.master)
 
 
