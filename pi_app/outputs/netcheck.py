@@ -1,0 +1,6 @@
+def check_sacn(cfg):
+    return []
+
+
+def check_artnet(cfg):
+    return []
