@@ -8,6 +8,7 @@ import sys
 import click
 
 from ..errors import ConfigError
+from ..outputs import registry
 
 
 def _logging(verbose: bool) -> None:
@@ -59,9 +60,9 @@ def load_show_model(cfg, from_flag: bool):
 @click.command()
 @click.option("--config", "config_path", type=click.Path(dir_okay=False),
               help="Rig config (TOML). Default: the bundled demo rig (3 Lumeri heads, 4 pars).")
-@click.option("--output", type=click.Choice(["sim", "ola", "uart"]),
-              help="Where frames go: sim (virtual universe), ola (olad), uart (Pi UART). "
-                   "Default: the config's output.kind (sim).")
+@click.option("--output", type=click.Choice(registry.names()),
+              help=f"Where frames go: {registry.help_text()}. Default: the config's "
+                   "output.kind (sim).")
 @click.option("--model", help="Model: a bundled or user model name (`latentdmx models` lists "
                               "them) or a path to a model folder. Default: the config's "
                               "(nat-aurora).")
