@@ -6,10 +6,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-import os
-import signal
-import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -17,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from netns import LIGHTS_IP, PI_IP, Lan, lan_missing_reason
+from network_show import run_against_olad
 from olad_fixture import Olad, free_port, olad_missing_reason
 from udp_capture import UdpCapture
 
@@ -243,90 +240,14 @@ def e131_olad(lan):
         d.cleanup()
 
 
-def read_recording(path: Path) -> dict[int, list[tuple[int, ...]]]:
-    """An ola_recorder show file -> per universe, its frames with repeats collapsed."""
-    out: dict[int, list[tuple[int, ...]]] = {}
-    for line in path.read_text().splitlines()[1:]:
-        parts = line.split(" ", 1)
-        if len(parts) != 2:
-            continue
-        values = tuple(int(v) for v in parts[1].split(",") if v)
-        frame = values + (0,) * (512 - len(values))
-        seq = out.setdefault(int(parts[0]), [])
-        if not seq or seq[-1] != frame:
-            seq.append(frame)
-    return out
-
-
-TWO_UNIVERSE_RIG = """
-fps = 40
-[output.sacn]
-interface = "vpi"
-[[fixtures]]
-name = "head"
-profile = "lumeri-wash-7-10"
-mode = "14ch"
-address = 1
-position = [0.3, 0.3]
-[[fixtures]]
-name = "par-a"
-profile = "generic-rgbw-par"
-mode = "4ch"
-universe = 2
-address = 1
-position = [0.6, 0.5]
-[[fixtures]]
-name = "par-b"
-profile = "generic-rgbw-par"
-mode = "5ch"
-universe = 2
-address = 300
-position = [0.9, 0.7]
-"""
-
-
 @pytest.mark.olad
 @pytest.mark.slow
 def test_olad_receives_the_simulators_show(lan, e131_olad, tmp_path):
     """`latentdmx run --output sacn` on the Pi's side of the LAN, multicast, two universes;
     ola_recorder on olad's side records what olad's E1.31 input got: every frame the daemon
-    sent (its own --record), ending in the blackout, and — for a run whose real-time clock
-    skipped no frame (the safety stage's state follows the frames computed, so a skipped
-    frame changes what follows; up to 3 tries) — exactly the simulator's show for the same
-    seed."""
-    rig = tmp_path / "rig.toml"
-    rig.write_text(TWO_UNIVERSE_RIG)
-    env = {**os.environ, "STATE_DIRECTORY": str(tmp_path / "state"), "PYTHONPATH": str(ROOT)}
-    exe = [sys.executable, "-m", "pi_app.cli"]
-    show = ["--config", str(rig), "--seed", "5", "--duration", "2.5"]
-    sim_path = tmp_path / "sim.show"
-    sim = subprocess.run([*exe, "run", *show, "--record", str(sim_path)],
-                         env={**env, "LATENTDMX_FAKE_CLOCK": "1"}, capture_output=True,
-                         text=True, timeout=60)
-    assert sim.returncode == 0, sim.stderr
-    want = read_recording(sim_path)
-    assert len(want[1]) > 50 and len(want[2]) > 50
-    for attempt in range(3):
-        rec_path, sent_path = tmp_path / f"olad{attempt}.show", tmp_path / f"sent{attempt}.show"
-        recorder = e131_olad.ola_tool(["ola_recorder", "--record", str(rec_path),
-                                       "--universes", "1,2"], stdout=subprocess.DEVNULL,
-                                      stderr=subprocess.DEVNULL)
-        try:
-            time.sleep(1.0)                           # registered with olad
-            run = lan.pi.run([*exe, "run", *show, "--output", "sacn", "--record",
-                              str(sent_path)], env=env, timeout=60)
-            assert run.returncode == 0, run.stderr
-            time.sleep(0.5)
-        finally:
-            recorder.send_signal(signal.SIGINT)
-            recorder.wait(10)
-        got, sent = read_recording(rec_path), read_recording(sent_path)
-        assert got == sent, "olad did not get every frame the daemon sent"
-        assert got[1][-1] == want[1][-1] and got[2][-1] == want[2][-1]     # the blackout
-        if " (0 late)" in run.stderr:
-            assert got == want
-            return
-    pytest.fail(f"every run had late frames (machine too busy): {run.stderr[-300:]}")
+    sent, ending in the blackout, and the simulator's show for the same seed
+    (`network_show.run_against_olad`)."""
+    run_against_olad(lan, e131_olad, tmp_path, "sacn", '[output.sacn]\ninterface = "vpi"\n')
 
 
 @pytest.mark.olad
