@@ -27,6 +27,7 @@ COMMAND_MODULES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("safety", ("safety_check",)),
     ("control", ("status", "dim", "pause", "resume", "blackout", "seed", "model", "tempo")),
     ("views", ("render", "watch")),
+    ("network", ("service_network",)),
 )
 
 

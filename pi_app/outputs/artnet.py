@@ -164,6 +164,11 @@ class ArtNetOutput(NetOutput):
         return tuple(f"artnet:{h}:{p}/u{self.port_address[u]}"
                      for u in self.universes for h, p in self.dests)
 
+    def addresses(self) -> tuple[str, ...]:
+        """The nodes (or the broadcast address), and the broadcast address for ArtSync."""
+        hosts = [h for h, _ in self.dests] + ([self._sync_dest[0]] if self.config.sync else [])
+        return tuple(dict.fromkeys(hosts))
+
     def health(self) -> dict:
         h = super().health()
         h.update(mode="unicast" if self.config.nodes else "broadcast",

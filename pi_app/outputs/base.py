@@ -131,6 +131,22 @@ class Output:
         (the simulator drives no lights)."""
         return ()
 
+    def addresses(self) -> tuple[str, ...]:
+        """The IP addresses this output sends to, for the service's ``IPAddressAllow=``
+        (`latentdmx service-network`). Default: the addresses in `targets()`
+        (``kind:ADDRESS:port/...``)."""
+        import ipaddress
+
+        out: list[str] = []
+        for t in self.targets():
+            parts = t.split(":", 2)
+            if len(parts) == 3:
+                try:
+                    out.append(str(ipaddress.ip_address(parts[1].strip("[]"))))
+                except ValueError:
+                    continue
+        return tuple(dict.fromkeys(out))
+
     def health(self) -> dict:
         """A small status dict for `latentdmx status` (backends add their own keys)."""
         return {"output": self.name, "ok": self._opened and not self._closed,

@@ -210,6 +210,15 @@ class SacnOutput(NetOutput):
         return tuple(f"sacn:{h}:{p}/u{self.sacn_universe[u]}"
                      for i, u in enumerate(self.universes) for h, p in self._dests[i])
 
+    def addresses(self) -> tuple[str, ...]:
+        """Data destinations, the sync universe's and the discovery universe's."""
+        dests = [*(d for ds in self._dests for d in ds)]
+        if self.sync_address:
+            dests += self._sync_dests
+        if self.config.discovery:
+            dests += self._destinations(e131.DISCOVERY_UNIVERSE)
+        return tuple(dict.fromkeys(h for h, _ in dests))
+
     def health(self) -> dict:
         h = super().health()
         h.update(mode="unicast" if self.unicast else "multicast",
