@@ -94,6 +94,7 @@ def test_default_config_is_valid_and_documented():
     from pi_app import config as c
     text = c.default_config_path().read_text()
     import dataclasses
+
     from pi_app.outputs import registry
     for cls in (c.WalkConfig, *registry.sections().values(), c.SafetyConfig, c.ControlConfig,
                 c.PreviewConfig):
