@@ -135,6 +135,7 @@ class ArtNetOutput(NetOutput):
         self._index = {u: i for i, u in enumerate(self.universes)}
         self._packets = np.zeros((0, DMX_LEN), np.uint8)
         self._views: list[memoryview] = []
+        self._seq = [0] * len(self.universes)
         self.syncs_sent = 0
 
     def _open(self) -> None:
@@ -143,12 +144,13 @@ class ArtNetOutput(NetOutput):
         self._open_socket(self.config.interface)
 
     def _send(self, frames: Frames) -> None:
-        send, packets, dests = self.sender.send, self._packets, self.dests  # type: ignore
+        send, packets, dests, seq = (self.sender.send, self._packets,  # type: ignore
+                                     self.dests, self._seq)
         for u, frame in frames.items():
             i = self._index[u]
             row = packets[i]
             row[HEADER_LEN:] = frame
-            row[SEQUENCE] = row[SEQUENCE] % 255 + 1          # 1..255, never 0
+            row[SEQUENCE] = seq[i] = seq[i] % 255 + 1        # 1..255, never 0
             view = self._views[i]
             for dest in dests:
                 send(view, dest)

@@ -128,6 +128,7 @@ class SacnOutput(NetOutput):
         self._sync_dests = self._destinations(c.sync_universe)
         self._packets = np.zeros((0, e131.DATA_LEN), np.uint8)
         self._views: list[memoryview] = []
+        self._seq = [0] * len(self.universes)      # per universe, as in the packets
         self._sync_seq = 0
         self._next_discovery = 0.0
         self.syncs_sent = 0
@@ -148,12 +149,12 @@ class SacnOutput(NetOutput):
         self._open_socket(self.config.interface)
 
     def _send(self, frames: Frames) -> None:
-        send, packets = self.sender.send, self._packets    # type: ignore[union-attr]
+        send, packets, seq = self.sender.send, self._packets, self._seq  # type: ignore
         for u, frame in frames.items():
             i = self._index[u]
             row = packets[i]
             row[e131.HEADER_LEN:] = frame
-            row[e131.SEQUENCE] += 1                      # uint8: wraps 255 -> 0
+            row[e131.SEQUENCE] = seq[i] = (seq[i] + 1) & 0xFF
             view = self._views[i]
             for dest in self._dests[i]:
                 send(view, dest)
@@ -199,7 +200,7 @@ class SacnOutput(NetOutput):
                 packets[:, e131.SYNC_ADDRESS:e131.SYNC_ADDRESS + 2] = 0
                 for _ in range(e131.TERMINATE_PACKETS):
                     for i in range(len(self.universes)):
-                        packets[i, e131.SEQUENCE] += 1
+                        packets[i, e131.SEQUENCE] = self._seq[i] = (self._seq[i] + 1) & 0xFF
                         for dest in self._dests[i]:
                             self.sender.send(self._views[i], dest)
         finally:
