@@ -133,6 +133,42 @@ def bench_protocol(kind: str, sizes: list[int], frames: int, seconds: float) -> 
         rx.close()
 
 
+def bench_python_sacn(sizes: list[int], frames: int) -> None:
+    """The same unicast stream through python-sacn's sender in manual-flush mode (the mode
+    that sends on the caller's thread), for comparison. Bound to 127.0.0.1, so the sync
+    packet it always multicasts stays on loopback."""
+    try:
+        import sacn.sending.sender_socket_udp as udp
+        from sacn import sACNsender
+    except ImportError:
+        print("python-sacn: not installed (pip install sacn) — skipped")
+        return
+    rx = Receiver()
+    try:
+        udp.DEFAULT_PORT = rx.port                   # it sends to a fixed port
+        for n in sizes:
+            sender = sACNsender(bind_address="127.0.0.1", bind_port=0,
+                                universeDiscovery=False)
+            sender.manual_flush = True
+            for u in range(1, n + 1):
+                sender.activate_output(u)
+                sender[u].multicast = False
+                sender[u].destination = "127.0.0.1"
+            fs = framesets(list(range(1, n + 1)), 8)
+            k = max(20, frames // n)
+            c0 = time.thread_time()
+            for i in range(k):
+                for u, f in fs[i % 8].items():
+                    sender[u].dmx_data = tuple(f.tolist())
+                sender.flush()
+            cpu = (time.thread_time() - c0) / k
+            sender.stop()
+            print(f"python-sacn {n:3d} universes (manual flush): CPU {cpu * 1e6:7.1f} µs/frame = "
+                  f"{cpu / n * 1e6:5.1f} µs/universe")
+    finally:
+        rx.close()
+
+
 # -- the goal: a whole frame at 64 universes -------------------------------------------------
 def pixel_rig(universes: int, model: str) -> str:
     """170 RGB pixels (3 channels) per universe, on a 100-wide grid of rig positions."""

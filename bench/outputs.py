@@ -207,7 +207,8 @@ def main() -> None:
     sizes = [int(n) for n in a.universes.split(",")]
     for name in a.only.split(","):
         {"sim": bench_sim, "ola": bench_ola, "uart": bench_uart,
-         "sacn": lambda a: network.bench_protocol("sacn", sizes, a.frames, a.seconds),
+         "sacn": lambda a: (network.bench_protocol("sacn", sizes, a.frames, a.seconds),
+                            network.bench_python_sacn(sizes, a.frames)),
          "artnet": lambda a: network.bench_protocol("artnet", sizes, a.frames, a.seconds),
          "network-frame": lambda a: network.bench_frame(max(sizes), a.frames, a.seconds),
          "ola-stream": lambda a: network.bench_ola_stream(max(sizes), a.seconds),
