@@ -10,7 +10,8 @@ written by ``sudo latentdmx service-network --install`` (and by ``scripts/setup-
   unicast destinations; for ``artnet`` the nodes, or the broadcast address, and the broadcast
   address for ArtSync; for ``ola`` olad's address when it is not this machine;
 * the local networks when the web page listens beyond localhost (``[preview] web`` on a host
-  other than 127.0.0.1: its viewers are on the LAN).
+  other than 127.0.0.1: its viewers are on the LAN);
+* the OSC senders (``[osc] allow``) when the OSC server listens beyond localhost.
 
 Nothing else: a light show never talks to the internet. Consecutive addresses are merged
 into prefixes (64 sACN universes: 239.255.0.1/32, 239.255.0.2/31, ..., the same set).
@@ -45,6 +46,12 @@ def allowed(config) -> list[str]:
     pv = config.preview
     if pv.web and pv.host not in ("127.0.0.1", "localhost", "::1"):
         nets += [n for n in LAN if n not in nets]
+    osc = getattr(config, "osc", None)
+    if osc is not None and osc.enabled and osc.host not in ("127.0.0.1", "localhost", "::1"):
+        for a in osc.allow:
+            net = ipaddress.ip_network(a.strip(), strict=False)
+            if not net.is_loopback and _entry(net) not in nets:
+                nets.append(_entry(net))
     return nets
 
 
