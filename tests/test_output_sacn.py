@@ -226,6 +226,34 @@ def test_interface_down_is_logged_once_and_the_show_goes_on(lan, caplog):
         cap.close()
 
 
+def test_an_interface_without_an_address_yet_is_waited_for(lan, caplog):
+    """A Pi booting: wlan0 exists but DHCP has not answered. The show starts anyway and the
+    frames flow once the address comes; a misspelt interface is an error at once."""
+    lan.pi.ip("addr", "flush", "dev", "vpi")
+    cap = UdpCapture(5568, groups=["239.255.0.1"], iface=LIGHTS_IP, ns=lan.lights)
+    out = SacnOutput([1], config=SacnConfig(interface="vpi", discovery=False, sync=False),
+                     cid=uuid.uuid4())
+    try:
+        with caplog.at_level(logging.WARNING):
+            lan.pi.call(out.open)
+            out.send({1: np.full(512, 3, np.uint8)})
+            assert not out.health()["ok"] and "no IPv4 address" in out.health()["last_error"]
+            lan.pi.ip("addr", "add", f"{PI_IP}/24", "brd", "+", "dev", "vpi")
+            deadline = time.monotonic() + 5
+            while not cap.packets and time.monotonic() < deadline:
+                lan.pi.call(lambda: out.send({1: np.full(512, 3, np.uint8)}))
+                time.sleep(0.05)
+        assert cap.packets and out.health()["ok"]
+        assert "has an address now" in caplog.text
+    finally:
+        out.close()
+        cap.close()
+    from pi_app.errors import OutputError
+
+    with pytest.raises(OutputError, match="eth7 does not exist"):
+        lan.pi.call(SacnOutput([1], config=SacnConfig(interface="eth7")).open)
+
+
 # -- olad's E1.31 input ---------------------------------------------------------------------------
 @pytest.fixture
 def e131_olad(lan):

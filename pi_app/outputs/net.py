@@ -21,6 +21,7 @@ import ipaddress
 import logging
 import socket
 import struct
+import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -94,6 +95,10 @@ def universe_keys(mapping: dict, *, file: str, field: str, lo: int, hi: int,
 
 
 # -- the interface ------------------------------------------------------------------------------
+class NoAddressYet(OutputError):
+    """The interface exists but has no IPv4 address (yet: DHCP, Wi-Fi still joining)."""
+
+
 def interface_address(name: str) -> str:
     """The IPv4 address of an interface given by name or address ("" -> "")."""
     if not name or name[0].isdigit():
@@ -103,10 +108,15 @@ def interface_address(name: str) -> str:
             packed = fcntl.ioctl(s.fileno(), SIOCGIFADDR,
                                  struct.pack("256s", name[:15].encode()))
         except OSError as exc:
-            what = "does not exist" if exc.errno == errno.ENODEV else "has no IPv4 address"
-            raise OutputError(f"network interface {name} {what}", field="interface",
-                              fix="see `ip -br addr` for the interfaces there are, or leave "
-                                  "interface empty to let the routing table choose") from None
+            if exc.errno == errno.ENODEV:
+                raise OutputError(f"network interface {name} does not exist",
+                                  field="interface",
+                                  fix="see `ip -br addr` for the interfaces there are, or "
+                                      "leave interface empty to let the routing table "
+                                      "choose") from None
+            raise NoAddressYet(f"network interface {name} has no IPv4 address",
+                               field="interface",
+                               fix="is it connected (cable, Wi-Fi)? `ip -br addr`") from None
     return socket.inet_ntoa(packed[20:24])
 
 
@@ -125,8 +135,20 @@ class UdpSender:
         self.errors = 0                     # not sent: an error (no route, refused, ...)
         self.last_error: str | None = None
         self._failing: dict[tuple[str, int], int] = {}    # destination -> errno
+        self._retry_at = 0.0                # no socket yet: when to try again
 
     def open(self) -> None:
+        """Set the socket up. An interface that exists but has no address yet (a Pi
+        booting, Wi-Fi joining) is waited for: logged once, retried every second from
+        `send`, frames meanwhile counted as errors. A missing interface is an error."""
+        try:
+            self._setup()
+        except NoAddressYet as exc:
+            self.last_error = exc.what
+            self._retry_at = time.monotonic() + 1.0
+            log.warning("%s: %s yet; sending starts when it has one", self.owner, exc.what)
+
+    def _setup(self) -> None:
         source = interface_address(self.interface)
         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         try:
@@ -150,12 +172,16 @@ class UdpSender:
         self.sock, self.source = s, source
 
     def close(self) -> None:
+        self._retry_at = 0.0
         sock, self.sock = self.sock, None
         if sock is not None:
             sock.close()
 
     def send(self, data: Any, dest: tuple[str, int]) -> bool:
         """One datagram; never blocks, never raises for network trouble."""
+        if self.sock is None and not self._retry():
+            self.errors += 1
+            return False
         try:
             self.sock.sendto(data, dest)     # type: ignore[union-attr]
         except (BlockingIOError, InterruptedError):
@@ -173,6 +199,22 @@ class UdpSender:
             log.warning("%s: sending to %s:%d works again", self.owner, *dest)
             if not self._failing:
                 self.last_error = None
+        return True
+
+    def _retry(self) -> bool:
+        """No socket yet (the interface had no address): try again, at most once a second."""
+        now = time.monotonic()
+        if self._retry_at == 0.0 or now < self._retry_at:
+            return False
+        self._retry_at = now + 1.0
+        try:
+            self._setup()
+        except OutputError:
+            return False
+        self._retry_at = 0.0
+        self.last_error = None
+        log.warning("%s: interface %s has an address now (%s): sending", self.owner,
+                    self.interface, self.source)
         return True
 
     def _failed(self, dest: tuple[str, int], exc: OSError) -> None:
@@ -216,7 +258,11 @@ class NetOutput(Output):
 
     def _open_socket(self, interface: str) -> None:
         self.sender = UdpSender(self.name, interface=interface, broadcast=self.broadcast)
-        self.sender.open()
+        try:
+            self.sender.open()
+        except OutputError as exc:
+            raise OutputError(exc.what, field=f"output.{self.name}.interface",
+                              fix=exc.fix) from None
 
     def _close(self) -> None:
         if self.sender is not None:
@@ -228,5 +274,5 @@ class NetOutput(Output):
         if s is not None:
             h.update(packets=s.packets, dropped=s.dropped, errors=s.errors,
                      last_error=s.last_error, failing=s.failing)
-            h["ok"] = h["ok"] and not s.failing
+            h["ok"] = h["ok"] and s.sock is not None and not s.failing
         return h
