@@ -86,6 +86,7 @@ def run(config_path, output, model, fps, seed, duration, record, web, verbose):
       latentdmx run                                  # demo rig, default model, simulator
       latentdmx run --duration 5 --record show.txt   # record 5 s for ola_recorder
       latentdmx run --config rig.toml --output ola   # real lights through olad
+      latentdmx run --config rig.toml --output sacn  # sACN nodes / WLED on the LAN
 
     Stops cleanly on Ctrl-C or SIGTERM: fade-out, blackout frame, exit 0. SIGHUP reloads the
     config. While it runs, `latentdmx status`, `dim`, `pause`, ... control it.

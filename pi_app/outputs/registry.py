@@ -54,13 +54,13 @@ class OutputKind:
 
 
 KINDS: tuple[OutputKind, ...] = (
-    OutputKind("sim", "sim", "SimOutput", "the virtual universe (nothing leaves the machine)",
+    OutputKind("sim", "sim", "SimOutput", "the virtual universe, nothing leaves the machine",
                real=False),
     OutputKind("ola", "ola", "OlaOutput", "olad, the Open Lighting Architecture daemon",
                doctor="pi_app.commands.hardware:check_ola"),
-    OutputKind("uart", "uart", "UartOutput", "the Pi's UART and an RS-485 HAT (one universe)",
+    OutputKind("uart", "uart", "UartOutput", "the Pi's UART and an RS-485 HAT, one universe",
                doctor="pi_app.commands.hardware:check_uart"),
-    OutputKind("sacn", "sacn", "SacnOutput", "E1.31 (sACN) to nodes and WLED, multicast or "
+    OutputKind("sacn", "sacn", "SacnOutput", "E1.31/sACN to nodes and WLED, multicast or "
                "unicast", doctor="pi_app.outputs.netcheck:check_sacn"),
     OutputKind("artnet", "artnet", "ArtNetOutput", "Art-Net 4 to nodes and WLED, unicast or "
                "broadcast", doctor="pi_app.outputs.netcheck:check_artnet"),
