@@ -171,24 +171,10 @@ def _read_conf(path: Path) -> tuple[dict[str, list[str]], bool]:
 
 
 def _holders(device: str) -> list[str]:
-    """'pid (comm)' of other processes that have `device` open (as far as we can see)."""
-    target = os.path.realpath(device)
-    found = []
-    for pid, comm, _ in _processes():
-        if pid == os.getpid():
-            continue
-        try:
-            fds = os.listdir(f"/proc/{pid}/fd")
-        except OSError:
-            continue
-        for fd in fds:
-            try:
-                if os.readlink(f"/proc/{pid}/fd/{fd}") == target:
-                    found.append(f"{comm} (pid {pid})")
-                    break
-            except OSError:
-                continue
-    return found
+    """'comm (pid N)' of other processes that have `device` open (as far as we can see)."""
+    from ..outputs.uart import port_holders
+
+    return [str(h) for h in port_holders(device)]
 
 
 def _is_local(host: str) -> bool:
@@ -378,22 +364,13 @@ def _check_serial_device(device: str, *, for_olad: bool = False) -> list[Finding
                                                  f"{SETUP})"))
     except KeyError:
         pass
-    if holders:
-        olad = any(h.startswith("olad ") for h in holders)
-        found.append(Finding(False, f"{shown} is busy: open in {', '.join(holders)}",
-                             "use --output ola (olad's uartdmx plugin has the port), or set "
-                             "enabled = false in ola-uartdmx.conf and restart olad" if olad
-                             else f"stop that program (a serial console? {SETUP})"))
-    elif os.access(device, os.R_OK | os.W_OK):
-        try:
-            import serial
+    # busy or not: the very check `run` makes when it opens the port (outputs.uart)
+    from ..outputs.uart import busy_error, port_holders, probe_port
 
-            serial.Serial(device, exclusive=True).close()
-        except (serial.SerialException, OSError) as exc:
-            from ..outputs.uart import _port_error
-
-            err = _port_error(device, exc)
-            found.append(Finding(False, err.what, err.fix or ""))
+    err = (probe_port(device) if os.access(device, os.R_OK | os.W_OK)
+           else busy_error(device, port_holders(device)) if holders else None)
+    if err is not None:
+        found.append(Finding(False, err.what, err.fix or ""))
     if not found:
         found.append(Finding(True, f"serial port {shown} is free and usable"))
     return found

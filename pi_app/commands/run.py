@@ -182,5 +182,18 @@ def check(config_path):
         table.add_row(name, prof, str(uni), addr, chans)
     console = Console(width=max(100, Console().width))
     console.print(table)
-    console.print(f"ok: model {cfg.model!r} ({mdl.info.family}, {mdl.info.kind}), output "
-                  f"{cfg.output.kind}, {cfg.fps:g} fps")
+    console.print(f"ok: model {cfg.model!r} ({mdl.info.family}, {mdl.info.kind}, from "
+                  f"{mdl.info.path}), output {cfg.output.kind}, {cfg.fps:g} fps")
+    _note_home_model(console, mdl.info.path)
+
+
+def _note_home_model(console, folder) -> None:
+    """A model in the user's home plays for the user, not for the service (no home there)."""
+    from ..paths import system_dir
+    from ..runtime import user_dir
+
+    user = user_dir()
+    if user is not None and folder.parent == user:
+        console.print(f"note: {user} is in your home, which the service (user latentdmx) "
+                      f"cannot read; for the service copy the model to "
+                      f"{system_dir() / 'models' / folder.name}")

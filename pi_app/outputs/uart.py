@@ -30,7 +30,10 @@ is open the interpreter's switch interval is lowered (`sys.setswitchinterval`) s
 gets the GIL back promptly from a busy show thread.
 
 The port is opened in `open()` (exclusively), so a missing or busy port stops the show
-before it starts, with the fix. On close the blackout packet is sent and drained before the
+before it starts, with the fix. "Busy" is one check, `open_serial`, shared with `latentdmx
+doctor`: pyserial's advisory lock, and no other process with the port open (/proc), since a
+holder that takes no lock — or holds it with TIOCEXCL, which root opens through — would
+still garble the line. On close the blackout packet is sent and drained before the
 driver-enable pin drops and the port closes.
 """
 
@@ -101,6 +104,110 @@ def hold(start: float, seconds: float) -> float:
             time.sleep(left - SPIN_S)
 
 
+@dataclass(frozen=True)
+class Holder:
+    """Another process that has the serial port open."""
+
+    pid: int
+    comm: str
+    argv: tuple[str, ...]
+
+    def __str__(self) -> str:
+        return f"{self.comm} (pid {self.pid})"
+
+    @property
+    def is_olad(self) -> bool:
+        return self.comm == "olad"
+
+    @property
+    def is_latentdmx(self) -> bool:
+        return self.comm == "latentdmx" or any(
+            a.endswith("/latentdmx") or a == "pi_app.cli" for a in self.argv[:3])
+
+
+def port_holders(device: str) -> list[Holder]:
+    """Other processes that have DEVICE open (its real path, among their file descriptors),
+    as far as /proc shows them: root sees every process, a user their own. A holder need not
+    lock the port (pyserial's ``exclusive`` is only an advisory flock) nor set TIOCEXCL (root
+    opens through that): any second writer garbles the DMX line, so any holder is "busy"."""
+    target = os.path.realpath(device)
+    me = os.getpid()
+    found: list[Holder] = []
+    try:
+        pids = [int(d) for d in os.listdir("/proc") if d.isdigit()]
+    except OSError:
+        return found
+    for pid in pids:
+        if pid == me:
+            continue
+        try:
+            fds = os.listdir(f"/proc/{pid}/fd")
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                if os.readlink(f"/proc/{pid}/fd/{fd}") != target:
+                    continue
+                with open(f"/proc/{pid}/comm") as f:
+                    comm = f.read().strip()
+                with open(f"/proc/{pid}/cmdline", "rb") as fb:
+                    argv = tuple(a.decode(errors="replace") for a in fb.read().split(b"\0") if a)
+            except OSError:
+                continue
+            found.append(Holder(pid, comm, argv))
+            break
+    return found
+
+
+def busy_error(device: str, holders: list[Holder]) -> OutputError:
+    """The one line for a port another process has open: who, and what to do about it."""
+    who = ", ".join(map(str, holders)) or "another program (`sudo fuser -v " + device + \
+        "` shows which)"
+    if any(h.is_olad for h in holders):
+        fix = ("use --output ola (olad's uartdmx plugin has the port), or set enabled = false "
+               "in /etc/ola/ola-uartdmx.conf and restart olad")
+    elif any(h.is_latentdmx for h in holders):
+        fix = ("another LatentDMX show plays on it: stop that one first (`latentdmx status`; "
+               "`sudo systemctl stop latentdmx` for the service)")
+    elif any(h.comm in ("agetty", "getty", "login") for h in holders):
+        fix = ("that is a login console on the port: run `sudo scripts/setup-pi.sh` (it masks "
+               "serial-getty and takes the console off cmdline.txt), then reboot")
+    else:
+        fix = f"stop that program (`sudo fuser -v {device}` shows it), then start again"
+    return OutputError(f"serial port {device} is busy: open in {who}",
+                       field="output.uart.device", fix=fix)
+
+
+def open_serial(device: str) -> Any:
+    """Open DEVICE for DMX (250000 8N2, with pyserial's advisory lock) and make sure no other
+    process has it open — the one check both `run` (`UartOutput`) and `doctor` make. A missing,
+    forbidden or busy port raises `OutputError` with the fix; the caller closes the port."""
+    import serial
+
+    ser = serial.Serial(None, baudrate=BAUD, bytesize=serial.EIGHTBITS,
+                        parity=serial.PARITY_NONE, stopbits=serial.STOPBITS_TWO,
+                        xonxoff=False, rtscts=False, exclusive=True, write_timeout=1.0)
+    ser.port = device
+    try:
+        ser.open()
+    except (serial.SerialException, OSError) as exc:
+        raise _port_error(device, exc) from None
+    holders = port_holders(device)
+    if holders:
+        ser.close()
+        raise busy_error(device, holders)
+    return ser
+
+
+def probe_port(device: str) -> OutputError | None:
+    """What `run` would meet opening DEVICE now: None when it is free and usable."""
+    try:
+        open_serial(device).close()
+    except OutputError as exc:
+        return exc
+    return None
+
+
 def _port_error(device: str, exc: Exception) -> OutputError:
     err = getattr(exc, "errno", None)
     field = "output.uart.device"
@@ -111,11 +218,8 @@ def _port_error(device: str, exc: Exception) -> OutputError:
         return OutputError(f"no permission to open {device}", field=field,
                            fix="add yourself to the dialout group: `sudo usermod -aG dialout "
                                f"$USER` and log in again (or {_SETUP_FIX})")
-    if err in (11, 16):  # EAGAIN (flock held), EBUSY
-        return OutputError(f"serial port {device} is busy (another program has it open)",
-                           field=field,
-                           fix="stop the other program: `sudo fuser -v " + device + "` shows it "
-                               "(olad's uartdmx plugin? a serial console? — " + _SETUP_FIX + ")")
+    if err in (11, 16):  # EAGAIN (flock held), EBUSY (TIOCEXCL, as a user)
+        return busy_error(device, port_holders(device))
     return OutputError(f"cannot open serial port {device} ({exc})", field=field,
                        fix=f"check the device name; {_SETUP_FIX}")
 
@@ -245,18 +349,7 @@ class UartOutput(Output):
 
     # -- the port -----------------------------------------------------------------------
     def _open_port(self):
-        import serial
-
-        dev = self.config.device
-        ser = serial.Serial(None, baudrate=BAUD, bytesize=serial.EIGHTBITS,
-                            parity=serial.PARITY_NONE, stopbits=serial.STOPBITS_TWO,
-                            xonxoff=False, rtscts=False, exclusive=True, write_timeout=1.0)
-        ser.port = dev
-        try:
-            ser.open()
-        except (serial.SerialException, OSError) as exc:
-            raise _port_error(dev, exc) from None
-        return ser
+        return open_serial(self.config.device)
 
     # -- the output thread --------------------------------------------------------------
     def _run(self) -> None:
