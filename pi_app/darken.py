@@ -10,7 +10,8 @@ channels where they are, so no head swings. Where they are comes from the lights
 source of truth:
 
 - ``ola``: the universe's current frame, read back from olad;
-- otherwise (the UART): the show's last frames (`pi_app.laststate`, kept in RAM by the show);
+- otherwise (the UART, sACN, Art-Net): the show's last frames (`pi_app.laststate`, kept in
+  RAM by the show), sent for a quarter of a second so every receiver has one;
 - neither: the heads go to their park positions, dark.
 
 The light slots are the show's own (from its last-frames file) or else the config's patch.
@@ -35,7 +36,7 @@ from .scene import AIM, empty_scene
 
 log = logging.getLogger("latentdmx")
 
-UART_REPEAT_S = 0.25          # frames sent on a UART so every fixture has seen one
+REPEAT_S = 0.25               # frames sent (not to olad) so every receiver has seen one
 
 
 def _park_frames(cfg: Config, patch: Patch) -> dict[int, np.ndarray]:
@@ -102,7 +103,7 @@ def darken(cfg: Config) -> str:
         if kind == "ola" and lit == 0:
             return f"already dark ({', '.join(targets)})"
         with out:
-            t_end = time.monotonic() + (UART_REPEAT_S if kind == "uart" else 0.0)
+            t_end = time.monotonic() + (REPEAT_S if kind != "ola" else 0.0)
             period = 1.0 / cfg.fps
             while True:
                 out.send(dark)

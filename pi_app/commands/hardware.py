@@ -16,12 +16,13 @@ import pwd
 import socket
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import click
 
 from ..errors import ConfigError, LatentDMXError, OutputError
+from ..outputs import registry
+from ..outputs.doctor import Finding
 
 SETUP = "sudo scripts/setup-pi.sh"
 
@@ -36,7 +37,7 @@ SETUP = "sudo scripts/setup-pi.sh"
               help="Dimmer level of the white light, 0..1.")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False),
               help="Rig config (TOML). Default: the bundled demo rig.")
-@click.option("--output", type=click.Choice(["sim", "ola", "uart"]),
+@click.option("--output", type=click.Choice(registry.names()),
               help="Where frames go. Default: the config's output.kind.")
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
 def identify(fixture, all_, seconds, level, config_path, output, verbose):
@@ -166,7 +167,7 @@ def _identify_through_show(held, names: list[str] | None, seconds: float,
 @click.command()
 @click.option("--config", "config_path", type=click.Path(dir_okay=False),
               help="Rig config (TOML). Default: the bundled demo rig.")
-@click.option("--output", type=click.Choice(["ola", "uart"]),
+@click.option("--output", type=click.Choice(registry.names()),
               help="The output to darken. Default: the config's output.kind.")
 def darken(config_path, output):
     """Black the rig out now, without the daemon: light channels to 0, pan/tilt and held
@@ -189,13 +190,6 @@ def darken(config_path, output):
 
 
 # -- doctor -----------------------------------------------------------------------------
-@dataclass
-class Finding:
-    ok: bool
-    what: str
-    fix: str = ""
-
-
 def _processes() -> list[tuple[int, str, list[str]]]:
     """(pid, comm, argv) of every process we can see."""
     procs = []
@@ -546,10 +540,24 @@ def check_uart(cfg) -> list[Finding]:
     return found
 
 
+def _doctor_target(kind: str, cfg) -> str:
+    """What the doctor looks at, for its first line."""
+    if kind == "ola":
+        return f"olad at {cfg.output.ola.host}:{cfg.output.ola.port}"
+    if kind == "uart":
+        return cfg.output.uart.device
+    from ..outputs import make_output
+
+    universes = sorted({f.universe for f in cfg.fixtures})
+    targets = make_output(kind, cfg, universes).targets()
+    more = f" and {len(targets) - 3} more" if len(targets) > 3 else ""
+    return ", ".join(targets[:3]) + more
+
+
 @click.command()
 @click.option("--config", "config_path", type=click.Path(dir_okay=False),
               help="Rig config (TOML). Default: the bundled demo rig.")
-@click.option("--output", type=click.Choice(["ola", "uart"]),
+@click.option("--output", type=click.Choice(registry.doctor_names()),
               help="The output to check. Default: the config's output.kind (sim: ola).")
 def doctor(config_path, output):
     """Say what is wrong with the DMX output, each problem with its fix.
@@ -559,17 +567,18 @@ def doctor(config_path, output):
     UART plugin enabled and pointed at a device that exists.
     UART: the serial port exists, is the right UART, is not busy (serial console, olad),
     and you (and the service user) are in the dialout group.
+    sACN / Art-Net: the interface is up, a route to the multicast groups or the nodes, the
+    nodes answering (ping; Art-Net: ArtPoll), the port, the service's IPAddressAllow=.
     Exit 0 when all is well, 1 when a problem was found.
     """
     from .run import load_run_config
 
     cfg = load_run_config(config_path)
-    kind = output or (cfg.output.kind if cfg.output.kind != "sim" else "ola")
-    target = f"olad at {cfg.output.ola.host}:{cfg.output.ola.port}" if kind == "ola" else \
-        cfg.output.uart.device
-    click.echo(f"checking output {kind} ({target}), config {cfg.path}")
+    kind = output or (cfg.output.kind if cfg.output.kind in registry.doctor_names() else "ola")
+    checks = registry.get(kind).doctor_checks()
+    click.echo(f"checking output {kind} ({_doctor_target(kind, cfg)}), config {cfg.path}")
     try:
-        found = check_ola(cfg) if kind == "ola" else check_uart(cfg)
+        found = checks(cfg)
     except LatentDMXError:
         raise
     except Exception as exc:        # a doctor must not crash on odd systems

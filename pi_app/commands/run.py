@@ -8,6 +8,7 @@ import sys
 import click
 
 from ..errors import ConfigError
+from ..outputs import registry
 
 
 def _logging(verbose: bool) -> None:
@@ -59,9 +60,9 @@ def load_show_model(cfg, from_flag: bool):
 @click.command()
 @click.option("--config", "config_path", type=click.Path(dir_okay=False),
               help="Rig config (TOML). Default: the bundled demo rig (3 Lumeri heads, 4 pars).")
-@click.option("--output", type=click.Choice(["sim", "ola", "uart"]),
-              help="Where frames go: sim (virtual universe), ola (olad), uart (Pi UART). "
-                   "Default: the config's output.kind (sim).")
+@click.option("--output", type=click.Choice(registry.names()),
+              help=f"Where frames go: {registry.help_text()}. Default: the config's "
+                   "output.kind (sim).")
 @click.option("--model", help="Model: a bundled or user model name (`latentdmx models` lists "
                               "them) or a path to a model folder. Default: the config's "
                               "(nat-aurora).")
@@ -85,6 +86,7 @@ def run(config_path, output, model, fps, seed, duration, record, web, verbose):
       latentdmx run                                  # demo rig, default model, simulator
       latentdmx run --duration 5 --record show.txt   # record 5 s for ola_recorder
       latentdmx run --config rig.toml --output ola   # real lights through olad
+      latentdmx run --config rig.toml --output sacn  # sACN nodes / WLED on the LAN
 
     Stops cleanly on Ctrl-C or SIGTERM: fade-out, blackout frame, exit 0. SIGHUP reloads the
     config. While it runs, `latentdmx status`, `dim`, `pause`, ... control it.

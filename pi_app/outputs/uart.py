@@ -48,10 +48,10 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
-from ..config import UartConfig
-from ..errors import OutputError
+from ..errors import ConfigError, OutputError
 from .base import SLOTS, Frames, Output
 from .gpio import OutputPin, make_pin
+from .handover import LatestFrames
 
 log = logging.getLogger("latentdmx.uart")
 
@@ -64,6 +64,25 @@ DEFAULT_FPS = 40.0
 PLL_GAIN = 0.05                     # how fast packet deadlines follow the show's frames
 _SETUP_FIX = ("run `sudo scripts/setup-pi.sh` (enables the UART, removes the serial console, "
               "adds you to the dialout group), then reboot")
+
+
+@dataclass(frozen=True)
+class UartConfig:
+    """``[output.uart]``."""
+
+    device: str = "/dev/serial0"
+    break_us: int = 176                 # >= 92 us
+    mab_us: int = 16                    # mark after break, >= 12 us
+    driver_enable_gpio: int = 18        # BCM pin of the RS-485 driver enable; -1: none
+    full_universe: bool = False         # send all 512 slots (else up to the last patched one)
+
+    def validate(self, file: str) -> None:
+        if self.break_us < 92:
+            raise ConfigError(f"break of {self.break_us} us is too short", file=file,
+                              field="output.uart.break_us", fix="DMX512 needs >= 92 us; use 176")
+        if self.mab_us < 12:
+            raise ConfigError(f"mark after break of {self.mab_us} us is too short", file=file,
+                              field="output.uart.mab_us", fix="DMX512 needs >= 12 us; use 16")
 
 
 def wire_time_s(slots: int, break_us: float = 176, mab_us: float = 16) -> float:
@@ -214,6 +233,12 @@ class UartOutput(Output):
     """
 
     name = "uart"
+    config_class = UartConfig
+
+    @classmethod
+    def rig_kwargs(cls, config, patch) -> dict:
+        """The show's fps and the last patched slot (the packet stops there)."""
+        return {"fps": config.fps, "slots": max(f.last_address for f in patch.fixtures)}
 
     def __init__(self, universes, *, config: UartConfig | None = None, blackout=None,
                  fps: float | None = None, slots: int | None = None,
@@ -238,18 +263,14 @@ class UartOutput(Output):
         self._de_pin_arg = de_pin
         self.de_pin: OutputPin | None = None
         self._ser: Any = None                  # the serial.Serial, while open
-        self._packet: bytes | None = None           # nothing goes out before the first frame
-        self._fresh = False                         # `_packet` not yet on the wire
-        self._arrival = 0.0                         # monotonic time `_packet` was handed over
-        self._first = threading.Event()
-        self._frame_lock = threading.Lock()
+        # The show's packets, newest wins (`handover.LatestFrames`, one key: 0).
+        self._handover: LatestFrames[int, bytes] = LatestFrames()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._wire_end = 0.0
         self._old_switch: float | None = None
         # counters (read by health() and the benches)
         self.packets = 0            # packets put on the wire (repeats included)
-        self.dropped = 0            # frames replaced by a newer one before going out
         self.late = 0               # deadlines missed by more than a period (skipped)
         self.error: str | None = None
         self.break_min_s = self.mab_min_s = float("inf")
@@ -286,13 +307,7 @@ class UartOutput(Output):
         frame = frames.get(self.universe)
         if frame is None:
             return
-        packet = b"\x00" + frame[:self.slots].tobytes()
-        now = time.monotonic()
-        with self._frame_lock:
-            if self._fresh:
-                self.dropped += 1
-            self._packet, self._fresh, self._arrival = packet, True, now
-        self._first.set()
+        self._handover.post({0: b"\x00" + frame[:self.slots].tobytes()})
 
     def _close(self) -> None:
         # Base close() has just handed over the blackout: the thread sends it, drains, exits.
@@ -310,6 +325,12 @@ class UartOutput(Output):
                 ser.close()
             if self._old_switch is not None:
                 sys.setswitchinterval(self._old_switch)
+            self._handover.close()
+
+    @property
+    def dropped(self) -> int:
+        """Frames replaced by a newer one before going out."""
+        return self._handover.dropped
 
     def targets(self) -> tuple[str, ...]:
         return (f"uart:{os.path.realpath(self.config.device)}",)
@@ -332,11 +353,14 @@ class UartOutput(Output):
 
     # -- the output thread --------------------------------------------------------------
     def _run(self) -> None:
-        while not self._first.wait(0.1):          # nothing goes out before the first frame
+        handover = self._handover
+        while not handover.posted:                # nothing goes out before the first frame
             if self._stop.is_set():
                 return
+            handover.wait(0.1)
         period = self.period_s
-        t0 = self._arrival - period / 2           # the first packet goes out at once
+        t0 = handover.arrival - period / 2        # the first packet goes out at once
+        packet: bytes | None = None
         k = 0
         retry_at = 0.0
         while True:
@@ -344,10 +368,10 @@ class UartOutput(Output):
             if k and delay > 0:
                 self._stop.wait(delay)
             stopping = self._stop.is_set()
-            with self._frame_lock:
-                packet, fresh, arrival = self._packet, self._fresh, self._arrival
-                self._fresh = False
-            if fresh:
+            batch = handover.take()
+            if batch.items:
+                packet, arrival = batch.items[0], batch.arrival
+                handover.mark_delivered(batch.posts)
                 # Keep the show's frames arriving half a period before our deadlines (a slow
                 # phase lock; t0 moves by at most PLL_GAIN / 2 of a period per frame), so a
                 # show at the same fps has none of its frames replaced or repeated.
