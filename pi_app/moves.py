@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .scene import COLOUR, DIMMER, PAN, TILT, WHITE
+from .scene import BLUE, DIMMER, N_ATTRS, PAN, RED, TILT, WHITE
 
 LIT_SPEED_PER_S = 0.18    # lit aim speed limit, fraction of the configured range per second
 JUMP = 0.1                # lag (fraction of the range) that starts a move in black
@@ -55,7 +55,7 @@ class Moves:
         self.aim = np.zeros((n, 2), np.float32)
         self._moving_frames = np.zeros(n, np.int32)
         self._first = True
-        self._out = np.zeros((n, 7), np.float32)
+        self._out = np.zeros((n, N_ATTRS), np.float32)
         self.moves_in_black = 0                         # counted when a dim starts
 
     def __call__(self, wanted: np.ndarray, last_safe: np.ndarray | None) -> np.ndarray:
@@ -73,9 +73,8 @@ class Moves:
             safe_light = np.zeros(len(mode), np.float32)
             arrived = np.zeros(len(mode), bool)
         else:
-            colour = last_safe[:, COLOUR]
             safe_light = last_safe[:, DIMMER] * np.minimum(
-                1.0, colour[:, :WHITE - COLOUR.start].max(axis=1) + colour[:, -1])
+                1.0, last_safe[:, RED:BLUE + 1].max(axis=1) + last_safe[:, WHITE])
             arrived = np.abs(last_safe[:, PAN:TILT + 1] - aim).max(axis=1) <= ARRIVED
 
         moving = self.moving

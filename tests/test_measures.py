@@ -6,6 +6,7 @@ import numpy as np
 
 from pi_app.config import load_config
 from pi_app.patch import Patch
+from pi_app.scene import N_ATTRS
 from pi_app.training import measures as ms
 from pi_app.views.state import Rig
 
@@ -34,7 +35,7 @@ def test_show_motion_finds_a_lit_sweep_and_a_pinned_head():
     patch = Patch(config)
     rig = Rig.from_patch(patch)
     n, fps = 400, 40.0
-    scenes = np.zeros((n, len(config.fixtures), 7), np.float32)
+    scenes = np.zeros((n, len(config.fixtures), N_ATTRS), np.float32)
     scenes[:, :, 2:] = 1.0                                     # everyone lit, white
     scenes[:, :, 0] = 0.5
     scenes[:, :, 1] = 1.0                                      # tilt pinned at its limit

@@ -9,7 +9,7 @@ import pytest
 from pi_app.config import load_config
 from pi_app.pipeline import Pipeline
 from pi_app.runtime import load_model
-from pi_app.scene import DIMMER, PAN, RED, TILT, WHITE
+from pi_app.scene import DIMMER, N_ATTRS, PAN, RED, TILT, WHITE
 from pi_app.views.state import Rig
 
 FPS = 40
@@ -30,7 +30,7 @@ def play(wanted_at, seconds: float, model: str = "nat-aurora"):
 
 
 def scene(n: int, pan: float, tilt: float, level: float = 0.8) -> np.ndarray:
-    s = np.zeros((n, 7), np.float32)
+    s = np.zeros((n, N_ATTRS), np.float32)
     s[:, PAN], s[:, TILT], s[:, DIMMER] = pan, tilt, level
     s[:, RED:WHITE + 1] = (1.0, 0.5, 0.2, 0.3)
     return s

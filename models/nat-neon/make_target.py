@@ -11,6 +11,7 @@ drawn. Saturated colours and thin connected strokes: a show of sharp, colourful 
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +30,7 @@ def tube(dist: np.ndarray, width: float = 0.012, glow: float = 0.035) -> np.ndar
 def zigzag_distance(x: np.ndarray, y: np.ndarray, pts: np.ndarray) -> np.ndarray:
     """Distance from each (x, y) to a polyline through `pts` (k, 2)."""
     best = np.full(x.shape, np.inf)
-    for (ax, ay), (bx, by) in zip(pts[:-1], pts[1:], strict=True):
+    for (ax, ay), (bx, by) in itertools.pairwise(pts):
         dx, dy = bx - ax, by - ay
         t = np.clip(((x - ax) * dx + (y - ay) * dy) / (dx * dx + dy * dy), 0, 1)
         best = np.minimum(best, np.hypot(x - ax - t * dx, y - ay - t * dy))

@@ -177,7 +177,8 @@ def draw_nat(model: Model, picture: np.ndarray, path: Path, n: int = N_SAMPLES) 
     for i, im in enumerate((base, black, dim)):
         sheet.paste(im, (i * (w + 4), 0))
     if sheet.width > 900:                                        # photographs: a readable size
-        sheet = sheet.resize((900, round(sheet.height * 900 / sheet.width)), Image.Resampling.LANCZOS)
+        sheet = sheet.resize((900, round(sheet.height * 900 / sheet.width)),
+                             Image.Resampling.LANCZOS)
     sheet.save(path, optimize=True)
 
 
