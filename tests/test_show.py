@@ -121,7 +121,7 @@ def test_sigterm_fades_out_then_blackout(tmp_path, default_config):
     # the flash limiter); then heads may park in the dark before the blackout frame
     lum = Rig.from_patch(Patch(default_config)).decode(frames).colour.sum(axis=(1, 2))
     last_lit = int(np.nonzero(lum)[0].max())
-    tail = lum[max(0, last_lit - int(fade)):last_lit + 2]
+    tail = lum[max(0, last_lit - int(fade) + 2):last_lit + 2]     # inside the fade-out
     assert np.all(np.diff(tail) <= 1e-6) and tail[-1] == 0
 
 
