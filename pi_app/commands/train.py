@@ -120,7 +120,8 @@ def train() -> None:
 @click.option("--latent", default=16, show_default=True, help="Noise (latent) size.")
 @click.option("--width", default=128, show_default=True, help="Hidden units per layer.")
 @click.option("--depth", default=5, show_default=True, help="Hidden layers.")
-@click.option("--points", default=16384, show_default=True, help="Noise/target pool size.")
+@click.option("--points", default=65536, show_default=True,
+              help="Noise/target pool size (a large pool keeps samples off the gaps).")
 @click.option("--batch", default=256, show_default=True, help="Points per Hungarian step.")
 @click.option("--lr", default=3e-3, show_default=True, help="Peak learning rate.")
 @click.option("--threshold", default=0.06, show_default=True,

@@ -46,7 +46,7 @@ class NATConfig:
     latent_dim: int = 16            # size of the noise vector z
     width: int = 128                # hidden units per layer
     depth: int = 5                  # hidden layers
-    n_points: int = 16384           # size of the fixed noise pool = target pool
+    n_points: int = 65536           # size of the fixed noise pool = target pool
     batch_size: int = 256           # points per Hungarian step
     lr: float = 3e-3                # peak Adam learning rate (cosine decay)
     steps: int = 20000              # step budget (or stop at --minutes)
