@@ -25,7 +25,8 @@ COMMAND_MODULES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("train", ("train",)),
     ("hardware", ("identify", "doctor")),
     ("safety", ("safety_check",)),
-    ("control", ("status", "dim", "pause", "resume", "blackout", "seed", "model", "tempo")),
+    ("control", ("status", "dim", "pause", "resume", "blackout", "seed", "model", "tempo",
+                 "tap", "bpm")),
     ("views", ("render", "watch")),
 )
 

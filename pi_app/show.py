@@ -19,7 +19,7 @@ from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 
-from .clock import FrameClock
+from .clock import FastClock, FrameClock
 from .config import Config, load_config
 from .errors import ControlError, LatentDMXError
 from .outputs import Output
@@ -35,12 +35,18 @@ class Show:
                  seed: int | None = None, duration_s: float | None = None,
                  record_path: str | Path | None = None, control: bool | None = None,
                  config_path: str | Path | None = None,
-                 clock: Callable[..., FrameClock] = FrameClock) -> None:
+                 clock: Callable[..., FrameClock] = FrameClock,
+                 audio: str | Path | None = None) -> None:
         self.config = config
         self.config_path = config_path
         self.output = output
         model = model or load_model(config.model)
         self.pipeline = Pipeline(config, model, seed=seed)
+        from .music import make_drive     # music: `--audio FILE` / [audio] (README "Music")
+        offline = isinstance(clock, type) and issubclass(clock, FastClock)
+        self.music = make_drive(config, audio_file=str(audio) if audio else None,
+                                offline=offline)
+        self.pipeline.music = self.music
         self.fps = config.fps
         self.duration_s = duration_s
         self.record_path = record_path
@@ -122,12 +128,23 @@ class Show:
             model = load_model(name)            # loads on the control thread, not the loop
             self._commands.put(lambda t: p.set_model(model, t))
             return {"model": model.info.name}
+        if cmd == "tap":                        # tap tempo: the time it arrived is the beat
+            clock = self.clock
+            t_tap = time.monotonic() - clock.start_s if clock is not None else 0.0
+            return self.music.tap(t_tap)
+        if cmd == "bpm":
+            bpm = number("bpm", 0.0, 400.0)
+            if 0 < bpm < 20:
+                raise ControlError("bpm must be 0 (follow the music) or 20..400", field="bpm",
+                                   fix="e.g. `latentdmx bpm 128`, `latentdmx bpm 0`")
+            self._commands.put(lambda t: self.music.set_bpm(bpm, t))
+            return {"bpm": bpm or "follow the music"}
         if cmd == "scene":                      # for `latentdmx watch` (read-only)
             from .views.state import live_state
             return live_state(self)
         raise ControlError(f"unknown command {cmd!r}", field="cmd",
-                           fix="use status, scene, dim, pause, resume, blackout, seed, model or "
-                               "tempo")
+                           fix="use status, scene, dim, pause, resume, blackout, seed, model, "
+                               "tempo, tap or bpm")
 
     # -- the frame loop -----------------------------------------------------------------
     def _status(self, k: int) -> dict:
@@ -145,7 +162,8 @@ class Show:
                 "seed": p.seed, "tempo": p.tempo, "phase": round(p.phase, 3),
                 "fixtures": [f.name for f in p.patch.fixtures],
                 "universes": list(p.patch.universes),
-                "config": str(self.config.path)}
+                "config": str(self.config.path),
+                **(self.music.status() if self.music.active else {})}
 
     def _reload(self, t_s: float) -> None:
         """SIGHUP: re-read the config and apply what can change live; a bad config, or one
@@ -223,6 +241,8 @@ class Show:
             self._live = True                           # status answers before frame 0 too
             server = self._start_control()
             self.clock = clock = self._make_clock(self.fps, stop=self._wake)
+            if self.music.audio is not None:     # listening starts with the show's clock
+                self.music.audio.start(clock.start_s)
             while True:
                 k = clock.wait()
                 t = k / self.fps
@@ -266,6 +286,8 @@ class Show:
                     log.exception("could not send the blackout frame")
             raise
         finally:
+            if self.music.audio is not None:
+                self.music.audio.close()
             self.output.close()
             if recorder:
                 recorder.close()

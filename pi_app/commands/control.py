@@ -38,6 +38,14 @@ _STATUS_ROWS: tuple[tuple[str, str], ...] = (
     ("blackout", "blackout"),
     ("seed", "seed"),
     ("tempo", "tempo"),
+    ("music", "music"),
+    ("music_source", "tempo from"),
+    ("bpm", "bpm"),
+    ("beat_phase", "beat phase"),
+    ("bar_beat", "beat of bar"),
+    ("energy", "energy"),
+    ("level_db", "level dBFS"),
+    ("audio", "audio"),
 )
 
 
@@ -152,3 +160,38 @@ def model(name: str, socket_path: str | None) -> None:
 def tempo(x: float, socket_path: str | None) -> None:
     """Walk X times as fast as configured (0.5 = half speed, 2 = double)."""
     _print_short(_send(socket_path, "tempo", tempo=x))
+
+
+@click.command()
+@click.option("--once", is_flag=True, help="Send one tap and exit (e.g. from a foot switch).")
+@_socket_option
+def tap(once: bool, socket_path: str | None) -> None:
+    """Tap the tempo: press Enter on every beat (q or Ctrl-D to finish).
+
+    Two taps or more set the tempo (the median of the last 8 intervals); the last tap is
+    beat 1 of a bar. A single tap later re-aligns beat 1 at the same tempo. A pause of more
+    than 2 s starts counting afresh. `latentdmx bpm 0` goes back to following the audio.
+    """
+    client = ControlClient(socket_path)
+    if once:
+        _print_short(client.request("tap"))
+        return
+    click.echo("tap Enter on each beat; q + Enter (or Ctrl-D) to finish")
+    while True:
+        try:
+            line = click.get_text_stream("stdin").readline()
+        except KeyboardInterrupt:
+            break
+        if not line or line.strip().lower() == "q":
+            break
+        r = client.request("tap")
+        click.echo(f"  {r['bpm']:g} BPM ({r['taps']} taps)" if r.get("bpm") else
+                   f"  ({r['taps']} tap)")
+
+
+@click.command()
+@click.argument("bpm", type=click.FloatRange(0.0, 400.0))
+@_socket_option
+def bpm(bpm: float, socket_path: str | None) -> None:
+    """Fix the tempo at BPM from now (beat 1 now); `bpm 0` follows the music again."""
+    _print_short(_send(socket_path, "bpm", bpm=bpm))

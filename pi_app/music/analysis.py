@@ -43,6 +43,7 @@ RECENT_TOL = 0.15          # ... and the last three beats alone agree this well
 PLL_PHASE_GAIN = 0.3       # fraction of a phase error corrected per measurement
 PLL_PERIOD_GAIN = 0.04     # ... and fed into the period
 COMB_DECAY = 0.7          # weight of each older beat in the phase comb
+BAR_SWITCH = 1.2           # another beat becomes beat 1 when its accent is this much stronger
 RATIOS = (1.0, 0.5, 2.0, 2 / 3, 1.5, 0.75, 4 / 3)
 LOW_HZ = (30.0, 220.0)     # the band of the low onset strength (kick, bass)
 ODF_DELAY_S = 0.0116       # onset strength peaks this long before a hop's end (measured)
@@ -142,6 +143,7 @@ class Tracker:
         self._miss = 0
         self._accent = np.zeros(4)
         self._accent_n = 0
+        self._bar = 0                  # beat index (mod 4) taken as beat 1
         self._last_accent_beat = -1
         self._aubio_period = 0.0
         self._onsets = 0
@@ -182,9 +184,9 @@ class Tracker:
         self.state = MusicState(
             t_s=t_end + off, offset_s=off, locked=self._agree >= LOCK_AFTER and not silent,
             searching=not silent and self._agree < LOCK_AFTER,
-            bpm=60.0 / self._period if self._period else 0.0, anchor_s=self._anchor + off,
+            bpm=60.0 / self._period if self._period else 0.0, anchor_s=float(self._anchor + off),
             anchor_beat=self._anchor_beat,
-            downbeat=int(np.argmax(self._accent)) if self._accent_n else 0,
+            downbeat=self._bar,
             bar_known=self._accent_n >= 4, energy=0.0 if silent else energy, level_db=db,
             silent=silent, onsets=self._onsets,
             last_onset_s=self._last_onset + off if self._last_onset >= 0 else -1.0)
@@ -201,6 +203,7 @@ class Tracker:
         self._agree = self._miss = 0
         self._accent[:] = 0.0
         self._accent_n = 0
+        self._bar = 0
         self._last_accent_beat = -1
 
     def _odf(self) -> tuple[np.ndarray, np.ndarray, float]:
@@ -331,13 +334,14 @@ class Tracker:
         return (e - round(e)) * self._period
 
     def _reanchor(self, period: float, beat: float) -> None:
-        self._period = period
-        self._anchor = beat
+        self._period = float(period)
+        self._anchor = float(beat)
         self._anchor_beat = 0
         self._agree = 1
         self._miss = 0
         self._accent[:] = 0.0
         self._accent_n = 0
+        self._bar = 0
         self._last_accent_beat = -1
 
     def _accents(self, low: np.ndarray, allb: np.ndarray, t_new: float) -> None:
@@ -357,3 +361,6 @@ class Tracker:
             self._accent[b % 4] = 0.85 * self._accent[b % 4] + acc
             self._accent_n += 1
             self._last_accent_beat = b
+        best = int(np.argmax(self._accent))
+        if best != self._bar and self._accent[best] > BAR_SWITCH * self._accent[self._bar]:
+            self._bar = best                   # sticky: only a clearly stronger beat 1 moves it
