@@ -42,7 +42,7 @@ class Show:
         self.output = output
         model = model or load_model(config.model)
         self.pipeline = Pipeline(config, model, seed=seed)
-        from .music import make_drive     # music: `--audio FILE` / [audio] (README "Music")
+        from .music import make_drive  # music: `--audio FILE` / [audio] (README "Music")
         offline = isinstance(clock, type) and issubclass(clock, FastClock)
         self.music = make_drive(config, audio_file=str(audio) if audio else None,
                                 offline=offline)

@@ -3,12 +3,13 @@
 # `bash scripts/test.sh [pytest args]`.
 #  - Debian packages: ola + ola-python (a real olad for the output tests), chromium (the web
 #    view's browser test), systemd (systemd-analyze for the unit's security score),
-#    qlcplus-data (real QLC+ fixture files). Installed with apt-get when missing (root or sudo).
-#  - Python: a venv in .venv with torch==2.13.0 (CPU; training tests) and `.[train,test]`.
+#    qlcplus-data (real QLC+ fixture files), libportaudio2 (PortAudio: the live-capture
+#    tests' real error path). Installed with apt-get when missing (root or sudo).
+#  - Python: a venv in .venv with torch==2.13.0 (CPU; training tests) and `.[train,test,music]`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PKGS=(ola ola-python chromium systemd qlcplus-data)
+APT_PKGS=(ola ola-python chromium systemd qlcplus-data libportaudio2)
 missing=()
 for p in "${APT_PKGS[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
@@ -26,7 +27,7 @@ PY="${PYTHON:-python3}"
 . .venv/bin/activate
 python -m pip install -q --upgrade pip >/dev/null
 python -m pip install -q torch==2.13.0          # the CPU wheel; satisfies the train extra
-python -m pip install -q -e '.[train,test]'
+python -m pip install -q -e '.[train,test,music]'
 ruff check --quiet .                                 # lint (rules in pyproject.toml)
 echo "ruff: clean"
 mypy --no-error-summary                              # types of pi_app ([tool.mypy])

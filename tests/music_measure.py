@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 
+SMOOTH = 5            # frames averaged before measuring speed
+
 
 def motion(rig, frames: np.ndarray) -> np.ndarray:
     """How fast the rig's look changes between consecutive frames: (n - 1,), from the decoded
@@ -15,7 +17,11 @@ def motion(rig, frames: np.ndarray) -> np.ndarray:
     movers = np.array([f.moves for f in rig.fixtures])
     feats = np.concatenate([look.colour.reshape(n, -1), look.pan[:, movers],
                             look.tilt[:, movers]], axis=1).astype(np.float64)
-    return np.linalg.norm(np.diff(feats, axis=0), axis=1)
+    kernel = np.ones(SMOOTH) / SMOOTH                 # beyond the 8-bit steps of one frame
+    smooth = np.stack([np.convolve(f, kernel, mode="same") for f in feats.T], axis=1)
+    speed = np.linalg.norm(np.diff(smooth, axis=0), axis=1)
+    speed[: SMOOTH // 2] = speed[-(SMOOTH // 2):] = np.nan     # the smoothing's edges
+    return speed
 
 
 def arrivals(times: np.ndarray, speed: np.ndarray, *, min_gap_s: float,
@@ -23,7 +29,7 @@ def arrivals(times: np.ndarray, speed: np.ndarray, *, min_gap_s: float,
     """Times at which the look comes to rest between moves (the walk's waypoints): local
     minima of the (lightly smoothed) speed that are below `depth` x the larger of the peaks
     on either side within `min_gap_s`, refined to a fraction of a frame by a parabola."""
-    s = np.convolve(speed, np.ones(3) / 3, mode="same")
+    s = np.where(np.isnan(speed), np.inf, speed)
     mid = 0.5 * (times[:-1] + times[1:])            # speed k is between frames k and k+1
     dt = float(np.median(np.diff(times)))
     w = max(2, int(min_gap_s / dt))

@@ -95,7 +95,7 @@ def bass(freq: float, dur_s: float, sr: int = SR, gain: float = 0.35) -> np.ndar
 
 
 def _add(out: np.ndarray, x: np.ndarray, t_s: float, sr: int) -> None:
-    i = int(round(t_s * sr))
+    i = round(t_s * sr)
     if i >= len(out):
         return
     j = min(len(out), i + len(x))

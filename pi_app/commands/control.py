@@ -7,6 +7,7 @@ systemd service puts it (see `pi_app.control.client_socket_path`).
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import click
@@ -179,7 +180,7 @@ def tap(once: bool, socket_path: str | None) -> None:
     click.echo("tap Enter on each beat; q + Enter (or Ctrl-D) to finish")
     while True:
         try:
-            line = click.get_text_stream("stdin").readline()
+            line = sys.stdin.readline()
         except KeyboardInterrupt:
             break
         if not line or line.strip().lower() == "q":

@@ -13,8 +13,14 @@ from __future__ import annotations
 
 import logging
 
-from .audio import (AudioError, AudioInput, FileDevice, OfflineAudio, PortAudioDevice,
-                    require_analysis)
+from .audio import (
+    AudioError,
+    AudioInput,
+    FileDevice,
+    OfflineAudio,
+    PortAudioDevice,
+    require_analysis,
+)
 from .drive import MusicDrive
 
 log = logging.getLogger("latentdmx")

@@ -19,9 +19,9 @@ What comes from where:
   misses in a row re-anchor it. ``locked`` once three measurements in a row agree.
 * **the bar**: the accent (all-band plus low-band flux) of each beat, averaged per position in
   a 4-beat bar; the strongest position is beat 1.
-* **energy**: the short-term loudness (RMS in dBFS, 0.2 s attack, 0.6 s release) placed
+* **energy**: the short-term loudness (RMS in dBFS, 0.05 s attack, 0.25 s release) placed
   between a floor and a peak that follows the loudest recent level, so it reads 0..1 whatever
-  the input gain. **silence**: below `silence_db` for `silence_s`.
+  the input gain. **silence**: every block below `silence_db` for `silence_s`.
 
 Times are seconds of audio since the first sample ("audio time"); `MusicState` carries them
 shifted into the show's time by ``offset_s`` (set by whoever feeds the tracker).
@@ -84,34 +84,39 @@ def _prior(bpm: float) -> float:
     return math.exp(-0.5 * (math.log2(bpm / 120.0) / 1.5) ** 2)
 
 
+ATTACK_S = 0.05           # short-term loudness: rises this fast (s) ...
+RELEASE_S = 0.25          # ... and falls this fast, so it pulses with the beat
+
+
 class _Loudness:
     """Short-term loudness in dBFS and a gain-independent 0..1 energy."""
 
     def __init__(self, hop_s: float, range_db: float = 30.0) -> None:
-        self.a_up = 1.0 - math.exp(-hop_s / 0.2)
-        self.a_down = 1.0 - math.exp(-hop_s / 0.6)
+        self.a_up = 1.0 - math.exp(-hop_s / ATTACK_S)
+        self.a_down = 1.0 - math.exp(-hop_s / RELEASE_S)
         self.peak_fall = 1.5 * hop_s            # the peak falls 1.5 dB/s
         self.range_db = range_db
         self.power = 0.0
         self.peak_db = -60.0
 
-    def __call__(self, block: np.ndarray) -> tuple[float, float]:
+    def __call__(self, block: np.ndarray) -> tuple[float, float, float]:
+        """(short-term level dBFS, energy 0..1, this block's own level dBFS)."""
         p = float(np.dot(block, block)) / max(len(block), 1)
         a = self.a_up if p > self.power else self.a_down
         self.power += a * (p - self.power)
         db = 10.0 * math.log10(self.power + 1e-12)
         self.peak_db = max(db, self.peak_db - self.peak_fall, -60.0)
         energy = (db - (self.peak_db - self.range_db)) / self.range_db
-        return db, min(1.0, max(0.0, energy))
+        return db, min(1.0, max(0.0, energy)), 10.0 * math.log10(p + 1e-12)
 
 
 class Tracker:
     """Beat, tempo, bar, onset, energy and silence tracking of one mono stream."""
 
-    def __init__(self, samplerate: int, *, hop: int | None = None, min_bpm: float = 60.0,
+    def __init__(self, samplerate: int, hop: int | None = None, *, min_bpm: float = 60.0,
                  max_bpm: float = 200.0, silence_db: float = -50.0,
                  silence_s: float = 2.0) -> None:
-        import aubio   # the `music` extra; `pi_app.music.deps.require()` explains a missing one
+        import aubio  # the `music` extra; `audio.require_analysis()` explains a missing one
 
         self.sr = int(samplerate)
         self.hop = hop or (512 if self.sr >= 32000 else 256)
@@ -172,8 +177,8 @@ class Tracker:
         self._low_odf[j] = float(flux[self._low].sum())
         self._all_odf[j] = float(flux.sum()) / len(flux)
         self._i += 1
-        db, energy = self._loud(x)
-        self._quiet_s = self._quiet_s + self.hop_s if db < self.silence_db else 0.0
+        db, energy, block_db = self._loud(x)
+        self._quiet_s = self._quiet_s + self.hop_s if block_db < self.silence_db else 0.0
         silent = self._quiet_s >= self.silence_s
         if silent and self._period:
             self._forget()
@@ -354,7 +359,7 @@ class Tracker:
         for b in range(first, newest + 1):
             t = self._anchor + (b - self._anchor_beat) * p
             pos = (len(low) - 1) - (t_new - t) / h
-            a = int(round(pos))
+            a = round(pos)
             if a - 2 < 0 or a + 2 >= len(low):
                 continue
             acc = float(lo_n[a - 2:a + 3].max() + al_n[a - 2:a + 3].max())

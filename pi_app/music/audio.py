@@ -159,10 +159,11 @@ class PortAudioDevice:
             info = sd.query_devices(dev, "input")
         except (ValueError, sd.PortAudioError) as exc:
             names = [d["name"] for d in sd.query_devices() if d["max_input_channels"] > 0]
-            have = f"inputs here: {', '.join(repr(n) for n in names)}" if names else \
-                "no sound input is connected"
-            raise AudioError(f"no input device {device!r} ({exc})", field="audio.device",
-                             fix=f"{have}; set [audio] device to one of them") from None
+            fix = (f"set [audio] device to one of: {', '.join(repr(n) for n in names)}"
+                   if names else "no sound input is connected: plug in a USB sound card or "
+                   "microphone (`arecord -l` lists them), then set [audio] device")
+            raise AudioError(f"no input device {device!r}", field="audio.device",
+                             fix=fix) from None
         self.samplerate = samplerate or int(info["default_samplerate"])
         self.latency = float(info.get("default_low_input_latency", 0.0))
         self._dev = dev
@@ -197,7 +198,7 @@ class PortAudioDevice:
             try:
                 self._stream.abort()
                 self._stream.close()
-            except Exception:        # noqa: BLE001 - a gone device may fail to close
+            except Exception:
                 log.debug("audio: closing the stream failed", exc_info=True)
             self._stream = None
 
@@ -260,7 +261,7 @@ class AudioInput:
             dev = None
             try:
                 dev = self._make_device()
-                tracker = Tracker(dev.samplerate, **self._tracker_args)
+                tracker = Tracker(dev.samplerate, None, **self._tracker_args)
                 dev.open(self._callback, tracker.hop)
                 dev.start()
                 if self.error:
@@ -269,7 +270,7 @@ class AudioInput:
                 self._listen(dev, tracker)
             except LatentDMXError as exc:
                 self._fail(str(exc))
-            except Exception as exc:       # noqa: BLE001 - audio must never stop the show
+            except Exception as exc:
                 log.debug("audio failed", exc_info=True)
                 self._fail(f"{self.label}: {exc.__class__.__name__}: {exc}")
             finally:
@@ -322,7 +323,7 @@ class OfflineAudio:
     def __init__(self, path: str | os.PathLike, tracker_args: dict[str, float],
                  field: str = "--audio") -> None:
         self.audio, sr = read_sound(path, field)
-        self.tracker = Tracker(sr, **tracker_args)
+        self.tracker = Tracker(sr, None, **tracker_args)
         self.label = f"file {Path(path).name}"
         self.error = ""
         self.state = self.tracker.state

@@ -178,7 +178,7 @@ class MusicDrive:
             if self.cfg.align == "bar" or grid.source != "audio":
                 beats -= grid.downbeat
             out.update(bpm=round(grid.bpm, 1), beat_phase=round(beats % 1.0, 3),
-                       bar_beat=int(math.floor(beats)) % 4 + 1)
+                       bar_beat=math.floor(beats) % 4 + 1)
         else:
             out.update(bpm=0.0, beat_phase=0.0, bar_beat=0)
         if self.audio is not None:

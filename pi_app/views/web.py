@@ -3,11 +3,12 @@
 Stdlib only: a `ThreadingHTTPServer` in a daemon thread. Endpoints:
 
 * ``GET /``          the page (HTML, CSS and JS inline): the rig drawn live on a canvas,
-                     achieved fps, model and walk, master dimmer, pause and blackout.
+                     achieved fps, model and walk, music (BPM, beat, lock), master dimmer,
+                     pause, blackout and a Tap tempo button.
 * ``GET /state``     JSON `state.live_state(show)`: status, fixtures, the last frame decoded.
 * ``POST /control``  JSON ``{"cmd": "dim", "args": {"level": 0.5}}`` -> `Show.handle_control`,
                      the same path as the CLI's control socket (dim, pause, resume, blackout,
-                     seed, tempo, status).
+                     seed, tempo, tap, bpm, status).
 
 Safety: bound to 127.0.0.1 by default, where the Host header must name localhost (so a web
 page elsewhere cannot reach it through DNS rebinding). On any other address a ``token`` is
@@ -33,7 +34,8 @@ from ..errors import ConfigError, LatentDMXError
 
 log = logging.getLogger("latentdmx")
 
-CONTROL_CMDS = frozenset({"status", "dim", "pause", "resume", "blackout", "seed", "tempo"})
+CONTROL_CMDS = frozenset({"status", "dim", "pause", "resume", "blackout", "seed", "tempo",
+                          "tap", "bpm"})
 MAX_BODY = 4096
 _LOCAL_NAMES = ("localhost", "127.0.0.1", "[::1]", "::1")
 
