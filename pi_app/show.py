@@ -238,6 +238,8 @@ class Show:
                 from .views.web import start_web
                 web = start_web(self, self.config.preview)
             self.output.open()
+            if self.music.audio is not None:     # sound card / file / libraries: before frame 0
+                self.music.audio.prepare()
             self._live = True                           # status answers before frame 0 too
             server = self._start_control()
             self.clock = clock = self._make_clock(self.fps, stop=self._wake)

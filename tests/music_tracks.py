@@ -14,7 +14,9 @@ Tracks (`TRACKS`):
 * ``swing`` — 96 BPM, swung 8th hats (2:1), kick on 1 and 3, snare on 2 and 4, walking bass.
 * ``tempo_change`` — 120 BPM for 8 bars (16 s), then 140 BPM.
 * ``silence_break`` — 124 BPM, 4 s of silence in the middle, then the groove again.
-* ``loud`` — 180 BPM, every beat a full-scale kick and clap (the flash-limiter torture test).
+* ``loud`` — 180 BPM, every beat a full-scale kick and clap, squashed to full scale.
+* ``gated`` — 120 BPM kicks under full-scale noise chopped on and off 8 times a second: the
+  loudness itself strobes (the flash-limiter torture test).
 """
 
 from __future__ import annotations
@@ -188,7 +190,7 @@ def make(name: str, seed: int = 0, sr: int = SR) -> Track:
         beats, bpms = a + b, [120.0] * len(a) + [140.0] * len(b)
         audio = _groove(beats, bpms, "four", seed, total, sr)
     elif name == "silence_break":
-        bpm, total = 124.0, 28.0
+        bpm, total = 124.0, 34.0
         p = 60.0 / bpm
         a = [i * p for i in range(24)]                 # 6 bars, then 4 s of silence
         gap_end = a[-1] + p + 4.0
@@ -203,6 +205,15 @@ def make(name: str, seed: int = 0, sr: int = SR) -> Track:
         beats = _beats(bpm, 0.0, total - 0.5)
         bpms = [bpm] * len(beats)
         audio = _groove(beats, bpms, "loud", seed, total, sr, loud=True)
+    elif name == "gated":
+        bpm, total = 120.0, 20.0
+        beats = _beats(bpm, 0.0, total - 0.5)
+        bpms = [bpm] * len(beats)
+        audio = _groove(beats, bpms, "four", seed, total, sr)
+        t = np.arange(len(audio)) / sr
+        gate = (np.floor(t * 16) % 2 == 0).astype(np.float32)        # 8 Hz on/off
+        noise = np.random.default_rng(seed + 1).standard_normal(len(audio)).astype(np.float32)
+        audio = np.clip(0.5 * audio + 0.5 * gate * noise, -1, 1).astype(np.float32)
     else:
         raise ValueError(f"unknown track {name!r}; one of {', '.join(TRACKS)}")
     beats_a = np.asarray(beats)
@@ -211,7 +222,8 @@ def make(name: str, seed: int = 0, sr: int = SR) -> Track:
     return Track(name, audio, sr, beats_a, downbeats, np.asarray(bpms), silent)
 
 
-TRACKS = ("four_on_the_floor", "syncopated", "swing", "tempo_change", "silence_break", "loud")
+TRACKS = ("four_on_the_floor", "syncopated", "swing", "tempo_change", "silence_break", "loud",
+          "gated")
 
 
 def main() -> None:

@@ -234,6 +234,18 @@ class AudioInput:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._show_start = time.monotonic()
+        self._ready: tuple[Any, Tracker] | None = None
+
+    def prepare(self) -> None:
+        """Open the device and load the analysis now, before the frame clock starts: the
+        heavy first steps (loading libraries, PortAudio scanning the sound cards, reading a
+        file) then never compete with the first frames. A failure is logged (one line) and
+        retried by the thread."""
+        try:
+            dev = self._make_device()
+            self._ready = (dev, Tracker(dev.samplerate, None, **self._tracker_args))
+        except LatentDMXError as exc:
+            self._fail(str(exc))
 
     def start(self, show_start_mono: float) -> AudioInput:
         """Start listening; show time 0 is `show_start_mono` (the frame clock's start)."""
@@ -260,8 +272,11 @@ class AudioInput:
         while not self._stop.is_set():
             dev = None
             try:
-                dev = self._make_device()
-                tracker = Tracker(dev.samplerate, None, **self._tracker_args)
+                if self._ready is not None:
+                    (dev, tracker), self._ready = self._ready, None
+                else:
+                    dev = self._make_device()
+                    tracker = Tracker(dev.samplerate, None, **self._tracker_args)
                 dev.open(self._callback, tracker.hop)
                 dev.start()
                 if self.error:
@@ -332,6 +347,9 @@ class OfflineAudio:
     @property
     def describe(self) -> str:
         return self.label
+
+    def prepare(self) -> None:
+        pass
 
     def start(self, show_start_mono: float) -> OfflineAudio:
         return self

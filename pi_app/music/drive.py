@@ -66,7 +66,8 @@ class MusicDrive:
         self.hold = 0.0                   # how much the music sets the light (0 free, 1 music)
         self.lock = "off"                 # off | silent | searching | locked
         self.t_s = 0.0
-        self.trace: list[tuple] | None = None   # (t, beats, lock, energy, level, bpm) per frame
+        # per frame, when a list: (t, beats, lock, energy, light level, bpm, downbeat, rate)
+        self.trace: list[tuple] | None = None
 
     @property
     def active(self) -> bool:
@@ -121,7 +122,7 @@ class MusicDrive:
         if not self.rate:
             self.rate = free_rate
         if grid is None:
-            want, glide = free_rate, max(cfg.release_s / 3.0, 1e-3)
+            want, glide = free_rate, max(cfg.release_s / 4.0, 1e-3)
         else:
             n = cfg.beats_per_waypoint
             # `phase` is the walk's at the previous frame (t_s - dt): compare like with like
@@ -139,8 +140,8 @@ class MusicDrive:
         if self.trace is not None:
             self.trace.append((t_s, grid.beats_at(t_s) if grid else math.nan, self.lock,
                                self.state.energy, 1.0 - self.hold + self.hold * self.level,
-                               grid.bpm if grid else 0.0,
-                               grid.downbeat if grid else 0))
+                               grid.bpm if grid else 0.0, grid.downbeat if grid else 0,
+                               self.rate))
         return self.rate * max(dt, 0.0)
 
     def _light_level(self, dt: float) -> None:
@@ -149,7 +150,7 @@ class MusicDrive:
         if dt <= 0:
             return
         listening = cfg.energy_to != "none" and self.audio is not None and not s.silent
-        glide = HOLD_GLIDE_S if listening else max(cfg.release_s / 3.0, 1e-3)
+        glide = HOLD_GLIDE_S if listening else max(cfg.release_s / 4.0, 1e-3)
         self.hold += (float(listening) - self.hold) * (1.0 - math.exp(-dt / glide))
         if listening:
             lo, hi = cfg.energy_range

@@ -38,7 +38,7 @@ class MusicLane:
 
     @classmethod
     def from_trace(cls, trace: list[tuple]) -> MusicLane:
-        cols = list(zip(*trace, strict=True)) if trace else [()] * 7
+        cols = list(zip(*trace, strict=True)) if trace else [()] * 8
         f = np.asarray
         return cls(f(cols[0], float), f(cols[1], float), tuple(cols[2]), f(cols[3], float),
                    f(cols[4], float), f(cols[5], float), f(cols[6], int))
