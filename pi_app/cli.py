@@ -28,6 +28,7 @@ COMMAND_MODULES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("control", ("status", "dim", "pause", "resume", "blackout", "seed", "model", "tempo",
                  "tap", "bpm")),
     ("views", ("render", "watch")),
+    ("music", ("audio",)),
 )
 
 

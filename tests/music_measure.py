@@ -7,7 +7,6 @@ from __future__ import annotations
 import numpy as np
 
 
-
 def fine_heads(patch) -> list[int]:
     """The fixtures with 16-bit pan and tilt (the patch's fixture order)."""
     return [f.index for f in patch.fixtures if f.mode.has("pan_fine") and f.mode.has("tilt_fine")]

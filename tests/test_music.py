@@ -20,6 +20,8 @@ import pytest
 
 pytest.importorskip("aubio", reason="needs the music extra: pip install -e '.[music]'")
 
+import itertools
+
 import music_measure as mm
 import music_tracks as mt
 
@@ -186,7 +188,7 @@ def test_waypoints_land_on_the_beat_in_the_dmx_frames(tracks, heads_cfg, name, a
     assert lock_t <= LOCK_WITHIN_S
     # after lock: from the last change of lock or of beat 1, plus two waypoints to settle
     end = tr.duration_s - 2.5                           # the track's last bars
-    changed = [a[0] for a, b in zip(trace, trace[1:], strict=False)
+    changed = [a[0] for a, b in itertools.pairwise(trace)
                if (a[2] != b[2] or a[6] != b[6]) and a[0] < end]
     assert changed[-1] < tr.duration_s / 2
     settle = changed[-1] + 2 * n * 60.0 / tr.bpm[0]
@@ -202,8 +204,8 @@ def test_waypoints_land_on_the_beat_in_the_dmx_frames(tracks, heads_cfg, name, a
 
     # the same rig without music does not land on these beats (the measure can fail)
     _, rig0, frames0, times0 = play(heads_cfg, tr.duration_s - 1.0, None)
-    free = max((np.mean(waypoint_hits(rig0, frames0, times0, c, 0.25 * 60.0 / tr.bpm[0] * n))
-                for c in candidates))
+    free = max(np.mean(waypoint_hits(rig0, frames0, times0, c, 0.25 * 60.0 / tr.bpm[0] * n))
+                for c in candidates)
     assert free < 0.5
 
 
@@ -281,7 +283,7 @@ def test_flash_counter_counts_a_strobe():
 
 # -- audio in, end to end ----------------------------------------------------------------
 def _aligned_from_recording(path: Path, cfg, tr: mt.Track, after_s: float) -> float:
-    frames, universes, times = read_show(path)
+    frames, _universes, times = read_show(path)
     rig = Rig.from_patch(Patch(cfg))
     bars = tr.downbeats_s[(tr.downbeats_s > after_s) & (tr.downbeats_s < times[-1] - 2.0)]
     return float(np.mean(waypoint_hits(rig, frames, times, bars, 0.25 * 60 / tr.bpm[0] * 4)))
@@ -395,7 +397,7 @@ def test_bad_audio_file_and_missing_library_are_one_line(tracks, tmp_path):
 
 def test_audio_thread_never_delays_the_frame_loop(tracks, monkeypatch):
     """Analysis 3x slower than real time (it falls behind): the frame loop stays on time."""
-    tr, wav = tracks["swing"]
+    _tr, wav = tracks["swing"]
     real_feed = Tracker.feed
 
     def slow_feed(self, block):
@@ -541,7 +543,7 @@ def test_tracker_state_is_causal(tracks):
 def test_show_status_is_json_and_carries_the_music(tracks):
     import json
 
-    tr, wav = tracks["four_on_the_floor"]
+    _tr, wav = tracks["four_on_the_floor"]
     cfg = load_config(None)
     show, *_ = play(cfg, 8.0, wav)
     st = show._status(show.frames_out - 1)

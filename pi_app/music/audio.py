@@ -104,6 +104,7 @@ class FileDevice:
         self._thread: threading.Thread | None = None
         self._cb: Callback | None = None
         self._block = 512
+        self.t0 = 0.0                  # monotonic time at which sample 0 "was heard"
 
     def open(self, callback: Callback, blocksize: int) -> FileDevice:
         self._cb, self._block = callback, blocksize
@@ -117,7 +118,7 @@ class FileDevice:
     def _play(self) -> None:
         n, sr, cb = self._block, self.samplerate, self._cb
         assert cb is not None
-        t0 = time.monotonic()
+        t0 = self.t0 = time.monotonic()
         for i in range(0, len(self.audio) - n + 1, n):
             due = t0 + (i + n) / sr            # a block is ready once its last sample is in
             delay = due - time.monotonic()
@@ -157,7 +158,7 @@ class PortAudioDevice:
             int(device) if device.isdigit() else device
         try:
             info = sd.query_devices(dev, "input")
-        except (ValueError, sd.PortAudioError) as exc:
+        except (ValueError, sd.PortAudioError):
             names = [d["name"] for d in sd.query_devices() if d["max_input_channels"] > 0]
             fix = (f"set [audio] device to one of: {', '.join(repr(n) for n in names)}"
                    if names else "no sound input is connected: plug in a USB sound card or "

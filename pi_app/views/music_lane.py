@@ -3,8 +3,8 @@
 One strip, the same time axis as the fixtures above it: the audio's energy as a filled curve,
 the light level the music asked for as a line, a tick on every beat of the grid the show
 followed (a tall bright tick on beat 1 of a bar), and along the top the lock state (green
-locked, amber searching, grey silence). Drawn from `MusicDrive.trace`, which the render's
-pipeline filled frame by frame.
+locked, amber searching, grey silence); faint bar lines run on through the pan/tilt traces.
+Drawn from `MusicDrive.trace`, which the render's pipeline filled frame by frame.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ ENERGY_COLOUR = (70, 95, 150)
 LEVEL_COLOUR = (200, 200, 210)
 BEAT_COLOUR = (150, 150, 165)
 BAR_COLOUR = (255, 255, 255)
+BAR_LINE = (95, 95, 108)
 
 
 @dataclass(frozen=True)
@@ -97,3 +98,12 @@ def draw_lane(d: ImageDraw.ImageDraw, lane: MusicLane, layout, y: int, column_me
     d.text((8, y + 16), lane.bpm_label, fill=dr.DIM_TEXT, font=dr.font(10))
     d.text((8, y + 29), "beats·energy", fill=dr.DIM_TEXT, font=dr.font(9))
     return LANE_H + 6
+
+
+def draw_bar_lines(d: ImageDraw.ImageDraw, lane: MusicLane, layout, y0: int, y1: int) -> None:
+    """Faint lines at every bar from y0 to y1 (over the pan/tilt traces: the heads come to
+    rest at each waypoint, so their turns line up with the bars)."""
+    beats, bar = lane.beat_times()
+    for tb in beats[bar]:
+        x = layout.x0 + min(layout.width - 1, int(tb / layout.span_s * layout.width))
+        d.line((x, y0, x, y1), fill=BAR_LINE)

@@ -215,6 +215,8 @@ def timeline_with_layout(rig: Rig, frames: np.ndarray, times: np.ndarray, *, tit
             d.rectangle((label_w, y, label_w + width - 1, y + TRACE_H - 1), fill=dr.PANEL)
             d.line((label_w, y + TRACE_H // 2, label_w + width - 1, y + TRACE_H // 2),
                    fill=dr.GRID)
+            if music is not None:               # bars: the heads' turns land on them
+                music_lane.draw_bar_lines(d, music, layout, y, y + TRACE_H - 1)
             d.text((8, y + TRACE_H // 2 - 9), rig.fixtures[i].name, fill=dr.DIM_TEXT,
                    font=dr.font(11))
             f = rig.fixtures[i]
