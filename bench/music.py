@@ -31,6 +31,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
+import itertools
+
 import music_measure as mm
 import music_tracks as mt
 
@@ -123,7 +125,7 @@ def dmx_alignment(tr: mt.Track, wav: Path) -> dict:
     times = np.arange(len(frames)) / cfg.fps
     trace = show.music.trace
     end = tr.duration_s - 2.5
-    changed = [a[0] for a, b in zip(trace, trace[1:], strict=False)
+    changed = [a[0] for a, b in itertools.pairwise(trace)
                if (a[2] != b[2] or a[6] != b[6]) and a[0] < end]
     settle = (changed[-1] if changed else 0.0) + 2 * 4 * 60.0 / tr.bpm[-1]
     speeds = mm.aim_motion(rig, frames, mm.fine_heads(patch))

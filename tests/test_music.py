@@ -36,6 +36,11 @@ from pi_app.show import Show
 from pi_app.sim.record import read_show
 from pi_app.views.state import Rig
 
+try:                                   # the browser test's headless Chromium fixture
+    from test_views_browser import chromium  # noqa: F401
+except ImportError:                    # pragma: no cover
+    pass
+
 ENV = dict(os.environ, PYTHONUNBUFFERED="1")
 ENV.pop("LATENTDMX_FAKE_AUDIO_DEVICE", None)
 MATCH_S = 0.050           # a beat (or a waypoint on a beat) matches within 50 ms
@@ -551,3 +556,36 @@ def test_show_status_is_json_and_carries_the_music(tracks):
     assert st["music"] in ("locked", "searching") and 120 < st["bpm"] < 136
     assert set(st) >= {"beat_phase", "bar_beat", "energy", "audio", "music_source"}
 
+
+
+@pytest.mark.browser
+def test_web_page_tap_button_sets_the_tempo_and_shows_it(chromium):
+    """The page's Tap button, clicked in headless Chromium at 120 BPM: the daemon takes the
+    tempo and the page's header shows the BPM, the beat and the lock state."""
+    from test_views import start_web_show
+    from test_views_browser import wait_for
+
+    show, _, url = start_web_show(load_config(None))
+    try:
+        chromium.call("Page.navigate", url=url)
+        wait_for(lambda: chromium.js("document.getElementById('model').textContent") ==
+                 "nat-aurora")
+        assert chromium.js("document.getElementById('music').textContent") == ""
+        box = chromium.js("(() => { const r = document.getElementById('tap')"
+                          ".getBoundingClientRect(); return [r.x + r.width / 2,"
+                          " r.y + r.height / 2]; })()")
+        t0 = time.monotonic()
+        for k in range(4):
+            time.sleep(max(0.0, t0 + 0.5 * k - time.monotonic()))
+            for kind in ("mousePressed", "mouseReleased"):
+                chromium.call("Input.dispatchMouseEvent", type=kind, x=box[0], y=box[1],
+                              button="left", clickCount=1)
+        wait_for(lambda: "locked" in chromium.js("document.getElementById('music').textContent"))
+        text = chromium.js("document.getElementById('music').textContent")
+        bpm = float(text.split("♪ ", 1)[1].split(" BPM")[0])
+        assert abs(bpm - 120) < 4, text
+        assert "beat " in text and "(tap)" in text
+        assert show.music.manual is not None and abs(show.music.manual.bpm - 120) < 4
+    finally:
+        show.stop()
+        show._test_thread.join(5)
