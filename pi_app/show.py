@@ -169,8 +169,9 @@ class Show:
         """SIGHUP: re-read the config and apply what can change live; a bad config, or one
         whose changes need a restart, is logged and the show goes on as it was.
 
-        Live: the model (cross-faded), seed, walk, master dimmer. Needs a restart (fade-out,
-        blackout, a fresh start): fixtures, output, fps and the other safety settings."""
+        Live: the model (cross-faded), seed, walk, master dimmer, [music]. Needs a restart
+        (fade-out, blackout, a fresh start): fixtures, output, fps, [audio] and the other
+        safety settings."""
         self._reload_requested = False
         path = self.config_path
         old = self.config
@@ -182,7 +183,7 @@ class Show:
             return
         restart = [name for name, changed in (
             ("fixtures", new.fixtures != old.fixtures), ("output", new.output != old.output),
-            ("fps", new.fps != old.fps),
+            ("fps", new.fps != old.fps), ("audio", new.audio != old.audio),
             ("safety", new.safety.replace_master(old.safety.master) != old.safety))
             if changed]
         if restart:
@@ -190,6 +191,9 @@ class Show:
                       "latentdmx); the show goes on with the old config", ", ".join(restart))
             return
         changes = self.pipeline.reconfigure(new, model, t_s)
+        if new.music != old.music:              # the music's settings apply live
+            self.music.reconfigure(new.music, t_s)
+            changes.append("music")
         self.config = new
         log.info("reloaded %s: %s", path or "the default config",
                  ", ".join(changes) or "nothing changed that the show uses")

@@ -94,6 +94,12 @@ class MusicDrive:
         self._taps = []
         self.manual = Grid(bpm, t_s, source="manual") if bpm else None
 
+    def reconfigure(self, cfg: MusicConfig, t_s: float) -> None:
+        """New `[music]` settings (a reload); a changed fixed `bpm` starts from now."""
+        old, self.cfg = self.cfg, cfg
+        if cfg.bpm != old.bpm:
+            self.set_bpm(cfg.bpm, t_s)
+
     # -- per frame ----------------------------------------------------------------------
     def _grid(self, t_s: float) -> Grid | None:
         if self.manual is not None:
