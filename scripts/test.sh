@@ -10,8 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PKGS=(ola ola-python chromium systemd qlcplus-data libportaudio2 pulseaudio pulseaudio-utils
-          libasound2-plugins)
+APT_PKGS=(ola ola-python chromium systemd qlcplus-data)
 missing=()
 for p in "${APT_PKGS[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
@@ -21,6 +20,19 @@ if ((${#missing[@]})); then
     echo "installing Debian packages: ${missing[*]}"
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+# The music tests: PortAudio, and a private PulseAudio to capture from (no desktop extras).
+AUDIO_PKGS=(libportaudio2 pulseaudio pulseaudio-utils libasound2-plugins)
+missing=()
+for p in "${AUDIO_PKGS[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+    SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    echo "installing Debian packages: ${missing[*]}"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
+        "${missing[@]}" >/dev/null
 fi
 
 PY="${PYTHON:-python3}"
