@@ -25,10 +25,10 @@ COMMAND_MODULES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("train", ("train",)),
     ("hardware", ("identify", "doctor")),
     ("safety", ("safety_check",)),
-    ("control", ("status", "dim", "pause", "resume", "blackout", "seed", "model", "tempo",
-                 "tap", "bpm")),
+    ("control", ("*",)),          # every command of the control vocabulary (vocabulary.py)
     ("views", ("render", "watch")),
-    ("music", ("audio",)),
+    ("install", ("schedule",)),
+    ("music", ("audio", "tap")),    # tap: Enter on every beat (the vocabulary's `tap`)
 )
 
 
@@ -64,8 +64,11 @@ def _register() -> None:
             if exc.name and exc.name.startswith(f"{__package__}.commands."):
                 continue   # a command module not built yet
             raise
+        if names == ("*",):
+            names = tuple(module.CLI_COMMANDS)
         for name in names:
-            cmd = getattr(module, name, None)
+            cmd = module.CLI_COMMANDS.get(name) if hasattr(module, "CLI_COMMANDS") else \
+                getattr(module, name, None)
             if isinstance(cmd, click.Command):
                 main.add_command(cmd)
 

@@ -15,6 +15,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import ConfigError
+from .install_config import (
+    LocationConfig,
+    LooksConfig,
+    OscConfig,
+    PaletteConfig,
+    PlaylistConfig,
+    PresetConfig,
+    ScheduleEntry,
+    TrimConfig,
+    validate_install,
+)
 
 SCHEMA = 1
 MAX_FPS = 44.0          # DMX512 with 512 slots: 22.7 ms a frame on the wire
@@ -122,6 +133,7 @@ class FixtureConfig:
     park: tuple[float, float] = (0.5, 0.5)      # pan, tilt (0..1) taken slowly on stop
     # [[pan_lo, pan_hi, tilt_lo, tilt_hi], ...] in 0..1 (a bare `tuple` could not be parsed)
     keep_out: tuple[tuple[float, float, float, float], ...] = ()
+    trim: TrimConfig = field(default_factory=TrimConfig)   # max intensity, colour, dimmer curve
 
 
 @dataclass(frozen=True)
@@ -138,6 +150,15 @@ class Config:
     audio: AudioConfig = field(default_factory=AudioConfig)
     music: MusicConfig = field(default_factory=MusicConfig)
     fixtures: tuple[FixtureConfig, ...] = ()
+    # running an installation (pi_app/install_config.py)
+    playlist: str = ""                  # a [playlists.NAME] to rotate from the start
+    location: LocationConfig = field(default_factory=LocationConfig)
+    schedule: tuple[ScheduleEntry, ...] = ()
+    presets: dict[str, PresetConfig] = field(default_factory=dict)
+    playlists: dict[str, PlaylistConfig] = field(default_factory=dict)
+    palettes: dict[str, PaletteConfig] = field(default_factory=dict)
+    looks: LooksConfig = field(default_factory=LooksConfig)
+    osc: OscConfig = field(default_factory=OscConfig)
     path: str = "<default>"
 
     def replace(self, **changes) -> Config:
@@ -181,6 +202,14 @@ def _coerce(value, tp, file: str, fld: str):
             raise ConfigError("expected a table", file=file, field=fld,
                               fix='write e.g. { "1" = 1 }')
         return dict(value)
+    if tp is object:                    # anything TOML holds; validated by its user
+        return value
+    if origin is dict:                  # dict[str, Section]: named tables, [presets.NAME]
+        if not isinstance(value, dict):
+            raise ConfigError("expected a table", file=file, field=fld,
+                              fix=f"write [{fld}.NAME] tables")
+        val_tp = typing.get_args(tp)[1]
+        return {str(k): _coerce(v, val_tp, file, f"{fld}.{k}") for k, v in value.items()}
     if dataclasses.is_dataclass(tp):
         return _build(tp, value, file, fld)
     if origin is tuple:
@@ -349,6 +378,7 @@ def validate(cfg: Config) -> Config:
                 raise ConfigError(f"park position {list(fx.park)} is inside keep-out box "
                                   f"{list(box)}", file=f, field=f"{fld}.park",
                                   fix="park the head outside its keep-out boxes")
+    validate_install(cfg)
     return cfg
 
 

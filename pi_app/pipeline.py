@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .config import Config
+from .looks import Looks
 from .mapper import make_mapper, streams_for
 from .patch import Patch
 from .runtime import Model
@@ -48,11 +49,14 @@ class Pipeline:
         self.fps = config.fps
         self.patch = Patch(config)
         self.positions = np.array([f.position for f in config.fixtures], np.float32)
+        self.looks = Looks(config, self.patch)  # palette, still heads, trims (before safety)
         self.safety = Safety(config, self.patch, self.fps)
         self.seed = config.seed if seed is None else int(seed)
         self.source = _Source(model, config, self.seed, self.positions)
         self._old: _Source | None = None        # the model being cross-faded out
         self._xfade_t0 = 0.0
+        self._xfade_s = MODEL_XFADE_S
+        self._old_offset = 0.0                   # the old source's phase minus the new one's
         self.tempo = config.walk.tempo
         self.paused = False
         self.blacked_out = False
@@ -65,6 +69,9 @@ class Pipeline:
     def model(self) -> Model:
         return self.source.model
 
+    def fixture_names(self) -> list[str]:
+        return [f.name for f in self.patch.fixtures]
+
     # -- live changes (call between frames) ---------------------------------------------
     def set_seed(self, seed: int) -> None:
         self.seed = int(seed)
@@ -73,9 +80,28 @@ class Pipeline:
 
     def set_model(self, model: Model, t_s: float) -> None:
         """Swap models with a cross-fade of `MODEL_XFADE_S` seconds."""
-        self._old = self.source
-        self._xfade_t0 = t_s
+        self.recall(model, self.seed, self.phase, t_s, MODEL_XFADE_S)
+
+    def recall(self, model: Model, seed: int, phase: float, t_s: float,
+               xfade_s: float) -> None:
+        """Jump to (model, seed, phase), cross-fading from where the show is over `xfade_s`
+        seconds (0: a cut; the safety stage still limits it). The old walk keeps moving."""
+        if xfade_s > 0:
+            self._old = self.source
+            self._old_offset = self.phase - float(phase)
+            self._xfade_t0 = t_s
+            self._xfade_s = xfade_s
+        else:
+            self._old = None
+        self.seed = int(seed)
         self.source = _Source(model, self.config, self.seed, self.positions)
+        self.phase = float(phase)
+
+    def wake(self, t_s: float) -> None:
+        """Play again after an idle dark spell (the schedule's next window): the walk goes on
+        from its phase, the light fades in through the safety stage."""
+        self._last_t = None
+        self.safety.restart(t_s)
 
     def reconfigure(self, new: Config, model: Model | None, t_s: float) -> list[str]:
         """Apply a reloaded config's live parts (same fixtures, output, fps and safety):
@@ -97,6 +123,7 @@ class Pipeline:
         if new.safety.master != old.safety.master:
             self.safety.master = new.safety.master
             changes.append(f"master {new.safety.master:g}")
+        changes += self.looks.reconfigure(new)          # palettes, trims (pi_app/looks.py)
         return changes
 
     # -- per frame ---------------------------------------------------------------------
@@ -113,11 +140,11 @@ class Pipeline:
         self._last_t = t_s
         scene = self.source.scene(self.phase)
         if self._old is not None:
-            a = (t_s - self._xfade_t0) / MODEL_XFADE_S
+            a = (t_s - self._xfade_t0) / self._xfade_s
             if a >= 1.0:
                 self._old = None
             else:
-                scene = (1.0 - a) * self._old.scene(self.phase) + a * scene
+                scene = (1.0 - a) * self._old.scene(self.phase + self._old_offset) + a * scene
         if music is not None:
             scene = music.light(scene)
         if self.blacked_out:
@@ -126,7 +153,7 @@ class Pipeline:
         return scene
 
     def safe_scene(self, t_s: float) -> np.ndarray:
-        self.scene = self.safety(self.raw_scene(t_s), t_s)
+        self.scene = self.safety(self.looks(self.raw_scene(t_s)), t_s)
         return self.scene
 
     def frames(self, t_s: float) -> dict[int, np.ndarray]:

@@ -382,6 +382,12 @@ class Safety:
         if self._stop_t is None:
             self._stop_t = t_s
 
+    def restart(self, t_s: float) -> None:
+        """After a finished fade-out (the schedule's dark spell): fade in again from the dark,
+        parked state, as at the start. The limiter goes on from the last output."""
+        self._stop_t = None
+        self._t0 = t_s
+
     def fade_out_done(self, t_s: float) -> bool:
         """True once the fade-out is over: lights dark and heads parked (or out of time)."""
         if self._stop_t is None:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from .clock import FastClock, FrameClock
 from .config import Config, load_config
-from .errors import ControlError, LatentDMXError
+from .errors import LatentDMXError
 from .outputs import Output
 from .pipeline import Pipeline
 from .runtime import Model, load_model
@@ -36,6 +36,8 @@ class Show:
                  record_path: str | Path | None = None, control: bool | None = None,
                  config_path: str | Path | None = None,
                  clock: Callable[..., FrameClock] = FrameClock,
+                 wall_clock: Callable[[float], float] | None = None,
+                 presets_dir: str | Path | None = None,
                  audio: str | Path | None = None) -> None:
         self.config = config
         self.config_path = config_path
@@ -62,13 +64,34 @@ class Show:
         self.frames_out = 0          # frames sent so far (the loop's only per-frame bookkeeping)
         self._live = False           # the output is open: status has something to say
         self.listeners: list[Callable[[Show], None]] = []   # called after each frame (viewers)
+        # the installation: schedule, playlists, presets (pi_app/director.py); the wall clock
+        # maps show time to Unix time (injected by tests: a night on virtual time)
+        from .director import Director
+        from .paths import state_dir
+        from .presets import PresetStore
+
+        self.presets = PresetStore(Path(presets_dir) if presets_dir else
+                                   state_dir() / "presets")
+        self.director = Director(config, self.pipeline, self.presets,
+                                 wall_clock or (lambda t_s: time.time()), config.model)
 
     @property
     def status_snapshot(self) -> dict:
         """What `latentdmx status` shows; built when asked, never in the frame loop.
 
         Safe from other threads: it only reads numbers and references the loop replaces."""
-        return self._status(self.frames_out - 1) if self._live else {}
+        from .vocabulary import Status
+
+        return Status.of(self).as_dict() if self._live else {}
+
+    def output_health(self) -> dict:
+        return {k: v for k, v in self.output.health().items() if k != "output"}
+
+    def late_frames(self) -> int:
+        return self.clock.late if self.clock else 0
+
+    def uptime_s(self) -> float:
+        return round(time.monotonic() - self._started, 1)
 
     # -- called from other threads ------------------------------------------------------
     def stop(self) -> None:
@@ -79,99 +102,34 @@ class Show:
     def request_reload(self) -> None:
         self._reload_requested = True
 
-    def handle_control(self, cmd: str, args: dict) -> dict:
-        """The control socket's handler: validate here, apply between frames."""
-        p = self.pipeline
+    def handle_control(self, cmd: str, args: dict, origin: str = "socket") -> dict:
+        """Every client's way in (socket, web page, OSC): validate against the one control
+        vocabulary (`pi_app.vocabulary`) on the caller's thread, log it, and queue a live
+        change for the frame loop, which applies it between frames."""
+        from .vocabulary import lookup
 
-        def number(name: str, lo: float, hi: float) -> float:
-            v = args.get(name)
-            if isinstance(v, bool) or not isinstance(v, int | float) or not lo <= v <= hi:
-                raise ControlError(f"{name} must be a number in {lo:g}..{hi:g}", field=cmd,
-                                   fix=f"e.g. `latentdmx {cmd} {hi / 2:g}`")
-            return float(v)
-
-        if cmd == "status":
-            return self.status_snapshot
-        if cmd == "dim":
-            level = number("level", 0.0, 1.0)
-            self._commands.put(lambda t: setattr(p.safety, "master", level))
-            return {"master": level}
-        if cmd == "pause":
-            self._commands.put(lambda t: setattr(p, "paused", True))
-            return {"paused": True}
-        if cmd == "resume":
-            def resume(t: float) -> None:
-                p.paused = False
-                p.blacked_out = False
-            self._commands.put(resume)
-            return {"paused": False, "blackout": False}
-        if cmd == "blackout":
-            on = bool(args.get("on", True))
-            self._commands.put(lambda t: setattr(p, "blacked_out", on))
-            return {"blackout": on}
-        if cmd == "seed":
-            seed = args.get("seed")
-            if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-                raise ControlError("seed must be a whole number >= 0", field="seed",
-                                   fix="e.g. `latentdmx seed 7`")
-            self._commands.put(lambda t: p.set_seed(seed))
-            return {"seed": seed}
-        if cmd == "tempo":
-            tempo = number("tempo", 0.01, 100.0)
-            self._commands.put(lambda t: setattr(p, "tempo", tempo))
-            return {"tempo": tempo}
-        if cmd == "model":
-            name = args.get("name")
-            if not isinstance(name, str) or not name:
-                raise ControlError("model needs a name", field="model",
-                                   fix="e.g. `latentdmx model iae-glyphs`")
-            model = load_model(name)            # loads on the control thread, not the loop
-            self._commands.put(lambda t: p.set_model(model, t))
-            return {"model": model.info.name}
-        if cmd == "tap":                        # tap tempo: the time it arrived is the beat
-            clock = self.clock
-            t_tap = time.monotonic() - clock.start_s if clock is not None else 0.0
-            return self.music.tap(t_tap)
-        if cmd == "bpm":
-            bpm = number("bpm", 0.0, 400.0)
-            if 0 < bpm < 20:
-                raise ControlError("bpm must be 0 (follow the music) or 20..400", field="bpm",
-                                   fix="e.g. `latentdmx bpm 128`, `latentdmx bpm 0`")
-            self._commands.put(lambda t: self.music.set_bpm(bpm, t))
-            return {"bpm": bpm or "follow the music"}
-        if cmd == "scene":                      # for `latentdmx watch` (read-only)
-            from .views.state import live_state
-            return live_state(self)
-        raise ControlError(f"unknown command {cmd!r}", field="cmd",
-                           fix="use status, scene, dim, pause, resume, blackout, seed, model, "
-                               "tempo, tap or bpm")
+        try:
+            command = lookup(cmd)
+            values = command.parse(args if isinstance(args, dict) else {})
+            change = command.run(self, values)
+        except LatentDMXError as exc:
+            log.info("%s: %s %s refused: %s", origin, cmd, _args_text(args), exc)
+            raise
+        (log.debug if command.reads else log.info)("%s: %s %s", origin, command.name,
+                                                   _args_text(values))
+        if change.apply is not None:
+            self._commands.put(change.apply)
+        return change.result
 
     # -- the frame loop -----------------------------------------------------------------
-    def _status(self, k: int) -> dict:
-        p = self.pipeline
-        times = self._times
-        health = {k: v for k, v in self.output.health().items() if k != "output"}
-        achieved = (len(times) - 1) / (times[-1] - times[0]) if len(times) > 2 and \
-            times[-1] > times[0] else 0.0
-        return {"model": p.model.info.name, "family": p.model.info.family,
-                "fps": self.fps, "fps_achieved": round(achieved, 2),
-                "frames": k + 1, "late_frames": self.clock.late if self.clock else 0,
-                "output": self.output.name, "output_health": health,
-                "uptime_s": round(time.monotonic() - self._started, 1),
-                "master": p.safety.master, "paused": p.paused, "blackout": p.blacked_out,
-                "seed": p.seed, "tempo": p.tempo, "phase": round(p.phase, 3),
-                "fixtures": [f.name for f in p.patch.fixtures],
-                "universes": list(p.patch.universes),
-                "config": str(self.config.path),
-                **(self.music.status() if self.music.active else {})}
-
     def _reload(self, t_s: float) -> None:
         """SIGHUP: re-read the config and apply what can change live; a bad config, or one
         whose changes need a restart, is logged and the show goes on as it was.
 
-        Live: the model (cross-faded), seed, walk, master dimmer, [music]. Needs a restart
-        (fade-out, blackout, a fresh start): fixtures, output, fps, [audio] and the other
-        safety settings."""
+        Live: the model (cross-faded), seed, walk, master dimmer, and the installation:
+        schedule, presets, playlists, palettes, fixture trims. Needs a restart (fade-out,
+        blackout, a fresh start): fixtures, output, fps, [audio] and the other safety settings.
+        [music] is live too."""
         self._reload_requested = False
         path = self.config_path
         old = self.config
@@ -182,7 +140,8 @@ class Show:
             log.error("reload rejected, the show goes on with the old config: %s", exc)
             return
         restart = [name for name, changed in (
-            ("fixtures", new.fixtures != old.fixtures), ("output", new.output != old.output),
+            ("fixtures", _untrimmed(new) != _untrimmed(old)),    # trims are live
+            ("output", new.output != old.output),
             ("fps", new.fps != old.fps), ("audio", new.audio != old.audio),
             ("safety", new.safety.replace_master(old.safety.master) != old.safety))
             if changed]
@@ -194,6 +153,7 @@ class Show:
         if new.music != old.music:              # the music's settings apply live
             self.music.reconfigure(new.music, t_s)
             changes.append("music")
+        self.director.configure(new)
         self.config = new
         log.info("reloaded %s: %s", path or "the default config",
                  ", ".join(changes) or "nothing changed that the show uses")
@@ -232,6 +192,7 @@ class Show:
         recorder = ShowRecorder(self.record_path, self.fps) if self.record_path else None
         server = None
         web = None
+        osc = None
         fading = False
         clean = False
         fade_at = None
@@ -246,9 +207,13 @@ class Show:
                 self.music.audio.prepare()
             self._live = True                           # status answers before frame 0 too
             server = self._start_control()
+            if self.config.osc.enabled:          # tablets: pi_app/osc.py
+                from .osc import start_osc
+                osc = start_osc(self, self.config.osc)
             self.clock = clock = self._make_clock(self.fps, stop=self._wake)
             if self.music.audio is not None:     # listening starts with the show's clock
                 self.music.audio.start(clock.start_s)
+            self.director.start(0.0)                    # dark from the start if off-schedule
             while True:
                 k = clock.wait()
                 t = k / self.fps
@@ -263,7 +228,9 @@ class Show:
                     fading = True
                     pipe.safety.start_fade_out(t)
                     notifier.stopping("fading out")
-                frames = pipe.frames(t)
+                # outside the schedule's windows: the same dark frame, no pipeline work
+                idle = self.director.step(t, stopping=fading)
+                frames = self.director.idle_frames if idle else pipe.frames(t)
                 self.output.send(frames)
                 if recorder:
                     recorder.write(frames, t)
@@ -274,7 +241,7 @@ class Show:
                 self.frames_out = k + 1
                 for listener in tuple(self.listeners):   # a listener may remove itself
                     listener(self)
-                if fading and pipe.safety.fade_out_done(t):
+                if fading and (idle or pipe.safety.fade_out_done(t)):
                     break
             # The last frame out is dark: blackout, flushed.
             frames = self.pipeline.blackout_frames()
@@ -301,6 +268,26 @@ class Show:
                 server.close()
             if web is not None:
                 web.close()
+            if osc is not None:
+                osc.close()
+            self.director.close()
             notifier.close()
             for sig, old in saved:
                 signal.signal(sig, old)
+
+
+def _untrimmed(config: Config) -> list:
+    """The fixtures without their trims (which a reload applies live)."""
+    import dataclasses
+
+    from .install_config import TrimConfig
+
+    return [dataclasses.replace(f, trim=TrimConfig()) for f in config.fixtures]
+
+
+def _args_text(args: object) -> str:
+    """``level=0.5 name='dusk'`` for the log (one line, bounded)."""
+    if not isinstance(args, dict) or not args:
+        return ""
+    text = " ".join(f"{k}={v!r}" for k, v in args.items())
+    return " ".join(text.split())[:200]

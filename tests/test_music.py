@@ -438,7 +438,7 @@ def test_tap_and_bpm_on_the_running_daemon(tmp_path):
         while not sock.exists() and time.monotonic() < deadline:
             time.sleep(0.05)
         client = ControlClient(sock)
-        assert "music" not in client.request("status")         # no music configured
+        assert client.request("status")["music"] == "off"        # no music configured
         t0 = time.monotonic()
         for k in range(5):                                       # 120 BPM
             time.sleep(max(0.0, t0 + 0.5 * k - time.monotonic()))
@@ -461,7 +461,24 @@ def test_tap_and_bpm_on_the_running_daemon(tmp_path):
         assert r.returncode == 2 and "bpm must be 0 (follow the music) or 20..400" in r.stderr
         latentdmx("bpm", "0", "--socket", str(sock), env=env)
         time.sleep(0.2)
-        assert "music" not in client.request("status")
+        assert client.request("status")["music"] == "off"
+        # `latentdmx tap`: Enter on every beat (here every 0.4 s: 150 BPM), q to finish
+        tapper = subprocess.Popen([sys.executable, "-m", "pi_app.cli", "tap", "--socket",
+                                   str(sock)], env=env, stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert tapper.stdin is not None
+        time.sleep(1.0)                                          # the CLI has started
+        t0 = time.monotonic()
+        for k in range(4):
+            time.sleep(max(0.0, t0 + 0.4 * k - time.monotonic()))
+            tapper.stdin.write("\n")
+            tapper.stdin.flush()
+        time.sleep(0.3)
+        taps_out, _ = tapper.communicate("q\n", timeout=10)
+        assert tapper.returncode == 0
+        last = taps_out.strip().splitlines()[-1]
+        assert "(4 taps)" in last and abs(float(last.split()[0]) - 150) < 8, taps_out
+        assert abs(client.request("status")["bpm"] - 150) < 8
     finally:
         proc.terminate()
         proc.communicate(timeout=20)
@@ -561,7 +578,7 @@ def test_show_status_is_json_and_carries_the_music(tracks):
     _tr, wav = tracks["four_on_the_floor"]
     cfg = load_config(None)
     show, *_ = play(cfg, 8.0, wav)
-    st = show._status(show.frames_out - 1)
+    st = show.status_snapshot
     json.dumps(st, allow_nan=False)
     assert st["music"] in ("locked", "searching") and 120 < st["bpm"] < 136
     assert set(st) >= {"beat_phase", "bar_beat", "energy", "audio", "music_source"}
@@ -659,7 +676,7 @@ def test_live_capture_from_a_real_portaudio_stream(tracks, heads_cfg, pulse, tmp
     its DMX frames fall on a steady bar grid (when the song started is not known here, so the
     bar phase is searched for; the free walk finds none)."""
     pytest.importorskip("sounddevice", reason="needs PortAudio", exc_type=OSError)
-    tr, wav = tracks["four_on_the_floor"]
+    _tr, wav = tracks["four_on_the_floor"]
     cfg = tmp_path / "rig.toml"
     cfg.write_text(heads_rig_text().replace('device = ""  ', 'device = "pulse"', 1))
     env = dict(pulse, XDG_RUNTIME_DIR=pulse["XDG_RUNTIME_DIR"])
@@ -694,5 +711,5 @@ def test_live_capture_from_a_real_portaudio_stream(tracks, heads_cfg, pulse, tmp
         return best
 
     assert best_phase(frames, times) >= 0.9
-    _, rig0, frames0, times0 = play(heads_cfg, 15.0, None)
+    _, _rig0, frames0, times0 = play(heads_cfg, 15.0, None)
     assert best_phase(frames0, times0) < 0.6

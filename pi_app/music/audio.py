@@ -126,6 +126,7 @@ class FileDevice:
                 return
             cb(self.audio[i:i + n, None], n, None, None)
         # the file is over: silence from here on, at the same pace
+        log.info("audio: %s is over; the show drifts back to the free walk", self.path.name)
         zeros = np.zeros((n, 1), np.float32)
         k = len(self.audio) - len(self.audio) % n
         while not self._stop.is_set():

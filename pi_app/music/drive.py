@@ -177,18 +177,19 @@ class MusicDrive:
 
     # -- for status, watch and the web page (any thread) -------------------------------
     def status(self) -> dict:
-        grid = self.manual or (self.grid if self.lock != "silent" else None)
-        out: dict = {"music": self.lock, "music_source": grid.source if grid else
-                     ("audio" if self.audio is not None else "none")}
+        """The music's status fields (`vocabulary.Status`); "off" and zeros when there is
+        nothing to follow."""
+        grid = self.manual or (self.grid if self.lock not in ("silent", "off") else None)
+        out: dict = {"music": self.lock if self.active else "off",
+                     "music_source": grid.source if grid else
+                     ("audio" if self.audio is not None else "none"),
+                     "bpm": 0.0, "beat_phase": 0.0, "bar_beat": 0,
+                     "energy": round(float(self.state.energy), 2),
+                     "audio": self.audio.describe if self.audio is not None else ""}
         if grid is not None:
             beats = grid.beats_at(self.t_s)
             if self.cfg.align == "bar" or grid.source != "audio":
                 beats -= grid.downbeat
-            out.update(bpm=round(grid.bpm, 1), beat_phase=round(beats % 1.0, 3),
+            out.update(bpm=round(float(grid.bpm), 1), beat_phase=round(float(beats % 1.0), 3),
                        bar_beat=math.floor(beats) % 4 + 1)
-        else:
-            out.update(bpm=0.0, beat_phase=0.0, bar_beat=0)
-        if self.audio is not None:
-            out.update(energy=round(self.state.energy, 2), level_db=round(self.state.level_db),
-                       audio=self.audio.describe)
         return out

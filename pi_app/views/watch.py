@@ -49,7 +49,7 @@ def header(status: dict) -> Text:
     t.append(f"  master {s.get('master', 1.0) * 100:.0f}%")
     t.append(f"  seed {s.get('seed', '?')}  tempo {s.get('tempo', 1):g}  "
              f"phase {s.get('phase', 0):.2f}")
-    if s.get("music"):                       # music: tempo, where in the bar, lock state
+    if s.get("music") not in (None, "", "off"):   # music: tempo, beat of the bar, lock
         lock = s["music"]
         t.append("  ♪ ")
         t.append(f"{s.get('bpm', 0):.1f} BPM" if s.get("bpm") else "no beat",
