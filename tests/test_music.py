@@ -713,3 +713,44 @@ def test_live_capture_from_a_real_portaudio_stream(tracks, heads_cfg, pulse, tmp
     assert best_phase(frames, times) >= 0.9
     _, _rig0, frames0, times0 = play(heads_cfg, 15.0, None)
     assert best_phase(frames0, times0) < 0.6
+
+
+@pytest.mark.slow
+def test_osc_foot_switch_taps_the_tempo(tmp_path):
+    """`/latentdmx/tap` over OSC (a tablet's button or a foot switch) is the vocabulary's tap."""
+    pytest.importorskip("pythonosc")
+    import socket as sk
+
+    from pythonosc.udp_client import SimpleUDPClient
+
+    from pi_app.control import ControlClient
+
+    with sk.socket(sk.AF_INET, sk.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cfg = tmp_path / "rig.toml"
+    cfg.write_text(DEFAULT_TOML.read_text() + f'\n[osc]\nenabled = true\nport = {port}\n'
+                   'allow = ["127.0.0.1"]\n')
+    env = dict(ENV, XDG_RUNTIME_DIR=str(tmp_path), STATE_DIRECTORY=str(tmp_path / "state"))
+    proc = subprocess.Popen([sys.executable, "-m", "pi_app.cli", "run", "--config", str(cfg),
+                             "--duration", "30"], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        sock = tmp_path / "latentdmx" / "control.sock"
+        deadline = time.monotonic() + 20
+        while not sock.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.3)
+        osc = SimpleUDPClient("127.0.0.1", port)
+        t0 = time.monotonic()
+        for k in range(4):                                      # 120 BPM
+            time.sleep(max(0.0, t0 + 0.5 * k - time.monotonic()))
+            osc.send_message("/latentdmx/tap", [])
+        time.sleep(0.3)
+        st = ControlClient(sock).request("status")
+        assert st["music"] == "locked" and st["music_source"] == "tap", st
+        assert abs(st["bpm"] - 120) < 4
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=20)
+    assert "osc 127.0.0.1" in err and "tap" in err
