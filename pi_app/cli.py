@@ -28,7 +28,8 @@ COMMAND_MODULES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("control", ("*",)),          # every command of the control vocabulary (vocabulary.py)
     ("views", ("render", "watch")),
     ("install", ("schedule",)),
-    ("music", ("audio", "tap")),    # tap: Enter on every beat (the vocabulary's `tap`)
+    # after "control": this `tap` (Enter on every beat) replaces the vocabulary's one-shot tap
+    ("music", ("audio", "tap")),
 )
 
 

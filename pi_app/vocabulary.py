@@ -463,8 +463,7 @@ def _tempo(show: Any, a: dict[str, Any]) -> Change:
          "one is beat 1.\n\nThe tempo is the median of the last 8 intervals; a single tap "
          "later re-aligns beat 1 at the same tempo; a pause of more than 2 s starts afresh. "
          "The time the tap arrives is the beat, so it is taken at once (not between frames). "
-         "`latentdmx tap` sends one per Enter; `bpm 0` follows the audio again.",
-         cli=False)
+         "`latentdmx tap` sends one per Enter; `bpm 0` follows the audio again.")
 def _tap(show: Any, a: dict[str, Any]) -> Change:
     import time
 
