@@ -19,6 +19,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import sys
 import tempfile
 import threading
@@ -176,6 +177,7 @@ class Timing:
 
 
 def realtime_show(cfg, seconds: float, wav: Path | None):
+    gc.collect()                 # not the daemon's: the garbage of the virtual-time shows above
     patch = Patch(cfg)
     out = SimOutput(patch.universes, blackout=patch.blackout_frames)
     show = Show(cfg, out, duration_s=seconds, control=False, clock=FrameClock, audio=wav)
