@@ -28,6 +28,7 @@ COMMAND_MODULES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("control", ("*",)),          # every command of the control vocabulary (vocabulary.py)
     ("views", ("render", "watch")),
     ("install", ("schedule",)),
+    ("network", ("service_network",)),
     # after "control": this `tap` (Enter on every beat) replaces the vocabulary's one-shot tap
     ("music", ("audio", "tap")),
 )

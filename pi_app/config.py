@@ -26,6 +26,8 @@ from .install_config import (
     TrimConfig,
     validate_install,
 )
+from .outputs.ola import OlaConfig as OlaConfig
+from .outputs.uart import UartConfig as UartConfig
 
 SCHEMA = 1
 MAX_FPS = 44.0          # DMX512 with 512 slots: 22.7 ms a frame on the wire
@@ -40,28 +42,29 @@ class WalkConfig:
     spread: float = 1.0                 # waypoint radius scale (1 = the model's N(0, I))
 
 
-@dataclass(frozen=True)
-class OlaConfig:
-    host: str = "127.0.0.1"
-    port: int = 9010                    # olad's RPC port
-    universe_map: dict = field(default_factory=dict)   # {"1" = 3}: rig universe -> OLA universe
-    retry_max_s: float = 2.0            # reconnect back-off ceiling
+# [output]: `kind` plus one section per output that has settings, from the output table
+# (`pi_app.outputs.registry`): each section's dataclass lives in its output's own module.
+# (OlaConfig and UartConfig stay importable from here.)
 
 
-@dataclass(frozen=True)
-class UartConfig:
-    device: str = "/dev/serial0"
-    break_us: int = 176                 # >= 92 us
-    mab_us: int = 16                    # mark after break, >= 12 us
-    driver_enable_gpio: int = 18        # BCM pin of the RS-485 driver enable; -1: none
-    full_universe: bool = False         # send all 512 slots (else up to the last patched one)
+def _output_config_class() -> type:
+    from .outputs import registry
+
+    fields: list[tuple[str, type, typing.Any]] = [("kind", str, field(default="sim"))]
+    fields += [(name, cls, field(default_factory=cls))
+               for name, cls in registry.sections().items()]
+    return dataclasses.make_dataclass("OutputConfig", fields, frozen=True,
+                                      namespace={"__module__": __name__})
 
 
-@dataclass(frozen=True)
-class OutputConfig:
-    kind: str = "sim"                   # sim | ola | uart
-    ola: OlaConfig = field(default_factory=OlaConfig)
-    uart: UartConfig = field(default_factory=UartConfig)
+if typing.TYPE_CHECKING:
+    @dataclass(frozen=True)
+    class OutputConfig:
+        kind: str = "sim"               # a row of pi_app.outputs.registry.KINDS
+
+        def __getattr__(self, name: str) -> typing.Any: ...   # [output.<name>] sections
+else:
+    OutputConfig = _output_config_class()
 
 
 @dataclass(frozen=True)
@@ -266,9 +269,11 @@ def validate(cfg: Config) -> Config:
     if not 0 <= cfg.seed < 2**63:
         raise ConfigError(f"seed {cfg.seed} is out of range", file=f, field="seed",
                           fix="use a whole number from 0, e.g. seed = 7")
-    if cfg.output.kind not in ("sim", "ola", "uart"):
+    from .outputs import registry
+
+    if cfg.output.kind not in registry.names():
         raise ConfigError(f"unknown output {cfg.output.kind!r}", file=f, field="output.kind",
-                          fix="use sim, ola or uart")
+                          fix=f"use one of: {', '.join(registry.names())}")
     w = cfg.walk
     _check_range(w.seconds_per_waypoint, 0.1, 3600, f, "walk.seconds_per_waypoint",
                  "use 0.1..3600 seconds")
@@ -291,18 +296,10 @@ def validate(cfg: Config) -> Config:
                           field="safety.max_flashes_per_s", fix="use a number above 0, up to 3")
     _check_range(s.flash_delta, 0.05, 1, f, "safety.flash_delta",
                  "WCAG 2.3.1 counts changes of 10 %: use 0.1 (0.05..1)")
-    u = cfg.output.uart
-    if u.break_us < 92:
-        raise ConfigError(f"break of {u.break_us} us is too short", file=f,
-                          field="output.uart.break_us", fix="DMX512 needs >= 92 us; use 176")
-    if u.mab_us < 12:
-        raise ConfigError(f"mark after break of {u.mab_us} us is too short", file=f,
-                          field="output.uart.mab_us", fix="DMX512 needs >= 12 us; use 16")
-    for k, v in cfg.output.ola.universe_map.items():
-        if not (str(k).isdigit() and isinstance(v, int) and not isinstance(v, bool) and v >= 0):
-            raise ConfigError(f"bad universe mapping {k!r} = {v!r}", file=f,
-                              field="output.ola.universe_map",
-                              fix='map rig universe to OLA universe, e.g. { "1" = 1 }')
+    for name in registry.sections():                # every [output.<name>] section
+        section = getattr(cfg.output, name)
+        if hasattr(section, "validate"):
+            section.validate(f)
     pv = cfg.preview
     if not 0 <= pv.port <= 65535:
         raise ConfigError(f"port {pv.port} is out of range", file=f, field="preview.port",

@@ -3,14 +3,16 @@
 # `bash scripts/test.sh [pytest args]`.
 #  - Debian packages: ola + ola-python (a real olad for the output tests), chromium (the web
 #    view's browser test), systemd (systemd-analyze for the unit's security score),
-#    qlcplus-data (real QLC+ fixture files), libportaudio2 + pulseaudio + pulseaudio-utils +
-#    libasound2-plugins (PortAudio capturing a private PulseAudio null sink: live capture with
-#    no sound card). Installed with apt-get when missing (root or sudo).
+#    qlcplus-data (real QLC+ fixture files), shellcheck (lints scripts/setup-pi.sh),
+#    iproute2 (network namespaces: the sACN/Art-Net tests' own test LAN), libportaudio2 +
+#    pulseaudio + pulseaudio-utils + libasound2-plugins (PortAudio capturing a private
+#    PulseAudio null sink: live capture with no sound card). Installed with apt-get when
+#    missing (root or sudo).
 #  - Python: a venv in .venv with torch==2.13.0 (CPU; training tests) and `.[train,test,music]`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PKGS=(ola ola-python chromium systemd qlcplus-data)
+APT_PKGS=(ola ola-python chromium systemd qlcplus-data shellcheck iproute2)
 missing=()
 for p in "${APT_PKGS[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")

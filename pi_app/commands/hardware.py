@@ -15,12 +15,13 @@ import pwd
 import socket
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import click
 
 from ..errors import ConfigError, LatentDMXError, OutputError
+from ..outputs import registry
+from ..outputs.doctor import Finding
 
 SETUP = "sudo scripts/setup-pi.sh"
 
@@ -48,7 +49,7 @@ def identify_scene(patch, index: int, level: float):
               help="Dimmer level of the white light, 0..1.")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False),
               help="Rig config (TOML). Default: the bundled demo rig.")
-@click.option("--output", type=click.Choice(["sim", "ola", "uart"]),
+@click.option("--output", type=click.Choice(registry.names()),
               help="Where frames go. Default: the config's output.kind.")
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
 def identify(fixture, all_, seconds, level, config_path, output, verbose):
@@ -109,13 +110,6 @@ def identify(fixture, all_, seconds, level, config_path, output, verbose):
 
 
 # -- doctor -----------------------------------------------------------------------------
-@dataclass
-class Finding:
-    ok: bool
-    what: str
-    fix: str = ""
-
-
 def _processes() -> list[tuple[int, str, list[str]]]:
     """(pid, comm, argv) of every process we can see."""
     procs = []
@@ -177,24 +171,10 @@ def _read_conf(path: Path) -> tuple[dict[str, list[str]], bool]:
 
 
 def _holders(device: str) -> list[str]:
-    """'pid (comm)' of other processes that have `device` open (as far as we can see)."""
-    target = os.path.realpath(device)
-    found = []
-    for pid, comm, _ in _processes():
-        if pid == os.getpid():
-            continue
-        try:
-            fds = os.listdir(f"/proc/{pid}/fd")
-        except OSError:
-            continue
-        for fd in fds:
-            try:
-                if os.readlink(f"/proc/{pid}/fd/{fd}") == target:
-                    found.append(f"{comm} (pid {pid})")
-                    break
-            except OSError:
-                continue
-    return found
+    """'comm (pid N)' of other processes that have `device` open (as far as we can see)."""
+    from ..outputs.uart import port_holders
+
+    return [str(h) for h in port_holders(device)]
 
 
 def _is_local(host: str) -> bool:
@@ -384,22 +364,13 @@ def _check_serial_device(device: str, *, for_olad: bool = False) -> list[Finding
                                                  f"{SETUP})"))
     except KeyError:
         pass
-    if holders:
-        olad = any(h.startswith("olad ") for h in holders)
-        found.append(Finding(False, f"{shown} is busy: open in {', '.join(holders)}",
-                             "use --output ola (olad's uartdmx plugin has the port), or set "
-                             "enabled = false in ola-uartdmx.conf and restart olad" if olad
-                             else f"stop that program (a serial console? {SETUP})"))
-    elif os.access(device, os.R_OK | os.W_OK):
-        try:
-            import serial
+    # busy or not: the very check `run` makes when it opens the port (outputs.uart)
+    from ..outputs.uart import busy_error, port_holders, probe_port
 
-            serial.Serial(device, exclusive=True).close()
-        except (serial.SerialException, OSError) as exc:
-            from ..outputs.uart import _port_error
-
-            err = _port_error(device, exc)
-            found.append(Finding(False, err.what, err.fix or ""))
+    err = (probe_port(device) if os.access(device, os.R_OK | os.W_OK)
+           else busy_error(device, port_holders(device)) if holders else None)
+    if err is not None:
+        found.append(Finding(False, err.what, err.fix or ""))
     if not found:
         found.append(Finding(True, f"serial port {shown} is free and usable"))
     return found
@@ -414,10 +385,24 @@ def check_uart(cfg) -> list[Finding]:
     return found
 
 
+def _doctor_target(kind: str, cfg) -> str:
+    """What the doctor looks at, for its first line."""
+    if kind == "ola":
+        return f"olad at {cfg.output.ola.host}:{cfg.output.ola.port}"
+    if kind == "uart":
+        return cfg.output.uart.device
+    from ..outputs import make_output
+
+    universes = sorted({f.universe for f in cfg.fixtures})
+    targets = make_output(kind, cfg, universes).targets()
+    more = f" and {len(targets) - 3} more" if len(targets) > 3 else ""
+    return ", ".join(targets[:3]) + more
+
+
 @click.command()
 @click.option("--config", "config_path", type=click.Path(dir_okay=False),
               help="Rig config (TOML). Default: the bundled demo rig.")
-@click.option("--output", type=click.Choice(["ola", "uart"]),
+@click.option("--output", type=click.Choice(registry.doctor_names()),
               help="The output to check. Default: the config's output.kind (sim: ola).")
 def doctor(config_path, output):
     """Say what is wrong with the DMX output, each problem with its fix.
@@ -427,17 +412,18 @@ def doctor(config_path, output):
     UART plugin enabled and pointed at a device that exists.
     UART: the serial port exists, is the right UART, is not busy (serial console, olad),
     and you (and the service user) are in the dialout group.
+    sACN / Art-Net: the interface is up, a route to the multicast groups or the nodes, the
+    nodes answering (ping; Art-Net: ArtPoll), the port, the service's IPAddressAllow=.
     Exit 0 when all is well, 1 when a problem was found.
     """
     from .run import load_run_config
 
     cfg = load_run_config(config_path)
-    kind = output or (cfg.output.kind if cfg.output.kind != "sim" else "ola")
-    target = f"olad at {cfg.output.ola.host}:{cfg.output.ola.port}" if kind == "ola" else \
-        cfg.output.uart.device
-    click.echo(f"checking output {kind} ({target}), config {cfg.path}")
+    kind = output or (cfg.output.kind if cfg.output.kind in registry.doctor_names() else "ola")
+    checks = registry.get(kind).doctor_checks()
+    click.echo(f"checking output {kind} ({_doctor_target(kind, cfg)}), config {cfg.path}")
     try:
-        found = check_ola(cfg) if kind == "ola" else check_uart(cfg)
+        found = checks(cfg)
     except LatentDMXError:
         raise
     except Exception as exc:        # a doctor must not crash on odd systems

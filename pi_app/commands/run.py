@@ -8,6 +8,7 @@ import sys
 import click
 
 from ..errors import ConfigError
+from ..outputs import registry
 
 
 def _logging(verbose: bool) -> None:
@@ -59,9 +60,9 @@ def load_show_model(cfg, from_flag: bool):
 @click.command()
 @click.option("--config", "config_path", type=click.Path(dir_okay=False),
               help="Rig config (TOML). Default: the bundled demo rig (3 Lumeri heads, 4 pars).")
-@click.option("--output", type=click.Choice(["sim", "ola", "uart"]),
-              help="Where frames go: sim (virtual universe), ola (olad), uart (Pi UART). "
-                   "Default: the config's output.kind (sim).")
+@click.option("--output", type=click.Choice(registry.names()),
+              help=f"Where frames go: {registry.help_text()}. Default: the config's "
+                   "output.kind (sim).")
 @click.option("--model", help="Model: a bundled or user model name (`latentdmx models` lists "
                               "them) or a path to a model folder. Default: the config's "
                               "(nat-aurora).")
@@ -89,6 +90,7 @@ def run(config_path, output, model, fps, seed, duration, record, web, audio, ver
       latentdmx run                                  # demo rig, default model, simulator
       latentdmx run --duration 5 --record show.txt   # record 5 s for ola_recorder
       latentdmx run --config rig.toml --output ola   # real lights through olad
+      latentdmx run --config rig.toml --output sacn  # sACN nodes / WLED on the LAN
       latentdmx run --audio song.wav                 # the walk follows the song's beat
 
     Stops cleanly on Ctrl-C or SIGTERM: fade-out, blackout frame, exit 0. SIGHUP reloads the
@@ -186,5 +188,18 @@ def check(config_path):
         table.add_row(name, prof, str(uni), addr, chans)
     console = Console(width=max(100, Console().width))
     console.print(table)
-    console.print(f"ok: model {cfg.model!r} ({mdl.info.family}, {mdl.info.kind}), output "
-                  f"{cfg.output.kind}, {cfg.fps:g} fps")
+    console.print(f"ok: model {cfg.model!r} ({mdl.info.family}, {mdl.info.kind}, from "
+                  f"{mdl.info.path}), output {cfg.output.kind}, {cfg.fps:g} fps")
+    _note_home_model(console, mdl.info.path)
+
+
+def _note_home_model(console, folder) -> None:
+    """A model in the user's home plays for the user, not for the service (no home there)."""
+    from ..paths import system_dir
+    from ..runtime import user_dir
+
+    user = user_dir()
+    if user is not None and folder.parent == user:
+        console.print(f"note: {user} is in your home, which the service (user latentdmx) "
+                      f"cannot read; for the service copy the model to "
+                      f"{system_dir() / 'models' / folder.name}")

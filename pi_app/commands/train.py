@@ -44,9 +44,44 @@ def _budget_options(f):
 
 
 def _out_option(f):
-    return click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
-                        help="Model folder to write (checkpoint.pt, model.safetensors, "
-                             "model.json, README.md, pictures).")(f)
+    f = click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
+                     callback=_system_out,
+                     help="Model folder to write (checkpoint.pt, model.safetensors, "
+                          "model.json, README.md, pictures); with --system, a model NAME.")(f)
+    return click.option("--system", is_flag=True, is_eager=True, expose_value=False,
+                        callback=lambda ctx, _p, v: ctx.meta.__setitem__(_SYSTEM, v),
+                        help="Write into the service's models folder, "
+                             "/var/lib/latentdmx/models/NAME (root or the latentdmx group).")(f)
+
+
+_SYSTEM = "latentdmx.train.system"
+
+
+def _system_out(ctx: click.Context, _param, out: Path | None) -> Path | None:
+    """--out NAME --system: the folder NAME in the system models folder, checked writable."""
+    import os
+
+    from ..paths import system_dir
+
+    if out is None or not ctx.meta.get(_SYSTEM):
+        return out
+    folder = system_dir() / "models"
+    if len(out.parts) != 1 or str(out) in (".", ".."):
+        raise LatentDMXError(f"with --system, --out is a model name, not a path ({out})",
+                             field="--out", fix=f"e.g. --out my-nat --system (written to "
+                                                f"{folder}/my-nat)")
+    try:
+        if not folder.is_dir():
+            folder.mkdir(parents=True)
+    except OSError as exc:
+        raise LatentDMXError(f"cannot create {folder} ({exc.strerror})", field="--system",
+                             fix="on the Pi run `sudo scripts/setup-pi.sh` (it makes the folder, "
+                                 "writable by the latentdmx group), or use sudo") from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise LatentDMXError(f"no permission to write {folder}", field="--system",
+                             fix="join the latentdmx group (`sudo usermod -aG latentdmx $USER`, "
+                                 "then log in again), or use sudo")
+    return folder / out
 
 
 def _command_line(ctx: click.Context) -> str:
