@@ -137,6 +137,7 @@ R=$ROOT                                   # prefix for every file path
 PREFIX=/opt/latentdmx
 VENV=$PREFIX/venv
 ETC=/etc/latentdmx
+NETWORK_DROPIN=/etc/systemd/system/latentdmx.service.d/network.conf
 SYSDIR=/var/lib/latentdmx                 # the service's fixtures/, models/, state/
 STATE=$SYSDIR/setup                       # backups and records of this script (root only)
 UNIT=/etc/systemd/system/latentdmx.service
@@ -757,6 +758,17 @@ setup_unit() {
         unit_changed=1
         [ -z "$ROOT" ] && live systemctl daemon-reload
     fi
+    # The unit allows only localhost; the config's network outputs (sACN/Art-Net groups and
+    # nodes), a LAN web page and OSC senders go into a drop-in made from the config.
+    if [ -n "$ROOT" ] || [ $DRY_RUN = 1 ] || ! "$VENV/bin/latentdmx" service-network --check \
+            --config "$ETC/config.toml" >/dev/null 2>&1; then
+        live "$VENV/bin/latentdmx" service-network --install --config "$ETC/config.toml"
+        if [ -z "$ROOT" ] && [ $DRY_RUN = 0 ]; then
+            CHANGES=$((CHANGES + 1))
+            unit_changed=1
+            live systemctl daemon-reload
+        fi
+    fi
     if [ "$(unit_state latentdmx.service)" != enabled ]; then
         live systemctl enable latentdmx.service
     fi
@@ -917,6 +929,10 @@ uninstall() {
         esac
     elif [ -n "$ROOT" ]; then
         live systemctl disable --now latentdmx.service
+    fi
+    remove_path "$NETWORK_DROPIN"          # written by `latentdmx service-network`
+    if [ -d "$R${NETWORK_DROPIN%/*}" ] && [ -z "$(ls -A "$R${NETWORK_DROPIN%/*}")" ]; then
+        remove_path "${NETWORK_DROPIN%/*}"
     fi
     if [ -e "$R$UNIT" ] || [ -L "$R$UNIT" ]; then
         restore_backup "$UNIT" replace || remove_path "$UNIT"

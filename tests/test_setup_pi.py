@@ -405,6 +405,21 @@ def test_system_folders_for_the_service(tmp_path, default_toml):
     assert not sysdir.exists()
 
 
+def test_network_dropin_is_made_from_the_config_and_removed(tmp_path, default_toml):
+    """The unit allows localhost only; the set-up writes the config's network allow-list
+    (`latentdmx service-network --install`, a live step) and an uninstall removes it."""
+    root = make_pi_root(tmp_path, "bookworm-pi4")
+    out = run(root, "--default-config", str(default_toml)).stdout
+    assert ("on-pi     /opt/latentdmx/venv/bin/latentdmx service-network --install --config "
+            "/etc/latentdmx/config.toml") in out
+    dropin = root / "etc/systemd/system/latentdmx.service.d/network.conf"
+    dropin.parent.mkdir(parents=True)
+    dropin.write_text("[Service]\nIPAddressAllow=239.255.0.1\n")   # as the live step writes
+    out = run(root, "--uninstall").stdout
+    assert "remove    /etc/systemd/system/latentdmx.service.d/network.conf" in out
+    assert not dropin.exists() and not dropin.parent.exists()
+
+
 def test_bundled_default_config_is_used(tmp_path):
     bundled = REPO / "pi_app" / "data" / "default.toml"
     if not bundled.exists():
