@@ -36,6 +36,7 @@ import itertools
 
 import music_measure as mm
 import music_tracks as mt
+from flash_counter import fixture_light, rig_from_config
 
 from pi_app.clock import FastClock, FrameClock
 from pi_app.config import load_config
@@ -198,7 +199,9 @@ def onset_latency(seconds: float, tmp: Path) -> dict:
     show, patch, timing = realtime_show(cfg, seconds, wav)
     dev = show.music.audio._make_device()            # the FileDevice: when sample 0 played
     t0 = dev.t0
-    y = mm.luminance(patch, np.stack(timing.frames)).mean(axis=1)
+    fixtures = rig_from_config(None)
+    y = np.array([np.mean([fixture_light(fx, {u: f[j] for j, u in enumerate(patch.universes)})[0]
+                           for fx in fixtures]) for f in timing.frames])
     at = np.array(timing.at)
     dy = np.diff(y)
     out = []

@@ -23,7 +23,7 @@ COMMAND_MODULES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("fixtures", ("fixtures",)),
     ("models", ("models",)),
     ("train", ("train",)),
-    ("hardware", ("identify", "doctor")),
+    ("hardware", ("identify", "doctor", "darken")),
     ("safety", ("safety_check",)),
     ("control", ("*",)),          # every command of the control vocabulary (vocabulary.py)
     ("views", ("render", "watch")),

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import functools
+import math
 import tomllib
 import typing
 from dataclasses import dataclass, field
@@ -33,6 +34,26 @@ from .outputs.uart import UartConfig as UartConfig
 SCHEMA = 1
 MAX_FPS = 44.0          # DMX512 with 512 slots: 22.7 ms a frame on the wire
 SLOTS = 512
+
+# Safety ceilings (README "Safety"): a setting may make the safety stage stricter than these,
+# never looser. The stop budget must fit in the unit's TimeoutStopSec (a test reads it).
+WCAG_MAX_FLASHES_PER_S = 3.0     # WCAG 2.3.1 general and red flash threshold
+WCAG_FLASH_DELTA = 0.1           # WCAG 2.3.1: a change of 10 % of the maximum luminance
+MIN_FLASH_DELTA = 0.05           # below it the DMX rounding leaves the limiter no room
+FASTEST_TRAVERSE_S = 3.0         # pan/tilt: never faster than the profile's range in 3 s
+MAX_FADE_OUT_S = 30.0            # fade-out on stop
+PARK_GRACE_S = 5.0               # after the fade-out, at most this long for heads to park
+STOP_MARGIN_S = 10.0             # the blackout frame, flushing the output, exiting
+STOP_BUDGET_S = MAX_FADE_OUT_S + PARK_GRACE_S + STOP_MARGIN_S
+# Keys that once existed: an old config gets one line saying what to do instead.
+REMOVED_KEYS = {
+    "safety.allow_strobe": ("removed: LatentDMX never drives a strobe, since a strobe is a "
+                            "flash (WCAG 2.3.1: at most 3 a second)",
+                            "delete the line; a fixture whose dimmer channel can strobe needs "
+                            "its dimmer range restricted (see `latentdmx fixtures show`)"),
+    "safety.strobe_max_hz": ("removed: no strobe is ever driven, so there is nothing to cap",
+                             "delete the line"),
+}
 
 
 @dataclass(frozen=True)
@@ -73,13 +94,11 @@ class SafetyConfig:
     master: float = 1.0                 # master dimmer 0..1
     fade_in_s: float = 1.0
     fade_out_s: float = 1.0
-    max_flashes_per_s: float = 3.0      # WCAG 2.3.1 general flash threshold
-    flash_delta: float = 0.1            # luminance change that counts as half a flash
-    pan_slew_deg_per_s: float = 0.0     # 0: the profile default
+    max_flashes_per_s: float = 3.0      # WCAG 2.3.1 general flash threshold; at most 3
+    flash_delta: float = 0.1            # luminance change that counts as half a flash; <= 0.1
+    pan_slew_deg_per_s: float = 0.0     # 0: the profile default (its fastest allowed)
     tilt_slew_deg_per_s: float = 0.0
     colour_slew_per_s: float = 0.0      # 0: colour not rate-limited
-    allow_strobe: bool = False
-    strobe_max_hz: float = 3.0
 
     def replace_master(self, master: float) -> SafetyConfig:
         return dataclasses.replace(self, master=master)
@@ -249,6 +268,9 @@ def _build(cls, table, file: str, prefix: str):
     kwargs = {}
     for key, value in table.items():
         fld = f"{prefix}.{key}" if prefix else key
+        if key not in names and fld in REMOVED_KEYS:
+            what, fix = REMOVED_KEYS[fld]
+            raise ConfigError(what, file=file, field=fld, fix=fix)
         if key not in names:
             close = difflib.get_close_matches(key, names, n=1)
             fix = f"did you mean {close[0]!r}?" if close else f"known keys: {', '.join(names)}"
@@ -290,20 +312,7 @@ def validate(cfg: Config) -> Config:
     if w.loop_waypoints < 0 or w.loop_waypoints == 1:
         raise ConfigError("a loop needs at least 2 waypoints", file=f,
                           field="walk.loop_waypoints", fix="use 0 (endless) or 2 or more")
-    s = cfg.safety
-    _check_range(s.master, 0, 1, f, "safety.master", "use 0..1")
-    for name in ("fade_in_s", "fade_out_s", "pan_slew_deg_per_s", "tilt_slew_deg_per_s",
-                 "colour_slew_per_s"):
-        _check_range(getattr(s, name), 0, 3600, f, f"safety.{name}", "use 0 or more")
-    _check_range(s.max_flashes_per_s, 0, 3, f, "safety.max_flashes_per_s",
-                 "WCAG 2.3.1 allows at most 3 flashes a second: use 0..3")
-    _check_range(s.strobe_max_hz, 0, 3, f, "safety.strobe_max_hz",
-                 "strobe is capped at 3 Hz: use 0..3")
-    if s.max_flashes_per_s <= 0:       # 0 would freeze every light change (safety.py)
-        raise ConfigError("0 flashes a second would forbid any change of light", file=f,
-                          field="safety.max_flashes_per_s", fix="use a number above 0, up to 3")
-    _check_range(s.flash_delta, 0.05, 1, f, "safety.flash_delta",
-                 "WCAG 2.3.1 counts changes of 10 %: use 0.1 (0.05..1)")
+    _validate_safety(cfg)
     for name in registry.sections():                # every [output.<name>] section
         section = getattr(cfg.output, name)
         if hasattr(section, "validate"):
@@ -371,6 +380,7 @@ def validate(cfg: Config) -> Config:
                 raise ConfigError(f"limits [{lo:g}, {hi:g}] are not inside 0..{full:g}", file=f,
                                   field=f"{fld}.{lim}",
                                   fix=f"use [min, max] with 0 <= min < max <= {full:g}")
+        _validate_aim(cfg, fx, prof, fld)
         for j, box in enumerate(fx.keep_out):
             ok = (isinstance(box, tuple) and len(box) == 4 and
                   all(isinstance(v, int | float) and 0 <= v <= 1 for v in box) and
@@ -417,6 +427,50 @@ def _validate_music(cfg: Config) -> None:
     if m.bpm and not 20 <= m.bpm <= 400:
         raise ConfigError(f"bpm {m.bpm:g} is out of range", file=f, field="music.bpm",
                           fix="use 0 (follow the music) or 20..400")
+
+
+def _validate_safety(cfg: Config) -> None:
+    """Every safety field: a setting may make the safety stage stricter, never looser."""
+    f, s = cfg.path, cfg.safety
+    _check_range(s.master, 0, 1, f, "safety.master", "use 0..1")
+    for name in ("fade_in_s", "pan_slew_deg_per_s", "tilt_slew_deg_per_s",
+                 "colour_slew_per_s"):
+        _check_range(getattr(s, name), 0, 3600, f, f"safety.{name}", "use 0 or more")
+    _check_range(s.fade_out_s, 0, MAX_FADE_OUT_S, f, "safety.fade_out_s",
+                 f"use 0..{MAX_FADE_OUT_S:g} s: a stop must end before systemd kills the "
+                 f"daemon (TimeoutStopSec, {STOP_BUDGET_S:g} s with parking and blackout)")
+    _check_range(s.max_flashes_per_s, 0, WCAG_MAX_FLASHES_PER_S, f, "safety.max_flashes_per_s",
+                 "WCAG 2.3.1 allows at most 3 flashes a second: use 0..3")
+    if s.max_flashes_per_s <= 0:       # 0 would freeze every light change (safety.py)
+        raise ConfigError("0 flashes a second would forbid any change of light", file=f,
+                          field="safety.max_flashes_per_s", fix="use a number above 0, up to 3")
+    _check_range(s.flash_delta, MIN_FLASH_DELTA, WCAG_FLASH_DELTA, f, "safety.flash_delta",
+                 f"WCAG 2.3.1 counts changes of 10 %; a larger step lets bigger flashes "
+                 f"through: use {MIN_FLASH_DELTA:g}..{WCAG_FLASH_DELTA:g} (smaller is stricter)")
+
+
+def _validate_aim(cfg: Config, fx: FixtureConfig, prof, fld: str) -> None:
+    """A fixture's offsets (finite, leaving room inside its limits) and the slew limits
+    (never faster than its profile's full range in `FASTEST_TRAVERSE_S`)."""
+    f, s = cfg.path, cfg.safety
+    for axis, full in (("pan", prof.pan_deg), ("tilt", prof.tilt_deg)):
+        off = getattr(fx, f"{axis}_offset_deg")
+        lo, hi = getattr(fx, f"{axis}_limits_deg")
+        span = (hi - lo) if (lo, hi) != (0.0, 0.0) else max(full, 0.0)
+        if not math.isfinite(off) or (full <= 0 and off != 0) or (full > 0 and
+                                                                   not -span < off < span):
+            room = (f"use -{span:g} < {axis}_offset_deg < {span:g}: the head stays inside "
+                    f"{axis}_limits_deg whatever the offset" if full > 0 else
+                    f"remove it: profile {prof.key!r} has no {axis}")
+            raise ConfigError(f"offset {off:g} is not a usable number of degrees", file=f,
+                              field=f"{fld}.{axis}_offset_deg", fix=room)
+        slew = getattr(s, f"{axis}_slew_deg_per_s")
+        fastest = full / FASTEST_TRAVERSE_S
+        if full > 0 and slew > fastest + 1e-9:
+            raise ConfigError(f"{slew:g} deg/s is faster than {fx.name!r} may move ({prof.key}: "
+                              f"its {full:g} deg in {FASTEST_TRAVERSE_S:g} s = {fastest:g} "
+                              "deg/s)", file=f, field=f"safety.{axis}_slew_deg_per_s",
+                              fix=f"use 0 (the profile's own limit) or at most {fastest:g}")
 
 
 def _is_loopback(host: str) -> bool:

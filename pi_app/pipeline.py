@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .config import Config
+from .identify import IdentifySequence
 from .looks import Looks
 from .mapper import make_mapper, streams_for
 from .patch import Patch
@@ -64,6 +65,7 @@ class Pipeline:
         self._last_t: float | None = None
         self.scene: np.ndarray | None = None     # the last safe scene (for viewers)
         self.music: MusicDrive | None = None     # the beat's hold on walk and light (music/)
+        self.identify: IdentifySequence | None = None   # `latentdmx identify` through the show
 
     @property
     def model(self) -> Model:
@@ -153,7 +155,14 @@ class Pipeline:
         return scene
 
     def safe_scene(self, t_s: float) -> np.ndarray:
-        self.scene = self.safety(self.looks(self.raw_scene(t_s)), t_s)
+        scene = self.looks(self.raw_scene(t_s))
+        if self.identify is not None:           # replaces the show's look for a while (after
+            ident = self.identify.scene(scene, t_s)     # the looks: a palette must not hide
+            if ident is None:                           # it; before safety, as every frame)
+                self.identify = None
+            elif not self.blacked_out:
+                scene = ident
+        self.scene = self.safety(scene, t_s)
         return self.scene
 
     def frames(self, t_s: float) -> dict[int, np.ndarray]:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from .clock import FastClock, FrameClock
 from .config import Config, load_config
-from .errors import LatentDMXError
+from .errors import ControlError, LatentDMXError
 from .outputs import Output
 from .pipeline import Pipeline
 from .runtime import Model, load_model
@@ -99,6 +99,10 @@ class Show:
         self._stop_requested = True
         self._wake.set()
 
+    @property
+    def stop_requested(self) -> bool:
+        return self._stop_requested
+
     def request_reload(self) -> None:
         self._reload_requested = True
 
@@ -168,6 +172,23 @@ class Show:
             saved.append((sig, signal.signal(sig, fn)))
         return saved
 
+    def _claim(self):
+        """Claim the output's targets before the first frame (`pi_app.claims`): a second show
+        on the same lights is refused here, whatever its socket, user or environment."""
+        targets = self.output.targets()
+        if not targets:
+            return None
+        from .claims import Claim
+
+        return Claim(targets, "show", handler=self._claim_request)
+
+    def _claim_request(self, cmd: str, args: dict) -> dict:
+        """Requests that reach the show through its claim (from `latentdmx identify`)."""
+        if cmd not in ("identify", "status"):
+            raise ControlError(f"{cmd!r} is not taken here", field=cmd,
+                               fix="use the control socket (`latentdmx status`, `dim`, ...)")
+        return self.handle_control(cmd, args, origin="claim")
+
     def _start_control(self):
         if not self.control_enabled:
             return None
@@ -192,6 +213,8 @@ class Show:
         recorder = ShowRecorder(self.record_path, self.fps) if self.record_path else None
         server = None
         web = None
+        claim = None
+        last = None
         osc = None
         fading = False
         clean = False
@@ -199,6 +222,10 @@ class Show:
         if self.duration_s is not None:
             fade_at = max(0.0, self.duration_s - self.config.safety.fade_out_s)
         try:
+            claim = self._claim()                # refused here: nothing has been sent
+            if claim is not None:
+                from .laststate import LastFramesWriter
+                last = LastFramesWriter.open(claim.targets, self.pipeline.patch)
             if self.config.preview.web:          # the live web page (pi_app/views/web.py)
                 from .views.web import start_web
                 web = start_web(self, self.config.preview)
@@ -232,6 +259,8 @@ class Show:
                 idle = self.director.step(t, stopping=fading)
                 frames = self.director.idle_frames if idle else pipe.frames(t)
                 self.output.send(frames)
+                if last is not None:
+                    last.write(frames)
                 if recorder:
                     recorder.write(frames, t)
                 self._times.append(clock.now())
@@ -246,6 +275,8 @@ class Show:
             # The last frame out is dark: blackout, flushed.
             frames = self.pipeline.blackout_frames()
             self.output.send(frames)
+            if last is not None:
+                last.write(frames)
             if recorder:
                 recorder.write(frames, (clock.frame) / self.fps)
             clean = True
@@ -274,6 +305,10 @@ class Show:
             notifier.close()
             for sig, old in saved:
                 signal.signal(sig, old)
+            if last is not None:
+                last.close()
+            if claim is not None:                # released last: the lights are dark now
+                claim.close()
 
 
 def _untrimmed(config: Config) -> list:

@@ -200,6 +200,26 @@ class Name(Kind):
 
 
 @dataclass(frozen=True)
+class Names(Kind):
+    """Fixture names: a JSON list, or comma-separated text."""
+    label = "names, comma-separated"
+
+    def check(self, value: Any) -> list[str]:
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",")]
+        if not isinstance(value, list) or not 0 < len(value) <= 4096 or not all(
+                isinstance(v, str) and 0 < len(v) <= 256 for v in value):
+            raise ValueError(f"{value!r} is not a list of fixture names")
+        return list(value)
+
+    def describe(self) -> dict[str, Any]:
+        return {"kind": "names"}
+
+    def example(self) -> str:
+        return "par-1"
+
+
+@dataclass(frozen=True)
 class Arg:
     name: str
     kind: Kind
@@ -581,3 +601,19 @@ def _playlist_next(show: Any, a: dict[str, Any]) -> Change:
         raise ControlError("no playlist is playing", field="playlist/next",
                            fix="start one with `latentdmx playlist start NAME`")
     return Change({"playlist": d.playlist.name}, lambda t_s: d.next_item(t_s))
+
+
+@command("identify",
+         Arg("fixtures", Names(), "the fixtures, one after another", required=False),
+         Arg("all", Flag(), "every fixture of the show", required=False, default=False),
+         Arg("seconds", Number(0.1, 600.0), "seconds each", required=False, default=5.0),
+         Arg("level", Number(0.0, 1.0), "the white's level", required=False, default=0.3),
+         Arg("cancel", Flag(), "back to the show now", required=False, default=False),
+         help="Light FIXTURES one after another in steady white through the show, the "
+              "others dark, then back to the show (what `latentdmx identify` asks a "
+              "running show; every frame still goes through the flash limiter).",
+         live=True, cli=False, web=False)
+def _identify(show: Any, a: dict[str, Any]) -> Change:
+    from .identify import identify_change
+
+    return identify_change(show, a)

@@ -95,6 +95,9 @@ def run(config_path, output, model, fps, seed, duration, record, web, audio, ver
 
     Stops cleanly on Ctrl-C or SIGTERM: fade-out, blackout frame, exit 0. SIGHUP reloads the
     config. While it runs, `latentdmx status`, `dim`, `pause`, ... control it.
+
+    One show per set of lights: if another LatentDMX program already drives the same olad
+    universe or serial port (however it was started), this one is refused, naming it.
     """
     from ..outputs import output_for
     from ..show import Show
@@ -176,9 +179,11 @@ def check(config_path):
 
     from ..config import load_config
     from ..patch import Patch
+    from ..safety import Safety
 
     cfg = load_config(config_path)
     patch = Patch(cfg)
+    Safety(cfg, patch, cfg.fps)         # a rig that could strobe is refused here, as by `run`
     mdl = load_show_model(cfg, from_flag=False)
     table = Table(title=f"{cfg.path}: {len(patch)} fixtures, universes "
                         f"{', '.join(map(str, patch.universes))}")
