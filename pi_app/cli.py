@@ -29,6 +29,8 @@ COMMAND_MODULES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("views", ("render", "watch")),
     ("install", ("schedule",)),
     ("network", ("service_network",)),
+    # after "control": this `tap` (Enter on every beat) replaces the vocabulary's one-shot tap
+    ("music", ("audio", "tap")),
 )
 
 

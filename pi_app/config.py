@@ -119,6 +119,27 @@ class PreviewConfig:
 
 
 @dataclass(frozen=True)
+class AudioConfig:
+    device: str = ""                    # live capture: "" none, "default", or a device name/number
+    file: str = ""                      # a sound file played in real time (as `run --audio`)
+    samplerate: int = 0                 # 0: the device's own
+
+
+@dataclass(frozen=True)
+class MusicConfig:
+    beats_per_waypoint: int = 4         # a waypoint every N beats ...
+    align: str = "bar"                  # ... arriving on beat 1 of a bar ("bar") or any beat
+    energy_to: str = "master"           # master | intensity | none
+    energy_range: tuple[float, float] = (0.35, 1.0)   # light level at silence .. at the loudest
+    silence_db: float = -50.0           # quieter than this (dBFS) ...
+    silence_s: float = 2.0              # ... for this long is silence: back to the free walk
+    release_s: float = 4.0              # how long the drift back to the free walk takes
+    bpm: float = 0.0                    # a fixed tempo; 0: follow the audio (or `tap`)
+    min_bpm: float = 60.0               # the tempo range the tracker looks in
+    max_bpm: float = 200.0
+
+
+@dataclass(frozen=True)
 class FixtureConfig:
     name: str = ""
     profile: str = ""
@@ -149,6 +170,8 @@ class Config:
     safety: SafetyConfig = field(default_factory=SafetyConfig)
     control: ControlConfig = field(default_factory=ControlConfig)
     preview: PreviewConfig = field(default_factory=PreviewConfig)
+    audio: AudioConfig = field(default_factory=AudioConfig)
+    music: MusicConfig = field(default_factory=MusicConfig)
     fixtures: tuple[FixtureConfig, ...] = ()
     # running an installation (pi_app/install_config.py)
     playlist: str = ""                  # a [playlists.NAME] to rotate from the start
@@ -302,6 +325,7 @@ def validate(cfg: Config) -> Config:
         raise ConfigError(f"the web page on {pv.host} needs a token", file=f,
                           field="preview.token",
                           fix='set token = "a long random string", or host = "127.0.0.1"')
+    _validate_music(cfg)
     if not cfg.fixtures:
         raise ConfigError("no fixtures patched", file=f, field="fixtures",
                           fix="add at least one [[fixtures]] table")
@@ -371,6 +395,38 @@ def validate(cfg: Config) -> Config:
                                   fix="park the head outside its keep-out boxes")
     validate_install(cfg)
     return cfg
+
+
+def _validate_music(cfg: Config) -> None:
+    f, m, a = cfg.path, cfg.music, cfg.audio
+    if a.device and a.file:
+        raise ConfigError("both a capture device and a file are set", file=f, field="audio.file",
+                          fix="keep one: device for live sound, file for a recording")
+    if a.samplerate and not 8000 <= a.samplerate <= 192000:
+        raise ConfigError(f"samplerate {a.samplerate} is not a sound card rate", file=f,
+                          field="audio.samplerate", fix="use 0 (the device's own) or e.g. 44100")
+    if not 1 <= m.beats_per_waypoint <= 64:
+        raise ConfigError(f"{m.beats_per_waypoint} beats per waypoint", file=f,
+                          field="music.beats_per_waypoint", fix="use 1..64, e.g. 4 (one bar)")
+    if m.align not in ("bar", "beat"):
+        raise ConfigError(f"unknown alignment {m.align!r}", file=f, field="music.align",
+                          fix='use "bar" or "beat"')
+    if m.energy_to not in ("master", "intensity", "none"):
+        raise ConfigError(f"unknown energy target {m.energy_to!r}", file=f,
+                          field="music.energy_to", fix='use "master", "intensity" or "none"')
+    lo, hi = m.energy_range
+    if not 0 <= lo <= hi <= 1:
+        raise ConfigError(f"energy_range [{lo:g}, {hi:g}] is not inside 0..1", file=f,
+                          field="music.energy_range", fix="use [low, high], 0 <= low <= high <= 1")
+    _check_range(m.silence_db, -120, 0, f, "music.silence_db", "use a level in dBFS, e.g. -50")
+    _check_range(m.silence_s, 0.1, 60, f, "music.silence_s", "use 0.1..60 seconds")
+    _check_range(m.release_s, 0, 60, f, "music.release_s", "use 0..60 seconds")
+    if not 30 <= m.min_bpm < m.max_bpm <= 300:
+        raise ConfigError(f"tempo range {m.min_bpm:g}..{m.max_bpm:g} BPM", file=f,
+                          field="music.max_bpm", fix="use 30 <= min_bpm < max_bpm <= 300")
+    if m.bpm and not 20 <= m.bpm <= 400:
+        raise ConfigError(f"bpm {m.bpm:g} is out of range", file=f, field="music.bpm",
+                          fix="use 0 (follow the music) or 20..400")
 
 
 def _validate_safety(cfg: Config) -> None:

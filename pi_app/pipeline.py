@@ -8,6 +8,8 @@ cross-fade) are plain method calls made between frames by the frame loop's threa
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from .config import Config
@@ -20,6 +22,9 @@ from .runtime import Model
 from .safety import Safety
 from .scene import LIGHT
 from .walk import LatentWalk
+
+if TYPE_CHECKING:
+    from .music.drive import MusicDrive
 
 MODEL_XFADE_S = 2.0
 
@@ -67,6 +72,7 @@ class Pipeline:
         self.phase = 0.0                         # position on the walk, in waypoints
         self._last_t: float | None = None
         self.scene: np.ndarray | None = None     # the last safe scene (for viewers)
+        self.music: MusicDrive | None = None     # the beat's hold on walk and light (music/)
         self.identify: IdentifySequence | None = None   # `latentdmx identify` through the show
 
     @property
@@ -133,8 +139,14 @@ class Pipeline:
     # -- per frame ---------------------------------------------------------------------
     def raw_scene(self, t_s: float) -> np.ndarray:
         """The mapper's scene at show time `t_s` (advances the walk unless paused)."""
+        music = self.music if self.music is not None and self.music.active else None
         if self._last_t is not None and not self.paused:
-            self.phase += (t_s - self._last_t) * self.tempo / self.config.walk.seconds_per_waypoint
+            if music is not None:
+                self.phase += music.advance(t_s, t_s - self._last_t, self.phase,
+                                            self.tempo / self.config.walk.seconds_per_waypoint)
+            else:
+                self.phase += ((t_s - self._last_t) * self.tempo /
+                               self.config.walk.seconds_per_waypoint)
         self._last_t = t_s
         scene = self.source.scene(self.phase)
         if self._old is not None:
@@ -143,6 +155,8 @@ class Pipeline:
                 self._old = None
             else:
                 scene = (1.0 - a) * self._old.scene(self.phase + self._old_offset) + a * scene
+        if music is not None:
+            scene = music.light(scene)
         if self.blacked_out:
             scene = scene.copy()
             scene[:, LIGHT] = 0.0

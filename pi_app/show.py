@@ -19,7 +19,7 @@ from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 
-from .clock import FrameClock
+from .clock import FastClock, FrameClock
 from .config import Config, load_config
 from .errors import ControlError, LatentDMXError
 from .outputs import Output
@@ -37,12 +37,18 @@ class Show:
                  config_path: str | Path | None = None,
                  clock: Callable[..., FrameClock] = FrameClock,
                  wall_clock: Callable[[float], float] | None = None,
-                 presets_dir: str | Path | None = None) -> None:
+                 presets_dir: str | Path | None = None,
+                 audio: str | Path | None = None) -> None:
         self.config = config
         self.config_path = config_path
         self.output = output
         model = model or load_model(config.model)
         self.pipeline = Pipeline(config, model, seed=seed)
+        from .music import make_drive  # music: `--audio FILE` / [audio] (README "Music")
+        offline = isinstance(clock, type) and issubclass(clock, FastClock)
+        self.music = make_drive(config, audio_file=str(audio) if audio else None,
+                                offline=offline)
+        self.pipeline.music = self.music
         self.fps = config.fps
         self.duration_s = duration_s
         self.record_path = record_path
@@ -126,7 +132,8 @@ class Show:
 
         Live: the model (cross-faded), seed, walk, master dimmer, and the installation:
         schedule, presets, playlists, palettes, fixture trims. Needs a restart (fade-out,
-        blackout, a fresh start): fixtures, output, fps and the other safety settings."""
+        blackout, a fresh start): fixtures, output, fps, [audio] and the other safety settings.
+        [music] is live too."""
         self._reload_requested = False
         path = self.config_path
         old = self.config
@@ -139,7 +146,7 @@ class Show:
         restart = [name for name, changed in (
             ("fixtures", _untrimmed(new) != _untrimmed(old)),    # trims are live
             ("output", new.output != old.output),
-            ("fps", new.fps != old.fps),
+            ("fps", new.fps != old.fps), ("audio", new.audio != old.audio),
             ("safety", new.safety.replace_master(old.safety.master) != old.safety))
             if changed]
         if restart:
@@ -147,6 +154,9 @@ class Show:
                       "latentdmx); the show goes on with the old config", ", ".join(restart))
             return
         changes = self.pipeline.reconfigure(new, model, t_s)
+        if new.music != old.music:              # the music's settings apply live
+            self.music.reconfigure(new.music, t_s)
+            changes.append("music")
         self.director.configure(new)
         self.config = new
         log.info("reloaded %s: %s", path or "the default config",
@@ -220,12 +230,16 @@ class Show:
                 from .views.web import start_web
                 web = start_web(self, self.config.preview)
             self.output.open()
+            if self.music.audio is not None:     # sound card / file / libraries: before frame 0
+                self.music.audio.prepare()
             self._live = True                           # status answers before frame 0 too
             server = self._start_control()
             if self.config.osc.enabled:          # tablets: pi_app/osc.py
                 from .osc import start_osc
                 osc = start_osc(self, self.config.osc)
             self.clock = clock = self._make_clock(self.fps, stop=self._wake)
+            if self.music.audio is not None:     # listening starts with the show's clock
+                self.music.audio.start(clock.start_s)
             self.director.start(0.0)                    # dark from the start if off-schedule
             while True:
                 k = clock.wait()
@@ -276,6 +290,8 @@ class Show:
                     log.exception("could not send the blackout frame")
             raise
         finally:
+            if self.music.audio is not None:
+                self.music.audio.close()
             self.output.close()
             if recorder:
                 recorder.close()

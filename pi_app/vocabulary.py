@@ -388,6 +388,16 @@ class Status:
     family: str = field(metadata=stat("family", lambda s: s.pipeline.model.info.family))
     fixtures: list = field(metadata=stat("fixtures", lambda s: s.pipeline.fixture_names()))
     universes: list = field(metadata=stat("universes", lambda s: list(s.pipeline.patch.universes)))
+    # music (pi_app/music/drive.py): off | silent | searching | locked; where the beat is
+    music: str = field(metadata=stat("music", lambda s: s.music.status()["music"]))
+    music_source: str = field(metadata=stat("tempo from",
+                                            lambda s: s.music.status()["music_source"]))
+    bpm: float = field(metadata=stat("bpm", lambda s: s.music.status()["bpm"]))
+    beat_phase: float = field(metadata=stat("beat phase",
+                                            lambda s: s.music.status()["beat_phase"]))
+    bar_beat: int = field(metadata=stat("beat of bar", lambda s: s.music.status()["bar_beat"]))
+    energy: float = field(metadata=stat("energy", lambda s: s.music.status()["energy"]))
+    audio: str = field(metadata=stat("audio", lambda s: s.music.status()["audio"]))
     config: str = field(metadata=stat("config", lambda s: str(s.config.path)))
 
     @classmethod
@@ -467,6 +477,31 @@ def _seed(show: Any, a: dict[str, Any]) -> Change:
          live=True, state="tempo")
 def _tempo(show: Any, a: dict[str, Any]) -> Change:
     return Change({"tempo": a["tempo"]}, _set(show.pipeline, "tempo", a["tempo"]))
+
+
+@command("tap", help="Tap tempo: send one on every beat; two or more set the tempo, the last "
+         "one is beat 1.\n\nThe tempo is the median of the last 8 intervals; a single tap "
+         "later re-aligns beat 1 at the same tempo; a pause of more than 2 s starts afresh. "
+         "The time the tap arrives is the beat, so it is taken at once (not between frames). "
+         "`latentdmx tap` sends one per Enter; `bpm 0` follows the audio again.")
+def _tap(show: Any, a: dict[str, Any]) -> Change:
+    import time
+
+    clock = show.clock
+    t_tap = time.monotonic() - clock.start_s if clock is not None else 0.0
+    return Change(show.music.tap(t_tap))
+
+
+@command("bpm", Arg("bpm", Number(0.0, 400.0), "beats per minute; 0 = follow the music"),
+         help="Fix the tempo at BPM from now (beat 1 now); `bpm 0` follows the music (the "
+              "audio, or taps) again.", live=True, state="bpm")
+def _bpm(show: Any, a: dict[str, Any]) -> Change:
+    bpm = a["bpm"]
+    if 0 < bpm < 20:
+        raise ControlError("bpm must be 0 (follow the music) or 20..400", field="bpm",
+                           fix="e.g. `latentdmx bpm 128`, `latentdmx bpm 0`")
+    music = show.music
+    return Change({"bpm": bpm or "follow the music"}, lambda t_s: music.set_bpm(bpm, t_s))
 
 
 @command("model", Arg("name", Text(), "a bundled or user model name, or a model folder",
