@@ -6,7 +6,8 @@ swap, the start of the show):
 
 * **Follow.** While lit, the head's aim follows the wanted aim at most `LIT_SPEED_PER_S` of
   its configured range per second on each axis (below the 20 %-in-1-s a viewer reads as a
-  sweep), so slow wandering passes unchanged.
+  sweep), so slow wandering passes unchanged. While the music drives the walk the limit is
+  `BEAT_LIT_SPEED_PER_S`, so heads reach their waypoints on the beat.
 * **Dim.** When the wanted aim is more than `JUMP` of the range away from where the head
   aims (it jumped, or ran away faster than a lit head may follow), the light fades out at
   `DIM_PER_S` while the head holds its course.
@@ -29,6 +30,7 @@ import numpy as np
 from .scene import BLUE, DIMMER, N_ATTRS, PAN, RED, TILT, WHITE
 
 LIT_SPEED_PER_S = 0.18    # lit aim speed limit, fraction of the configured range per second
+BEAT_LIT_SPEED_PER_S = 1.0   # ... while the music drives the walk (`on_the_beat`)
 JUMP = 0.1                # lag (fraction of the range) that starts a move in black
 DIM_PER_S = 1.5           # light gain fade-out rate (the flash limiter may slow it)
 RISE_PER_S = 1.0          # light gain fade-in rate after a move
@@ -47,6 +49,8 @@ class Moves:
         self.fps = float(fps)
         self.moving = np.array([bool(f.moves) for f in patch.fixtures], bool)
         self._step = np.float32(LIT_SPEED_PER_S / self.fps)
+        self._calm_step = self._step
+        self._beat_step = np.float32(BEAT_LIT_SPEED_PER_S / self.fps)
         self._dim = np.float32(DIM_PER_S / self.fps)
         self._rise = np.float32(RISE_PER_S / self.fps)
         self._timeout = max(1, round(MOVE_TIMEOUT_S * self.fps))
@@ -61,6 +65,12 @@ class Moves:
         self._any_moving = bool(len(self._idx))
         self._aim_m = np.zeros((len(self._idx), 2), np.float32)   # aims of the moving heads
         self._following = False                         # every head in FOLLOW: fast path
+
+    def on_the_beat(self, on: bool) -> None:
+        """While the music drives the walk, a lit head may follow as fast as the beat asks
+        (the safety stage's slew limit still holds): its waypoints land on the beat. Jumps
+        still move in the dark."""
+        self._step = self._beat_step if on else self._calm_step
 
     def __call__(self, wanted: np.ndarray, last_safe: np.ndarray | None) -> np.ndarray:
         out = self._out

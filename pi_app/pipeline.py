@@ -170,6 +170,7 @@ class Pipeline:
                 self.identify = None
             elif not self.blacked_out:
                 scene = ident
+        self.moves.on_the_beat(self.music is not None and self.music.active)
         self.scene = self.safety(self.moves(scene, self.scene), t_s)   # heads move in black
         return self.scene
 
