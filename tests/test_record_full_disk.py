@@ -87,3 +87,22 @@ def test_a_frame_cut_in_half_is_dropped(tiny_fs):
     assert len(frames) == rec.written and rec.written > 50
     assert np.array_equal(frames[-1, 0], frame[1])
     assert "No space left" in rec.failed
+
+
+def test_last_frames_on_a_full_run_dir_are_refused_not_a_crash(tiny_fs):
+    """The last-frames file is an mmap in /run: on a full tmpfs its pages must be had at
+    open (one warning), never by a SIGBUS in the middle of the show."""
+    (tiny_fs / "filler").write_bytes(b"\0" * (256 * 1024 - 4096))     # all but one page
+    code = (f"from pathlib import Path\nimport numpy as np\n"
+            f"from pi_app.laststate import LastFramesWriter\n"
+            f"try:\n"
+            f"    w = LastFramesWriter(Path({str(tiny_fs / 'last.bin')!r}), ['sim'], "
+            f"range(1, 41), {{}})\n"
+            f"    w.write({{u: np.full(512, 7, np.uint8) for u in range(1, 41)}})\n"
+            f"    print('wrote')\n"
+            f"except OSError as exc:\n"
+            f"    print('refused', exc.errno)\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       timeout=60, env=dict(os.environ, PYTHONPATH=str(ROOT)), check=False)
+    assert r.returncode == 0, (r.returncode, r.stderr)          # -7 would be SIGBUS
+    assert r.stdout.strip() == "refused 28"                     # ENOSPC

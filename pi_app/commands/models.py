@@ -7,16 +7,20 @@ import click
 
 @click.command()
 def models():
-    """List the bundled and user models (`run --model NAME`), with what they make.
+    """List the models `run --model NAME` can play, with what they make and where they are.
 
-    User models live in ~/.local/share/latentdmx/models/NAME ($XDG_DATA_HOME); any model
-    folder can also be given to --model as a path. A model that cannot be played is listed
-    as broken, with the reason; the others are listed as usual.
+    \b
+    bundled  with LatentDMX
+    user     ~/.local/share/latentdmx/models/NAME ($XDG_DATA_HOME), yours only
+    system   /var/lib/latentdmx/models/NAME ($LATENTDMX_SYSTEM_DIR), what the service plays
+    A name is looked up in that order; any model folder can also be given as a path. A
+    model that cannot be played is listed as BROKEN with the reason; the others as usual.
     """
     from ..errors import LatentDMXError
-    from ..runtime import list_models, load_model, user_dir
+    from ..runtime import list_models, load_model, model_folders
 
     rows = list_models()
+    folders = dict(model_folders())
     if not rows:
         click.echo("no models found")
         return
@@ -24,7 +28,7 @@ def models():
     broken = 0
     for name, where in rows:
         try:
-            info = load_model(name).info
+            info = load_model(folders[where] / name).info
         except LatentDMXError as exc:
             broken += 1
             why = ": ".join(x for x in (exc.field, exc.what) if x)
@@ -38,4 +42,9 @@ def models():
                    f"{size:.0f} KB")
     if broken:
         click.echo(f"\n{broken} model(s) cannot be played: the reason is on their line")
-    click.echo(f"\nuser models folder: {user_dir()}")
+    click.echo("")
+    for where, folder in model_folders():
+        click.echo(f"{where:<8} {folder}{'' if folder.is_dir() else '  (none yet)'}")
+    twice = sorted({n for n, _ in rows if sum(m == n for m, _ in rows) > 1})
+    if twice:
+        click.echo(f"in more than one folder: {', '.join(twice)} (the first one listed plays)")
