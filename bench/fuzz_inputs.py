@@ -304,14 +304,12 @@ FIELDS: dict[tuple, Callable] = {
     ("output", "uart", "full_universe"): _bool,
     ("safety", "master"): _num(0, 1),
     ("safety", "fade_in_s"): _num(0, 3600),
-    ("safety", "fade_out_s"): _num(0, 3600),
+    ("safety", "fade_out_s"): _num(0, 30),
     ("safety", "max_flashes_per_s"): _num(0, 3, lo_open=True),
-    ("safety", "flash_delta"): _num(0.05, 1),
-    ("safety", "pan_slew_deg_per_s"): _num(0, 3600),
-    ("safety", "tilt_slew_deg_per_s"): _num(0, 3600),
+    ("safety", "flash_delta"): _num(0.05, 0.1),
+    ("safety", "pan_slew_deg_per_s"): _num(0, 180),     # the Lumeri's 540 deg in 3 s
+    ("safety", "tilt_slew_deg_per_s"): _num(0, 90),
     ("safety", "colour_slew_per_s"): _num(0, 3600),
-    ("safety", "allow_strobe"): _bool,
-    ("safety", "strobe_max_hz"): _num(0, 3),
     ("control", "enabled"): _bool,
     ("control", "socket"): lambda v: _str(v) and len(v.encode()) <= 107,
     ("preview", "web"): _bool,
@@ -363,7 +361,38 @@ def config_field_cases(rng: random.Random, n: int) -> list[Case]:
             cases.append(Case(f"config: {field_name(path)} = {shown}", "config",
                               _write(dump_toml(doc)), expect, _expected_field(path)))
     rng.shuffle(cases)
-    return cases[:n]
+    generic = _generic_cases(base, rng)
+    n_generic = min(len(generic), n * 3 // 10)
+    return cases[:n - n_generic] + generic[:n_generic]
+
+
+ROUGH: list = [math.nan, math.inf, -1e300, 2**63 - 1, -(2**63), "x" * 5000, "a\u0000b", [],
+               {}, True, -5, 0, [[1, 2], [3]], {"a": {"b": 1}}]
+
+
+def _leaves(doc, path: tuple = ()) -> list[tuple]:
+    if isinstance(doc, dict):
+        return [p for k, v in doc.items() for p in _leaves(v, (*path, k))] or [path]
+    if isinstance(doc, list) and doc and all(isinstance(x, dict) for x in doc):
+        return [p for i, v in enumerate(doc) for p in _leaves(v, (*path, i))]
+    return [path]
+
+
+def _generic_cases(base: dict, rng: random.Random) -> list[Case]:
+    """Every other field of the bundled config (sections other helpers added too) with rough
+    values: whether each is right is not judged here, only that it is one clean line or a
+    working show — never a traceback or a hang."""
+    cases = []
+    for path in _leaves(base):
+        if path in FIELDS or not path:
+            continue
+        for value in ROUGH:
+            shown = repr(value)
+            shown = shown if len(shown) < 30 else shown[:27] + "..."
+            cases.append(Case(f"config: {'.'.join(map(str, path))} = {shown}", "config",
+                              _write(dump_toml(_set(base, path, value))), "either"))
+    rng.shuffle(cases)
+    return cases
 
 
 def _get(doc, path):
