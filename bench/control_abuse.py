@@ -164,11 +164,12 @@ class _Slot:
     next_act: float = 0.0
 
 
-def attack(path: str, n: int, seconds: float, trickle_s: float = 4.0) -> dict:
+def attack(path: str, n: int, seconds: float, trickle_s: float = 4.0,
+           kinds: tuple[str, ...] = KINDS) -> dict:
     """Keep `n` hostile connections to `path` going for `seconds`; return counts."""
     rng = random.Random(1)
     sel = selectors.DefaultSelector()
-    slots = [_Slot(KINDS[i % len(KINDS)]) for i in range(n)]
+    slots = [_Slot(kinds[i % len(kinds)]) for i in range(n)]
     stats = {"connects": 0, "refused": 0, "dropped": 0, "bytes_sent": 0, "bytes_read": 0}
     end = time.monotonic() + seconds
 
@@ -248,7 +249,8 @@ def attack(path: str, n: int, seconds: float, trickle_s: float = 4.0) -> dict:
     return stats if n else {"connects": 0, "dropped": 0, "refused": 0}
 
 
-def start_attack(d: Daemon, n: int, seconds: float, uid: int | None) -> subprocess.Popen:
+def start_attack(d: Daemon, n: int, seconds: float, uid: int | None,
+                 kinds: tuple[str, ...] = KINDS) -> subprocess.Popen:
     kw: dict = {}
     python, script = sys.executable, Path(__file__).resolve()
     if uid is not None:          # another user in the daemon's group: the system's Python
@@ -257,7 +259,8 @@ def start_attack(d: Daemon, n: int, seconds: float, uid: int | None) -> subproce
         script.write_text(Path(__file__).read_text())
         script.chmod(0o644)
     return subprocess.Popen([python, str(script), "--attack",
-                             str(d.socket), "--clients", str(n), "--seconds", str(seconds)],
+                             str(d.socket), "--clients", str(n), "--seconds", str(seconds),
+                             "--kinds", ",".join(kinds)],
                             stdout=subprocess.PIPE, text=True, **kw)
 
 
@@ -315,7 +318,8 @@ def count_tracebacks(d: Daemon) -> int:
 
 
 # ------------------------------------------------------------------------------ main
-def run_control(d: Daemon, clients: int, tries: int, uid: int | None) -> dict:
+def run_control(d: Daemon, clients: int, tries: int, uid: int | None,
+                kinds: tuple[str, ...] = KINDS) -> dict:
     d.request("scene")                          # warm up what `scene` imports
     time.sleep(1.0)
     rss0 = d.rss_kb()
@@ -330,7 +334,7 @@ def run_control(d: Daemon, clients: int, tries: int, uid: int | None) -> dict:
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
     cpu0, t0 = d.cpu_s(), time.monotonic()
-    attacker = start_attack(d, clients, 600.0, uid)
+    attacker = start_attack(d, clients, 600.0, uid, kinds)
     time.sleep(4.0)                             # let the attack fill every slot
     results: dict[str, list[tuple[bool, float, str]]] = {}
     for _ in range(tries):
@@ -361,8 +365,8 @@ def run_stop(d: Daemon, clients: int, uid: int | None) -> dict:
     return {"code": code, "took_s": took}
 
 
-def print_control(r: dict, clients: int) -> None:
-    print(f"\ncontrol socket, {clients} hostile clients ({', '.join(KINDS)}; "
+def print_control(r: dict, clients: int, kinds: tuple[str, ...] = KINDS) -> None:
+    print(f"\ncontrol socket, {clients} hostile clients ({', '.join(kinds)}; "
           f"attackers: {r['attack'].get('connects', '?')} connects, "
           f"{r['attack'].get('dropped', '?')} dropped by the daemon, "
           f"{r['attack'].get('refused', '?')} refused):")
@@ -388,11 +392,14 @@ def main() -> None:
     ap.add_argument("--web-clients", type=int, default=400)
     ap.add_argument("--daemon-nice", type=int, default=-5,
                     help="the daemon's niceness; -5 as systemd/latentdmx.service sets it")
+    ap.add_argument("--kinds", default=",".join(KINDS),
+                    help=f"which attackers, comma-separated (default: {','.join(KINDS)})")
     ap.add_argument("--attack", metavar="SOCKET", help=argparse.SUPPRESS)
     ap.add_argument("--seconds", type=float, default=20.0, help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.attack:
-        print(json.dumps(attack(a.attack, a.clients, a.seconds)))
+        print(json.dumps(attack(a.attack, a.clients, a.seconds,
+                                kinds=tuple(a.kinds.split(",")))))
         return
 
     tmp = Path(tempfile.mkdtemp(prefix="latentdmx-abuse-"))
@@ -407,8 +414,9 @@ def main() -> None:
           f"{os.cpu_count()} CPUs, daemon at nice {a.daemon_nice}, attackers as uid "
           f"{a.attacker_uid if a.attacker_uid is not None else os.getuid()}")
     try:
-        r = run_control(d, a.clients, a.tries, a.attacker_uid)
-        print_control(r, a.clients)
+        kinds = tuple(k for k in a.kinds.split(",") if k in KINDS) or KINDS
+        r = run_control(d, a.clients, a.tries, a.attacker_uid, kinds)
+        print_control(r, a.clients, kinds)
         tb0, late0 = count_tracebacks(d), late(d)
         w = web_abuse(d, a.web_clients, hold_s=12.0)
         time.sleep(2.0)

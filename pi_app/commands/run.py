@@ -69,7 +69,8 @@ def load_show_model(cfg, from_flag: bool):
 @click.option("--fps", type=float, help="Frames per second, 1..44. Default: config (40).")
 @click.option("--seed", type=int, help="Walk seed: the same seed plays the same show.")
 @click.option("--duration", type=float, metavar="SECONDS",
-              help="Stop after this many seconds (fade-out included). Default: run until "
+              help="Stop after this many seconds, kept to the frame (the fade-out ends "
+                   "then; heads still parking stay put). Default: run until "
                    "Ctrl-C / SIGTERM.")
 @click.option("--record", type=click.Path(dir_okay=False), metavar="PATH",
               help="Record the DMX stream as an ola_recorder show file "
