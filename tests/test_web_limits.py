@@ -3,6 +3,7 @@ real TCP connections on loopback."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import socket
@@ -21,7 +22,9 @@ from pi_app.views import web
 @pytest.fixture
 def page(monkeypatch):
     monkeypatch.setattr(web, "REQUEST_TIMEOUT_S", 1.0, raising=False)
-    show, _, url = start_web_show(load_config(None))
+    cfg = load_config(None)
+    cfg = cfg.replace(safety=dataclasses.replace(cfg.safety, fade_out_s=0.0))   # quick stop
+    show, _, url = start_web_show(cfg)
     port = int(url.rstrip("/").rsplit(":", 1)[1])
     yield show, url, port
     show.stop()
