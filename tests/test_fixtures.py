@@ -487,3 +487,114 @@ def test_sixteen_bit_pan_keeps_to_the_coarse_range():
         scene[0, 0] = pan
         frame = patch.frames(scene)[1]
         assert (int(frame[0]), int(frame[1])) == want
+
+
+# --- issue 17: built-in keys, the suggested mode, where the service looks -----------------
+
+def test_import_under_a_builtin_key_is_refused_unless_asked(user_dir):
+    from pi_app.cli import main
+
+    runner = CliRunner()
+    src = str(OFL / "lumeri/wash-7-10.json")
+    res = runner.invoke(main, ["fixtures", "import", src, "--key", "lumeri-wash-7-10"])
+    assert res.exit_code == 2 and "built-in" in res.output and "--replace-builtin" in res.output
+    assert not (user_dir / "lumeri-wash-7-10.json").exists()
+    assert find_profile("lumeri-wash-7-10").path.endswith("profiles/lumeri-wash-7-10.json")
+    res = runner.invoke(main, ["fixtures", "import", src, "--key", "lumeri-wash-7-10",
+                               "--replace-builtin"])
+    assert res.exit_code == 0, res.output
+    assert "replaces the built-in" in res.output
+    listed = runner.invoke(main, ["fixtures", "list"]).output
+    assert "(replaces the built-in)" in listed
+
+
+def test_import_suggests_the_mode_that_drives_the_most(user_dir):
+    from pi_app.cli import main
+
+    res = CliRunner().invoke(main, ["fixtures", "import",
+                                    str(QXF / "Stage-Right-Stage-Wash-18Wx18-LED-PAR.qxf")])
+    assert res.exit_code == 0, res.output
+    assert 'mode = "10-Channel"' in res.output         # dimmer + RGBW, not the 6-channel mode
+    lines = [ln for ln in res.output.splitlines() if ln.startswith("  mode ")]
+    assert "10-Channel" in lines[0] and "suggested" in lines[0]
+    assert "6-Channel" in lines[1] and "drives red, green, blue, white" in lines[1]
+    if QLC_SYSTEM.is_dir():
+        res = CliRunner().invoke(main, ["fixtures", "import", str(
+            QLC_SYSTEM / "Cameo/Cameo-LED-Mini-PAR-CAN-RGBW-7x8W.qxf")])
+        assert 'mode = "7-Channel"' in res.output and "2-Channel" in res.output
+
+
+def test_imported_files_are_readable_by_others(user_dir):
+    from pi_app.cli import main
+
+    res = CliRunner().invoke(main, ["fixtures", "import", str(QXF / "Varytec-LED-PAR56.qxf")])
+    assert res.exit_code == 0, res.output
+    prof = user_dir / "varytec-led-par56.json"
+    assert prof.stat().st_mode & 0o777 == 0o644
+    kept = user_dir / "sources" / "varytec-led-par56.qxf"
+    assert kept.read_bytes() == (QXF / "Varytec-LED-PAR56.qxf").read_bytes()
+    loaded = load_profile_file(prof)
+    assert loaded.source_path == kept and len(loaded.source_sha256) == 64
+
+
+RIG = ('[[fixtures]]\nname = "par"\nprofile = "varytec-led-par56"\nmode = "6 DMX channels"\n'
+       'universe = 1\naddress = 1\n')
+
+
+def _service_env(tmp_path, system_dir):
+    """The service's environment: no home (/nonexistent), no XDG folders."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("XDG_")}
+    env.update(HOME="/nonexistent", LATENTDMX_SYSTEM_DIR=str(system_dir),
+               PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    return env
+
+
+def test_service_finds_fixtures_imported_with_system(tmp_path, user_dir, monkeypatch):
+    """`HOME=/nonexistent latentdmx check rig.toml` (as the service runs): a fixture imported
+    into the user folder is not found, and the error says where it looked; imported with
+    --system it is found, and its files are readable by any user."""
+    import subprocess
+    import sys
+
+    from pi_app.cli import main
+
+    system = tmp_path / "system"
+    monkeypatch.setenv("LATENTDMX_SYSTEM_DIR", str(system))
+    rig = tmp_path / "rig.toml"
+    rig.write_text(RIG)
+    src = str(QXF / "Varytec-LED-PAR56.qxf")
+    assert CliRunner().invoke(main, ["fixtures", "import", src]).exit_code == 0
+
+    def check():
+        return subprocess.run([sys.executable, "-m", "pi_app.cli", "check", str(rig)],
+                              env=_service_env(tmp_path, system), capture_output=True, text=True,
+                              timeout=60)
+
+    res = check()
+    assert res.returncode == 2, res.stdout + res.stderr
+    err = res.stdout + res.stderr
+    assert "unknown profile 'varytec-led-par56'" in err and "Traceback" not in err
+    assert f"looked in {system / 'fixtures'}" in err and "--system" in err
+    res = CliRunner().invoke(main, ["fixtures", "import", src, "--system"])
+    assert res.exit_code == 0, res.output
+    folder = system / "fixtures"
+    assert folder.stat().st_mode & 0o777 == 0o755
+    assert (folder / "varytec-led-par56.json").stat().st_mode & 0o777 == 0o644
+    assert (folder / "sources" / "varytec-led-par56.qxf").stat().st_mode & 0o777 == 0o644
+    res = check()
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "varytec-led-par56" in res.stdout
+
+
+def test_a_broken_profile_file_is_named_not_hidden(tmp_path, user_dir):
+    from pi_app.cli import main
+    from pi_app.config import parse_config
+
+    user_dir.mkdir(parents=True)
+    (user_dir / "varytec-led-par56.json").write_text("{broken")
+    with pytest.raises(FixtureError) as err:
+        parse_config(RIG, "rig.toml")
+    assert "varytec-led-par56.json" in str(err.value) and "JSON" in str(err.value)
+    res = CliRunner().invoke(main, ["fixtures", "list"])
+    assert res.exit_code == 0 and "lumeri-wash-7-10" in res.output
+    assert "broken:" in res.output and "varytec-led-par56.json" in res.output
