@@ -335,3 +335,92 @@ def test_corpus_recording_checked_or_refused_in_one_line(path):
         assert r.returncode in (0, 1, 2), out
         if r.returncode == 2:
             assert r.stderr.startswith("error: ") and r.stderr.count("\n") == 1, out
+
+
+# -- judged against the fixture file itself (issue 11 part 3) ---------------------------------
+
+QLC_SYSTEM = Path("/usr/share/qlcplus/fixtures")
+EFX = QLC_SYSTEM / "Martin/Martin-EFX-500.qxf"
+EFX_RIG = ('[[fixtures]]\nname = "scanner"\nprofile = "{key}"\nmode = "Normal"\n'
+           'universe = 1\naddress = 1\n')
+
+
+def _efx_show(tmp_path, profile: dict, key: str, pan_values) -> tuple[Path, Path]:
+    """A profile for the Martin EFX-500 in the user folder, a rig, and a recording in which
+    the scanner's pan (channel 6) takes `pan_values`, everything else as the profile says."""
+    folder = Path(os.environ["XDG_CONFIG_HOME"]) / "latentdmx" / "fixtures"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{key}.json").write_text(json.dumps(dict(profile, key=key)))
+    rig = tmp_path / f"{key}.toml"
+    rig.write_text(EFX_RIG.format(key=key))
+    patch = Patch(load_config(str(rig)))
+    path = tmp_path / f"{key}.show"
+    rec = ShowRecorder(path, 40)
+    for k, pan in enumerate(pan_values):
+        s = np.zeros((1, 7), np.float32)
+        s[0, 2] = 0.5
+        frames = {u: f.copy() for u, f in patch.frames(s).items()}
+        frames[1][5] = pan
+        rec.write(frames, k / 40)
+    rec.close()
+    return rig, path
+
+
+@pytest.mark.skipif(not EFX.is_file(), reason="qlcplus-data is not installed")
+def test_checker_judges_against_the_fixture_file_not_only_the_profile(tmp_path, monkeypatch):
+    """A converted profile that lets pan run 0-255 (as 58fc28d's importer made for the
+    Martin EFX-500, whose pan 240-255 is "Music trigger"): judged by the profile alone the
+    show passes; with the fixture file (--fixture-source, or the copy `fixtures import`
+    keeps) the music-trigger values are violations, naming the file's own words."""
+    from pi_app.fixtures.importing import import_file
+
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    prof, _ = import_file(EFX)
+    bad = prof.to_json()
+    for chans in bad["modes"].values():          # what the old importer wrote: pan 0..255
+        for c in chans:
+            if c["attr"] == "pan":
+                c.pop("min", None)
+                c.pop("max", None)
+    pans = [min(255, 120 + k) for k in range(160)]    # walks slowly into 240-255
+    rig, show = _efx_show(tmp_path, bad, "efx-old", pans)
+    code, out = check_cli(str(show), "--config", str(rig))
+    assert code == 0, out                        # trusting the converted profile
+    code, out = check_cli(str(show), "--config", str(rig), "--fixture-source",
+                          f"efx-old={EFX}")
+    assert code == 1, out
+    assert "scanner channel 6 (Pan)" in out and "Music trigger" in out and EFX.name in out
+    assert "Narrow shake" in out                 # 128-182 is a shake, not a position
+    # imported the normal way, the kept copy of the file is used without being asked
+    res = CliRunner().invoke(main, ["fixtures", "import", str(EFX), "--key", "efx"])
+    assert res.exit_code == 0, res.output
+    kept = json.loads((tmp_path / "xdg/latentdmx/fixtures/efx.json").read_text())
+    kept_bad = dict(kept, modes=bad["modes"])       # the same wrong pan range
+    rig, show = _efx_show(tmp_path, kept_bad, "efx", pans)
+    code, out = check_cli(str(show), "--config", str(rig))
+    assert code == 1 and "Music trigger" in out and "judged against its fixture file" in out
+
+
+def test_fixture_source_option_errors_are_one_line(tmp_path):
+    path = _good_recording(tmp_path / "show.txt")
+    code, out = check_cli(str(path), "--fixture-source", "nonsense")
+    assert code == 2 and "KEY=FILE" in out and out.count("\n") == 1
+
+
+def test_a_fifo_is_refused_not_waited_on(tmp_path):
+    fifo = tmp_path / "pipe.show"
+    os.mkfifo(fifo)
+    t0 = time.monotonic()
+    code, out = check_cli(str(fifo), "--raw")
+    assert code == 2 and "not a regular file" in out and time.monotonic() - t0 < 5
+
+
+def test_render_draws_a_cut_recording_up_to_the_damage(tmp_path):
+    path = _good_recording(tmp_path / "show.txt")
+    data = path.read_bytes()
+    path.write_bytes(data[:len(data) // 2])
+    out = tmp_path / "slots.png"
+    r = CliRunner().invoke(main, ["render", "--recording", str(path), "--raw", "--out",
+                                  str(out)])
+    assert r.exit_code == 0, r.output
+    assert out.is_file() and "damaged at line" in r.output
