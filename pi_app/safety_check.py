@@ -45,6 +45,7 @@ from pathlib import Path
 import numpy as np
 
 from .config import Config
+from .fixtures.capability import Cap
 from .safety import _COLOUR_ATTRS, light_weights, segments_enter, slew_limits_deg_per_s
 
 WCAG_MAX_FLASHES = 3.0
@@ -247,9 +248,10 @@ class _SourceJudge:
             self.first_ms[v] = times[int(np.argmax(col == v))]
 
     def verdicts(self, allow_strobe: bool) -> tuple[list[str], list[str]]:
+        """One line per capability of the file that the channel should not have touched."""
         from .fixtures.capability import STROBE, cap_at, describe, drive_allowed, hold_allowed
 
-        bad, notes = [], []
+        groups: dict[Cap | tuple[str, int], list[int]] = {}
         for value in np.flatnonzero(~np.isnan(self.first_ms)):
             v = int(value)
             c = cap_at(self.caps, v)
@@ -258,10 +260,17 @@ class _SourceJudge:
             else:
                 ok = drive_allowed(self.use, self.caps, v) or (
                     allow_strobe and c is not None and c.kind == STROBE)
-            if ok:
-                continue
-            line = (f"{self.where}: {describe(c, v)} in {self.file} at "
-                    f"{self.first_ms[v] / 1000:g} s")
+            if not ok:
+                groups.setdefault(c if c is not None else ("undefined", v), []).append(v)
+        bad, notes = [], []
+        for key, values in groups.items():
+            c = None if isinstance(key, tuple) else key
+            first = min(values, key=lambda v: self.first_ms[v])
+            what = describe(c, first) if len(values) == 1 else \
+                f"{min(values)}-{max(values)} ({len(values)} values): " + \
+                describe(c, first).split(" is ", 1)[1]
+            line = (f"{self.where}: {what} in {self.file}, first at "
+                    f"{self.first_ms[first] / 1000:g} s")
             if self.warned and self.use == "hold":
                 notes.append(line + " (the import warned: the file gives no off value)")
             else:
