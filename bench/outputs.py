@@ -1,6 +1,7 @@
 """Frames per second each output sustains, and dropped / late frames at 44 fps.
 
-    python bench/outputs.py [--frames 3000] [--seconds 15] [--only sim,ola,uart]
+    python bench/outputs.py [--frames 3000] [--seconds 15] [--only sim,ola,uart,sacn,artnet,
+                            network-frame,ola-stream] [--universes 1,16,64]
 
 - sim: `SimOutput` (the virtual universe).
 - ola: `OlaOutput` to a real olad started like the tests' fixture (private config dir and
@@ -12,6 +13,9 @@
 how many per second come out the other end. "At 44 fps": a `FrameClock` at 44 fps sends a
 new frame each tick for `--seconds`; late = ticks the clock itself missed, dropped = frames
 the output replaced with a newer one (or lost) before they went out.
+
+sacn, artnet (1/16/64 universes), network-frame (the 64-universe goal, per stage) and
+ola-stream (olad's CPU for the same stream): see `bench/network.py`.
 """
 
 from __future__ import annotations
@@ -195,10 +199,20 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--frames", type=int, default=3000)
     ap.add_argument("--seconds", type=float, default=15.0)
-    ap.add_argument("--only", default="sim,ola,uart")
+    ap.add_argument("--only", default="sim,ola,uart,sacn,artnet,network-frame,ola-stream")
+    ap.add_argument("--universes", default="1,16,64")
     a = ap.parse_args()
+    import network
+
+    sizes = [int(n) for n in a.universes.split(",")]
     for name in a.only.split(","):
-        {"sim": bench_sim, "ola": bench_ola, "uart": bench_uart}[name](a)
+        {"sim": bench_sim, "ola": bench_ola, "uart": bench_uart,
+         "sacn": lambda a: (network.bench_protocol("sacn", sizes, a.frames, a.seconds),
+                            network.bench_python_sacn(sizes, a.frames)),
+         "artnet": lambda a: network.bench_protocol("artnet", sizes, a.frames, a.seconds),
+         "network-frame": lambda a: network.bench_frame(max(sizes), a.frames, a.seconds),
+         "ola-stream": lambda a: network.bench_ola_stream(max(sizes), a.seconds),
+         }[name](a)
 
 
 if __name__ == "__main__":

@@ -33,7 +33,8 @@ t0 = time.perf_counter()
 r = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 dt = time.perf_counter() - t0
 rss_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-print(f"{dt:.2f} {rss_kb} {r.returncode} " + r.stderr.decode(errors='replace')[-300:].replace(chr(10), ' | '))
+err = r.stderr.decode(errors='replace')[-300:].replace(chr(10), ' | ')
+print(f"{dt:.2f} {rss_kb} {r.returncode} {err}")
 """
 
 

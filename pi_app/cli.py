@@ -23,10 +23,14 @@ COMMAND_MODULES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("fixtures", ("fixtures",)),
     ("models", ("models",)),
     ("train", ("train",)),
-    ("hardware", ("identify", "doctor")),
+    ("hardware", ("identify", "doctor", "darken")),
     ("safety", ("safety_check",)),
-    ("control", ("status", "dim", "pause", "resume", "blackout", "seed", "model", "tempo")),
+    ("control", ("*",)),          # every command of the control vocabulary (vocabulary.py)
     ("views", ("render", "watch")),
+    ("install", ("schedule",)),
+    ("network", ("service_network",)),
+    # after "control": this `tap` (Enter on every beat) replaces the vocabulary's one-shot tap
+    ("music", ("audio", "tap")),
 )
 
 
@@ -62,8 +66,11 @@ def _register() -> None:
             if exc.name and exc.name.startswith(f"{__package__}.commands."):
                 continue   # a command module not built yet
             raise
+        if names == ("*",):
+            names = tuple(module.CLI_COMMANDS)
         for name in names:
-            cmd = getattr(module, name, None)
+            cmd = module.CLI_COMMANDS.get(name) if hasattr(module, "CLI_COMMANDS") else \
+                getattr(module, name, None)
             if isinstance(cmd, click.Command):
                 main.add_command(cmd)
 

@@ -4,7 +4,7 @@ A model is a folder with ``model.json`` (what it is and how to rebuild it) and
 ``model.safetensors`` (its weights, no pickle). This module imports NumPy, safetensors.numpy and
 json only — never torch — so it runs on a Pi Zero.
 
-    m = load_model("nat-aurora")          # bundled, then user folder, then a path
+    m = load_model("nat-aurora")          # bundled, user, system folder, then a path
     pts = m.generate(z)                   # z: float32 (B, latent_dim) -> (B, len(fields))
 
 ``model.json`` (schema 1)::
@@ -40,6 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import paths
 from .errors import ModelError
 
 SCHEMA = 1
@@ -70,35 +71,52 @@ def bundled_dir() -> Path:
     return wheel if wheel.is_dir() else here.parent / "models"
 
 
-def user_dir() -> Path:
-    """``$XDG_DATA_HOME/latentdmx/models`` (default ``~/.local/share/latentdmx/models``)."""
-    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(base) / "latentdmx" / "models"
+def user_dir() -> Path | None:
+    """``$XDG_DATA_HOME/latentdmx/models`` (``~/.local/share/latentdmx/models``); None without
+    a home (the service's)."""
+    base = paths.user_data_dir()
+    return None if base is None else base / "models"
+
+
+def model_folders() -> list[tuple[str, Path]]:
+    """``(where, folder)`` in lookup order: 'bundled', then 'user' (only with a home), then
+    'system' (``/var/lib/latentdmx/models``, the one the service sees) — `paths.models_dirs`."""
+    system = paths.system_dir() / "models"
+    return [("bundled", bundled_dir())] + [("system" if d == system else "user", d)
+                                           for d in paths.models_dirs()]
 
 
 def list_models() -> list[tuple[str, str]]:
-    """``(name, where)`` for every bundled and user model; where is 'bundled' or 'user'."""
+    """``(name, where)`` for every model in `model_folders`, in lookup order; where is
+    'bundled', 'user' or 'system'. A name found twice plays the first one."""
     found: list[tuple[str, str]] = []
-    for where, root in (("bundled", bundled_dir()), ("user", user_dir())):
+    for where, root in model_folders():
         if root.is_dir():
             found += [(p.parent.name, where) for p in sorted(root.glob("*/model.json"))]
     return found
 
 
 def find_model(name: str | os.PathLike) -> Path:
-    """The folder of model NAME: bundled first, then the user folder, then NAME as a path."""
+    """The folder of model NAME: the first of `model_folders` that has it, else NAME as a
+    path. Not found: the error says every place it looked."""
     text = str(name)
-    if text and "/" not in text and os.sep not in text and text not in (".", ".."):
-        for root in (bundled_dir(), user_dir()):
+    folders = [root for _, root in model_folders()]
+    bare = bool(text) and "/" not in text and os.sep not in text and text not in (".", "..")
+    if bare:
+        for root in folders:
             if (root / text / "model.json").is_file():
                 return root / text
     path = Path(text).expanduser()
     if path.name == "model.json":
         path = path.parent
     if not (path / "model.json").is_file():
-        known = ", ".join(n for n, _ in list_models()) or "none"
+        known = ", ".join(dict.fromkeys(n for n, _ in list_models())) or "none"
+        looked = paths.where_looked([*folders, path] if bare else [path])
+        system = paths.system_dir() / "models"
         raise ModelError("no such model (no model.json there)", file=path, field="model",
-                         fix=f"use a bundled or user model ({known}) or a model folder path")
+                         fix=f"{looked}; known: {known}. Put the model folder in {system} for "
+                             "the service (`latentdmx train ... --system`), or give a model "
+                             "folder's path")
     return path
 
 

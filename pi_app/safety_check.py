@@ -247,9 +247,9 @@ class _SourceJudge:
         for v in new:
             self.first_ms[v] = times[int(np.argmax(col == v))]
 
-    def verdicts(self, allow_strobe: bool) -> tuple[list[str], list[str]]:
+    def verdicts(self) -> tuple[list[str], list[str]]:
         """One line per capability of the file that the channel should not have touched."""
-        from .fixtures.capability import STROBE, cap_at, describe, drive_allowed, hold_allowed
+        from .fixtures.capability import cap_at, describe, drive_allowed, hold_allowed
 
         groups: dict[Cap | tuple[str, int], list[int]] = {}
         for value in np.flatnonzero(~np.isnan(self.first_ms)):
@@ -258,8 +258,7 @@ class _SourceJudge:
             if self.use == "hold":
                 ok = hold_allowed(self.caps, v)
             else:
-                ok = drive_allowed(self.use, self.caps, v) or (
-                    allow_strobe and c is not None and c.kind == STROBE)
+                ok = drive_allowed(self.use, self.caps, v)
             if not ok:
                 groups.setdefault(c if c is not None else ("undefined", v), []).append(v)
         bad, notes = [], []
@@ -336,7 +335,6 @@ class Checker:
         self.tr_red = Transitions(n + 1, self.delta, np.zeros(n + 1, bool))
         self.aims: list[_Aim] = []
         self.judges: list[tuple[int, _SourceJudge]] = []
-        self.allow_strobe = config.safety.allow_strobe
         for fx in patch.fixtures:
             self._setup_aim(fx, config)
             self._setup_sources(fx, sources)
@@ -458,7 +456,7 @@ class Checker:
                                                f"{times_ms[bad[0]] / 1000:g} s")
                 elif ch.attr == "strobe":
                     bad = np.flatnonzero((v != 0) & (v != ch.min))
-                    if len(bad) and not self.allow_strobe:
+                    if len(bad):
                         self._violation(where, f"{where}: strobe channel at {int(v[bad[0]])} "
                                                f"(open is {ch.min}, closed 0) at "
                                                f"{times_ms[bad[0]] / 1000:g} s")
@@ -538,7 +536,7 @@ class Checker:
         rep.jitter_ms = round(float(error.max()) * 1000.0, 1)
         self._finish_aim(rep, times_ms / 1000.0, error)
         for _, judge in self.judges:
-            bad, notes = judge.verdicts(self.allow_strobe)
+            bad, notes = judge.verdicts()
             rep.violations += bad
             rep.notes += notes
         return rep
@@ -556,10 +554,25 @@ class Checker:
             if speed > aim.limit:
                 rep.violations.append(f"{aim.row.name}: {aim.attr} moves at {speed:.1f} deg/s "
                                       f"at {at:g} s (limit {aim.limit:g})")
+            check_aim_limits(rep, aim.fx, aim.attr, u * aim.full, step, times_s)
         for fx in self.patch.fixtures:
             if fx.config.keep_out and (fx.index, "pan") in pos and (fx.index, "tilt") in pos:
                 _check_keep_out(rep, fx, pos[(fx.index, "pan")], pos[(fx.index, "tilt")],
                                 times_s)
+
+
+def check_aim_limits(rep: Report, fx, attr: str, deg: np.ndarray, step: float,
+                     times_s: np.ndarray) -> None:
+    """Pan/tilt outside the fixture's configured `pan/tilt_limits_deg` (the profile's range
+    if none), in the fixture's own degrees, allowing one DMX step of rounding."""
+    full = fx.profile.pan_deg if attr == "pan" else fx.profile.tilt_deg
+    lim = tuple(getattr(fx.config, f"{attr}_limits_deg"))
+    lo, hi = lim if lim != (0.0, 0.0) else (0.0, full)
+    out = np.flatnonzero((deg < lo - step) | (deg > hi + step))
+    if len(out):
+        i = int(out[0])
+        rep.violations.append(f"{fx.name}: {attr} at {deg[i]:.1f} deg at {times_s[i]:g} s is "
+                              f"outside its limits {lo:g}..{hi:g} deg ({len(out)} frames)")
 
 
 def _check_keep_out(rep: Report, fx, pan: np.ndarray, tilt: np.ndarray,

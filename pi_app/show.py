@@ -19,7 +19,7 @@ from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 
-from .clock import FrameClock
+from .clock import FastClock, FrameClock
 from .config import Config, load_config
 from .errors import ControlError, LatentDMXError
 from .outputs import Output
@@ -35,12 +35,20 @@ class Show:
                  seed: int | None = None, duration_s: float | None = None,
                  record_path: str | Path | None = None, control: bool | None = None,
                  config_path: str | Path | None = None,
-                 clock: Callable[..., FrameClock] = FrameClock) -> None:
+                 clock: Callable[..., FrameClock] = FrameClock,
+                 wall_clock: Callable[[float], float] | None = None,
+                 presets_dir: str | Path | None = None,
+                 audio: str | Path | None = None) -> None:
         self.config = config
         self.config_path = config_path
         self.output = output
         model = model or load_model(config.model)
         self.pipeline = Pipeline(config, model, seed=seed)
+        from .music import make_drive  # music: `--audio FILE` / [audio] (README "Music")
+        offline = isinstance(clock, type) and issubclass(clock, FastClock)
+        self.music = make_drive(config, audio_file=str(audio) if audio else None,
+                                offline=offline)
+        self.pipeline.music = self.music
         self.fps = config.fps
         self.duration_s = duration_s
         self.record_path = record_path
@@ -56,13 +64,34 @@ class Show:
         self.frames_out = 0          # frames sent so far (the loop's only per-frame bookkeeping)
         self._live = False           # the output is open: status has something to say
         self.listeners: list[Callable[[Show], None]] = []   # called after each frame (viewers)
+        # the installation: schedule, playlists, presets (pi_app/director.py); the wall clock
+        # maps show time to Unix time (injected by tests: a night on virtual time)
+        from .director import Director
+        from .paths import state_dir
+        from .presets import PresetStore
+
+        self.presets = PresetStore(Path(presets_dir) if presets_dir else
+                                   state_dir() / "presets")
+        self.director = Director(config, self.pipeline, self.presets,
+                                 wall_clock or (lambda t_s: time.time()), config.model)
 
     @property
     def status_snapshot(self) -> dict:
         """What `latentdmx status` shows; built when asked, never in the frame loop.
 
         Safe from other threads: it only reads numbers and references the loop replaces."""
-        return self._status(self.frames_out - 1) if self._live else {}
+        from .vocabulary import Status
+
+        return Status.of(self).as_dict() if self._live else {}
+
+    def output_health(self) -> dict:
+        return {k: v for k, v in self.output.health().items() if k != "output"}
+
+    def late_frames(self) -> int:
+        return self.clock.late if self.clock else 0
+
+    def uptime_s(self) -> float:
+        return round(time.monotonic() - self._started, 1)
 
     # -- called from other threads ------------------------------------------------------
     def stop(self) -> None:
@@ -70,89 +99,41 @@ class Show:
         self._stop_requested = True
         self._wake.set()
 
+    @property
+    def stop_requested(self) -> bool:
+        return self._stop_requested
+
     def request_reload(self) -> None:
         self._reload_requested = True
 
-    def handle_control(self, cmd: str, args: dict) -> dict:
-        """The control socket's handler: validate here, apply between frames."""
-        p = self.pipeline
+    def handle_control(self, cmd: str, args: dict, origin: str = "socket") -> dict:
+        """Every client's way in (socket, web page, OSC): validate against the one control
+        vocabulary (`pi_app.vocabulary`) on the caller's thread, log it, and queue a live
+        change for the frame loop, which applies it between frames."""
+        from .vocabulary import lookup
 
-        def number(name: str, lo: float, hi: float) -> float:
-            v = args.get(name)
-            if isinstance(v, bool) or not isinstance(v, int | float) or not lo <= v <= hi:
-                raise ControlError(f"{name} must be a number in {lo:g}..{hi:g}", field=cmd,
-                                   fix=f"e.g. `latentdmx {cmd} {hi / 2:g}`")
-            return float(v)
-
-        if cmd == "status":
-            return self.status_snapshot
-        if cmd == "dim":
-            level = number("level", 0.0, 1.0)
-            self._commands.put(lambda t: setattr(p.safety, "master", level))
-            return {"master": level}
-        if cmd == "pause":
-            self._commands.put(lambda t: setattr(p, "paused", True))
-            return {"paused": True}
-        if cmd == "resume":
-            def resume(t: float) -> None:
-                p.paused = False
-                p.blacked_out = False
-            self._commands.put(resume)
-            return {"paused": False, "blackout": False}
-        if cmd == "blackout":
-            on = bool(args.get("on", True))
-            self._commands.put(lambda t: setattr(p, "blacked_out", on))
-            return {"blackout": on}
-        if cmd == "seed":
-            seed = args.get("seed")
-            if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-                raise ControlError("seed must be a whole number >= 0", field="seed",
-                                   fix="e.g. `latentdmx seed 7`")
-            self._commands.put(lambda t: p.set_seed(seed))
-            return {"seed": seed}
-        if cmd == "tempo":
-            tempo = number("tempo", 0.01, 100.0)
-            self._commands.put(lambda t: setattr(p, "tempo", tempo))
-            return {"tempo": tempo}
-        if cmd == "model":
-            name = args.get("name")
-            if not isinstance(name, str) or not name:
-                raise ControlError("model needs a name", field="model",
-                                   fix="e.g. `latentdmx model iae-glyphs`")
-            model = load_model(name)            # loads on the control thread, not the loop
-            self._commands.put(lambda t: p.set_model(model, t))
-            return {"model": model.info.name}
-        if cmd == "scene":                      # for `latentdmx watch` (read-only)
-            from .views.state import live_state
-            return live_state(self)
-        raise ControlError(f"unknown command {cmd!r}", field="cmd",
-                           fix="use status, scene, dim, pause, resume, blackout, seed, model or "
-                               "tempo")
+        try:
+            command = lookup(cmd)
+            values = command.parse(args if isinstance(args, dict) else {})
+            change = command.run(self, values)
+        except LatentDMXError as exc:
+            log.info("%s: %s %s refused: %s", origin, cmd, _args_text(args), exc)
+            raise
+        (log.debug if command.reads else log.info)("%s: %s %s", origin, command.name,
+                                                   _args_text(values))
+        if change.apply is not None:
+            self._commands.put(change.apply)
+        return change.result
 
     # -- the frame loop -----------------------------------------------------------------
-    def _status(self, k: int) -> dict:
-        p = self.pipeline
-        times = self._times
-        health = {k: v for k, v in self.output.health().items() if k != "output"}
-        achieved = (len(times) - 1) / (times[-1] - times[0]) if len(times) > 2 and \
-            times[-1] > times[0] else 0.0
-        return {"model": p.model.info.name, "family": p.model.info.family,
-                "fps": self.fps, "fps_achieved": round(achieved, 2),
-                "frames": k + 1, "late_frames": self.clock.late if self.clock else 0,
-                "output": self.output.name, "output_health": health,
-                "uptime_s": round(time.monotonic() - self._started, 1),
-                "master": p.safety.master, "paused": p.paused, "blackout": p.blacked_out,
-                "seed": p.seed, "tempo": p.tempo, "phase": round(p.phase, 3),
-                "fixtures": [f.name for f in p.patch.fixtures],
-                "universes": list(p.patch.universes),
-                "config": str(self.config.path)}
-
     def _reload(self, t_s: float) -> None:
         """SIGHUP: re-read the config and apply what can change live; a bad config, or one
         whose changes need a restart, is logged and the show goes on as it was.
 
-        Live: the model (cross-faded), seed, walk, master dimmer. Needs a restart (fade-out,
-        blackout, a fresh start): fixtures, output, fps and the other safety settings."""
+        Live: the model (cross-faded), seed, walk, master dimmer, and the installation:
+        schedule, presets, playlists, palettes, fixture trims. Needs a restart (fade-out,
+        blackout, a fresh start): fixtures, output, fps, [audio] and the other safety settings.
+        [music] is live too."""
         self._reload_requested = False
         path = self.config_path
         old = self.config
@@ -163,8 +144,9 @@ class Show:
             log.error("reload rejected, the show goes on with the old config: %s", exc)
             return
         restart = [name for name, changed in (
-            ("fixtures", new.fixtures != old.fixtures), ("output", new.output != old.output),
-            ("fps", new.fps != old.fps),
+            ("fixtures", _untrimmed(new) != _untrimmed(old)),    # trims are live
+            ("output", new.output != old.output),
+            ("fps", new.fps != old.fps), ("audio", new.audio != old.audio),
             ("safety", new.safety.replace_master(old.safety.master) != old.safety))
             if changed]
         if restart:
@@ -172,6 +154,10 @@ class Show:
                       "latentdmx); the show goes on with the old config", ", ".join(restart))
             return
         changes = self.pipeline.reconfigure(new, model, t_s)
+        if new.music != old.music:              # the music's settings apply live
+            self.music.reconfigure(new.music, t_s)
+            changes.append("music")
+        self.director.configure(new)
         self.config = new
         log.info("reloaded %s: %s", path or "the default config",
                  ", ".join(changes) or "nothing changed that the show uses")
@@ -185,6 +171,23 @@ class Show:
                         (signal.SIGHUP, lambda *_: self.request_reload())):
             saved.append((sig, signal.signal(sig, fn)))
         return saved
+
+    def _claim(self):
+        """Claim the output's targets before the first frame (`pi_app.claims`): a second show
+        on the same lights is refused here, whatever its socket, user or environment."""
+        targets = self.output.targets()
+        if not targets:
+            return None
+        from .claims import Claim
+
+        return Claim(targets, "show", handler=self._claim_request)
+
+    def _claim_request(self, cmd: str, args: dict) -> dict:
+        """Requests that reach the show through its claim (from `latentdmx identify`)."""
+        if cmd not in ("identify", "status"):
+            raise ControlError(f"{cmd!r} is not taken here", field=cmd,
+                               fix="use the control socket (`latentdmx status`, `dim`, ...)")
+        return self.handle_control(cmd, args, origin="claim")
 
     def _start_control(self):
         if not self.control_enabled:
@@ -210,19 +213,34 @@ class Show:
         recorder = ShowRecorder(self.record_path, self.fps) if self.record_path else None
         server = None
         web = None
+        claim = None
+        last = None
+        osc = None
         fading = False
         clean = False
         fade_at = None
         if self.duration_s is not None:
             fade_at = max(0.0, self.duration_s - self.config.safety.fade_out_s)
         try:
+            claim = self._claim()                # refused here: nothing has been sent
+            if claim is not None:
+                from .laststate import LastFramesWriter
+                last = LastFramesWriter.open(claim.targets, self.pipeline.patch)
             if self.config.preview.web:          # the live web page (pi_app/views/web.py)
                 from .views.web import start_web
                 web = start_web(self, self.config.preview)
             self.output.open()
+            if self.music.audio is not None:     # sound card / file / libraries: before frame 0
+                self.music.audio.prepare()
             self._live = True                           # status answers before frame 0 too
             server = self._start_control()
+            if self.config.osc.enabled:          # tablets: pi_app/osc.py
+                from .osc import start_osc
+                osc = start_osc(self, self.config.osc)
             self.clock = clock = self._make_clock(self.fps, stop=self._wake)
+            if self.music.audio is not None:     # listening starts with the show's clock
+                self.music.audio.start(clock.start_s)
+            self.director.start(0.0)                    # dark from the start if off-schedule
             while True:
                 k = clock.wait()
                 t = k / self.fps
@@ -237,8 +255,12 @@ class Show:
                     fading = True
                     pipe.safety.start_fade_out(t)
                     notifier.stopping("fading out")
-                frames = pipe.frames(t)
+                # outside the schedule's windows: the same dark frame, no pipeline work
+                idle = self.director.step(t, stopping=fading)
+                frames = self.director.idle_frames if idle else pipe.frames(t)
                 self.output.send(frames)
+                if last is not None:
+                    last.write(frames)
                 if recorder:
                     recorder.write(frames, t)
                 self._times.append(clock.now())
@@ -248,11 +270,13 @@ class Show:
                 self.frames_out = k + 1
                 for listener in tuple(self.listeners):   # a listener may remove itself
                     listener(self)
-                if fading and pipe.safety.fade_out_done(t):
+                if fading and (idle or pipe.safety.fade_out_done(t)):
                     break
             # The last frame out is dark: blackout, flushed.
             frames = self.pipeline.blackout_frames()
             self.output.send(frames)
+            if last is not None:
+                last.write(frames)
             if recorder:
                 recorder.write(frames, (clock.frame) / self.fps)
             clean = True
@@ -266,6 +290,8 @@ class Show:
                     log.exception("could not send the blackout frame")
             raise
         finally:
+            if self.music.audio is not None:
+                self.music.audio.close()
             self.output.close()
             if recorder:
                 recorder.close()
@@ -273,6 +299,30 @@ class Show:
                 server.close()
             if web is not None:
                 web.close()
+            if osc is not None:
+                osc.close()
+            self.director.close()
             notifier.close()
             for sig, old in saved:
                 signal.signal(sig, old)
+            if last is not None:
+                last.close()
+            if claim is not None:                # released last: the lights are dark now
+                claim.close()
+
+
+def _untrimmed(config: Config) -> list:
+    """The fixtures without their trims (which a reload applies live)."""
+    import dataclasses
+
+    from .install_config import TrimConfig
+
+    return [dataclasses.replace(f, trim=TrimConfig()) for f in config.fixtures]
+
+
+def _args_text(args: object) -> str:
+    """``level=0.5 name='dusk'`` for the log (one line, bounded)."""
+    if not isinstance(args, dict) or not args:
+        return ""
+    text = " ".join(f"{k}={v!r}" for k, v in args.items())
+    return " ".join(text.split())[:200]

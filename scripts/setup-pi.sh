@@ -16,9 +16,18 @@
 #  3. The package in a venv under /opt/latentdmx (from --wheel, else from this checkout).
 #  4. /etc/latentdmx/config.toml from the bundled default, only if absent (never overwritten).
 #  5. With --with-ola: Debian's ola, its UART plugin on /dev/ttyAMA0, universe patched.
-#  6. systemd/latentdmx.service installed and enabled.
-# It ends by saying whether a reboot is needed. Backups of every file it edits (other than
-# config.txt, where it only adds and removes its own block) live in /var/lib/latentdmx/setup.
+#  6. /var/lib/latentdmx/{fixtures,models}: what the service plays (group latentdmx writes).
+#  7. systemd/latentdmx.service installed and enabled.
+# It ends by saying whether a reboot is needed.
+#
+# User content is never lost. Before its first edit of any file the script keeps a copy in
+# /var/lib/latentdmx/setup/backup (a symlink stays a symlink: edits go to the file it points
+# to). In the boot files it changes only its own config.txt block and the DMX consoles on
+# cmdline.txt's first line, byte for byte (scripts/bootfiles.py): CRLF, a missing final
+# newline, other lines, a second cmdline.txt line all stay. A damaged block whose extent is
+# unknown, or a read-only boot partition, stops it before any change, with the fix.
+# --uninstall puts back every file nobody edited since, byte for byte, and says so; in a file
+# edited since, it removes only its own changes and keeps the backup.
 set -euo pipefail
 
 PROG=${0##*/}
@@ -33,6 +42,7 @@ WITH_OLA=0
 WHEEL=""
 SOURCE_DIR="$CHECKOUT"
 DEFAULT_CONFIG=""
+BOOTFILES="$CHECKOUT/scripts/bootfiles.py"
 OUTPUT_KIND=""
 OPERATOR="${SUDO_USER:-}"
 OLA_BREAK_US=100
@@ -60,8 +70,9 @@ usage: $PROG [options]
   --operator USER      add USER to the latentdmx group, to use \`latentdmx status\` etc.
                        (default: \$SUDO_USER)
   --uart-clock MODE    init_uart_clock=16000000: auto (only for old firmware) | yes | no
-  --uninstall          undo the set-up (keeps /etc/latentdmx unless --purge)
-  --purge              with --uninstall: also remove /etc/latentdmx and the latentdmx user
+  --uninstall          undo the set-up: every file it changed put back (and named); keeps
+                       /etc/latentdmx and the fixtures and models in /var/lib/latentdmx
+  --purge              with --uninstall: also remove those and the latentdmx user
   -h, --help           this text
 
 OLA frame rate: one DMX frame takes break + 16 µs MAB + 513 slots × 44 µs + malf.
@@ -114,6 +125,8 @@ if [ -n "$ROOT" ]; then
 elif [ "$(id -u)" != 0 ] && [ $DRY_RUN = 0 ]; then
     die "run it as root (sudo $PROG ...), or try --dry-run"
 fi
+command -v python3 >/dev/null || die "python3 is needed (sudo apt-get install python3)"
+[ -f "$BOOTFILES" ] || die "$BOOTFILES is missing: run the script from a LatentDMX checkout"
 if [ -n "$WHEEL" ]; then
     [ -f "$WHEEL" ] || die "--wheel $WHEEL: no such file"
     WHEEL=$(cd "$(dirname "$WHEEL")" && pwd)/$(basename "$WHEEL")
@@ -124,21 +137,55 @@ R=$ROOT                                   # prefix for every file path
 PREFIX=/opt/latentdmx
 VENV=$PREFIX/venv
 ETC=/etc/latentdmx
-STATE=/var/lib/latentdmx/setup
+NETWORK_DROPIN=/etc/systemd/system/latentdmx.service.d/network.conf
+SYSDIR=/var/lib/latentdmx                 # the service's fixtures/, models/, state/
+STATE=$SYSDIR/setup                       # backups and records of this script (root only)
 UNIT=/etc/systemd/system/latentdmx.service
-MARK_BEGIN="# >>> latentdmx: DMX512 on the PL011 UART (managed by setup-pi.sh, remove with --uninstall) >>>"
-MARK_END="# <<< latentdmx <<<"
 # OLA plugins that would only get in the way: the dummy device and the network protocols.
 OLA_OFF_PLUGINS="dummy artnet e131 espnet kinet nanoleaf openpixelcontrol osc pathport sandnet shownet"
 OLA_UARTDMX_PLUGIN_ID=20                  # OLA_PLUGIN_UARTDMX in ola/plugin_id.h
 
-if [ -f "$R/boot/firmware/config.txt" ]; then
+# PATH (a path on the Pi) with every symlink followed, inside the root: an absolute link
+# target means the Pi's /, not this machine's, under --root.
+real_path() {
+    local todo=$1 done="" name target hops=0
+    while [ -n "$todo" ]; do
+        while [[ $todo == /* ]]; do todo=${todo#/}; done
+        name=${todo%%/*}
+        if [[ $todo == */* ]]; then todo=${todo#*/}; else todo=""; fi
+        case $name in
+            ''|.) continue ;;
+            ..) done=${done%/*}; continue ;;
+        esac
+        if [ -L "$R$done/$name" ]; then
+            hops=$((hops + 1))
+            [ $hops -le 40 ] || die "$1: too many levels of symbolic links"
+            target=$(readlink "$R$done/$name")
+            case $target in /*) done="" ;; esac
+            todo="$target${todo:+/$todo}"
+        else
+            done="$done/$name"
+        fi
+    done
+    printf '%s\n' "${done:-/}"
+}
+on_pi_file() { [ -f "$R$(real_path "$1")" ]; }
+# "FILE" or "FILE -> REAL" when it is a symlink
+shown_path() { local real; real=$(real_path "$1"); [ "$real" = "$1" ] && echo "$1" || echo "$1 -> $real"; }
+bootfiles() { python3 "$BOOTFILES" "$@"; }
+
+if on_pi_file /boot/firmware/config.txt; then
     BOOT=/boot/firmware                   # Raspberry Pi OS bookworm and later
-elif [ -f "$R/boot/config.txt" ] && ! grep -q "^DO NOT EDIT" "$R/boot/config.txt"; then
+elif on_pi_file /boot/config.txt && ! grep -q "^DO NOT EDIT" "$R$(real_path /boot/config.txt)"; then
     BOOT=/boot                            # bullseye and older
+elif on_pi_file /boot/firmware/cmdline.txt; then
+    BOOT=/boot/firmware                   # no config.txt (the firmware's defaults): one is made
+elif on_pi_file /boot/cmdline.txt; then
+    BOOT=/boot
 else
-    die "no config.txt in $R/boot/firmware or $R/boot: is this Raspberry Pi OS?"
+    die "no config.txt or cmdline.txt in $R/boot/firmware or $R/boot: is this Raspberry Pi OS?"
 fi
+BOOT_REAL=$(real_path "$BOOT")
 
 MODEL=""
 [ -r "$R/proc/device-tree/model" ] && MODEL=$(tr -d '\0' < "$R/proc/device-tree/model")
@@ -150,8 +197,8 @@ case "$MODEL" in *"Raspberry Pi 5"*|*"Compute Module 5"*) PI5=1 ;; esac   # and 
 # init_uart_clock=16000000 gives 16 MHz / 16 / 250000 = divisor 4, exactly 250 kbaud. Newer
 # firmware and kernels clock the PL011 at 48 MHz themselves (divisor 12), so no line is added.
 OLD_FIRMWARE=0
-if [ -d "$R$BOOT/overlays" ] && [ ! -e "$R$BOOT/overlays/disable-bt.dtbo" ] \
-        && [ -e "$R$BOOT/overlays/pi3-disable-bt.dtbo" ]; then
+if [ -d "$R$BOOT_REAL/overlays" ] && [ ! -e "$R$BOOT_REAL/overlays/disable-bt.dtbo" ] \
+        && [ -e "$R$BOOT_REAL/overlays/pi3-disable-bt.dtbo" ]; then
     OLD_FIRMWARE=1
 fi
 case "$UART_CLOCK" in
@@ -189,41 +236,79 @@ live() {
     fi
 }
 
-# Keep a copy of FILE as it was before this script first touched it (for --uninstall).
+state_dir() { mkdir -p "$R$STATE" && chmod 0700 "$R$STATE"; }
+
+# Keep a copy of FILE as it was before this script first touched it (for --uninstall): its
+# content (a symlink's: the file it points to), a symlink's target in FILE.link, or
+# FILE.absent when there was none.
 backup_once() {
-    local file=$1 dest="$R$STATE/backup$1"
+    local file=$1 dest="$R$STATE/backup$1" real
     [ $DRY_RUN = 1 ] && return 0
-    [ -e "$dest" ] || [ -e "$dest.absent" ] && return 0
+    if [ -e "$dest" ] || [ -e "$dest.absent" ] || [ -e "$dest.link" ]; then return 0; fi
+    state_dir
     mkdir -p "$(dirname "$dest")"
-    if [ -e "$R$file" ]; then cp -p "$R$file" "$dest"; else : > "$dest.absent"; fi
+    [ -L "$R$file" ] && readlink "$R$file" > "$dest.link"
+    real=$(real_path "$file")
+    if [ -f "$R$real" ]; then
+        cp -p "$R$real" "$dest"
+    elif [ ! -L "$R$file" ]; then
+        : > "$dest.absent"
+    fi
 }
 
-# Make FILE (a path on the Pi) hold the content of NEWFILE; MODE for a new file.
+# The set-up can replace FILE (a path on the Pi): stop before any change when it cannot.
+need_writable() {
+    local file=$1 real dir mnt
+    real=$(real_path "$file")
+    dir=$(dirname "$R$real")
+    if { [ -e "$R$real" ] && [ ! -w "$R$real" ]; } || [ ! -w "$dir" ]; then
+        mnt=$(findmnt -n -o TARGET --target "$dir" 2>/dev/null || echo "${dir#"$R"}")
+        if [ $DRY_RUN = 1 ]; then
+            say "  warning   $(shown_path "$file") is read-only: a real run would stop here"
+            return 0
+        fi
+        die "$(shown_path "$file") is read-only (a read-only file system or file mode) - make it writable (sudo mount -o remount,rw $mnt, or chmod u+w) and run again; nothing was changed"
+    fi
+}
+
+# Make FILE (a path on the Pi) hold the content of NEWFILE; MODE for a new file. A symlink
+# stays a symlink and the file it points to is edited ("replace" as the 5th argument: the
+# symlink itself is replaced, for files this script owns). $PUT_LABEL names the action.
 put_file() {
-    local file=$1 new=$2 mode=${3:-0644} what=${4:-}
-    if [ -f "$R$file" ] && cmp -s "$new" "$R$file"; then
+    local file=$1 new=$2 mode=${3:-0644} what=${4:-} how=${5:-through} real label
+    label=${PUT_LABEL:-}
+    real=$(real_path "$file")
+    if [ "$how" = replace ] && [ -L "$R$file" ]; then
+        real=$file
+    elif [ -f "$R$real" ] && cmp -s "$new" "$R$real"; then
         return 0
     fi
     CHANGES=$((CHANGES + 1))
     if [ $DRY_RUN = 1 ]; then
-        if [ -f "$R$file" ]; then
-            note "would-edit" "$file${what:+ ($what)}"
-            diff -u --label "$file" --label "$file (new)" "$R$file" "$new" | sed 's/^/      /' || true
+        [ "$label" = restored ] && label=restore
+        if [ -f "$R$real" ] && [ ! -L "$R$real" ]; then
+            note "would-${label:-edit}" "$(shown_path "$file")${what:+ ($what)}"
+            diff -u --label "$file" --label "$file (new)" "$R$real" "$new" | sed 's/^/      /' || true
         else
-            note "would-add" "$file${what:+ ($what)}"
+            note "would-${label:-add}" "$file${what:+ ($what)}"
         fi
         return 0
     fi
-    if [ -f "$R$file" ]; then
-        note "edit" "$file${what:+ ($what)}"
-        # same directory + rename: never a half-written file, even on the FAT boot partition
-        cp -p "$R$file" "$R$file.latentdmx-tmp"
-        cat "$new" > "$R$file.latentdmx-tmp"
-        mv -f "$R$file.latentdmx-tmp" "$R$file"
+    if [ -L "$R$real" ]; then
+        note "${label:-add}" "$file${what:+ ($what)}"
+        rm -f -- "$R$real"
+        install -m "$mode" "$new" "$R$real"
+    elif [ -f "$R$real" ]; then
+        note "${label:-edit}" "$(shown_path "$file")${what:+ ($what)}"
+        # same directory + rename: never a half-written file, even on the FAT boot partition;
+        # the copy keeps the file's mode and owner
+        cp -p "$R$real" "$R$real.latentdmx-tmp"
+        cat "$new" > "$R$real.latentdmx-tmp"
+        mv -f "$R$real.latentdmx-tmp" "$R$real"
     else
-        note "add" "$file${what:+ ($what)}"
-        mkdir -p "$(dirname "$R$file")"
-        install -m "$mode" "$new" "$R$file"
+        note "${label:-add}" "$(shown_path "$file")${what:+ ($what)}"
+        mkdir -p "$(dirname "$R$real")"
+        install -m "$mode" "$new" "$R$real"
     fi
 }
 
@@ -237,9 +322,17 @@ remove_path() {
     rm -rf -- "$R$path"
 }
 
-make_dir() {
-    local dir=$1 mode=$2
-    [ -d "$R$dir" ] && return 0
+make_dir() {   # DIR with MODE; "fix" as the 3rd argument: also the mode of an existing one
+    local dir=$1 mode=$2 fix=${3:-}
+    if [ -d "$R$dir" ]; then
+        [ "$fix" = fix ] || return 0
+        [ "$(stat -c %a "$R$dir")" = "${mode#0}" ] && return 0
+        CHANGES=$((CHANGES + 1))
+        if [ $DRY_RUN = 1 ]; then note "would-chmod" "$mode $dir/"; return 0; fi
+        note "chmod" "$mode $dir/"
+        chmod "$mode" "$R$dir"
+        return 0
+    fi
     CHANGES=$((CHANGES + 1))
     if [ $DRY_RUN = 1 ]; then note "would-add" "$dir/"; return 0; fi
     note "add" "$dir/"
@@ -280,8 +373,8 @@ reboot_needed() {
 }
 
 # -- config.txt ---------------------------------------------------------------------------
+# The block's lines between its markers (scripts/bootfiles.py adds the markers).
 uart_block() {
-    say "$MARK_BEGIN"
     say "# DMX leaves on GPIO14 (TX, pin 8) as /dev/ttyAMA0, the PL011 UART at 250 kbaud."
     say "[all]"
     say "enable_uart=1"
@@ -300,74 +393,128 @@ uart_block() {
     say "[pi5]"
     say "dtparam=uart0=on"
     say "[all]"
-    say "$MARK_END"
 }
 
-# FILE without our block (markers included).
-strip_block() {
-    awk -v b="$MARK_BEGIN" -v e="$MARK_END" '
-        $0 == b { inside = 1; next }
-        inside && $0 == e { inside = 0; next }
-        !inside { print }' "$1"
+# config.txt and the files it includes (`include NAME`), as paths on the Pi.
+CONFIG_FILES=()
+config_files() {
+    if [ ${#CONFIG_FILES[@]} = 0 ]; then
+        CONFIG_FILES=("$BOOT/config.txt")
+        mapfile -t -O 1 CONFIG_FILES < <(bootfiles includes "$R" "$BOOT" "$BOOT/config.txt")
+    fi
 }
 
-# FILE with our block replaced in place by BLOCKFILE, or appended.
-with_block() {
-    local file=$1 block=$2
-    if grep -qxF "$MARK_BEGIN" "$file"; then
-        awk -v b="$MARK_BEGIN" -v e="$MARK_END" -v blockfile="$block" '
-            $0 == b { inside = 1; while ((getline line < blockfile) > 0) print line; next }
-            inside && $0 == e { inside = 0; next }
-            !inside { print }' "$file"
+# The file that holds the block: the one (config.txt or an included file) that has its
+# markers, else config.txt. Two files with markers: stop, the user must keep one.
+block_file() {
+    local file i reals=() counts=() found=()
+    config_files
+    for file in "${CONFIG_FILES[@]}"; do reals+=("$R$(real_path "$file")"); done
+    mapfile -t counts < <(bootfiles block-count "${reals[@]}")
+    for i in "${!CONFIG_FILES[@]}"; do
+        [ "${counts[$i]:-0}" = 0 ] || found+=("${CONFIG_FILES[$i]}")
+    done
+    if [ ${#found[@]} -gt 1 ]; then
+        die "${found[0]} and ${found[1]} both have a latentdmx block - delete one of them (from its '# >>> latentdmx' line to its '# <<< latentdmx <<<' line) and run again; nothing was changed"
+    fi
+    echo "${found[0]:-$BOOT/config.txt}"
+}
+
+# The blocks this script wrote before (to tell them from a block edited by hand).
+known_blocks() {
+    [ -f "$R$STATE/config.block" ] && printf '%s\n' --known "$R$STATE/config.block"
+    return 0
+}
+
+CONFIG_FILE=""
+plan_config_txt() {   # the new config.txt (or included file) in $TMP/config.txt
+    local real notes known=()
+    block_file > "$TMP/block-file"          # not $(...): config_files caches in this shell
+    CONFIG_FILE=$(cat "$TMP/block-file")
+    real=$(real_path "$CONFIG_FILE")
+    uart_block > "$TMP/block"
+    mapfile -t known < <(known_blocks)
+    if ! notes=$(bootfiles block-set "$R$real" "$TMP/block" "$TMP/config.txt" \
+            --name "$CONFIG_FILE" "${known[@]}" 2>"$TMP/err"); then
+        die "$(cat "$TMP/err"); nothing was changed"
+    fi
+    CONFIG_NOTES=$notes
+    if [ -f "$R$real" ] && cmp -s "$TMP/config.txt" "$R$real"; then
+        CONFIG_NOTES=unchanged
     else
-        cat "$file"
-        [ -s "$file" ] && [ -n "$(tail -c1 "$file")" ] && echo    # end the last line
-        cat "$block"
+        need_writable "$CONFIG_FILE"
     fi
 }
 
 setup_config_txt() {
-    local file=$BOOT/config.txt
-    uart_block > "$TMP/block"
-    with_block "$R$file" "$TMP/block" > "$TMP/config.txt"
-    if ! cmp -s "$TMP/config.txt" "$R$file"; then
-        if [ $DRY_RUN = 0 ] && [ -s "$R$file" ] && [ -n "$(tail -c1 "$R$file")" ]; then
+    local file=$CONFIG_FILE real saved
+    real=$(real_path "$file")
+    if [ "$CONFIG_NOTES" != unchanged ]; then
+        backup_once "$file"
+        if [[ $CONFIG_NOTES == *edited-block* ]] && [ $DRY_RUN = 0 ]; then
+            saved="$STATE/saved$file.$(date +%Y%m%d-%H%M%S)"
+            mkdir -p "$(dirname "$R$saved")"
+            cp -p "$R$real" "$R$saved"
+            say "  saved     $file as it was: its latentdmx block had lines this script did not write (now $saved)"
+        fi
+        [[ $CONFIG_NOTES == *repaired* ]] \
+            && say "  note      $file: the latentdmx block's markers were damaged or doubled; made whole again"
+        if [[ $CONFIG_NOTES == *added-eol* ]] && [ $DRY_RUN = 0 ]; then
+            state_dir
             : > "$R$STATE/config.no-eol"     # uninstall takes the added newline away again
         fi
         put_file "$file" "$TMP/config.txt" 0755 "UART for DMX"
+        if [ $DRY_RUN = 0 ]; then
+            cp "$TMP/block" "$R$STATE/config.block"
+            echo "$file" > "$R$STATE/config.file"
+        fi
         reboot_needed
     fi
-    if strip_block "$R$file" | grep -Eq '^[[:space:]]*dtoverlay=(pi3-)?miniuart-bt'; then
-        say "  warning   $file has dtoverlay=miniuart-bt: it fights disable-bt; remove that line"
-    fi
+    local f
+    config_files
+    for f in "${CONFIG_FILES[@]}"; do
+        if grep -Eq '^[[:space:]]*dtoverlay=(pi3-)?miniuart-bt' "$R$(real_path "$f")" 2>/dev/null; then
+            say "  warning   $f has dtoverlay=miniuart-bt: it fights disable-bt; remove that line"
+        fi
+    done
 }
 
 # -- cmdline.txt --------------------------------------------------------------------------
 # A console on the DMX UART would print boot messages to the lights and a getty would read
 # from it. On a Pi 5 serial0 is the separate debug connector (ttyAMA10), so it may stay.
-is_dmx_console() {
-    case "$1" in
-        console=ttyAMA0|console=ttyAMA0,*|kgdboc=ttyAMA0|kgdboc=ttyAMA0,*) return 0 ;;
-        console=serial0|console=serial0,*|kgdboc=serial0|kgdboc=serial0,*) [ $PI5 = 0 ] ;;
-        *) return 1 ;;
-    esac
+# Only those tokens leave the first line (the one the firmware passes to the kernel); every
+# other byte stays (scripts/bootfiles.py).
+CMDLINE_REMOVED=()
+CMDLINE_MORE_LINES=0
+plan_cmdline() {   # the new cmdline.txt in $TMP/cmdline.txt; the consoles it drops
+    local file=$BOOT/cmdline.txt real out kind token flags=()
+    real=$(real_path "$file")
+    [ -f "$R$real" ] || return 0
+    [ $PI5 = 1 ] && flags=(--pi5)
+    out=$(bootfiles cmdline-remove "$R$real" "$TMP/cmdline.txt" "${flags[@]}" 2>"$TMP/err") \
+        || die "$(cat "$TMP/err")"
+    while read -r kind token; do
+        case $kind in
+            removed) CMDLINE_REMOVED+=("$token") ;;
+            more-lines) CMDLINE_MORE_LINES=1 ;;
+        esac
+    done <<< "$out"
+    [ ${#CMDLINE_REMOVED[@]} = 0 ] || need_writable "$file"
 }
 
 setup_cmdline() {
-    local file=$BOOT/cmdline.txt line token kept=() removed=()
-    [ -f "$R$file" ] || { say "  warning   no $file; skipping the serial console"; return 0; }
-    IFS= read -r line < "$R$file" || true
-    for token in $line; do
-        if is_dmx_console "$token"; then removed+=("$token"); else kept+=("$token"); fi
-    done
-    [ ${#removed[@]} = 0 ] && return 0
-    # the kernel reads one line: keep it one line, every other parameter as it was
-    printf '%s\n' "${kept[*]}" > "$TMP/cmdline.txt"
+    local file=$BOOT/cmdline.txt token
+    [ -f "$R$(real_path "$file")" ] || { say "  warning   no $file; skipping the serial console"; return 0; }
+    [ ${#CMDLINE_REMOVED[@]} = 0 ] && return 0
     backup_once "$file"
-    put_file "$file" "$TMP/cmdline.txt" 0755 "serial console ${removed[*]} removed"
+    put_file "$file" "$TMP/cmdline.txt" 0755 "serial console ${CMDLINE_REMOVED[*]} removed"
+    [ $CMDLINE_MORE_LINES = 1 ] \
+        && say "  note      $file has more than one line: the firmware reads the first; the others are kept as they are"
     if [ $DRY_RUN = 0 ]; then
-        printf '%s\n' "${removed[@]}" > "$R$STATE/cmdline.removed"
-        cp "$TMP/cmdline.txt" "$R$STATE/cmdline.written"
+        for token in "${CMDLINE_REMOVED[@]}"; do     # every console ever removed, once each
+            grep -qxF -- "$token" "$R$STATE/cmdline.removed" 2>/dev/null \
+                || printf '%s\n' "$token" >> "$R$STATE/cmdline.removed"
+        done
     fi
     reboot_needed
 }
@@ -450,6 +597,7 @@ setup_command_link() {
     [ -L "$R$link" ] && [ "$(readlink "$R$link")" = "$target" ] && return 0
     CHANGES=$((CHANGES + 1))
     if [ $DRY_RUN = 1 ]; then note "would-add" "$link -> $target"; return 0; fi
+    backup_once "$link"                   # someone else's latentdmx there comes back on uninstall
     note "add" "$link -> $target"
     mkdir -p "$R/usr/local/bin"
     ln -sfn "$target" "$R$link"
@@ -511,6 +659,25 @@ setup_config() {
     if user_will_exist latentdmx; then
         live chgrp latentdmx "$ETC" "$ETC/config.toml"
     fi
+}
+
+# -- where the service finds fixtures and models ------------------------------------------
+# /var/lib/latentdmx/fixtures and models: the service (user latentdmx, no home) reads them;
+# root and the latentdmx group (operators, --operator) write them - setgid, so what they put
+# there stays in the group. The service itself writes only state/ (StateDirectory= in the
+# unit, made by systemd) and cannot change fixtures or models (ProtectSystem=strict).
+setup_system_dirs() {
+    local dir new
+    make_dir "$SYSDIR" 0755 fix
+    for dir in fixtures models; do
+        new=0
+        [ -d "$R$SYSDIR/$dir" ] || new=1
+        make_dir "$SYSDIR/$dir" 2775 fix
+        if ! user_will_exist latentdmx; then continue; fi
+        if [ $new = 1 ] || { [ -z "$ROOT" ] && [ "$(stat -c %G "$SYSDIR/$dir")" != latentdmx ]; }; then
+            live chgrp latentdmx "$SYSDIR/$dir"
+        fi
+    done
 }
 
 # -- OLA ----------------------------------------------------------------------------------
@@ -585,10 +752,22 @@ setup_ola() {
 setup_unit() {
     local src="$SOURCE_DIR/systemd/latentdmx.service" unit_changed=0
     [ -f "$src" ] || die "$src is missing: run the script from a LatentDMX checkout"
-    if ! cmp -s "$src" "$R$UNIT"; then
-        put_file "$UNIT" "$src" 0644 "the service"
+    if [ -L "$R$UNIT" ] || ! cmp -s "$src" "$R$UNIT"; then
+        backup_once "$UNIT"
+        put_file "$UNIT" "$src" 0644 "the service" replace
         unit_changed=1
         [ -z "$ROOT" ] && live systemctl daemon-reload
+    fi
+    # The unit allows only localhost; the config's network outputs (sACN/Art-Net groups and
+    # nodes), a LAN web page and OSC senders go into a drop-in made from the config.
+    if [ -n "$ROOT" ] || [ $DRY_RUN = 1 ] || ! "$VENV/bin/latentdmx" service-network --check \
+            --config "$ETC/config.toml" >/dev/null 2>&1; then
+        live "$VENV/bin/latentdmx" service-network --install --config "$ETC/config.toml"
+        if [ -z "$ROOT" ] && [ $DRY_RUN = 0 ]; then
+            CHANGES=$((CHANGES + 1))
+            unit_changed=1
+            live systemctl daemon-reload
+        fi
     fi
     if [ "$(unit_state latentdmx.service)" != enabled ]; then
         live systemctl enable latentdmx.service
@@ -604,17 +783,146 @@ setup_unit() {
 }
 
 # -- uninstall ----------------------------------------------------------------------------
-restore_backup() {   # put FILE back as it was before the set-up
-    local file=$1 saved="$R$STATE/backup$1"
-    if [ -e "$saved.absent" ]; then
-        remove_path "$file"
+UNRESTORED=()        # files edited since the set-up: only the set-up's own changes came out
+
+has_backup() { [ -e "$R$STATE/backup$1" ] || [ -e "$R$STATE/backup$1.absent" ] || [ -e "$R$STATE/backup$1.link" ]; }
+
+# Put FILE back as it was before the set-up, byte for byte, and say so: its content (through
+# a symlink, or replacing what is there with "replace"), a symlink it was, or no file at all.
+# Returns 1 when there is no backup of it.
+restore_backup() {
+    local file=$1 how=${2:-through} saved="$R$STATE/backup$1" target
+    local what="as it was before the set-up"
+    if [ -e "$saved.link" ]; then
+        target=$(cat "$saved.link")
+        if [ ! -L "$R$file" ] || [ "$(readlink "$R$file")" != "$target" ]; then
+            CHANGES=$((CHANGES + 1))
+            if [ $DRY_RUN = 1 ]; then
+                note "would-restore" "$file -> $target (the symlink it was)"
+            else
+                note "restored" "$file -> $target (the symlink it was)"
+                rm -f -- "$R$file"
+                ln -s "$target" "$R$file"
+            fi
+        fi
+        [ ! -e "$saved" ] || [ $DRY_RUN = 1 ] \
+            || PUT_LABEL=restored put_file "$file" "$saved" "$(stat -c %a "$saved")" "the content it had"
+    elif [ -e "$saved.absent" ]; then
+        if [ -e "$R$file" ] || [ -L "$R$file" ]; then
+            remove_path "$file"
+            say "            (there was no $file before the set-up)"
+        fi
     elif [ -e "$saved" ]; then
-        put_file "$file" "$saved" 0644 "restored"
+        PUT_LABEL=restored put_file "$file" "$saved" "$(stat -c %a "$saved")" "$what" "$how"
+    else
+        return 1
+    fi
+}
+
+# A boot file is restored from its backup, byte for byte, when taking the set-up's own
+# change out of it gives exactly the backup (so nobody else changed it since); otherwise only
+# the set-up's change is taken out and the backup is kept.
+CONFIG_ACTION=none
+uninstall_plan_config() {   # before any change: restore, take the block out, or refuse
+    local real notes known=() flags=() saved
+    CONFIG_FILE=$(cat "$R$STATE/config.file" 2>/dev/null || true)
+    if [ -z "$CONFIG_FILE" ]; then
+        block_file > "$TMP/block-file"
+        CONFIG_FILE=$(cat "$TMP/block-file")
+    fi
+    real=$(real_path "$CONFIG_FILE")
+    saved="$R$STATE/backup$CONFIG_FILE"
+    [ -f "$R$real" ] && [ "$(bootfiles block-count "$R$real")" != 0 ] || return 0
+    uart_block > "$TMP/block"
+    mapfile -t known < <(known_blocks)
+    [ -e "$R$STATE/config.no-eol" ] && flags=(--drop-added-eol)
+    if ! notes=$(bootfiles block-strip "$R$real" "$TMP/config.txt" --name "$CONFIG_FILE" \
+            --known "$TMP/block" "${known[@]}" "${flags[@]}" 2>"$TMP/err"); then
+        die "$(cat "$TMP/err"); nothing was changed"
+    fi
+    CONFIG_NOTES=$notes
+    if { [ -f "$saved" ] && cmp -s "$saved" "$TMP/config.txt"; } \
+            || { [ -e "$saved.absent" ] && [ ! -s "$TMP/config.txt" ]; }; then
+        CONFIG_ACTION=restore
+    else
+        CONFIG_ACTION=remove-block
+    fi
+    need_writable "$CONFIG_FILE"
+}
+
+CMDLINE_ACTION=none
+uninstall_plan_cmdline() {
+    local file=$BOOT/cmdline.txt real tokens=() flags=()
+    real=$(real_path "$file")
+    [ -f "$R$real" ] || return 0
+    [ $PI5 = 1 ] && flags=(--pi5)
+    if [ -f "$R$STATE/backup$file" ] && ! cmp -s "$R$STATE/backup$file" "$R$real" \
+            && bootfiles cmdline-remove "$R$real" "$TMP/cmdline.now" "${flags[@]}" >/dev/null \
+            && bootfiles cmdline-remove "$R$STATE/backup$file" "$TMP/cmdline.was" "${flags[@]}" \
+                >/dev/null \
+            && cmp -s "$TMP/cmdline.now" "$TMP/cmdline.was"; then
+        CMDLINE_ACTION=restore               # they differ in DMX consoles only
+    elif [ -f "$R$STATE/cmdline.removed" ]; then
+        mapfile -t tokens < "$R$STATE/cmdline.removed"
+        bootfiles cmdline-restore "$R$real" "$TMP/cmdline.txt" "${tokens[@]}"
+        cmp -s "$TMP/cmdline.txt" "$R$real" || CMDLINE_ACTION=merge
+    fi
+    [ $CMDLINE_ACTION = none ] || need_writable "$file"
+}
+
+uninstall_boot_files() {
+    case $CONFIG_ACTION in
+        restore) restore_backup "$CONFIG_FILE"; reboot_needed ;;
+        remove-block)
+            put_file "$CONFIG_FILE" "$TMP/config.txt" 0755 \
+                "UART block removed; it was edited since the set-up, so the rest stays as it is now"
+            [[ $CONFIG_NOTES == *kept-all* ]] \
+                && say "  note      an [all] line stays where the block was, so the lines after it still apply to every Pi"
+            has_backup "$CONFIG_FILE" && UNRESTORED+=("$CONFIG_FILE")
+            reboot_needed ;;
+    esac
+    case $CMDLINE_ACTION in
+        restore) restore_backup "$BOOT/cmdline.txt"; reboot_needed ;;
+        merge)
+            put_file "$BOOT/cmdline.txt" "$TMP/cmdline.txt" 0755 \
+                "serial console put back; it was edited since the set-up, so the rest stays as it is now"
+            has_backup "$BOOT/cmdline.txt" && UNRESTORED+=("$BOOT/cmdline.txt")
+            reboot_needed ;;
+    esac
+    if [ -f "$R$STATE/cmdline.removed" ]; then
+        live systemctl unmask serial-getty@ttyAMA0.service
+        if [ $PI5 = 0 ]; then live systemctl enable hciuart.service; fi
+    fi
+}
+
+# /var/lib/latentdmx: fixtures, models and the service's state are kept (they are the
+# user's) unless --purge; the set-up's own records go, unless they hold originals of files
+# edited since.
+uninstall_system_dirs() {
+    local dir n
+    for dir in fixtures models state; do
+        [ -d "$R$SYSDIR/$dir" ] || continue
+        n=$(find "$R$SYSDIR/$dir" -mindepth 1 -maxdepth 1 | wc -l)
+        if [ $PURGE = 1 ] || [ "$n" -eq 0 ]; then
+            remove_path "$SYSDIR/$dir"
+        else
+            say "  kept      $SYSDIR/$dir/ ($n item(s); --uninstall --purge removes it)"
+        fi
+    done
+    if [ ${#UNRESTORED[@]} -gt 0 ]; then
+        say "  kept      $STATE/backup: the originals of ${UNRESTORED[*]} (edited since the set-up, so only the set-up's own changes were taken out; compare, then remove it)"
+    else
+        remove_path "$STATE"
+    fi
+    if [ $DRY_RUN = 0 ] && [ -d "$R$SYSDIR" ] && [ -z "$(ls -A "$R$SYSDIR")" ]; then
+        remove_path "$SYSDIR"
     fi
 }
 
 uninstall() {
     local file
+    uninstall_plan_config                   # refusals come before any change
+    uninstall_plan_cmdline
     if [ -z "$ROOT" ] && [ "$(unit_state latentdmx.service)" != missing ]; then
         case "$(unit_state latentdmx.service)" in
             enabled|disabled|static|linked) live systemctl disable --now latentdmx.service ;;
@@ -622,46 +930,26 @@ uninstall() {
     elif [ -n "$ROOT" ]; then
         live systemctl disable --now latentdmx.service
     fi
-    if [ -e "$R$UNIT" ]; then
-        remove_path "$UNIT"
+    remove_path "$NETWORK_DROPIN"          # written by `latentdmx service-network`
+    if [ -d "$R${NETWORK_DROPIN%/*}" ] && [ -z "$(ls -A "$R${NETWORK_DROPIN%/*}")" ]; then
+        remove_path "${NETWORK_DROPIN%/*}"
+    fi
+    if [ -e "$R$UNIT" ] || [ -L "$R$UNIT" ]; then
+        restore_backup "$UNIT" replace || remove_path "$UNIT"
         live systemctl daemon-reload
     fi
     remove_path "$PREFIX"
-    [ "$(readlink "$R/usr/local/bin/latentdmx" 2>/dev/null)" = "$VENV/bin/latentdmx" ] \
-        && remove_path /usr/local/bin/latentdmx
+    if [ "$(readlink "$R/usr/local/bin/latentdmx" 2>/dev/null)" = "$VENV/bin/latentdmx" ]; then
+        restore_backup /usr/local/bin/latentdmx replace || remove_path /usr/local/bin/latentdmx
+    fi
 
-    # config.txt: our block goes, everything else stays as it is now
-    if grep -qxF "$MARK_BEGIN" "$R$BOOT/config.txt"; then
-        strip_block "$R$BOOT/config.txt" > "$TMP/config.txt"
-        if [ -e "$R$STATE/config.no-eol" ] && [ -z "$(tail -c1 "$TMP/config.txt")" ]; then
-            head -c -1 "$TMP/config.txt" > "$TMP/config.eol" && mv "$TMP/config.eol" "$TMP/config.txt"
-        fi
-        put_file "$BOOT/config.txt" "$TMP/config.txt" 0755 "UART block removed"
-        reboot_needed
-    fi
-    # cmdline.txt: the original if nobody edited it since, else the console put back in front
-    if [ -f "$R$STATE/cmdline.removed" ]; then
-        local cmdline=$BOOT/cmdline.txt line
-        if cmp -s "$R$cmdline" "$R$STATE/cmdline.written" && [ -f "$R$STATE/backup$cmdline" ]; then
-            cp "$R$STATE/backup$cmdline" "$TMP/cmdline.txt"
-        else
-            IFS= read -r line < "$R$cmdline" || true
-            printf '%s %s\n' "$(tr '\n' ' ' < "$R$STATE/cmdline.removed" | sed 's/ $//')" \
-                "$line" > "$TMP/cmdline.txt"
-        fi
-        if ! cmp -s "$TMP/cmdline.txt" "$R$cmdline"; then
-            put_file "$cmdline" "$TMP/cmdline.txt" 0755 "serial console restored"
-            reboot_needed
-        fi
-        live systemctl unmask serial-getty@ttyAMA0.service
-        if [ $PI5 = 0 ]; then live systemctl enable hciuart.service; fi
-    fi
+    uninstall_boot_files
     # OLA's files as they were (OLA itself stays installed: apt-get purge ola removes it)
     if [ -d "$R$STATE/backup/etc/ola" ]; then
         while IFS= read -r file; do
-            file=${file#"$R$STATE/backup"}
-            restore_backup "${file%.absent}"
-        done < <(find "$R$STATE/backup/etc/ola" -type f | sort)
+            restore_backup "$file"
+        done < <(find "$R$STATE/backup/etc/ola" -type f | sed -e "s|^$R$STATE/backup||" \
+                     -e 's/\.absent$//' -e 's/\.link$//' | sort -u)
         # /etc/ola made by this script for the files above (not by the ola package): remove
         if [ $DRY_RUN = 0 ] && [ -d "$R/etc/ola" ] && [ -z "$(ls -A "$R/etc/ola")" ]; then
             rmdir "$R/etc/ola"
@@ -675,21 +963,23 @@ uninstall() {
     elif [ -e "$R$ETC/config.toml" ]; then
         say "  kept      $ETC/config.toml (remove it with --uninstall --purge)"
     fi
-    remove_path /var/lib/latentdmx
+    uninstall_system_dirs
 }
 
 # -- main ---------------------------------------------------------------------------------
 say "LatentDMX set-up$([ $UNINSTALL = 1 ] && echo ": uninstall")$([ $DRY_RUN = 1 ] && echo " (dry run: nothing is changed)")"
-say "  root      ${ROOT:-/}   boot files in $BOOT   ${MODEL:+model: $MODEL}"
-if [ $DRY_RUN = 0 ] && [ $UNINSTALL = 0 ]; then mkdir -p "$R$STATE"; fi
+say "  root      ${ROOT:-/}   boot files in $BOOT$([ "$BOOT_REAL" != "$BOOT" ] && echo " -> $BOOT_REAL")   ${MODEL:+model: $MODEL}"
 
 if [ $UNINSTALL = 1 ]; then
     uninstall
 else
+    plan_config_txt                       # a damaged block or a read-only boot partition
+    plan_cmdline                          # stops the set-up here, before any change
     setup_config_txt
     setup_cmdline
     setup_services_for_uart
     setup_user
+    setup_system_dirs
     setup_venv
     setup_command_link
     setup_config

@@ -13,6 +13,15 @@ is started as user ``olad`` (``Popen(user=, group=)``: the child's pid *is* olad
 ``--no-register-with-dns-sd -r RPC -p HTTP``; it is ready when
 ``http://127.0.0.1:HTTP/get_dmx?u=1`` answers with no error.
 
+Network plugins (``Olad(plugins={"e131": {"ip": "10.77.0.1"}}, patch={"11-1-I-0": 1},
+netns=lan.lights)``): `plugins` enables a plugin and writes its preferences, `patch` adds
+``ola-port.conf`` lines (``PLUGIN-DEVICE-I|O-PORT = UNIVERSE``; E1.31 is plugin 11, Art-Net
+2, dummy 1). E1.31 and Art-Net listen on fixed UDP ports (5568, 6454) and the E1.31 plugin
+will not use a loopback interface, so an olad with them runs inside a network namespace the
+test made (`tests/netns.py`): there it owns those ports, uses the default RPC/HTTP ports
+(so OLA's own tools, ``ola_recorder`` included, work unchanged inside: `ola_tool`), and
+cannot collide with any other olad. `get_dmx` reaches its HTTP port through the namespace.
+
 Any number of these run side by side, and beside a system olad (a Pi set up with
 ``setup-pi.sh --with-ola`` runs one on 9010/9090): each has its own ports and config dir, and
 nothing matches processes by name (``start-stop-daemon --exec`` did, and refused to start a
@@ -22,6 +31,7 @@ its log, or the ports it was given.
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import pwd
@@ -66,17 +76,26 @@ def olad_missing_reason() -> str | None:
 class Olad:
     """One olad process on a private config dir and private ports."""
 
-    def __init__(self, universe: int = 1) -> None:
+    def __init__(self, universe: int = 1, *, plugins: dict[str, dict[str, str]] | None = None,
+                 patch: dict[str, int] | None = None, netns=None) -> None:
         self.dir = Path(tempfile.mkdtemp(prefix="latentdmx-olad-"))
         self.universe = universe
-        self.rpc_port = free_port()
-        self.http_port = free_port()
+        self.netns = netns                           # a tests.netns.NetNs, or None
+        self.rpc_port = 9010 if netns else free_port()
+        self.http_port = 9090 if netns else free_port()
         self.proc: subprocess.Popen | None = None
         self.log_path = self.dir / "olad.log"
+        plugins = plugins or {}
         for name in PLUGINS_OFF:
-            (self.dir / f"ola-{name}.conf").write_text("enabled = false\n")
+            if name not in plugins:
+                (self.dir / f"ola-{name}.conf").write_text("enabled = false\n")
+        for name, prefs in plugins.items():
+            lines = ["enabled = true", *(f"{k} = {v}" for k, v in prefs.items())]
+            (self.dir / f"ola-{name}.conf").write_text("\n".join(lines) + "\n")
         (self.dir / "ola-dummy.conf").write_text("enabled = true\n")
-        (self.dir / "ola-port.conf").write_text(f"1-1-O-0 = {universe}\n")
+        ports = {"1-1-O-0": universe, **(patch or {})}
+        (self.dir / "ola-port.conf").write_text(
+            "".join(f"{k} = {v}\n" for k, v in ports.items()))
         if os.geteuid() == 0:
             user = pwd.getpwnam("olad")
             for p in (self.dir, *self.dir.iterdir()):
@@ -86,7 +105,10 @@ class Olad:
         args = [OLAD, "--config-dir", str(self.dir), "--no-register-with-dns-sd",
                 "-r", str(self.rpc_port), "-p", str(self.http_port), "-l", "3"]
         user: dict = {}
-        if os.geteuid() == 0:                       # olad refuses root: run it as olad
+        if self.netns is not None:                  # enter the namespace, then become olad
+            args = self.netns.exec_args(["setpriv", "--reuid=olad", "--regid=olad",
+                                         "--clear-groups", *args])
+        elif os.geteuid() == 0:                     # olad refuses root: run it as olad
             pw = pwd.getpwnam("olad")
             user = {"user": pw.pw_uid, "group": pw.pw_gid, "extra_groups": []}
         with open(self.log_path, "ab") as log:
@@ -134,9 +156,23 @@ class Olad:
             return "(no log)"
 
     def _get(self, path: str, timeout_s: float = 2.0) -> dict:
+        if self.netns is not None:                  # its HTTP port is inside the namespace
+            conn = http.client.HTTPConnection("127.0.0.1", self.http_port, timeout=timeout_s)
+            conn.sock = self.netns.connect(("127.0.0.1", self.http_port), timeout_s)
+            try:
+                conn.request("GET", path)
+                return json.loads(conn.getresponse().read())
+            finally:
+                conn.close()
         url = f"http://127.0.0.1:{self.http_port}{path}"
         with urllib.request.urlopen(url, timeout=timeout_s) as r:
             return json.loads(r.read())
+
+    def ola_tool(self, args: list[str], **kw) -> subprocess.Popen:
+        """Start one of OLA's programs (ola_recorder, ola_streaming_client, ...) so that it
+        talks to this olad (inside its namespace, on the default ports)."""
+        assert self.netns is not None, "OLA's programs only know the default RPC port"
+        return self.netns.popen(args, **kw)
 
     def get_dmx(self, universe: int | None = None) -> np.ndarray:
         """The universe's current data through olad's HTTP API (512 values, zero-padded)."""

@@ -21,7 +21,6 @@ import uuid
 from pathlib import Path
 
 import pytest
-
 from olad_fixture import OLAD, Olad, olad_missing_reason
 
 

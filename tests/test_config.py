@@ -94,7 +94,9 @@ def test_default_config_is_valid_and_documented():
     from pi_app import config as c
     text = c.default_config_path().read_text()
     import dataclasses
-    for cls in (c.WalkConfig, c.OlaConfig, c.UartConfig, c.SafetyConfig, c.ControlConfig,
+
+    from pi_app.outputs import registry
+    for cls in (c.WalkConfig, *registry.sections().values(), c.SafetyConfig, c.ControlConfig,
                 c.PreviewConfig):
         for f in dataclasses.fields(cls):
             assert f"{f.name} =" in text, f"{cls.__name__}.{f.name} not in default.toml"

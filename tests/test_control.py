@@ -34,7 +34,7 @@ class FakeShow:
         with self.lock:
             self.calls.append((cmd, dict(args)))
         if cmd == "status":
-            return {"model": "nat-default", "fps_target": 40.0, "fps_achieved": 39.97,
+            return {"model": "nat-default", "fps": 40.0, "fps_achieved": 39.97,
                     "late_frames": 3, "output_health": "ok", "uptime_s": 3725.0,
                     "master": 0.5, "paused": False}
         if cmd == "dim":

@@ -378,6 +378,48 @@ def test_uninstall_keeps_later_cmdline_edits(tmp_path, default_toml):
     assert cmdline.read_text() == BOOKWORM_CMDLINE.rstrip("\n") + " usbcore.autosuspend=-1\n"
 
 
+# -- where the service finds fixtures and models -------------------------------------------
+def test_system_folders_for_the_service(tmp_path, default_toml):
+    """/var/lib/latentdmx/{fixtures,models}: the service reads them, root and the latentdmx
+    group write them (setgid keeps the group); an uninstall keeps what is in them."""
+    root = make_pi_root(tmp_path, "bookworm-pi4")
+    sysdir = root / "var/lib/latentdmx"
+    (sysdir / "fixtures").mkdir(parents=True, mode=0o700)        # a wrong mode is fixed
+    out = run(root, "--default-config", str(default_toml)).stdout
+    assert stat.S_IMODE(sysdir.stat().st_mode) == 0o755
+    for name in ("fixtures", "models"):
+        assert stat.S_IMODE((sysdir / name).stat().st_mode) == 0o2775, name
+    assert "chmod     2775 /var/lib/latentdmx/fixtures/" in out
+    assert "add       /var/lib/latentdmx/models/" in out
+    assert "on-pi     chgrp latentdmx /var/lib/latentdmx/models" in out
+    assert stat.S_IMODE((sysdir / "setup").stat().st_mode) == 0o700   # backups: root only
+    model = sysdir / "models" / "stage-nat"
+    model.mkdir()
+    (model / "model.json").write_text("{}")
+    out = run(root, "--uninstall").stdout
+    assert "kept      /var/lib/latentdmx/models/ (1 item(s); --uninstall --purge removes it)" \
+        in out
+    assert (model / "model.json").exists()
+    assert not (sysdir / "fixtures").exists() and not (sysdir / "setup").exists()
+    run(root, "--uninstall", "--purge")
+    assert not sysdir.exists()
+
+
+def test_network_dropin_is_made_from_the_config_and_removed(tmp_path, default_toml):
+    """The unit allows localhost only; the set-up writes the config's network allow-list
+    (`latentdmx service-network --install`, a live step) and an uninstall removes it."""
+    root = make_pi_root(tmp_path, "bookworm-pi4")
+    out = run(root, "--default-config", str(default_toml)).stdout
+    assert ("on-pi     /opt/latentdmx/venv/bin/latentdmx service-network --install --config "
+            "/etc/latentdmx/config.toml") in out
+    dropin = root / "etc/systemd/system/latentdmx.service.d/network.conf"
+    dropin.parent.mkdir(parents=True)
+    dropin.write_text("[Service]\nIPAddressAllow=239.255.0.1\n")   # as the live step writes
+    out = run(root, "--uninstall").stdout
+    assert "remove    /etc/systemd/system/latentdmx.service.d/network.conf" in out
+    assert not dropin.exists() and not dropin.parent.exists()
+
+
 def test_bundled_default_config_is_used(tmp_path):
     bundled = REPO / "pi_app" / "data" / "default.toml"
     if not bundled.exists():
@@ -418,6 +460,7 @@ def test_unit_essentials():
                  "User=latentdmx", "RuntimeDirectory=latentdmx", "RuntimeDirectoryMode=0750",
                  "ExecReload=/bin/kill -HUP $MAINPID", "KillSignal=SIGTERM",
                  "ProtectSystem=strict", "DevicePolicy=closed", "DeviceAllow=/dev/ttyAMA0 rw",
-                 "CapabilityBoundingSet=", "UMask=0007"):
+                 "CapabilityBoundingSet=", "UMask=0007", "ProtectHome=yes",
+                 "StateDirectory=latentdmx/state", "StateDirectoryMode=0750"):
         assert re.search(rf"^{re.escape(line)}$", text, re.MULTILINE), line
     assert not re.search(r"^PrivateUsers=yes", text, re.MULTILINE)   # would lose dialout/gpio

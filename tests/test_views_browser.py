@@ -184,6 +184,24 @@ def test_web_page_in_chromium(cfg, chromium, tmp_path):
         # lights on again, then a screenshot of the live page
         chromium.js("document.getElementById('blackout').click()")
         wait_for(lambda: out.last_frames[1][slots].any())
+
+        # controls built from the control vocabulary: seed, tempo, model, presets
+        cmds = chromium.js("[...document.querySelectorAll('#controls form')]"
+                           ".map((f) => f.dataset.cmd)")
+        for name in ("seed", "tempo", "model", "preset/save", "preset/recall",
+                     "preset/delete", "palette", "still"):
+            assert name in cmds, cmds
+        wait_for(lambda: chromium.js("document.getElementById('arg-seed-seed').value") ==
+                 str(show.pipeline.seed))                 # shows the current value
+        chromium.js("(() => { const el = document.getElementById('arg-seed-seed');"
+                    " el.value = '23'; el.dispatchEvent(new Event('input', {bubbles: true}));"
+                    " el.form.requestSubmit(); })()")
+        wait_for(lambda: show.pipeline.seed == 23)
+        chromium.js("(() => { const el = document.getElementById('arg-preset-save-name');"
+                    " el.value = 'from web'; el.form.requestSubmit(); })()")
+        wait_for(lambda: "from web" in show.presets.names())
+        wait_for(lambda: "from web" in chromium.js(
+            "[...document.querySelectorAll('#list-presets option')].map((o) => o.value)"))
         time.sleep(0.8)                                    # fade back into view
         shot = base64.b64decode(chromium.call("Page.captureScreenshot", format="png")["data"])
         path = tmp_path / "web.png"

@@ -1,8 +1,11 @@
-"""Commands that talk to the running daemon over its control socket.
+"""Commands that talk to the running daemon over its control socket, built from the one
+control vocabulary (`pi_app.vocabulary.COMMANDS`): one click command per entry, its arguments
+the entry's, in order; ``preset/save`` becomes ``latentdmx preset save``.
 
-Each command sends one request (`pi_app.control.ControlClient`) and prints the answer. The
-daemon is found at ``--socket`` or ``$LATENTDMX_SOCKET``, else where `latentdmx run` or the
-systemd service puts it (see `pi_app.control.client_socket_path`).
+Arguments are checked here first (the same validators the daemon uses), so a mistake is one
+line before anything is sent (``dim -1``: "level: -1.0 is not a number in 0..1"); the daemon
+checks them again. The daemon is found at ``--socket`` or ``$LATENTDMX_SOCKET``, else where
+`latentdmx run` or the systemd service puts it (see `pi_app.control.client_socket_path`).
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ from typing import Any
 import click
 
 from ..control import ControlClient
+from ..errors import ControlError
+from ..vocabulary import COMMANDS, Command, Status
 
 _socket_option = click.option(
     "--socket", "socket_path", type=click.Path(dir_okay=False), envvar="LATENTDMX_SOCKET",
@@ -23,22 +28,7 @@ def _send(socket_path: str | None, cmd: str, **args: Any) -> dict[str, Any]:
 
 
 # -- printing ---------------------------------------------------------------------------
-_STATUS_ROWS: tuple[tuple[str, str], ...] = (
-    ("model", "model"),
-    ("output", "output"),
-    ("output_health", "output health"),
-    ("fps", "fps target"),
-    ("fps_target", "fps target"),
-    ("fps_achieved", "fps achieved"),
-    ("late_frames", "late frames"),
-    ("frames", "frames"),
-    ("uptime_s", "uptime"),
-    ("master", "master"),
-    ("paused", "paused"),
-    ("blackout", "blackout"),
-    ("seed", "seed"),
-    ("tempo", "tempo"),
-)
+_STATUS_ROWS: tuple[tuple[str, str], ...] = Status.labels()
 
 
 def _fmt(key: str, value: Any) -> str:
@@ -86,69 +76,78 @@ def _print_short(result: dict[str, Any]) -> None:
     click.echo(_fmt("", result) if result else "ok")
 
 
-# -- the commands -----------------------------------------------------------------------
-@click.command()
-@_socket_option
-def status(socket_path: str | None) -> None:
-    """Show what the running daemon is doing: model, fps, late frames, output, master."""
-    _print_table(_send(socket_path, "status"), _STATUS_ROWS)
+def _print_presets(result: dict[str, Any]) -> None:
+    presets = result.get("presets") or []
+    if not presets:
+        click.echo(f"no presets yet (save one with `latentdmx preset save NAME`; folder "
+                   f"{result.get('folder', '?')})")
+        return
+    click.echo(f"{'NAME':<20}{'FROM':<8}{'MODEL':<16}{'SEED':>6}{'TEMPO':>7}{'MASTER':>8}"
+               f"  PALETTE")
+    for p in presets:
+        click.echo(f"{p['name']:<20}{p.get('source', ''):<8}{p['model']:<16}{p['seed']:>6}"
+                   f"{p['tempo']:>7g}{p['master']:>8g}  {p.get('palette') or '-'}"
+                   + ("  heads still" if p.get("heads_still") else ""))
 
 
-@click.command()
-@click.argument("level", type=click.FloatRange(0.0, 1.0))
-@_socket_option
-def dim(level: float, socket_path: str | None) -> None:
-    """Set the master dimmer to LEVEL (0 = dark, 1 = full).
-
-    The change goes through the flash limiter, so a big step fades over up to ~2 s.
-    """
-    _print_short(_send(socket_path, "dim", level=level))
+_PRINT = {"short": _print_short, "presets": _print_presets,
+          "table": lambda r: _print_table(r, _STATUS_ROWS)}
 
 
-@click.command()
-@_socket_option
-def pause(socket_path: str | None) -> None:
-    """Hold the current look (the walk stops; the lights stay as they are)."""
-    _print_short(_send(socket_path, "pause"))
+# -- the commands, from the vocabulary ----------------------------------------------------
+def _help(cmd: Command) -> str:
+    text = cmd.help.strip()
+    rows = []
+    for a in cmd.args:
+        note = a.kind.label if a.required else f"{a.kind.label}, optional"
+        if isinstance(a.default, bool):
+            note += f", default {'on' if a.default else 'off'}"
+        elif a.default is not None:
+            note += f", default {_fmt(a.name, a.default)}"
+        rows.append(f"  {a.name.upper():<8} {a.help} ({note})")
+    if rows:
+        text += "\n\n\b\nArguments:\n" + "\n".join(rows)
+    return text
 
 
-@click.command()
-@_socket_option
-def resume(socket_path: str | None) -> None:
-    """Carry on walking after `pause` (or after `blackout`)."""
-    _print_short(_send(socket_path, "resume"))
+def _make(cmd: Command, name: str) -> click.Command:
+    def callback(values: tuple[str, ...], socket_path: str | None) -> None:
+        try:
+            args = cmd.parse_text(list(values))
+        except ControlError as exc:          # the command line is wrong, not the daemon
+            raise ControlError(exc.what, file="command line", field=exc.field,
+                               fix=exc.fix) from None
+        _PRINT[cmd.show_as](_send(socket_path, cmd.name, **args))
+
+    return click.Command(
+        name, callback=callback, short_help=cmd.summary, help=_help(cmd),
+        params=[click.Argument(["values"], nargs=-1, metavar=cmd.usage() or None),
+                click.Option(["--socket", "socket_path"], type=click.Path(dir_okay=False),
+                             envvar="LATENTDMX_SOCKET", default=None,
+                             help="The daemon's control socket (default: found "
+                                  "automatically).")],
+        context_settings={"ignore_unknown_options": True})
 
 
-@click.command()
-@_socket_option
-def blackout(socket_path: str | None) -> None:
-    """Take the lights dark (intensity and colour to 0, pan/tilt hold); `resume` ends it.
-
-    The lights go dark through the flash limiter (within ~2 s from full), so toggling
-    blackout can never make a strobe.
-    """
-    _print_short(_send(socket_path, "blackout"))
-
-
-@click.command()
-@click.argument("n", type=click.IntRange(min=0))
-@_socket_option
-def seed(n: int, socket_path: str | None) -> None:
-    """Jump to a new walk, seeded with N (the same N gives the same show)."""
-    _print_short(_send(socket_path, "seed", seed=n))
-
-
-@click.command()
-@click.argument("name")
-@_socket_option
-def model(name: str, socket_path: str | None) -> None:
-    """Swap to model NAME (bundled name, user model or path) with a cross-fade."""
-    _print_short(_send(socket_path, "model", name=name))
+def _build() -> dict[str, click.Command]:
+    out: dict[str, click.Command] = {}
+    groups: dict[str, click.Group] = {}
+    for cmd in COMMANDS.values():
+        if not cmd.cli:
+            continue
+        if "/" in cmd.name:
+            group_name, sub = cmd.name.split("/", 1)
+            group = groups.get(group_name)
+            if group is None:
+                group = groups[group_name] = click.Group(
+                    group_name, help=f"{group_name.capitalize()}s: "
+                    + ", ".join(c.name.split("/", 1)[1] for c in COMMANDS.values()
+                                if c.name.startswith(group_name + "/")) + ".")
+                out[group_name] = group
+            group.add_command(_make(cmd, sub))
+        else:
+            out[cmd.name] = _make(cmd, cmd.name)
+    return out
 
 
-@click.command()
-@click.argument("x", type=click.FloatRange(min=0.0, min_open=True))
-@_socket_option
-def tempo(x: float, socket_path: str | None) -> None:
-    """Walk X times as fast as configured (0.5 = half speed, 2 = double)."""
-    _print_short(_send(socket_path, "tempo", tempo=x))
+CLI_COMMANDS = _build()

@@ -1,7 +1,9 @@
-"""Outputs: where DMX frames go. One interface (`Output`), one module per backend.
+"""Outputs: where DMX frames go. One interface (`Output`), one module per backend, one table
+of backends (`registry.KINDS`: kind -> module, config section, doctor checks).
 
 Only ``outputs/ola.py`` imports ``ola`` and only ``outputs/uart.py`` imports ``serial`` and the
-GPIO library; `make_output` imports a backend's module only when that backend is asked for.
+GPIO library, inside functions; `make_output` imports a backend's module only when that
+backend is asked for.
 """
 
 from __future__ import annotations
@@ -12,30 +14,17 @@ __all__ = ["Frames", "Output", "backend_kwargs", "make_output", "output_for", "z
 
 
 def make_output(kind: str, config, universes, *, blackout=None, **kwargs) -> Output:
-    """Build the output named `kind` ('sim', 'ola' or 'uart') from the validated config."""
-    from ..errors import ConfigError
+    """Build the output named `kind` (a row of `registry.KINDS`) from the validated config."""
+    from . import registry
 
-    if kind == "sim":
-        from .sim import SimOutput
-
-        return SimOutput(universes, blackout=blackout, **kwargs)
-    if kind == "ola":
-        from .ola import OlaOutput
-
-        return OlaOutput(universes, config=config.output.ola, blackout=blackout, **kwargs)
-    if kind == "uart":
-        from .uart import UartOutput
-
-        return UartOutput(universes, config=config.output.uart, blackout=blackout, **kwargs)
-    raise ConfigError(f"unknown output {kind!r}", field="output.kind",
-                      fix="use one of: sim, ola, uart")
+    return registry.get(kind).load().build(config, universes, blackout=blackout, **kwargs)
 
 
 def backend_kwargs(kind: str, config, patch) -> dict:
-    """Extra arguments a backend needs from the patch (the UART: fps and its last slot)."""
-    if kind == "uart":
-        return {"fps": config.fps, "slots": max(f.last_address for f in patch.fixtures)}
-    return {}
+    """Extra arguments a backend takes from the patch (the UART: fps and its last slot)."""
+    from . import registry
+
+    return registry.get(kind).load().rig_kwargs(config, patch)
 
 
 def output_for(config, patch, kind: str | None = None) -> Output:

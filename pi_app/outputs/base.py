@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable, Mapping
-from typing import Self
+from typing import Any, ClassVar, Self
 
 import numpy as np
 
@@ -35,6 +35,21 @@ class Output:
     """
 
     name = "base"
+    config_class: ClassVar[type | None] = None     # its [output.<name>] section, if any
+
+    @classmethod
+    def build(cls, config: Any, universes: Iterable[int], *,
+              blackout: BlackoutFn | None = None, **kwargs: Any) -> Output:
+        """The output for the whole validated config (`pi_app.config.Config`): backends with
+        a ``config_class`` get their ``[output.<name>]`` section as ``config=``."""
+        if cls.config_class is not None:
+            kwargs.setdefault("config", getattr(config.output, cls.name))
+        return cls(universes, blackout=blackout, **kwargs)
+
+    @classmethod
+    def rig_kwargs(cls, config: Any, patch: Any) -> dict:
+        """Extra `build` arguments the backend takes from the rig (default: none)."""
+        return {}
 
     def __init__(self, universes: Iterable[int], *, blackout: BlackoutFn | None = None) -> None:
         self.universes: tuple[int, ...] = tuple(sorted({int(u) for u in universes}))
@@ -115,6 +130,22 @@ class Output:
         ``uart:/dev/ttyAMA0``. Two shows must never drive one target at once. Default: none
         (the simulator drives no lights)."""
         return ()
+
+    def addresses(self) -> tuple[str, ...]:
+        """The IP addresses this output sends to, for the service's ``IPAddressAllow=``
+        (`latentdmx service-network`). Default: the addresses in `targets()`
+        (``kind:ADDRESS:port/...``)."""
+        import ipaddress
+
+        out: list[str] = []
+        for t in self.targets():
+            parts = t.split(":", 2)
+            if len(parts) == 3:
+                try:
+                    out.append(str(ipaddress.ip_address(parts[1].strip("[]"))))
+                except ValueError:
+                    continue
+        return tuple(dict.fromkeys(out))
 
     def health(self) -> dict:
         """A small status dict for `latentdmx status` (backends add their own keys)."""

@@ -7,14 +7,15 @@ socket this module owns, driven by one owner thread, because the client's own lo
 signals failure both by returning False and by raising; it writes with ``send`` not
 ``sendall`` (#1598); it is not thread-safe (#1616); it times events with ``datetime.now()``.
 
-So: `send()` only hands the frames to the owner thread (latest frame wins, it never blocks the
-frame clock); the owner thread alone touches the client. It waits in ``select`` on the socket
-and a wake-up pipe (no spinning); a readable socket with nothing to read (``MSG_PEEK`` returns
-``b''``) is olad gone, as is any exception, a False return or an ack missing for
-`ack_timeout_s` — all one "disconnect". It then reconnects with back-off (0.1 s doubling to
-``retry_max_s``, default 2 s), logs once when olad goes and once when it is back, and resends
-the newest frame of every universe at once. Writes are bounded (at most `MAX_IN_FLIGHT`
-unacknowledged requests), so a short ``send`` cannot happen on a healthy connection.
+So: `send()` only hands the frames to the owner thread (`handover.LatestFrames`: the newest
+frame wins, it never blocks the frame clock); the owner thread alone touches the client. It
+waits in ``select`` on the socket and the hand-over's wake-up pipe (no spinning); a readable
+socket with nothing to read (``MSG_PEEK`` returns ``b''``) is olad gone, as is any exception, a
+False return or an ack missing for `ack_timeout_s` — all one "disconnect". It then reconnects
+with back-off (0.1 s doubling to ``retry_max_s``, default 2 s), logs once when olad goes and
+once when it is back, and resends the newest frame of every universe at once. Writes are
+bounded (at most `MAX_IN_FLIGHT` unacknowledged requests), so a short ``send`` cannot happen on
+a healthy connection.
 
 Rig universes map to OLA universes through ``[output.ola] universe_map`` (default: same
 number).
@@ -49,14 +50,15 @@ import threading
 import time
 import warnings
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Self
 
 import numpy as np
 
-from ..config import OlaConfig
-from ..errors import OutputError
+from ..errors import ConfigError, OutputError
 from .base import Frames, Output
+from .handover import LatestFrames
 
 log = logging.getLogger("latentdmx.ola")
 
@@ -119,6 +121,24 @@ def import_ola():
                       fix=_INSTALL_FIX)
 
 
+@dataclass(frozen=True)
+class OlaConfig:
+    """``[output.ola]``."""
+
+    host: str = "127.0.0.1"
+    port: int = 9010                    # olad's RPC port
+    universe_map: dict = field(default_factory=dict)   # {"1" = 3}: rig universe -> OLA universe
+    retry_max_s: float = 2.0            # reconnect back-off ceiling
+
+    def validate(self, file: str) -> None:
+        for k, v in self.universe_map.items():
+            if not (str(k).isdigit() and isinstance(v, int) and not isinstance(v, bool)
+                    and v >= 0):
+                raise ConfigError(f"bad universe mapping {k!r} = {v!r}", file=file,
+                                  field="output.ola.universe_map",
+                                  fix='map rig universe to OLA universe, e.g. { "1" = 1 }')
+
+
 class _Disconnect(Exception):
     """olad is gone or misbehaving: drop the connection and reconnect."""
 
@@ -128,6 +148,7 @@ class OlaOutput(Output):
     """Frames to olad over its RPC port, from one owner thread (see the module doc)."""
 
     name = "ola"
+    config_class = OlaConfig
 
     def __init__(self, universes, *, config: OlaConfig | None = None, blackout=None,
                  connect_timeout_s: float = 1.0, ack_timeout_s: float = 1.5,
@@ -141,13 +162,9 @@ class OlaOutput(Output):
         self.ack_timeout_s = ack_timeout_s
         self.close_timeout_s = close_timeout_s
         self._mod: Any = None                # the `ola.OlaClient` module, at open()
-        self._mx = threading.Lock()          # guards the hand-over state below
-        self._pending: dict[int, tuple[np.ndarray, int]] = {}   # OLA universe -> (frame, id)
+        self._handover: LatestFrames[int, np.ndarray] | None = None   # OLA universe -> frame
         self._latest: dict[int, np.ndarray] = {}                # resent after a reconnect
-        self._posted = 0
-        self._delivered = 0
-        self._wake_r = self._wake_w = -1
-        self._closing = False
+        self._closing = threading.Event()
         self._thread: threading.Thread | None = None
         # owner-thread state
         self._sock: socket.socket | None = None
@@ -167,33 +184,26 @@ class OlaOutput(Output):
     # -- hooks (caller's thread) --------------------------------------------------------
     def _open(self) -> None:
         self._mod = import_ola()
-        self._wake_r, self._wake_w = os.pipe()
-        os.set_blocking(self._wake_r, False)
-        os.set_blocking(self._wake_w, False)
+        self._handover = LatestFrames()
         self._thread = threading.Thread(target=self._run, name="latentdmx-ola", daemon=True)
         self._thread.start()
 
     def _send(self, frames: Frames) -> None:
-        with self._mx:
-            self._posted += 1
-            for u, f in frames.items():
-                self._pending[self.ola_universe[u]] = (f.copy(), self._posted)
-        self._wake()
+        assert self._handover is not None
+        self._handover.post({self.ola_universe[u]: f.copy() for u, f in frames.items()})
 
     def _close(self) -> None:
         # Base close() has just handed over the blackout; the owner thread delivers it (one
         # quick reconnect if olad is down), waits for its ack, then closes the connection.
-        with self._mx:
-            self._closing = True
-        self._wake()
+        self._closing.set()
+        if self._handover is not None:
+            self._handover.wake()
         if self._thread is not None:
             self._thread.join(self.close_timeout_s + self.connect_timeout_s + 1.0)
             if self._thread.is_alive():
                 log.error("the OLA thread did not stop in time")
-        for fd in (self._wake_r, self._wake_w):
-            if fd >= 0:
-                os.close(fd)
-        self._wake_r = self._wake_w = -1
+        if self._handover is not None:
+            self._handover.close()
 
     def targets(self) -> tuple[str, ...]:
         host = _canonical_host(self.config.host)
@@ -201,25 +211,16 @@ class OlaOutput(Output):
                      for u in sorted(set(self.ola_universe.values())))
 
     def health(self) -> dict:
-        with self._mx:
-            pending = len({i for _, i in self._pending.values()})
-            posted, delivered = self._posted, self._delivered
+        n = self._handover.counts() if self._handover is not None else \
+            {"delivered": 0, "dropped": 0}
         h = super().health()
         h.update(server=self.server, connected=self.connected, reconnects=self.reconnects,
-                 delivered=delivered, dropped=max(0, posted - delivered - pending),
+                 delivered=n["delivered"], dropped=n["dropped"],
                  refused=self.refused, last_error=self.last_error)
         h["ok"] = h["ok"] and self.connected
         if self._down_since is not None:
             h["down_s"] = round(time.monotonic() - self._down_since, 1)
         return h
-
-    def _wake(self) -> None:
-        # One byte per hand-over (a full pipe already means "wake up"). No "already woken"
-        # flag: with one, a wake-up can be lost between the drain and the flag's reset.
-        try:
-            os.write(self._wake_w, b"!")
-        except OSError:
-            pass
 
     # -- the owner thread ---------------------------------------------------------------
     def _run(self) -> None:
@@ -228,8 +229,7 @@ class OlaOutput(Output):
         try:
             while True:
                 now = time.monotonic()
-                with self._mx:
-                    closing = self._closing
+                closing = self._closing.is_set()
                 if closing and close_by is None:
                     close_by = now + self.close_timeout_s
                 if self._client is None:
@@ -246,8 +246,7 @@ class OlaOutput(Output):
                 try:
                     self._write_pending()
                     if closing:
-                        with self._mx:
-                            done = not self._pending
+                        done = not self._handover.has_pending     # type: ignore[union-attr]
                         assert close_by is not None
                         if (done and not self._in_flight) or time.monotonic() > close_by:
                             return
@@ -278,22 +277,14 @@ class OlaOutput(Output):
 
     def _wait(self, sock: socket.socket | None, timeout: float) -> None:
         """Sleep in select until the socket is readable, a wake-up or the timeout."""
-        fds: list[Any] = [self._wake_r] if sock is None else [self._wake_r, sock]
-        ready, _, _ = select.select(fds, [], [], timeout)
-        if self._wake_r in ready:
-            try:
-                while os.read(self._wake_r, 4096):
-                    pass
-            except BlockingIOError:
-                pass
+        handover = self._handover
+        assert handover is not None
+        ready = handover.wait(timeout, [] if sock is None else [sock])
         if sock is not None and sock in ready:
             self._read()
         if sock is None:
             # olad is down: frames handed over meanwhile are dropped (the newest is kept).
-            with self._mx:
-                for u, (f, _) in self._pending.items():
-                    self._latest[u] = f
-                self._pending.clear()
+            self._latest.update(handover.take().items)
 
     def _read(self) -> None:
         assert self._sock is not None
@@ -311,12 +302,12 @@ class OlaOutput(Output):
             raise _Disconnect(f"bad reply ({exc.__class__.__name__}: {exc})") from None
 
     def _write_pending(self) -> None:
-        with self._mx:
-            if not self._pending or len(self._in_flight) >= MAX_IN_FLIGHT:
-                return
-            batch, self._pending = self._pending, {}
-        ids = set()
-        for u, (frame, post_id) in batch.items():
+        handover = self._handover
+        assert handover is not None
+        if len(self._in_flight) >= MAX_IN_FLIGHT or not handover.has_pending:
+            return
+        batch, posts, _ = handover.take()
+        for u, frame in batch.items():
             self._req += 1
             req = self._req
             self._in_flight[req] = (time.monotonic(), u)
@@ -327,10 +318,7 @@ class OlaOutput(Output):
             if not ok:
                 raise _Disconnect("send failed (the client's socket is closed)")
             self._latest[u] = frame
-            if post_id:
-                ids.add(post_id)
-        with self._mx:
-            self._delivered += len(ids)
+        handover.mark_delivered(posts)
 
     def _ack_callback(self, req: int, universe: int) -> Callable:
         def done(status) -> None:
@@ -369,10 +357,10 @@ class OlaOutput(Output):
         self._client = self._mod.OlaClient(sock)
         self._in_flight.clear()
         self._refused_logged.clear()
-        with self._mx:                       # the newest frames go out again at once
-            for u, f in self._latest.items():
-                self._pending.setdefault(u, (f, 0))
-            idle = not self._pending
+        handover = self._handover
+        assert handover is not None
+        handover.requeue(self._latest)       # the newest frames go out again at once
+        idle = not handover.has_pending
         try:
             if idle:
                 self._probe()

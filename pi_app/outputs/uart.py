@@ -30,7 +30,10 @@ is open the interpreter's switch interval is lowered (`sys.setswitchinterval`) s
 gets the GIL back promptly from a busy show thread.
 
 The port is opened in `open()` (exclusively), so a missing or busy port stops the show
-before it starts, with the fix. On close the blackout packet is sent and drained before the
+before it starts, with the fix. "Busy" is one check, `open_serial`, shared with `latentdmx
+doctor`: pyserial's advisory lock, and no other process with the port open (/proc), since a
+holder that takes no lock — or holds it with TIOCEXCL, which root opens through — would
+still garble the line. On close the blackout packet is sent and drained before the
 driver-enable pin drops and the port closes.
 """
 
@@ -42,12 +45,13 @@ import sys
 import threading
 import time
 from collections import deque
+from dataclasses import dataclass
 from typing import Any
 
-from ..config import UartConfig
-from ..errors import OutputError
+from ..errors import ConfigError, OutputError
 from .base import SLOTS, Frames, Output
 from .gpio import OutputPin, make_pin
+from .handover import LatestFrames
 
 log = logging.getLogger("latentdmx.uart")
 
@@ -60,6 +64,25 @@ DEFAULT_FPS = 40.0
 PLL_GAIN = 0.05                     # how fast packet deadlines follow the show's frames
 _SETUP_FIX = ("run `sudo scripts/setup-pi.sh` (enables the UART, removes the serial console, "
               "adds you to the dialout group), then reboot")
+
+
+@dataclass(frozen=True)
+class UartConfig:
+    """``[output.uart]``."""
+
+    device: str = "/dev/serial0"
+    break_us: int = 176                 # >= 92 us
+    mab_us: int = 16                    # mark after break, >= 12 us
+    driver_enable_gpio: int = 18        # BCM pin of the RS-485 driver enable; -1: none
+    full_universe: bool = False         # send all 512 slots (else up to the last patched one)
+
+    def validate(self, file: str) -> None:
+        if self.break_us < 92:
+            raise ConfigError(f"break of {self.break_us} us is too short", file=file,
+                              field="output.uart.break_us", fix="DMX512 needs >= 92 us; use 176")
+        if self.mab_us < 12:
+            raise ConfigError(f"mark after break of {self.mab_us} us is too short", file=file,
+                              field="output.uart.mab_us", fix="DMX512 needs >= 12 us; use 16")
 
 
 def wire_time_s(slots: int, break_us: float = 176, mab_us: float = 16) -> float:
@@ -81,6 +104,110 @@ def hold(start: float, seconds: float) -> float:
             time.sleep(left - SPIN_S)
 
 
+@dataclass(frozen=True)
+class Holder:
+    """Another process that has the serial port open."""
+
+    pid: int
+    comm: str
+    argv: tuple[str, ...]
+
+    def __str__(self) -> str:
+        return f"{self.comm} (pid {self.pid})"
+
+    @property
+    def is_olad(self) -> bool:
+        return self.comm == "olad"
+
+    @property
+    def is_latentdmx(self) -> bool:
+        return self.comm == "latentdmx" or any(
+            a.endswith("/latentdmx") or a == "pi_app.cli" for a in self.argv[:3])
+
+
+def port_holders(device: str) -> list[Holder]:
+    """Other processes that have DEVICE open (its real path, among their file descriptors),
+    as far as /proc shows them: root sees every process, a user their own. A holder need not
+    lock the port (pyserial's ``exclusive`` is only an advisory flock) nor set TIOCEXCL (root
+    opens through that): any second writer garbles the DMX line, so any holder is "busy"."""
+    target = os.path.realpath(device)
+    me = os.getpid()
+    found: list[Holder] = []
+    try:
+        pids = [int(d) for d in os.listdir("/proc") if d.isdigit()]
+    except OSError:
+        return found
+    for pid in pids:
+        if pid == me:
+            continue
+        try:
+            fds = os.listdir(f"/proc/{pid}/fd")
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                if os.readlink(f"/proc/{pid}/fd/{fd}") != target:
+                    continue
+                with open(f"/proc/{pid}/comm") as f:
+                    comm = f.read().strip()
+                with open(f"/proc/{pid}/cmdline", "rb") as fb:
+                    argv = tuple(a.decode(errors="replace") for a in fb.read().split(b"\0") if a)
+            except OSError:
+                continue
+            found.append(Holder(pid, comm, argv))
+            break
+    return found
+
+
+def busy_error(device: str, holders: list[Holder]) -> OutputError:
+    """The one line for a port another process has open: who, and what to do about it."""
+    who = ", ".join(map(str, holders)) or "another program (`sudo fuser -v " + device + \
+        "` shows which)"
+    if any(h.is_olad for h in holders):
+        fix = ("use --output ola (olad's uartdmx plugin has the port), or set enabled = false "
+               "in /etc/ola/ola-uartdmx.conf and restart olad")
+    elif any(h.is_latentdmx for h in holders):
+        fix = ("another LatentDMX show plays on it: stop that one first (`latentdmx status`; "
+               "`sudo systemctl stop latentdmx` for the service)")
+    elif any(h.comm in ("agetty", "getty", "login") for h in holders):
+        fix = ("that is a login console on the port: run `sudo scripts/setup-pi.sh` (it masks "
+               "serial-getty and takes the console off cmdline.txt), then reboot")
+    else:
+        fix = f"stop that program (`sudo fuser -v {device}` shows it), then start again"
+    return OutputError(f"serial port {device} is busy: open in {who}",
+                       field="output.uart.device", fix=fix)
+
+
+def open_serial(device: str) -> Any:
+    """Open DEVICE for DMX (250000 8N2, with pyserial's advisory lock) and make sure no other
+    process has it open — the one check both `run` (`UartOutput`) and `doctor` make. A missing,
+    forbidden or busy port raises `OutputError` with the fix; the caller closes the port."""
+    import serial
+
+    ser = serial.Serial(None, baudrate=BAUD, bytesize=serial.EIGHTBITS,
+                        parity=serial.PARITY_NONE, stopbits=serial.STOPBITS_TWO,
+                        xonxoff=False, rtscts=False, exclusive=True, write_timeout=1.0)
+    ser.port = device
+    try:
+        ser.open()
+    except (serial.SerialException, OSError) as exc:
+        raise _port_error(device, exc) from None
+    holders = port_holders(device)
+    if holders:
+        ser.close()
+        raise busy_error(device, holders)
+    return ser
+
+
+def probe_port(device: str) -> OutputError | None:
+    """What `run` would meet opening DEVICE now: None when it is free and usable."""
+    try:
+        open_serial(device).close()
+    except OutputError as exc:
+        return exc
+    return None
+
+
 def _port_error(device: str, exc: Exception) -> OutputError:
     err = getattr(exc, "errno", None)
     field = "output.uart.device"
@@ -91,11 +218,8 @@ def _port_error(device: str, exc: Exception) -> OutputError:
         return OutputError(f"no permission to open {device}", field=field,
                            fix="add yourself to the dialout group: `sudo usermod -aG dialout "
                                f"$USER` and log in again (or {_SETUP_FIX})")
-    if err in (11, 16):  # EAGAIN (flock held), EBUSY
-        return OutputError(f"serial port {device} is busy (another program has it open)",
-                           field=field,
-                           fix="stop the other program: `sudo fuser -v " + device + "` shows it "
-                               "(olad's uartdmx plugin? a serial console? — " + _SETUP_FIX + ")")
+    if err in (11, 16):  # EAGAIN (flock held), EBUSY (TIOCEXCL, as a user)
+        return busy_error(device, port_holders(device))
     return OutputError(f"cannot open serial port {device} ({exc})", field=field,
                        fix=f"check the device name; {_SETUP_FIX}")
 
@@ -109,6 +233,12 @@ class UartOutput(Output):
     """
 
     name = "uart"
+    config_class = UartConfig
+
+    @classmethod
+    def rig_kwargs(cls, config, patch) -> dict:
+        """The show's fps and the last patched slot (the packet stops there)."""
+        return {"fps": config.fps, "slots": max(f.last_address for f in patch.fixtures)}
 
     def __init__(self, universes, *, config: UartConfig | None = None, blackout=None,
                  fps: float | None = None, slots: int | None = None,
@@ -133,18 +263,14 @@ class UartOutput(Output):
         self._de_pin_arg = de_pin
         self.de_pin: OutputPin | None = None
         self._ser: Any = None                  # the serial.Serial, while open
-        self._packet: bytes | None = None           # nothing goes out before the first frame
-        self._fresh = False                         # `_packet` not yet on the wire
-        self._arrival = 0.0                         # monotonic time `_packet` was handed over
-        self._first = threading.Event()
-        self._frame_lock = threading.Lock()
+        # The show's packets, newest wins (`handover.LatestFrames`, one key: 0).
+        self._handover: LatestFrames[int, bytes] = LatestFrames()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._wire_end = 0.0
         self._old_switch: float | None = None
         # counters (read by health() and the benches)
         self.packets = 0            # packets put on the wire (repeats included)
-        self.dropped = 0            # frames replaced by a newer one before going out
         self.late = 0               # deadlines missed by more than a period (skipped)
         self.error: str | None = None
         self.break_min_s = self.mab_min_s = float("inf")
@@ -181,13 +307,7 @@ class UartOutput(Output):
         frame = frames.get(self.universe)
         if frame is None:
             return
-        packet = b"\x00" + frame[:self.slots].tobytes()
-        now = time.monotonic()
-        with self._frame_lock:
-            if self._fresh:
-                self.dropped += 1
-            self._packet, self._fresh, self._arrival = packet, True, now
-        self._first.set()
+        self._handover.post({0: b"\x00" + frame[:self.slots].tobytes()})
 
     def _close(self) -> None:
         # Base close() has just handed over the blackout: the thread sends it, drains, exits.
@@ -205,6 +325,12 @@ class UartOutput(Output):
                 ser.close()
             if self._old_switch is not None:
                 sys.setswitchinterval(self._old_switch)
+            self._handover.close()
+
+    @property
+    def dropped(self) -> int:
+        """Frames replaced by a newer one before going out."""
+        return self._handover.dropped
 
     def targets(self) -> tuple[str, ...]:
         return (f"uart:{os.path.realpath(self.config.device)}",)
@@ -223,26 +349,18 @@ class UartOutput(Output):
 
     # -- the port -----------------------------------------------------------------------
     def _open_port(self):
-        import serial
-
-        dev = self.config.device
-        ser = serial.Serial(None, baudrate=BAUD, bytesize=serial.EIGHTBITS,
-                            parity=serial.PARITY_NONE, stopbits=serial.STOPBITS_TWO,
-                            xonxoff=False, rtscts=False, exclusive=True, write_timeout=1.0)
-        ser.port = dev
-        try:
-            ser.open()
-        except (serial.SerialException, OSError) as exc:
-            raise _port_error(dev, exc) from None
-        return ser
+        return open_serial(self.config.device)
 
     # -- the output thread --------------------------------------------------------------
     def _run(self) -> None:
-        while not self._first.wait(0.1):          # nothing goes out before the first frame
+        handover = self._handover
+        while not handover.posted:                # nothing goes out before the first frame
             if self._stop.is_set():
                 return
+            handover.wait(0.1)
         period = self.period_s
-        t0 = self._arrival - period / 2           # the first packet goes out at once
+        t0 = handover.arrival - period / 2        # the first packet goes out at once
+        packet: bytes | None = None
         k = 0
         retry_at = 0.0
         while True:
@@ -250,10 +368,10 @@ class UartOutput(Output):
             if k and delay > 0:
                 self._stop.wait(delay)
             stopping = self._stop.is_set()
-            with self._frame_lock:
-                packet, fresh, arrival = self._packet, self._fresh, self._arrival
-                self._fresh = False
-            if fresh:
+            batch = handover.take()
+            if batch.items:
+                packet, arrival = batch.items[0], batch.arrival
+                handover.mark_delivered(batch.posts)
                 # Keep the show's frames arriving half a period before our deadlines (a slow
                 # phase lock; t0 moves by at most PLL_GAIN / 2 of a period per frame), so a
                 # show at the same fps has none of its frames replaced or repeated.

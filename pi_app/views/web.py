@@ -3,11 +3,15 @@
 Stdlib only: a `ThreadingHTTPServer` in a daemon thread. Endpoints:
 
 * ``GET /``          the page (HTML, CSS and JS inline): the rig drawn live on a canvas,
-                     achieved fps, model and walk, master dimmer, pause and blackout.
+                     achieved fps, model and walk, music (BPM, beat, lock), master dimmer,
+                     pause, blackout and a Tap tempo button.
 * ``GET /state``     JSON `state.live_state(show)`: status, fixtures, the last frame decoded.
+* ``GET /vocabulary`` JSON: the control vocabulary (`pi_app.vocabulary`: every command, its
+                     arguments and help) and what to suggest for names (models, presets,
+                     palettes, playlists); the page builds its controls from it.
 * ``POST /control``  JSON ``{"cmd": "dim", "args": {"level": 0.5}}`` -> `Show.handle_control`,
-                     the same path as the CLI's control socket (dim, pause, resume, blackout,
-                     seed, tempo, status).
+                     the same path as the CLI's control socket: any command of the
+                     vocabulary (``preset/recall``, ``seed``, ``tempo``, ``model``, ...).
 
 Safety: bound to 127.0.0.1 by default, where the Host header must name localhost (so a web
 page elsewhere cannot reach it through DNS rebinding). On any other address a ``token`` is
@@ -30,10 +34,10 @@ from urllib.parse import parse_qs, urlsplit
 
 from ..config import _is_loopback as is_loopback
 from ..errors import ConfigError, LatentDMXError
+from ..vocabulary import COMMANDS, lookup
 
 log = logging.getLogger("latentdmx")
 
-CONTROL_CMDS = frozenset({"status", "dim", "pause", "resume", "blackout", "seed", "tempo"})
 MAX_BODY = 4096
 _LOCAL_NAMES = ("localhost", "127.0.0.1", "[::1]", "::1")
 
@@ -153,6 +157,8 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if path == "/":
             self._send(200, PAGE.encode(), "text/html; charset=utf-8")
+        elif path == "/vocabulary":
+            self._json(200, vocabulary_json(self.show))
         elif path == "/state":
             from .state import live_state
 
@@ -183,19 +189,38 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             req = json.loads(self.rfile.read(length))
             cmd, args = req.get("cmd"), req.get("args") or {}
-            if cmd not in CONTROL_CMDS or not isinstance(args, dict):
+            command = lookup(cmd)
+            if not command.web or not isinstance(args, dict):
                 raise ValueError
-        except (ValueError, AttributeError):
+        except (ValueError, AttributeError, LatentDMXError):
             self._json(400, {"ok": False, "error": "want {\"cmd\": ..., \"args\": {...}}",
-                             "fix": "cmd is one of " + ", ".join(sorted(CONTROL_CMDS))})
+                             "fix": "cmd is one of " + ", ".join(web_commands())})
             return
         try:
-            result = self.show.handle_control(cmd, args)
+            result = self.show.handle_control(command.name, args, origin="web")
         except LatentDMXError as exc:
             self._json(400, {"ok": False, "error": exc.what, "fix": exc.fix})
             return
-        log.info("web: %s %s", cmd, args or "")
         self._json(200, {"ok": True, "result": result})
+
+
+def web_commands() -> list[str]:
+    return [c.name for c in COMMANDS.values() if c.web]
+
+
+def vocabulary_json(show) -> dict:
+    """The commands the page may send, with their arguments, and names to suggest."""
+    from ..runtime import list_models
+
+    looks = show.pipeline.looks
+    try:
+        models = [name for name, _ in list_models()]
+    except LatentDMXError:
+        models = []
+    return {"commands": [c.describe() for c in COMMANDS.values() if c.web],
+            "suggest": {"models": models, "presets": show.presets.names(),
+                        "palettes": ["none", *sorted(looks.palettes)],
+                        "playlists": sorted(show.config.playlists)}}
 
 
 PAGE = Path(__file__).with_name("web.html").read_text(encoding="utf-8")   # the page itself

@@ -1,0 +1,619 @@
+"""One control vocabulary: every command the running daemon takes, in one table.
+
+Each entry (`Command`) names the command, its arguments in order with their validators, its
+help, and what it does. The control socket (`Show.handle_control`), the CLI
+(`pi_app/commands/control.py` builds one click command per entry), the web page
+(``GET /vocabulary``; ``POST /control``) and OSC (``/latentdmx/<name> args...``) all read this
+table, so a new command is one entry here: ``@command("name", Arg(...), help=...)`` over
+the function that does it.
+
+* **Arguments** are validated strictly, from each transport's own types: JSON (the socket,
+  the web page: ``{"on": "false"}`` is refused, not taken as true), command-line text
+  (``on/off``, ``yes/no``, ``1/0``; ``dim -1`` is "outside 0..1", not an unknown option) and
+  OSC (a TouchOSC button's 1.0/0.0, a fader's float, ``T``/``F``). A mistake is one line
+  naming the argument and the fix.
+* **Live changes** (``live=True``) return a `Change` whose ``apply(t_s)`` the frame loop runs
+  between frames, at show time ``t_s``; anything slow (loading a model, reading a preset)
+  happens before, on the client's thread, so a client never stalls the clock. A group of
+  daemons in lockstep can apply the same change at the same show time on every member.
+* **The status record** (`Status`) is typed; one field per line, each with its label and how
+  it is read from the show, so a new status field is one line.
+* Every command a client gives that changes something is logged by the daemon in one line,
+  with where it came from (socket, web, osc HOST:PORT); read-only queries are logged at debug.
+
+Handlers receive the `Show` (duck-typed here; only `pi_app.show` builds one) and the
+validated arguments, and return a `Change`.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from .errors import ControlError
+from .install_config import NAME_FIX, NAME_RE
+
+# -- validators ---------------------------------------------------------------------------
+_TRUE = ("on", "true", "yes", "1")
+_FALSE = ("off", "false", "no", "0")
+
+
+class Kind:
+    """An argument's type and range; converts from JSON, command-line text and OSC."""
+
+    label = "a value"
+
+    def check(self, value: Any) -> Any:            # a value of the right Python type
+        return value
+
+    def from_json(self, value: Any) -> Any:
+        return self.check(value)
+
+    def from_text(self, text: str) -> Any:
+        return self.check(text)
+
+    def from_osc(self, value: Any) -> Any:
+        return self.from_json(value)
+
+    def describe(self) -> dict[str, Any]:
+        return {"kind": type(self).__name__.lower()}
+
+    def example(self) -> str:
+        return "VALUE"
+
+
+@dataclass(frozen=True)
+class Number(Kind):
+    lo: float
+    hi: float
+
+    @property
+    def label(self) -> str:                        # type: ignore[override]
+        return f"a number in {self.lo:g}..{self.hi:g}"
+
+    def check(self, value: Any) -> float:
+        if isinstance(value, bool) or not isinstance(value, int | float) or \
+                not math.isfinite(value) or not self.lo <= value <= self.hi:
+            raise ValueError(f"{value!r} is not {self.label}")
+        return float(value)
+
+    def from_text(self, text: str) -> float:
+        try:
+            return self.check(float(text))
+        except ValueError:
+            raise ValueError(f"{text} is not {self.label}") from None
+
+    def from_osc(self, value: Any) -> float:
+        if isinstance(value, float):           # OSC floats are 32-bit: 0.2 arrives as
+            value = float(f"{value:.7g}")      # 0.2000000029..., so keep what was meant
+        return self.check(value)
+
+    def describe(self) -> dict[str, Any]:
+        return {"kind": "number", "lo": self.lo, "hi": self.hi}
+
+    def example(self) -> str:
+        return f"{(self.lo + self.hi) / 2:g}" if self.hi < 10 else f"{max(self.lo, 1):g}"
+
+
+@dataclass(frozen=True)
+class Integer(Kind):
+    lo: int = 0
+    hi: int = 2**63 - 1
+
+    @property
+    def label(self) -> str:                        # type: ignore[override]
+        return f"a whole number from {self.lo}" if self.hi >= 2**62 else \
+            f"a whole number in {self.lo}..{self.hi}"
+
+    def check(self, value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or \
+                not self.lo <= value <= self.hi:
+            raise ValueError(f"{value!r} is not {self.label}")
+        return value
+
+    def from_text(self, text: str) -> int:
+        if not re.fullmatch(r"[+-]?\d{1,19}", text.strip()):
+            raise ValueError(f"{text} is not {self.label}")
+        try:
+            return self.check(int(text))
+        except ValueError:
+            raise ValueError(f"{text} is not {self.label}") from None
+
+    def from_osc(self, value: Any) -> int:
+        if isinstance(value, float) and value.is_integer():    # a fader or a number box
+            value = int(value)
+        return self.check(value)
+
+    def describe(self) -> dict[str, Any]:
+        return {"kind": "integer", "lo": self.lo, "hi": self.hi}
+
+    def example(self) -> str:
+        return "7"
+
+
+@dataclass(frozen=True)
+class Flag(Kind):
+    label = "on or off"
+
+    def check(self, value: Any) -> bool:
+        if not isinstance(value, bool):
+            raise ValueError(f"{value!r} is not true or false")
+        return value
+
+    def from_text(self, text: str) -> bool:
+        t = text.strip().lower()
+        if t in _TRUE:
+            return True
+        if t in _FALSE:
+            return False
+        raise ValueError(f"{text!r} is not on or off")
+
+    def from_osc(self, value: Any) -> bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, int | float) and value in (0, 1):
+            return bool(value)
+        if isinstance(value, str):
+            return self.from_text(value)
+        raise ValueError(f"{value!r} is not 1/0 or T/F")
+
+    def describe(self) -> dict[str, Any]:
+        return {"kind": "flag"}
+
+    def example(self) -> str:
+        return "on"
+
+
+@dataclass(frozen=True)
+class Text(Kind):
+    max_len: int = 1024
+    label = "a name"
+
+    def check(self, value: Any) -> str:
+        if not isinstance(value, str) or not value.strip() or len(value) > self.max_len \
+                or any(ord(c) < 32 for c in value):
+            raise ValueError(f"{value!r} is not a name of 1..{self.max_len} characters")
+        return value.strip()
+
+    def describe(self) -> dict[str, Any]:
+        return {"kind": "text", "max_len": self.max_len}
+
+
+@dataclass(frozen=True)
+class Name(Kind):
+    """A preset, palette or playlist name (letters, digits, space, _ . -)."""
+    label = "a name"
+
+    def check(self, value: Any) -> str:
+        if not isinstance(value, str) or not NAME_RE.match(value):
+            raise ValueError(f"{value!r} is not a valid name ({NAME_FIX})")
+        return value
+
+    def describe(self) -> dict[str, Any]:
+        return {"kind": "name"}
+
+    def example(self) -> str:
+        return "dusk"
+
+
+@dataclass(frozen=True)
+class Names(Kind):
+    """Fixture names: a JSON list, or comma-separated text."""
+    label = "names, comma-separated"
+
+    def check(self, value: Any) -> list[str]:
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",")]
+        if not isinstance(value, list) or not 0 < len(value) <= 4096 or not all(
+                isinstance(v, str) and 0 < len(v) <= 256 for v in value):
+            raise ValueError(f"{value!r} is not a list of fixture names")
+        return list(value)
+
+    def describe(self) -> dict[str, Any]:
+        return {"kind": "names"}
+
+    def example(self) -> str:
+        return "par-1"
+
+
+@dataclass(frozen=True)
+class Arg:
+    name: str
+    kind: Kind
+    help: str
+    required: bool = True
+    default: Any = None
+    suggest: str = ""       # what the web page offers: models, presets, palettes, playlists
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "help": self.help, "required": self.required,
+                "default": self.default, "suggest": self.suggest, **self.kind.describe()}
+
+
+# -- commands -----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Change:
+    """A handler's answer: the reply, and for a live change what the frame loop applies."""
+    result: dict[str, Any]
+    apply: Callable[[float], None] | None = None      # called with the show time t_s
+
+
+Handler = Callable[[Any, dict[str, Any]], Change]
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str                   # "dim", "preset/recall" (CLI: `latentdmx preset recall`)
+    args: tuple[Arg, ...]
+    help: str                   # first line: the summary; the rest: details
+    run: Handler
+    live: bool = False          # a live change of the show, applied at a show time
+    reads: bool = False         # read-only: not logged, safe to poll
+    state: str = ""             # the status field holding its current value (OSC feedback)
+    cli: bool = True            # a `latentdmx` command
+    web: bool = True            # offered by the web page's POST /control
+    show_as: str = "short"      # how the CLI prints the reply: short, table, presets
+
+    @property
+    def summary(self) -> str:
+        return self.help.strip().splitlines()[0]
+
+    def parse(self, raw: dict[str, Any], source: str = "json") -> dict[str, Any]:
+        """Validate `raw` (named arguments, JSON or OSC types) -> {name: value}."""
+        known = {a.name for a in self.args}
+        extra = sorted(set(raw) - known)
+        if extra:
+            raise ControlError(f"unknown argument {extra[0]!r}", field=self.name,
+                               fix=f"{self.name} takes {self.usage() or 'no arguments'}")
+        out: dict[str, Any] = {}
+        for a in self.args:
+            if a.name not in raw or raw[a.name] is None:
+                if a.required:
+                    raise ControlError(f"needs {a.name.upper()} ({a.kind.label})",
+                                       field=self.name, fix=self.example())
+                if a.default is not None:
+                    out[a.name] = a.default
+                continue
+            convert = a.kind.from_osc if source == "osc" else a.kind.from_json
+            out[a.name] = self._convert(a, convert, raw[a.name])
+        return out
+
+    def parse_text(self, values: list[str]) -> dict[str, Any]:
+        """Command-line arguments in order -> {name: value} (only those given)."""
+        if len(values) > len(self.args):
+            raise ControlError(f"too many arguments ({' '.join(values)})", field=self.name,
+                               fix=self.example())
+        out = {}
+        for a, text in zip(self.args, values, strict=False):
+            out[a.name] = self._convert(a, a.kind.from_text, text)
+        missing = [a for a in self.args[len(values):] if a.required]
+        if missing:
+            raise ControlError(f"needs {missing[0].name.upper()} ({missing[0].kind.label})",
+                               field=self.name, fix=self.example())
+        return out
+
+    def parse_osc(self, values: list[Any]) -> dict[str, Any]:
+        """OSC message arguments in order -> {name: value}."""
+        if len(values) > len(self.args):
+            raise ControlError(f"too many arguments ({len(values)})", field=self.name,
+                               fix=self.example())
+        return self.parse({a.name: v for a, v in zip(self.args, values, strict=False)},
+                          source="osc")
+
+    def _convert(self, a: Arg, convert: Callable[[Any], Any], value: Any) -> Any:
+        try:
+            return convert(value)
+        except ValueError as exc:
+            raise ControlError(f"{a.name}: {exc}", field=self.name,
+                               fix=self.example()) from None
+
+    def usage(self) -> str:
+        return " ".join(a.name.upper() if a.required else f"[{a.name.upper()}]"
+                        for a in self.args)
+
+    def example(self) -> str:
+        words = ["latentdmx", *self.name.split("/")]
+        words += [a.kind.example() for a in self.args if a.required]
+        return "e.g. `" + " ".join(words) + "`"
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "help": self.help.strip(), "summary": self.summary,
+                "args": [a.describe() for a in self.args], "live": self.live,
+                "reads": self.reads, "state": self.state}
+
+
+COMMANDS: dict[str, Command] = {}
+
+
+def command(name: str, *args: Arg, help: str, **flags: Any) -> Callable[[Handler], Handler]:
+    """Register the decorated function as the handler of command `name`."""
+    def register(fn: Handler) -> Handler:
+        if name in COMMANDS:
+            raise ValueError(f"command {name!r} registered twice")
+        COMMANDS[name] = Command(name, tuple(args), help, fn, **flags)
+        return fn
+    return register
+
+
+def lookup(name: object) -> Command:
+    """The command called `name` ("preset/recall"; "preset recall" and "preset.recall" too)."""
+    key = re.sub(r"[ .]+", "/", name.strip().lower()) if isinstance(name, str) else ""
+    cmd = COMMANDS.get(key)
+    if cmd is None:
+        raise ControlError(f"unknown command {name!r}", field="cmd",
+                           fix="use one of: " + ", ".join(COMMANDS))
+    return cmd
+
+
+# -- the status record -------------------------------------------------------------------
+def stat(label: str, read: Callable[[Any], Any]) -> dict[str, Any]:
+    """A status field's metadata: its label for `latentdmx status`, how it is read."""
+    return {"label": label, "read": read}
+
+
+def _achieved_fps(show: Any) -> float:
+    times = show._times
+    if len(times) > 2 and times[-1] > times[0]:
+        return round((len(times) - 1) / (times[-1] - times[0]), 2)
+    return 0.0
+
+
+@dataclass(frozen=True)
+class Status:
+    """What `latentdmx status`, the web page, `watch` and OSC feedback show. One line each:
+    ``name: type = field(metadata=stat("label", read))`` (`read` takes the show, on any thread)."""
+    model: str = field(metadata=stat("model", lambda s: s.pipeline.model.info.name))
+    output: str = field(metadata=stat("output", lambda s: s.output.name))
+    output_health: dict = field(metadata=stat("output health", lambda s: s.output_health()))
+    fps: float = field(metadata=stat("fps target", lambda s: s.fps))
+    fps_achieved: float = field(metadata=stat("fps achieved", _achieved_fps))
+    late_frames: int = field(metadata=stat("late frames", lambda s: s.late_frames()))
+    frames: int = field(metadata=stat("frames", lambda s: s.frames_out))
+    uptime_s: float = field(metadata=stat("uptime", lambda s: s.uptime_s()))
+    master: float = field(metadata=stat("master", lambda s: s.pipeline.safety.master))
+    paused: bool = field(metadata=stat("paused", lambda s: s.pipeline.paused))
+    blackout: bool = field(metadata=stat("blackout", lambda s: s.pipeline.blacked_out))
+    seed: int = field(metadata=stat("seed", lambda s: s.pipeline.seed))
+    tempo: float = field(metadata=stat("tempo", lambda s: s.pipeline.tempo))
+    phase: float = field(metadata=stat("phase", lambda s: round(s.pipeline.phase, 3)))
+    preset: str = field(metadata=stat("preset", lambda s: s.director.preset))
+    playlist: str = field(metadata=stat("playlist", lambda s: s.director.playlist_text()))
+    palette: str = field(metadata=stat("palette", lambda s: s.pipeline.looks.palette_name))
+    heads_still: bool = field(metadata=stat("heads still", lambda s: s.pipeline.looks.heads_still))
+    schedule: str = field(metadata=stat("schedule", lambda s: s.director.schedule_text()))
+    next_event: str = field(metadata=stat("next event", lambda s: s.director.next_event_text()))
+    family: str = field(metadata=stat("family", lambda s: s.pipeline.model.info.family))
+    fixtures: list = field(metadata=stat("fixtures", lambda s: s.pipeline.fixture_names()))
+    universes: list = field(metadata=stat("universes", lambda s: list(s.pipeline.patch.universes)))
+    # music (pi_app/music/drive.py): off | silent | searching | locked; where the beat is
+    music: str = field(metadata=stat("music", lambda s: s.music.status()["music"]))
+    music_source: str = field(metadata=stat("tempo from",
+                                            lambda s: s.music.status()["music_source"]))
+    bpm: float = field(metadata=stat("bpm", lambda s: s.music.status()["bpm"]))
+    beat_phase: float = field(metadata=stat("beat phase",
+                                            lambda s: s.music.status()["beat_phase"]))
+    bar_beat: int = field(metadata=stat("beat of bar", lambda s: s.music.status()["bar_beat"]))
+    energy: float = field(metadata=stat("energy", lambda s: s.music.status()["energy"]))
+    audio: str = field(metadata=stat("audio", lambda s: s.music.status()["audio"]))
+    config: str = field(metadata=stat("config", lambda s: str(s.config.path)))
+
+    @classmethod
+    def of(cls, show: Any) -> Status:
+        return cls(**{f.name: f.metadata["read"](show) for f in fields(cls)})
+
+    def as_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @staticmethod
+    def labels() -> tuple[tuple[str, str], ...]:
+        return tuple((f.name, f.metadata["label"]) for f in fields(Status))
+
+
+# -- the commands --------------------------------------------------------------------------
+def _set(obj: Any, attr: str, value: Any) -> Callable[[float], None]:
+    return lambda t_s: setattr(obj, attr, value)
+
+
+@command("status", help="Show what the running daemon is doing: model, fps, late frames, "
+         "output, master, preset, schedule and the next event.", reads=True, show_as="table")
+def _status(show: Any, a: dict[str, Any]) -> Change:
+    return Change(show.status_snapshot)
+
+
+@command("scene", help="The rig's live state, decoded from the last frame (for `watch`).",
+         reads=True, cli=False, web=False)
+def _scene(show: Any, a: dict[str, Any]) -> Change:
+    from .views.state import live_state
+
+    return Change(live_state(show))
+
+
+@command("dim", Arg("level", Number(0.0, 1.0), "0 = dark, 1 = full"),
+         help="Set the master dimmer to LEVEL (0 = dark, 1 = full).\n\nThe change goes "
+              "through the flash limiter, so a big step fades over up to ~2 s.",
+         live=True, state="master")
+def _dim(show: Any, a: dict[str, Any]) -> Change:
+    return Change({"master": a["level"]}, _set(show.pipeline.safety, "master", a["level"]))
+
+
+@command("pause", help="Hold the current look (the walk stops; the lights stay as they are).",
+         live=True, state="paused")
+def _pause(show: Any, a: dict[str, Any]) -> Change:
+    return Change({"paused": True}, _set(show.pipeline, "paused", True))
+
+
+@command("resume", help="Carry on walking after `pause` (or after `blackout`).", live=True)
+def _resume(show: Any, a: dict[str, Any]) -> Change:
+    p = show.pipeline
+
+    def apply(t_s: float) -> None:
+        p.paused = False
+        p.blacked_out = False
+    return Change({"paused": False, "blackout": False}, apply)
+
+
+@command("blackout", Arg("on", Flag(), "on or off", required=False, default=True),
+         help="Take the lights dark (intensity and colour to 0, pan/tilt hold); `resume` or "
+              "`blackout off` ends it.\n\nThe lights go dark through the flash limiter "
+              "(within ~2 s from full), so toggling blackout can never make a strobe.",
+         live=True, state="blackout")
+def _blackout(show: Any, a: dict[str, Any]) -> Change:
+    return Change({"blackout": a["on"]}, _set(show.pipeline, "blacked_out", a["on"]))
+
+
+@command("seed", Arg("seed", Integer(0), "the walk's seed: the same seed plays the same show"),
+         help="Jump to a new walk, seeded with SEED (the same seed gives the same show).",
+         live=True, state="seed")
+def _seed(show: Any, a: dict[str, Any]) -> Change:
+    p = show.pipeline
+    return Change({"seed": a["seed"]}, lambda t_s: p.set_seed(a["seed"]))
+
+
+@command("tempo", Arg("tempo", Number(0.01, 100.0), "speed multiplier: 0.5 = half, 2 = double"),
+         help="Walk TEMPO times as fast as configured (0.5 = half speed, 2 = double).",
+         live=True, state="tempo")
+def _tempo(show: Any, a: dict[str, Any]) -> Change:
+    return Change({"tempo": a["tempo"]}, _set(show.pipeline, "tempo", a["tempo"]))
+
+
+@command("tap", help="Tap tempo: send one on every beat; two or more set the tempo, the last "
+         "one is beat 1.\n\nThe tempo is the median of the last 8 intervals; a single tap "
+         "later re-aligns beat 1 at the same tempo; a pause of more than 2 s starts afresh. "
+         "The time the tap arrives is the beat, so it is taken at once (not between frames). "
+         "`latentdmx tap` sends one per Enter; `bpm 0` follows the audio again.")
+def _tap(show: Any, a: dict[str, Any]) -> Change:
+    import time
+
+    clock = show.clock
+    t_tap = time.monotonic() - clock.start_s if clock is not None else 0.0
+    return Change(show.music.tap(t_tap))
+
+
+@command("bpm", Arg("bpm", Number(0.0, 400.0), "beats per minute; 0 = follow the music"),
+         help="Fix the tempo at BPM from now (beat 1 now); `bpm 0` follows the music (the "
+              "audio, or taps) again.", live=True, state="bpm")
+def _bpm(show: Any, a: dict[str, Any]) -> Change:
+    bpm = a["bpm"]
+    if 0 < bpm < 20:
+        raise ControlError("bpm must be 0 (follow the music) or 20..400", field="bpm",
+                           fix="e.g. `latentdmx bpm 128`, `latentdmx bpm 0`")
+    music = show.music
+    return Change({"bpm": bpm or "follow the music"}, lambda t_s: music.set_bpm(bpm, t_s))
+
+
+@command("model", Arg("name", Text(), "a bundled or user model name, or a model folder",
+                      suggest="models"),
+         help="Swap to model NAME (bundled name, user model or path) with a cross-fade.",
+         live=True, state="model")
+def _model(show: Any, a: dict[str, Any]) -> Change:
+    from .runtime import load_model
+
+    model = load_model(a["name"])                 # on the client's thread, not the loop
+    d = show.director
+    return Change({"model": model.info.name},
+                  lambda t_s: d.set_model(model, a["name"], t_s))
+
+
+@command("palette", Arg("name", Text(64), "a [palettes.NAME] of the config, or none",
+                        suggest="palettes"),
+         help="Keep the show inside palette NAME (hues, or warm white); `palette none` lifts "
+              "it.", live=True, state="palette")
+def _palette(show: Any, a: dict[str, Any]) -> Change:
+    looks = show.pipeline.looks
+    name = "" if a["name"].lower() == "none" else a["name"]
+    if name and name not in looks.palettes:
+        known = ", ".join(sorted(looks.palettes)) or "none defined"
+        raise ControlError(f"no palette {name!r}", field="palette",
+                           fix=f"known palettes: {known} (define [palettes.NAME] in the "
+                               "config)")
+    return Change({"palette": name}, lambda t_s: looks.set_palette(name))
+
+
+@command("still", Arg("on", Flag(), "on or off", required=False, default=True),
+         help="Heads still: freeze pan and tilt where they are and play colour only (spares "
+              "the motors); `still off` lets them move again.", live=True, state="heads_still")
+def _still(show: Any, a: dict[str, Any]) -> Change:
+    p = show.pipeline
+    return Change({"heads_still": a["on"]},
+                  lambda t_s: p.looks.set_heads_still(a["on"], p.scene))
+
+
+@command("preset/save", Arg("name", Name(), "the preset's name", suggest="presets"),
+         help="Save the current look as preset NAME: model, seed, walk phase, tempo, master, "
+              "palette, heads still.\n\nSaved in the state folder ($STATE_DIRECTORY under "
+              "systemd), atomically: a power cut leaves the old preset or the new one whole.")
+def _preset_save(show: Any, a: dict[str, Any]) -> Change:
+    preset = show.director.capture(a["name"])
+    path = show.presets.save(preset)
+    return Change({"saved": preset.name, "file": str(path)})
+
+
+@command("preset/recall", Arg("name", Name(), "the preset to play", suggest="presets"),
+         Arg("fade_s", Number(0.0, 60.0), "cross-fade seconds (default 2)", required=False),
+         help="Recall preset NAME with a cross-fade of FADE_S seconds (default 2).",
+         live=True, state="preset")
+def _preset_recall(show: Any, a: dict[str, Any]) -> Change:
+    d = show.director
+    preset, model = d.prepare_recall(a["name"])     # reads and loads on the client's thread
+    fade_s = a.get("fade_s", d.default_fade_s)
+    return Change({"preset": preset.name, "model": model.info.name, "fade_s": fade_s},
+                  lambda t_s: d.recall(preset, model, t_s, fade_s))
+
+
+@command("preset/list", help="List the presets: saved ones and those in the config.",
+         reads=True, show_as="presets")
+def _preset_list(show: Any, a: dict[str, Any]) -> Change:
+    return Change({"presets": [p.to_json() | {"source": p.source}
+                               for p in show.presets.list()],
+                   "folder": str(show.presets.folder)})
+
+
+@command("preset/delete", Arg("name", Name(), "the saved preset to delete", suggest="presets"),
+         help="Delete saved preset NAME (presets written in the config stay).")
+def _preset_delete(show: Any, a: dict[str, Any]) -> Change:
+    show.presets.delete(a["name"])
+    return Change({"deleted": a["name"]})
+
+
+@command("playlist/start", Arg("name", Name(), "a [playlists.NAME] of the config",
+                               suggest="playlists"),
+         help="Start playlist NAME: its items rotate every N minutes (as configured).",
+         live=True, state="playlist")
+def _playlist_start(show: Any, a: dict[str, Any]) -> Change:
+    d = show.director
+    d.check_playlist(a["name"])
+    return Change({"playlist": a["name"]}, lambda t_s: d.start_playlist(a["name"], t_s))
+
+
+@command("playlist/stop", help="Stop rotating; the current look stays.", live=True)
+def _playlist_stop(show: Any, a: dict[str, Any]) -> Change:
+    d = show.director
+    return Change({"playlist": ""}, lambda t_s: d.stop_playlist())
+
+
+@command("playlist/next", help="Skip to the playlist's next item now.", live=True)
+def _playlist_next(show: Any, a: dict[str, Any]) -> Change:
+    d = show.director
+    if not d.playlist:
+        raise ControlError("no playlist is playing", field="playlist/next",
+                           fix="start one with `latentdmx playlist start NAME`")
+    return Change({"playlist": d.playlist.name}, lambda t_s: d.next_item(t_s))
+
+
+@command("identify",
+         Arg("fixtures", Names(), "the fixtures, one after another", required=False),
+         Arg("all", Flag(), "every fixture of the show", required=False, default=False),
+         Arg("seconds", Number(0.1, 600.0), "seconds each", required=False, default=5.0),
+         Arg("level", Number(0.0, 1.0), "the white's level", required=False, default=0.3),
+         Arg("cancel", Flag(), "back to the show now", required=False, default=False),
+         help="Light FIXTURES one after another in steady white through the show, the "
+              "others dark, then back to the show (what `latentdmx identify` asks a "
+              "running show; every frame still goes through the flash limiter).",
+         live=True, cli=False, web=False)
+def _identify(show: Any, a: dict[str, Any]) -> Change:
+    from .identify import identify_change
+
+    return identify_change(show, a)
