@@ -29,6 +29,7 @@ from .install_config import (
 )
 from .outputs.ola import OlaConfig as OlaConfig
 from .outputs.uart import UartConfig as UartConfig
+from .sync.config import SyncConfig
 
 SCHEMA = 1
 MAX_FPS = 44.0          # DMX512 with 512 slots: 22.7 ms a frame on the wire
@@ -140,6 +141,7 @@ class Config:
     palettes: dict[str, PaletteConfig] = field(default_factory=dict)
     looks: LooksConfig = field(default_factory=LooksConfig)
     osc: OscConfig = field(default_factory=OscConfig)
+    sync: SyncConfig = field(default_factory=SyncConfig)   # lockstep group (pi_app/sync/)
     path: str = "<default>"
 
     def replace(self, **changes) -> Config:
@@ -360,6 +362,7 @@ def validate(cfg: Config) -> Config:
                                   f"{list(box)}", file=f, field=f"{fld}.park",
                                   fix="park the head outside its keep-out boxes")
     validate_install(cfg)
+    cfg.sync.validate(f)
     return cfg
 
 

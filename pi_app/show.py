@@ -66,8 +66,16 @@ class Show:
 
         self.presets = PresetStore(Path(presets_dir) if presets_dir else
                                    state_dir() / "presets")
+        self.lockstep = None         # a lockstep group (pi_app/sync): show time = wall - epoch
+        if config.sync.group and wall_clock is None:
+            wall_clock = _epoch_wall(config.sync.epoch_s)
         self.director = Director(config, self.pipeline, self.presets,
                                  wall_clock or (lambda t_s: time.time()), config.model)
+        if config.sync.group:
+            from .sync.group import Lockstep
+
+            self.lockstep = Lockstep(self, config.sync, record_path=record_path)
+            self.pipeline.lockstep = self.director.nominal = True
 
     @property
     def status_snapshot(self) -> dict:
@@ -112,6 +120,8 @@ class Show:
         (log.debug if command.reads else log.info)("%s: %s %s", origin, command.name,
                                                    _args_text(values))
         if change.apply is not None:
+            if self.lockstep is not None and command.live:     # the whole group, in step
+                return self.lockstep.submit(command, values, change, origin)
             self._commands.put(change.apply)
         return change.result
 
@@ -186,8 +196,6 @@ class Show:
         fading = False
         clean = False
         fade_at = None
-        if self.duration_s is not None:
-            fade_at = max(0.0, self.duration_s - self.config.safety.fade_out_s)
         try:
             if self.config.preview.web:          # the live web page (pi_app/views/web.py)
                 from .views.web import start_web
@@ -198,14 +206,27 @@ class Show:
             if self.config.osc.enabled:          # tablets: pi_app/osc.py
                 from .osc import start_osc
                 osc = start_osc(self, self.config.osc)
-            self.clock = clock = self._make_clock(self.fps, stop=self._wake)
-            self.director.start(0.0)                    # dark from the start if off-schedule
+            sync = self.lockstep
+            clock: FrameClock
+            if sync is not None:                 # frame k at epoch + k / fps (pi_app/sync)
+                sync.start()
+                self.clock = clock = sync.make_clock(self._make_clock, self.fps, self._wake)
+                sync.join()                      # the group's state before the first frame
+            else:
+                self.clock = clock = self._make_clock(self.fps, stop=self._wake)
+            k0 = clock.frame                     # the first frame's index (0 unless in a group)
+            if self.duration_s is not None:
+                fade_at = k0 / self.fps + max(0.0, self.duration_s -
+                                              self.config.safety.fade_out_s)
+            self.director.start(k0 / self.fps)          # dark from the start if off-schedule
             while True:
                 k = clock.wait()
                 t = k / self.fps
                 self._wake.clear()
                 while not self._commands.empty():
                     self._commands.get_nowait()(t)
+                if sync is not None:
+                    sync.before_frame(k, t)
                 if self._reload_requested:
                     self._reload(t)
                 pipe = self.pipeline
@@ -220,11 +241,13 @@ class Show:
                 self.output.send(frames)
                 if recorder:
                     recorder.write(frames, t)
+                if sync is not None:
+                    sync.after_frame(k)
                 self._times.append(clock.now())
-                if k == 0:
+                if k == k0:
                     notifier.ready("first frame out")
                 notifier.watchdog()
-                self.frames_out = k + 1
+                self.frames_out = k - k0 + 1
                 for listener in tuple(self.listeners):   # a listener may remove itself
                     listener(self)
                 if fading and (idle or pipe.safety.fade_out_done(t)):
@@ -255,9 +278,18 @@ class Show:
             if osc is not None:
                 osc.close()
             self.director.close()
+            if self.lockstep is not None:
+                self.lockstep.close()
             notifier.close()
             for sig, old in saved:
                 signal.signal(sig, old)
+
+
+def _epoch_wall(epoch_s: float) -> Callable[[float], float]:
+    """Show time -> Unix time in a lockstep group: the epoch plus the show time, exactly."""
+    def wall_s(t_s: float) -> float:
+        return epoch_s + t_s
+    return wall_s
 
 
 def _untrimmed(config: Config) -> list:
