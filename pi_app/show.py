@@ -239,8 +239,8 @@ class Show:
                 idle = self.director.step(t, stopping=fading)
                 frames = self.director.idle_frames if idle else pipe.frames(t)
                 self.output.send(frames)
-                if recorder:
-                    recorder.write(frames, t)
+                if recorder:        # in a group: as played (a clock step is no gap)
+                    recorder.write(frames, t if sync is None else clock.due(k))
                 if sync is not None:
                     sync.after_frame(k)
                 self._times.append(clock.now())
@@ -256,7 +256,8 @@ class Show:
             frames = self.pipeline.blackout_frames()
             self.output.send(frames)
             if recorder:
-                recorder.write(frames, (clock.frame) / self.fps)
+                recorder.write(frames, clock.frame / self.fps if sync is None else
+                               clock.due(clock.frame))
             clean = True
             return 0
         except BaseException:

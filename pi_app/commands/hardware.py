@@ -432,7 +432,7 @@ def doctor(config_path, output):
         logging.getLogger("latentdmx").debug("doctor failed", exc_info=True)
         found = [Finding(False, f"the check itself failed ({exc.__class__.__name__}: {exc})",
                          "run with LATENTDMX_DEBUG=1 and report it")]
-    from ..sync.doctor import sync_findings     # the clock, and a [sync] group's socket
+    from ..sync.doctor import sync_findings  # the clock, and a [sync] group's socket
 
     found += sync_findings(cfg)
     for f in found:

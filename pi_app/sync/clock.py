@@ -54,6 +54,7 @@ class SyncClock(FrameClock):
         self.jumps = 0
         self.slewing_s = 0.0                    # what is left to slew (+: behind the wall)
         self.last_step = ""                     # the last step, for status
+        self._prev_due = -math.inf              # monotonic due time of the last frame
 
     # -- time -----------------------------------------------------------------------------
     def wall(self) -> float:
@@ -97,7 +98,9 @@ class SyncClock(FrameClock):
     # -- per frame ------------------------------------------------------------------------
     def wait(self) -> int:
         self.track()
-        return super().wait()
+        k = super().wait()
+        self._prev_due = self.due(k)
+        return k
 
     def track(self) -> None:
         """Follow the wall clock: notice a step, slew it or jump (see the module doc)."""
@@ -122,7 +125,9 @@ class SyncClock(FrameClock):
             return
         k_old = self.frame
         self.offset_s += err
-        self.frame = self.index_at(self.wall())
+        # the frame due now, but never sooner than a period after the last one
+        self.frame = max(self.index_at(self.wall()),
+                         self.index_at(self._prev_due + self.period_s + self.offset_s))
         self.steps += 1
         self.jumps += 1
         self.slewing_s = 0.0
@@ -165,4 +170,5 @@ class FastSyncClock(SyncClock):
         k = self.frame
         self.vtime.mono_s = max(self.vtime.mono_s, self.due(k))
         self.frame = k + 1
+        self._prev_due = self.due(k)
         return k
