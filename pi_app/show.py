@@ -223,6 +223,8 @@ class Show:
                 k = clock.wait()
                 t = k / self.fps
                 self._wake.clear()
+                if sync is not None:             # frames a short stall skipped: walked too
+                    sync.catch_up(k, fading)
                 while not self._commands.empty():
                     self._commands.get_nowait()(t)
                 if sync is not None:

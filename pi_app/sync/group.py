@@ -71,6 +71,7 @@ HISTORY = 64               # applied changes kept (to replay on top of a snapsho
 GONE_S = 5.0               # a member not heard for this long (x announce_s) is shown as gone
 FORGET_S = 60.0            # ... and forgotten after this long
 MAX_DATAGRAM = 60000
+CATCH_UP_S = 0.25          # a stall of up to this long is walked through unseen
 CLOCK_CHECK_S = 60.0       # how often the machine's clock state is read
 
 Cid = tuple[int, str, int]          # (frame it takes effect, sender id, sender's change number)
@@ -168,6 +169,10 @@ class Lockstep:
         self._next_clock_check = 0.0
         self.record_path = Path(record_path) if record_path else None
         self._stamps: Any = None
+        self._prev_k: int | None = None
+        self._frame_t0 = 0.0
+        self.work_s = 0.0               # the last frame's work (hook to sent)
+        self.caught_up = 0              # frames computed unseen after a stall
 
     # -- set-up -----------------------------------------------------------------------------
     def make_clock(self, factory: Callable[..., Any], fps: float,
@@ -488,9 +493,28 @@ class Lockstep:
             self._adopt = (state, recent, version, models, f"{_who(m)} ({why})")
 
     # -- the frame loop ---------------------------------------------------------------------
+    def catch_up(self, k: int, fading: bool) -> None:
+        """Frame k comes after a short stall that skipped frames (late): compute the
+        skipped ones unseen, so that this member's safety stage (its slew and flash limits
+        go frame by frame) stays where the group's is and its frames stay byte-identical.
+        Not after a clock step, and not when the frames themselves take too long (that
+        would only make it later)."""
+        prev, self._prev_k = self._prev_k, k
+        if prev is None or not 1 < k - prev <= 1 + CATCH_UP_S * self.fps or \
+                self.work_s > 0.5 / self.fps:
+            return
+        show = self.show
+        for j in range(prev + 1, k):
+            t = j / self.fps
+            self.before_frame(j, t)
+            if not show.director.step(t, stopping=fading):
+                show.pipeline.frames(t)
+            self.caught_up += 1
+
     def before_frame(self, k: int, t_s: float) -> None:
         """Between frames, before frame k (show time t_s): take a snapshot that came in,
         apply the changes due, resend, announce."""
+        self._frame_t0 = time.perf_counter()
         if self._adopt is not None:
             self._take_snapshot(k)
         heap = self._heap
@@ -572,6 +596,7 @@ class Lockstep:
 
     def after_frame(self, k: int) -> None:
         """After frame k went out: stamp it (with --record)."""
+        self.work_s = time.perf_counter() - self._frame_t0
         if self._stamps is not None:
             self._stamps.write(k, self._wall())
 
@@ -658,6 +683,8 @@ class Lockstep:
             parts.append(f"{c.steps} step(s), last {c.last_step}")
         if c is not None and c.slewing_s:
             parts.append(f"slewing, {c.slewing_s * 1000:+.1f} ms to go")
+        if self.caught_up:
+            parts.append(f"{self.caught_up} skipped frame(s) walked unseen after stalls")
         return "; ".join(parts)
 
 
