@@ -49,6 +49,7 @@ from lockstep_daemons import (
     group_config,
     group_frame,
     index_spread,
+    with_sync,
 )
 
 PERIOD_MS = 1000.0 / FPS
@@ -199,8 +200,8 @@ def cost_per_frame(frames: int = 4000) -> None:
     from pi_app.show import Show
     from pi_app.vocabulary import lookup
 
-    text = default_config_path().read_text() + (
-        '\n[sync]\ngroup = "bench"\nkey = "a bench key, long enough"\ninterface = "127.0.0.1"\n')
+    text = with_sync(default_config_path().read_text(),
+                     'group = "bench"\nkey = "a bench key, long enough"\ninterface = "127.0.0.1"')
     cfg = parse_config(text, "<bench>")
     patch = Patch(cfg)
     show = Show(cfg, SimOutput(patch.universes), control=False)

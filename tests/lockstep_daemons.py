@@ -34,10 +34,16 @@ def group_config(path: Path, *, output: str = "", safety: str = "", extra: str =
         text = head + f"\n[output]\n{output}\n\n[safety]\n" + rest.split("\n[safety]\n", 1)[1]
     if safety:
         text = text.replace("[safety]\n", f"[safety]\n{safety}\n", 1)
-    text += (f'\n[sync]\ngroup = "lockstep-test"\nepoch = "2026-01-01T00:00:00Z"\n'
-             f'key = "{KEY}"\ninterface = "eth0"\n{extra}\n')
-    path.write_text(text)
+    path.write_text(with_sync(text, f'group = "lockstep-test"\nepoch = "2026-01-01T00:00:00Z"\n'
+                                    f'key = "{KEY}"\ninterface = "eth0"\n{extra}'))
     return path
+
+
+def with_sync(text: str, keys: str) -> str:
+    """A config text whose [sync] table is `keys` (the bundled config has one, empty)."""
+    out, n = re.subn(r"\n\[sync\][^\n]*\n.*?\n\n", lambda m: f"\n[sync]\n{keys}\n\n", text,
+                     count=1, flags=re.S)
+    return out if n else text + f"\n[sync]\n{keys}\n"
 
 
 class Daemon:

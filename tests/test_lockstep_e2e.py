@@ -102,13 +102,17 @@ def test_two_daemons_one_show_changes_from_either_and_strangers_refused(tmp_path
             time.time() - 60.0)
         sniffer.send(forged)
         sniffer.send(stale)
+        # a preset saved on b only, recalled on b: it travels with the change
+        b.request("preset/save", name="only-on-b")
+        recall_at = group_frame(b.request("preset/recall", name="only-on-b", fade_s=1.0))
         time.sleep(1.5)
         st = [a.request("status"), b.request("status")]
         assert a.wait() == 0 and b.wait() == 0, a.log() + b.log()
         sniffer.close()
 
     for s in st:                        # both took both changes, and none of the stranger's
-        assert (s["seed"], s["tempo"], s["blackout"]) == (5, 2.0, False)
+        assert (s["seed"], s["tempo"], s["blackout"], s["preset"]) == (5, 2.0, False,
+                                                                       "only-on-b")
         assert "1 forged" in s["group"] and "1 stale" in s["group"], s["group"]
         assert "1 of 1 in step" in s["group"]
     assert "1 replayed" in st[1]["group"]          # (a drops its own message as its own)
@@ -119,7 +123,9 @@ def test_two_daemons_one_show_changes_from_either_and_strangers_refused(tmp_path
     # the frames: byte for byte the same wherever both played (after b's own fade-in)
     fa, fb = a.frames(), b.frames()
     common = [k for k in steady(fb) if k in fa]
-    assert len(common) > 6 * FPS and min(common) < tempo_at < seed_at < max(common)
+    assert len(common) > 6 * FPS and min(common) < tempo_at < seed_at < recall_at < \
+        max(common)
+    assert "preset/recall name='only-on-b' fade_s=1.0 from" in a.log()
     assert differing(fa, fb, common) == []
     before = fa[seed_at - 1][0]
     assert not np.array_equal(fa[seed_at + FPS][0], before)        # the show moved on

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from group_lan import LoOnly, lan_missing_reason
+from lockstep_daemons import with_sync
 
 from pi_app.clock import FastClock
 from pi_app.config import default_config_path, parse_config
@@ -29,9 +30,7 @@ pytestmark = pytest.mark.skipif(lan_missing_reason() is not None,
 
 EPOCH = 1767225600.0
 FPS = 40
-SYNC = """
-[sync]
-group = "test"
+SYNC = """group = "test"
 key = "a test key, long enough"
 interface = "127.0.0.1"
 """
@@ -58,7 +57,8 @@ width_deg = 40
 
 def _config(tables: str = "", top: str = ""):
     """The bundled rig in group "test", with `top` keys and `tables` added."""
-    return parse_config(top + "\n" + default_config_path().read_text() + SYNC + tables, "<test>")
+    return parse_config(top + "\n" + with_sync(default_config_path().read_text(), SYNC) +
+                        tables, "<test>")
 
 
 @pytest.fixture(scope="module")

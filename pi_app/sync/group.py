@@ -154,7 +154,7 @@ class Lockstep:
         self._known_order: deque[Cid] = deque()
         self._history: deque[_Due] = deque(maxlen=HISTORY)
         self._adopt: tuple | None = None
-        self._resend: list[tuple[int, bytes]] = []
+        self._resend: list[tuple[int, bytes]] = []       # (frame, datagram): a change again
         self._change_n = 0
         self._reply_due = False
         self._synced = False            # heard the group (or waited for it) at least once
@@ -171,7 +171,7 @@ class Lockstep:
         self._stamps: Any = None
         self._prev_k: int | None = None
         self._frame_t0 = 0.0
-        self.work_s = 0.0               # the last frame's work (hook to sent)
+        self.work_s = 0.0               # the last frame's CPU time (hook to sent)
         self.caught_up = 0              # frames computed unseen after a stall
 
     # -- set-up -----------------------------------------------------------------------------
@@ -497,8 +497,8 @@ class Lockstep:
         """Frame k comes after a short stall that skipped frames (late): compute the
         skipped ones unseen, so that this member's safety stage (its slew and flash limits
         go frame by frame) stays where the group's is and its frames stay byte-identical.
-        Not after a clock step, and not when the frames themselves take too long (that
-        would only make it later)."""
+        Not after a clock step, and not when the frames themselves take too long (more
+        than half a period of CPU: that would only make it later)."""
         prev, self._prev_k = self._prev_k, k
         if prev is None or not 1 < k - prev <= 1 + CATCH_UP_S * self.fps or \
                 self.work_s > 0.5 / self.fps:
@@ -514,7 +514,7 @@ class Lockstep:
     def before_frame(self, k: int, t_s: float) -> None:
         """Between frames, before frame k (show time t_s): take a snapshot that came in,
         apply the changes due, resend, announce."""
-        self._frame_t0 = time.perf_counter()
+        self._frame_t0 = time.thread_time()
         if self._adopt is not None:
             self._take_snapshot(k)
         heap = self._heap
@@ -526,8 +526,11 @@ class Lockstep:
             for item in due:
                 self._apply(item)
         if self._resend:
-            while self._resend and self._resend[0][0] <= k:
-                self._sendto(self._resend.pop(0)[1])
+            with self._lock:
+                due_now = [d for f, d in self._resend if f <= k]
+                self._resend = [(f, d) for f, d in self._resend if f > k]
+            for data in due_now:
+                self._sendto(data)
         if self._reply_due or time.monotonic() >= self._next_announce_s:
             self._announce(k, t_s)
 
@@ -596,7 +599,7 @@ class Lockstep:
 
     def after_frame(self, k: int) -> None:
         """After frame k went out: stamp it (with --record)."""
-        self.work_s = time.perf_counter() - self._frame_t0
+        self.work_s = time.thread_time() - self._frame_t0
         if self._stamps is not None:
             self._stamps.write(k, self._wall())
 
@@ -622,11 +625,15 @@ class Lockstep:
         data = self._send("change", body)
         if data is not None:
             # resends are new messages (new sequence numbers) with the same change id
-            self._resend.extend((cid[0] - self.lead_frames + i, self.signer.seal(
-                "change", body, self._wall())) for i in range(1, RESENDS + 1))
+            again = [(cid[0] - self.lead_frames + i, self.signer.seal(
+                "change", body, self._wall())) for i in range(1, RESENDS + 1)]
+            with self._lock:
+                self._resend.extend(again)
         at_s = (cid[0] - clock.frame) / self.fps
+        alone = "" if self.sock is not None else "; NOT sent: this member has not joined " \
+                                                  "the group (see its log)"
         return {**change.result,
-                "group_at": f"{self.cfg.group}: frame {cid[0]} (in {at_s:.2f} s)"}
+                "group_at": f"{self.cfg.group}: frame {cid[0]} (in {at_s:.2f} s){alone}"}
 
     # -- status -----------------------------------------------------------------------------
     def group_text(self) -> str:
