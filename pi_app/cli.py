@@ -23,12 +23,14 @@ COMMAND_MODULES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("fixtures", ("fixtures",)),
     ("models", ("models",)),
     ("train", ("train",)),
-    ("hardware", ("identify", "doctor")),
+    ("hardware", ("identify", "doctor", "darken")),
     ("safety", ("safety_check",)),
     ("control", ("*",)),          # every command of the control vocabulary (vocabulary.py)
     ("views", ("render", "watch")),
     ("install", ("schedule",)),
     ("network", ("service_network",)),
+    # after "control": this `tap` (Enter on every beat) replaces the vocabulary's one-shot tap
+    ("music", ("audio", "tap")),
 )
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import functools
+import math
 import tomllib
 import typing
 from dataclasses import dataclass, field
@@ -34,6 +35,26 @@ from .sync.config import SyncConfig
 SCHEMA = 1
 MAX_FPS = 44.0          # DMX512 with 512 slots: 22.7 ms a frame on the wire
 SLOTS = 512
+
+# Safety ceilings (README "Safety"): a setting may make the safety stage stricter than these,
+# never looser. The stop budget must fit in the unit's TimeoutStopSec (a test reads it).
+WCAG_MAX_FLASHES_PER_S = 3.0     # WCAG 2.3.1 general and red flash threshold
+WCAG_FLASH_DELTA = 0.1           # WCAG 2.3.1: a change of 10 % of the maximum luminance
+MIN_FLASH_DELTA = 0.05           # below it the DMX rounding leaves the limiter no room
+FASTEST_TRAVERSE_S = 3.0         # pan/tilt: never faster than the profile's range in 3 s
+MAX_FADE_OUT_S = 30.0            # fade-out on stop
+PARK_GRACE_S = 5.0               # after the fade-out, at most this long for heads to park
+STOP_MARGIN_S = 10.0             # the blackout frame, flushing the output, exiting
+STOP_BUDGET_S = MAX_FADE_OUT_S + PARK_GRACE_S + STOP_MARGIN_S
+# Keys that once existed: an old config gets one line saying what to do instead.
+REMOVED_KEYS = {
+    "safety.allow_strobe": ("removed: LatentDMX never drives a strobe, since a strobe is a "
+                            "flash (WCAG 2.3.1: at most 3 a second)",
+                            "delete the line; a fixture whose dimmer channel can strobe needs "
+                            "its dimmer range restricted (see `latentdmx fixtures show`)"),
+    "safety.strobe_max_hz": ("removed: no strobe is ever driven, so there is nothing to cap",
+                             "delete the line"),
+}
 
 
 @dataclass(frozen=True)
@@ -74,13 +95,11 @@ class SafetyConfig:
     master: float = 1.0                 # master dimmer 0..1
     fade_in_s: float = 1.0
     fade_out_s: float = 1.0
-    max_flashes_per_s: float = 3.0      # WCAG 2.3.1 general flash threshold
-    flash_delta: float = 0.1            # luminance change that counts as half a flash
-    pan_slew_deg_per_s: float = 0.0     # 0: the profile default
+    max_flashes_per_s: float = 3.0      # WCAG 2.3.1 general flash threshold; at most 3
+    flash_delta: float = 0.1            # luminance change that counts as half a flash; <= 0.1
+    pan_slew_deg_per_s: float = 0.0     # 0: the profile default (its fastest allowed)
     tilt_slew_deg_per_s: float = 0.0
     colour_slew_per_s: float = 0.0      # 0: colour not rate-limited
-    allow_strobe: bool = False
-    strobe_max_hz: float = 3.0
 
     def replace_master(self, master: float) -> SafetyConfig:
         return dataclasses.replace(self, master=master)
@@ -98,6 +117,27 @@ class PreviewConfig:
     host: str = "127.0.0.1"
     port: int = 8044
     token: str = ""
+
+
+@dataclass(frozen=True)
+class AudioConfig:
+    device: str = ""                    # live capture: "" none, "default", or a device name/number
+    file: str = ""                      # a sound file played in real time (as `run --audio`)
+    samplerate: int = 0                 # 0: the device's own
+
+
+@dataclass(frozen=True)
+class MusicConfig:
+    beats_per_waypoint: int = 4         # a waypoint every N beats ...
+    align: str = "bar"                  # ... arriving on beat 1 of a bar ("bar") or any beat
+    energy_to: str = "master"           # master | intensity | none
+    energy_range: tuple[float, float] = (0.35, 1.0)   # light level at silence .. at the loudest
+    silence_db: float = -50.0           # quieter than this (dBFS) ...
+    silence_s: float = 2.0              # ... for this long is silence: back to the free walk
+    release_s: float = 4.0              # how long the drift back to the free walk takes
+    bpm: float = 0.0                    # a fixed tempo; 0: follow the audio (or `tap`)
+    min_bpm: float = 60.0               # the tempo range the tracker looks in
+    max_bpm: float = 200.0
 
 
 @dataclass(frozen=True)
@@ -131,6 +171,8 @@ class Config:
     safety: SafetyConfig = field(default_factory=SafetyConfig)
     control: ControlConfig = field(default_factory=ControlConfig)
     preview: PreviewConfig = field(default_factory=PreviewConfig)
+    audio: AudioConfig = field(default_factory=AudioConfig)
+    music: MusicConfig = field(default_factory=MusicConfig)
     fixtures: tuple[FixtureConfig, ...] = ()
     # running an installation (pi_app/install_config.py)
     playlist: str = ""                  # a [playlists.NAME] to rotate from the start
@@ -228,6 +270,9 @@ def _build(cls, table, file: str, prefix: str):
     kwargs = {}
     for key, value in table.items():
         fld = f"{prefix}.{key}" if prefix else key
+        if key not in names and fld in REMOVED_KEYS:
+            what, fix = REMOVED_KEYS[fld]
+            raise ConfigError(what, file=file, field=fld, fix=fix)
         if key not in names:
             close = difflib.get_close_matches(key, names, n=1)
             fix = f"did you mean {close[0]!r}?" if close else f"known keys: {', '.join(names)}"
@@ -269,20 +314,7 @@ def validate(cfg: Config) -> Config:
     if w.loop_waypoints < 0 or w.loop_waypoints == 1:
         raise ConfigError("a loop needs at least 2 waypoints", file=f,
                           field="walk.loop_waypoints", fix="use 0 (endless) or 2 or more")
-    s = cfg.safety
-    _check_range(s.master, 0, 1, f, "safety.master", "use 0..1")
-    for name in ("fade_in_s", "fade_out_s", "pan_slew_deg_per_s", "tilt_slew_deg_per_s",
-                 "colour_slew_per_s"):
-        _check_range(getattr(s, name), 0, 3600, f, f"safety.{name}", "use 0 or more")
-    _check_range(s.max_flashes_per_s, 0, 3, f, "safety.max_flashes_per_s",
-                 "WCAG 2.3.1 allows at most 3 flashes a second: use 0..3")
-    _check_range(s.strobe_max_hz, 0, 3, f, "safety.strobe_max_hz",
-                 "strobe is capped at 3 Hz: use 0..3")
-    if s.max_flashes_per_s <= 0:       # 0 would freeze every light change (safety.py)
-        raise ConfigError("0 flashes a second would forbid any change of light", file=f,
-                          field="safety.max_flashes_per_s", fix="use a number above 0, up to 3")
-    _check_range(s.flash_delta, 0.05, 1, f, "safety.flash_delta",
-                 "WCAG 2.3.1 counts changes of 10 %: use 0.1 (0.05..1)")
+    _validate_safety(cfg)
     for name in registry.sections():                # every [output.<name>] section
         section = getattr(cfg.output, name)
         if hasattr(section, "validate"):
@@ -295,6 +327,7 @@ def validate(cfg: Config) -> Config:
         raise ConfigError(f"the web page on {pv.host} needs a token", file=f,
                           field="preview.token",
                           fix='set token = "a long random string", or host = "127.0.0.1"')
+    _validate_music(cfg)
     if not cfg.fixtures:
         raise ConfigError("no fixtures patched", file=f, field="fixtures",
                           fix="add at least one [[fixtures]] table")
@@ -349,6 +382,7 @@ def validate(cfg: Config) -> Config:
                 raise ConfigError(f"limits [{lo:g}, {hi:g}] are not inside 0..{full:g}", file=f,
                                   field=f"{fld}.{lim}",
                                   fix=f"use [min, max] with 0 <= min < max <= {full:g}")
+        _validate_aim(cfg, fx, prof, fld)
         for j, box in enumerate(fx.keep_out):
             ok = (isinstance(box, tuple) and len(box) == 4 and
                   all(isinstance(v, int | float) and 0 <= v <= 1 for v in box) and
@@ -364,6 +398,82 @@ def validate(cfg: Config) -> Config:
     validate_install(cfg)
     cfg.sync.validate(f)
     return cfg
+
+
+def _validate_music(cfg: Config) -> None:
+    f, m, a = cfg.path, cfg.music, cfg.audio
+    if a.device and a.file:
+        raise ConfigError("both a capture device and a file are set", file=f, field="audio.file",
+                          fix="keep one: device for live sound, file for a recording")
+    if a.samplerate and not 8000 <= a.samplerate <= 192000:
+        raise ConfigError(f"samplerate {a.samplerate} is not a sound card rate", file=f,
+                          field="audio.samplerate", fix="use 0 (the device's own) or e.g. 44100")
+    if not 1 <= m.beats_per_waypoint <= 64:
+        raise ConfigError(f"{m.beats_per_waypoint} beats per waypoint", file=f,
+                          field="music.beats_per_waypoint", fix="use 1..64, e.g. 4 (one bar)")
+    if m.align not in ("bar", "beat"):
+        raise ConfigError(f"unknown alignment {m.align!r}", file=f, field="music.align",
+                          fix='use "bar" or "beat"')
+    if m.energy_to not in ("master", "intensity", "none"):
+        raise ConfigError(f"unknown energy target {m.energy_to!r}", file=f,
+                          field="music.energy_to", fix='use "master", "intensity" or "none"')
+    lo, hi = m.energy_range
+    if not 0 <= lo <= hi <= 1:
+        raise ConfigError(f"energy_range [{lo:g}, {hi:g}] is not inside 0..1", file=f,
+                          field="music.energy_range", fix="use [low, high], 0 <= low <= high <= 1")
+    _check_range(m.silence_db, -120, 0, f, "music.silence_db", "use a level in dBFS, e.g. -50")
+    _check_range(m.silence_s, 0.1, 60, f, "music.silence_s", "use 0.1..60 seconds")
+    _check_range(m.release_s, 0, 60, f, "music.release_s", "use 0..60 seconds")
+    if not 30 <= m.min_bpm < m.max_bpm <= 300:
+        raise ConfigError(f"tempo range {m.min_bpm:g}..{m.max_bpm:g} BPM", file=f,
+                          field="music.max_bpm", fix="use 30 <= min_bpm < max_bpm <= 300")
+    if m.bpm and not 20 <= m.bpm <= 400:
+        raise ConfigError(f"bpm {m.bpm:g} is out of range", file=f, field="music.bpm",
+                          fix="use 0 (follow the music) or 20..400")
+
+
+def _validate_safety(cfg: Config) -> None:
+    """Every safety field: a setting may make the safety stage stricter, never looser."""
+    f, s = cfg.path, cfg.safety
+    _check_range(s.master, 0, 1, f, "safety.master", "use 0..1")
+    for name in ("fade_in_s", "pan_slew_deg_per_s", "tilt_slew_deg_per_s",
+                 "colour_slew_per_s"):
+        _check_range(getattr(s, name), 0, 3600, f, f"safety.{name}", "use 0 or more")
+    _check_range(s.fade_out_s, 0, MAX_FADE_OUT_S, f, "safety.fade_out_s",
+                 f"use 0..{MAX_FADE_OUT_S:g} s: a stop must end before systemd kills the "
+                 f"daemon (TimeoutStopSec, {STOP_BUDGET_S:g} s with parking and blackout)")
+    _check_range(s.max_flashes_per_s, 0, WCAG_MAX_FLASHES_PER_S, f, "safety.max_flashes_per_s",
+                 "WCAG 2.3.1 allows at most 3 flashes a second: use 0..3")
+    if s.max_flashes_per_s <= 0:       # 0 would freeze every light change (safety.py)
+        raise ConfigError("0 flashes a second would forbid any change of light", file=f,
+                          field="safety.max_flashes_per_s", fix="use a number above 0, up to 3")
+    _check_range(s.flash_delta, MIN_FLASH_DELTA, WCAG_FLASH_DELTA, f, "safety.flash_delta",
+                 f"WCAG 2.3.1 counts changes of 10 %; a larger step lets bigger flashes "
+                 f"through: use {MIN_FLASH_DELTA:g}..{WCAG_FLASH_DELTA:g} (smaller is stricter)")
+
+
+def _validate_aim(cfg: Config, fx: FixtureConfig, prof, fld: str) -> None:
+    """A fixture's offsets (finite, leaving room inside its limits) and the slew limits
+    (never faster than its profile's full range in `FASTEST_TRAVERSE_S`)."""
+    f, s = cfg.path, cfg.safety
+    for axis, full in (("pan", prof.pan_deg), ("tilt", prof.tilt_deg)):
+        off = getattr(fx, f"{axis}_offset_deg")
+        lo, hi = getattr(fx, f"{axis}_limits_deg")
+        span = (hi - lo) if (lo, hi) != (0.0, 0.0) else max(full, 0.0)
+        if not math.isfinite(off) or (full <= 0 and off != 0) or (full > 0 and
+                                                                   not -span < off < span):
+            room = (f"use -{span:g} < {axis}_offset_deg < {span:g}: the head stays inside "
+                    f"{axis}_limits_deg whatever the offset" if full > 0 else
+                    f"remove it: profile {prof.key!r} has no {axis}")
+            raise ConfigError(f"offset {off:g} is not a usable number of degrees", file=f,
+                              field=f"{fld}.{axis}_offset_deg", fix=room)
+        slew = getattr(s, f"{axis}_slew_deg_per_s")
+        fastest = full / FASTEST_TRAVERSE_S
+        if full > 0 and slew > fastest + 1e-9:
+            raise ConfigError(f"{slew:g} deg/s is faster than {fx.name!r} may move ({prof.key}: "
+                              f"its {full:g} deg in {FASTEST_TRAVERSE_S:g} s = {fastest:g} "
+                              "deg/s)", file=f, field=f"safety.{axis}_slew_deg_per_s",
+                              fix=f"use 0 (the profile's own limit) or at most {fastest:g}")
 
 
 def _is_loopback(host: str) -> bool:

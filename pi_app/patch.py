@@ -2,7 +2,8 @@
 
 Built once from the config into flat index arrays, so a frame is a handful of vectorised
 NumPy operations whatever the rig size. Pan/tilt go through per-fixture limits, invert and
-offset (docs/architecture.md: scene 0..1 spans the profile's range after those), 16-bit pan/tilt are
+offset (docs/architecture.md: scene 0..1 spans the profile's range after those; the result
+is clamped to the limits, so an offset can never aim a head outside them), 16-bit pan/tilt are
 split into coarse + fine channels, light channels are written only inside their range
 (e.g. the Lumeri's dimmer part 0..134 of its dimmer/strobe channel), held channels (reset,
 macros, auto, speed) keep their fixed value on every frame, blackouts included.
@@ -17,12 +18,16 @@ import numpy as np
 from .config import SLOTS, Config, FixtureConfig
 from .fixtures import Mode, Profile, find_profile
 from .fixtures.profile import LIGHT_KINDS
-from .scene import DIMMER, LUMA, PAN, RED, TILT, WHITE
+from .scene import AIM, ATTRS, COLOUR, DIMMER, INTENSITY, LUMA, N_ATTRS, N_COLOUR
 
-# Columns of the per-frame source matrix the channels read from.
-_SRC = {"pan": 0, "tilt": 1, "dimmer": 2, "red": 3, "green": 4, "blue": 5, "white": 6,
-        "intensity": 7, "strobe": 8}
-_N_SRC = 13   # 9..12: red..white with the dimmer baked in (fixtures with no dimmer channel)
+# Columns of the per-frame source matrix the channels read from: the scene's attributes (in
+# the scene's layout), then the patch's own: intensity (dimmer x colour luminance, for
+# dimmer-only fixtures), strobe (always 0: LatentDMX never strobes), and the colours with the
+# dimmer baked in (fixtures with no dimmer channel).
+_SRC = {name: i for i, name in enumerate(ATTRS)}
+_SRC.update(intensity=N_ATTRS, strobe=N_ATTRS + 1)
+_BAKED = N_ATTRS + 2                      # first baked colour column
+_N_SRC = _BAKED + N_COLOUR
 
 
 @dataclass(frozen=True)
@@ -55,7 +60,8 @@ class PatchedFixture:
 
 def _flat_index(n: int, fixture: int, col: int) -> int:
     """Where source column `col` of a fixture lives in `Patch._flat`."""
-    return fixture * 7 + col if col < 7 else n * 7 + fixture * (_N_SRC - 7) + col - 7
+    k = N_ATTRS
+    return fixture * k + col if col < k else n * k + fixture * (_N_SRC - k) + col - k
 
 
 class Patch:
@@ -73,9 +79,11 @@ class Patch:
         self.universes: tuple[int, ...] = tuple(sorted({f.universe for f in fixtures}))
         self._uidx = {u: k for k, u in enumerate(self.universes)}
         n = len(fixtures)
-        # Pan/tilt: physical = clip(a + b * scene, 0, 1) per fixture.
+        # Pan/tilt: physical = clip(a + b * scene, lim_lo, lim_hi) per fixture, in 0..1 of
+        # the profile's range: the offset shifts the aim, the limits hold whatever it is.
         self._pt_a = np.zeros((n, 2), np.float32)
         self._pt_b = np.ones((n, 2), np.float32)
+        a0 = np.zeros((n, 2), np.float32)                  # a without the offset
         for f in fixtures:
             for k, (full, lim, inv, off) in enumerate((
                     (f.profile.pan_deg, f.config.pan_limits_deg, f.config.invert_pan,
@@ -85,10 +93,11 @@ class Patch:
                 if full <= 0:
                     continue
                 lo, hi = lim if lim != (0.0, 0.0) else (0.0, full)
-                a, b = (lo + off) / full, (hi - lo) / full
+                a, b, a_lim = (lo + off) / full, (hi - lo) / full, lo / full
                 if inv:
-                    a, b = a + b, -b
+                    a, b, a_lim = a + b, -b, a_lim + b
                 self._pt_a[f.index, k], self._pt_b[f.index, k] = a, b
+                a0[f.index, k] = a_lim
         bake = np.array([not (f.mode.has("dimmer") or f.mode.has("intensity")) for f in fixtures])
         s8, src8, lo8, span8, s16c, s16f, src16, held, held_v, light = ([] for _ in range(10))
         for f in fixtures:
@@ -111,8 +120,8 @@ class Patch:
                     src16.append(_flat_index(n, f.index, _SRC[ch.attr]))
                 else:
                     col = _SRC[ch.attr]
-                    if bake[f.index] and ch.attr in ("red", "green", "blue", "white"):
-                        col += 6
+                    if bake[f.index] and COLOUR.start <= col < COLOUR.stop:
+                        col += _BAKED - COLOUR.start
                     s8.append(slot)
                     src8.append(_flat_index(n, f.index, col))
                     lo8.append(ch.min)
@@ -146,19 +155,24 @@ class Patch:
         self._intensity = any(f.mode.has("intensity") for f in fixtures)
         self._buf = np.zeros(n_slots, np.uint8)
         self._buf[self._held] = self._held_v
-        # The gather's source, flat: the clipped scene (n, 7), contiguous (ufuncs on it are
-        # twice as fast as on a strided view), then columns 7.. (n, 6), then the zero.
-        self._flat = np.zeros(zero + 1, np.float32)      # column 8 (strobe) stays 0
-        self._attrs = self._flat[:n * 7].reshape(n, 7)
-        self._zeros, self._ones = np.zeros((n, 7), np.float32), np.ones((n, 7), np.float32)
-        self._extra = self._flat[n * 7:zero].reshape(n, _N_SRC - 7)
+        # The gather's source, flat: the clipped scene (n, N_ATTRS), contiguous (ufuncs on it
+        # are twice as fast as on a strided view), then the patch's columns, then the zero.
+        k = N_ATTRS
+        self._flat = np.zeros(zero + 1, np.float32)      # the strobe column stays 0
+        self._attrs = self._flat[:n * k].reshape(n, k)
+        self._zeros, self._ones = np.zeros((n, k), np.float32), np.ones((n, k), np.float32)
+        self._extra = self._flat[n * k:zero].reshape(n, _N_SRC - k)
         # Pan/tilt: skip the affine map if it is the identity for every fixture, and the
         # clip after it if it maps [0, 1] into [0, 1] (float32 rounding is monotone, so
         # checking both ends in float32 is exact).
+        # The limits are the float32 images of scene 0 and 1 with no offset (the same two
+        # operations as `frames`), so a rig without offsets is never clipped.
         pa, pb = self._pt_a, self._pt_b
         self._pt_identity = bool(np.all(pa == 0) and np.all(pb == 1))
+        edges = np.stack([pb * np.float32(0.0) + a0, pb * np.float32(1.0) + a0])
+        self._pt_lo, self._pt_hi = edges.min(axis=0), edges.max(axis=0)
         ends = np.stack([pb * np.float32(0.0) + pa, pb * np.float32(1.0) + pa])
-        self._pt_clip = not bool(np.all((ends >= 0) & (ends <= 1)))
+        self._pt_clip = not bool(np.all((ends >= self._pt_lo) & (ends <= self._pt_hi)))
         self._val = np.zeros(n_slots, np.float32)
         self._int = np.zeros(n_slots, np.int32)
         # Views of the flat buffer, one per universe (returned by `frames`).
@@ -176,17 +190,17 @@ class Patch:
         np.maximum(scene, self._zeros, out=attrs)   # clip to [0, 1]: two ufuncs beat np.clip,
         np.minimum(attrs, self._ones, out=attrs)    # arrays beat Python scalars as operands
         if not self._pt_identity:
-            pt = attrs[:, PAN:TILT + 1]
+            pt = attrs[:, AIM]
             pt *= self._pt_b
             pt += self._pt_a
-            if self._pt_clip:
-                np.maximum(pt, 0.0, out=pt)
-                np.minimum(pt, 1.0, out=pt)
-        colour = attrs[:, RED:WHITE + 1]
+            if self._pt_clip:                   # an offset: the limits still hold
+                np.maximum(pt, self._pt_lo, out=pt)
+                np.minimum(pt, self._pt_hi, out=pt)
+        colour = attrs[:, COLOUR]
         if self._intensity:
             extra[:, 0] = attrs[:, DIMMER] * np.minimum(colour @ LUMA, 1.0)
         if self._bake:
-            np.multiply(colour, attrs[:, DIMMER:DIMMER + 1], out=extra[:, 2:6])
+            np.multiply(colour, attrs[:, INTENSITY], out=extra[:, 2:2 + N_COLOUR])
         val, ival = self._val, self._int
         self._flat.take(self._gather, out=val)
         val *= self._scale
@@ -205,6 +219,11 @@ class Patch:
             idx = self._light[(self._light >= k * SLOTS) & (self._light < (k + 1) * SLOTS)]
             f[idx - k * SLOTS] = 0
         return out
+
+    def light_slots(self) -> dict[int, np.ndarray]:
+        """0-based slots a blackout zeroes (intensity, colour, strobe), per universe."""
+        return {u: self._light[(self._light >= k * SLOTS) & (self._light < (k + 1) * SLOTS)]
+                - k * SLOTS for u, k in self._uidx.items()}
 
     def slot_map(self) -> dict[tuple[int, int], tuple[int, str]]:
         """(universe, 1-based slot) -> (fixture index, channel attr): for checkers and viewers."""

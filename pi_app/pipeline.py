@@ -9,9 +9,12 @@ phase is a pure function of show time and those changes (`pi_app.phase.PhaseLine
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from .config import Config
+from .identify import IdentifySequence
 from .looks import Looks
 from .mapper import make_mapper, streams_for
 from .patch import Patch
@@ -20,6 +23,9 @@ from .runtime import Model
 from .safety import Safety
 from .scene import LIGHT
 from .walk import LatentWalk
+
+if TYPE_CHECKING:
+    from .music.drive import MusicDrive
 
 MODEL_XFADE_S = 2.0
 
@@ -58,9 +64,12 @@ class Pipeline:
         self.blacked_out = False
         self.phase = 0.0                         # the last frame's position on the walk
         self._t = 0.0                            # the last frame's show time
+        self._music_t: float | None = None       # ... for the music's step (None: no frame)
         self.lockstep = False                    # in a group (pi_app/sync): see wake, still_aim
         self.still_from: tuple[Model, int, float] | None = None
         self.scene: np.ndarray | None = None     # the last safe scene (for viewers)
+        self.music: MusicDrive | None = None     # the beat's hold on walk and light (music/)
+        self.identify: IdentifySequence | None = None   # `latentdmx identify` through the show
 
     @property
     def model(self) -> Model:
@@ -125,6 +134,7 @@ class Pipeline:
         member), the light fades in through the safety stage."""
         if not self.lockstep:
             self.line = self.line.jump(t_s, self.phase)
+        self._music_t = None
         self.safety.restart(t_s)
 
     def still_aim(self, t_s: float) -> np.ndarray | None:
@@ -151,6 +161,7 @@ class Pipeline:
             self.source = _Source(model, self.config, int(seed), self.positions)
         self.seed = int(seed)
         self.line = line
+        self.phase = line.at(self._t)
         self._old = None
         if xfade is not None:
             old_model, old_seed, self._old_offset, self._xfade_t0, self._xfade_s = xfade
@@ -189,7 +200,16 @@ class Pipeline:
 
     # -- per frame ---------------------------------------------------------------------
     def raw_scene(self, t_s: float) -> np.ndarray:
-        """The mapper's scene at show time `t_s` (the walk at its phase there)."""
+        """The mapper's scene at show time `t_s`: the walk at its phase there, from the phase
+        line (pi_app/phase.py); while music leads (pi_app/music/), the last frame's phase
+        plus the music's step for this frame, the line re-anchored there (so a live tempo,
+        pause or seed composes with it, and the line carries on when the music stops)."""
+        music = self.music if self.music is not None and self.music.active else None
+        if music is not None and not self.paused and self._music_t is not None and \
+                t_s > self._music_t:
+            step = music.advance(t_s, t_s - self._music_t, self.phase, self.line.rate_per_s)
+            self.line = self.line.jump(t_s, self.phase + step)
+        self._music_t = t_s
         self.phase = self.line.at(t_s)
         self._t = t_s
         scene = self.source.scene(self.phase)
@@ -199,13 +219,22 @@ class Pipeline:
                 self._old = None
             else:
                 scene = (1.0 - a) * self._old.scene(self.phase + self._old_offset) + a * scene
+        if music is not None:
+            scene = music.light(scene)
         if self.blacked_out:
             scene = scene.copy()
             scene[:, LIGHT] = 0.0
         return scene
 
     def safe_scene(self, t_s: float) -> np.ndarray:
-        self.scene = self.safety(self.looks(self.raw_scene(t_s)), t_s)
+        scene = self.looks(self.raw_scene(t_s))
+        if self.identify is not None:           # replaces the show's look for a while (after
+            ident = self.identify.scene(scene, t_s)     # the looks: a palette must not hide
+            if ident is None:                           # it; before safety, as every frame)
+                self.identify = None
+            elif not self.blacked_out:
+                scene = ident
+        self.scene = self.safety(scene, t_s)
         return self.scene
 
     def frames(self, t_s: float) -> dict[int, np.ndarray]:

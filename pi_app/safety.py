@@ -38,16 +38,15 @@ import math
 import numpy as np
 
 from . import scene as sc
-from .config import Config
+from .config import FASTEST_TRAVERSE_S, PARK_GRACE_S, Config
 from .errors import ConfigError
 
-DEFAULT_TRAVERSE_S = 3.0      # default pan/tilt slew: the profile's full range in 3 s
-RED_W = np.array([1.0, -1.0, -1.0, -1.0], np.float32)     # red excess over other light
+DEFAULT_TRAVERSE_S = FASTEST_TRAVERSE_S   # pan/tilt slew: the profile's full range in 3 s
+RED_W = sc.RED_W                 # red excess over other light (scene layout: colour roles)
 WINDOW_MARGIN = 1.01          # transitions of one window kept 1 % further apart than 1 s
-PARK_GRACE_S = 5.0            # fade-out waits at most this long after fade_out_s for parking
 DARK = 1e-3                   # light below this counts as dark for `fade_out_done`
 SMOOTH_S = 0.25               # time constant of the target's low-pass while limiting
-_COLOUR_ATTRS = ("red", "green", "blue", "white")
+_COLOUR_ATTRS = sc.COLOUR_ATTRS
 
 
 def default_slew_deg_per_s(full_deg: float) -> float:
@@ -66,9 +65,11 @@ def light_weights(mode) -> tuple[np.ndarray, np.ndarray]:
     """(Y weights, red weights) over (R, G, B, W) for a fixture mode: see module docstring."""
     mask = np.array([mode.has(a) for a in _COLOUR_ATTRS], np.float32)
     if not mask.any():                       # dimmer/intensity only: light = that value
-        return np.full(4, 0.25, np.float32), np.zeros(4, np.float32)
+        k = sc.N_COLOUR
+        return np.full(k, 1.0 / k, np.float32), np.zeros(k, np.float32)
     wy = mask * sc.LUMA
-    return wy / wy.sum(), mask * RED_W if mask[0] else np.zeros(4, np.float32)
+    red = mask[_COLOUR_ATTRS.index("red")]
+    return wy / wy.sum(), mask * RED_W if red else np.zeros(sc.N_COLOUR, np.float32)
 
 
 def quantisation(modes) -> tuple[float, float]:
@@ -106,11 +107,10 @@ class Safety:
     def __init__(self, config: Config, patch, fps: float) -> None:
         cfg = self.cfg = config.safety
         hazards = strobe_hazards(patch)
-        if hazards and not cfg.allow_strobe:
+        if hazards:                         # LatentDMX never strobes (WCAG 2.3.1)
             raise ConfigError(hazards[0][1], file=config.path, field="fixtures",
                               fix="restrict the profile's dimmer range (e.g. max 134) or hold "
-                                  "the channel at 0; or set safety.allow_strobe = true "
-                                  "(capped at safety.strobe_max_hz)")
+                                  "the channel at 0 (`latentdmx fixtures show` shows it)")
         self.fps = float(fps)
         self.master = cfg.master
         n = len(patch.fixtures)
@@ -130,6 +130,7 @@ class Safety:
                 fine = f.mode.has(attr + "_fine")
                 margins[f.index, k] = (1.0 / (65535 if fine else 255)) * full / span + 1e-4
         self._step_pt = steps
+        self._held = sc.HELD.stop > sc.HELD.start
         self._park = np.array([f.park for f in config.fixtures], f32).reshape(n, 2)
         boxes, owner = [], []
         for f in patch.fixtures:
@@ -144,8 +145,8 @@ class Safety:
         # -- light: signal weights, canonical colour for colourless fixtures ---------------
         wy, wr = (zip(*(light_weights(f.mode) for f in patch.fixtures), strict=True) if n
                   else ((), ()))
-        self._wy = np.array(wy, f32).reshape(n, 4)
-        self._wr = np.array(wr, f32).reshape(n, 4)
+        self._wy = np.array(wy, f32).reshape(n, sc.N_COLOUR)
+        self._wr = np.array(wr, f32).reshape(n, sc.N_COLOUR)
         self._colourless = np.array([not any(f.mode.has(a) for a in _COLOUR_ATTRS)
                                      for f in patch.fixtures], bool)
         self._intensity = np.array([f.mode.has("intensity") and not f.mode.has("dimmer")
@@ -160,7 +161,7 @@ class Safety:
         self._sr = f32(self.red_slew_per_s / self.fps)
         self._sc = f32(cfg.colour_slew_per_s / self.fps) if cfg.colour_slew_per_s > 0 else None
         self._k_smooth = f32(1.0 - math.exp(-1.0 / (self.fps * SMOOTH_S)))
-        self._smooth = np.zeros((n, 5), f32)          # low-passed wanted (dimmer, colour)
+        self._smooth = np.zeros((n, 1 + sc.N_COLOUR), f32)   # low-passed wanted dimmer, colour
         self._limited = np.zeros(n, bool)             # was the limiter active last frame?
         self._free = np.ones((n, 1), bool)            # ~_limited, shaped for `where=`
         self._w2 = np.stack([self._wy, self._wr], axis=1)          # (n, 2, 4): Y, red weights
@@ -176,24 +177,24 @@ class Safety:
         self._mx = np.zeros(2, f32)                   # their maxima
         self._v = np.zeros(n, f32)
         self._t = np.zeros(n, f32)
-        self._d5 = np.zeros((n, 5), f32)
+        self._d5 = np.zeros((n, 1 + sc.N_COLOUR), f32)
         self._any_limited = False
         self._step = np.zeros((n, 2), f32)
         self._neg_step_pt = -self._step_pt
-        self._raw = np.zeros((n, 7), f32)
-        self._ones = np.ones((n, 7), f32)
-        self._e_d = np.zeros((n, 4), f32)
-        self._de = np.zeros((n, 4), f32)
-        self._prod = np.zeros((n, 2, 4), f32)
+        self._raw = np.zeros((n, sc.N_ATTRS), f32)
+        self._ones = np.ones((n, sc.N_ATTRS), f32)
+        self._e_d = np.zeros((n, sc.N_COLOUR), f32)
+        self._de = np.zeros((n, sc.N_COLOUR), f32)
+        self._prod = np.zeros((n, 2, sc.N_COLOUR), f32)
         self._dyg = np.zeros((n, 2), f32)
-        self._e = np.zeros((n, 4), f32)               # emitted light of the last output
+        self._e = np.zeros((n, sc.N_COLOUR), f32)               # emitted light of the last output
         self._yg = np.zeros((n, 2), f32)              # its Y and red excess g
         # -- state: the last output --------------------------------------------------------
         self._out = sc.empty_scene(n)
-        self._out[:, (sc.PAN, sc.TILT)] = self._park
-        self._raw_light = self._raw[:, sc.DIMMER:]
-        self._out_light = self._out[:, sc.DIMMER:]
-        self._out_pt = self._out[:, 0:2]
+        self._out[:, sc.AIM] = self._park
+        self._raw_light = self._raw[:, sc.LIGHT]
+        self._out_light = self._out[:, sc.LIGHT]
+        self._out_pt = self._out[:, sc.AIM]
         self._t0: float | None = None
         self._stop_t: float | None = None
         self._frames = 0
@@ -222,7 +223,7 @@ class Safety:
         return gain
 
     def __call__(self, scene: np.ndarray, t_s: float) -> np.ndarray:
-        """Raw scene (n, 7) -> safe scene (n, 7) float32 (the stage's own buffer: copy to keep).
+        """Raw scene (n, N_ATTRS) -> safe scene, float32 (the stage's own buffer: copy to keep).
 
         Kept to ~15 NumPy calls when nothing needs limiting (the usual case); `_limit` runs
         only on frames where some fixture changes faster than the flash limiter allows."""
@@ -230,7 +231,9 @@ class Safety:
         np.fmax(scene, 0.0, out=raw)             # NaN -> 0, and clip to [0, 1]
         np.fmin(raw, self._ones, out=raw)       # (an array operand is cheaper than 1.0)
         gain = self._gain(t_s)
-        self._aim(raw[:, 0:2] if self._stop_t is None else self._park, out)
+        self._aim(raw[:, sc.AIM] if self._stop_t is None else self._park, out)
+        if self._held:                           # held attributes pass through as they are
+            out[:, sc.HELD] = raw[:, sc.HELD]
         light = self._raw_light                  # wanted (dimmer, R, G, B, W): view of raw
         if gain != 1.0:
             light[:, 0] *= gain
@@ -277,7 +280,7 @@ class Safety:
             if not smoothed:
                 np.copyto(self._smooth, light)
             self._limit(light, dyg, yg, out)
-            np.multiply(out[:, sc.COLOUR], out[:, sc.DIMMER:sc.DIMMER + 1], out=self._e)
+            np.multiply(out[:, sc.COLOUR], out[:, sc.INTENSITY], out=self._e)
         self._frames += 1
         return out
 
@@ -382,6 +385,11 @@ class Safety:
         if self._stop_t is None:
             self._stop_t = t_s
 
+    @property
+    def stopping(self) -> bool:
+        """The fade-out has begun."""
+        return self._stop_t is not None
+
     def restart(self, t_s: float) -> None:
         """After a finished fade-out (the schedule's dark spell): fade in again from the dark,
         parked state, as at the start. The limiter goes on from the last output."""
@@ -399,13 +407,13 @@ class Safety:
         if elapsed < fade - 1e-9:
             return False
         dark = float(self.luminance().max(initial=0.0)) <= DARK
-        parked = bool(np.all(np.abs(self._out[:, 0:2] - self._park) <= 1e-4))
+        parked = bool(np.all(np.abs(self._out[:, sc.AIM] - self._park) <= 1e-4))
         return (dark and parked) or elapsed >= fade + PARK_GRACE_S
 
     def luminance(self) -> np.ndarray:
         """Relative luminance Y of each fixture's last output: (n,)."""
         o = self._out
-        return np.einsum("ij,ij->i", o[:, sc.COLOUR] * o[:, sc.DIMMER:sc.DIMMER + 1], self._wy)
+        return np.einsum("ij,ij->i", o[:, sc.COLOUR] * o[:, sc.INTENSITY], self._wy)
 
     def blackout(self, scene: np.ndarray | None = None) -> np.ndarray:
         """`scene.blackout` of the last safe scene (or of `scene` before the first frame)."""

@@ -173,7 +173,6 @@ def check_frames(frames: np.ndarray, universes: tuple[int, ...], times_s: np.nda
     n = len(patch.fixtures)
     Y = np.zeros((T, n))
     G = np.zeros((T, n))
-    allow_strobe = config.safety.allow_strobe
 
     def col(fx, j):
         return _slot(uidx, fx.universe, fx.address + j) if fx.universe in uidx else zero
@@ -192,7 +191,7 @@ def check_frames(frames: np.ndarray, universes: tuple[int, ...], times_s: np.nda
                                           f"at {times_ms[bad[0]] / 1000:g} s")
             elif ch.attr == "strobe":
                 bad = np.flatnonzero(v != 0)
-                if len(bad) and not allow_strobe:
+                if len(bad):
                     rep.violations.append(f"{where}: strobe channel open ({int(v[bad[0]])}) "
                                           f"at {times_ms[bad[0]] / 1000:g} s")
             elif ch.attr in ("dimmer", "intensity") or ch.attr in _COLOUR_ATTRS:
@@ -215,6 +214,7 @@ def check_frames(frames: np.ndarray, universes: tuple[int, ...], times_s: np.nda
         row = Row(fx.name)
         rep.rows.append(row)
         _check_aim(rep, row, fx, config, flat, col, times_ms, fps)
+        check_aim_limits(rep, fx, flat, col, times_ms)
     sig = np.concatenate([Y, Y.mean(axis=1, keepdims=True)], axis=1)
     red = np.concatenate([np.maximum(G, 0.0), np.maximum(G.mean(axis=1, keepdims=True), 0.0)],
                          axis=1)
@@ -284,6 +284,29 @@ def _check_aim(rep: Report, row: Row, fx, config: Config, flat, col, times_ms, f
                 i = int(np.argmax(hit)) if hit.any() else int(np.argmax(inside))
                 rep.violations.append(f"{fx.name}: beam enters keep-out box {j} "
                                       f"{list(box)} at {times_ms[i] / 1000:g} s")
+
+
+def check_aim_limits(rep: Report, fx, flat: np.ndarray, col, times_ms: np.ndarray) -> None:
+    """Pan/tilt outside the fixture's configured `pan/tilt_limits_deg` (the profile's range
+    if none), in the fixture's own degrees, allowing one DMX step of rounding."""
+    chans = [c.attr for c in fx.mode.channels]
+    for attr, full in (("pan", fx.profile.pan_deg), ("tilt", fx.profile.tilt_deg)):
+        if attr not in chans or full <= 0:
+            continue
+        lim = tuple(getattr(fx.config, f"{attr}_limits_deg"))
+        lo, hi = lim if lim != (0.0, 0.0) else (0.0, full)
+        coarse = flat[:, col(fx, chans.index(attr))]
+        if attr + "_fine" in chans:
+            deg = (coarse * 256 + flat[:, col(fx, chans.index(attr + "_fine"))]) / 65535 * full
+            step = full / 65535
+        else:
+            deg, step = coarse / 255 * full, full / 255
+        out = np.flatnonzero((deg < lo - step) | (deg > hi + step))
+        if len(out):
+            i = int(out[0])
+            rep.violations.append(f"{fx.name}: {attr} at {deg[i]:.1f} deg at "
+                                  f"{times_ms[i] / 1000:g} s is outside its limits "
+                                  f"{lo:g}..{hi:g} deg ({len(out)} frames)")
 
 
 def _to_scene(u: np.ndarray, full: float, lim, invert: bool, offset: float) -> np.ndarray:

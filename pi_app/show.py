@@ -19,9 +19,9 @@ from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 
-from .clock import FrameClock
+from .clock import FastClock, FrameClock
 from .config import Config, load_config
-from .errors import LatentDMXError
+from .errors import ControlError, LatentDMXError
 from .outputs import Output
 from .pipeline import Pipeline
 from .runtime import Model, load_model
@@ -37,12 +37,18 @@ class Show:
                  config_path: str | Path | None = None,
                  clock: Callable[..., FrameClock] = FrameClock,
                  wall_clock: Callable[[float], float] | None = None,
-                 presets_dir: str | Path | None = None) -> None:
+                 presets_dir: str | Path | None = None,
+                 audio: str | Path | None = None) -> None:
         self.config = config
         self.config_path = config_path
         self.output = output
         model = model or load_model(config.model)
         self.pipeline = Pipeline(config, model, seed=seed)
+        from .music import make_drive  # music: `--audio FILE` / [audio] (README "Music")
+        offline = isinstance(clock, type) and issubclass(clock, FastClock)
+        self.music = make_drive(config, audio_file=str(audio) if audio else None,
+                                offline=offline)
+        self.pipeline.music = self.music
         self.fps = config.fps
         self.duration_s = duration_s
         self.record_path = record_path
@@ -101,6 +107,10 @@ class Show:
         self._stop_requested = True
         self._wake.set()
 
+    @property
+    def stop_requested(self) -> bool:
+        return self._stop_requested
+
     def request_reload(self) -> None:
         self._reload_requested = True
 
@@ -132,7 +142,8 @@ class Show:
 
         Live: the model (cross-faded), seed, walk, master dimmer, and the installation:
         schedule, presets, playlists, palettes, fixture trims. Needs a restart (fade-out,
-        blackout, a fresh start): fixtures, output, fps and the other safety settings."""
+        blackout, a fresh start): fixtures, output, fps, [audio] and the other safety settings.
+        [music] is live too."""
         self._reload_requested = False
         path = self.config_path
         old = self.config
@@ -145,7 +156,7 @@ class Show:
         restart = [name for name, changed in (
             ("fixtures", _untrimmed(new) != _untrimmed(old)),    # trims are live
             ("output", new.output != old.output),
-            ("fps", new.fps != old.fps),
+            ("fps", new.fps != old.fps), ("audio", new.audio != old.audio),
             ("safety", new.safety.replace_master(old.safety.master) != old.safety))
             if changed]
         if restart:
@@ -153,6 +164,9 @@ class Show:
                       "latentdmx); the show goes on with the old config", ", ".join(restart))
             return
         changes = self.pipeline.reconfigure(new, model, t_s)
+        if new.music != old.music:              # the music's settings apply live
+            self.music.reconfigure(new.music, t_s)
+            changes.append("music")
         self.director.configure(new)
         self.config = new
         log.info("reloaded %s: %s", path or "the default config",
@@ -167,6 +181,23 @@ class Show:
                         (signal.SIGHUP, lambda *_: self.request_reload())):
             saved.append((sig, signal.signal(sig, fn)))
         return saved
+
+    def _claim(self):
+        """Claim the output's targets before the first frame (`pi_app.claims`): a second show
+        on the same lights is refused here, whatever its socket, user or environment."""
+        targets = self.output.targets()
+        if not targets:
+            return None
+        from .claims import Claim
+
+        return Claim(targets, "show", handler=self._claim_request)
+
+    def _claim_request(self, cmd: str, args: dict) -> dict:
+        """Requests that reach the show through its claim (from `latentdmx identify`)."""
+        if cmd not in ("identify", "status"):
+            raise ControlError(f"{cmd!r} is not taken here", field=cmd,
+                               fix="use the control socket (`latentdmx status`, `dim`, ...)")
+        return self.handle_control(cmd, args, origin="claim")
 
     def _start_control(self):
         if not self.control_enabled:
@@ -192,15 +223,23 @@ class Show:
         recorder = ShowRecorder(self.record_path, self.fps) if self.record_path else None
         server = None
         web = None
+        claim = None
+        last = None
         osc = None
         fading = False
         clean = False
         fade_at = None
         try:
+            claim = self._claim()                # refused here: nothing has been sent
+            if claim is not None:
+                from .laststate import LastFramesWriter
+                last = LastFramesWriter.open(claim.targets, self.pipeline.patch)
             if self.config.preview.web:          # the live web page (pi_app/views/web.py)
                 from .views.web import start_web
                 web = start_web(self, self.config.preview)
             self.output.open()
+            if self.music.audio is not None:     # sound card / file / libraries: before frame 0
+                self.music.audio.prepare()
             self._live = True                           # status answers before frame 0 too
             server = self._start_control()
             if self.config.osc.enabled:          # tablets: pi_app/osc.py
@@ -214,6 +253,8 @@ class Show:
                 sync.join()                      # the group's state before the first frame
             else:
                 self.clock = clock = self._make_clock(self.fps, stop=self._wake)
+            if self.music.audio is not None:     # listening starts with the show's clock
+                self.music.audio.start(clock.start_s)
             k0 = clock.frame                     # the first frame's index (0 unless in a group)
             if self.duration_s is not None:
                 fade_at = k0 / self.fps + max(0.0, self.duration_s -
@@ -241,6 +282,8 @@ class Show:
                 idle = self.director.step(t, stopping=fading)
                 frames = self.director.idle_frames if idle else pipe.frames(t)
                 self.output.send(frames)
+                if last is not None:
+                    last.write(frames)
                 if recorder:        # in a group: as played (a clock step is no gap)
                     recorder.write(frames, t if sync is None else clock.due(k))
                 if sync is not None:
@@ -257,6 +300,8 @@ class Show:
             # The last frame out is dark: blackout, flushed.
             frames = self.pipeline.blackout_frames()
             self.output.send(frames)
+            if last is not None:
+                last.write(frames)
             if recorder:
                 recorder.write(frames, clock.frame / self.fps if sync is None else
                                clock.due(clock.frame))
@@ -271,6 +316,8 @@ class Show:
                     log.exception("could not send the blackout frame")
             raise
         finally:
+            if self.music.audio is not None:
+                self.music.audio.close()
             self.output.close()
             if recorder:
                 recorder.close()
@@ -286,6 +333,10 @@ class Show:
             notifier.close()
             for sig, old in saved:
                 signal.signal(sig, old)
+            if last is not None:
+                last.close()
+            if claim is not None:                # released last: the lights are dark now
+                claim.close()
 
 
 def _epoch_wall(epoch_s: float) -> Callable[[float], float]:

@@ -200,6 +200,26 @@ class Name(Kind):
 
 
 @dataclass(frozen=True)
+class Names(Kind):
+    """Fixture names: a JSON list, or comma-separated text."""
+    label = "names, comma-separated"
+
+    def check(self, value: Any) -> list[str]:
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",")]
+        if not isinstance(value, list) or not 0 < len(value) <= 4096 or not all(
+                isinstance(v, str) and 0 < len(v) <= 256 for v in value):
+            raise ValueError(f"{value!r} is not a list of fixture names")
+        return list(value)
+
+    def describe(self) -> dict[str, Any]:
+        return {"kind": "names"}
+
+    def example(self) -> str:
+        return "par-1"
+
+
+@dataclass(frozen=True)
 class Arg:
     name: str
     kind: Kind
@@ -368,6 +388,16 @@ class Status:
     family: str = field(metadata=stat("family", lambda s: s.pipeline.model.info.family))
     fixtures: list = field(metadata=stat("fixtures", lambda s: s.pipeline.fixture_names()))
     universes: list = field(metadata=stat("universes", lambda s: list(s.pipeline.patch.universes)))
+    # music (pi_app/music/drive.py): off | silent | searching | locked; where the beat is
+    music: str = field(metadata=stat("music", lambda s: s.music.status()["music"]))
+    music_source: str = field(metadata=stat("tempo from",
+                                            lambda s: s.music.status()["music_source"]))
+    bpm: float = field(metadata=stat("bpm", lambda s: s.music.status()["bpm"]))
+    beat_phase: float = field(metadata=stat("beat phase",
+                                            lambda s: s.music.status()["beat_phase"]))
+    bar_beat: int = field(metadata=stat("beat of bar", lambda s: s.music.status()["bar_beat"]))
+    energy: float = field(metadata=stat("energy", lambda s: s.music.status()["energy"]))
+    audio: str = field(metadata=stat("audio", lambda s: s.music.status()["audio"]))
     # a lockstep group (pi_app/sync/group.py): the group, its members as last heard, the clock
     group: str = field(metadata=stat("group", lambda s: s.lockstep.group_text()
                                      if s.lockstep else "off (no [sync] group)"))
@@ -458,6 +488,31 @@ def _seed(show: Any, a: dict[str, Any]) -> Change:
 def _tempo(show: Any, a: dict[str, Any]) -> Change:
     p = show.pipeline
     return Change({"tempo": a["tempo"]}, lambda t_s: p.set_tempo(a["tempo"], t_s))
+
+
+@command("tap", help="Tap tempo: send one on every beat; two or more set the tempo, the last "
+         "one is beat 1.\n\nThe tempo is the median of the last 8 intervals; a single tap "
+         "later re-aligns beat 1 at the same tempo; a pause of more than 2 s starts afresh. "
+         "The time the tap arrives is the beat, so it is taken at once (not between frames). "
+         "`latentdmx tap` sends one per Enter; `bpm 0` follows the audio again.")
+def _tap(show: Any, a: dict[str, Any]) -> Change:
+    import time
+
+    clock = show.clock
+    t_tap = time.monotonic() - clock.start_s if clock is not None else 0.0
+    return Change(show.music.tap(t_tap))
+
+
+@command("bpm", Arg("bpm", Number(0.0, 400.0), "beats per minute; 0 = follow the music"),
+         help="Fix the tempo at BPM from now (beat 1 now); `bpm 0` follows the music (the "
+              "audio, or taps) again.", live=True, state="bpm")
+def _bpm(show: Any, a: dict[str, Any]) -> Change:
+    bpm = a["bpm"]
+    if 0 < bpm < 20:
+        raise ControlError("bpm must be 0 (follow the music) or 20..400", field="bpm",
+                           fix="e.g. `latentdmx bpm 128`, `latentdmx bpm 0`")
+    music = show.music
+    return Change({"bpm": bpm or "follow the music"}, lambda t_s: music.set_bpm(bpm, t_s))
 
 
 @command("model", Arg("name", Text(), "a bundled or user model name, or a model folder",
@@ -557,3 +612,19 @@ def _playlist_next(show: Any, a: dict[str, Any]) -> Change:
         raise ControlError("no playlist is playing", field="playlist/next",
                            fix="start one with `latentdmx playlist start NAME`")
     return Change({"playlist": d.playlist.name}, lambda t_s: d.next_item(t_s))
+
+
+@command("identify",
+         Arg("fixtures", Names(), "the fixtures, one after another", required=False),
+         Arg("all", Flag(), "every fixture of the show", required=False, default=False),
+         Arg("seconds", Number(0.1, 600.0), "seconds each", required=False, default=5.0),
+         Arg("level", Number(0.0, 1.0), "the white's level", required=False, default=0.3),
+         Arg("cancel", Flag(), "back to the show now", required=False, default=False),
+         help="Light FIXTURES one after another in steady white through the show, the "
+              "others dark, then back to the show (what `latentdmx identify` asks a "
+              "running show; every frame still goes through the flash limiter).",
+         live=True, cli=False, web=False)
+def _identify(show: Any, a: dict[str, Any]) -> Change:
+    from .identify import identify_change
+
+    return identify_change(show, a)

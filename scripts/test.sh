@@ -4,9 +4,11 @@
 #  - Debian packages: ola + ola-python (a real olad for the output tests), chromium (the web
 #    view's browser test), systemd (systemd-analyze for the unit's security score),
 #    qlcplus-data (real QLC+ fixture files), shellcheck (lints scripts/setup-pi.sh),
-#    iproute2 (network namespaces: the sACN/Art-Net tests' own test LAN).
-#    Installed with apt-get when missing (root or sudo).
-#  - Python: a venv in .venv with torch==2.13.0 (CPU; training tests) and `.[train,test]`.
+#    iproute2 (network namespaces: the sACN/Art-Net tests' own test LAN), libportaudio2 +
+#    pulseaudio + pulseaudio-utils + libasound2-plugins (PortAudio capturing a private
+#    PulseAudio null sink: live capture with no sound card). Installed with apt-get when
+#    missing (root or sudo).
+#  - Python: a venv in .venv with torch==2.13.0 (CPU; training tests) and `.[train,test,music]`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,6 +23,19 @@ if ((${#missing[@]})); then
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
+# The music tests: PortAudio, and a private PulseAudio to capture from (no desktop extras).
+AUDIO_PKGS=(libportaudio2 pulseaudio pulseaudio-utils libasound2-plugins)
+missing=()
+for p in "${AUDIO_PKGS[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+    SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    echo "installing Debian packages: ${missing[*]}"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
+        "${missing[@]}" >/dev/null
+fi
 
 PY="${PYTHON:-python3}"
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
@@ -28,7 +43,7 @@ PY="${PYTHON:-python3}"
 . .venv/bin/activate
 python -m pip install -q --upgrade pip >/dev/null
 python -m pip install -q torch==2.13.0          # the CPU wheel; satisfies the train extra
-python -m pip install -q -e '.[train,test]'
+python -m pip install -q -e '.[train,test,music]'
 ruff check --quiet .                                 # lint (rules in pyproject.toml)
 echo "ruff: clean"
 mypy --no-error-summary                              # types of pi_app ([tool.mypy])

@@ -7,6 +7,7 @@ libraries are imported only inside the outputs' own modules.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import grp
 import logging
@@ -27,19 +28,6 @@ SETUP = "sudo scripts/setup-pi.sh"
 
 
 # -- identify ---------------------------------------------------------------------------
-def identify_scene(patch, index: int, level: float):
-    """All fixtures dark and centred; fixture `index` white at `level`."""
-    from ..scene import BLUE, DIMMER, GREEN, RED, WHITE, empty_scene
-
-    scene = empty_scene(len(patch.fixtures))
-    fx = patch.fixtures[index]
-    scene[index, DIMMER] = level
-    scene[index, WHITE] = 1.0
-    if not fx.mode.has("white"):            # an RGB fixture makes white from its three
-        scene[index, [RED, GREEN, BLUE]] = 1.0
-    return scene
-
-
 @click.command()
 @click.argument("fixture", required=False)
 @click.option("--all", "all_", is_flag=True, help="Every fixture, one after another.")
@@ -62,8 +50,14 @@ def identify(fixture, all_, seconds, level, config_path, output, verbose):
 
     Every other fixture stays dark, moving heads point to the middle of their range. Ends
     (or on Ctrl-C) with a blackout.
+
+    While a show drives the same lights (the same olad universe or serial port, however it
+    was started), identify goes through that show: it lights the fixture the same way, the
+    others go dark, then the show comes back, all through its flash limiter. Any other
+    program on those lights (another identify) makes it stop with the reason.
     """
     from .. import outputs
+    from ..identify import identify_scene
     from ..patch import Patch
     from .run import _logging, load_run_config
 
@@ -87,8 +81,18 @@ def identify(fixture, all_, seconds, level, config_path, output, verbose):
                           fix=f"{hint}fixtures: {', '.join(names)}")
     kind = cfg.output.kind
     out = outputs.output_for(cfg, patch, kind)
+    from ..claims import Claim, ClaimError
+
+    try:
+        claim = Claim(out.targets(), "identify")
+    except ClaimError as exc:
+        if exc.holder.role != "show":
+            raise
+        _identify_through_show(exc, [names[i] for i in chosen] if not all_ else None,
+                               seconds, level)
+        return
     period = 1.0 / cfg.fps
-    with out:
+    with _sigterm_as_interrupt(), claim, out:   # `kill` ends it like Ctrl-C: with a blackout
         for i in chosen:
             fx = patch.fixtures[i]
             click.echo(f"{fx.name}: universe {fx.universe}, addresses {fx.address}-"
@@ -107,6 +111,82 @@ def identify(fixture, all_, seconds, level, config_path, output, verbose):
                           field="output.ola", fix="start olad (`systemctl start olad`), then "
                                                   "see `latentdmx doctor --output ola`")
     click.echo("done: blackout sent")
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt():
+    """SIGTERM raises KeyboardInterrupt while inside (main thread only), so the output's
+    close() still sends its blackout."""
+    import signal
+    import threading
+
+    def interrupt(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
+def _identify_through_show(held, names: list[str] | None, seconds: float,
+                           level: float) -> None:
+    """Ask the show holding the lights (`held`: its `ClaimError`) to identify `names` (None:
+    all its fixtures), wait while it does, cancel on Ctrl-C."""
+    from .. import claims
+
+    click.echo(f"{held.target} is driven by {held.holder.describe()}: identifying through it")
+    args: dict = {"seconds": seconds, "level": level}
+    if names is None:
+        args["all"] = True
+    else:
+        args["fixtures"] = names
+    res = claims.request(held.target, "identify", args)
+    master = float(res.get("master", 1.0))
+    if master < 1.0:
+        click.echo(f"note: the show's master is {master:g}, so the light is at "
+                   f"{level * master:.0%}")
+    try:
+        for fx in res.get("fixtures", []):
+            click.echo(f"{fx['name']}: universe {fx['universe']}, addresses {fx['addresses']} "
+                       f"({fx['profile']}) - white at {level:.0%} for {seconds:g} s, through "
+                       "the show")
+            time.sleep(seconds)
+    except KeyboardInterrupt:
+        claims.request(held.target, "identify", {"cancel": True})
+        click.echo("cancelled: the show comes back (through its flash limiter)")
+        return
+    click.echo("done: the show comes back (through its flash limiter)")
+
+
+# -- darken -----------------------------------------------------------------------------
+@click.command()
+@click.option("--config", "config_path", type=click.Path(dir_okay=False),
+              help="Rig config (TOML). Default: the bundled demo rig.")
+@click.option("--output", type=click.Choice(registry.names()),
+              help="The output to darken. Default: the config's output.kind.")
+def darken(config_path, output):
+    """Black the rig out now, without the daemon: light channels to 0, pan/tilt and held
+    channels where they are.
+
+    \b
+    The systemd unit runs it after the daemon ends, however it ends (ExecStopPost=):
+      latentdmx darken --config /etc/latentdmx/config.toml
+    After a crash, a watchdog abort or SIGKILL, olad would keep sending the last lit frame
+    (and fixtures on a silent UART hold it). For OLA it reads the universe back from olad;
+    for the UART it uses the last frames the show kept in RAM. If a show drives the lights
+    again, it leaves them to that show. Exit 0 when the rig is dark.
+    """
+    from ..darken import darken as send_blackout
+    from .run import _logging, load_run_config
+
+    _logging(False)
+    cfg = load_run_config(config_path, output=output)
+    click.echo(send_blackout(cfg))
 
 
 # -- doctor -----------------------------------------------------------------------------
@@ -253,8 +333,83 @@ def check_ola(cfg) -> list[Finding]:
             ports = ", ".join(p.description or f"port {p.id}" for p in uni.output_ports)
             names = ", ".join(d.name for d in port_owner.get(ou, [])) or "?"
             found.append(Finding(True, f"{label} is patched to {ports} ({names})"))
+    found += _check_senders(cfg, universes, proc)
     found += _check_uartdmx(proc, uart_plugin, unpatched, uart_ids)
     return found
+
+
+def _check_senders(cfg, universes: dict, proc) -> list[Finding]:
+    """Other programs sending to the rig's OLA universes, and each one's merge mode
+    (`pi_app.commands.senders`)."""
+    from .. import claims
+    from ..outputs.ola import _canonical_host
+    from .senders import MERGE_NOTE, connected_programs, merge_mode_name, source_clients
+
+    o = cfg.output.ola
+    http = _option(proc[1], "-p", "--http-port") if proc else None
+    http_port = int(http) if http and http.isdigit() else 9090
+    counts = source_clients(o.host, http_port)
+    programs = connected_programs(o.port) if _is_local(o.host) else []
+    found = []
+    for u in sorted({f.universe for f in cfg.fixtures}):
+        ou = int(o.universe_map.get(str(u), u))
+        uni = universes.get(ou)
+        if uni is None:
+            continue
+        mode = merge_mode_name(uni.merge_mode)
+        show = claims.holder(f"ola:{_canonical_host(o.host)}:{o.port}/u{ou}")
+        n = None if counts is None else counts.get(ou, 0)
+        ours = 1 if show is not None else 0
+        inputs = [p.description or f"port {p.id}" for p in uni.input_ports]
+        label = f"OLA universe {ou}"
+        if (n is not None and n > ours) or inputs:
+            who = []
+            if n is not None and n > ours:
+                k = n - ours
+                who.append(f"{k} other program{'s' if k > 1 else ''} send{'' if k > 1 else 's'}"
+                           " to it")
+            if inputs:
+                who.append(f"input port{'s' if len(inputs) > 1 else ''} {', '.join(inputs)} "
+                           "feed it")
+            others = [p.label() for p in programs if show is None or p.pid != show.pid]
+            conn = f" (connected to olad: {', '.join(others)})" if others else ""
+            found.append(Finding(False, f"{label}: {' and '.join(who)}{conn}, merge mode "
+                                        f"{mode}: {MERGE_NOTE.get(mode, '')}",
+                                 "stop the other sender, or give it (or LatentDMX) a universe "
+                                 "of its own: no flash limit holds while two programs drive "
+                                 "one set of lights"))
+        elif n is None:
+            found.append(Finding(True, f"{label}: merge mode {mode}; olad's web server (port "
+                                       f"{http_port}) did not say whether other programs send "
+                                       "to it"))
+        else:
+            found.append(Finding(True, f"{label}: merge mode {mode}, no other sender" +
+                                 (f" (LatentDMX: {show.describe()})" if show else "")))
+        if show is None:
+            found += _check_left_on(cfg, u, ou, label)
+    return found
+
+
+def _check_left_on(cfg, u: int, ou: int, label: str) -> list[Finding]:
+    """No LatentDMX program drives universe `ou`: is a lit frame left in it?"""
+    from ..outputs.ola import OlaQuery
+    from ..patch import Patch
+
+    o = cfg.output.ola
+    try:
+        with OlaQuery(o.host, o.port) as q:
+            data = q.dmx(ou)
+    except LatentDMXError:
+        return []
+    light = Patch(cfg).light_slots().get(u)
+    lit = [int(s) + 1 for s in (light if light is not None else []) if s < len(data) and data[s]]
+    if not lit:
+        return []
+    return [Finding(False, f"{label} holds a lit frame ({len(lit)} light channel"
+                           f"{'s' if len(lit) > 1 else ''} on, from slot {lit[0]}) and no "
+                           "LatentDMX show drives it: a program that has gone left it (a "
+                           "killed daemon, ola_set_dmx?)",
+                    f"latentdmx darken --config {cfg.path} (or start the show)")]
 
 
 def _check_uartdmx(proc, plugin, unpatched: bool, uart_devices) -> list[Finding]:

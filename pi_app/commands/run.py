@@ -77,8 +77,12 @@ def load_show_model(cfg, from_flag: bool):
 @click.option("--web", is_flag=True,
               help="Serve the live web page ([preview] in the config: host, port, token; "
                    "default http://127.0.0.1:8044/).")
+@click.option("--audio", type=click.Path(dir_okay=False), metavar="FILE",
+              help="Follow the music of a sound file (WAV, FLAC, OGG), played in real time as "
+                   "the show runs (live sound: [audio] device in the config). Needs the music "
+                   "extra.")
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
-def run(config_path, output, model, fps, seed, duration, record, web, verbose):
+def run(config_path, output, model, fps, seed, duration, record, web, audio, verbose):
     """Play a show: walk the model's latent space and send DMX frames.
 
     \b
@@ -87,9 +91,13 @@ def run(config_path, output, model, fps, seed, duration, record, web, verbose):
       latentdmx run --duration 5 --record show.txt   # record 5 s for ola_recorder
       latentdmx run --config rig.toml --output ola   # real lights through olad
       latentdmx run --config rig.toml --output sacn  # sACN nodes / WLED on the LAN
+      latentdmx run --audio song.wav                 # the walk follows the song's beat
 
     Stops cleanly on Ctrl-C or SIGTERM: fade-out, blackout frame, exit 0. SIGHUP reloads the
     config. While it runs, `latentdmx status`, `dim`, `pause`, ... control it.
+
+    One show per set of lights: if another LatentDMX program already drives the same olad
+    universe or serial port (however it was started), this one is refused, naming it.
     """
     from ..outputs import output_for
     from ..show import Show
@@ -108,12 +116,13 @@ def run(config_path, output, model, fps, seed, duration, record, web, verbose):
     patch = Patch(cfg)
     out = output_for(cfg, patch)
     show = Show(cfg, out, model=mdl, duration_s=duration, record_path=record,
-                config_path=config_path, clock=_clock(cfg.output.kind))
+                config_path=config_path, clock=_clock(cfg.output.kind), audio=audio)
     log = logging.getLogger("latentdmx")
     show.listeners.append(_status_logger(log, every_s=30.0))
     started = (f"playing {mdl.info.name} ({mdl.info.family}) on {len(cfg.fixtures)} fixtures, "
                f"{len(patch.universes)} universe(s), output {cfg.output.kind}, {cfg.fps:g} fps, "
-               f"seed {show.pipeline.seed}" + (f", recording to {record}" if record else ""))
+               f"seed {show.pipeline.seed}" + (f", recording to {record}" if record else "") +
+               (f", music from {show.music.audio.describe}" if show.music.audio else ""))
 
     def first_frame(s) -> None:                 # logged once the first frame is out
         log.info("%s", started)
@@ -170,9 +179,11 @@ def check(config_path):
 
     from ..config import load_config
     from ..patch import Patch
+    from ..safety import Safety
 
     cfg = load_config(config_path)
     patch = Patch(cfg)
+    Safety(cfg, patch, cfg.fps)         # a rig that could strobe is refused here, as by `run`
     mdl = load_show_model(cfg, from_flag=False)
     table = Table(title=f"{cfg.path}: {len(patch)} fixtures, universes "
                         f"{', '.join(map(str, patch.universes))}")

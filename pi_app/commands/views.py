@@ -27,8 +27,11 @@ from ..errors import ConfigError
               help="PNG: how many views of the rig from above under the timeline.")
 @click.option("--gif-fps", type=click.FloatRange(1, 25), default=10.0, show_default=True,
               help="GIF frames per second of show time.")
+@click.option("--audio", type=click.Path(dir_okay=False), metavar="FILE",
+              help="Follow a sound file's music (as `run --audio`) and draw its beats and "
+                   "energy under the timeline. Needs the music extra.")
 def render(config_path, model, seed, fps, duration, recording, raw, out_path, width,
-           snapshots, gif_fps):
+           snapshots, gif_fps, audio):
     """Draw a show as a picture: a timeline PNG or an animated GIF of the rig.
 
     Computes the show offline through the same pipeline as `run` (safety, fade-out and the
@@ -41,6 +44,7 @@ def render(config_path, model, seed, fps, duration, recording, raw, out_path, wi
       latentdmx render --seed 7 --duration 10 --out show.gif
       latentdmx render --recording show.txt --out show.png          # a recording, same rig
       latentdmx render --recording show.txt --raw --out slots.png   # any recording
+      latentdmx render --audio song.wav --duration 30 --out song.png # follows the song
     """
     from pathlib import Path
 
@@ -59,6 +63,10 @@ def render(config_path, model, seed, fps, duration, recording, raw, out_path, wi
     if duration is not None and not duration > 0:
         raise ConfigError("must be more than 0", file="command line", field="--duration",
                           fix="give seconds, e.g. --duration 10")
+    if audio and recording:
+        raise ConfigError("--audio computes a show; a recording is already made",
+                          file="command line", field="--audio", fix="drop --recording or --audio")
+    lane = None
     if recording:
         from ..sim.record import read_show
 
@@ -80,10 +88,22 @@ def render(config_path, model, seed, fps, duration, recording, raw, out_path, wi
 
         cfg = load_run_config(config_path, model=model, fps=fps, seed=seed)
         mdl = load_model(cfg.model)
-        frames, times = rd.simulate(cfg, mdl, seed=seed, duration_s=duration, progress=True)
+        drive = None
+        if audio:
+            from ..music import make_drive
+
+            drive = make_drive(cfg, audio_file=audio, offline=True)
+            drive.trace = []
+        frames, times = rd.simulate(cfg, mdl, seed=seed, duration_s=duration, progress=True,
+                                    music=drive)
         rig = Rig.from_patch(Patch(cfg))
         title = (f"{mdl.info.name} · seed {cfg.seed} · {cfg.fps:g} fps · "
                  f"{duration:g} s · {len(rig)} fixtures")
+        if drive is not None and drive.trace is not None:
+            from ..views.music_lane import MusicLane
+
+            lane = MusicLane.from_trace(drive.trace)
+            title += f" · {Path(audio).name}"
     if out.suffix.lower() == ".gif":
         w = width or 400
         pics = rd.animation(rig, frames, times, title=title.split(" · ")[0],
@@ -91,7 +111,7 @@ def render(config_path, model, seed, fps, duration, recording, raw, out_path, wi
         rd.save(pics, out, gif_fps=gif_fps)
     else:
         rd.save(rd.timeline(rig, frames, times, title=title, width=width or 720,
-                            snapshots=snapshots), out)
+                            snapshots=snapshots, music=lane), out)
     click.echo(f"wrote {out}")
 
 

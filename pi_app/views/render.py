@@ -27,6 +27,7 @@ from PIL import Image, ImageDraw
 
 from ..errors import LatentDMXError
 from . import draw as dr
+from . import music_lane
 from .state import Rig
 
 ROW_H = 16           # timeline row height (px), including ROW_GAP
@@ -38,15 +39,17 @@ TRACE_GAP = 6
 # ----------------------------------------------------------------------- the show's frames
 
 def simulate(config, model, *, seed: int | None = None, duration_s: float,
-             progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
+             progress: bool = False, music=None) -> tuple[np.ndarray, np.ndarray]:
     """The frames `latentdmx run --duration` would send (and `--record` record), offline.
 
     Same pipeline (safety included), same nominal times k / fps, the same fade-out before the
     end and the final blackout frame. Returns (uint8 [n_frames, n_universes, 512], times_s).
+    `music`: a `MusicDrive` (``render --audio``; its `trace` fills as the show is computed).
     """
     from ..pipeline import Pipeline
 
     pipe = Pipeline(config, model, seed=seed)
+    pipe.music = music
     fps = config.fps
     rig = Rig.from_patch(pipe.patch)
     fade_at = max(0.0, duration_s - config.safety.fade_out_s)
@@ -141,15 +144,17 @@ def column_means(values: np.ndarray, times: np.ndarray, layout: Layout) -> np.nd
 
 
 def timeline(rig: Rig, frames: np.ndarray, times: np.ndarray, *, title: str = "",
-             width: int = 720, snapshots: int = 4) -> Image.Image:
-    """The timeline picture of a show's frames (uint8 [n, n_universes, 512]) at `times`."""
+             width: int = 720, snapshots: int = 4, music=None) -> Image.Image:
+    """The timeline picture of a show's frames (uint8 [n, n_universes, 512]) at `times`;
+    `music` (a `music_lane.MusicLane`) adds the beats and energy under the time axis."""
     img, _ = timeline_with_layout(rig, frames, times, title=title, width=width,
-                                  snapshots=snapshots)
+                                  snapshots=snapshots, music=music)
     return img
 
 
 def timeline_with_layout(rig: Rig, frames: np.ndarray, times: np.ndarray, *, title: str = "",
-                         width: int = 720, snapshots: int = 4) -> tuple[Image.Image, Layout]:
+                         width: int = 720, snapshots: int = 4,
+                         music=None) -> tuple[Image.Image, Layout]:
     if len(frames) == 0:
         raise LatentDMXError("nothing to draw: no frames", field="--duration",
                              fix="render at least one frame")
@@ -162,11 +167,12 @@ def timeline_with_layout(rig: Rig, frames: np.ndarray, times: np.ndarray, *, tit
     strip_h = n * ROW_H
     traces_h = (len(movers) * (TRACE_H + TRACE_GAP) + 14) if movers else 0
     axis_h = 20
+    lane_h = music_lane.LANE_H + 6 if music is not None else 0
     snap_w = (width - (snapshots - 1) * 8) // snapshots if snapshots else 0
     snap_h = int(snap_w * 0.62) if snapshots else 0
     snaps_h = snap_h + 22 if snapshots else 0
     total_w = label_w + width + 12
-    total_h = title_h + strip_h + axis_h + traces_h + snaps_h + 8
+    total_h = title_h + strip_h + axis_h + lane_h + traces_h + snaps_h + 8
     layout = Layout(label_w, width, title_h, span)
 
     img = Image.new("RGB", (total_w, total_h), dr.BG)
@@ -191,8 +197,10 @@ def timeline_with_layout(rig: Rig, frames: np.ndarray, times: np.ndarray, *, tit
     y_axis = title_h + strip_h
     _time_axis(d, label_w, y_axis, width, span)
 
-    # -- pan/tilt traces of the moving heads
+    # -- pan/tilt traces of the moving heads (under the music lane, if any)
     y = y_axis + axis_h
+    if music is not None:
+        y += music_lane.draw_lane(d, music, layout, y, column_means)
     if movers:
         d.text((8, y), "pan", fill=dr.PAN_COLOUR, font=dr.font(10))
         d.text((8 + dr.text_width("pan ", 10), y), "tilt", fill=dr.TILT_COLOUR,
@@ -207,6 +215,8 @@ def timeline_with_layout(rig: Rig, frames: np.ndarray, times: np.ndarray, *, tit
             d.rectangle((label_w, y, label_w + width - 1, y + TRACE_H - 1), fill=dr.PANEL)
             d.line((label_w, y + TRACE_H // 2, label_w + width - 1, y + TRACE_H // 2),
                    fill=dr.GRID)
+            if music is not None:               # bars: the heads' turns land on them
+                music_lane.draw_bar_lines(d, music, layout, y, y + TRACE_H - 1)
             d.text((8, y + TRACE_H // 2 - 9), rig.fixtures[i].name, fill=dr.DIM_TEXT,
                    font=dr.font(11))
             f = rig.fixtures[i]

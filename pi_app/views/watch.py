@@ -49,6 +49,20 @@ def header(status: dict) -> Text:
     t.append(f"  master {s.get('master', 1.0) * 100:.0f}%")
     t.append(f"  seed {s.get('seed', '?')}  tempo {s.get('tempo', 1):g}  "
              f"phase {s.get('phase', 0):.2f}")
+    if s.get("music") not in (None, "", "off"):   # music: tempo, beat of the bar, lock
+        lock = s["music"]
+        t.append("  ♪ ")
+        t.append(f"{s.get('bpm', 0):.1f} BPM" if s.get("bpm") else "no beat",
+                 style="bold" if lock == "locked" else "")
+        if s.get("bar_beat"):
+            beat = int(s["bar_beat"])
+            t.append("  " + "".join("●" if i == beat else "·" for i in range(1, 5)),
+                     style="cyan")
+            t.append(f" {s.get('beat_phase', 0):.2f}")
+        t.append(f"  {lock}", style={"locked": "green", "searching": "yellow"}.get(lock,
+                                                                                 "grey50"))
+        if s.get("music_source") not in (None, "audio", "none"):
+            t.append(f" ({s['music_source']})")
     if s.get("paused"):
         t.append("  PAUSED", style="bold yellow")
     if s.get("blackout"):

@@ -3,7 +3,8 @@
 Stdlib only: a `ThreadingHTTPServer` in a daemon thread. Endpoints:
 
 * ``GET /``          the page (HTML, CSS and JS inline): the rig drawn live on a canvas,
-                     achieved fps, model and walk, master dimmer, pause and blackout.
+                     achieved fps, model and walk, music (BPM, beat, lock), master dimmer,
+                     pause, blackout and a Tap tempo button.
 * ``GET /state``     JSON `state.live_state(show)`: status, fixtures, the last frame decoded.
 * ``GET /vocabulary`` JSON: the control vocabulary (`pi_app.vocabulary`: every command, its
                      arguments and help) and what to suggest for names (models, presets,

@@ -1,0 +1,118 @@
+"""`latentdmx darken`: black the rig out without the daemon, after it ended however it ended.
+
+The systemd unit runs it as ``ExecStopPost=``, so it runs after every end of the daemon: a
+clean stop, a crash, the watchdog's abort, the OOM killer, SIGKILL after TimeoutStopSec.
+Only a clean stop leaves the rig dark by itself; olad keeps sending the last frame it got,
+and most fixtures hold the last frame they received when a UART falls silent.
+
+What it sends is the blackout (docs/architecture.md): light channels 0, pan/tilt and held
+channels where they are, so no head swings. Where they are comes from the lights' own
+source of truth:
+
+- ``ola``: the universe's current frame, read back from olad;
+- otherwise (the UART, sACN, Art-Net): the show's last frames (`pi_app.laststate`, kept in
+  RAM by the show), sent for a quarter of a second so every receiver has one;
+- neither: the heads go to their park positions, dark.
+
+The light slots are the show's own (from its last-frames file) or else the config's patch.
+It claims the lights first (`pi_app.claims`): if a show already drives them again (a new
+daemon, a hand-started one), that show keeps them safe and darken sends nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import numpy as np
+
+from . import laststate
+from .claims import Claim, ClaimError
+from .config import Config
+from .errors import OutputError
+from .outputs import output_for
+from .patch import Patch
+from .scene import AIM, empty_scene
+
+log = logging.getLogger("latentdmx")
+
+REPEAT_S = 0.25               # frames sent (not to olad) so every receiver has seen one
+
+
+def _park_frames(cfg: Config, patch: Patch) -> dict[int, np.ndarray]:
+    scene = empty_scene(len(patch.fixtures))
+    scene[:, AIM] = np.array([f.park for f in cfg.fixtures], np.float32).reshape(-1, 2)
+    return {u: f.copy() for u, f in patch.frames(scene).items()}
+
+
+def _olad_frames(cfg: Config, universes) -> dict[int, np.ndarray] | None:
+    """The rig universes' current frames in olad; None if olad is not there."""
+    from .outputs.ola import OlaQuery
+
+    o = cfg.output.ola
+    out = {}
+    try:
+        with OlaQuery(o.host, o.port) as q:
+            for u in universes:
+                data = q.dmx(int(o.universe_map.get(str(u), u)))
+                frame = np.zeros(512, np.uint8)
+                frame[:len(data)] = data[:512]
+                out[u] = frame
+    except OutputError as exc:
+        log.info("olad: %s", exc.what)
+        return None
+    return out
+
+
+def darken(cfg: Config) -> str:
+    """Send the blackout to the config's output; returns what was done, in one line."""
+    patch = Patch(cfg)
+    kind = cfg.output.kind
+    out = output_for(cfg, patch)
+    targets = out.targets()
+    if not targets:
+        return f"nothing to do: output {kind} drives no lights"
+    try:
+        claim = Claim(targets, "darken")
+    except ClaimError as exc:
+        if exc.holder.role == "show":
+            return (f"nothing to do: {exc.target} is driven by {exc.holder.describe()}, "
+                    "which keeps it safe")
+        raise
+    with claim:
+        path = laststate.state_path(targets)
+        last = laststate.read(path) if path is not None else None
+        light = last.light if last is not None else patch.light_slots()
+        source = "the show's last frames"
+        frames: dict[int, np.ndarray] | None = None
+        if kind == "ola":
+            frames = _olad_frames(cfg, patch.universes)
+            if frames is None:
+                return "nothing to do: olad is not running, so it holds no frame"
+            source = "olad's current frames"
+        elif last is not None:
+            frames = {u: last.frames[u] for u in patch.universes if u in last.frames}
+        if not frames or set(frames) != set(patch.universes):
+            frames, source = _park_frames(cfg, patch), "no last frame known: heads to park"
+        dark = {}
+        for u, f in frames.items():
+            d = f.copy()
+            d[light.get(u, np.zeros(0, np.int64))] = 0
+            dark[u] = d
+        lit = sum(int(np.count_nonzero(frames[u][light.get(u, [])])) for u in frames)
+        if kind == "ola" and lit == 0:
+            return f"already dark ({', '.join(targets)})"
+        with out:
+            t_end = time.monotonic() + (REPEAT_S if kind != "ola" else 0.0)
+            period = 1.0 / cfg.fps
+            while True:
+                out.send(dark)
+                if time.monotonic() >= t_end:
+                    break
+                time.sleep(period)
+        health = out.health()                   # after close(): the blackout is delivered
+        if kind == "ola" and not health.get("delivered"):
+            raise OutputError(f"olad at {health.get('server')} did not take the blackout",
+                              field="output.ola", fix="check olad (`latentdmx doctor`)")
+        return (f"blackout sent to {', '.join(targets)} ({lit} light channel"
+                f"{'s' if lit != 1 else ''} were on; from {source})")
