@@ -31,9 +31,11 @@ def group_config(path: Path, *, output: str = "", safety: str = "", extra: str =
     text = default_config_path().read_text()
     if output:                            # the [output] sections, replaced by `output`
         head, rest = text.split("\n[output]\n", 1)
-        text = head + f"\n[output]\n{output}\n\n[safety]\n" + rest.split("\n[safety]\n", 1)[1]
+        text = head + f"\n[output]\n{output}\n\n[safety]" + rest.split("\n[safety]", 1)[1]
     if safety:
-        text = text.replace("[safety]\n", f"[safety]\n{safety}\n", 1)
+        head, rest = text.split("\n[safety]", 1)
+        line, tail = rest.split("\n", 1)
+        text = head + f"\n[safety]{line}\n{safety}\n" + tail
     path.write_text(with_sync(text, f'group = "lockstep-test"\nepoch = "2026-01-01T00:00:00Z"\n'
                                     f'key = "{KEY}"\ninterface = "eth0"\n{extra}'))
     return path
