@@ -4,8 +4,9 @@
   (pan = x, tilt = y) and takes its colour from (r, g, b, w): the brightest component sets the
   dimmer, the colour is normalised to full saturation so the dimmer alone sets intensity.
 * `image` models (inverted AE): one picture for the rig; each fixture samples it (bilinear)
-  at its rig position for colour and intensity, and aims along the picture's local structure:
-  pan/tilt follow the intensity gradient at that point (a head leans towards brighter parts).
+  at its rig position for colour and intensity, and aims along the picture's structure:
+  pan/tilt follow where the glyph's light lies around the fixture (the brightness-weighted
+  centre in a window around it), spread over the whole range without sticking at a limit.
 """
 
 from __future__ import annotations
@@ -58,44 +59,57 @@ class PointsMapper:
 class ImageMapper:
     """For `image` models: each fixture samples the picture at its rig position.
 
-    Five bilinear samples per fixture — its position and `reach` of the picture to each side —
-    give its colour (the centre) and the local intensity gradient, which it leans along:
-    pan follows the left-right gradient, tilt the top-bottom one (towards brighter parts).
+    Colour and intensity: the picture at the fixture's position (bilinear). Aim: where the
+    glyph's light lies around the fixture — the brightness-weighted centre of the picture
+    seen through a Gaussian window of `window` (fraction of the picture) around the
+    fixture's position; pan follows its left-right offset, tilt its top-bottom offset,
+    squashed by tanh so heads use the whole range (offsets of `reach` reach 76 % of the way
+    to a limit) and never stick at it: aims stay within `margin` of the limits.
     """
 
     def __init__(self, image_shape: tuple[int, int, int], positions: np.ndarray,
-                 gain: float = 1.5, reach: float = 0.15) -> None:
+                 window: float = 0.12, reach: float = 0.03, margin: float = 0.02) -> None:
         h, w, _ = image_shape
         pos = np.asarray(positions, np.float32).reshape(-1, 2)
         n = len(pos)
-        offsets = np.array([[0, 0], [reach, 0], [-reach, 0], [0, reach], [0, -reach]],
-                           np.float32)
-        pts = (pos[:, None, :] + offsets[None]).reshape(-1, 2)          # (n*5, 2)
         # Continuous pixel coordinates (pixel centres at i + 0.5), clamped to the picture.
-        px = np.clip(pts[:, 0] * w - 0.5, 0, w - 1)
-        py = np.clip(pts[:, 1] * h - 0.5, 0, h - 1)
+        px = np.clip(pos[:, 0] * w - 0.5, 0, w - 1)
+        py = np.clip(pos[:, 1] * h - 0.5, 0, h - 1)
         x0 = np.clip(np.floor(px).astype(np.int64), 0, max(w - 2, 0))
         y0 = np.clip(np.floor(py).astype(np.int64), 0, max(h - 2, 0))
         x1, y1 = np.minimum(x0 + 1, w - 1), np.minimum(y0 + 1, h - 1)
         fx, fy = np.clip(px - x0, 0, 1), np.clip(py - y0, 0, 1)
-        # One gather of 4 corners for every sample point: flat pixel indices and weights.
+        # One gather of 4 corners per fixture: flat pixel indices and weights.
         self._flat = np.stack([y0 * w + x0, y0 * w + x1, y1 * w + x0, y1 * w + x1], 1)
         self._wts = np.stack([(1 - fx) * (1 - fy), fx * (1 - fy), (1 - fx) * fy, fx * fy],
-                             1).astype(np.float32)[:, :, None]             # (n*5, 4, 1)
+                             1).astype(np.float32)[:, :, None]             # (n, 4, 1)
+        # The aim: per fixture a Gaussian window over the pixels, and its moments.
+        cx = (np.arange(w, dtype=np.float32) + 0.5) / w
+        cy = (np.arange(h, dtype=np.float32) + 0.5) / h
+        gx, gy = np.meshgrid(cx, cy)                                       # (H, W)
+        d2 = ((gx.ravel()[None] - pos[:, :1]) ** 2 + (gy.ravel()[None] - pos[:, 1:]) ** 2)
+        win = np.exp(-0.5 * d2 / window ** 2).astype(np.float32)           # (n, H*W)
+        win /= win.sum(axis=1, keepdims=True)
+        # rows: weight, weight * dx, weight * dy  ->  (3n, H*W); one matmul per frame
+        self._moments = np.concatenate([win, win * (gx.ravel()[None] - pos[:, :1]),
+                                        win * (gy.ravel()[None] - pos[:, 1:])]).astype(
+                                            np.float32)
+        self._eps = np.float32(0.02)       # a dark window aims at the middle, smoothly
+        self._inv_reach = np.float32(1.0 / reach)
+        self._half = np.float32(0.5 - margin)
         self._n = n
-        self.gain = gain
         self._scene = np.zeros((n, len(ATTRS)), np.float32)
 
     def __call__(self, image: np.ndarray) -> np.ndarray:
         img = image[0] if image.ndim == 4 else image                    # (H, W, C)
-        pix = img.reshape(-1, img.shape[-1])[self._flat]                 # (n*5, 4, C)
-        samples = (pix * self._wts).sum(axis=1).reshape(self._n, 5, -1)  # (n, 5, C)
-        lum = samples.mean(axis=2)                                       # (n, 5)
-        norm = self.gain / max(float(img.mean()), 0.05)
+        flat = img.reshape(-1, img.shape[-1])                            # (H*W, C)
+        n = self._n
+        rgb = (flat[self._flat] * self._wts).sum(axis=1)                 # (n, C)
+        m = self._moments @ flat.mean(axis=1)                            # (3n,)
+        mass = m[:n] + self._eps
         scene = self._scene
-        scene[:, PAN] = np.clip(0.5 + norm * (lum[:, 1] - lum[:, 2]), 0.0, 1.0)
-        scene[:, TILT] = np.clip(0.5 + norm * (lum[:, 3] - lum[:, 4]), 0.0, 1.0)
-        rgb = samples[:, 0]
+        off = np.stack([m[n:2 * n] / mass, m[2 * n:] / mass], axis=1)    # (n, 2)
+        scene[:, PAN:TILT + 1] = 0.5 + self._half * np.tanh(off * self._inv_reach)
         white = rgb.min(axis=1, keepdims=True)
         _colour_to_scene(np.concatenate([rgb - white, white], axis=1), scene)
         return scene

@@ -17,6 +17,7 @@ from .config import Config
 from .identify import IdentifySequence
 from .looks import Looks
 from .mapper import make_mapper, streams_for
+from .moves import Moves
 from .patch import Patch
 from .phase import PhaseLine
 from .runtime import Model
@@ -37,9 +38,15 @@ class _Source:
         self.model = model
         self.seed = seed
         info = model.info
+        guard = None
+        if info.kind == "points":                 # re-route segments that would tear
+            xy = [info.fields.index("x"), info.fields.index("y")]
+            def guard(z: np.ndarray) -> np.ndarray:
+                return model.generate(z)[:, xy]
         self.walk = LatentWalk(seed, streams_for(info, len(positions)), info.latent_dim,
                                loop_waypoints=config.walk.loop_waypoints,
-                               spread=config.walk.spread)
+                               spread=config.walk.spread, guard=guard,
+                               segment_s=config.walk.seconds_per_waypoint)
         self.mapper = make_mapper(info, positions)
 
     def scene(self, phase: float) -> np.ndarray:
@@ -54,6 +61,7 @@ class Pipeline:
         self.positions = np.array([f.position for f in config.fixtures], np.float32)
         self.looks = Looks(config, self.patch)  # palette, still heads, trims (before safety)
         self.safety = Safety(config, self.patch, self.fps)
+        self.moves = Moves(self.patch, self.fps)     # heads reposition in the dark
         self.seed = config.seed if seed is None else int(seed)
         self.source = _Source(model, config, self.seed, self.positions)
         self._old: _Source | None = None        # the model being cross-faded out
@@ -234,7 +242,8 @@ class Pipeline:
                 self.identify = None
             elif not self.blacked_out:
                 scene = ident
-        self.scene = self.safety(scene, t_s)
+        self.moves.on_the_beat(self.music is not None and self.music.active)
+        self.scene = self.safety(self.moves(scene, self.scene), t_s)   # heads move in black
         return self.scene
 
     def frames(self, t_s: float) -> dict[int, np.ndarray]:

@@ -45,6 +45,7 @@ DEFAULT_TRAVERSE_S = FASTEST_TRAVERSE_S   # pan/tilt slew: the profile's full ra
 RED_W = sc.RED_W                 # red excess over other light (scene layout: colour roles)
 WINDOW_MARGIN = 1.01          # transitions of one window kept 1 % further apart than 1 s
 DARK = 1e-3                   # light below this counts as dark for `fade_out_done`
+DARK_TO_PARK = 0.04          # on stop, a head heads for park once its light is this dark
 SMOOTH_S = 0.25               # time constant of the target's low-pass while limiting
 _COLOUR_ATTRS = sc.COLOUR_ATTRS
 
@@ -231,7 +232,11 @@ class Safety:
         np.fmax(scene, 0.0, out=raw)             # NaN -> 0, and clip to [0, 1]
         np.fmin(raw, self._ones, out=raw)       # (an array operand is cheaper than 1.0)
         gain = self._gain(t_s)
-        self._aim(raw[:, sc.AIM] if self._stop_t is None else self._park, out)
+        aim = raw[:, sc.AIM]
+        if self._stop_t is not None:     # park in the dark: a head moves once its light is out
+            lit = out[:, sc.DIMMER] * out[:, sc.COLOUR].max(axis=1) > DARK_TO_PARK
+            aim = np.where(lit[:, None], aim, self._park)
+        self._aim(aim, out)
         if self._held:                           # held attributes pass through as they are
             out[:, sc.HELD] = raw[:, sc.HELD]
         light = self._raw_light                  # wanted (dimmer, R, G, B, W): view of raw

@@ -5,25 +5,55 @@ fixture for `points` models, one for the rig for `image` models). Waypoint k of 
 comes from ``default_rng([seed, k])``, so any point of the walk is a pure function of the seed
 and the phase: the same seed gives the same show. The phase (in waypoints) is advanced by the
 show; between waypoints the motion eases in and out (smoothstep), so it never jerks.
+
+**A walk that avoids tears.** A model's map from latent to output has seams: two latents a
+frame apart can land far apart (for a NAT model, on two curtains of the picture). Given a
+`guard` (latents -> the output coordinates that matter, e.g. a point's x, y), the walk looks
+at each segment in output space before it starts and re-routes it. Waypoint k + 1 is the
+first of `candidates` proposals ``rho * w_k + sqrt(1 - rho^2) * spread * noise`` that is
+accepted: always if its segment never moves faster than `calm_per_s` (at `segment_s` per
+segment), else with probability `p_tear`; if none is, the stream stays where it is for that
+segment. The proposals keep N(0, spread^2 I) (what the model was trained on) and acceptance
+is symmetric in the two ends, so the show still visits the picture as the model draws it
+(measured on the card), and the few tears that remain are moved in the dark (`moves.py`).
+Proposals and acceptance come from ``default_rng([seed, k, ...])``: the same seed gives the
+same show; the guarded walk is a chain, computed forward from waypoint 0.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
+
+Guard = Callable[[np.ndarray], np.ndarray]
+GUARD_SAMPLES = 64        # points per segment looked at by the guard
+TEAR_STEP = 0.05          # output step between two of them that counts as a tear
 
 
 class LatentWalk:
     def __init__(self, seed: int, streams: int, dim: int, *, loop_waypoints: int = 0,
-                 spread: float = 1.0) -> None:
+                 spread: float = 1.0, guard: Guard | None = None, candidates: int = 6,
+                 rho: float = 0.3, segment_s: float = 6.0, calm_per_s: float = 1.0,
+                 p_tear: float = 0.15) -> None:
         self.seed = int(seed)
         self.streams = int(streams)
         self.dim = int(dim)
         self.loop = int(loop_waypoints)
         self.spread = float(spread)
+        self.guard = guard
+        self.candidates = max(1, int(candidates))
+        self.rho = float(rho)
+        self._calm_step = calm_per_s * segment_s / (GUARD_SAMPLES - 1)
+        self._chain: tuple[int, np.ndarray, np.ndarray] | None = None   # k, w_k, w_k+1
+        self.p_tear = float(p_tear)
+        self.rerouted = 0                      # segments where the first proposal tore
+        self.held = 0                          # segments that stayed put
         self._k: int | None = None
         self._w0 = self._w1 = self._omega = self._sin = np.zeros((0, 1), np.float32)
+        self._same = np.zeros(0, bool)
+        self._any_same = False
         self._z = np.empty((self.streams, self.dim), np.float32)
         self._bw = np.empty((self.streams, self.dim), np.float32)      # b * w1
         self._ab = np.empty((self.streams, 1), np.float32)             # b, then a
@@ -35,9 +65,63 @@ class LatentWalk:
         rng = np.random.default_rng([self.seed, k % 2**63])   # k < 0 before the start
         return (rng.standard_normal((self.streams, self.dim)) * self.spread).astype(np.float32)
 
+    # -- the guarded chain ------------------------------------------------------------------
+    def _proposals(self, k: int, w: np.ndarray) -> np.ndarray:
+        """(candidates, streams, dim): proposals for waypoint k after w."""
+        out = np.empty((self.candidates, self.streams, self.dim), np.float32)
+        keep = self.rho
+        for j in range(self.candidates):
+            rng = np.random.default_rng([self.seed, k % 2**63, j])
+            noise = rng.standard_normal((self.streams, self.dim)) * self.spread
+            out[j] = keep * w + math.sqrt(1.0 - keep * keep) * noise
+        return out
+
+    def _choose(self, k: int, w0: np.ndarray, cands: np.ndarray) -> np.ndarray:
+        """Per stream, the first proposal accepted: a calm one always, one that tears with
+        probability `p_tear` (a deterministic draw from the seed); none: stay at w0."""
+        c, n, d = cands.shape
+        f = np.linspace(0.0, 1.0, GUARD_SAMPLES, dtype=np.float32)
+        e = f * f * (3.0 - 2.0 * f)
+        a = np.broadcast_to(w0, (c, n, d)).reshape(-1, d)
+        path = _slerp(a, cands.reshape(-1, d), e)                     # (c*n, S, d)
+        assert self.guard is not None
+        out = self.guard(path.reshape(-1, d).astype(np.float32))      # (c*n*S, k)
+        out = out.reshape(c, n, GUARD_SAMPLES, -1)
+        worst = np.linalg.norm(np.diff(out, axis=2), axis=-1).max(axis=2)    # (c, n)
+        luck = np.random.default_rng([self.seed, k % 2**63, 1000]).random((c, n))
+        ok = (worst <= self._calm_step) | (luck < self.p_tear)        # (c, n)
+        first = np.argmax(ok, axis=0)                                 # (n,)
+        found = ok[first, np.arange(n)]
+        self.rerouted += int((found & (first > 0)).sum())
+        self.held += int((~found).sum())
+        return np.where(found[:, None], cands[first, np.arange(n)], w0)
+
+    def _waypoints(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """(w_k, w_k+1) of the guarded chain, computed forward (cached: the show moves on)."""
+        ch = self._chain
+        if ch is None or ch[0] > k or k < 0:
+            if k < 0:
+                return self.waypoint(k), self.waypoint(k + 1)
+            w = self.waypoint(0)
+            ch = (0, w, self._next(0, w))
+        while ch[0] < k:
+            j = ch[0] + 1
+            ch = (j, ch[2], self._next(j, ch[2]))
+        self._chain = ch
+        return ch[1], ch[2]
+
+    def _next(self, k: int, w: np.ndarray) -> np.ndarray:
+        """Waypoint k + 1 after w_k (in a loop, the last one goes back to waypoint 0)."""
+        if self.loop and (k + 1) % self.loop == 0:
+            return self.waypoint(0)
+        return self._choose(k + 1, w, self._proposals(k + 1, w))
+
     def _segment(self, k: int) -> None:
         self._k = k
-        w0, w1 = self.waypoint(k), self.waypoint(k + 1)
+        if self.guard is None:
+            w0, w1 = self.waypoint(k), self.waypoint(k + 1)
+        else:
+            w0, w1 = self._waypoints(k % self.loop if self.loop else k)
         n0 = np.linalg.norm(w0, axis=1, keepdims=True)
         n1 = np.linalg.norm(w1, axis=1, keepdims=True)
         cos = np.sum(w0 * w1, axis=1, keepdims=True) / np.maximum(n0 * n1, 1e-12)
@@ -45,6 +129,8 @@ class LatentWalk:
         self._w0, self._w1 = w0, w1
         self._omega = omega.astype(np.float32)
         self._sin = np.maximum(np.sin(omega), 1e-6).astype(np.float32)
+        self._same = omega[:, 0] < 1e-4                # a stream that stays put (guarded walk)
+        self._any_same = bool(self._same.any())
 
     def at(self, phase: float) -> np.ndarray:
         """The latent vectors at `phase` (waypoints since the start): (streams, dim) float32.
@@ -63,4 +149,19 @@ class LatentWalk:
         np.divide(np.sin(ab, out=ab), s, out=ab)
         np.multiply(ab, self._w0, out=self._z)
         self._z += self._bw                          # a * w0 + b * w1
+        if self._any_same:                           # w0 == w1: slerp is 0 / 0 there
+            same = self._same
+            self._z[same] = (1.0 - f) * self._w0[same] + f * self._w1[same]
         return self._z
+
+
+def _slerp(a: np.ndarray, b: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """(m, d), (m, d), (S,) -> (m, S, d): slerp from each a to its b at the times t."""
+    na = np.linalg.norm(a, axis=1, keepdims=True)
+    nb = np.linalg.norm(b, axis=1, keepdims=True)
+    cos = np.sum(a * b, axis=1, keepdims=True) / np.maximum(na * nb, 1e-12)
+    om = np.arccos(np.clip(cos, -1.0, 1.0))                           # (m, 1)
+    s = np.maximum(np.sin(om), 1e-6)
+    ta = np.sin((1.0 - t[None, :]) * om) / s                          # (m, S)
+    tb = np.sin(t[None, :] * om) / s
+    return ta[:, :, None] * a[:, None, :] + tb[:, :, None] * b[:, None, :]

@@ -141,9 +141,17 @@ def test_nat_trains_exports_and_improves(picture, tmp_path):
 
     # the quality step writes figures to model.json, a picture and the card
     figures = quality.measure(out, quick=True)
-    assert figures["floor_cost"] <= figures["gaussian_cost"]
+    assert figures["sw_floor"] <= figures["sw_gaussian"] and figures["sw_gap_closed"] > 0
     assert json.loads((out / "model.json").read_text())["quality"] == figures
-    assert (out / "samples.png").is_file() and "Measured quality" in (out / "README.md").read_text()
+    card = (out / "README.md").read_text()
+    assert (out / "samples.png").is_file() and "Measured quality" in card
+    # every figure the card prints is one that was measured
+    for key in ("sw_model", "sw_gaussian", "sw_floor"):
+        assert f"{figures[key]:.4f}" in card
+    assert f"{100 * figures['off_model']:.1f} %" in card
+    assert f"**{100 * figures['sw_gap_closed']:.0f} %**" in card
+    show = figures["show"]
+    assert f"**{show['lit_sweeps']}**" in card and "per fixture-hour" in card
 
 
 def test_nat_ctrl_c_saves_checkpoint_and_export(picture, tmp_path, monkeypatch):
@@ -194,9 +202,17 @@ def test_iae_trains_exports_and_matches_torch(tmp_path):
     np.testing.assert_allclose(m.generate(z), torch_out(net.generator.net, z), atol=1e-5)
 
     figures = quality.measure(out, quick=True)
-    assert figures["mse_trained"] < figures["mse_zero_guess"] * 1.5
+    full = figures["grid"]["1.0"]
+    assert full["mse_trained"] < figures["mse_zero_guess"] * 1.5
+    assert {"cos_baseline", "mse_baseline"} <= full.keys() and len(figures["grid"]) == 4
     assert 0 < figures["interp_step_mean"] < figures["interp_endpoint_change"]
     assert (out / "glyphs.png").is_file() and (out / "interpolation.png").is_file()
+    card = (out / "README.md").read_text()
+    assert f"{100 * figures['bold_share']:.1f} %" in card
+    assert f"R² = **{figures['linear_r2']:.2f}**" in card
+    assert f"**{full['cos_trained']:.3f}**" in card and f"{full['cos_baseline']:.3f}" in card
+    assert "survive being moved and blurred" not in card       # no claim without a figure
+    assert "baseline_decoder" in torch.load(out / "checkpoint.pt", weights_only=False)
 
 
 def test_channel_is_differentiable_and_noisy():
@@ -250,3 +266,65 @@ def test_cli_without_torch_says_how_to_install(tmp_path, monkeypatch, picture):
 def test_cli_quality_needs_a_model_folder(tmp_path):
     r = invoke("train", "quality", str(tmp_path))
     assert r.exit_code == 2 and "model.json" in r.output
+
+
+def test_cli_minutes_is_the_budget_and_the_end_says_how_to_play(picture, tmp_path,
+                                                                 monkeypatch):
+    """`--minutes` alone: no 20000-step cap, a bar in % of the time budget (its estimate is
+    the time left), the command that plays the result; and a warning for a model no better
+    than the Gaussian baseline (one training step is not)."""
+    import functools
+
+    monkeypatch.setattr(quality, "measure", functools.partial(quality.measure, quick=True))
+    out = tmp_path / "m"
+    r = invoke("train", "nat", "--image", str(picture), "--out", str(out), "--minutes", "0.03",
+               "--points", "256", "--batch", "32", "--width", "8", "--depth", "1")
+    assert r.exit_code == 0, r.output
+    assert "/20000" not in r.output and "%|" in r.output
+    steps = json.loads((out / "model.json").read_text())["recipe"]["trained"]["steps"]
+    assert steps > 20                                        # it ran for the time, not 0 %
+    assert f"play it:    latentdmx run --model {out}" in r.output
+    figures = json.loads((out / "model.json").read_text())["quality"]
+    assert (quality.warning(figures) is None) == (figures["sw_gap_closed"] > 0)
+
+    bad = tmp_path / "bad"
+    r = invoke("train", "nat", "--image", str(picture), "--out", str(bad), "--steps", "1",
+               "--points", "64", "--batch", "32", "--width", "4", "--depth", "1", "--lr", "1e-6")
+    assert r.exit_code == 0, r.output
+    assert "warning: the model is no closer to the picture than a Gaussian" in r.output
+
+
+def test_background_threshold_and_gamma_shape_the_target(tmp_path):
+    from PIL import Image
+
+    from pi_app.errors import LatentDMXError
+
+    rng = np.random.default_rng(3)
+    sky = (0.25 + 0.05 * rng.standard_normal((40, 40, 3))).clip(0, 1)     # a grey, noisy sky
+    sky[10:16, 10:16] = 1.0                                                 # one bright star
+    path = tmp_path / "sky.png"
+    Image.fromarray((sky * 255).astype(np.uint8)).save(path)
+    pic = nat.load_picture(path)
+    star = (10 / 40, 16 / 40)
+
+    def on_star(t):
+        pts = t.sample(2000, np.random.default_rng(0))
+        inside = ((pts[:, 0] >= star[0]) & (pts[:, 0] < star[1]) & (pts[:, 1] >= star[0])
+                  & (pts[:, 1] < star[1]))
+        return inside.mean()
+
+    assert on_star(nat.PictureTarget(pic)) < 0.2                            # the sky takes it
+    assert on_star(nat.PictureTarget(pic, background="auto")) > 0.99         # Otsu: the star
+    assert on_star(nat.PictureTarget(pic, threshold=0.5)) > 0.99
+    assert on_star(nat.PictureTarget(pic, gamma=4.0)) > on_star(nat.PictureTarget(pic))
+    with pytest.raises(LatentDMXError, match="background"):
+        nat.PictureTarget(pic, background="sky")
+    r = invoke("train", "nat", "--image", str(path), "--out", str(tmp_path / "x"),
+               "--threshold", "1.5")
+    assert r.exit_code == 2 and "--threshold" in r.output
+
+
+def test_threads_default_to_one():
+    from pi_app.training import common
+
+    assert common.auto_threads(0) == 1 and common.auto_threads(3) == 3

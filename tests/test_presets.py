@@ -188,16 +188,22 @@ def test_recall_cross_fades_on_the_recorded_frames(default_config, tmp_path):
     np.testing.assert_array_equal(fade[:k_recall], plain[:k_recall])
     np.testing.assert_array_equal(cut[:k_recall], plain[:k_recall])
     # the light, frame by frame: away from the old look and onto the new one, linearly
-    # over the 2 s (the cut is the new look as soon as the safety stage lets it be)
+    # over the 2 s (the cut is the new look as soon as the safety stage lets it be). On the
+    # fixtures that do not move: a moving head whose aim the recall moves goes dark, moves
+    # and comes back (moves.py), in its own time
+    still = [i for i, f in enumerate(rig.fixtures) if not f.moves]
+    plain_c, fade_c, cut_c = plain_c[:, still], fade_c[:, still], cut_c[:, still]
     ks = np.arange(k_recall, k_recall + 2 * fps + 1, fps // 4)
     d_old = np.array([np.abs(fade_c[k] - plain_c[k]).mean() for k in ks])
     d_new = np.array([np.abs(fade_c[k] - cut_c[k]).mean() for k in ks])
-    assert np.all(np.diff(d_old) > 0) and np.all(np.diff(d_new[1:]) < 0)
+    # (the rig-wide flash limit couples the pars to the heads' dimming: the approach to the
+    # new look is monotonic over the fade's second half)
+    assert np.all(np.diff(d_old) > 0) and np.all(np.diff(d_new[len(ks) // 2:]) < 0)
     assert d_new[-1] < 0.01 and d_old[-1] > 0.1                  # ends on the new look
     mid = len(ks) // 2
     assert 0.3 < d_old[mid] / d_old[-1] < 0.7                      # halfway: half and half
     # the cut is most of the way there within 0.2 s; the fade is not
     k = k_recall + fps // 5
     assert np.abs(fade_c[k] - plain_c[k]).mean() < 0.3 * np.abs(cut_c[k] - plain_c[k]).mean()
-    # after it: one show, byte for byte
-    np.testing.assert_array_equal(fade[k_recall + 3 * fps:], cut[k_recall + 3 * fps:])
+    # after it (and after any head that moved in the dark is back): one show, byte for byte
+    np.testing.assert_array_equal(fade[k_recall + 4 * fps:], cut[k_recall + 4 * fps:])

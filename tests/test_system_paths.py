@@ -66,7 +66,7 @@ def test_missing_model_says_where_it_looked(tmp_path):
     assert err.startswith(f"error: {config}: model: no such model 'ghost' — looked in "), err
     assert f"{REPO / 'models'}, {system / 'models'}, ghost;" in err
     assert "/nonexistent" not in err                     # no home: no user folder to blame
-    assert "known: iae-glyphs, nat-aurora" in err
+    assert "known: iae-blobs, iae-glyphs, nat-aurora, nat-neon, nat-retina" in err
     assert f"Put the model folder in {system / 'models'} for the service" in err
 
 

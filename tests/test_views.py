@@ -187,7 +187,8 @@ def test_render_gif(model_dir, tmp_path):
                                     "--out", str(out)])
     assert res.exit_code == 0, res.output
     gif = Image.open(out)
-    assert gif.format == "GIF" and 3 <= gif.n_frames <= int(1.7 * 4) and gif.width == 200
+    # 1.5 s of show, then heads may park in the dark (up to ~2.5 s more) before the blackout
+    assert gif.format == "GIF" and 3 <= gif.n_frames <= int(4.0 * 4) and gif.width == 200
     assert not list(tmp_path.glob(".*tmp"))      # written atomically, no leftovers
 
 

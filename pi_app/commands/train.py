@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
+import numpy as np
 
 from ..errors import LatentDMXError
 
@@ -30,15 +31,17 @@ def _need_training() -> None:
 
 
 def _budget_options(f):
-    f = click.option("--threads", default=2, show_default=True,
-                     help="CPU threads for torch (the cores may be shared).")(f)
+    f = click.option("--threads", default=0, show_default=True,
+                     help="CPU threads for torch; 0 = one, which is fastest for these small "
+                          "steps, above all on a shared machine.")(f)
     f = click.option("--fresh", is_flag=True,
                      help="Ignore OUT/checkpoint.pt and start over (default: resume).")(f)
     f = click.option("--device", default="cpu", show_default=True,
                      help="torch device: cpu, cuda, mps.")(f)
     f = click.option("--seed", default=0, show_default=True, help="Seed: same seed, same model.")(f)
     f = click.option("--minutes", type=float, default=None,
-                     help="Stop after this much training time (also ends the LR schedule).")(f)
+                     help="Train for this long (the LR schedule ends then); without --steps "
+                          "there is no step limit.")(f)
     f = click.option("--no-quality", is_flag=True, help="Skip the measurement and pictures.")(f)
     return f
 
@@ -90,6 +93,8 @@ def _command_line(ctx: click.Context) -> str:
     for key, value in ctx.params.items():
         if value is None or value is False or key in ("threads", "fresh", "no_quality"):
             continue
+        if key == "steps" and value >= 10**9:                  # no step limit (--minutes)
+            continue
         flag = "--" + key.replace("_", "-")
         parts += [flag] if value is True else [flag, str(value)]
     return " ".join(parts)
@@ -108,24 +113,35 @@ def train() -> None:
 
 @train.command()
 @click.option("--image", required=True, type=click.Path(exists=True, dir_okay=False),
-              help="Target picture (PNG or JPEG): bright pixels on a dark background.")
+              help="Target picture (PNG or JPEG): bright parts on a darker background.")
 @_out_option
-@click.option("--steps", default=20000, show_default=True, help="Training steps (budget).")
+@click.option("--steps", type=int, default=None,
+              help="Training steps (budget) [default: 20000, none with --minutes].")
 @click.option("--latent", default=16, show_default=True, help="Noise (latent) size.")
-@click.option("--width", default=64, show_default=True, help="Hidden units per layer.")
-@click.option("--depth", default=4, show_default=True, help="Hidden layers.")
-@click.option("--points", default=16384, show_default=True, help="Noise/target pool size.")
+@click.option("--width", default=128, show_default=True, help="Hidden units per layer.")
+@click.option("--depth", default=5, show_default=True, help="Hidden layers.")
+@click.option("--points", default=65536, show_default=True,
+              help="Noise/target pool size (a large pool keeps samples off the gaps).")
 @click.option("--batch", default=256, show_default=True, help="Points per Hungarian step.")
-@click.option("--lr", default=2e-3, show_default=True, help="Peak learning rate.")
+@click.option("--lr", default=3e-3, show_default=True, help="Peak learning rate.")
+@click.option("--threshold", default=0.06, show_default=True,
+              help="Pixels darker than this (0..1, after the background) are never targets.")
+@click.option("--gamma", default=1.0, show_default=True,
+              help="Target mass = brightness ** gamma (above 1: the brightest parts).")
+@click.option("--background", default="auto", show_default=True,
+              help="Brightness taken as background and removed: auto (Otsu's threshold: "
+                   "a photograph's sky or wall), none, or 0..1.")
 @_budget_options
 @click.pass_context
-def nat(ctx: click.Context, image: str, out: Path, steps: int, latent: int, width: int,
-        depth: int, points: int, batch: int, lr: float, minutes: float | None, seed: int,
-        device: str, fresh: bool, threads: int, no_quality: bool) -> None:
+def nat(ctx: click.Context, image: str, out: Path, steps: int | None, latent: int, width: int,
+        depth: int, points: int, batch: int, lr: float, threshold: float, gamma: float,
+        background: str, minutes: float | None, seed: int, device: str, fresh: bool,
+        threads: int, no_quality: bool) -> None:
     """Noise As Targets: learn to draw points (x, y, r, g, b, w) from PICTURE."""
     _need_training()
     from ..training import nat as natmod
 
+    steps = _steps(steps, minutes, 20000)
     for name, value in (("--steps", steps), ("--latent", latent), ("--width", width),
                         ("--depth", depth), ("--points", points), ("--batch", batch)):
         if value < 1:
@@ -134,30 +150,49 @@ def nat(ctx: click.Context, image: str, out: Path, steps: int, latent: int, widt
     if batch > points:
         raise LatentDMXError(f"batch {batch} is larger than the pool {points}", field="--batch",
                              fix="use --batch <= --points")
+    if not 0.0 <= threshold < 1.0:
+        raise LatentDMXError(f"must be in 0..1, got {threshold}", field="--threshold",
+                             fix="e.g. 0.06")
+    if not 0.05 <= gamma <= 10.0:
+        raise LatentDMXError(f"must be in 0.05..10, got {gamma}", field="--gamma",
+                             fix="1 = brightness as is; 2 favours the brightest parts")
+    natmod.background_level(np.zeros(1), background)         # refuses a bad value early
     cfg = natmod.NATConfig(image=str(image), latent_dim=latent, width=width, depth=depth,
-                           n_points=points, batch_size=batch, lr=lr, steps=steps, seed=seed)
+                           n_points=points, batch_size=batch, lr=lr, steps=steps, seed=seed,
+                           threshold=threshold, gamma=gamma, background=background)
     summary = natmod.train(cfg, out, minutes=minutes, device=device, threads=threads,
                            fresh=fresh)
     _finish(out, summary, _command_line(ctx), no_quality)
 
 
+def _steps(steps: int | None, minutes: float | None, default: int) -> int:
+    """--steps as given; else the default, or no step limit when --minutes sets the budget."""
+    if steps is not None:
+        return steps
+    return 10**9 if minutes else default
+
+
 @train.command()
 @_out_option
-@click.option("--steps", default=4000, show_default=True, help="Training steps (budget).")
+@click.option("--steps", type=int, default=None,
+              help="Training steps (budget) [default: 6000, none with --minutes].")
 @click.option("--latent", default=16, show_default=True, help="Message (latent) size.")
 @click.option("--size", default=16, show_default=True, help="Glyph size in pixels (multiple of 4).")
 @click.option("--channels", default=32, show_default=True, help="Generator channels.")
 @click.option("--batch", default=64, show_default=True, help="Messages per step.")
 @click.option("--lr", default=2e-3, show_default=True, help="Peak learning rate.")
+@click.option("--noise", default=1.0, show_default=True,
+              help="The channel's additive noise (std; the references use about 1).")
 @_budget_options
 @click.pass_context
-def iae(ctx: click.Context, out: Path, steps: int, latent: int, size: int, channels: int,
-        batch: int, lr: float, minutes: float | None, seed: int, device: str, fresh: bool,
-        threads: int, no_quality: bool) -> None:
+def iae(ctx: click.Context, out: Path, steps: int | None, latent: int, size: int,
+        channels: int, batch: int, lr: float, noise: float, minutes: float | None, seed: int,
+        device: str, fresh: bool, threads: int, no_quality: bool) -> None:
     """Inverted autoencoder: message -> glyph -> noisy channel -> message."""
     _need_training()
     from ..training import iae as iaemod
 
+    steps = _steps(steps, minutes, 6000)
     if size < 4 or size % 4:
         raise LatentDMXError(f"must be a multiple of 4, got {size}", field="--size",
                              fix="use 16 or 32")
@@ -166,8 +201,11 @@ def iae(ctx: click.Context, out: Path, steps: int, latent: int, size: int, chann
         if value < 1:
             raise LatentDMXError(f"must be at least 1, got {value}", field=name,
                                  fix="give a positive number")
+    if not 0.0 <= noise <= 5.0:
+        raise LatentDMXError(f"must be in 0..5, got {noise}", field="--noise",
+                             fix="about 1 makes bold glyphs; 0.1 makes pastel washes")
     cfg = iaemod.IAEConfig(latent_dim=latent, size=size, channels=channels, batch_size=batch,
-                           lr=lr, steps=steps, seed=seed)
+                           lr=lr, steps=steps, seed=seed, noise_add=noise)
     summary = iaemod.train(cfg, out, minutes=minutes, device=device, threads=threads,
                            fresh=fresh)
     _finish(out, summary, _command_line(ctx), no_quality)
@@ -194,7 +232,17 @@ def _finish(out: Path, summary: dict, command: str, no_quality: bool) -> None:
                    "run the same command again to continue", err=True)
     click.echo(f"trained {summary['steps']} steps in {summary['train_seconds']:.0f} s "
                f"-> {out / 'model.safetensors'}")
+    flat = summary.get("flat_since_s")
+    if flat is not None:
+        click.echo(f"quality stopped improving after {flat:.0f} s of training "
+                   "(a shorter --minutes would have done)")
     if not no_quality:
         from ..training import quality as q
 
-        click.echo(q.summary_line(q.measure(out)))
+        figures = q.measure(out)
+        click.echo(q.summary_line(figures))
+        warning = q.warning(figures)
+        if warning:
+            click.echo(f"warning: {warning}", err=True)
+    click.echo(f"play it:    latentdmx run --model {out}")
+    click.echo(f"see it:     latentdmx render --model {out} --out {out / 'show.png'}")

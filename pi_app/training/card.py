@@ -1,7 +1,9 @@
 """Write a model's card, ``README.md``, from its ``model.json`` (recipe and measured quality).
 
-A hand-written ``about.md`` beside the model (what it is for, where the data comes from, its
-licence) is included at the top when present.
+Every sentence about quality is printed from a figure that `quality.measure` stored in
+``model.json``; a claim with no figure behind it is not written. A hand-written ``about.md``
+beside the model (what it is for, where the data comes from, its licence) is included at the
+top when present.
 """
 
 from __future__ import annotations
@@ -19,49 +21,109 @@ the picture's bright parts in their colours."""
 IAE_TEXT = """\
 **Family:** inverted autoencoder (`iae`). A generator turns a message z ~ N(0, I) of size
 {latent} into a {h} x {w} RGB picture in [0, 1] (a "glyph"). It was trained together with a
-decoder that had to read the message back after a noisy channel (random rotation, translation,
-scale, shear and perspective, additive and multiplicative Gaussian noise), so the glyphs are
-bold, smooth shapes that survive being moved and blurred; moving z morphs them."""
+decoder that had to read the message back through a noisy channel: {channel}. Walking z
+morphs one glyph into the next; the whole rig samples one glyph."""
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.1f} %"
 
 
 def _nat_quality(q: dict) -> list[str]:
     return [
-        "Distance between 2,000 generated samples and 2,000 target samples: the exact optimal",
-        "one-to-one assignment cost per point (mean Euclidean distance in (x, y, r, g, b, w),",
-        (f"`scipy.optimize.linear_sum_assignment`), mean of {q.get('repeats', 1)} draws. "
-        "Lower is better."),
+        (f"2,000 samples of the exported model (the NumPy runtime the Pi runs) against 2,000 "
+         f"target samples, mean of {q.get('repeats', 1)} draws; the floor is a second draw "
+         "of the target itself, the baseline a Gaussian fitted to the target's mean and "
+         "covariance. Lower distances are better."),
         "",
-        "| samples from | cost per point |",
-        "|---|---|",
-        f"| this model (NumPy runtime) | **{q['assignment_cost']:.4f}** |",
-        (f"| Gaussian fitted to the target's mean and covariance (baseline) | "
-        f"{q['gaussian_cost']:.4f} |"),
-        f"| the target itself, an independent draw (floor) | {q['floor_cost']:.4f} |",
+        "| samples from | sliced Wasserstein | energy distance | off-target |",
+        "|---|---|---|---|",
+        (f"| this model | **{q['sw_model']:.4f}** | **{q['ed_model']:.5f}** | "
+         f"**{_pct(q['off_model'])}** |"),
+        (f"| Gaussian (baseline) | {q['sw_gaussian']:.4f} | {q['ed_gaussian']:.5f} | "
+         f"{_pct(q['off_gaussian'])} |"),
+        (f"| the target, a second draw (floor) | {q['sw_floor']:.4f} | {q['ed_floor']:.5f} | "
+         f"{_pct(q['off_floor'])} |"),
         "",
-        (f"Model / baseline = {q['ratio_to_gaussian']:.2f}; model / floor = "
-        f"{q['ratio_to_floor']:.2f}. `generate` on 32 latents: {q['generate_us']:.0f} µs "
-        "(NumPy, this machine)."),
+        (f"The model closes **{100 * q['sw_gap_closed']:.0f} %** of the gap from the Gaussian "
+         f"to the floor in sliced Wasserstein distance ({100 * q['ed_gap_closed']:.0f} % in "
+         f"energy distance). **{_pct(q['off_model'])}** of its samples land off target "
+         f"({q['off_ratio_to_floor']:.1f}x the floor's share): farther from every target "
+         "point than 99 % of a second target draw is (the floor scores about 1 % by that "
+         "definition)."),
     ]
 
 
 def _iae_quality(q: dict) -> list[str]:
+    grid = q["grid"]
+    rows = ["| channel strength (noise std) | this generator: cosine / MSE | random fixed "
+            "generator (same size, contrast matched) + its own trained decoder: cosine / MSE |",
+            "|---|---|---|"]
+    for s, g in grid.items():
+        rows.append(f"| {float(s):g}x ({g['noise_std']:g}) | **{g['cos_trained']:.3f}** / "
+                    f"{g['mse_trained']:.3f} | {g['cos_baseline']:.3f} / "
+                    f"{g['mse_baseline']:.3f} |")
     return [
-        (f"Message reconstruction through the noise channel ({q.get('messages', 1000):,} random "
-        "messages, fresh channel noise), with the trained decoder:"),
+        (f"**The glyphs** (2,000 random messages, from the NumPy runtime): "
+         f"**{_pct(q['bold_share'])}** of pixel values are bold (below 0.1 or above 0.9); "
+         f"mean chroma (max - min of R, G, B) **{q['chroma']:.2f}**. A linear map from message "
+         f"to glyph, fitted on 1,500 messages, explains R² = **{q['linear_r2']:.2f}** of "
+         "held-out glyphs (1 = the glyphs are a linear blend of a few fixed pictures, lower "
+         "= more shapes than blends)." + _baseline_glyphs(q)),
         "",
-        "| generator | MSE | cosine similarity |",
-        "|---|---|---|",
-        f"| trained | **{q['mse_trained']:.4f}** | **{q['cos_trained']:.3f}** |",
-        (f"| untrained (its initial weights) | {q['mse_untrained']:.4f} | "
-        f"{q['cos_untrained']:.3f} |"),
-        f"| guessing zero | {q['mse_zero_guess']:.4f} | 0 |",
+        (f"**Morphs** (slerp, as the show walks): the picture halfway between two messages "
+         f"differs from the pixel crossfade of the two ends by "
+         f"**{100 * q['midpoint_vs_crossfade']:.0f} %** of the difference between the ends "
+         f"(0 % = a crossfade). Along 32-step paths each step changes "
+         f"{q['interp_step_mean']:.4f} per pixel and channel on average, the largest step is "
+         f"{q['interp_step_max_over_mean']:.2f}x the mean step, and the path is "
+         f"{q['interp_path_over_ends']:.2f}x as long as the straight change from end to end."),
         "",
-        (f"Interpolation ({q['interp_steps']} steps along straight lines between random "
-        f"messages): mean change per step {q['interp_step_mean']:.4f} (mean |Δ| per pixel "
-        f"and channel), largest step / mean step {q['interp_step_max_over_mean']:.2f} "
-        f"(1 = perfectly even), whole path {q['interp_endpoint_change']:.3f}."),
-        f"`generate` of one glyph: {q['generate_us']:.0f} µs (NumPy, this machine).",
+        (f"**Decoding** ({q.get('messages', 1000):,} random messages, fresh channel noise; "
+         f"the channel at fractions of its training strength; guessing zero scores MSE "
+         f"{q['mse_zero_guess']:.3f}, cosine 0; the baseline decoder was trained "
+         f"{q['baseline_steps']:,} steps):"),
+        "",
+        *rows,
     ]
+
+
+def _baseline_glyphs(q: dict) -> str:
+    b = q.get("baseline_glyphs")
+    if not b:
+        return ""
+    return (f" For comparison, a random generator of the same size with the same contrast: "
+            f"{_pct(b['bold_share'])} bold, chroma {b['chroma']:.2f}, R² {b['linear_r2']:.2f}.")
+
+
+def _show_quality(s: dict, kind: str) -> list[str]:
+    lines = [
+        (f"A {s['minutes']:g}-minute show on the demo rig (`latentdmx render --model ...`, "
+         "the real pipeline), decoded from its DMX frames, over its "
+         f"{s['heads']} moving heads:"),
+        "",
+        f"- lit sweeps (aim moving > 20 % of its range within 1 s while lit > 10 %): "
+        f"**{s['lit_sweeps']}** ({s['lit_sweeps_per_hour']:.1f} per head-hour);",
+        f"- moves in the dark (dim, move, come back): {s['moves_in_black_per_hour']:.0f} "
+        f"per head-hour; dark (≤ 10 %) {_pct(s['dark_share'])} of the time;",
+        f"- frames at a limit of the configured range: **{_pct(s['at_limit_share'])}** "
+        f"(worst head and axis); aim spread (5-95 % range) {100 * s['spread']:.0f} % of the "
+        "range on average;",
+        f"- median head speed {s['median_speed_deg_per_s']:.1f} °/s.",
+    ]
+    if kind == "nat" and "tears_per_fixture_hour" in s:
+        lines.insert(2, (f"- walk tears (a fixture's wanted point moving > 10 % of the picture "
+                         f"in one frame): **{s['tears_per_fixture_hour']:.0f} per "
+                         f"fixture-hour**, largest {s['largest_walk_step']:.2f} of the "
+                         "picture;"))
+    return lines
+
+
+def _channel(ch: dict) -> str:
+    return (f"rotation ±{ch['rotate_deg']:g}°, shift ±{100 * ch['translate']:g} %, zoom "
+            f"±{100 * ch['scale']:g} %, shear ±{ch['shear_deg']:g}°, perspective "
+            f"±{ch['perspective']:g}, blur up to σ {ch.get('blur', 0):g} px, multiplicative "
+            f"noise {ch['noise_mul']:g} and additive Gaussian noise of std {ch['noise_add']:g}")
 
 
 def write(folder: Path, doc: dict) -> Path:
@@ -81,14 +143,19 @@ def write(folder: Path, doc: dict) -> Path:
                   "full brightness). Right: the samples over the dimmed target.*")]
     else:
         h, w, _ = out["shape"]
-        lines += [IAE_TEXT.format(latent=doc["latent_dim"], h=h, w=w), "",
-                  "![64 random glyphs](glyphs.png)", "", "*64 random messages.*", "",
+        cfg = recipe.get("config", {})
+        ch = q.get("channel") or {k: cfg.get(k, 0) for k in (
+            "rotate_deg", "translate", "scale", "shear_deg", "perspective", "blur",
+            "noise_add", "noise_mul")}
+        lines += [IAE_TEXT.format(latent=doc["latent_dim"], h=h, w=w, channel=_channel(ch)),
+                  "", "![64 random glyphs](glyphs.png)", "", "*64 random messages.*", "",
                   "![interpolations](interpolation.png)", "",
-                  "*Four straight-line interpolations between random messages, 12 steps.*"]
+                  ("*Four morphs between random messages in 12 steps (slerp, as the show "
+                   "walks); the last picture of each row is the pixel crossfade of its two "
+                   "ends, for comparison with the real midpoint.*")]
     lines += ["", "## Recipe", "", "```sh"]
-    if family == "nat":
-        lines.append("python models/nat-aurora/make_target.py   # the target picture"
-                     if folder.name == "nat-aurora" else "# any PNG/JPEG target picture")
+    if (folder / "make_target.py").is_file():
+        lines.append(f"python models/{folder.name}/make_target.py   # the target picture")
     lines += [recipe.get("command", "(command not recorded)"), "```", "",
               f"Settings: `{json.dumps(recipe.get('config', {}))}`", "",
               (f"Trained {trained.get('steps', '?')} steps in "
@@ -96,21 +163,33 @@ def write(folder: Path, doc: dict) -> Path:
               f"on this machine's CPU (torch {recipe.get('torch', '?')}, "
               f"{recipe.get('date', '?')}). The command writes the checkpoint, the export "
               "(`model.safetensors`, `model.json`), the measurements below, the pictures and "
-              "this card; `latentdmx train quality FOLDER` measures again."), "",
-              "## Measured quality", ""]
-    if q:
+              "this card; `latentdmx train quality FOLDER` measures again.")]
+    if trained.get("flat_since_s") is not None:
+        lines += ["", (f"Quality stopped improving after {trained['flat_since_s']:.0f} s of "
+                       "training.")]
+    lines += ["", "## Measured quality", ""]
+    if q.get("grid") or q.get("sw_model") is not None:
         lines += _nat_quality(q) if family == "nat" else _iae_quality(q)
+        if q.get("show"):
+            lines += ["", *_show_quality(q["show"], family)]
+        lines += ["", (f"`generate` of {'32 points' if family == 'nat' else 'one glyph'}: "
+                       f"{q['generate_us']:.0f} µs (NumPy, this machine).")]
     else:
         lines.append("Not measured yet: run `latentdmx train quality` on this folder.")
     lines += ["", "## Files", "",
               ("- `model.safetensors` — the generator's weights (no pickle), "
-              "`model.json` — its layers, output fields and this recipe; "
+              "`model.json` — its layers, output fields, this recipe and the measurements; "
               "`pi_app.runtime` runs it with NumPy."),
               ("- `checkpoint.pt` (the training state, a pickle) is not shipped (git-ignored); "
               "the recipe makes it again. `train quality` needs it for an `iae` model, whose "
-              "decoder lives there."),
-              "- Licence: the weights and pictures are CC0 (public domain); the code is MIT."]
-    if family == "nat" and folder.name == "nat-aurora":
+              "decoder lives there.")]
+    licence = folder / "LICENCE.md"
+    if licence.is_file():
+        lines.append("- Licence: see [LICENCE.md](LICENCE.md). The code is MIT.")
+    else:
+        lines.append("- Licence: the weights and pictures are CC0 (public domain); the code "
+                     "is MIT.")
+    if (folder / "make_target.py").is_file():
         lines.append("- `target.png` is made by `make_target.py` (procedural, seeded; CC0).")
     path = folder / "README.md"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")

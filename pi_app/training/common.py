@@ -99,3 +99,65 @@ def check_resume(ckpt: dict, family: str, args: dict, out: Path,
         raise LatentDMXError(f"checkpoint was made with other settings ({', '.join(diff)})",
                              file=out / CHECKPOINT,
                              fix="use the same options, or pass --fresh to start over")
+
+
+def auto_threads(threads: int) -> int:
+    """`--threads 0` (the default): one thread. A training step is a few small matrix
+    products (batch 256, width <= 128), which a second thread does not speed up, and on a
+    shared machine extra threads spin and wait (3-7x slower per step measured on 2 busy
+    cores). Larger jobs can ask for more."""
+    return max(1, threads) if threads > 0 else 1
+
+
+class Plateau:
+    """Tells when a quality figure (lower is better) has stopped improving.
+
+    `update(elapsed_s, value)` every few seconds; `flat_since_s` is the training time of the
+    last improvement of more than `rel` (relative) once nothing better came for `patience`
+    of the elapsed time (at least `min_s`), else None."""
+
+    def __init__(self, rel: float = 0.02, patience: float = 0.3, min_s: float = 10.0) -> None:
+        self.rel, self.patience, self.min_s = rel, patience, min_s
+        self.best = float("inf")
+        self.best_at_s = 0.0
+        self.last_s = 0.0
+
+    def update(self, elapsed_s: float, value: float) -> None:
+        self.last_s = elapsed_s
+        if value < self.best * (1.0 - self.rel):
+            self.best, self.best_at_s = value, elapsed_s
+        elif value < self.best:
+            self.best = value
+
+    @property
+    def flat_since_s(self) -> float | None:
+        quiet = self.last_s - self.best_at_s
+        if self.best_at_s > 0 and quiet >= max(self.min_s, self.patience * self.last_s):
+            return self.best_at_s
+        return None
+
+
+class Progress:
+    """The training bar: the share of the budget spent (steps or minutes, whichever ends
+    first), so its estimate of the time left is right for `--minutes` too; the step count,
+    loss and quality in the postfix."""
+
+    def __init__(self, budget: Budget, step: int, desc: str, enabled: bool = True) -> None:
+        from tqdm import tqdm
+
+        self.budget = budget
+        self.bar = tqdm(total=1000, initial=int(1000 * budget.progress(step)), desc=desc,
+                        disable=not enabled, dynamic_ncols=True,
+                        bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining}"
+                                   "{postfix}")
+
+    def update(self, step: int, **postfix: str) -> None:
+        n = int(1000 * self.budget.progress(step))
+        if n != self.bar.n:
+            self.bar.update(n - self.bar.n)
+        if postfix:
+            self.bar.set_postfix_str(f"step {step}, " + ", ".join(
+                f"{k} {v}" for k, v in postfix.items()), refresh=False)
+
+    def close(self) -> None:
+        self.bar.close()

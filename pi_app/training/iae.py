@@ -35,13 +35,19 @@ class IAEConfig:
     lr: float = 2e-3
     steps: int = 4000
     seed: int = 0
-    rotate_deg: float = 25.0        # the channel: random rotation within +-
-    translate: float = 0.12         #   shift, as a fraction of the picture
-    scale: float = 0.15             #   zoom within 1 +- scale
-    shear_deg: float = 10.0         #   shear within +-
-    perspective: float = 0.15       #   perspective terms within +-
-    noise_add: float = 0.10         #   additive Gaussian noise (std)
-    noise_mul: float = 0.10         #   multiplicative Gaussian noise (std around 1)
+    # the channel, at the strengths the references use (ichko's inverted autoencoder: affine
+    # up to 30 degrees, +-10 % shift, 0.8-1.2 zoom, 15 degrees shear, perspective, unit-std
+    # Gaussian noise): strong enough that only bold, high-contrast shapes get through
+    rotate_deg: float = 25.0        # random rotation within +-
+    translate: float = 0.10         #   shift, as a fraction of the picture
+    scale: float = 0.20             #   zoom within 1 +- scale
+    shear_deg: float = 15.0         #   shear within +-
+    perspective: float = 0.30       #   perspective terms within +-
+    blur: float = 1.0               #   Gaussian blur, sigma within [0, blur] pixels
+    noise_add: float = 1.0          #   additive Gaussian noise (std)
+    noise_mul: float = 0.2          #   multiplicative Gaussian noise (std around 1)
+    curriculum: float = 0.3         # the channel ramps from 10 % to full strength over this
+                                    # fraction of the run (then stays full)
     ckpt_every: int = 500
 
 
@@ -68,17 +74,21 @@ class Generator(nn.Module):
         return self.net(z)
 
 
-def channel(img: torch.Tensor, cfg: IAEConfig) -> torch.Tensor:
-    """The differentiable noisy channel: a random projective warp, then Gaussian noise.
+def channel(img: torch.Tensor, cfg: IAEConfig, strength: float = 1.0) -> torch.Tensor:
+    """The differentiable noisy channel: a random projective warp, blur, then noise.
 
     Each picture gets its own homography [[A, t], [p, 1]] with A = rotation x shear / zoom;
-    `grid_sample` reads the warped picture (black outside), so gradients flow through.
+    `grid_sample` reads the warped picture (black outside), so gradients flow through. Then a
+    Gaussian blur of random width, multiplicative and additive Gaussian noise. `strength`
+    scales every term (1 = the configured channel; the curriculum and the quality grid use
+    other values).
     """
-    bsz, _, h, w = img.shape
+    bsz, c, h, w = img.shape
     dev = img.device
+    k = float(strength)
 
     def u(lim: float) -> torch.Tensor:                              # (B,) uniform in +-lim
-        return (torch.rand(bsz, device=dev) * 2 - 1) * lim
+        return (torch.rand(bsz, device=dev) * 2 - 1) * lim * k
 
     ang, shear = u(math.radians(cfg.rotate_deg)), u(math.radians(cfg.shear_deg))
     zoom = 1 + u(cfg.scale)
@@ -90,13 +100,30 @@ def channel(img: torch.Tensor, cfg: IAEConfig) -> torch.Tensor:
     hom[:, 2, 0], hom[:, 2, 1] = u(cfg.perspective), u(cfg.perspective)
     hom[:, 2, 2] = 1
     ident = torch.eye(2, 3, device=dev).expand(bsz, 2, 3)
-    base = F.affine_grid(ident, [bsz, 3, h, w], align_corners=False)     # (B, H, W, 2)
+    base = F.affine_grid(ident, [bsz, c, h, w], align_corners=False)     # (B, H, W, 2)
     xyz = torch.cat([base, torch.ones_like(base[..., :1])], -1).view(bsz, h * w, 3)
     xyz = xyz @ hom.transpose(1, 2)                                 # (B, H*W, 3)
     grid = (xyz[..., :2] / xyz[..., 2:].clamp(min=0.2)).view(bsz, h, w, 2)
     out = F.grid_sample(img, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-    out = out * (1 + cfg.noise_mul * torch.randn_like(out))
-    return out + cfg.noise_add * torch.randn_like(out)
+    if cfg.blur > 0 and k > 0:
+        out = _blur(out, torch.rand(bsz, device=dev) * cfg.blur * k)
+    out = out * (1 + cfg.noise_mul * k * torch.randn_like(out))
+    return out + cfg.noise_add * k * torch.randn_like(out)
+
+
+def _blur(img: torch.Tensor, sigma: torch.Tensor, radius: int = 2) -> torch.Tensor:
+    """Separable Gaussian blur with one sigma (pixels) per picture: (B, C, H, W)."""
+    bsz, c, h, w = img.shape
+    x = torch.arange(-radius, radius + 1, device=img.device, dtype=img.dtype)
+    ker = torch.exp(-0.5 * (x[None] / sigma.clamp(min=1e-3)[:, None]) ** 2)    # (B, K)
+    ker = ker / ker.sum(1, keepdim=True)
+    ker = ker.repeat_interleave(c, 0)                                            # (B*C, K)
+    flat = img.reshape(1, bsz * c, h, w)
+    flat = F.conv2d(F.pad(flat, (radius, radius, 0, 0), mode="replicate"),
+                    ker[:, None, None, :], groups=bsz * c)
+    flat = F.conv2d(F.pad(flat, (0, 0, radius, radius), mode="replicate"),
+                    ker[:, None, :, None], groups=bsz * c)
+    return flat.reshape(bsz, c, h, w)
 
 
 class Decoder(nn.Module):
@@ -125,16 +152,18 @@ class IAE(nn.Module):
         self.generator = Generator(cfg.latent_dim, cfg.size, cfg.channels)
         self.decoder = Decoder(cfg.latent_dim, cfg.size)
 
-    def forward(self, msg: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, msg: torch.Tensor, strength: float = 1.0
+                ) -> tuple[torch.Tensor, torch.Tensor]:
         img = self.generator(msg)                   # (B, 3, S, S)
-        return self.decoder(channel(img, self.cfg)), img
+        return self.decoder(channel(img, self.cfg, strength)), img
 
 
 def build(cfg: IAEConfig) -> IAE:
     return IAE(cfg)
 
 
-def evaluate(net: IAE, msg: torch.Tensor, cfg: IAEConfig, seed: int = 0) -> tuple[float, float]:
+def evaluate(net: IAE, msg: torch.Tensor, cfg: IAEConfig, seed: int = 0,
+             strength: float = 1.0) -> tuple[float, float]:
     """Mean squared error and cosine similarity of messages read back through the channel."""
     was_training = net.training
     net.eval()
@@ -142,7 +171,7 @@ def evaluate(net: IAE, msg: torch.Tensor, cfg: IAEConfig, seed: int = 0) -> tupl
     with torch.random.fork_rng(), torch.no_grad():
         torch.manual_seed(seed)
         for part in msg.split(250):
-            got, _ = net(part)
+            got, _ = net(part, strength)
             se += float((got - part).square().mean(1).sum())
             cos += float(F.cosine_similarity(got, part, dim=1).sum())
     net.train(was_training)
@@ -152,12 +181,17 @@ def evaluate(net: IAE, msg: torch.Tensor, cfg: IAEConfig, seed: int = 0) -> tupl
 # ----------------------------------------------------------------------------- training
 
 
+def curriculum(cfg: IAEConfig, progress: float) -> float:
+    """Channel strength at `progress` (0..1 of the run): 0.1 -> 1 over `cfg.curriculum`."""
+    if cfg.curriculum <= 0:
+        return 1.0
+    return min(1.0, 0.1 + 0.9 * progress / cfg.curriculum)
+
+
 def train(cfg: IAEConfig, out: Path, *, minutes: float | None = None, device: str = "cpu",
           threads: int = 2, fresh: bool = False, progress: bool = True) -> dict:
     """Train (or resume) an inverted autoencoder into folder `out`; returns a summary."""
-    from tqdm import tqdm
-
-    dev = common.setup(device, threads, cfg.seed)
+    dev = common.setup(device, common.auto_threads(threads), cfg.seed)
     net = build(cfg)
     generator_init = {k: v.clone() for k, v in net.generator.state_dict().items()}
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
@@ -180,8 +214,9 @@ def train(cfg: IAEConfig, out: Path, *, minutes: float | None = None, device: st
             "elapsed_s": budget.elapsed_s, "rng": torch.get_rng_state()})
 
     budget = common.Budget(cfg.steps, minutes, elapsed)
-    bar = tqdm(total=cfg.steps, initial=step, disable=not progress, unit="step",
-               dynamic_ncols=True, desc="iae")
+    bar = common.Progress(budget, step, "iae", progress)
+    plateau = common.Plateau()
+    avg = None
     interrupted = False
     net.train()
     try:
@@ -190,7 +225,7 @@ def train(cfg: IAEConfig, out: Path, *, minutes: float | None = None, device: st
             for group in opt.param_groups:
                 group["lr"] = lr
             msg = torch.randn(cfg.batch_size, cfg.latent_dim, device=dev)   # (B, L)
-            got, _ = net(msg)                                               # (B, L)
+            got, _ = net(msg, curriculum(cfg, budget.progress(step)))       # (B, L)
             loss = F.mse_loss(got, msg)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -198,10 +233,18 @@ def train(cfg: IAEConfig, out: Path, *, minutes: float | None = None, device: st
 
             step += 1
             budget.tick()
-            bar.update(1)
+            strength = curriculum(cfg, budget.progress(step))
+            if strength >= 1.0:                      # at full channel: is it still improving?
+                avg = loss.item() if avg is None else 0.98 * avg + 0.02 * loss.item()
+                if step % 10 == 0:
+                    plateau.update(budget.elapsed_s, avg)
             if step % 10 == 0:
                 cos = F.cosine_similarity(got.detach(), msg, dim=1).mean()
-                bar.set_postfix(loss=f"{loss.item():.4f}", cos=f"{cos:.3f}", lr=f"{lr:.1e}")
+                flat = plateau.flat_since_s
+                bar.update(step, loss=f"{loss.item():.4f}", cos=f"{cos:.3f}",
+                           channel=f"{strength:.0%}",
+                           quality=("ramping" if strength < 1 else "improving" if flat is None
+                                    else f"flat since {flat:.0f} s"))
             if step % cfg.ckpt_every == 0:
                 checkpoint()
     except KeyboardInterrupt:
@@ -211,9 +254,49 @@ def train(cfg: IAEConfig, out: Path, *, minutes: float | None = None, device: st
     checkpoint()
     net.cpu().eval()
     summary = {"steps": step, "train_seconds": round(budget.elapsed_s, 1),
-               "interrupted": interrupted}
+               "interrupted": interrupted, "flat_since_s": plateau.flat_since_s}
     export_model(net, cfg, out, summary)
     return summary
+
+
+def match_contrast(random: Generator, trained: Generator, probe: torch.Tensor) -> None:
+    """Scale a random generator's last convolution so its pictures have the trained one's
+    contrast (mean and spread before the sigmoid): a random generator at its initial weights
+    draws nearly flat grey, which no decoder can read through noise, a trivial baseline."""
+    with torch.no_grad():
+        a = random.net[:-1](probe)
+        b = trained.net[:-1](probe)
+        k = float(b.std() / a.std().clamp(min=1e-8))
+        last = random.net[-2]
+        assert isinstance(last, nn.Conv2d) and last.bias is not None
+        last.weight.mul_(k)
+        last.bias.mul_(k).add_(float(b.mean() - k * a.mean()))
+
+
+def train_decoder(net: IAE, cfg: IAEConfig, steps: int, progress: bool = True) -> dict:
+    """Train only `net`'s decoder, its generator frozen, with the same channel, curriculum
+    and schedule (the quality step's baseline: a decoder for a random, fixed generator of
+    the same size). Returns the decoder's state dict."""
+    from tqdm import tqdm
+
+    torch.manual_seed(cfg.seed + 7)
+    for p in net.generator.parameters():
+        p.requires_grad_(False)
+    opt = torch.optim.Adam(net.decoder.parameters(), lr=cfg.lr)
+    net.train()
+    for step in tqdm(range(steps), desc="baseline decoder", disable=not progress,
+                     dynamic_ncols=True, leave=False):
+        progress_ = step / max(1, steps)
+        for group in opt.param_groups:
+            group["lr"] = common.cosine_lr(cfg.lr, progress_)
+        msg = torch.randn(cfg.batch_size, cfg.latent_dim)
+        got, _ = net(msg, curriculum(cfg, progress_))
+        loss = F.mse_loss(got, msg)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    net.eval()
+    return {k: v.clone() for k, v in net.decoder.state_dict().items()}
 
 
 # ----------------------------------------------------------------------------- export

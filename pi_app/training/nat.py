@@ -4,8 +4,11 @@ Read top to bottom: the config, the target (a picture as a distribution of point
 model, the training loop, the export.
 
 The target: each sample is one point of the picture, (x, y, r, g, b, w), all in [0, 1].
-A pixel is drawn with probability proportional to its brightness V = max(R, G, B) (pixels
-with V below `threshold` never), x and y are its position jittered inside the pixel and
+A pixel is drawn with probability proportional to its mass: its brightness V = max(R, G, B)
+above the background (`background`: "none", "auto" = Otsu's threshold of the brightness, so a
+photograph's sky or wall does not take the mass, or a number),
+rescaled to 0..1, raised to `gamma` (> 1 favours the brightest parts) — pixels with that
+below `threshold` never. x and y are its position jittered inside the pixel and
 divided by the picture's width and height (x = 0 left, y = 0 top), and its colour is split
 for an RGBW fixture: w = min(R, G, B) is the common (white) part, and r, g, b = R - w, G - w,
 B - w the rest. The brightness V decides how often a point comes from there (density), the
@@ -41,15 +44,17 @@ from . import common, export
 class NATConfig:
     image: str                      # the target picture (PNG / JPEG)
     latent_dim: int = 16            # size of the noise vector z
-    width: int = 64                 # hidden units per layer (64: ~35 us per 32 points)
-    depth: int = 4                  # hidden layers
-    n_points: int = 16384           # size of the fixed noise pool = target pool
+    width: int = 128                # hidden units per layer
+    depth: int = 5                  # hidden layers
+    n_points: int = 65536           # size of the fixed noise pool = target pool
     batch_size: int = 256           # points per Hungarian step
-    lr: float = 2e-3                # peak Adam learning rate (cosine decay)
+    lr: float = 3e-3                # peak Adam learning rate (cosine decay)
     steps: int = 20000              # step budget (or stop at --minutes)
-    threshold: float = 0.06         # pixels darker than this (V = max(R, G, B)) are never drawn
+    threshold: float = 0.06         # pixels darker than this (after background) never drawn
     seed: int = 0
     ckpt_every: int = 1000          # steps between checkpoints
+    gamma: float = 1.0              # mass = brightness ** gamma
+    background: str = "none"        # "none", "auto" or a brightness (see the module doc)
 
 
 # ----------------------------------------------------------------------------- the target
@@ -67,20 +72,66 @@ def load_picture(path: str | Path) -> np.ndarray:
                              field="--image", fix="give a PNG or JPEG file") from None
 
 
+def background_level(value: np.ndarray, background: str | float) -> float:
+    """The brightness counted as background: 0 for "none", a number as given, "auto": Otsu's
+    threshold of the brightness histogram (the level that best splits the picture into a
+    darker and a brighter class: the sky of a night photograph, the black around a round
+    picture, a dark wall)."""
+    if isinstance(background, int | float):
+        return float(background)
+    text = str(background).strip().lower()
+    if text in ("none", "", "0"):
+        return 0.0
+    if text == "auto":
+        return otsu(value)
+    try:
+        return float(text)
+    except ValueError:
+        raise LatentDMXError(f"background {background!r} is not none, auto or a number",
+                             field="--background", fix="use none, auto or e.g. 0.2") from None
+
+
+def otsu(value: np.ndarray, bins: int = 256) -> float:
+    """Otsu's threshold of values in [0, 1]: the split maximising the between-class variance."""
+    hist, edges = np.histogram(np.clip(value, 0.0, 1.0), bins=bins, range=(0.0, 1.0))
+    p = hist.astype(np.float64) / max(hist.sum(), 1)
+    centres = 0.5 * (edges[:-1] + edges[1:])
+    w0 = np.cumsum(p)
+    m0 = np.cumsum(p * centres)
+    total = m0[-1]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        between = (total * w0 - m0) ** 2 / (w0 * (1.0 - w0))
+    between = np.nan_to_num(between[:-1], nan=0.0, posinf=0.0)
+    return float(edges[int(np.argmax(between)) + 1]) if between.size else 0.0
+
+
 class PictureTarget:
     """Draws points (x, y, r, g, b, w) from a picture, brightness as probability mass."""
 
-    def __init__(self, picture: np.ndarray, threshold: float = 0.06) -> None:
+    def __init__(self, picture: np.ndarray, threshold: float = 0.06, gamma: float = 1.0,
+                 background: str | float = "none") -> None:
         self.h, self.w, _ = picture.shape
         value = picture.max(axis=2)                                  # (H, W) brightness V
+        self.background = bg = background_level(value, background)
+        value = np.clip((value - bg) / max(1.0 - bg, 1e-6), 0.0, 1.0)
+        if gamma != 1.0:
+            value = value ** float(gamma)
         mass = np.where(value >= threshold, value, 0.0).ravel().astype(np.float64)
         if mass.sum() <= 0:
-            raise LatentDMXError(f"no pixel brighter than {threshold}", field="--image",
-                                 fix="use a picture with bright parts on a dark background")
+            raise LatentDMXError(f"no pixel brighter than {threshold} above the background "
+                                 f"({bg:.2f})", field="--image",
+                                 fix="lower --threshold or --background, or use a picture with "
+                                     "bright parts on a dark background")
         self.p = mass / mass.sum()                                   # (H*W,)
         rgb = picture.reshape(-1, 3)
         white = rgb.min(axis=1, keepdims=True)                       # common part -> W
         self.colour = np.concatenate([rgb - white, white], axis=1)   # (H*W, 4) r, g, b, w
+
+    @classmethod
+    def from_config(cls, picture: np.ndarray, cfg: dict) -> PictureTarget:
+        """As recorded in a model's recipe (older recipes have no gamma / background)."""
+        return cls(picture, float(cfg.get("threshold", 0.06)), float(cfg.get("gamma", 1.0)),
+                   cfg.get("background", "none"))
 
     def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
         """n points, float32 (n, 6): x, y in [0, 1] (jittered inside the pixel), r, g, b, w."""
@@ -129,13 +180,21 @@ def assign_batch(out: torch.Tensor, targets: torch.Tensor) -> tuple[np.ndarray, 
 
 
 def train(cfg: NATConfig, out: Path, *, minutes: float | None = None, device: str = "cpu",
-          threads: int = 2, fresh: bool = False, progress: bool = True) -> dict:
-    """Train (or resume) a NAT model into folder `out`; returns a summary dict."""
-    from tqdm import tqdm
+          threads: int = 0, fresh: bool = False, progress: bool = True) -> dict:
+    """Train (or resume) a NAT model into folder `out`; returns a summary dict.
 
-    dev = common.setup(device, threads, cfg.seed)
-    target = PictureTarget(load_picture(cfg.image), cfg.threshold)
+    Every `EVAL_EVERY_S` of training the sliced Wasserstein distance of 1,000 outputs of
+    fixed noise to 1,000 held-out target points is measured; the bar shows it and says when
+    it stopped improving (`summary["flat_since_s"]`)."""
+    from .measures import sliced_wasserstein
+
+    dev = common.setup(device, common.auto_threads(threads), cfg.seed)
+    target = PictureTarget.from_config(load_picture(cfg.image), asdict(cfg))
     rng = np.random.default_rng(cfg.seed)
+    held_rng = np.random.default_rng([cfg.seed, 99])
+    held_z = torch.from_numpy(held_rng.standard_normal((1000, cfg.latent_dim)).astype(
+        np.float32))
+    held_t = target.sample(1000, held_rng)
 
     # the fixed pools: noise inputs and target points, and a random first assignment
     noise = torch.randn(cfg.n_points, cfg.latent_dim,
@@ -147,6 +206,7 @@ def train(cfg: NATConfig, out: Path, *, minutes: float | None = None, device: st
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     step, elapsed = 0, 0.0
     init_cost = None
+    plateau = common.Plateau()
 
     ckpt = None if fresh else common.load_checkpoint(out)
     if ckpt is not None:
@@ -166,10 +226,16 @@ def train(cfg: NATConfig, out: Path, *, minutes: float | None = None, device: st
             "assign": assign, "step": step, "elapsed_s": budget.elapsed_s,
             "init_cost": init_cost, "rng": rng.bit_generator.state})
 
+    def quality_now() -> float:
+        with torch.no_grad():
+            y = model(held_z.to(dev)).clamp(0, 1).cpu().numpy()
+        return sliced_wasserstein(y, held_t, n_dirs=64)
+
     budget = common.Budget(cfg.steps, minutes, elapsed)
-    bar = tqdm(total=cfg.steps, initial=step, disable=not progress, unit="step",
-               dynamic_ncols=True, desc="nat")
+    bar = common.Progress(budget, step, "nat", progress)
     interrupted = False
+    next_eval = budget.elapsed_s
+    sw = float("nan")
     try:
         while not budget.done(step):
             lr = common.cosine_lr(cfg.lr, budget.progress(step))
@@ -190,20 +256,32 @@ def train(cfg: NATConfig, out: Path, *, minutes: float | None = None, device: st
                 init_cost = cost
             step += 1
             budget.tick()
-            bar.update(1)
+            if budget.elapsed_s >= next_eval:
+                next_eval = budget.elapsed_s + EVAL_EVERY_S
+                sw = quality_now()
+                plateau.update(budget.elapsed_s, sw)
             if step % 20 == 0:
-                bar.set_postfix(loss=f"{loss.item():.5f}", cost=f"{cost:.5f}", lr=f"{lr:.1e}")
+                flat = plateau.flat_since_s
+                bar.update(step, loss=f"{loss.item():.5f}", SW=f"{sw:.4f}",
+                           quality="improving" if flat is None else
+                           f"flat since {flat:.0f} s")
             if step % cfg.ckpt_every == 0:
                 checkpoint()
     except KeyboardInterrupt:
         interrupted = True
     finally:
+        bar.update(step)
         bar.close()
     checkpoint()
+    plateau.update(budget.elapsed_s, quality_now())
     summary = {"steps": step, "train_seconds": round(budget.elapsed_s, 1),
-               "initial_assignment_cost": init_cost, "interrupted": interrupted}
+               "initial_assignment_cost": init_cost, "interrupted": interrupted,
+               "final_sw": round(plateau.best, 5), "flat_since_s": plateau.flat_since_s}
     export_model(model, cfg, out, summary)
     return summary
+
+
+EVAL_EVERY_S = 2.0
 
 
 # ----------------------------------------------------------------------------- export

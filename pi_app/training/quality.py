@@ -1,15 +1,21 @@
 """Measure a trained model, draw its pictures, and record both in model.json and README.md.
 
-NAT: the exact optimal assignment cost per point (mean Euclidean distance in the 6-D
-(x, y, r, g, b, w) space, Hungarian method) between 2,000 generated and 2,000 target samples,
-against a Gaussian fitted to the target's mean and covariance (clipped to [0, 1] like the
-model's output) and against the floor: two independent 2,000-sample sets of the target.
-Generated samples come from the exported NumPy model, i.e. what the Pi runs.
+Every quality sentence on a card is printed from a figure measured here (`measures.py` holds
+the metrics; `bench/model_quality.py` runs the same metrics on any checkout).
 
-Inverted AE: the message reconstruction error through the noise channel (MSE and cosine
-similarity) with the trained generator, and with the untrained (initial) generator under the
-same trained decoder; and the smoothness of interpolations: the mean change of the picture per
-step along straight lines between random messages, and the largest step over the mean.
+NAT: 2,000 samples of the exported NumPy model (what the Pi runs) against a second draw of
+the target (the floor) and a Gaussian fitted to the target's mean and covariance (clipped to
+[0, 1] like the model): sliced Wasserstein distance, energy distance, the share of the
+Gaussian-to-floor gap closed, and the off-target share; mean of 3 draws.
+
+Inverted AE: the glyphs (bold-pixel share, chroma, held-out R^2 of a linear message -> glyph
+map, the morph midpoint against a crossfade), and the decoding accuracy through the channel
+at a grid of strengths, against a decoder trained the same way on a random, fixed generator
+of the same size (trained once here and kept in the checkpoint) and against guessing zero.
+
+Both: a show on the demo rig through the real pipeline (walk, model, mapper, moves, safety,
+patch), decoded from its DMX frames: the walk's tears, lit sweeps, frames at a limit, aim
+spread, head speed and moves in black.
 """
 
 from __future__ import annotations
@@ -22,20 +28,27 @@ import numpy as np
 from ..errors import LatentDMXError
 from ..runtime import Model, load_model
 from . import card, export
+from . import measures as ms
 
 N_SAMPLES = 2000
+SHOW_MINUTES = 20.0               # 3 heads x 20 min = one head-hour
+STRENGTHS = (0.25, 0.5, 1.0, 1.5)
+BASELINE_STEPS = 2000            # the random-generator decoder's training (it converges fast)
+BASELINE_KIND = "random generator, contrast matched"
 
 
-def measure(folder: Path, threads: int = 2, quick: bool = False) -> dict:
+def measure(folder: Path, threads: int = 0, quick: bool = False) -> dict:
     """Measure the model in `folder`, draw its pictures, update model.json and README.md.
 
-    `quick` (for tests) uses a few hundred samples; the cards use the full counts.
+    `quick` (for tests) uses fewer samples, a shorter show and a short baseline; the cards
+    use the full counts.
     """
     model = load_model(folder)
     if model.info.family == "nat":
         figures = measure_nat(model, folder, 300 if quick else N_SAMPLES, 1 if quick else 3)
     else:
-        figures = measure_iae(model, folder, threads, 100 if quick else 1000)
+        figures = measure_iae(model, folder, threads, 100 if quick else 1000, quick)
+    figures["show"] = measure_show(model, 1.0 if quick else SHOW_MINUTES)
     figures["generate_us"] = generate_speed(model)
     doc = export.update_json(folder, quality=figures)
     card.write(folder, doc)
@@ -43,15 +56,34 @@ def measure(folder: Path, threads: int = 2, quick: bool = False) -> dict:
 
 
 def summary_line(f: dict) -> str:
-    if "assignment_cost" in f:
-        return (f"assignment cost per point: model {f['assignment_cost']:.4f}, gaussian "
-                f"{f['gaussian_cost']:.4f}, floor {f['floor_cost']:.4f} "
-                f"(model/gaussian {f['ratio_to_gaussian']:.2f}); generate(32) "
-                f"{f['generate_us']:.0f} us")
-    return (f"reconstruction mse {f['mse_trained']:.4f} (untrained generator "
-            f"{f['mse_untrained']:.4f}), cosine {f['cos_trained']:.3f}; interpolation step "
-            f"{f['interp_step_mean']:.4f} (max/mean {f['interp_step_max_over_mean']:.2f}); "
-            f"generate(1) {f['generate_us']:.0f} us")
+    s = f.get("show", {})
+    show = (f"show: {s.get('lit_sweeps_per_hour', 0):.0f} lit sweeps per head-hour, "
+            f"{100 * s.get('at_limit_share', 0):.1f} % of frames at a limit")
+    if "sw_model" in f:
+        return (f"sliced Wasserstein {f['sw_model']:.4f} (gaussian {f['sw_gaussian']:.4f}, "
+                f"floor {f['sw_floor']:.4f}): {100 * f['sw_gap_closed']:.0f} % of the gap "
+                f"closed; off-target {100 * f['off_model']:.1f} % (floor "
+                f"{100 * f['off_floor']:.1f} %); walk tears "
+                f"{s.get('tears_per_fixture_hour', 0):.0f} per fixture-hour; {show}")
+    g = f["grid"][str(1.0)]
+    return (f"bold pixels {100 * f['bold_share']:.0f} %, chroma {f['chroma']:.2f}, linear R2 "
+            f"{f['linear_r2']:.2f}, midpoint vs crossfade {f['midpoint_vs_crossfade']:.2f}; "
+            f"decoding cosine {g['cos_trained']:.3f} (random-generator baseline "
+            f"{g['cos_baseline']:.3f}) at full channel; {show}")
+
+
+def warning(f: dict) -> str | None:
+    """A one-line warning when the model is no better than its baseline."""
+    if "sw_gap_closed" in f and f["sw_gap_closed"] <= 0.0:
+        return ("the model is no closer to the picture than a Gaussian blob "
+                f"(sliced Wasserstein {f['sw_model']:.4f} vs {f['sw_gaussian']:.4f}): train "
+                "longer (--minutes), or check --threshold / --background")
+    if "grid" in f:
+        g = f["grid"][str(1.0)]
+        if g["cos_trained"] <= g["cos_baseline"]:
+            return ("its glyphs decode no better than a random generator's "
+                    f"(cosine {g['cos_trained']:.3f} vs {g['cos_baseline']:.3f}): train longer")
+    return None
 
 
 def generate_speed(model: Model) -> float:
@@ -66,6 +98,10 @@ def generate_speed(model: Model) -> float:
             model.generate(z)
         best = min(best, (time.perf_counter() - t0) / 200)
     return round(best * 1e6, 1)
+
+
+def _r(x: float, nd: int = 5) -> float:
+    return round(float(x), nd)
 
 
 # ----------------------------------------------------------------------------- NAT
@@ -96,25 +132,28 @@ def measure_nat(model: Model, folder: Path, n: int = N_SAMPLES, repeats: int = 3
     cfg = model.info.card.get("recipe", {}).get("config", {})
     picture_path = find_picture(folder, str(cfg.get("image", "target.png")))
     picture = load_picture(picture_path)
-    target = PictureTarget(picture, float(cfg.get("threshold", 0.06)))
+    target = PictureTarget.from_config(picture, cfg)
     rng = np.random.default_rng(1234)
     big = target.sample(50_000, rng)
     mean, cov = big.mean(0), np.cov(big, rowvar=False)
-    runs: dict[str, list] = {"model": [], "gaussian": [], "floor": []}
-    for _ in range(repeats):
+    runs: dict[str, list] = {}
+    for r in range(repeats):
         ref = target.sample(n, rng)
+        off = ms.OffTarget.calibrate(target.sample(4 * n, rng), target.sample(n, rng))
         z = rng.standard_normal((n, model.info.latent_dim)).astype(np.float32)
-        runs["model"].append(ot_cost(model.generate(z), ref))
-        gauss = rng.multivariate_normal(mean, cov, n).clip(0, 1)
-        runs["gaussian"].append(ot_cost(gauss, ref))
-        runs["floor"].append(ot_cost(target.sample(n, rng), ref))
-    m, g, f = (float(np.mean(runs[k])) for k in ("model", "gaussian", "floor"))
+        draws = {"model": model.generate(z), "floor": target.sample(n, rng),
+                 "gaussian": rng.multivariate_normal(mean, cov, n).clip(0, 1)}
+        for name, pts in draws.items():
+            runs.setdefault(f"sw_{name}", []).append(ms.sliced_wasserstein(pts, ref, seed=r))
+            runs.setdefault(f"ed_{name}", []).append(ms.energy_distance(pts, ref))
+            runs.setdefault(f"off_{name}", []).append(off.fraction(pts))
+    f = {k: _r(np.mean(v), 6) for k, v in runs.items()}
+    f["sw_gap_closed"] = _r(ms.gap_closed(f["sw_model"], f["sw_gaussian"], f["sw_floor"]), 4)
+    f["ed_gap_closed"] = _r(ms.gap_closed(f["ed_model"], f["ed_gaussian"], f["ed_floor"]), 4)
+    f["off_ratio_to_floor"] = _r(f["off_model"] / max(f["off_floor"], 1e-9), 3)
+    f.update(samples=n, repeats=repeats, background=_r(target.background, 4))
     draw_nat(model, picture, folder / "samples.png")
-    return {"assignment_cost": round(m, 5), "gaussian_cost": round(g, 5),
-            "floor_cost": round(f, 5), "ratio_to_gaussian": round(m / g, 3),
-            "ratio_to_floor": round(m / f, 3), "samples": n, "repeats": repeats,
-            "metric": "mean Euclidean distance in (x,y,r,g,b,w) under the exact optimal "
-                      "one-to-one assignment (scipy linear_sum_assignment)"}
+    return f
 
 
 def draw_nat(model: Model, picture: np.ndarray, path: Path, n: int = N_SAMPLES) -> None:
@@ -129,20 +168,70 @@ def draw_nat(model: Model, picture: np.ndarray, path: Path, n: int = N_SAMPLES) 
     base = Image.fromarray((picture * 255).astype(np.uint8))
     black = Image.new("RGB", (w, h))
     dim = Image.fromarray((picture * 0.35 * 255).astype(np.uint8))
+    r = max(1.2, w / 200)
     for panel in (black, dim):
         d = ImageDraw.Draw(panel)
         for (x, y), c in zip(pts[:, :2] * (w, h), (rgb * 255).astype(int), strict=False):
-            d.ellipse((x - 1.2, y - 1.2, x + 1.2, y + 1.2), fill=tuple(int(v) for v in c))
+            d.ellipse((x - r, y - r, x + r, y + r), fill=tuple(int(v) for v in c))
     sheet = Image.new("RGB", (3 * w + 8, h), (40, 40, 40))
     for i, im in enumerate((base, black, dim)):
         sheet.paste(im, (i * (w + 4), 0))
+    if sheet.width > 900:                                        # photographs: a readable size
+        sheet = sheet.resize((900, round(sheet.height * 900 / sheet.width)),
+                             Image.Resampling.LANCZOS)
     sheet.save(path, optimize=True)
+
+
+# ----------------------------------------------------------------------------- the show
+
+
+def measure_show(model: Model, minutes: float = SHOW_MINUTES, seed: int = 0) -> dict:
+    """A show of `minutes` on the demo rig, decoded from its DMX frames (see module doc)."""
+    from ..config import load_config
+    from ..pipeline import Pipeline
+    from ..views.state import Rig
+
+    config = load_config(None)
+    pipe = Pipeline(config, model, seed=seed)
+    rig = Rig.from_patch(pipe.patch)
+    fps = config.fps
+    n = int(minutes * 60 * fps)
+    frames = np.empty((n, len(rig.universes), 512), np.uint8)
+    wanted: list[np.ndarray] = []
+    for k in range(n):
+        frames[k] = rig.frames_array(pipe.frames(k / fps))
+        if model.info.kind == "points":
+            wanted.append(model.generate(pipe.source.walk.at(pipe.phase))[:, :2])
+    motion = ms.show_motion(rig, frames, fps)
+    out = motion.as_dict()
+    hours = max(motion.heads, 1) * motion.seconds / 3600
+    out["moves_in_black_per_hour"] = _r(
+        pipe.moves.moves_in_black / max(hours, 1e-9), 1)
+    if wanted:
+        xy = np.stack(wanted)
+        jumps, biggest = ms.walk_jumps(xy, 0.1)
+        fixture_hours = xy.shape[0] * xy.shape[1] / fps / 3600
+        out.update(tears_per_fixture_hour=_r(jumps / fixture_hours, 2),
+                   largest_walk_step=_r(biggest, 4), walk_fixture_hours=_r(fixture_hours, 3))
+    out["minutes"] = minutes
+    return out
 
 
 # ----------------------------------------------------------------------------- inverted AE
 
 
-def measure_iae(model: Model, folder: Path, threads: int = 2, n_messages: int = 1000) -> dict:
+def glyph_figures(model: Model, n: int = 2000) -> dict:
+    lat = model.info.latent_dim
+    z = np.random.default_rng(0).standard_normal((n, lat)).astype(np.float32)
+    imgs = model.generate(z)
+    cut = int(0.75 * n)
+    return {"bold_share": _r(ms.bold_share(imgs), 4), "chroma": _r(ms.chroma(imgs), 4),
+            "linear_r2": _r(ms.linear_r2(z[:cut], imgs[:cut], z[cut:], imgs[cut:]), 4),
+            "midpoint_vs_crossfade": _r(ms.midpoint_vs_crossfade(model.generate, lat), 4)}
+
+
+def measure_iae(model: Model, folder: Path, threads: int = 0, n_messages: int = 1000,
+                quick: bool = False) -> dict:
     import torch
 
     from . import common, iae
@@ -152,47 +241,75 @@ def measure_iae(model: Model, folder: Path, threads: int = 2, n_messages: int = 
         raise LatentDMXError("needs the training checkpoint (the decoder lives there)",
                              file=folder / common.CHECKPOINT, field="quality",
                              fix="run `latentdmx train iae --out FOLDER` first")
-    torch.set_num_threads(max(1, threads))
+    torch.set_num_threads(common.auto_threads(threads))
     cfg = iae.IAEConfig(**ckpt["model_args"])
     net = iae.build(cfg)
     net.load_state_dict(ckpt["model"])
-    untrained = iae.build(cfg)
-    untrained.generator.load_state_dict(ckpt["generator_init"])
-    untrained.decoder.load_state_dict(net.decoder.state_dict())     # same trained decoder
+    baseline = iae.build(cfg)
+    baseline.generator.load_state_dict(ckpt["generator_init"])
+    probe = torch.randn(512, cfg.latent_dim, generator=torch.Generator().manual_seed(98))
+    iae.match_contrast(baseline.generator, net.generator, probe)
+    if "baseline_decoder" not in ckpt or ckpt.get("baseline_kind") != BASELINE_KIND:
+        steps = 40 if quick else min(int(ckpt["step"]), BASELINE_STEPS)
+        ckpt["baseline_decoder"] = iae.train_decoder(baseline, cfg, steps)
+        ckpt["baseline_steps"] = steps
+        ckpt["baseline_kind"] = BASELINE_KIND
+        common.save_checkpoint(folder, ckpt)
+    baseline.decoder.load_state_dict(ckpt["baseline_decoder"])
     g = torch.Generator().manual_seed(99)
     msg = torch.randn(n_messages, cfg.latent_dim, generator=g)
-    figs = {}
-    for label, m in (("trained", net), ("untrained", untrained)):
-        mse, cos = iae.evaluate(m, msg, cfg, seed=5)
-        figs[f"mse_{label}"], figs[f"cos_{label}"] = round(mse, 4), round(cos, 4)
-    figs["mse_zero_guess"] = round(float(msg.square().mean()), 4)
-    figs["messages"] = n_messages
+    zero = float(msg.square().mean())
+    grid = {}
+    for s in STRENGTHS:
+        row = {}
+        for label, m in (("trained", net), ("baseline", baseline)):
+            mse, cos = iae.evaluate(m, msg, cfg, seed=5, strength=s)
+            row[f"mse_{label}"], row[f"cos_{label}"] = _r(mse, 4), _r(cos, 4)
+        row["noise_std"] = _r(cfg.noise_add * s, 3)
+        grid[str(s)] = row
+    figs = glyph_figures(model, 400 if quick else 2000)
+    with torch.no_grad():                    # the baseline's glyphs, for comparison
+        zb = torch.randn(2000 if not quick else 400, cfg.latent_dim,
+                         generator=torch.Generator().manual_seed(0))
+        bimgs = baseline.generator(zb).permute(0, 2, 3, 1).numpy()
+    cut = int(0.75 * len(zb))
+    figs["baseline_glyphs"] = {
+        "bold_share": _r(ms.bold_share(bimgs), 4), "chroma": _r(ms.chroma(bimgs), 4),
+        "linear_r2": _r(ms.linear_r2(zb[:cut].numpy(), bimgs[:cut], zb[cut:].numpy(),
+                                     bimgs[cut:]), 4)}
+    figs.update(grid=grid, mse_zero_guess=_r(zero, 4), messages=n_messages,
+                baseline_steps=int(ckpt["baseline_steps"]), channel=_channel(cfg))
     figs.update(interpolation(model))
     draw_iae(model, folder)
     return figs
 
 
-def _lerp_paths(latent: int, n_paths: int, n_steps: int, seed: int) -> np.ndarray:
-    """(n_paths, n_steps, latent): straight lines between random messages."""
+def _channel(cfg) -> dict:
+    keys = ("rotate_deg", "translate", "scale", "shear_deg", "perspective", "blur",
+            "noise_add", "noise_mul")
+    return {k: getattr(cfg, k) for k in keys}
+
+
+def _slerp_paths(latent: int, n_paths: int, n_steps: int, seed: int) -> np.ndarray:
+    """(n_paths, n_steps, latent): slerps between random messages (as the show walks)."""
     rng = np.random.default_rng(seed)
     a = rng.standard_normal((n_paths, 1, latent))
     b = rng.standard_normal((n_paths, 1, latent))
     t = np.linspace(0, 1, n_steps)[None, :, None]
-    return ((1 - t) * a + t * b).astype(np.float32)
+    return ms.slerp(a, b, t).astype(np.float32)
 
 
 def interpolation(model: Model, n_paths: int = 32, n_steps: int = 32) -> dict:
     """Mean per-step change of the picture (mean |difference| per pixel and channel)."""
-    paths = _lerp_paths(model.info.latent_dim, n_paths, n_steps, seed=3)
+    paths = _slerp_paths(model.info.latent_dim, n_paths, n_steps, seed=3)
     imgs = model.generate(paths.reshape(-1, model.info.latent_dim))
     imgs = imgs.reshape(n_paths, n_steps, -1)
     steps = np.abs(np.diff(imgs, axis=1)).mean(axis=2)            # (paths, steps - 1)
     ends = np.abs(imgs[:, -1] - imgs[:, 0]).mean(axis=1)          # (paths,)
-    return {"interp_step_mean": round(float(steps.mean()), 5),
-            "interp_step_max": round(float(steps.max()), 5),
-            "interp_step_max_over_mean": round(float((steps.max(1) / steps.mean(1)).mean()), 3),
-            "interp_endpoint_change": round(float(ends.mean()), 5),
-            "interp_steps": n_steps}
+    return {"interp_step_mean": _r(steps.mean()),
+            "interp_step_max_over_mean": _r((steps.max(1) / steps.mean(1)).mean(), 3),
+            "interp_path_over_ends": _r((steps.sum(1) / np.maximum(ends, 1e-9)).mean(), 3),
+            "interp_endpoint_change": _r(ends.mean()), "interp_steps": n_steps}
 
 
 def _tile(imgs: np.ndarray, cols: int, scale: int = 4, gap: int = 2) -> np.ndarray:
@@ -209,12 +326,19 @@ def _tile(imgs: np.ndarray, cols: int, scale: int = 4, gap: int = 2) -> np.ndarr
 
 
 def draw_iae(model: Model, folder: Path) -> None:
-    """``glyphs.png``: 8 x 8 random glyphs; ``interpolation.png``: 4 morphs in 12 steps."""
+    """``glyphs.png``: 8 x 8 random glyphs; ``interpolation.png``: 4 morphs in 12 steps
+    (slerp, as the show walks), each row ending with the pixel crossfade's midpoint."""
     from PIL import Image
 
-    z = np.random.default_rng(11).standard_normal((64, model.info.latent_dim))
+    lat = model.info.latent_dim
+    shape = model.info.image_shape
+    assert shape is not None
+    z = np.random.default_rng(11).standard_normal((64, lat))
     Image.fromarray(_tile(model.generate(z.astype(np.float32)), 8)).save(
         folder / "glyphs.png", optimize=True)
-    paths = _lerp_paths(model.info.latent_dim, 4, 12, seed=12)
-    strip = model.generate(paths.reshape(-1, model.info.latent_dim))
-    Image.fromarray(_tile(strip, 12)).save(folder / "interpolation.png", optimize=True)
+    paths = _slerp_paths(lat, 4, 12, seed=12)
+    strip = model.generate(paths.reshape(-1, lat)).reshape(4, 12, *shape)
+    fade = 0.5 * (strip[:, :1] + strip[:, -1:])                   # the crossfade midpoint
+    rows = np.concatenate([strip, np.full_like(fade, 0.15), fade], axis=1)
+    Image.fromarray(_tile(rows.reshape(-1, *shape), 14)).save(
+        folder / "interpolation.png", optimize=True)

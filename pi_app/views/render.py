@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from ..config import PARK_GRACE_S
 from ..errors import LatentDMXError
 from . import draw as dr
 from . import music_lane
@@ -53,7 +54,8 @@ def simulate(config, model, *, seed: int | None = None, duration_s: float,
     fps = config.fps
     rig = Rig.from_patch(pipe.patch)
     fade_at = max(0.0, duration_s - config.safety.fade_out_s)
-    n_max = int(np.ceil((duration_s + config.safety.fade_out_s) * fps)) + 2
+    # the stop waits for dark, then at most PARK_GRACE_S more for parking
+    n_max = int(np.ceil((duration_s + config.safety.fade_out_s + PARK_GRACE_S) * fps)) + 2
     frames = np.zeros((n_max + 1, len(rig.universes), 512), np.uint8)
     fading = False
     k = 0

@@ -1,0 +1,148 @@
+"""Move in black: between the mapper and the safety stage, a moving head never sweeps lit.
+
+Lighting programmers reposition a head in the dark: dim, move, come back. This stage does it
+for every head, whatever makes its wanted aim jump (a tear of a NAT map, a new seed, a model
+swap, the start of the show):
+
+* **Follow.** While lit, the head's aim follows the wanted aim at most `LIT_SPEED_PER_S` of
+  its configured range per second on each axis (below the 20 %-in-1-s a viewer reads as a
+  sweep), so slow wandering passes unchanged. While the music drives the walk the limit is
+  `BEAT_LIT_SPEED_PER_S`, so heads reach their waypoints on the beat.
+* **Dim.** When the wanted aim is more than `JUMP` of the range away from where the head
+  aims (it jumped, or ran away faster than a lit head may follow), the light fades out at
+  `DIM_PER_S` while the head holds its course.
+* **Move.** Once the light that left the safety stage last frame is dark (`DARK`), the aim
+  goes straight to the wanted one; the safety stage slews the head there at its own limit.
+* **Rise.** When the head has arrived (the last safe aim within `ARRIVED`, or after
+  `MOVE_TIMEOUT_S`, e.g. held by a keep-out box), the light fades back in at `RISE_PER_S`
+  and the aim follows again.
+
+Fixtures without pan/tilt pass through untouched. The stage reads the last safe scene
+(what the safety stage sent) so it waits for the real light and the real head, including
+the flash limiter's and slew limiter's delays. It never makes light brighter than wanted,
+and it is deterministic: the same scenes give the same output.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .scene import BLUE, DIMMER, N_ATTRS, PAN, RED, TILT, WHITE
+
+LIT_SPEED_PER_S = 0.18    # lit aim speed limit, fraction of the configured range per second
+BEAT_LIT_SPEED_PER_S = 1.0   # ... while the music drives the walk (`on_the_beat`)
+JUMP = 0.1                # lag (fraction of the range) that starts a move in black
+DIM_PER_S = 1.5           # light gain fade-out rate (the flash limiter may slow it)
+RISE_PER_S = 1.0          # light gain fade-in rate after a move
+DARK = 0.04               # emitted light at or below this counts as dark
+ARRIVED = 0.004           # safe aim this close to the target (fraction of range): arrived
+MOVE_TIMEOUT_S = 4.0      # give up waiting for the head (blocked by a keep-out box)
+
+FOLLOW, DIM, MOVE, RISE = range(4)
+
+
+class Moves:
+    """``Moves(patch, fps)(wanted, last_safe)`` -> scene (the stage's own buffer)."""
+
+    def __init__(self, patch, fps: float) -> None:
+        n = len(patch.fixtures)
+        self.fps = float(fps)
+        self.moving = np.array([bool(f.moves) for f in patch.fixtures], bool)
+        self._step = np.float32(LIT_SPEED_PER_S / self.fps)
+        self._calm_step = self._step
+        self._beat_step = np.float32(BEAT_LIT_SPEED_PER_S / self.fps)
+        self._dim = np.float32(DIM_PER_S / self.fps)
+        self._rise = np.float32(RISE_PER_S / self.fps)
+        self._timeout = max(1, round(MOVE_TIMEOUT_S * self.fps))
+        self.mode = np.full(n, MOVE, np.int8)           # the start is a move in the dark
+        self.gain = np.zeros(n, np.float32)
+        self.aim = np.zeros((n, 2), np.float32)
+        self._moving_frames = np.zeros(n, np.int32)
+        self._first = True
+        self._out = np.zeros((n, N_ATTRS), np.float32)
+        self.moves_in_black = 0                         # counted when a dim starts
+        self._idx = np.flatnonzero(self.moving)
+        self._any_moving = bool(len(self._idx))
+        self._aim_m = np.zeros((len(self._idx), 2), np.float32)   # aims of the moving heads
+        self._following = False                         # every head in FOLLOW: fast path
+
+    def on_the_beat(self, on: bool) -> None:
+        """While the music drives the walk, a lit head may follow as fast as the beat asks
+        (the safety stage's slew limit still holds): its waypoints land on the beat. Jumps
+        still move in the dark."""
+        self._step = self._beat_step if on else self._calm_step
+
+    def __call__(self, wanted: np.ndarray, last_safe: np.ndarray | None) -> np.ndarray:
+        out = self._out
+        np.copyto(out, wanted)
+        if not self._any_moving:
+            return out
+        want = wanted[:, PAN:TILT + 1]
+        if self._first:
+            self._first = False
+            self.aim[:] = want
+            self._aim_m[:] = want[self._idx]
+        elif self._following and self._follow(want, out):
+            return out
+        self._following = False
+        self._general(want, last_safe, out)
+        self._following = bool((self.mode[self.moving] == FOLLOW).all())
+        return out
+
+    def _follow(self, want: np.ndarray, out: np.ndarray) -> bool:
+        """The usual frame: every head lit and following, nothing jumps (a few NumPy calls).
+        False (and nothing changed) if some head must start a move in black."""
+        idx, aim = self._idx, self._aim_m
+        w = want[idx]                                   # (m, 2)
+        d = np.subtract(w, aim)
+        np.clip(d, -self._step, self._step, out=d)
+        new = aim + d
+        if np.abs(w - new).max() > JUMP:
+            return False
+        aim[:] = new
+        out[idx, PAN:TILT + 1] = new
+        return True
+
+    def _general(self, want: np.ndarray, last_safe: np.ndarray | None,
+                 out: np.ndarray) -> None:
+        self.aim[self._idx] = self._aim_m               # the fast path keeps it there
+        mode, gain, aim = self.mode, self.gain, self.aim
+        # what the lights did last frame (before the first frame: dark, not arrived)
+        if last_safe is None:
+            safe_light = np.zeros(len(mode), np.float32)
+            arrived = np.zeros(len(mode), bool)
+        else:
+            safe_light = last_safe[:, DIMMER] * np.minimum(
+                1.0, last_safe[:, RED:BLUE + 1].max(axis=1) + last_safe[:, WHITE])
+            arrived = np.abs(last_safe[:, PAN:TILT + 1] - aim).max(axis=1) <= ARRIVED
+
+        moving = self.moving
+        m_move = (mode == MOVE) & moving
+        # Move: straight to the wanted aim; rise once the head is there (or waited enough)
+        aim[m_move] = want[m_move]
+        self._moving_frames[m_move] += 1
+        # (the aim compared with is last frame's, so it must already have been the target)
+        done = m_move & (((self._moving_frames > 1) & arrived)
+                         | (self._moving_frames >= self._timeout))
+        mode[done] = RISE
+        self._moving_frames[done] = 0
+        # Follow / Dim / Rise: the aim follows at the lit speed limit
+        lit = moving & ~m_move
+        step = np.clip(want - aim, -self._step, self._step)
+        aim[lit] += step[lit]
+        lag = np.abs(want - aim).max(axis=1)
+        start_dim = lit & (mode != DIM) & (lag > JUMP)
+        self.moves_in_black += int(start_dim.sum())
+        mode[start_dim] = DIM
+        m_dim = (mode == DIM) & moving
+        gain[m_dim] = np.maximum(gain[m_dim] - self._dim, 0.0)
+        to_move = m_dim & (gain <= 0.0) & (safe_light <= DARK)
+        mode[to_move] = MOVE
+        m_rise = (mode == RISE) & moving & ~done
+        gain[m_rise] = np.minimum(gain[m_rise] + self._rise, 1.0)
+        mode[m_rise & (gain >= 1.0)] = FOLLOW
+        gain[moving & (mode == MOVE)] = 0.0
+
+        out[moving, PAN:TILT + 1] = aim[moving]
+        out[moving, DIMMER] *= gain[moving]
+        self._aim_m[:] = aim[self._idx]

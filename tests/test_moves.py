@@ -1,0 +1,101 @@
+"""Move in black: a head whose wanted aim jumps dims, moves and comes back; it never sweeps
+lit across the room. Real pipeline (moves, safety, patch), the wanted scene injected."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pi_app.config import load_config
+from pi_app.pipeline import Pipeline
+from pi_app.runtime import load_model
+from pi_app.scene import DIMMER, N_ATTRS, PAN, RED, TILT, WHITE
+from pi_app.views.state import Rig
+
+FPS = 40
+
+
+def play(wanted_at, seconds: float, model: str = "nat-aurora"):
+    """Frames of a show whose mapper output at time t is `wanted_at(t)` (n, 7)."""
+    config = load_config(None)
+    pipe = Pipeline(config, load_model(model), seed=0)
+    clock = {"t": 0.0}
+    pipe.source.scene = lambda phase: wanted_at(clock["t"])
+    rig = Rig.from_patch(pipe.patch)
+    frames = []
+    for k in range(int(seconds * FPS)):
+        clock["t"] = k / FPS
+        frames.append(rig.frames_array(pipe.frames(k / FPS)))
+    return rig, rig.decode(np.stack(frames)), pipe
+
+
+def scene(n: int, pan: float, tilt: float, level: float = 0.8) -> np.ndarray:
+    s = np.zeros((n, N_ATTRS), np.float32)
+    s[:, PAN], s[:, TILT], s[:, DIMMER] = pan, tilt, level
+    s[:, RED:WHITE + 1] = (1.0, 0.5, 0.2, 0.3)
+    return s
+
+
+def rel(rig, look, i):
+    f = rig.fixtures[i]
+    return np.stack([(look.pan[:, i] - f.pan_range[0]) / (f.pan_range[1] - f.pan_range[0]),
+                     (look.tilt[:, i] - f.tilt_range[0]) / (f.tilt_range[1] - f.tilt_range[0])],
+                    1)
+
+
+def test_a_jump_is_moved_in_the_dark():
+    n = len(load_config(None).fixtures)
+    rig, look, pipe = play(lambda t: scene(n, 0.1, 0.2) if t < 4 else scene(n, 0.9, 0.8), 9)
+    heads = [i for i, f in enumerate(rig.fixtures) if f.moves]
+    for i in heads:
+        aim, light = rel(rig, look, i), look.colour[:, i].max(axis=1)
+        assert np.allclose(aim[150], (0.1, 0.2), atol=0.01) and light[150] > 0.5   # lit, there
+        assert np.allclose(aim[-1], (0.9, 0.8), atol=0.01) and light[-1] > 0.5     # and back
+        step = np.abs(np.diff(aim, axis=0)).max(axis=1)
+        after = np.arange(len(step)) >= 4 * FPS
+        lit = light[1:] > 0.05
+        # while lit the head crept at most at the lit speed limit; the way across (0.8 of
+        # the range) was travelled in the dark
+        for k in range(4 * FPS, len(aim) - FPS):
+            if (light[k:k + FPS + 1] > 0.05).all():
+                assert np.abs(aim[k + FPS] - aim[k]).max() <= 0.2
+        assert step[after & lit].sum() < 0.25 and step[after & ~lit].sum() > 0.5
+    assert pipe.moves.moves_in_black >= len(heads)
+
+
+def test_slow_motion_passes_unchanged_and_pars_are_untouched():
+    n = len(load_config(None).fixtures)
+
+    def wander(t):
+        return scene(n, 0.5 + 0.2 * np.sin(0.3 * t), 0.5 + 0.2 * np.cos(0.3 * t))
+
+    rig, look, pipe = play(wander, 12)
+    for i, f in enumerate(rig.fixtures):
+        light = look.colour[:, i].max(axis=1)
+        if f.moves:                                 # after the dark start: following, lit
+            aim = rel(rig, look, i)
+            t = np.arange(len(aim)) / FPS
+            want = np.stack([0.5 + 0.2 * np.sin(0.3 * t), 0.5 + 0.2 * np.cos(0.3 * t)], 1)
+            assert np.abs(aim[200:] - want[200:]).max() < 0.02
+        assert light[200:].min() > 0.5             # nobody dims: nothing jumped
+    assert pipe.moves.moves_in_black == 0
+
+
+@pytest.mark.parametrize("speed", [0.3, 1.0])
+def test_a_fast_sweep_is_never_lit(speed):
+    """A wanted aim racing across the range (faster than a lit head may go) is followed at
+    the lit limit and repositioned in the dark: no 1-s window moves > 20 % while lit."""
+    n = len(load_config(None).fixtures)
+
+    def race(t):
+        x = 0.5 + 0.45 * np.sin(2 * np.pi * speed * t / 1.8)
+        return scene(n, x, 0.5)
+
+    rig, look, _ = play(race, 20)
+    for i, f in enumerate(rig.fixtures):
+        if not f.moves:
+            continue
+        aim, light = rel(rig, look, i), look.colour[:, i].max(axis=1)
+        for k in range(len(aim) - FPS):
+            if (light[k:k + FPS + 1] > 0.1).all():
+                assert np.abs(aim[k + FPS] - aim[k]).max() <= 0.2, (f.name, k / FPS)
