@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from .music.drive import MusicDrive
 
 MODEL_XFADE_S = 2.0
+CHAIN_BLOCK = 32         # a lockstep group's guarded walk restarts every 32 waypoints (walk.py)
 
 
 class _Source:
@@ -46,7 +47,8 @@ class _Source:
         self.walk = LatentWalk(seed, streams_for(info, len(positions)), info.latent_dim,
                                loop_waypoints=config.walk.loop_waypoints,
                                spread=config.walk.spread, guard=guard,
-                               segment_s=config.walk.seconds_per_waypoint)
+                               segment_s=config.walk.seconds_per_waypoint,
+                               chain_block=CHAIN_BLOCK if config.sync.group else 0)
         self.mapper = make_mapper(info, positions)
 
     def scene(self, phase: float) -> np.ndarray:

@@ -65,3 +65,30 @@ def test_the_phase_after_the_changes(default_config):
     assert out[6.0][1] == out[7.5][1] - 2 * 1.0 / spw == pytest.approx((3.0 + 2 * 2.0) / spw)
     assert out[8.5][1] == pytest.approx(2 * 0.5 / spw)                 # new seed: from 0
     assert out[11.0][1] == pytest.approx((2 * 1.0 + 0.5 * 2.0) / spw)
+
+
+def test_a_guarded_walk_in_a_group_is_computed_from_its_block():
+    """A group's phase counts from the epoch (millions of waypoints): the tear-avoiding chain
+    restarts every `chain_block` waypoints, so a member that joins computes the same walk at
+    once; the chain steers its last waypoint of a block towards the next block's start."""
+    import time
+
+    from test_walk_guard import seam, tears, track
+
+    from pi_app.walk import LatentWalk
+
+    far = 4_800_000.0 + 0.37
+    late = LatentWalk(3, 4, 8, guard=seam, chain_block=32)
+    t0 = time.perf_counter()
+    joined = late.at(far).copy()
+    assert time.perf_counter() - t0 < 5.0                  # not 4.8 million chain steps
+    there = LatentWalk(3, 4, 8, guard=seam, chain_block=32)
+    for phase in np.arange(far - 70.0, far, 0.25):         # walked there, across two blocks
+        there.at(phase)
+    assert np.array_equal(there.at(far), joined)
+    free = track(LatentWalk(3, 4, 8), 150)
+    blocks = track(LatentWalk(3, 4, 8, guard=seam, chain_block=32), 150)
+    chain = track(LatentWalk(3, 4, 8, guard=seam), 150)
+    # a block's start is the chain's to reach: at most one more crossing per stream there
+    assert tears(blocks) < tears(free) / 4
+    assert tears(blocks) <= tears(chain) + 4 * (150 // 32)
