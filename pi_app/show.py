@@ -130,7 +130,7 @@ class Show:
         (log.debug if command.reads else log.info)("%s: %s %s", origin, command.name,
                                                    _args_text(values))
         if change.apply is not None:
-            if self.lockstep is not None and command.live:     # the whole group, in step
+            if self.lockstep is not None and command.live and command.group:   # all, in step
                 return self.lockstep.submit(command, values, change, origin)
             self._commands.put(change.apply)
         return change.result

@@ -251,6 +251,7 @@ class Command:
     help: str                   # first line: the summary; the rest: details
     run: Handler
     live: bool = False          # a live change of the show, applied at a show time
+    group: bool = True          # live: in a lockstep group, for every member (pi_app/sync)
     reads: bool = False         # read-only: not logged, safe to poll
     state: str = ""             # the status field holding its current value (OSC feedback)
     cli: bool = True            # a `latentdmx` command
@@ -623,7 +624,7 @@ def _playlist_next(show: Any, a: dict[str, Any]) -> Change:
          help="Light FIXTURES one after another in steady white through the show, the "
               "others dark, then back to the show (what `latentdmx identify` asks a "
               "running show; every frame still goes through the flash limiter).",
-         live=True, cli=False, web=False)
+         live=True, group=False, cli=False, web=False)
 def _identify(show: Any, a: dict[str, Any]) -> Change:
     from .identify import identify_change
 

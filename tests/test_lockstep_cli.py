@@ -144,3 +144,26 @@ def test_status_of_a_daemon_in_a_group(tmp_path):
         finally:
             proc.wait(timeout=30)
     assert proc.returncode == 0, proc.stderr.read()
+
+
+def test_which_commands_go_to_the_group(tmp_path):
+    """Live commands are scheduled for the whole group; `identify` (this Pi's fixtures),
+    `tap` and the preset store stay on the member they are given to."""
+    from pi_app.config import load_config
+    from pi_app.outputs.sim import SimOutput
+    from pi_app.patch import Patch
+    from pi_app.show import Show
+    from pi_app.sync.clock import FastSyncClock
+    from pi_app.vocabulary import COMMANDS
+
+    cfg = load_config(_rig(tmp_path, f'group = "foyer"\n{KEY}\ninterface = "127.0.0.1"'))
+    patch = Patch(cfg)
+    show = Show(cfg, SimOutput(patch.universes), control=False, presets_dir=tmp_path / "p")
+    sync = show.lockstep
+    sync.clock = FastSyncClock(cfg.fps, epoch_s=cfg.sync.epoch_s)      # playing, not joined
+    reply = show.handle_control("dim", {"level": 0.5})
+    assert "frame" in reply["group_at"] and len(sync._heap) == 1 and show._commands.empty()
+    show.handle_control("identify", {"fixtures": ["par-1"]})
+    assert len(sync._heap) == 1 and not show._commands.empty()
+    local = sorted(c.name for c in COMMANDS.values() if c.live and not c.group)
+    assert local == ["identify"]

@@ -459,8 +459,8 @@ class Lockstep:
         from ..vocabulary import lookup
 
         command = lookup(body["cmd"])
-        if not command.live:
-            raise ControlError(f"{command.name} is not a live command", field="cmd")
+        if not (command.live and command.group):
+            raise ControlError(f"{command.name} is not a group command", field="cmd")
         values = command.parse(body.get("args") or {})
         if command.name == "preset/recall" and isinstance(body.get("preset"), dict):
             from ..presets import Preset
