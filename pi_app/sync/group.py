@@ -302,6 +302,8 @@ class Lockstep:
     def _warn(self, kind: str, key: str, msg: str, *args: Any) -> None:
         """Log once a minute per (kind, key)."""
         now = time.monotonic()
+        if len(self._warned) > 1000:                   # many senders refused: start over
+            self._warned.clear()
         if now - self._warned.get((kind, key), -math.inf) >= 60.0:
             self._warned[(kind, key)] = now
             log.warning(msg, *args)
