@@ -288,7 +288,7 @@ def _check_range(value: float, lo: float, hi: float, file: str, fld: str, fix: s
 
 def validate(cfg: Config) -> Config:
     """Cross-field checks: fps, output kind, addresses, profiles, overlaps."""
-    from .fixtures import list_profiles
+    from .fixtures.profile import missing_profile_error, scan_profiles
 
     f = cfg.path
     if cfg.schema != SCHEMA:
@@ -331,7 +331,7 @@ def validate(cfg: Config) -> Config:
     if not cfg.fixtures:
         raise ConfigError("no fixtures patched", file=f, field="fixtures",
                           fix="add at least one [[fixtures]] table")
-    profiles = list_profiles()
+    profiles, broken = scan_profiles()
     used: dict[tuple[int, int], str] = {}
     names: set[str] = set()
     for i, fx in enumerate(cfg.fixtures):
@@ -345,11 +345,10 @@ def validate(cfg: Config) -> Config:
         names.add(fx.name)
         prof = profiles.get(fx.profile)
         if prof is None:
-            close = difflib.get_close_matches(fx.profile, list(profiles), n=1)
-            hint = f"did you mean {close[0]!r}? " if close else ""
-            raise ConfigError(f"unknown profile {fx.profile!r}", file=f, field=f"{fld}.profile",
-                              fix=f"{hint}see `latentdmx fixtures list` or import one with "
-                                  "`latentdmx fixtures import FILE`")
+            exc = missing_profile_error(fx.profile, profiles, broken)
+            if exc.file:
+                raise exc                  # the profile's own file is broken: say why
+            raise ConfigError(exc.what, file=f, field=f"{fld}.profile", fix=exc.fix)
         mode = prof.mode(fx.mode)
         if mode is None:
             raise ConfigError(f"profile {prof.key!r} has no mode {fx.mode!r}", file=f,

@@ -100,6 +100,8 @@ class Patch:
                 a0[f.index, k] = a_lim
         bake = np.array([not (f.mode.has("dimmer") or f.mode.has("intensity")) for f in fixtures])
         s8, src8, lo8, span8, s16c, s16f, src16, held, held_v, light = ([] for _ in range(10))
+        lo16: list[int] = []         # 16-bit pan/tilt: the coarse channel's min..max, x 256
+        span16: list[int] = []
         for f in fixtures:
             base = self._uidx[f.universe] * SLOTS + f.address - 1
             chans = f.mode.channels
@@ -118,6 +120,8 @@ class Patch:
                     s16c.append(slot)
                     s16f.append(base + fine)
                     src16.append(_flat_index(n, f.index, _SRC[ch.attr]))
+                    lo16.append(ch.min * 256)
+                    span16.append((ch.max - ch.min) * 256 + 255)
                 else:
                     col = _SRC[ch.attr]
                     if bake[f.index] and COLOUR.start <= col < COLOUR.stop:
@@ -134,6 +138,7 @@ class Patch:
         # their fine ones the same value unshifted (the uint8 store keeps v & 255); held and
         # unpatched slots read a zero and carry their value in the offset. + 0.5 then
         # truncation rounds to the nearest value (val >= 0.5; one call instead of np.rint).
+        # A 16-bit pair kept to a coarse range min..max spans min*256 .. max*256 + 255.
         n_slots = len(self.universes) * SLOTS
         zero = n * _N_SRC                                # one more source element, always 0
         gather = np.full(n_slots, zero, np.int64)
@@ -142,10 +147,10 @@ class Patch:
         shift = np.zeros(n_slots, np.int32)
         offset[held] = held_v                            # in write order: held, then 8-bit
         gather[s8], scale[s8], offset[s8] = src8, span8, lo8   # and coarse, then fine
-        for c, fine_slot, g in zip(s16c, s16f, src16, strict=True):
+        for c, fine_slot, g, lo, span in zip(s16c, s16f, src16, lo16, span16, strict=True):
             gather[c] = gather[fine_slot] = g
-            scale[c] = scale[fine_slot] = 65535.0
-            offset[c] = offset[fine_slot] = 0.0
+            scale[c] = scale[fine_slot] = span      # 65535 over the full range
+            offset[c] = offset[fine_slot] = lo
             shift[c], shift[fine_slot] = 8, 0
         self._gather, self._scale, self._shift = gather, scale, shift
         self._offset = offset + np.float32(0.5)

@@ -9,30 +9,51 @@ config (to know what each slot means), and measures — without trusting the saf
   is below 0.80), per fixture, for the rig (mean of fixtures) and for red light (no darker-state
   condition); flashes/s = the most transitions in any 1-s window / 2. More than
   ``max_flashes`` (3) is a violation.
-- **pan/tilt speed** in degrees per second (over lags of 1 frame .. 0.25 s, allowing one DMX
-  step and 1 ms of timing rounding), against the safety limits; keep-out boxes entered or
-  crossed (straight path between frames, in scene coordinates).
+- **pan/tilt speed**: the speed the recording *proves*, over every pair of frames up to 1 s
+  apart: (distance moved - one DMX step) / (time between them + the timing error of each
+  frame + 1 ms per frame between them, as ``ola_recorder`` truncates every delay to whole ms).
+  A frame's timing error is its distance from the local grid of the typical period (a frame
+  olad delivered 20 ms late, a burst after a stall), at least 0.5 ms (our own recordings sit
+  on their grid), at most one period. Timing noise cannot fool it, and a real snap cannot
+  hide: a jump of more than three frames' worth of movement is caught at one frame, a
+  sustained excess of a few % over one second. The table and the violation line show the
+  same figure. Keep-out boxes entered or crossed (straight path
+  between frames, in scene coordinates).
 - **slots**: held channels (reset, macros, auto programs) not at their held value, strobe
-  channels open (unless allowed), light channels outside their range (e.g. the Lumeri's
-  dimmer above 134 is its strobe).
+  channels other than open (their own open value) or closed (0), light channels outside their
+  range (e.g. the Lumeri's dimmer above 134 is its strobe).
+- **the fixture files**: for an imported profile, every value of every channel is also judged
+  against the capabilities of the fixture file it was imported from (kept beside the profile,
+  or given with ``--fixture-source KEY=FILE``): a driven channel only in plain position or
+  intensity ranges, a held one only at off/open/no-function values or a plain setting — so a
+  converted profile that is wrong cannot hide a macro, auto or music-trigger value.
 
 ``raw=True`` needs no config: every slot is an intensity (value / 255), the rig is the mean
 of the slots that ever light.
+
+The checker streams (`check_recording`): a long recording is read and judged chunk by chunk;
+only per-frame pan/tilt positions are kept whole.
 """
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import numpy as np
 
 from .config import Config
+from .fixtures.capability import Cap
 from .safety import _COLOUR_ATTRS, light_weights, segments_enter, slew_limits_deg_per_s
 
 WCAG_MAX_FLASHES = 3.0
 WCAG_DELTA = 0.1
 DARK_LIMIT = 0.8            # WCAG: the darker state of a flash is below 0.80
-SPEED_WINDOW_S = 0.25
+SPEED_WINDOW_S = 1.0        # pairs of frames up to this far apart are compared
+TICK_S = 0.001              # ola_recorder truncates every delay to whole ms
+MIN_JITTER_S = 0.0005       # our own recordings: times rounded to the ms
 
 
 @dataclass
@@ -57,6 +78,8 @@ class Report:
     rig: Row = field(default_factory=lambda: Row("rig"))
     violations: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    jitter_ms: float = 0.0
+    damaged: str = ""
 
     @property
     def ok(self) -> bool:
@@ -69,244 +92,506 @@ class Report:
 
 
 # -- flash counting -------------------------------------------------------------------------
+class Transitions:
+    """Luminance transitions of S signals, fed in chunks: x (t, S) at times (t,) ms.
+
+    ``dark`` (S,): apply the darker-state < 0.8 rule to that signal."""
+
+    def __init__(self, n: int, delta: float, dark: np.ndarray) -> None:
+        self.d = np.zeros(n, np.int8)           # +1: last transition up, -1: down, 0: none yet
+        self.hi: np.ndarray | None = None       # extremes since the last transition
+        self.lo: np.ndarray | None = None
+        self.thr = delta - 1e-9
+        self.nodark = ~np.asarray(dark, bool)
+        self._t: list[np.ndarray] = []
+        self._s: list[np.ndarray] = []
+        self.n = n
+
+    def feed(self, x: np.ndarray, times: np.ndarray) -> None:
+        if len(x) == 0:
+            return
+        start = 0
+        if self.hi is None or self.lo is None:
+            self.hi, self.lo = x[0].copy(), x[0].copy()
+            start = 1
+        hi, lo, d, thr, nodark = self.hi, self.lo, self.d, self.thr, self.nodark
+        for t in range(start, len(x)):
+            v = x[t]
+            np.maximum(hi, v, out=hi)
+            np.minimum(lo, v, out=lo)
+            up = (d <= 0) & (v - lo >= thr) & (nodark | (lo < DARK_LIMIT))
+            down = (d >= 0) & (hi - v >= thr) & (nodark | (v < DARK_LIMIT)) & ~up
+            ev = up | down
+            if ev.any():
+                s = np.flatnonzero(ev)
+                self._t.append(np.full(len(s), times[t]))
+                self._s.append(s)
+                d[up] = 1
+                d[down] = -1
+                hi[ev] = v[ev]
+                lo[ev] = v[ev]
+
+    def events(self) -> list[np.ndarray]:
+        """Event times of each signal."""
+        if not self._t:
+            return [np.zeros(0) for _ in range(self.n)]
+        et, es = np.concatenate(self._t), np.concatenate(self._s)
+        return [et[es == s] for s in range(self.n)]
+
+    def flashes_per_s(self) -> np.ndarray:
+        """Max flashes (transitions / 2) in any 1-s window, per signal: (S,)."""
+        return np.array([_max_events_in_window(e) / 2.0 for e in self.events()])
+
+
+def _max_events_in_window(t: np.ndarray, window_ms: float = 1000.0) -> int:
+    if len(t) == 0:
+        return 0
+    return int((np.searchsorted(t, t + window_ms, side="left") - np.arange(len(t))).max())
+
+
 def transition_frames(x: np.ndarray, delta: float, dark: np.ndarray) -> list[np.ndarray]:
     """Frames of luminance transitions of each signal: x (T, S); dark (S,): apply the
     darker-state < 0.8 rule. Returns one array of frame indices per signal."""
-    T, S = x.shape
-    if T == 0:
-        return [np.zeros(0, np.int64) for _ in range(S)]
-    d = np.zeros(S, np.int8)                 # +1: last transition up, -1: down, 0: none yet
-    hi, lo = x[0].copy(), x[0].copy()        # extremes since the last transition
-    thr = delta - 1e-9
-    nodark = ~dark
-    ev_t, ev_s = [], []
-    for t in range(1, T):
-        v = x[t]
-        np.maximum(hi, v, out=hi)
-        np.minimum(lo, v, out=lo)
-        up = (d <= 0) & (v - lo >= thr) & (nodark | (lo < DARK_LIMIT))
-        down = (d >= 0) & (hi - v >= thr) & (nodark | (v < DARK_LIMIT)) & ~up
-        ev = up | down
-        if ev.any():
-            s = np.flatnonzero(ev)
-            ev_t.append(np.full(len(s), t))
-            ev_s.append(s)
-            d[up] = 1
-            d[down] = -1
-            hi[ev] = v[ev]
-            lo[ev] = v[ev]
-    if not ev_t:
-        return [np.zeros(0, np.int64) for _ in range(S)]
-    et, es = np.concatenate(ev_t), np.concatenate(ev_s)
-    return [et[es == s] for s in range(S)]
+    tr = Transitions(x.shape[1], delta, dark)
+    tr.feed(x, np.arange(len(x), dtype=np.float64))
+    return [e.astype(np.int64) for e in tr.events()]
 
 
 def max_in_window(frames_idx: np.ndarray, times_ms: np.ndarray, window_ms: int = 1000) -> int:
     """Most events in any half-open window [t, t + 1 s)."""
     if len(frames_idx) == 0:
         return 0
-    t = times_ms[frames_idx]
-    return int((np.searchsorted(t, t + window_ms, side="left") - np.arange(len(t))).max())
+    return _max_events_in_window(np.asarray(times_ms)[frames_idx], window_ms)
 
 
 def flashes_per_s(x: np.ndarray, times_ms: np.ndarray, delta: float,
                   dark: np.ndarray) -> np.ndarray:
     """Max flashes (transitions / 2) in any 1-s window, per signal: (S,)."""
-    ev = transition_frames(x, delta, dark)
-    return np.array([max_in_window(e, times_ms) / 2.0 for e in ev])
+    tr = Transitions(x.shape[1], delta, dark)
+    tr.feed(x, np.asarray(times_ms, np.float64))
+    return tr.flashes_per_s()
 
 
-# -- the rig's light and aim from DMX bytes ---------------------------------------------------
-def _slot(patch_uidx: dict, universe: int, address: int) -> int:
-    return patch_uidx[universe] * 512 + address - 1
+# -- timing ---------------------------------------------------------------------------------
+GRID_HALF_WINDOW = 20       # frames each side of a frame used to place it on its grid
 
 
-def check_frames(frames: np.ndarray, universes: tuple[int, ...], times_s: np.ndarray,
-                 config: Config | None = None, *, raw: bool = False,
-                 max_flashes: float = WCAG_MAX_FLASHES, delta: float = WCAG_DELTA,
-                 path: str = "<frames>") -> Report:
-    """Check frames uint8[T, U, 512] at times_s (T,) against the rig of `config` (or raw)."""
-    T = len(frames)
-    times_ms = np.rint(np.asarray(times_s, np.float64) * 1000.0).astype(np.int64)
-    span = (times_ms[-1] - times_ms[0]) / 1000.0 if T else 0.0
-    fps = (T - 1) / span if T > 1 and span > 0 else 0.0
-    rep = Report(path, T, round(span, 3), round(fps, 2), max_flashes)
-    if T == 0:
-        rep.notes.append("no frames")
-        return rep
-    flat = frames.reshape(T, -1).astype(np.float64)
-    limit = 2 * max_flashes            # transitions allowed in any 1-s window
-    if raw:
-        lit = np.flatnonzero(flat.max(axis=0) > 0)
-        x = flat[:, lit] / 255.0
-        rig = x.mean(axis=1, keepdims=True) if len(lit) else np.zeros((T, 1))
-        sig = np.concatenate([x, rig], axis=1)
-        f = flashes_per_s(sig, times_ms, delta, np.ones(sig.shape[1], bool))
-        for k, s in enumerate(lit):
-            u, a = universes[s // 512], s % 512 + 1
-            rep.rows.append(Row(f"{u}/{a}", float(f[k])))
-            if f[k] * 2 > limit:
-                rep.violations.append(f"slot {u}/{a}: {f[k]:g} flashes/s (limit {max_flashes:g})")
-        rep.rig.flashes_per_s = float(f[-1])
-        if f[-1] * 2 > limit:
-            rep.violations.append(f"rig: {f[-1]:g} flashes/s (limit {max_flashes:g})")
-        return rep
-    assert config is not None, "a config is needed unless raw"
-    from .patch import Patch
+def timing_error_s(times_ms: np.ndarray) -> np.ndarray:
+    """How far each frame's timestamp may be from when it was really sent, in s: its distance
+    from the local grid of the typical (median) period — ``t_i - (c + i x period)``, where
+    ``c`` is the median offset of the frames around it — so a frame delivered late, or a run
+    of frames delivered in a burst, is seen as such; and at least the file's typical such
+    distance (its 99th percentile), at least 0.5 ms (times are whole ms), at most one period.
+    Our own recordings sit on their grid: 0.5 ms."""
+    t = np.asarray(times_ms, np.float64)
+    n = len(t)
+    if n < 3:
+        return np.full(n, MIN_JITTER_S)
+    gaps = np.diff(t)
+    period = float(np.median(gaps))
+    if period <= 0:
+        return np.full(n, MIN_JITTER_S)
+    offset = t - np.arange(n) * period
+    w = min(GRID_HALF_WINDOW, (n - 1) // 2)
+    padded = np.pad(offset, w, mode="reflect")
+    windows = np.lib.stride_tricks.sliding_window_view(padded, 2 * w + 1)
+    local = np.median(windows, axis=1)
+    err = np.abs(offset - local) / 1000.0
+    # Every frame at least the typical error of the file (its 99th percentile): the local
+    # median sits inside the jitter band, so one residual alone understates the spread.
+    err = np.maximum(err, float(np.percentile(err, 99)))
+    return np.clip(err, MIN_JITTER_S, max(period / 1000.0, MIN_JITTER_S))
 
-    patch = Patch(config)
-    uidx = {u: k for k, u in enumerate(universes)}
-    rig_universes = {f.universe for f in patch.fixtures}
-    unchecked = [u for u in universes if u not in rig_universes and frames[:, uidx[u]].any()]
-    if unchecked or not rig_universes & set(uidx):
-        from .errors import LatentDMXError
-        what = (f"universe(s) {unchecked} carry light the rig does not patch" if unchecked
-                else f"none of the rig's universes {sorted(rig_universes)} is in it")
-        raise LatentDMXError(f"{what}, so they cannot be checked", file=path,
-                             field="universes", fix="give the rig's config with --config, or "
-                                                    "check every slot with --raw")
-    missing = sorted(rig_universes - set(uidx))
-    if missing:
-        rep.notes.append(f"universes {missing} not in the recording: read as 0")
-    flat = np.concatenate([flat, np.zeros((T, 1))], axis=1)      # column -1: a zero slot
-    zero = flat.shape[1] - 1
-    n = len(patch.fixtures)
-    Y = np.zeros((T, n))
-    G = np.zeros((T, n))
 
-    def col(fx, j):
-        return _slot(uidx, fx.universe, fx.address + j) if fx.universe in uidx else zero
+def jitter_s(times_ms: np.ndarray) -> float:
+    """The largest timing error of any frame (`timing_error_s`), in s."""
+    err = timing_error_s(times_ms)
+    return float(err.max()) if len(err) else MIN_JITTER_S
 
-    for fx in patch.fixtures:
-        chans = fx.mode.channels
-        dim: np.ndarray = np.ones(T)
-        colour = np.zeros((T, 4))
-        for j, ch in enumerate(chans):
-            v = flat[:, col(fx, j)]
-            where = f"{fx.name} channel {j + 1} ({ch.label or ch.attr})"
-            if ch.attr == "hold":
-                bad = np.flatnonzero(v != ch.value)
-                if len(bad):
-                    rep.violations.append(f"{where}: held at {ch.value} but {int(v[bad[0]])} "
-                                          f"at {times_ms[bad[0]] / 1000:g} s")
-            elif ch.attr == "strobe":
-                bad = np.flatnonzero(v != 0)
-                if len(bad):
-                    rep.violations.append(f"{where}: strobe channel open ({int(v[bad[0]])}) "
-                                          f"at {times_ms[bad[0]] / 1000:g} s")
-            elif ch.attr in ("dimmer", "intensity") or ch.attr in _COLOUR_ATTRS:
-                bad = np.flatnonzero((v < ch.min) | (v > ch.max))
-                if len(bad):
-                    rep.violations.append(f"{where}: {int(v[bad[0]])} is outside its light range "
-                                          f"{ch.min}..{ch.max} (strobe/macro part) at "
-                                          f"{times_ms[bad[0]] / 1000:g} s")
-                level = np.clip((v - ch.min) / max(ch.max - ch.min, 1), 0.0, 1.0)
-                if ch.attr in ("dimmer", "intensity"):
-                    dim *= level
-                else:
-                    colour[:, _COLOUR_ATTRS.index(ch.attr)] = level
-        wy, wr = light_weights(fx.mode)
-        if any(fx.mode.has(a) for a in _COLOUR_ATTRS):
-            Y[:, fx.index] = dim * (colour @ wy.astype(np.float64))
-            G[:, fx.index] = dim * (colour @ wr.astype(np.float64))
+
+def proven_speed(deg: np.ndarray, times_s: np.ndarray, step_deg: float,
+                 error_s: np.ndarray | float, window_s: float = SPEED_WINDOW_S
+                 ) -> tuple[float, float]:
+    """(the fastest speed the recording proves in deg/s, the time it starts): over every
+    pair of frames up to `window_s` apart, (|distance| - one step) / (time between them + the
+    timing error of each + 1 ms per frame between them)."""
+    n = len(deg)
+    best, at = 0.0, float(times_s[0]) if n else 0.0
+    if n < 2:
+        return best, at
+    err = np.broadcast_to(np.asarray(error_s, np.float64), (n,))
+    span = float(times_s[-1] - times_s[0])
+    period = span / (n - 1) if span > 0 else 0.0
+    lags = n - 1 if period <= 0 else max(1, min(n - 1, int(np.ceil(window_s / period))))
+    for lag in range(1, lags + 1):
+        dist = np.abs(deg[lag:] - deg[:-lag]) - step_deg
+        dt = (times_s[lag:] - times_s[:-lag]) + err[lag:] + err[:-lag] + lag * TICK_S
+        v = np.maximum(dist, 0.0) / dt
+        i = int(np.argmax(v))
+        if v[i] > best:
+            best, at = float(v[i]), float(times_s[i])
+    return best, at
+
+
+# -- the checker ----------------------------------------------------------------------------
+class _SourceJudge:
+    """The values one channel took, judged against the fixture file's capabilities."""
+
+    def __init__(self, where: str, use: str, caps: tuple, warned: bool, file: str) -> None:
+        self.where, self.use, self.caps, self.warned, self.file = where, use, caps, warned, file
+        self.first_ms = np.full(256, np.nan)
+
+    def feed(self, col: np.ndarray, times: np.ndarray) -> None:
+        present = np.bincount(col, minlength=256) > 0
+        new = np.flatnonzero(present & np.isnan(self.first_ms))
+        for v in new:
+            self.first_ms[v] = times[int(np.argmax(col == v))]
+
+    def verdicts(self) -> tuple[list[str], list[str]]:
+        """One line per capability of the file that the channel should not have touched."""
+        from .fixtures.capability import cap_at, describe, drive_allowed, hold_allowed
+
+        groups: dict[Cap | tuple[str, int], list[int]] = {}
+        for value in np.flatnonzero(~np.isnan(self.first_ms)):
+            v = int(value)
+            c = cap_at(self.caps, v)
+            if self.use == "hold":
+                ok = hold_allowed(self.caps, v)
+            else:
+                ok = drive_allowed(self.use, self.caps, v)
+            if not ok:
+                groups.setdefault(c if c is not None else ("undefined", v), []).append(v)
+        bad, notes = [], []
+        for key, values in groups.items():
+            c = None if isinstance(key, tuple) else key
+            first = min(values, key=lambda v: self.first_ms[v])
+            what = describe(c, first) if len(values) == 1 else \
+                f"{min(values)}-{max(values)} ({len(values)} values): " + \
+                describe(c, first).split(" is ", 1)[1]
+            line = (f"{self.where}: {what} in {self.file}, first at "
+                    f"{self.first_ms[first] / 1000:g} s")
+            if self.warned and self.use == "hold":
+                notes.append(line + " (the import warned: the file gives no off value)")
+            else:
+                bad.append(line)
+        return bad, notes
+
+
+@dataclass
+class _Aim:
+    fx: object
+    row: Row
+    attr: str
+    slot: int
+    fine: int | None
+    lo: float              # the written range's low end in fine steps (min x 256 for 16 bit)
+    span: float
+    full: float
+    limit: float
+    parts: list[np.ndarray] = field(default_factory=list)
+
+
+class Checker:
+    """Judge a show fed in chunks of frames (`feed`), then `finish()` -> Report."""
+
+    def __init__(self, universes: tuple[int, ...], config: Config | None = None, *,
+                 raw: bool = False, max_flashes: float = WCAG_MAX_FLASHES,
+                 delta: float = WCAG_DELTA, path: str = "<frames>",
+                 sources: dict[str, Path] | None = None, lit: np.ndarray | None = None) -> None:
+        self.universes = tuple(universes)
+        self.config, self.raw = config, raw
+        self.max_flashes, self.delta, self.path = max_flashes, delta, path
+        self.uidx = {u: k for k, u in enumerate(self.universes)}
+        self.frames = 0
+        self._times: list[np.ndarray] = []
+        self.violations: list[str] = []
+        self.notes: list[str] = []
+        self._seen_violation: set[str] = set()
+        if raw:
+            self._setup_raw(lit)
         else:
-            Y[:, fx.index] = dim
-        row = Row(fx.name)
-        rep.rows.append(row)
-        _check_aim(rep, row, fx, config, flat, col, times_ms, fps)
-        check_aim_limits(rep, fx, flat, col, times_ms)
-    sig = np.concatenate([Y, Y.mean(axis=1, keepdims=True)], axis=1)
-    red = np.concatenate([np.maximum(G, 0.0), np.maximum(G.mean(axis=1, keepdims=True), 0.0)],
-                         axis=1)
-    fl = flashes_per_s(sig, times_ms, delta, np.ones(n + 1, bool))
-    fr = flashes_per_s(red, times_ms, delta, np.zeros(n + 1, bool))
-    for k, row in enumerate([*rep.rows, rep.rig]):
-        row.flashes_per_s, row.red_flashes_per_s = float(fl[k]), float(fr[k])
-        if fl[k] * 2 > limit:
-            rep.violations.append(f"{row.name}: {fl[k]:g} flashes/s (limit {max_flashes:g})")
-        if fr[k] * 2 > limit:
-            rep.violations.append(f"{row.name}: {fr[k]:g} red flashes/s "
-                                  f"(limit {max_flashes:g})")
-    return rep
+            assert config is not None, "a config is needed unless raw"
+            self._setup_rig(config, sources or {})
 
+    # -- set-up ---------------------------------------------------------------------------
+    def _setup_raw(self, lit: np.ndarray | None) -> None:
+        n_slots = len(self.universes) * 512
+        self.lit = np.arange(n_slots) if lit is None else np.asarray(lit)
+        self.tr = Transitions(len(self.lit) + 1, self.delta, np.ones(len(self.lit) + 1, bool))
 
-def _check_aim(rep: Report, row: Row, fx, config: Config, flat, col, times_ms, fps) -> None:
-    """Pan/tilt speeds against the slew limits, and keep-out boxes, for one fixture."""
-    chans = [c.attr for c in fx.mode.channels]
-    pos = {}
-    lims = slew_limits_deg_per_s(config, fx.profile)
-    for k, (attr, full) in enumerate((("pan", fx.profile.pan_deg), ("tilt", fx.profile.tilt_deg))):
-        if attr not in chans or full <= 0:
-            continue
-        coarse = flat[:, col(fx, chans.index(attr))]
-        if attr + "_fine" in chans:
-            u = (coarse * 256 + flat[:, col(fx, chans.index(attr + "_fine"))]) / 65535.0
-            lsb = full / 65535.0
-        else:
-            u, lsb = coarse / 255.0, full / 255.0
-        pos[attr] = u
-        deg = u * full
-        speed, over = 0.0, None
-        lags = max(1, round(SPEED_WINDOW_S * fps)) if fps else 1
-        for lag in range(1, min(lags, len(deg) - 1) + 1):
-            dt = (times_ms[lag:] - times_ms[:-lag]) / 1000.0
-            ok = dt > 0
-            if not ok.any():
+    def _setup_rig(self, config: Config, sources: dict[str, Path]) -> None:
+        from .patch import Patch
+
+        self.patch = patch = Patch(config)
+        rig_universes = {f.universe for f in patch.fixtures}
+        self.rig_universes = rig_universes
+        self.none_of_rig = not rig_universes & set(self.uidx)     # refused at finish
+        missing = sorted(rig_universes - set(self.uidx))
+        if missing:
+            self.notes.append(f"universes {missing} not in the recording: read as 0")
+        n = len(patch.fixtures)
+        self.rows = [Row(fx.name) for fx in patch.fixtures]
+        self.tr = Transitions(n + 1, self.delta, np.ones(n + 1, bool))
+        self.tr_red = Transitions(n + 1, self.delta, np.zeros(n + 1, bool))
+        self.aims: list[_Aim] = []
+        self.judges: list[tuple[int, _SourceJudge]] = []
+        for fx in patch.fixtures:
+            self._setup_aim(fx, config)
+            self._setup_sources(fx, sources)
+
+    def _col(self, fx, j: int) -> int:
+        """Flat column of channel j of a fixture; -1: its universe is not recorded."""
+        k = self.uidx.get(fx.universe)
+        return -1 if k is None else k * 512 + fx.address - 1 + j
+
+    def _setup_aim(self, fx, config: Config) -> None:
+        chans = [c.attr for c in fx.mode.channels]
+        lims = slew_limits_deg_per_s(config, fx.profile)
+        for k, (attr, full) in enumerate((("pan", fx.profile.pan_deg),
+                                          ("tilt", fx.profile.tilt_deg))):
+            if attr not in chans or full <= 0:
                 continue
-            v = np.abs(deg[lag:] - deg[:-lag])[ok] / dt[ok]
-            tol = lims[k] * (1 + 0.001 / dt[ok]) + lsb / dt[ok] + 1e-6
-            if lag == lags:
-                speed = float(v.max())
-            if over is None and (v > tol).any():
-                i = int(np.argmax(v - tol))
-                over = (float(v[i]), float(times_ms[:-lag][ok][i] / 1000))
-        if lags > len(deg) - 1 and len(deg) > 1:      # short recording: longest lag there is
-            dt = (times_ms[-1] - times_ms[0]) / 1000.0
-            speed = float(abs(deg[-1] - deg[0]) / dt) if dt > 0 else 0.0
-        setattr(row, f"{attr}_deg_per_s", round(speed, 1))
-        setattr(row, f"{attr}_limit", round(lims[k], 1))
-        if over is not None:
-            rep.violations.append(f"{fx.name}: {attr} moves at {over[0]:.0f} deg/s at "
-                                  f"{over[1]:g} s (limit {lims[k]:g})")
-    if fx.config.keep_out and "pan" in pos and "tilt" in pos:
-        p = np.stack([_to_scene(pos["pan"], fx.profile.pan_deg, fx.config.pan_limits_deg,
-                                fx.config.invert_pan, fx.config.pan_offset_deg),
-                      _to_scene(pos["tilt"], fx.profile.tilt_deg, fx.config.tilt_limits_deg,
-                                fx.config.invert_tilt, fx.config.tilt_offset_deg)], axis=1)
-        a, b = p[:-1], p[1:]
-        if len(p) == 1:
-            a = b = p
-        for j, box in enumerate(fx.config.keep_out):
-            hit = segments_enter(a, b, np.broadcast_to(np.asarray(box, np.float64), (len(a), 4)))
-            inside = ((p[:, 0] > box[0]) & (p[:, 0] < box[1]) & (p[:, 1] > box[2]) &
-                      (p[:, 1] < box[3]))
-            if hit.any() or inside.any():
-                i = int(np.argmax(hit)) if hit.any() else int(np.argmax(inside))
-                rep.violations.append(f"{fx.name}: beam enters keep-out box {j} "
-                                      f"{list(box)} at {times_ms[i] / 1000:g} s")
+            j = chans.index(attr)
+            ch = fx.mode.channels[j]
+            fine = chans.index(attr + "_fine") if attr + "_fine" in chans else None
+            if fine is not None:
+                lo, span = ch.min * 256.0, (ch.max - ch.min) * 256.0 + 255.0
+            else:
+                lo, span = float(ch.min), float(max(ch.max - ch.min, 1))
+            self.aims.append(_Aim(fx, self.rows[fx.index], attr, self._col(fx, j),
+                                  None if fine is None else self._col(fx, fine), lo, span, full,
+                                  lims[k]))
+
+    def _setup_sources(self, fx, sources: dict[str, Path]) -> None:
+        """Judges for the channels of an imported fixture, from its fixture file."""
+        from .errors import LatentDMXError
+        from .fixtures.importing import read_source
+
+        prof = fx.profile
+        path = sources.get(prof.key) or prof.source_path
+        if path is None:
+            return
+        path = Path(path)
+        try:
+            raw = path.read_bytes()
+            src = read_source(path, raw)
+        except (OSError, LatentDMXError) as exc:
+            self.notes.append(f"{fx.name}: cannot read the fixture file {path} "
+                              f"({getattr(exc, 'what', None) or exc}): judged by its profile "
+                              "only")
+            return
+        if prof.key not in sources and prof.source_sha256 and \
+                hashlib.sha256(raw).hexdigest() != prof.source_sha256:
+            self.notes.append(f"{fx.name}: the fixture file {path} changed since the import")
+        chans = src.mode(prof.source_mode(fx.mode.name))
+        if chans is None or len(chans) != fx.mode.footprint:
+            self.notes.append(f"{fx.name}: {path.name} has no mode {fx.mode.name!r} of "
+                              f"{fx.mode.footprint} channels: judged by its profile only")
+            return
+        uses = {"pan": "pan", "tilt": "tilt", "dimmer": "light", "intensity": "light",
+                "red": "light", "green": "light", "blue": "light", "white": "light",
+                "strobe": "light", "hold": "hold"}
+        for j, (ch, sc) in enumerate(zip(fx.mode.channels, chans, strict=True)):
+            use = uses.get(ch.attr)
+            if sc is None or use is None or sc.role == "fine" or self._col(fx, j) < 0:
+                continue
+            where = f"{fx.name} channel {j + 1} ({sc.name})"
+            self.judges.append((self._col(fx, j), _SourceJudge(where, use, sc.caps,
+                                                               bool(ch.warn), path.name)))
+        self.notes.append(f"{fx.name}: judged against its fixture file {path}")
+
+    # -- feeding --------------------------------------------------------------------------
+    def feed(self, frames: np.ndarray, times_ms: np.ndarray) -> None:
+        """frames uint8[t, U, 512] at times_ms (t,)."""
+        t = len(frames)
+        if t == 0:
+            return
+        times_ms = np.asarray(times_ms, np.float64)
+        self._times.append(times_ms)
+        self.frames += t
+        flat = frames.reshape(t, -1)
+        if self.raw:
+            x = flat[:, self.lit] / 255.0
+            rig = x.mean(axis=1, keepdims=True) if x.shape[1] else np.zeros((t, 1))
+            self.tr.feed(np.concatenate([x, rig], axis=1), times_ms)
+            return
+        self._feed_rig(flat, times_ms)
+
+    def _violation(self, key: str, text: str) -> None:
+        """One line per problem (the first time it happens)."""
+        if key not in self._seen_violation:
+            self._seen_violation.add(key)
+            self.violations.append(text)
+
+    def _feed_rig(self, flat: np.ndarray, times_ms: np.ndarray) -> None:
+        t = len(flat)
+        unchecked = [u for u, k in self.uidx.items() if u not in self.rig_universes
+                     and flat[:, k * 512:(k + 1) * 512].any()]
+        if unchecked:
+            from .errors import LatentDMXError
+            raise LatentDMXError(f"universe(s) {unchecked} carry light the rig does not patch, "
+                                 "so they cannot be checked", file=self.path, field="universes",
+                                 fix="give the rig's config with --config, or check every slot "
+                                     "with --raw")
+        zero = np.zeros(t, np.uint8)
+        n = len(self.patch.fixtures)
+        Y = np.zeros((t, n))
+        G = np.zeros((t, n))
+
+        def col(fx, j):
+            c = self._col(fx, j)
+            return zero if c < 0 else flat[:, c]
+
+        for fx in self.patch.fixtures:
+            dim = np.ones(t)
+            colour = np.zeros((t, 4))
+            for j, ch in enumerate(fx.mode.channels):
+                v = col(fx, j)
+                where = f"{fx.name} channel {j + 1} ({ch.label or ch.attr})"
+                if ch.attr == "hold":
+                    bad = np.flatnonzero(v != ch.value)
+                    if len(bad):
+                        self._violation(where, f"{where}: held at {ch.value} but "
+                                               f"{int(v[bad[0]])} at "
+                                               f"{times_ms[bad[0]] / 1000:g} s")
+                elif ch.attr == "strobe":
+                    bad = np.flatnonzero((v != 0) & (v != ch.min))
+                    if len(bad):
+                        self._violation(where, f"{where}: strobe channel at {int(v[bad[0]])} "
+                                               f"(open is {ch.min}, closed 0) at "
+                                               f"{times_ms[bad[0]] / 1000:g} s")
+                elif ch.attr in ("dimmer", "intensity") or ch.attr in _COLOUR_ATTRS:
+                    bad = np.flatnonzero(((v < ch.min) | (v > ch.max)) & (v != 0))
+                    if len(bad):
+                        self._violation(where, f"{where}: {int(v[bad[0]])} is outside its light "
+                                               f"range {ch.min}..{ch.max} (strobe/macro part) "
+                                               f"at {times_ms[bad[0]] / 1000:g} s")
+                    level = np.clip((v.astype(np.float64) - ch.min) / max(ch.max - ch.min, 1),
+                                    0.0, 1.0)
+                    if ch.attr in ("dimmer", "intensity"):
+                        dim *= level
+                    else:
+                        colour[:, _COLOUR_ATTRS.index(ch.attr)] = level
+            wy, wr = light_weights(fx.mode)
+            if any(fx.mode.has(a) for a in _COLOUR_ATTRS):
+                Y[:, fx.index] = dim * (colour @ wy.astype(np.float64))
+                G[:, fx.index] = dim * (colour @ wr.astype(np.float64))
+            else:
+                Y[:, fx.index] = dim
+        self.tr.feed(np.concatenate([Y, Y.mean(axis=1, keepdims=True)], axis=1), times_ms)
+        self.tr_red.feed(np.concatenate([np.maximum(G, 0.0),
+                                         np.maximum(G.mean(axis=1, keepdims=True), 0.0)],
+                                        axis=1), times_ms)
+        for aim in self.aims:
+            coarse = flat[:, aim.slot].astype(np.float64) if aim.slot >= 0 else np.zeros(t)
+            if aim.fine is not None:
+                fine = flat[:, aim.fine] if aim.fine >= 0 else zero
+                coarse = coarse * 256.0 + fine
+            aim.parts.append(((coarse - aim.lo) / aim.span).astype(np.float64))
+        for c, judge in self.judges:
+            judge.feed(flat[:, c], times_ms)
+
+    # -- the report -----------------------------------------------------------------------
+    def finish(self) -> Report:
+        times_ms = np.concatenate(self._times) if self._times else np.zeros(0)
+        T = len(times_ms)
+        span = (times_ms[-1] - times_ms[0]) / 1000.0 if T else 0.0
+        fps = (T - 1) / span if T > 1 and span > 0 else 0.0
+        rep = Report(self.path, T, round(span, 3), round(fps, 2), self.max_flashes)
+        rep.notes += self.notes
+        if T == 0:
+            rep.notes.append("no frames")
+            return rep
+        limit = 2 * self.max_flashes
+        f = self.tr.flashes_per_s()
+        if self.raw:
+            for k, s in enumerate(self.lit):
+                u, a = self.universes[int(s) // 512], int(s) % 512 + 1
+                rep.rows.append(Row(f"{u}/{a}", float(f[k])))
+                if f[k] * 2 > limit:
+                    rep.violations.append(f"slot {u}/{a}: {f[k]:g} flashes/s "
+                                          f"(limit {self.max_flashes:g})")
+            rep.rig.flashes_per_s = float(f[-1])
+            if f[-1] * 2 > limit:
+                rep.violations.append(f"rig: {f[-1]:g} flashes/s (limit {self.max_flashes:g})")
+            return rep
+        if self.none_of_rig:
+            from .errors import LatentDMXError
+            raise LatentDMXError(f"none of the rig's universes {sorted(self.rig_universes)} is "
+                                 "in it, so they cannot be checked", file=self.path,
+                                 field="universes", fix="give the rig's config with --config, "
+                                                        "or check every slot with --raw")
+        rep.violations += self.violations
+        rep.rows = self.rows
+        fr = self.tr_red.flashes_per_s()
+        for k, row in enumerate([*rep.rows, rep.rig]):
+            row.flashes_per_s, row.red_flashes_per_s = float(f[k]), float(fr[k])
+            if f[k] * 2 > limit:
+                rep.violations.append(f"{row.name}: {f[k]:g} flashes/s "
+                                      f"(limit {self.max_flashes:g})")
+            if fr[k] * 2 > limit:
+                rep.violations.append(f"{row.name}: {fr[k]:g} red flashes/s "
+                                      f"(limit {self.max_flashes:g})")
+        error = timing_error_s(times_ms)
+        rep.jitter_ms = round(float(error.max()) * 1000.0, 1)
+        self._finish_aim(rep, times_ms / 1000.0, error)
+        for _, judge in self.judges:
+            bad, notes = judge.verdicts()
+            rep.violations += bad
+            rep.notes += notes
+        return rep
+
+    def _finish_aim(self, rep: Report, times_s: np.ndarray, error: np.ndarray) -> None:
+        pos: dict[tuple[int, str], np.ndarray] = {}
+        for aim in self.aims:
+            u = np.concatenate(aim.parts)
+            pos[(aim.fx.index, aim.attr)] = u       # type: ignore[attr-defined]
+            step = aim.full / aim.span
+            speed, at = proven_speed(u * aim.full, times_s, step, error)
+            speed = round(speed, 1)
+            setattr(aim.row, f"{aim.attr}_deg_per_s", speed)
+            setattr(aim.row, f"{aim.attr}_limit", round(aim.limit, 1))
+            if speed > aim.limit:
+                rep.violations.append(f"{aim.row.name}: {aim.attr} moves at {speed:.1f} deg/s "
+                                      f"at {at:g} s (limit {aim.limit:g})")
+            check_aim_limits(rep, aim.fx, aim.attr, u * aim.full, step, times_s)
+        for fx in self.patch.fixtures:
+            if fx.config.keep_out and (fx.index, "pan") in pos and (fx.index, "tilt") in pos:
+                _check_keep_out(rep, fx, pos[(fx.index, "pan")], pos[(fx.index, "tilt")],
+                                times_s)
 
 
-def check_aim_limits(rep: Report, fx, flat: np.ndarray, col, times_ms: np.ndarray) -> None:
+def check_aim_limits(rep: Report, fx, attr: str, deg: np.ndarray, step: float,
+                     times_s: np.ndarray) -> None:
     """Pan/tilt outside the fixture's configured `pan/tilt_limits_deg` (the profile's range
     if none), in the fixture's own degrees, allowing one DMX step of rounding."""
-    chans = [c.attr for c in fx.mode.channels]
-    for attr, full in (("pan", fx.profile.pan_deg), ("tilt", fx.profile.tilt_deg)):
-        if attr not in chans or full <= 0:
-            continue
-        lim = tuple(getattr(fx.config, f"{attr}_limits_deg"))
-        lo, hi = lim if lim != (0.0, 0.0) else (0.0, full)
-        coarse = flat[:, col(fx, chans.index(attr))]
-        if attr + "_fine" in chans:
-            deg = (coarse * 256 + flat[:, col(fx, chans.index(attr + "_fine"))]) / 65535 * full
-            step = full / 65535
-        else:
-            deg, step = coarse / 255 * full, full / 255
-        out = np.flatnonzero((deg < lo - step) | (deg > hi + step))
-        if len(out):
-            i = int(out[0])
-            rep.violations.append(f"{fx.name}: {attr} at {deg[i]:.1f} deg at "
-                                  f"{times_ms[i] / 1000:g} s is outside its limits "
-                                  f"{lo:g}..{hi:g} deg ({len(out)} frames)")
+    full = fx.profile.pan_deg if attr == "pan" else fx.profile.tilt_deg
+    lim = tuple(getattr(fx.config, f"{attr}_limits_deg"))
+    lo, hi = lim if lim != (0.0, 0.0) else (0.0, full)
+    out = np.flatnonzero((deg < lo - step) | (deg > hi + step))
+    if len(out):
+        i = int(out[0])
+        rep.violations.append(f"{fx.name}: {attr} at {deg[i]:.1f} deg at {times_s[i]:g} s is "
+                              f"outside its limits {lo:g}..{hi:g} deg ({len(out)} frames)")
+
+
+def _check_keep_out(rep: Report, fx, pan: np.ndarray, tilt: np.ndarray,
+                    times_s: np.ndarray) -> None:
+    p = np.stack([_to_scene(pan, fx.profile.pan_deg, fx.config.pan_limits_deg,
+                            fx.config.invert_pan, fx.config.pan_offset_deg),
+                  _to_scene(tilt, fx.profile.tilt_deg, fx.config.tilt_limits_deg,
+                            fx.config.invert_tilt, fx.config.tilt_offset_deg)], axis=1)
+    a, b = p[:-1], p[1:]
+    if len(p) == 1:
+        a = b = p
+    for j, box in enumerate(fx.config.keep_out):
+        hit = segments_enter(a, b, np.broadcast_to(np.asarray(box, np.float64), (len(a), 4)))
+        inside = ((p[:, 0] > box[0]) & (p[:, 0] < box[1]) & (p[:, 1] > box[2]) &
+                  (p[:, 1] < box[3]))
+        if hit.any() or inside.any():
+            i = int(np.argmax(hit)) if hit.any() else int(np.argmax(inside))
+            rep.violations.append(f"{fx.name}: beam enters keep-out box {j} "
+                                  f"{list(box)} at {times_s[i]:g} s")
 
 
 def _to_scene(u: np.ndarray, full: float, lim, invert: bool, offset: float) -> np.ndarray:
@@ -318,20 +603,56 @@ def _to_scene(u: np.ndarray, full: float, lim, invert: bool, offset: float) -> n
     return (u - a) / b
 
 
-def check_recording(path, config: Config | None, *, raw: bool = False,
-                    max_flashes: float = WCAG_MAX_FLASHES, delta: float = WCAG_DELTA) -> Report:
-    from .sim.record import read_show
+def check_frames(frames: np.ndarray, universes: tuple[int, ...], times_s: np.ndarray,
+                 config: Config | None = None, *, raw: bool = False,
+                 max_flashes: float = WCAG_MAX_FLASHES, delta: float = WCAG_DELTA,
+                 path: str = "<frames>", sources: dict[str, Path] | None = None) -> Report:
+    """Check frames uint8[T, U, 512] at times_s (T,) against the rig of `config` (or raw)."""
+    times_ms = np.rint(np.asarray(times_s, np.float64) * 1000.0)
+    lit = None
+    if raw:
+        lit = np.flatnonzero(frames.reshape(len(frames), -1).max(axis=0) > 0) if len(frames) \
+            else np.zeros(0, np.int64)
+    checker = Checker(universes, config, raw=raw, max_flashes=max_flashes, delta=delta,
+                      path=path, sources=sources, lit=lit)
+    checker.feed(frames, times_ms)
+    return checker.finish()
 
-    frames, universes, times = read_show(path)
-    return check_frames(frames, universes, times, config, raw=raw, max_flashes=max_flashes,
-                        delta=delta, path=str(path))
+
+def check_recording(path, config: Config | None, *, raw: bool = False,
+                    max_flashes: float = WCAG_MAX_FLASHES, delta: float = WCAG_DELTA,
+                    sources: dict[str, Path] | None = None,
+                    progress: Callable[[int], None] | None = None) -> Report:
+    """Check a recording file, streaming it chunk by chunk; a damaged file is checked up to
+    the damage (noted in the report). `progress(n)` is called with frames done."""
+    from .sim.record import open_show
+
+    show = open_show(path)
+    lit = None
+    if raw:                                   # pass 1: which slots ever light
+        peak = np.zeros(len(show.universes) * 512, np.uint8)
+        for frames, _ in show.chunks():
+            np.maximum(peak, frames.reshape(len(frames), -1).max(axis=0), out=peak)
+        lit = np.flatnonzero(peak > 0)
+    checker = Checker(show.universes, config, raw=raw, max_flashes=max_flashes, delta=delta,
+                      path=str(path), sources=sources, lit=lit)
+    for frames, times_ms in show.chunks():
+        checker.feed(frames, times_ms)
+        if progress is not None:
+            progress(len(frames))
+    rep = checker.finish()
+    if show.damage is not None:
+        rep.damaged = str(show.damage)
+        rep.notes.insert(0, f"the recording is {show.damage}; checked those frames")
+    return rep
 
 
 def format_report(rep: Report) -> str:
     """The human-readable table."""
     lines = [f"{rep.path}: {rep.frames} frames, {rep.seconds:g} s, {rep.fps:g} fps",
              (f"flashes/s = most luminance transitions in any 1 s / 2 (limit "
-             f"{rep.max_flashes_per_s:g}); speeds in deg/s (limit)"), ""]
+              f"{rep.max_flashes_per_s:g}); speeds in deg/s (limit): the fastest the recording "
+              f"proves, allowing one DMX step and {rep.jitter_ms:g} ms of recorder timing"), ""]
     head = f"{'fixture':<16} {'flashes/s':>9} {'red/s':>6} {'pan':>16} {'tilt':>16}"
     lines += [head, "-" * len(head)]
 
@@ -350,3 +671,18 @@ def format_report(rep: Report) -> str:
     else:
         lines.append("no violations")
     return "\n".join(lines)
+
+
+def parse_sources(items: Iterable[str]) -> dict[str, Path]:
+    """``--fixture-source KEY=FILE`` values -> {profile key: fixture file}."""
+    from .errors import LatentDMXError
+
+    out: dict[str, Path] = {}
+    for item in items:
+        key, sep, file = item.partition("=")
+        if not sep or not key or not file:
+            raise LatentDMXError(f"{item!r} is not KEY=FILE", field="--fixture-source",
+                                 fix="e.g. --fixture-source cameo-par=/usr/share/qlcplus/"
+                                     "fixtures/Cameo/Cameo-LED-Mini-PAR-CAN-RGBW-7x8W.qxf")
+        out[key] = Path(file)
+    return out

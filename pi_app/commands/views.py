@@ -68,9 +68,17 @@ def render(config_path, model, seed, fps, duration, recording, raw, out_path, wi
                           file="command line", field="--audio", fix="drop --recording or --audio")
     lane = None
     if recording:
-        from ..sim.record import read_show
+        import numpy as np
 
-        frames, universes, times = read_show(recording)
+        from ..sim.record import open_show
+
+        show = open_show(recording)
+        parts = list(show.chunks(4096))
+        frames = np.concatenate([f for f, _ in parts])
+        times = np.concatenate([t for _, t in parts]) / 1000.0
+        universes = show.universes
+        if show.damage is not None:
+            click.echo(f"note: {recording} is {show.damage}; drawing those frames", err=True)
         title = f"{Path(recording).name} · {len(frames)} frames · {times[-1]:.1f} s"
         if raw:
             if out.suffix.lower() == ".gif":
