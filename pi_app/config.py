@@ -33,6 +33,7 @@ from .install_config import (
 )
 from .outputs.ola import OlaConfig as OlaConfig
 from .outputs.uart import UartConfig as UartConfig
+from .sync.config import SyncConfig
 
 SCHEMA = 1
 MIN_FPS = 1.0
@@ -191,6 +192,7 @@ class Config:
     palettes: dict[str, PaletteConfig] = field(default_factory=dict)
     looks: LooksConfig = field(default_factory=LooksConfig)
     osc: OscConfig = field(default_factory=OscConfig)
+    sync: SyncConfig = field(default_factory=SyncConfig)   # lockstep group (pi_app/sync/)
     path: str = "<default>"
 
     def replace(self, **changes) -> Config:
@@ -428,6 +430,7 @@ def validate(cfg: Config) -> Config:
                                   f"{list(box)}", file=f, field=f"{fld}.park",
                                   fix="park the head outside its keep-out boxes")
     validate_install(cfg)
+    cfg.sync.validate(f)
     return cfg
 
 

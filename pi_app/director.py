@@ -86,6 +86,7 @@ class Director:
         self._state: State | None = None
         self._next_check_s = -math.inf
         self._warned: set[object] = set()
+        self.nominal = False    # lockstep: events take effect at their own time (_at)
         self.configure(config)
 
     # -- config ---------------------------------------------------------------------------
@@ -106,7 +107,8 @@ class Director:
         """Before the first frame: go straight to the schedule's state (dark: no fade-in)."""
         now = self.wall_s(t_s)
         if self.config.playlist and self.schedule.always_on:
-            self._start_playlist(self.config.playlist, now)
+            self._start_playlist(self.config.playlist,
+                                 self.wall_s(0.0) if self.nominal else now)
         self._check_schedule(t_s, now, first=True)
 
     def step(self, t_s: float, stopping: bool = False) -> bool:
@@ -165,7 +167,8 @@ class Director:
         fade = 0.0 if waking else self.default_fade_s
         if window.entry.preset:
             self.playlist = None
-            self._recall_named(window.entry.preset, t_s, fade)
+            self._recall_named(window.entry.preset, self._at(t_s, window.on.timestamp()),
+                               fade)
         elif window.entry.playlist:
             self._start_playlist(window.entry.playlist, window.on.timestamp())
             if waking and self.playlist is not None:
@@ -250,7 +253,8 @@ class Director:
         if isinstance(ready, Exception):
             return                                  # logged once; the look stays
         preset, model = ready
-        self.recall(preset, model, t_s, pl.fade_s if fade_s is None else fade_s)
+        self.recall(preset, model, self._at(t_s, pl.anchor_s + k * pl.every_s),
+                    pl.fade_s if fade_s is None else fade_s)
         log.info("playlist %s: %s", pl.name, item if isinstance(item, str) else
                  _item_text(item))
 
@@ -291,6 +295,12 @@ class Director:
                 log.error("playlist item %s skipped: %s", key, exc)
             return exc
 
+    def _at(self, t_s: float, event_wall_s: float) -> float:
+        """The show time a schedule or playlist event takes effect: now (`t_s`), or in a
+        lockstep group its own time, so that every member, however late it started,
+        computes the same walk (pi_app/sync)."""
+        return t_s - (self.wall_s(t_s) - event_wall_s) if self.nominal else t_s
+
     # -- presets --------------------------------------------------------------------------
     def _model(self, ref: str) -> Any:
         model = self._models.get(ref)
@@ -319,14 +329,14 @@ class Director:
         if self.idle or self._going_dark:
             fade_s = 0.0
         p.recall(model, preset.seed, preset.phase, t_s, fade_s)
-        p.tempo = preset.tempo
+        p.set_tempo(preset.tempo, t_s)
         p.safety.master = preset.master
         palette = preset.palette if preset.palette in p.looks.palettes else ""
         if preset.palette and not palette:
             log.warning("preset %s: no palette %r in the config; playing without one",
                         preset.name, preset.palette)
         p.looks.set_palette(palette)
-        p.looks.set_heads_still(preset.heads_still, p.scene)
+        p.looks.set_heads_still(preset.heads_still, p.still_aim(t_s))
         self.model_ref = preset.model
         if preset.name:
             self.preset = preset.name

@@ -3,7 +3,8 @@ walk -> model -> mapper -> safety -> patch.
 
 `Pipeline.frames(t_s)` is what the show loop calls once per frame, and what `render` and
 the benchmarks call offline. Live changes (tempo, pause, blackout, seed, model swap with a
-cross-fade) are plain method calls made between frames by the frame loop's thread.
+cross-fade) are plain method calls made between frames by the frame loop's thread. The walk's
+phase is a pure function of show time and those changes (`pi_app.phase.PhaseLine`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from .looks import Looks
 from .mapper import make_mapper, streams_for
 from .moves import Moves
 from .patch import Patch
+from .phase import PhaseLine
 from .runtime import Model
 from .safety import Safety
 from .scene import LIGHT
@@ -27,6 +29,7 @@ if TYPE_CHECKING:
     from .music.drive import MusicDrive
 
 MODEL_XFADE_S = 2.0
+CHAIN_BLOCK = 32         # a lockstep group's guarded walk restarts every 32 waypoints (walk.py)
 
 
 class _Source:
@@ -44,7 +47,8 @@ class _Source:
         self.walk = LatentWalk(seed, streams_for(info, len(positions)), info.latent_dim,
                                loop_waypoints=config.walk.loop_waypoints,
                                spread=config.walk.spread, guard=guard,
-                               segment_s=config.walk.seconds_per_waypoint)
+                               segment_s=config.walk.seconds_per_waypoint,
+                               chain_block=CHAIN_BLOCK if config.sync.group else 0)
         self.mapper = make_mapper(info, positions)
 
     def scene(self, phase: float) -> np.ndarray:
@@ -66,11 +70,13 @@ class Pipeline:
         self._xfade_t0 = 0.0
         self._xfade_s = MODEL_XFADE_S
         self._old_offset = 0.0                   # the old source's phase minus the new one's
-        self.tempo = config.walk.tempo
-        self.paused = False
+        self.line = base_line(config)            # phase = line.at(show time): pi_app/phase.py
         self.blacked_out = False
-        self.phase = 0.0                         # position on the walk, in waypoints
-        self._last_t: float | None = None
+        self.phase = 0.0                         # the last frame's position on the walk
+        self._t = 0.0                            # the last frame's show time
+        self._music_t: float | None = None       # ... for the music's step (None: no frame)
+        self.lockstep = False                    # in a group (pi_app/sync): see wake, still_aim
+        self.still_from: tuple[Model, int, float] | None = None
         self.scene: np.ndarray | None = None     # the last safe scene (for viewers)
         self.music: MusicDrive | None = None     # the beat's hold on walk and light (music/)
         self.identify: IdentifySequence | None = None   # `latentdmx identify` through the show
@@ -82,10 +88,34 @@ class Pipeline:
     def fixture_names(self) -> list[str]:
         return [f.name for f in self.patch.fixtures]
 
-    # -- live changes (call between frames) ---------------------------------------------
-    def set_seed(self, seed: int) -> None:
+    # -- live changes (call between frames; `t_s`: the show time they take effect) -------
+    @property
+    def tempo(self) -> float:
+        return self.line.tempo
+
+    @tempo.setter
+    def tempo(self, tempo: float) -> None:      # from the last frame on
+        self.set_tempo(tempo, self._t)
+
+    @property
+    def paused(self) -> bool:
+        return self.line.paused
+
+    @paused.setter
+    def paused(self, paused: bool) -> None:
+        self.set_paused(paused, self._t)
+
+    def set_tempo(self, tempo: float, t_s: float) -> None:
+        self.line = self.line.since(t_s, tempo=float(tempo))
+
+    def set_paused(self, paused: bool, t_s: float) -> None:
+        self.line = self.line.since(t_s, paused=bool(paused))
+
+    def set_seed(self, seed: int, t_s: float | None = None) -> None:
+        """A new walk from phase 0 at show time `t_s` (default: the last frame's)."""
         self.seed = int(seed)
         self.source = _Source(self.source.model, self.config, self.seed, self.positions)
+        self.line = self.line.jump(self._t if t_s is None else t_s, 0.0)
         self.phase = 0.0
 
     def check_model(self, model: Model) -> None:
@@ -100,7 +130,7 @@ class Pipeline:
 
     def set_model(self, model: Model, t_s: float) -> None:
         """Swap models with a cross-fade of `MODEL_XFADE_S` seconds."""
-        self.recall(model, self.seed, self.phase, t_s, MODEL_XFADE_S)
+        self.recall(model, self.seed, self.line.at(t_s), t_s, MODEL_XFADE_S)
 
     def recall(self, model: Model, seed: int, phase: float, t_s: float,
                xfade_s: float) -> None:
@@ -108,20 +138,58 @@ class Pipeline:
         seconds (0: a cut; the safety stage still limits it). The old walk keeps moving."""
         if xfade_s > 0:
             self._old = self.source
-            self._old_offset = self.phase - float(phase)
+            self._old_offset = self.line.at(t_s) - float(phase)
             self._xfade_t0 = t_s
             self._xfade_s = xfade_s
         else:
             self._old = None
         self.seed = int(seed)
         self.source = _Source(model, self.config, self.seed, self.positions)
+        self.line = self.line.jump(t_s, phase)
         self.phase = float(phase)
 
     def wake(self, t_s: float) -> None:
         """Play again after an idle dark spell (the schedule's next window): the walk goes on
-        from its phase, the light fades in through the safety stage."""
-        self._last_t = None
+        from its phase (in a lockstep group it went on in the dark, as it does on every
+        member), the light fades in through the safety stage."""
+        if not self.lockstep:
+            self.line = self.line.jump(t_s, self.phase)
+        self._music_t = None
         self.safety.restart(t_s)
+
+    def still_aim(self, t_s: float) -> np.ndarray | None:
+        """The aim `still on` freezes: the last safe scene's; in a lockstep group the walk's
+        own aim at `t_s`, which every member (and a late joiner) computes alike."""
+        if not self.lockstep:
+            return self.scene
+        phase = self.line.at(t_s)
+        self.still_from = (self.source.model, self.seed, phase)   # for a late joiner
+        return self.source.scene(phase).copy()
+
+    # -- a lockstep group's view of the walk (pi_app/sync/state.py) -----------------------
+    def xfade(self) -> tuple[Model, int, float, float, float] | None:
+        """The cross-fade in progress: (old model, old seed, phase offset, t0_s, fade_s)."""
+        old = self._old
+        if old is None:
+            return None
+        return old.model, old.seed, self._old_offset, self._xfade_t0, self._xfade_s
+
+    def set_walk(self, model: Model, seed: int, line: PhaseLine,
+                 xfade: tuple[Model, int, float, float, float] | None = None) -> None:
+        """Take a walk as it is (another member's): model, seed, phase line, cross-fade."""
+        if model is not self.source.model or int(seed) != self.seed:
+            self.source = _Source(model, self.config, int(seed), self.positions)
+        self.seed = int(seed)
+        self.line = line
+        self.phase = line.at(self._t)
+        self._old = None
+        if xfade is not None:
+            old_model, old_seed, self._old_offset, self._xfade_t0, self._xfade_s = xfade
+            self._old = _Source(old_model, self.config, int(old_seed), self.positions)
+
+    def walk_scene(self, model: Model, seed: int, phase: float) -> np.ndarray:
+        """The mapper's scene of (model, seed) at `phase` (a fresh walk; not the show's)."""
+        return _Source(model, self.config, int(seed), self.positions).scene(phase).copy()
 
     def reconfigure(self, new: Config, model: Model | None, t_s: float) -> list[str]:
         """Apply a reloaded config's live parts (same fixtures, output, fps and safety):
@@ -132,14 +200,18 @@ class Pipeline:
             self.set_model(model, t_s)
             changes.append(f"model {new.model}")
         if new.seed != old.seed:
-            self.set_seed(new.seed)
+            self.set_seed(new.seed, t_s)
             changes.append(f"seed {new.seed}")
         elif new.walk != old.walk and model is None:    # the same walk, new settings
             self.source = _Source(self.source.model, new, self.seed, self.positions)
         if new.walk.tempo != old.walk.tempo:            # a live `tempo` stays unless changed
-            self.tempo = new.walk.tempo
+            self.set_tempo(new.walk.tempo, t_s)
         if new.walk != old.walk:
+            self.line = self.line.since(
+                t_s, seconds_per_waypoint=new.walk.seconds_per_waypoint)
             changes.append("walk")
+        if self.lockstep and (new.seed != old.seed or new.walk != old.walk):
+            self.line = base_line(new)      # every member that reloads it plays the same
         if new.safety.master != old.safety.master:
             self.safety.master = new.safety.master
             changes.append(f"master {new.safety.master:g}")
@@ -148,16 +220,18 @@ class Pipeline:
 
     # -- per frame ---------------------------------------------------------------------
     def raw_scene(self, t_s: float) -> np.ndarray:
-        """The mapper's scene at show time `t_s` (advances the walk unless paused)."""
+        """The mapper's scene at show time `t_s`: the walk at its phase there, from the phase
+        line (pi_app/phase.py); while music leads (pi_app/music/), the last frame's phase
+        plus the music's step for this frame, the line re-anchored there (so a live tempo,
+        pause or seed composes with it, and the line carries on when the music stops)."""
         music = self.music if self.music is not None and self.music.active else None
-        if self._last_t is not None and not self.paused:
-            if music is not None:
-                self.phase += music.advance(t_s, t_s - self._last_t, self.phase,
-                                            self.tempo / self.config.walk.seconds_per_waypoint)
-            else:
-                self.phase += ((t_s - self._last_t) * self.tempo /
-                               self.config.walk.seconds_per_waypoint)
-        self._last_t = t_s
+        if music is not None and not self.paused and self._music_t is not None and \
+                t_s > self._music_t:
+            step = music.advance(t_s, t_s - self._music_t, self.phase, self.line.rate_per_s)
+            self.line = self.line.jump(t_s, self.phase + step)
+        self._music_t = t_s
+        self.phase = self.line.at(t_s)
+        self._t = t_s
         scene = self.source.scene(self.phase)
         if self._old is not None:
             a = (t_s - self._xfade_t0) / self._xfade_s
@@ -204,3 +278,8 @@ class Pipeline:
         (before any frame: the safety stage's start state, heads at park)."""
         self.scene = dark = self.safety.blackout(self.scene)
         return self.patch.frames(dark)
+
+
+def base_line(config: Config) -> PhaseLine:
+    """The config's walk from show time 0 at phase 0 (a group's time 0 is its epoch)."""
+    return PhaseLine(0.0, 0.0, config.walk.tempo, config.walk.seconds_per_waypoint)

@@ -76,8 +76,16 @@ class Show:
 
         self.presets = PresetStore(Path(presets_dir) if presets_dir else
                                    state_dir() / "presets")
+        self.lockstep = None         # a lockstep group (pi_app/sync): show time = wall - epoch
+        if config.sync.group and wall_clock is None:
+            wall_clock = _epoch_wall(config.sync.epoch_s)
         self.director = Director(config, self.pipeline, self.presets,
                                  wall_clock or (lambda t_s: time.time()), config.model)
+        if config.sync.group:
+            from .sync.group import Lockstep
+
+            self.lockstep = Lockstep(self, config.sync, record_path=record_path)
+            self.pipeline.lockstep = self.director.nominal = True
 
     @property
     def status_snapshot(self) -> dict:
@@ -134,6 +142,8 @@ class Show:
         elif self._log_budget.take():
             log.info("%s: %s %s", origin, command.name, _args_text(values))
         if change.apply is not None:
+            if self.lockstep is not None and command.live and command.group:   # all, in step
+                return self.lockstep.submit(command, values, change, origin)
             self._commands.put(change.apply)
         return change.result
 
@@ -245,8 +255,6 @@ class Show:
         fading = False
         clean = False
         fade_at = None
-        if self.duration_s is not None:
-            fade_at = max(0.0, self.duration_s - self.config.safety.fade_out_s)
         try:
             claim = self._claim()                # refused here: nothing has been sent
             if claim is not None:
@@ -263,16 +271,31 @@ class Show:
             if self.config.osc.enabled:          # tablets: pi_app/osc.py
                 from .osc import start_osc
                 osc = start_osc(self, self.config.osc)
-            self.clock = clock = self._make_clock(self.fps, stop=self._wake)
+            sync = self.lockstep
+            clock: FrameClock
+            if sync is not None:                 # frame k at epoch + k / fps (pi_app/sync)
+                sync.start()
+                self.clock = clock = sync.make_clock(self._make_clock, self.fps, self._wake)
+                sync.join()                      # the group's state before the first frame
+            else:
+                self.clock = clock = self._make_clock(self.fps, stop=self._wake)
             if self.music.audio is not None:     # listening starts with the show's clock
                 self.music.audio.start(clock.start_s)
-            self.director.start(0.0)                    # dark from the start if off-schedule
+            k0 = clock.frame                     # the first frame's index (0 unless in a group)
+            if self.duration_s is not None:
+                fade_at = k0 / self.fps + max(0.0, self.duration_s -
+                                              self.config.safety.fade_out_s)
+            self.director.start(k0 / self.fps)          # dark from the start if off-schedule
             while True:
                 k = clock.wait()
                 t = k / self.fps
                 self._wake.clear()
+                if sync is not None:             # frames a short stall skipped: walked too
+                    sync.catch_up(k, fading)
                 while not self._commands.empty():
                     self._apply(self._commands.get_nowait(), t)
+                if sync is not None:
+                    sync.before_frame(k, t)
                 if self._reload_requested:
                     self._apply(self._reload, t)
                 pipe = self.pipeline
@@ -287,13 +310,15 @@ class Show:
                 self.output.send(frames)
                 if last is not None:
                     last.write(frames)
-                if recorder:
-                    recorder.write(frames, t)
+                if recorder:        # in a group: as played (a clock step is no gap)
+                    recorder.write(frames, t if sync is None else clock.due(k))
+                if sync is not None:
+                    sync.after_frame(k)
                 self._times.append(clock.now())
-                if k == 0:
+                if k == k0:
                     notifier.ready("first frame out")
                 notifier.watchdog()
-                self.frames_out = k + 1
+                self.frames_out = k - k0 + 1
                 for listener in tuple(self.listeners):   # a listener may remove itself
                     listener(self)
                 if fading and (idle or pipe.show_over(t, self.duration_s)):
@@ -304,7 +329,8 @@ class Show:
             if last is not None:
                 last.write(frames)
             if recorder:
-                recorder.write(frames, (clock.frame) / self.fps)
+                recorder.write(frames, clock.frame / self.fps if sync is None else
+                               clock.due(clock.frame))
             clean = True
             return 0
         except BaseException:
@@ -328,6 +354,8 @@ class Show:
             if osc is not None:
                 osc.close()
             self.director.close()
+            if self.lockstep is not None:
+                self.lockstep.close()
             notifier.close()
             sys.setswitchinterval(switch)
             for sig, old in saved:
@@ -336,6 +364,13 @@ class Show:
                 last.close()
             if claim is not None:                # released last: the lights are dark now
                 claim.close()
+
+
+def _epoch_wall(epoch_s: float) -> Callable[[float], float]:
+    """Show time -> Unix time in a lockstep group: the epoch plus the show time, exactly."""
+    def wall_s(t_s: float) -> float:
+        return epoch_s + t_s
+    return wall_s
 
 
 def _untrimmed(config: Config) -> list:

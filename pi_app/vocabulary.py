@@ -251,6 +251,7 @@ class Command:
     help: str                   # first line: the summary; the rest: details
     run: Handler
     live: bool = False          # a live change of the show, applied at a show time
+    group: bool = True          # live: in a lockstep group, for every member (pi_app/sync)
     reads: bool = False         # read-only: not logged, safe to poll
     state: str = ""             # the status field holding its current value (OSC feedback)
     cli: bool = True            # a `latentdmx` command
@@ -398,6 +399,15 @@ class Status:
     bar_beat: int = field(metadata=stat("beat of bar", lambda s: s.music.status()["bar_beat"]))
     energy: float = field(metadata=stat("energy", lambda s: s.music.status()["energy"]))
     audio: str = field(metadata=stat("audio", lambda s: s.music.status()["audio"]))
+    # a lockstep group (pi_app/sync/group.py): the group, its members as last heard, the clock
+    group: str = field(metadata=stat("group", lambda s: s.lockstep.group_text()
+                                     if s.lockstep else "off (no [sync] group)"))
+    members: list = field(metadata=stat("members", lambda s: s.lockstep.members_text()
+                                        if s.lockstep else []))
+    clock: str = field(metadata=stat("clock", lambda s: s.lockstep.clock_text()
+                                     if s.lockstep else ""))
+    frame_index: int = field(metadata=stat("frame index", lambda s: s.clock.frame - 1
+                                           if s.clock else 0))
     config: str = field(metadata=stat("config", lambda s: str(s.config.path)))
 
     @classmethod
@@ -442,7 +452,8 @@ def _dim(show: Any, a: dict[str, Any]) -> Change:
 @command("pause", help="Hold the current look (the walk stops; the lights stay as they are).",
          live=True, state="paused")
 def _pause(show: Any, a: dict[str, Any]) -> Change:
-    return Change({"paused": True}, _set(show.pipeline, "paused", True))
+    p = show.pipeline
+    return Change({"paused": True}, lambda t_s: p.set_paused(True, t_s))
 
 
 @command("resume", help="Carry on walking after `pause` (or after `blackout`).", live=True)
@@ -450,7 +461,7 @@ def _resume(show: Any, a: dict[str, Any]) -> Change:
     p = show.pipeline
 
     def apply(t_s: float) -> None:
-        p.paused = False
+        p.set_paused(False, t_s)
         p.blacked_out = False
     return Change({"paused": False, "blackout": False}, apply)
 
@@ -469,14 +480,15 @@ def _blackout(show: Any, a: dict[str, Any]) -> Change:
          live=True, state="seed")
 def _seed(show: Any, a: dict[str, Any]) -> Change:
     p = show.pipeline
-    return Change({"seed": a["seed"]}, lambda t_s: p.set_seed(a["seed"]))
+    return Change({"seed": a["seed"]}, lambda t_s: p.set_seed(a["seed"], t_s))
 
 
 @command("tempo", Arg("tempo", Number(0.01, 100.0), "speed multiplier: 0.5 = half, 2 = double"),
          help="Walk TEMPO times as fast as configured (0.5 = half speed, 2 = double).",
          live=True, state="tempo")
 def _tempo(show: Any, a: dict[str, Any]) -> Change:
-    return Change({"tempo": a["tempo"]}, _set(show.pipeline, "tempo", a["tempo"]))
+    p = show.pipeline
+    return Change({"tempo": a["tempo"]}, lambda t_s: p.set_tempo(a["tempo"], t_s))
 
 
 @command("tap", help="Tap tempo: send one on every beat; two or more set the tempo, the last "
@@ -539,7 +551,7 @@ def _palette(show: Any, a: dict[str, Any]) -> Change:
 def _still(show: Any, a: dict[str, Any]) -> Change:
     p = show.pipeline
     return Change({"heads_still": a["on"]},
-                  lambda t_s: p.looks.set_heads_still(a["on"], p.scene))
+                  lambda t_s: p.looks.set_heads_still(a["on"], p.still_aim(t_s)))
 
 
 @command("preset/save", Arg("name", Name(), "the preset's name", suggest="presets"),
@@ -613,7 +625,7 @@ def _playlist_next(show: Any, a: dict[str, Any]) -> Change:
          help="Light FIXTURES one after another in steady white through the show, the "
               "others dark, then back to the show (what `latentdmx identify` asks a "
               "running show; every frame still goes through the flash limiter).",
-         live=True, cli=False, web=False)
+         live=True, group=False, cli=False, web=False)
 def _identify(show: Any, a: dict[str, Any]) -> Change:
     from .identify import identify_change
 

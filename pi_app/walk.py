@@ -17,7 +17,11 @@ segment. The proposals keep N(0, spread^2 I) (what the model was trained on) and
 is symmetric in the two ends, so the show still visits the picture as the model draws it
 (measured on the card), and the few tears that remain are moved in the dark (`moves.py`).
 Proposals and acceptance come from ``default_rng([seed, k, ...])``: the same seed gives the
-same show; the guarded walk is a chain, computed forward from waypoint 0.
+same show; the guarded walk is a chain, computed forward from waypoint 0 — or, with
+`chain_block` N (a lockstep group, whose phase counts from the group's epoch: millions of
+waypoints), from the plain waypoint at the last multiple of N, so any phase costs at most N
+steps and a member that joins late computes the same walk. The last waypoint of a block is
+then accepted only if its way on to the next block's start is calm too.
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ class LatentWalk:
     def __init__(self, seed: int, streams: int, dim: int, *, loop_waypoints: int = 0,
                  spread: float = 1.0, guard: Guard | None = None, candidates: int = 6,
                  rho: float = 0.3, segment_s: float = 6.0, calm_per_s: float = 1.0,
-                 p_tear: float = 0.15) -> None:
+                 p_tear: float = 0.15, chain_block: int = 0) -> None:
         self.seed = int(seed)
         self.streams = int(streams)
         self.dim = int(dim)
@@ -48,6 +52,7 @@ class LatentWalk:
         self._calm_step = calm_per_s * segment_s / (GUARD_SAMPLES - 1)
         self._chain: tuple[int, np.ndarray, np.ndarray] | None = None   # k, w_k, w_k+1
         self.p_tear = float(p_tear)
+        self.chain_block = int(chain_block)    # 0: one chain from waypoint 0
         self.rerouted = 0                      # segments where the first proposal tore
         self.held = 0                          # segments that stayed put
         self._k: int | None = None
@@ -76,18 +81,15 @@ class LatentWalk:
             out[j] = keep * w + math.sqrt(1.0 - keep * keep) * noise
         return out
 
-    def _choose(self, k: int, w0: np.ndarray, cands: np.ndarray) -> np.ndarray:
+    def _choose(self, k: int, w0: np.ndarray, cands: np.ndarray,
+                then: np.ndarray | None = None) -> np.ndarray:
         """Per stream, the first proposal accepted: a calm one always, one that tears with
-        probability `p_tear` (a deterministic draw from the seed); none: stay at w0."""
+        probability `p_tear` (a deterministic draw from the seed); none: stay at w0. With
+        `then` (the next waypoint, fixed), the way on to it must be calm as well."""
         c, n, d = cands.shape
-        f = np.linspace(0.0, 1.0, GUARD_SAMPLES, dtype=np.float32)
-        e = f * f * (3.0 - 2.0 * f)
-        a = np.broadcast_to(w0, (c, n, d)).reshape(-1, d)
-        path = _slerp(a, cands.reshape(-1, d), e)                     # (c*n, S, d)
-        assert self.guard is not None
-        out = self.guard(path.reshape(-1, d).astype(np.float32))      # (c*n*S, k)
-        out = out.reshape(c, n, GUARD_SAMPLES, -1)
-        worst = np.linalg.norm(np.diff(out, axis=2), axis=-1).max(axis=2)    # (c, n)
+        worst = self._worst(np.broadcast_to(w0, (c, n, d)), cands)         # (c, n)
+        if then is not None:
+            worst = np.maximum(worst, self._worst(cands, np.broadcast_to(then, (c, n, d))))
         luck = np.random.default_rng([self.seed, k % 2**63, 1000]).random((c, n))
         ok = (worst <= self._calm_step) | (luck < self.p_tear)        # (c, n)
         first = np.argmax(ok, axis=0)                                 # (n,)
@@ -96,14 +98,26 @@ class LatentWalk:
         self.held += int((~found).sum())
         return np.where(found[:, None], cands[first, np.arange(n)], w0)
 
+    def _worst(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """(c, n, d) x 2 -> (c, n): the largest output step along each segment a -> b."""
+        c, n, d = b.shape
+        f = np.linspace(0.0, 1.0, GUARD_SAMPLES, dtype=np.float32)
+        e = f * f * (3.0 - 2.0 * f)
+        path = _slerp(np.ascontiguousarray(a).reshape(-1, d), b.reshape(-1, d), e)
+        assert self.guard is not None
+        out = self.guard(path.reshape(-1, d).astype(np.float32))      # (c*n*S, k)
+        out = out.reshape(c, n, GUARD_SAMPLES, -1)
+        return np.linalg.norm(np.diff(out, axis=2), axis=-1).max(axis=2)
+
     def _waypoints(self, k: int) -> tuple[np.ndarray, np.ndarray]:
         """(w_k, w_k+1) of the guarded chain, computed forward (cached: the show moves on)."""
         ch = self._chain
-        if ch is None or ch[0] > k or k < 0:
+        start = k - k % self.chain_block if self.chain_block else 0
+        if ch is None or ch[0] > k or ch[0] < start or k < 0:
             if k < 0:
                 return self.waypoint(k), self.waypoint(k + 1)
-            w = self.waypoint(0)
-            ch = (0, w, self._next(0, w))
+            w = self.waypoint(start)
+            ch = (start, w, self._next(start, w))
         while ch[0] < k:
             j = ch[0] + 1
             ch = (j, ch[2], self._next(j, ch[2]))
@@ -114,7 +128,12 @@ class LatentWalk:
         """Waypoint k + 1 after w_k (in a loop, the last one goes back to waypoint 0)."""
         if self.loop and (k + 1) % self.loop == 0:
             return self.waypoint(0)
-        return self._choose(k + 1, w, self._proposals(k + 1, w))
+        b = self.chain_block
+        if b and (k + 1) % b == 0:
+            return self.waypoint(k + 1)                # the next block starts afresh
+        then = self.waypoint(k + 2) if b and (k + 2) % b == 0 and not (
+            self.loop and (k + 2) % self.loop == 0) else None
+        return self._choose(k + 1, w, self._proposals(k + 1, w), then)
 
     def _segment(self, k: int) -> None:
         self._k = k

@@ -68,7 +68,14 @@ def _print_table(result: dict[str, Any], rows: tuple[tuple[str, str], ...] = ())
         return
     width = max(len(label) for _, label in pairs)
     for key, label in pairs:
-        click.echo(f"{label:<{width}}  {_fmt(key, result[key])}")
+        value = result[key]
+        if isinstance(value, list) and any(isinstance(v, str) and ", " in v for v in value):
+            lines = [str(v) for v in value]     # one per line (e.g. a group's members)
+            click.echo(f"{label:<{width}}  {lines[0]}")
+            for line in lines[1:]:
+                click.echo(f"{'':<{width}}  {line}")
+            continue
+        click.echo(f"{label:<{width}}  {_fmt(key, value)}")
 
 
 def _print_short(result: dict[str, Any]) -> None:

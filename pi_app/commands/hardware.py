@@ -569,6 +569,8 @@ def doctor(config_path, output):
     and you (and the service user) are in the dialout group.
     sACN / Art-Net: the interface is up, a route to the multicast groups or the nodes, the
     nodes answering (ping; Art-Net: ArtPoll), the port, the service's IPAddressAllow=.
+    The clock: synchronised (chrony, timedatectl), needed by a [sync] group and a schedule;
+    a group's multicast address can be joined.
     Exit 0 when all is well, 1 when a problem was found.
     """
     from .run import load_run_config
@@ -585,6 +587,9 @@ def doctor(config_path, output):
         logging.getLogger("latentdmx").debug("doctor failed", exc_info=True)
         found = [Finding(False, f"the check itself failed ({exc.__class__.__name__}: {exc})",
                          "run with LATENTDMX_DEBUG=1 and report it")]
+    from ..sync.doctor import sync_findings  # the clock, and a [sync] group's socket
+
+    found += sync_findings(cfg)
     for f in found:
         click.echo(f"  {'ok  ' if f.ok else 'FAIL'}  {f.what}")
         if not f.ok and f.fix:

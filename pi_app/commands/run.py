@@ -195,6 +195,10 @@ def check(config_path):
     console.print(table)
     console.print(f"ok: model {cfg.model!r} ({mdl.info.family}, {mdl.info.kind}, from "
                   f"{mdl.info.path}), output {cfg.output.kind}, {cfg.fps:g} fps")
+    if cfg.sync.group:                  # a lockstep group (README "Lockstep")
+        s = cfg.sync
+        console.print(f"group {s.group!r}: epoch {s.epoch}, {s.address}:{s.port} on "
+                      f"{s.interface or 'the default route'}, changes {s.lead_s:g} s ahead")
     _note_home_model(console, mdl.info.path)
 
 

@@ -11,7 +11,8 @@ written by ``sudo latentdmx service-network --install`` (and by ``scripts/setup-
   address for ArtSync; for ``ola`` olad's address when it is not this machine;
 * the local networks when the web page listens beyond localhost (``[preview] web`` on a host
   other than 127.0.0.1: its viewers are on the LAN);
-* the OSC senders (``[osc] allow``) when the OSC server listens beyond localhost.
+* the OSC senders (``[osc] allow``) when the OSC server listens beyond localhost;
+* a lockstep group's multicast address and the local networks its members send from.
 
 Nothing else: a light show never talks to the internet. Consecutive addresses are merged
 into prefixes (64 sACN universes: 239.255.0.1/32, 239.255.0.2/31, ..., the same set).
@@ -52,6 +53,11 @@ def allowed(config) -> list[str]:
             net = ipaddress.ip_network(a.strip(), strict=False)
             if not net.is_loopback and _entry(net) not in nets:
                 nets.append(_entry(net))
+    sync = getattr(config, "sync", None)
+    if sync is not None and sync.group:      # a lockstep group: its address, members on the LAN
+        from ..sync.config import allow_entries
+
+        nets += [n for n in allow_entries(sync) if n not in nets]
     return nets
 
 

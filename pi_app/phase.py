@@ -1,0 +1,60 @@
+"""The walk's phase as a pure function of show time: one straight line through an anchor.
+
+    phase(t) = phase0 + (t - t0_s) * tempo / seconds_per_waypoint      (phase0 while paused)
+
+A live change that moves the walk (tempo, pause, resume, a new seed, a preset recall, a config
+reload) does not nudge a running sum: it starts a new `PhaseLine` at the show time it takes
+effect, through the phase the old line had there (tempo, pause: the walk goes on without a
+jump) or through a given phase (a new seed starts at 0, a preset at its saved phase). So the
+phase at any frame depends only on the frame's show time and the history of changes — never
+on which frames were computed, how late they were or how long the daemon has been running.
+
+That is what lets several daemons play one show (`pi_app.sync`): with the same line they
+compute the same phase for the same frame, and a member that joins late takes the line (two
+numbers and a rate) instead of replaying the show. Anything else that wants to steer the walk's
+speed (music following a beat, a group's tempo change) composes the same way: re-anchor with
+`since(t_s, tempo=...)` at the show time the new speed starts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class PhaseLine:
+    t0_s: float = 0.0                   # show time of the anchor
+    phase0: float = 0.0                 # the phase there, in waypoints
+    tempo: float = 1.0                  # speed multiplier
+    seconds_per_waypoint: float = 6.0   # at tempo 1
+    paused: bool = False                # the phase stays at phase0
+
+    @property
+    def rate_per_s(self) -> float:
+        """Waypoints per second of show time."""
+        return 0.0 if self.paused else self.tempo / self.seconds_per_waypoint
+
+    def at(self, t_s: float) -> float:
+        """The phase at show time `t_s` (before the anchor too: the line runs both ways)."""
+        if self.paused:
+            return self.phase0
+        return self.phase0 + (t_s - self.t0_s) * self.tempo / self.seconds_per_waypoint
+
+    def since(self, t_s: float, **changes: Any) -> PhaseLine:
+        """A new line from show time `t_s`, through this line's phase there (no jump),
+        with `changes` (tempo, paused, seconds_per_waypoint)."""
+        return dataclasses.replace(self, t0_s=float(t_s), phase0=self.at(t_s), **changes)
+
+    def jump(self, t_s: float, phase: float) -> PhaseLine:
+        """A new line from show time `t_s` at `phase`, at this line's speed."""
+        return dataclasses.replace(self, t0_s=float(t_s), phase0=float(phase))
+
+    def to_json(self) -> list[Any]:
+        return [self.t0_s, self.phase0, self.tempo, self.seconds_per_waypoint, self.paused]
+
+    @classmethod
+    def from_json(cls, data: Any) -> PhaseLine:
+        t0, p0, tempo, spw, paused = data
+        return cls(float(t0), float(p0), float(tempo), float(spw), bool(paused))
