@@ -40,7 +40,7 @@ class _Source:
         if info.kind == "points":                 # re-route segments that would tear
             xy = [info.fields.index("x"), info.fields.index("y")]
             def guard(z: np.ndarray) -> np.ndarray:
-                return model.generate(z)[:, xy]
+                return model.generate_scratch(z)[:, xy]
         self.walk = LatentWalk(seed, streams_for(info, len(positions)), info.latent_dim,
                                loop_waypoints=config.walk.loop_waypoints,
                                spread=config.walk.spread, guard=guard,
