@@ -74,6 +74,8 @@ class Pipeline:
         self.scene: np.ndarray | None = None     # the last safe scene (for viewers)
         self.music: MusicDrive | None = None     # the beat's hold on walk and light (music/)
         self.identify: IdentifySequence | None = None   # `latentdmx identify` through the show
+        self._held: np.ndarray | None = None    # the last safe scene while holding still
+        self._steady = False                     # ... and it was the same as the one before
 
     @property
     def model(self) -> Model:
@@ -140,7 +142,7 @@ class Pipeline:
     def raw_scene(self, t_s: float) -> np.ndarray:
         """The mapper's scene at show time `t_s` (advances the walk unless paused)."""
         music = self.music if self.music is not None and self.music.active else None
-        if self._last_t is not None and not self.paused:
+        if self._last_t is not None and not (self.paused or self.blacked_out):
             if music is not None:
                 self.phase += music.advance(t_s, t_s - self._last_t, self.phase,
                                             self.tempo / self.config.walk.seconds_per_waypoint)
@@ -172,7 +174,27 @@ class Pipeline:
                 scene = ident
         self.moves.on_the_beat(self.music is not None and self.music.active)
         self.scene = self.safety(self.moves(scene, self.scene), t_s)   # heads move in black
+        if self.paused or self.blacked_out:      # holding still: is it still yet?
+            self._steady = self._held is not None and np.array_equal(self._held, self.scene)
+            self._held = self.scene.copy()
+        else:
+            self._held, self._steady = None, False
         return self.scene
+
+    def settled(self, t_s: float) -> bool:
+        """Paused or blacked out, and the frame the same as the one before, with nothing that
+        changes it by itself (a fade, the flash limiter's glide, a head on its way, a model
+        cross-fade, the music, identify): every next frame would be this one again, so the
+        show may send it without computing it (`Show`'s quiet spell; `resume`)."""
+        music = self.music is not None and self.music.active
+        return (self._steady and not music and self.identify is None and self._old is None
+                and self.safety.steady(t_s) and self.moves.steady())
+
+    def resume(self, t_s: float) -> None:
+        """After a quiet spell (frames sent, not computed): on as if the frame before show
+        time `t_s` had been computed."""
+        if self._last_t is not None:
+            self._last_t = t_s - 1.0 / self.fps
 
     def frames(self, t_s: float) -> dict[int, np.ndarray]:
         """The DMX frames of the frame due at show time `t_s` (the patch's own buffers)."""

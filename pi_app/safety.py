@@ -391,6 +391,13 @@ class Safety:
         if self._stop_t is None:
             self._stop_t = t_s
 
+    def steady(self, t_s: float) -> bool:
+        """Nothing here changes the light by itself any more: no fade in or out under way,
+        the flash limiter not gliding (with the same input, the next output is the last)."""
+        fade_in = self.cfg.fade_in_s
+        return (self._stop_t is None and not self._any_limited and self._t0 is not None
+                and (fade_in <= 0 or t_s - self._t0 >= fade_in))
+
     @property
     def stopping(self) -> bool:
         """The fade-out has begun."""
