@@ -21,6 +21,7 @@ ola-stream (olad's CPU for the same stream): see `bench/network.py`.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import select
 import socket
@@ -39,7 +40,7 @@ from pi_app.clock import FrameClock
 from pi_app.config import OlaConfig, UartConfig
 from pi_app.outputs.ola import OlaOutput, import_ola
 from pi_app.outputs.sim import SimOutput
-from pi_app.outputs.uart import UartOutput
+from pi_app.outputs.uart import UartOutput, max_fps
 
 
 def frame(k: int) -> np.ndarray:
@@ -174,22 +175,25 @@ def bench_uart(a) -> None:
         cfg = UartConfig(device=os.ttyname(slave))
         try:
             # Sustained: the output as fast as the wire allows (packets back to back).
-            out = UartOutput([1], config=cfg, fps=10_000, slots=slots, de_pin=None).open()
+            top = max_fps(slots)                    # the fastest fps the output accepts
+            out = UartOutput([1], config=cfg, fps=top, slots=slots, de_pin=None).open()
             out.send({1: frame(1)})
             time.sleep(0.2)
             n0, t0 = out.packets, time.perf_counter()
             time.sleep(min(3.0, a.seconds))
             wire = (out.packets - n0) / (time.perf_counter() - t0)
             out.close()
-            out = UartOutput([1], config=cfg, fps=44, slots=slots, de_pin=None).open()
-            p = paced(out, a.seconds)
+            fps = min(44.0, math.floor(top))           # 44, or the wire's ceiling
+            out = UartOutput([1], config=cfg, fps=fps, slots=slots, de_pin=None).open()
+            p = paced(out, a.seconds, fps)
             h = out.health()
             out.close()
         finally:
             stop.set()
             os.close(slave)
             os.close(master)
-        print(f"uart: {slots:3d} slots: sustained {wire:,.1f} packets/s on the wire; at 44 fps "
+        print(f"uart: {slots:3d} slots: sustained {wire:,.1f} packets/s on the wire; at {fps:g} "
+              f"fps "
               f"{p['sent']} frames, late {p['late']} (show clock) / {h['late']} (UART "
               f"thread), dropped {h['dropped']}, {h['packets']} packets, max send() "
               f"{p['max_send_ms']:.2f} ms")

@@ -61,6 +61,15 @@ class FrameClock:
         self.frame = k + 1
         return k
 
+    def idle(self, seconds: float) -> int:
+        """Sleep up to `seconds` (the stop event ends it early), then return the index of the
+        frame due now. The frames in between are not produced and not counted late: the show
+        holds still (a paused or dark show sends its frame a few times a second)."""
+        self._stop.wait(seconds)
+        k = max(self.frame, int((self._now() - self.start_s) * self.fps))
+        self.frame = k + 1
+        return k
+
 
 class FastClock(FrameClock):
     """A frame clock on virtual time: every deadline has come as soon as it is waited for.

@@ -25,6 +25,16 @@ def _colour_to_scene(rgbw: np.ndarray, out: np.ndarray) -> None:
     out[:, RED:WHITE + 1] = rgbw / np.maximum(peak, _EPS)[:, None]
 
 
+def max_columns(a: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """``np.maximum.reduce(a, axis=1, out=out)`` for a few columns, column by column in the
+    order NumPy takes them (signed zeros and NaNs come out the same): one short loop per
+    row costs NumPy ten times more at 1,000 fixtures."""
+    np.maximum(a[:, 0], a[:, 1], out=out)
+    for j in range(2, a.shape[1]):
+        np.maximum(out, a[:, j], out=out)
+    return out
+
+
 class PointsMapper:
     """For `points` models with fields including x, y and r, g, b (w optional)."""
 
@@ -49,7 +59,7 @@ class PointsMapper:
         if not self._has_w:
             rgbw = rgbw.copy()
             rgbw[:, 3] = 0.0
-        peak = np.maximum.reduce(rgbw, axis=1, out=self._peak)
+        peak = max_columns(rgbw, self._peak)
         scene[:, DIMMER] = peak                  # the brightest component sets the dimmer
         np.maximum(peak, _EPS, out=peak)
         np.divide(rgbw, peak[:, None], out=scene[:, RED:WHITE + 1])   # colour at full

@@ -66,6 +66,11 @@ class Moves:
         self._aim_m = np.zeros((len(self._idx), 2), np.float32)   # aims of the moving heads
         self._following = False                         # every head in FOLLOW: fast path
 
+    def steady(self) -> bool:
+        """Every head follows its aim (none dimming, moving or rising): with the same wanted
+        aim, a head that has reached it stays."""
+        return not self._any_moving or (self._following and not self._first)
+
     def on_the_beat(self, on: bool) -> None:
         """While the music drives the walk, a lit head may follow as fast as the beat asks
         (the safety stage's slew limit still holds): its waypoints land on the beat. Jumps

@@ -30,21 +30,27 @@ class PhaseLine:
     tempo: float = 1.0                  # speed multiplier
     seconds_per_waypoint: float = 6.0   # at tempo 1
     paused: bool = False                # the phase stays at phase0
+    held: bool = False                  # ... as well (a blackout holds the walk like pause)
+
+    @property
+    def still(self) -> bool:
+        """The phase does not move (paused, or held by a blackout)."""
+        return self.paused or self.held
 
     @property
     def rate_per_s(self) -> float:
         """Waypoints per second of show time."""
-        return 0.0 if self.paused else self.tempo / self.seconds_per_waypoint
+        return 0.0 if self.still else self.tempo / self.seconds_per_waypoint
 
     def at(self, t_s: float) -> float:
         """The phase at show time `t_s` (before the anchor too: the line runs both ways)."""
-        if self.paused:
+        if self.still:
             return self.phase0
         return self.phase0 + (t_s - self.t0_s) * self.tempo / self.seconds_per_waypoint
 
     def since(self, t_s: float, **changes: Any) -> PhaseLine:
         """A new line from show time `t_s`, through this line's phase there (no jump),
-        with `changes` (tempo, paused, seconds_per_waypoint)."""
+        with `changes` (tempo, paused, held, seconds_per_waypoint)."""
         return dataclasses.replace(self, t0_s=float(t_s), phase0=self.at(t_s), **changes)
 
     def jump(self, t_s: float, phase: float) -> PhaseLine:
@@ -52,9 +58,13 @@ class PhaseLine:
         return dataclasses.replace(self, t0_s=float(t_s), phase0=float(phase))
 
     def to_json(self) -> list[Any]:
-        return [self.t0_s, self.phase0, self.tempo, self.seconds_per_waypoint, self.paused]
+        return [self.t0_s, self.phase0, self.tempo, self.seconds_per_waypoint, self.paused,
+                self.held]
 
     @classmethod
     def from_json(cls, data: Any) -> PhaseLine:
-        t0, p0, tempo, spw, paused = data
-        return cls(float(t0), float(p0), float(tempo), float(spw), bool(paused))
+        t0, p0, tempo, spw, paused, *held = data      # older members sent no `held`
+        if len(held) > 1:
+            raise ValueError("a phase line has at most 6 fields")
+        return cls(float(t0), float(p0), float(tempo), float(spw), bool(paused),
+                   bool(held and held[0]))

@@ -43,7 +43,7 @@ class _Source:
         if info.kind == "points":                 # re-route segments that would tear
             xy = [info.fields.index("x"), info.fields.index("y")]
             def guard(z: np.ndarray) -> np.ndarray:
-                return model.generate(z)[:, xy]
+                return model.generate_scratch(z)[:, xy]
         self.walk = LatentWalk(seed, streams_for(info, len(positions)), info.latent_dim,
                                loop_waypoints=config.walk.loop_waypoints,
                                spread=config.walk.spread, guard=guard,
@@ -71,7 +71,6 @@ class Pipeline:
         self._xfade_s = MODEL_XFADE_S
         self._old_offset = 0.0                   # the old source's phase minus the new one's
         self.line = base_line(config)            # phase = line.at(show time): pi_app/phase.py
-        self.blacked_out = False
         self.phase = 0.0                         # the last frame's position on the walk
         self._t = 0.0                            # the last frame's show time
         self._music_t: float | None = None       # ... for the music's step (None: no frame)
@@ -80,6 +79,8 @@ class Pipeline:
         self.scene: np.ndarray | None = None     # the last safe scene (for viewers)
         self.music: MusicDrive | None = None     # the beat's hold on walk and light (music/)
         self.identify: IdentifySequence | None = None   # `latentdmx identify` through the show
+        self._held: np.ndarray | None = None    # the last safe scene while holding still
+        self._steady = False                     # ... and it was the same as the one before
 
     @property
     def model(self) -> Model:
@@ -104,6 +105,19 @@ class Pipeline:
     @paused.setter
     def paused(self, paused: bool) -> None:
         self.set_paused(paused, self._t)
+
+    @property
+    def blacked_out(self) -> bool:
+        return self.line.held
+
+    @blacked_out.setter
+    def blacked_out(self, on: bool) -> None:
+        self.set_blackout(on, self._t)
+
+    def set_blackout(self, on: bool, t_s: float) -> None:
+        """Lights dark (through the limiter) and the walk held where it is, like pause."""
+        if bool(on) != self.line.held:
+            self.line = self.line.since(t_s, held=bool(on))
 
     def set_tempo(self, tempo: float, t_s: float) -> None:
         self.line = self.line.since(t_s, tempo=float(tempo))
@@ -225,7 +239,7 @@ class Pipeline:
         plus the music's step for this frame, the line re-anchored there (so a live tempo,
         pause or seed composes with it, and the line carries on when the music stops)."""
         music = self.music if self.music is not None and self.music.active else None
-        if music is not None and not self.paused and self._music_t is not None and \
+        if music is not None and not self.line.still and self._music_t is not None and \
                 t_s > self._music_t:
             step = music.advance(t_s, t_s - self._music_t, self.phase, self.line.rate_per_s)
             self.line = self.line.jump(t_s, self.phase + step)
@@ -256,7 +270,28 @@ class Pipeline:
                 scene = ident
         self.moves.on_the_beat(self.music is not None and self.music.active)
         self.scene = self.safety(self.moves(scene, self.scene), t_s)   # heads move in black
+        if self.paused or self.blacked_out:      # holding still: is it still yet?
+            self._steady = self._held is not None and np.array_equal(self._held, self.scene)
+            self._held = self.scene.copy()
+        else:
+            self._held, self._steady = None, False
         return self.scene
+
+    def settled(self, t_s: float) -> bool:
+        """Paused or blacked out, and the frame the same as the one before, with nothing that
+        changes it by itself (a fade, the flash limiter's glide, a head on its way, a model
+        cross-fade, the music, identify): every next frame would be this one again, so the
+        show may send it without computing it (`Show`'s quiet spell; `resume`)."""
+        music = self.music is not None and self.music.active
+        return (self._steady and not music and self.identify is None and self._old is None
+                and self.safety.steady(t_s) and self.moves.steady())
+
+    def resume(self, t_s: float) -> None:
+        """After a quiet spell (frames sent, not computed): on as if the frame before show
+        time `t_s` had been computed."""
+        if self._music_t is not None:
+            self._music_t = t_s - 1.0 / self.fps
+        self._t = t_s - 1.0 / self.fps
 
     def frames(self, t_s: float) -> dict[int, np.ndarray]:
         """The DMX frames of the frame due at show time `t_s` (the patch's own buffers)."""

@@ -379,6 +379,11 @@ class _Linear:
         out += self.b
         return out
 
+    def fresh(self, x: np.ndarray) -> np.ndarray:                   # no kept buffer
+        out = np.matmul(x, self.wt)
+        out += self.b
+        return out
+
 
 class _Conv2d:
     """k x k convolution, stride 1, zero padding, channels-last, as one im2col matmul.
@@ -396,12 +401,15 @@ class _Conv2d:
         self.k, self.p, self.c, self.o = k, padding, c, o
         self.pad: dict[tuple, np.ndarray] = {}
 
-    def __call__(self, x: np.ndarray) -> np.ndarray:                # (B, H, W, C) -> (B, H', W', O)
+    def __call__(self, x: np.ndarray, keep: bool = True) -> np.ndarray:
+        # (B, H, W, C) -> (B, H', W', O); `keep`: keep the padded buffer for this shape
         bsz, h, w, _ = x.shape
         p, k = self.p, self.k
         xp = self.pad.get(x.shape)
         if xp is None:                                              # zero border, kept
-            xp = self.pad[x.shape] = np.zeros((bsz, h + 2 * p, w + 2 * p, self.c), np.float32)
+            xp = np.zeros((bsz, h + 2 * p, w + 2 * p, self.c), np.float32)
+            if keep:
+                self.pad[x.shape] = xp
         xp[:, p:p + h, p:p + w, :] = x
         ho, wo = h + 2 * p - k + 1, w + 2 * p - k + 1
         cols = np.concatenate([xp[:, i:i + ho, j:j + wo, :] for i in range(k)
@@ -431,9 +439,18 @@ class _MLP:
     def __call__(self, x: np.ndarray) -> np.ndarray:                # (B, in) -> (B, out)
         bufs = self.buf.get(x.shape[0])
         if bufs is None:          # activations (with their row of ones), and ReLU's zeros
-            acts = [np.ones((d + 1, x.shape[0]), np.float32) for d in self.dims]
-            zeros = [np.zeros((d, x.shape[0]), np.float32) for d in self.dims[1:]]
-            bufs = self.buf[x.shape[0]] = (acts, zeros)
+            bufs = self.buf[x.shape[0]] = self._buffers(x.shape[0])
+        return self._run(x, bufs)
+
+    def fresh(self, x: np.ndarray) -> np.ndarray:                   # no kept buffers
+        return self._run(x, self._buffers(x.shape[0]))
+
+    def _buffers(self, batch: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        return ([np.ones((d + 1, batch), np.float32) for d in self.dims],
+                [np.zeros((d, batch), np.float32) for d in self.dims[1:]])
+
+    def _run(self, x: np.ndarray, bufs: tuple[list[np.ndarray], list[np.ndarray]]
+             ) -> np.ndarray:
         acts, zeros = bufs
         acts[0][:-1] = x.T                                          # (in, B)
         # np.dot: the same BLAS call as np.matmul (same numbers, checked bit for bit), with
@@ -601,13 +618,24 @@ class Model:
     def generate(self, z: np.ndarray) -> np.ndarray:
         """z float32 (B, latent_dim) -> points (B, n_fields) or images (B, H, W, C), in [0, 1].
 
-        The result is a fresh array the caller may keep.
+        The result is a fresh array the caller may keep. Work buffers are kept per batch
+        size (the show's frames: one size), so use `generate_scratch` for one-off batches.
         """
+        return self._generate(z, False)
+
+    def generate_scratch(self, z: np.ndarray) -> np.ndarray:
+        """`generate` with work buffers made for this call and dropped after it (the same
+        numbers): for one-off batches such as the guarded walk's look ahead, so no buffer
+        per batch size is kept, and safe beside `generate` on another thread."""
+        return self._generate(z, True)
+
+    def _generate(self, z: np.ndarray, scratch: bool) -> np.ndarray:
         if z.ndim != 2 or z.shape[1] != self.info.latent_dim:
             raise ValueError(f"z has shape {z.shape}, want (B, {self.info.latent_dim})")
         x = z if z.dtype == np.float32 and not self._copy_z else z.astype(np.float32)
         for op in self._ops:
-            x = op(x)
+            fresh = getattr(op, "fresh", None) if scratch else None
+            x = fresh(x) if fresh is not None else op(x)
         # clip to [0, 1] with two ufuncs (np.clip's Python wrapper costs more than both; the
         # only difference: -0.0 comes out as +0.0, which no later stage can tell apart)
         if not self._fresh:                 # a new array: work buffers stay private

@@ -48,6 +48,7 @@ DARK = 1e-3                   # light below this counts as dark for `fade_out_do
 DARK_TO_PARK = 0.04          # on stop, a head heads for park once its light is this dark
 SMOOTH_S = 0.25               # time constant of the target's low-pass while limiting
 _COLOUR_ATTRS = sc.COLOUR_ATTRS
+_ZERO = np.float32(0.0)
 
 
 def default_slew_deg_per_s(full_deg: float) -> float:
@@ -267,7 +268,7 @@ class Safety:
         e_d = np.multiply(light[:, 1:], light[:, 0:1], out=self._e_d)
         de = np.subtract(e_d, self._e, out=self._de)
         np.multiply(de[:, None, :], self._w2, out=self._prod)
-        dyg = np.add.reduce(self._prod, axis=2, out=self._dyg)    # (n, 2): change of Y, red
+        dyg = sum_last(self._prod, self._dyg)                     # (n, 2): change of Y, red
         # quick gate: every |change| / allowed <= 1 (rounding is monotone, so scaling the
         # largest |change| of each signal decides it: one float32 product each)
         mx = np.maximum.reduce(np.abs(dyg, out=self._absd), axis=0, out=self._mx)
@@ -292,7 +293,7 @@ class Safety:
     def _last_yg(self) -> np.ndarray:
         """(Y, red excess g) of the last output light, exactly (not accumulated): (n, 2)."""
         np.multiply(self._e[:, None, :], self._w2, out=self._prod)
-        return np.add.reduce(self._prod, axis=2, out=self._yg)
+        return sum_last(self._prod, self._yg)
 
     def _nothing_to_limit(self, dyg: np.ndarray, yg: np.ndarray) -> bool:
         """True if `_limit` would leave every fixture's factor at exactly 1 (its output is then
@@ -390,6 +391,13 @@ class Safety:
         if self._stop_t is None:
             self._stop_t = t_s
 
+    def steady(self, t_s: float) -> bool:
+        """Nothing here changes the light by itself any more: no fade in or out under way,
+        the flash limiter not gliding (with the same input, the next output is the last)."""
+        fade_in = self.cfg.fade_in_s
+        return (self._stop_t is None and not self._any_limited and self._t0 is not None
+                and (fade_in <= 0 or t_s - self._t0 >= fade_in))
+
     @property
     def stopping(self) -> bool:
         """The fade-out has begun."""
@@ -425,6 +433,21 @@ class Safety:
         if self._frames == 0 and scene is not None:
             return sc.blackout(scene)
         return sc.blackout(self._out)
+
+
+def sum_last(a: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """``np.add.reduce(a, axis=-1, out=out)`` for a last axis shorter than 8, added in the
+    order NumPy adds it, ``(((0 + a0) + a1) + a2) + a3``: the same numbers bit for bit
+    (`tests/test_frame_cost.py`), and at 1,000 fixtures seven times faster than a reduction
+    over four elements, which NumPy runs as one short loop per row. (Adding the 0 last
+    instead of first differs only where every term is -0.0, and gives +0.0 there too.)"""
+    k = a.shape[-1]
+    assert 2 <= k < 8, "NumPy sums 8 or more elements pairwise"
+    np.add(a[..., 0], a[..., 1], out=out)
+    for j in range(2, k):
+        out += a[..., j]
+    out += _ZERO
+    return out
 
 
 def _alpha(v_p: np.ndarray, dv: np.ndarray, lo: np.ndarray, hi: np.ndarray,

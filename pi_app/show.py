@@ -29,6 +29,7 @@ from .runtime import Model, load_model
 from .sim.record import ShowRecorder
 
 log = logging.getLogger("latentdmx")
+QUIET_REFRESH_S = 0.25      # a show holding still sends its frame this often (keep-alive)
 
 SWITCH_INTERVAL_S = 0.001       # the longest the frame loop waits for the GIL (default 5 ms)
 
@@ -49,6 +50,8 @@ class Show:
         self.pipeline = Pipeline(config, model, seed=seed)
         from .music import make_drive  # music: `--audio FILE` / [audio] (README "Music")
         offline = isinstance(clock, type) and issubclass(clock, FastClock)
+        self._offline = offline              # virtual time: never a quiet spell
+        self._quiet = False                  # holding still: a frame a few times a second
         self.music = make_drive(config, audio_file=str(audio) if audio else None,
                                 offline=offline)
         self.pipeline.music = self.music
@@ -145,6 +148,8 @@ class Show:
             if self.lockstep is not None and command.live and command.group:   # all, in step
                 return self.lockstep.submit(command, values, change, origin)
             self._commands.put(change.apply)
+            if self._quiet:                  # a quiet spell ends at once
+                self._wake.set()
         return change.result
 
     # -- the frame loop -----------------------------------------------------------------
@@ -286,12 +291,14 @@ class Show:
                 fade_at = k0 / self.fps + max(0.0, self.duration_s -
                                               self.config.safety.fade_out_s)
             self.director.start(k0 / self.fps)          # dark from the start if off-schedule
+            quiet, frames = False, {}
             while True:
-                k = clock.wait()
+                k = clock.idle(QUIET_REFRESH_S) if quiet else clock.wait()
                 t = k / self.fps
                 self._wake.clear()
                 if sync is not None:             # frames a short stall skipped: walked too
                     sync.catch_up(k, fading)
+                changed = not self._commands.empty() or self._reload_requested
                 while not self._commands.empty():
                     self._apply(self._commands.get_nowait(), t)
                 if sync is not None:
@@ -306,7 +313,17 @@ class Show:
                     notifier.stopping("fading out")
                 # outside the schedule's windows: the same dark frame, no pipeline work
                 idle = self.director.step(t, stopping=fading)
-                frames = self.director.idle_frames if idle else pipe.frames(t)
+                if quiet and not (changed or fading or idle):      # still the same frame
+                    pass
+                else:
+                    if quiet and not idle:
+                        pipe.resume(t)
+                    frames = self.director.idle_frames if idle else pipe.frames(t)
+                # holding still (paused, blacked out or dark, and settled): a quiet spell,
+                # the same frame a few times a second, no pipeline work, until a change
+                # (not in a group: its members compute every frame, to stay in step)
+                quiet = self._quiet = (not self._offline and recorder is None and not fading
+                                       and sync is None and (idle or pipe.settled(t)))
                 self.output.send(frames)
                 if last is not None:
                     last.write(frames)

@@ -462,7 +462,7 @@ def _resume(show: Any, a: dict[str, Any]) -> Change:
 
     def apply(t_s: float) -> None:
         p.set_paused(False, t_s)
-        p.blacked_out = False
+        p.set_blackout(False, t_s)
     return Change({"paused": False, "blackout": False}, apply)
 
 
@@ -472,7 +472,8 @@ def _resume(show: Any, a: dict[str, Any]) -> Change:
               "(within ~2 s from full), so toggling blackout can never make a strobe.",
          live=True, state="blackout")
 def _blackout(show: Any, a: dict[str, Any]) -> Change:
-    return Change({"blackout": a["on"]}, _set(show.pipeline, "blacked_out", a["on"]))
+    p = show.pipeline
+    return Change({"blackout": a["on"]}, lambda t_s: p.set_blackout(a["on"], t_s))
 
 
 @command("seed", Arg("seed", Integer(0), "the walk's seed: the same seed plays the same show"),

@@ -26,13 +26,16 @@ then accepted only if its way on to the next block's start is calm too.
 
 from __future__ import annotations
 
+import concurrent.futures as cf
 import math
+import threading
 from collections.abc import Callable
 
 import numpy as np
 
 Guard = Callable[[np.ndarray], np.ndarray]
 GUARD_SAMPLES = 64        # points per segment looked at by the guard
+GUARD_ROWS = 4096         # latents per guard call, at most (its working memory: ~9 MB)
 TEAR_STEP = 0.05          # output step between two of them that counts as a tear
 
 
@@ -40,7 +43,7 @@ class LatentWalk:
     def __init__(self, seed: int, streams: int, dim: int, *, loop_waypoints: int = 0,
                  spread: float = 1.0, guard: Guard | None = None, candidates: int = 6,
                  rho: float = 0.3, segment_s: float = 6.0, calm_per_s: float = 1.0,
-                 p_tear: float = 0.15, chain_block: int = 0) -> None:
+                 p_tear: float = 0.15, chain_block: int = 0, ahead: bool = True) -> None:
         self.seed = int(seed)
         self.streams = int(streams)
         self.dim = int(dim)
@@ -51,6 +54,8 @@ class LatentWalk:
         self.rho = float(rho)
         self._calm_step = calm_per_s * segment_s / (GUARD_SAMPLES - 1)
         self._chain: tuple[int, np.ndarray, np.ndarray] | None = None   # k, w_k, w_k+1
+        self.ahead = ahead                     # work out the next waypoint on a thread
+        self._ahead: tuple[int, np.ndarray, cf.Future] | None = None    # j, w_j, w_j+1
         self.p_tear = float(p_tear)
         self.chain_block = int(chain_block)    # 0: one chain from waypoint 0
         self.rerouted = 0                      # segments where the first proposal tore
@@ -85,32 +90,54 @@ class LatentWalk:
                 then: np.ndarray | None = None) -> np.ndarray:
         """Per stream, the first proposal accepted: a calm one always, one that tears with
         probability `p_tear` (a deterministic draw from the seed); none: stay at w0. With
-        `then` (the next waypoint, fixed), the way on to it must be calm as well."""
-        c, n, d = cands.shape
-        worst = self._worst(np.broadcast_to(w0, (c, n, d)), cands)         # (c, n)
-        if then is not None:
-            worst = np.maximum(worst, self._worst(cands, np.broadcast_to(then, (c, n, d))))
+        `then` (the next waypoint, fixed), the way on to it must be calm as well.
+
+        Lazily: proposal j is looked at only for the streams no earlier proposal settled,
+        and not at all where the draw accepts it anyway; the guard sees at most
+        `GUARD_ROWS` latents a call (whole streams, so each stream's path is computed as in
+        one call for all: the same numbers, bit for bit, `tests/test_walk_guard.py`)."""
+        c, n, _ = cands.shape
+        f = np.linspace(0.0, 1.0, GUARD_SAMPLES, dtype=np.float32)
+        e = f * f * (3.0 - 2.0 * f)
         luck = np.random.default_rng([self.seed, k % 2**63, 1000]).random((c, n))
-        ok = (worst <= self._calm_step) | (luck < self.p_tear)        # (c, n)
-        first = np.argmax(ok, axis=0)                                 # (n,)
-        found = ok[first, np.arange(n)]
+        first = np.zeros(n, np.int64)
+        found = np.zeros(n, bool)
+        for j in range(c):
+            lucky = ~found & (luck[j] < self.p_tear)        # taken whatever its path
+            look = np.flatnonzero(~found & ~lucky)
+            calm = np.zeros(n, bool)
+            if len(look):
+                calm[look] = self._worst(w0[look], cands[j, look], e) <= self._calm_step
+                if then is not None:
+                    calm[look] &= self._worst(cands[j, look], then[look], e) <= self._calm_step
+            take = lucky | calm
+            first[take & ~found] = j
+            found |= take
+            if found.all():
+                break
         self.rerouted += int((found & (first > 0)).sum())
         self.held += int((~found).sum())
         return np.where(found[:, None], cands[first, np.arange(n)], w0)
 
-    def _worst(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        """(c, n, d) x 2 -> (c, n): the largest output step along each segment a -> b."""
-        c, n, d = b.shape
-        f = np.linspace(0.0, 1.0, GUARD_SAMPLES, dtype=np.float32)
-        e = f * f * (3.0 - 2.0 * f)
-        path = _slerp(np.ascontiguousarray(a).reshape(-1, d), b.reshape(-1, d), e)
+    def _worst(self, w0: np.ndarray, w1: np.ndarray, e: np.ndarray) -> np.ndarray:
+        """(m, d), (m, d) -> (m,): the largest output step along each stream's segment."""
         assert self.guard is not None
-        out = self.guard(path.reshape(-1, d).astype(np.float32))      # (c*n*S, k)
-        out = out.reshape(c, n, GUARD_SAMPLES, -1)
-        return np.linalg.norm(np.diff(out, axis=2), axis=-1).max(axis=2)
+        per = max(1, GUARD_ROWS // GUARD_SAMPLES)          # streams per guard call
+        out = np.empty(len(w0), np.float32)
+        for i in range(0, len(w0), per):
+            path = _slerp(w0[i:i + per], w1[i:i + per], e)               # (m, S, d)
+            m = len(path)
+            xy = self.guard(path.reshape(-1, self.dim).astype(np.float32))
+            xy = xy.reshape(m, GUARD_SAMPLES, -1)
+            out[i:i + m] = np.linalg.norm(np.diff(xy, axis=1), axis=-1).max(axis=1)
+        return out
 
     def _waypoints(self, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """(w_k, w_k+1) of the guarded chain, computed forward (cached: the show moves on)."""
+        """(w_k, w_k+1) of the guarded chain, computed forward (cached: the show moves on).
+
+        The next waypoint is worked out ahead, on a helper thread, while this segment
+        plays (`_look_ahead`), so a frame never waits for the guard's look at a segment
+        unless the walk outruns it; the result is the very same waypoint."""
         ch = self._chain
         start = k - k % self.chain_block if self.chain_block else 0
         if ch is None or ch[0] > k or ch[0] < start or k < 0:
@@ -120,9 +147,22 @@ class LatentWalk:
             ch = (start, w, self._next(start, w))
         while ch[0] < k:
             j = ch[0] + 1
-            ch = (j, ch[2], self._next(j, ch[2]))
-        self._chain = ch
+            ch = (j, ch[2], self._ahead_or_next(j, ch[2]))
+        if self._chain is not ch:
+            self._chain = ch
+            self._look_ahead(ch[0] + 1, ch[2])
         return ch[1], ch[2]
+
+    def _ahead_or_next(self, j: int, w: np.ndarray) -> np.ndarray:
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None and ahead[0] == j and ahead[1] is w:
+            return ahead[2].result()
+        return self._next(j, w)
+
+    def _look_ahead(self, j: int, w: np.ndarray) -> None:
+        """Start working out waypoint j + 1 (after w = w_j) on the helper thread."""
+        if self.ahead:
+            self._ahead = (j, w, _helper().submit(self._next, j, w))
 
     def _next(self, k: int, w: np.ndarray) -> np.ndarray:
         """Waypoint k + 1 after w_k (in a loop, the last one goes back to waypoint 0)."""
@@ -172,6 +212,19 @@ class LatentWalk:
             same = self._same
             self._z[same] = (1.0 - f) * self._w0[same] + f * self._w1[same]
         return self._z
+
+
+_HELPER: cf.ThreadPoolExecutor | None = None
+_HELPER_LOCK = threading.Lock()
+
+
+def _helper() -> cf.ThreadPoolExecutor:
+    """One thread for every walk's look ahead (made when first needed)."""
+    global _HELPER
+    with _HELPER_LOCK:
+        if _HELPER is None:
+            _HELPER = cf.ThreadPoolExecutor(max_workers=1, thread_name_prefix="latentdmx-walk")
+        return _HELPER
 
 
 def _slerp(a: np.ndarray, b: np.ndarray, t: np.ndarray) -> np.ndarray:

@@ -302,3 +302,30 @@ def test_exception_in_the_frame_loop_sends_a_drained_blackout(pty, events):
     assert len(last) == 57 and not any(last[1 + i] for i in light)   # ... and ends dark
     assert events[-1][0] == "flush" and out.de_pin.state is False
     assert pty.settle(sum(map(len, sent))).endswith(last)
+
+
+def test_fps_above_the_wire_limit_is_refused_in_one_line(pty):
+    """44 fps with 512 slots dropped 8-23 of 661 packets (issue 18): refused, with the fix."""
+    from pi_app.outputs.uart import max_fps
+
+    assert max_fps(512) < 43 and max_fps(56) > 44
+    with pytest.raises(OutputError) as err:
+        UartOutput([1], config=UartConfig(device=pty.path), fps=44, slots=512, de_pin=None)
+    msg = str(err.value)
+    assert "\n" not in msg and "512 slots" in msg and "fps = 42" in msg
+    UartOutput([1], config=UartConfig(device=pty.path), fps=42, slots=512, de_pin=None)
+    UartOutput([1], config=UartConfig(device=pty.path), fps=44, slots=56, de_pin=None)
+
+
+def test_uart_thread_reports_its_priority(pty):
+    import os
+
+    with uart(pty, slots=24, fps=40) as out:
+        out.send({1: np.zeros(512, np.uint8)})
+        deadline = time.monotonic() + 2
+        while out.health()["realtime"] is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        rt = out.health()["realtime"]
+    assert rt is not None                      # it tried, and says whether it got it
+    if rt:
+        assert os.sched_getscheduler(0) != os.SCHED_FIFO   # only the UART thread is RT

@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import errno
 import importlib.util
+import itertools
 import logging
 import os
 import select
@@ -49,7 +50,6 @@ import sys
 import threading
 import time
 import warnings
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Self
@@ -58,14 +58,15 @@ import numpy as np
 
 from ..errors import ConfigError, OutputError
 from .base import Frames, Output
-from .handover import LatestFrames
+from .ola_wire import StreamTemplate, Wire
 
 log = logging.getLogger("latentdmx.ola")
 
 DEBIAN_OLA_DIRS = ("/usr/lib/python3/dist-packages/ola",
                    "/usr/local/lib/python3/dist-packages/ola",
                    "/usr/lib/python3/site-packages/ola")
-MAX_IN_FLIGHT = 12             # unacknowledged requests (~7 KB): the socket never fills
+ACK_EVERY_S = 1.0              # an acknowledged frame this often: is olad still answering?
+_SEND_FLAGS = socket.MSG_DONTWAIT | socket.MSG_NOSIGNAL
 _INSTALL_FIX = ("sudo apt-get install ola ola-python, and in the venv: pip install "
                 "'protobuf<6' (or use --output uart / sim)")
 
@@ -165,16 +166,29 @@ class _Disconnect(Exception):
     """olad is gone or misbehaving: drop the connection and reconnect."""
 
 
+class _Conn:
+    """One TCP connection to olad: the socket (non-blocking) and what goes with it."""
+
+    def __init__(self, sock: socket.socket, wire: Wire,
+                 templates: dict[int, StreamTemplate]) -> None:
+        self.sock = sock
+        self.wire = wire
+        self.templates = templates            # OLA universe -> StreamDmxData template
+        self.backlog = b""                    # the unwritten tail of the last write
+        self.next_ack_s = 0.0                 # the first frame is acknowledged at once
+        self.failed: str | None = None        # set by the frame thread when a write fails
+
+
 # -- the output -----------------------------------------------------------------------------
 class OlaOutput(Output):
-    """Frames to olad over its RPC port, from one owner thread (see the module doc)."""
+    """Frames to olad over its RPC port (see the module doc)."""
 
     name = "ola"
     config_class = OlaConfig
 
     def __init__(self, universes, *, config: OlaConfig | None = None, blackout=None,
                  connect_timeout_s: float = 1.0, ack_timeout_s: float = 1.5,
-                 close_timeout_s: float = 1.5) -> None:
+                 close_timeout_s: float = 1.5, ack_every_s: float = ACK_EVERY_S) -> None:
         super().__init__(universes, blackout=blackout)
         self.config = config or OlaConfig()
         umap = self.config.universe_map
@@ -183,17 +197,21 @@ class OlaOutput(Output):
         self.connect_timeout_s = connect_timeout_s
         self.ack_timeout_s = ack_timeout_s
         self.close_timeout_s = close_timeout_s
+        self.ack_every_s = ack_every_s
         self._mod: Any = None                # the `ola.OlaClient` module, at open()
-        self._handover: LatestFrames[int, np.ndarray] | None = None   # OLA universe -> frame
-        self._latest: dict[int, np.ndarray] = {}                # resent after a reconnect
+        self._conn: _Conn | None = None      # set by the owner thread once olad answered
+        self._mx = threading.Lock()          # writes on the socket; `_conn`; `_in_flight`
+        self._in_flight: dict[int, tuple[float, int]] = {}    # request -> (sent at, universe)
+        self._newest: dict[int, bytes] = {}  # OLA universe -> its newest frame (resent)
+        self._missed = False                 # frames came while no connection was up
+        self._ids = itertools.count(1)
         self._closing = threading.Event()
+        self._wake_r = self._wake_w = -1     # wakes the owner thread (failures, close)
         self._thread: threading.Thread | None = None
-        # owner-thread state
-        self._sock: socket.socket | None = None
-        self._client: Any = None             # OLA's OlaClient, owner thread only
-        self._in_flight: dict[int, tuple[float, int]] = {}      # request -> (sent at, universe)
-        self._req = 0
         self._refused_logged: set[int] = set()
+        # counts, in frames (`send` calls)
+        self.posted = 0
+        self.delivered = 0                   # written (at least in part) to olad's socket
         # health
         self.connected = False
         self._ever_connected = False
@@ -206,26 +224,83 @@ class OlaOutput(Output):
     # -- hooks (caller's thread) --------------------------------------------------------
     def _open(self) -> None:
         self._mod = import_ola()
-        self._handover = LatestFrames()
+        Wire(self._mod)                       # the protobuf modules load: checked at once
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
         self._thread = threading.Thread(target=self._run, name="latentdmx-ola", daemon=True)
         self._thread.start()
 
     def _send(self, frames: Frames) -> None:
-        assert self._handover is not None
-        self._handover.post({self.ola_universe[u]: f.copy() for u, f in frames.items()})
+        """On the frame loop's thread: one non-blocking write of every universe's frame (a
+        ``StreamDmxData`` each; an acknowledged ``UpdateDmxData`` once per `ack_every_s`).
+        Never blocks: with olad down, or its socket full, the frame is dropped (the newest
+        frames go out again when it is back)."""
+        self.posted += 1
+        omap = self.ola_universe
+        with self._mx:
+            newest = self._newest
+            for u, f in frames.items():
+                newest[omap[u]] = f.tobytes()
+            conn = self._conn
+            if conn is None:
+                self._missed = True
+                return
+            try:
+                if conn.backlog and not self._flush(conn):
+                    return                          # olad is behind: this frame is dropped
+                now = time.monotonic()
+                if now >= conn.next_ack_s and not self._in_flight:
+                    conn.next_ack_s = now + self.ack_every_s
+                    data = b"".join([self._acked(conn, omap[u]) for u in frames])
+                else:
+                    t = conn.templates
+                    data = b"".join([t[ou].prefix + newest[ou]
+                                     for ou in [omap[u] for u in frames]])
+                n = conn.sock.send(data, _SEND_FLAGS)
+                if n < len(data):
+                    conn.backlog = data[n:]
+                self.delivered += 1
+            except BlockingIOError:
+                return                              # nothing written: dropped
+            except OSError as exc:
+                conn.failed = f"connection error ({exc.strerror or exc})"
+                self._conn = None
+                self._wake()
+
+    def _acked(self, conn: _Conn, ola_universe: int) -> bytes:
+        """An ``UpdateDmxData`` of the newest frame whose ack the owner thread waits for
+        (the caller holds `_mx`)."""
+        req = next(self._ids)
+        self._in_flight[req] = (time.monotonic(), ola_universe)
+        return conn.wire.update_dmx(req, ola_universe, self._newest[ola_universe])
+
+    def _flush(self, conn: _Conn) -> bool:
+        """Write the backlog without blocking (caller holds `_mx`); True when it is out."""
+        n = conn.sock.send(conn.backlog, _SEND_FLAGS)
+        conn.backlog = conn.backlog[n:]
+        return not conn.backlog
 
     def _close(self) -> None:
-        # Base close() has just handed over the blackout; the owner thread delivers it (one
-        # quick reconnect if olad is down), waits for its ack, then closes the connection.
+        # Base close() has just sent the blackout; the owner thread sends it once more with
+        # an acknowledgement (one quick reconnect if olad is down), waits for the ack, then
+        # closes the connection.
         self._closing.set()
-        if self._handover is not None:
-            self._handover.wake()
+        self._wake()
         if self._thread is not None:
             self._thread.join(self.close_timeout_s + self.connect_timeout_s + 1.0)
             if self._thread.is_alive():
                 log.error("the OLA thread did not stop in time")
-        if self._handover is not None:
-            self._handover.close()
+        for fd in (self._wake_r, self._wake_w):
+            if fd >= 0:
+                os.close(fd)
+        self._wake_r = self._wake_w = -1
+
+    def _wake(self) -> None:
+        try:
+            os.write(self._wake_w, b"!")
+        except OSError:               # a full pipe already means "wake up"; closed: done
+            pass
 
     def targets(self) -> tuple[str, ...]:
         host = _canonical_host(self.config.host)
@@ -233,11 +308,10 @@ class OlaOutput(Output):
                      for u in sorted(set(self.ola_universe.values())))
 
     def health(self) -> dict:
-        n = self._handover.counts() if self._handover is not None else \
-            {"delivered": 0, "dropped": 0}
         h = super().health()
+        posted, delivered = self.posted, self.delivered
         h.update(server=self.server, connected=self.connected, reconnects=self.reconnects,
-                 delivered=n["delivered"], dropped=n["dropped"],
+                 delivered=delivered, dropped=max(0, posted - delivered),
                  refused=self.refused, last_error=self.last_error)
         h["ok"] = h["ok"] and self.connected
         if self._down_since is not None:
@@ -247,124 +321,115 @@ class OlaOutput(Output):
     # -- the owner thread ---------------------------------------------------------------
     def _run(self) -> None:
         next_try = 0.0
-        close_by: float | None = None
+        conn: _Conn | None = None
         try:
-            while True:
-                now = time.monotonic()
-                closing = self._closing.is_set()
-                if closing and close_by is None:
-                    close_by = now + self.close_timeout_s
-                if self._client is None:
-                    if closing:                     # one last try to deliver the blackout
-                        if (close_by is not None and now > close_by) or not self._connect():
-                            log.warning("olad at %s is down: the blackout frame was not "
-                                        "sent", self.server)
-                            return
-                    elif now >= next_try and not self._connect():
-                        next_try = time.monotonic() + self._next_backoff()
-                    if self._client is None:
-                        self._wait(None, max(0.0, next_try - time.monotonic()))
-                        continue
+            while not self._closing.is_set():
+                if conn is None:
+                    if time.monotonic() >= next_try:
+                        conn = self._connect()
+                        if conn is None:
+                            next_try = time.monotonic() + self._next_backoff()
+                    if conn is None:
+                        self._sleep(None, max(0.0, next_try - time.monotonic()))
+                    continue
                 try:
-                    self._write_pending()
-                    if closing:
-                        done = not self._handover.has_pending     # type: ignore[union-attr]
-                        assert close_by is not None
-                        if (done and not self._in_flight) or time.monotonic() > close_by:
-                            return
-                    self._wait(self._sock, self._wait_timeout(close_by))
+                    self._sleep(conn, self._ack_wait_s())
+                    if conn.failed:
+                        raise _Disconnect(conn.failed)
                     self._check_acks()
                 except _Disconnect as exc:
                     was_up = self.connected
-                    self._disconnect(str(exc))
+                    self._disconnect(conn, str(exc))
+                    conn = None
                     # olad was answering: try again at once; else it is hung: back off.
                     next_try = 0.0 if was_up else time.monotonic() + self._next_backoff()
+            self._deliver_last(conn)
         except Exception:                   # never let the thread die silently
             log.exception("OLA output thread failed")
         finally:
-            self._drop_connection()
+            with self._mx:
+                conn, self._conn = self._conn or conn, None
+            if conn is not None:
+                _close_socket(conn.sock)
+            self.connected = False
 
     def _next_backoff(self) -> float:
         self._backoff = min(max(0.1, self._backoff * 2), self.config.retry_max_s)
         return self._backoff
 
-    def _wait_timeout(self, close_by: float | None) -> float:
-        timeout = 1.0
-        if self._in_flight:
-            oldest = min(t for t, _ in self._in_flight.values())
-            timeout = max(0.0, oldest + self.ack_timeout_s - time.monotonic()) + 0.01
-        if close_by is not None:
-            timeout = min(timeout, max(0.0, close_by - time.monotonic()))
-        return timeout
+    def _ack_wait_s(self) -> float:
+        with self._mx:
+            times = [t for t, _ in self._in_flight.values()]
+        if not times:
+            return 1.0
+        return max(0.0, min(times) + self.ack_timeout_s - time.monotonic()) + 0.01
 
-    def _wait(self, sock: socket.socket | None, timeout: float) -> None:
-        """Sleep in select until the socket is readable, a wake-up or the timeout."""
-        handover = self._handover
-        assert handover is not None
-        ready = handover.wait(timeout, [] if sock is None else [sock])
-        if sock is not None and sock in ready:
-            self._read()
-        if sock is None:
-            # olad is down: frames handed over meanwhile are dropped (the newest is kept).
-            self._latest.update(handover.take().items)
+    def _sleep(self, conn: _Conn | None, timeout_s: float) -> None:
+        """Wait in select for olad's replies, a wake-up or the timeout; handle replies."""
+        fds: list[Any] = [self._wake_r] if conn is None else [self._wake_r, conn.sock]
+        ready, _, _ = select.select(fds, [], [], max(0.0, timeout_s))
+        if self._wake_r in ready:
+            try:
+                while os.read(self._wake_r, 4096):
+                    pass
+            except OSError:
+                pass
+        if conn is not None and conn.sock in ready:
+            self._read(conn)
 
-    def _read(self) -> None:
-        assert self._sock is not None
+    def _read(self, conn: _Conn) -> None:
         try:
-            peek = self._sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+            data = conn.sock.recv(65536)
         except (BlockingIOError, InterruptedError):
             return
         except OSError as exc:
             raise _Disconnect(f"connection error ({exc.strerror or exc})") from None
-        if not peek:
+        if not data:
             raise _Disconnect("olad closed the connection")
         try:
-            self._client.SocketReady()
-        except Exception as exc:            # noqa: BLE001 - the client raises anything
+            replies = conn.wire.feed(data)
+        except Exception as exc:            # noqa: BLE001 - protobuf raises anything
             raise _Disconnect(f"bad reply ({exc.__class__.__name__}: {exc})") from None
-
-    def _write_pending(self) -> None:
-        handover = self._handover
-        assert handover is not None
-        if len(self._in_flight) >= MAX_IN_FLIGHT or not handover.has_pending:
-            return
-        batch, posts, _ = handover.take()
-        for u, frame in batch.items():
-            self._req += 1
-            req = self._req
-            self._in_flight[req] = (time.monotonic(), u)
-            try:
-                ok = self._client.SendDmx(u, frame, self._ack_callback(req, u))
-            except Exception as exc:        # noqa: BLE001 - OLADNotRunningException & co.
-                raise _Disconnect(f"send failed ({exc.__class__.__name__}: {exc})") from None
-            if not ok:
-                raise _Disconnect("send failed (the client's socket is closed)")
-            self._latest[u] = frame
-        handover.mark_delivered(posts)
-
-    def _ack_callback(self, req: int, universe: int) -> Callable:
-        def done(status) -> None:
-            self._in_flight.pop(req, None)
+        for kind, req, payload in replies:
+            with self._mx:
+                sent = self._in_flight.pop(req, None)
+            if sent is None:
+                continue
             if not self.connected:
                 self._up()
-            if status.Succeeded():
-                return
+            universe = sent[1]
+            if kind == conn.wire.RESPONSE or universe < 0:
+                continue
             self.refused += 1
             if universe not in self._refused_logged:
                 self._refused_logged.add(universe)
                 log.error("olad refused universe %d: %s — patch it to an output port in OLA "
-                          "(see `latentdmx doctor`)", universe, _text(status.message))
-        return done
+                          "(see `latentdmx doctor`)", universe, _text(payload))
 
     def _check_acks(self) -> None:
-        if self._in_flight:
-            oldest = min(t for t, _ in self._in_flight.values())
-            if time.monotonic() - oldest > self.ack_timeout_s:
-                raise _Disconnect(f"olad stopped answering (no ack for "
-                                  f"{self.ack_timeout_s:g} s)")
+        with self._mx:
+            times = [t for t, _ in self._in_flight.values()]
+        if times and time.monotonic() - min(times) > self.ack_timeout_s:
+            raise _Disconnect(f"olad stopped answering (no ack for {self.ack_timeout_s:g} s)")
 
-    def _connect(self) -> bool:
-        """Open the TCP connection. olad counts as up only once it answers (`_up`)."""
+    def _write(self, conn: _Conn, data: bytes, timeout_s: float) -> None:
+        """Write all of `data` from the owner thread (waits for room, up to `timeout_s`)."""
+        deadline = time.monotonic() + timeout_s
+        while data:
+            try:
+                n = conn.sock.send(data, _SEND_FLAGS)
+                data = data[n:]
+            except BlockingIOError:
+                left = deadline - time.monotonic()
+                if left <= 0 or not select.select([], [conn.sock], [], left)[1]:
+                    raise _Disconnect("olad does not take our frames") from None
+            except OSError as exc:
+                raise _Disconnect(f"send failed ({exc.strerror or exc})") from None
+
+    def _connect(self, final: bool = False) -> _Conn | None:
+        """Open the TCP connection and wait for olad to answer (the newest frames, or a
+        question), then hand the connection to the frame loop (`final`: keep it, to send
+        the last frames on close). None: not now."""
         try:
             sock = socket.create_connection((self.config.host, self.config.port),
                                             timeout=self.connect_timeout_s)
@@ -372,42 +437,97 @@ class OlaOutput(Output):
             reason = "connection refused" if exc.errno == errno.ECONNREFUSED else \
                 (exc.strerror or str(exc))
             self._went_down(f"not reachable ({reason})")
-            return False
-        sock.settimeout(1.0)        # a send that cannot complete in 1 s is a disconnect
+            return None
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self._sock = sock
-        self._client = self._mod.OlaClient(sock)
-        self._in_flight.clear()
+        sock.setblocking(False)       # the frame loop's writes must never wait
+        wire = Wire(self._mod)
+        conn = _Conn(sock, wire, {ou: wire.stream_template(ou)
+                                  for ou in set(self.ola_universe.values())})
         self._refused_logged.clear()
-        handover = self._handover
-        assert handover is not None
-        handover.requeue(self._latest)       # the newest frames go out again at once
-        idle = not handover.has_pending
+        with self._mx:
+            self._in_flight.clear()
+            missed, self._missed = self._missed, False
+            acked = bool(self._newest)
+            if acked:                     # the newest frames go out again at once
+                data = b"".join([self._acked(conn, ou) for ou in self._newest])
+            else:                         # nothing to send yet: ask olad something cheap
+                req = next(self._ids)
+                self._in_flight[req] = (time.monotonic(), -1)
+                data = wire.get_plugins(req)
         try:
-            if idle:
-                self._probe()
+            self._write(conn, data, self.ack_timeout_s)
+            deadline = time.monotonic() + self.ack_timeout_s
+            while not self.connected:                # olad counts as up once it answers
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise _Disconnect(f"olad stopped answering (no ack for "
+                                      f"{self.ack_timeout_s:g} s)")
+                self._sleep(conn, left)
+                if self._closing.is_set() and not final and not self.connected:
+                    raise _Disconnect("closing")
         except _Disconnect as exc:
-            self._disconnect(str(exc))
-            return False
-        return True
+            self._disconnect(conn, str(exc))
+            return None
+        # the next ack in a second; at once if no frame has been acknowledged yet
+        conn.next_ack_s = time.monotonic() + self.ack_every_s if acked else 0.0
+        with self._mx:
+            if missed and not final:      # a frame the show sent while olad was away is out
+                self.delivered += 1
+            if not final:
+                self._conn = conn
+            if self._missed:              # frames came meanwhile: the newest go out now
+                self._missed = False
+                if conn.next_ack_s == 0.0:    # the first frames: acknowledged
+                    conn.next_ack_s = time.monotonic() + self.ack_every_s
+                    data = b"".join([self._acked(conn, ou) for ou in self._newest])
+                else:
+                    data = b"".join([conn.templates[ou].prefix + f
+                                     for ou, f in self._newest.items()])
+                try:
+                    n = conn.sock.send(data, _SEND_FLAGS)
+                    conn.backlog = data[n:]
+                    self.delivered += 1
+                except OSError:
+                    pass                  # the next frame's write finds out
+        return conn
 
-    def _probe(self) -> None:
-        """Nothing to send yet: ask olad something cheap so we learn it is answering."""
-        self._req += 1
-        req = self._req
-        self._in_flight[req] = (time.monotonic(), -1)
-
-        def answered(status, plugins) -> None:
-            self._in_flight.pop(req, None)
-            if not self.connected:
-                self._up()
-
+    def _deliver_last(self, conn: _Conn | None) -> None:
+        """Closing: the last frames (the blackout) once more, acknowledged; one quick
+        reconnect if olad is down."""
+        close_by = time.monotonic() + self.close_timeout_s
+        with self._mx:
+            self._conn = None             # the frame loop sends nothing more
+            if not self._newest:
+                return
+        if conn is not None and conn.failed:
+            self._disconnect(conn, conn.failed)
+            conn = None
+        if conn is None:
+            conn = self._connect(final=True)
+            if conn is None:
+                log.warning("olad at %s is down: the blackout frame was not sent",
+                            self.server)
+                return
         try:
-            ok = self._client.FetchPlugins(answered)
-        except Exception as exc:            # noqa: BLE001
-            raise _Disconnect(f"send failed ({exc.__class__.__name__}: {exc})") from None
-        if not ok:
-            raise _Disconnect("send failed (the client's socket is closed)")
+            with self._mx:
+                data = conn.backlog + b"".join([self._acked(conn, ou) for ou in self._newest])
+                conn.backlog = b""
+            self._write(conn, data, max(0.0, close_by - time.monotonic()))
+            while True:
+                with self._mx:
+                    if not self._in_flight:
+                        break
+                left = close_by - time.monotonic()
+                if left <= 0:
+                    log.warning("olad at %s did not acknowledge the blackout frame",
+                                self.server)
+                    break
+                self._sleep(conn, left)
+        except _Disconnect as exc:
+            log.warning("olad at %s: the blackout frame was not confirmed (%s)", self.server,
+                        exc)
+        finally:
+            _close_socket(conn.sock)
 
     def _up(self) -> None:
         down = time.monotonic() - self._down_since if self._down_since else 0.0
@@ -437,19 +557,24 @@ class OlaOutput(Output):
         self.last_error = reason
         self.connected = False
 
-    def _disconnect(self, reason: str) -> None:
+    def _disconnect(self, conn: _Conn, reason: str) -> None:
+        with self._mx:
+            if self._conn is conn:
+                self._conn = None
+            self._in_flight.clear()
         self._went_down(reason)
-        self._drop_connection()
+        _close_socket(conn.sock)
 
-    def _drop_connection(self) -> None:
-        self.connected = False
-        sock, self._sock, self._client = self._sock, None, None
-        self._in_flight.clear()
-        if sock is not None:
-            try:
-                sock.close()
-            except OSError:
-                pass
+
+def _close_socket(sock: socket.socket) -> None:
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+    try:
+        sock.close()
+    except OSError:
+        pass
 
 
 def _canonical_host(host: str) -> str:

@@ -40,6 +40,7 @@ driver-enable pin drops and the port closes.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import sys
 import threading
@@ -62,6 +63,8 @@ SPIN_S = 0.0005                     # busy-wait the last half millisecond of any
 SWITCH_INTERVAL_S = 0.0005          # while the UART runs (Python's default is 5 ms)
 DEFAULT_FPS = 40.0
 PLL_GAIN = 0.05                     # how fast packet deadlines follow the show's frames
+GAP_S = 0.0005                      # room between packets (wake-up, break ioctl)
+RT_PRIORITY = 10                    # SCHED_FIFO priority of the UART thread, where allowed
 _SETUP_FIX = ("run `sudo scripts/setup-pi.sh` (enables the UART, removes the serial console, "
               "adds you to the dialout group), then reboot")
 
@@ -100,6 +103,21 @@ class UartConfig:
 def wire_time_s(slots: int, break_us: float = 176, mab_us: float = 16) -> float:
     """Time one packet of `slots` slots (plus start code) occupies the line."""
     return break_us * 1e-6 + mab_us * 1e-6 + (slots + 1) * SLOT_S
+
+
+def max_fps(slots: int, break_us: float = 176, mab_us: float = 16) -> float:
+    """The highest fps a UART can send `slots` slots at, with a little room between packets
+    for the thread to wake up and start the next BREAK (`GAP_S`)."""
+    return 1.0 / (wire_time_s(slots, break_us, mab_us) + GAP_S)
+
+
+def realtime_priority(priority: int = RT_PRIORITY) -> str | None:
+    """Put the calling thread on SCHED_FIFO at `priority`; None, or why not."""
+    try:
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))
+    except (OSError, AttributeError) as exc:
+        return getattr(exc, "strerror", None) or str(exc)
+    return None
 
 
 def hold(start: float, seconds: float) -> float:
@@ -290,10 +308,15 @@ class UartOutput(Output):
         # (break start, driver seconds) per packet, for benches; 0 = keep none
         self.timing: deque[tuple[float, float]] = deque(maxlen=keep_timing or 1)
         self._keep_timing = keep_timing > 0
-        if self.period_s < self.wire_s:
-            log.warning("%g fps is faster than the wire allows for %d slots (%.1f ms a "
-                        "packet): packets will follow each other back to back", self.fps,
-                        self.slots, self.wire_s * 1e3)
+        top = max_fps(self.slots, self.config.break_us, self.config.mab_us)
+        if self.fps > top:
+            raise OutputError(
+                f"{self.fps:g} fps is more than the DMX wire carries with {self.slots} slots "
+                f"(a packet takes {self.wire_s * 1e3:.1f} ms: {top:.1f} fps at most; faster, "
+                f"packets would be dropped)", field="fps",
+                fix=f"set fps = {math.floor(top)} or lower (or patch fewer slots, with "
+                    "output.uart.full_universe = false)")
+        self.realtime: bool | None = None       # the thread got SCHED_FIFO (None: not yet)
 
     # -- hooks --------------------------------------------------------------------------
     def _open(self) -> None:
@@ -351,7 +374,7 @@ class UartOutput(Output):
         h = super().health()
         h.update(device=self.config.device, fps=self.fps, slots=self.slots,
                  packets=self.packets, dropped=self.dropped, late=self.late,
-                 error=self.error)
+                 error=self.error, realtime=self.realtime)
         if self.packets:
             h.update(break_min_us=round(self.break_min_s * 1e6, 1),
                      break_max_us=round(self.break_max_s * 1e6, 1),
@@ -365,6 +388,13 @@ class UartOutput(Output):
 
     # -- the output thread --------------------------------------------------------------
     def _run(self) -> None:
+        why = realtime_priority()
+        self.realtime = why is None
+        if why is None:
+            log.info("UART thread at real-time priority (SCHED_FIFO %d)", RT_PRIORITY)
+        else:
+            log.info("UART thread at normal priority (real-time not permitted: %s; see "
+                     "README, Outputs)", why)
         handover = self._handover
         while not handover.posted:                # nothing goes out before the first frame
             if self._stop.is_set():

@@ -1,0 +1,38 @@
+"""Keep the daemon's resident memory small (issue 18: at most 40 MB for the demo rig).
+
+* `without_openssl()`: NumPy's random generators import `secrets`, which imports `hmac`,
+  which loads OpenSSL's libcrypto (3.4 MB resident) for nothing but `compare_digest`. The
+  daemon binds `hashlib` and `hmac` to Python's own built-in digests instead (sha256 and
+  `compare_digest` are all it uses; both give the same results). Call it before NumPy's
+  random module is imported; later imports of `_hashlib` (e.g. `ssl`) still work.
+* `trim_heap()`: after start-up (config, model, the walk's first look ahead) glibc keeps the
+  freed heap; `malloc_trim` gives it back. A no-op where there is no glibc.
+"""
+
+from __future__ import annotations
+
+import sys
+
+
+def without_openssl() -> None:
+    if "hmac" in sys.modules or "hashlib" in sys.modules:
+        return                                # too late, or done: leave them as they are
+    saved = sys.modules.get("_hashlib")
+    sys.modules["_hashlib"] = None            # type: ignore[assignment]  # ImportError
+    try:
+        import hashlib  # noqa: F401 - bound to the built-in digests
+        import hmac  # noqa: F401
+    finally:
+        if saved is None:
+            del sys.modules["_hashlib"]
+        else:
+            sys.modules["_hashlib"] = saved
+
+
+def trim_heap() -> None:
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
