@@ -92,3 +92,26 @@ def test_a_guarded_walk_in_a_group_is_computed_from_its_block():
     # a block's start is the chain's to reach: at most one more crossing per stream there
     assert tears(blocks) < tears(free) / 4
     assert tears(blocks) <= tears(chain) + 4 * (150 // 32)
+
+
+def test_a_blackout_holds_the_walk_on_the_line(default_config):
+    """A blackout holds the phase like pause, independently of it: ending the blackout does
+    not end a pause, and the held line travels in a snapshot (and an older member's 5-field
+    line still reads)."""
+    spw = default_config.walk.seconds_per_waypoint
+    p = Pipeline(default_config, load_model("nat-aurora"))
+    p.raw_scene(1.0)
+    p.set_blackout(True, 2.0)
+    assert p.blacked_out and not p.paused
+    p.raw_scene(5.0)
+    assert p.phase == pytest.approx(2.0 / spw)                  # held from t = 2
+    p.set_paused(True, 5.0)
+    p.set_blackout(False, 6.0)
+    p.raw_scene(8.0)
+    assert p.paused and not p.blacked_out and p.phase == pytest.approx(2.0 / spw)
+    p.set_paused(False, 8.0)
+    p.raw_scene(9.0)
+    assert p.phase == pytest.approx(3.0 / spw)                  # on from where it held
+    line = PhaseLine(1.0, 2.0, held=True)
+    assert PhaseLine.from_json(line.to_json()) == line and line.still
+    assert PhaseLine.from_json([1.0, 2.0, 1.0, 6.0, False]) == PhaseLine(1.0, 2.0)

@@ -516,6 +516,7 @@ class OlaOutput(Output):
             while True:
                 with self._mx:
                     if not self._in_flight:
+                        self.delivered += 1       # acknowledged: olad has the last frames
                         break
                 left = close_by - time.monotonic()
                 if left <= 0:
