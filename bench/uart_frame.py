@@ -39,7 +39,12 @@ def drain_master(fd: int, stop: threading.Event) -> None:
                 return
 
 
-def run(fps: float, slots: int, seconds: float, busy: bool) -> dict:
+def run(fps: float, slots: int, seconds: float, busy: bool, realtime: bool = True) -> dict:
+    import pi_app.outputs.uart as uart_mod
+
+    asked = uart_mod.realtime_priority
+    if not realtime:                 # as on a system that refuses SCHED_FIFO
+        uart_mod.realtime_priority = lambda *a, **k: "not asked (the bench's comparison)"
     master, slave = os.openpty()
     stop = threading.Event()
     reader = threading.Thread(target=drain_master, args=(master, stop), daemon=True)
@@ -65,6 +70,7 @@ def run(fps: float, slots: int, seconds: float, busy: bool) -> dict:
             timing = list(out.timing)
             health = out.health()
     finally:
+        uart_mod.realtime_priority = asked
         hog_stop.set()
         stop.set()
         reader.join(1)
@@ -78,7 +84,7 @@ def run(fps: float, slots: int, seconds: float, busy: bool) -> dict:
             "jitter_p50_ms": np.percentile(jitter, 50), "jitter_p99_ms": np.percentile(jitter, 99),
             "jitter_max_ms": jitter.max(), "break_min_us": health["break_min_us"],
             "mab_min_us": health["mab_min_us"], "break_max_us": health["break_max_us"],
-            "mab_max_us": health["mab_max_us"], "cpu": cpu}
+            "mab_max_us": health["mab_max_us"], "cpu": cpu, "rt": health.get("realtime")}
 
 
 def main() -> None:
@@ -97,9 +103,10 @@ def main() -> None:
     print(f"  (one slot = 11 bits = {SLOT_S * 1e6:.0f} us; 513 slots + break + MAB = "
           f"{wire_time_s(512) * 1e3:.2f} ms, the DMX512 ceiling of ~44 fps)")
     for slots in sorted({a.slots, 512}):
-        for busy in (False, True):
-            r = run(a.fps, slots, a.seconds, busy)
-            label = "with a busy thread" if busy else "alone             "
+        for busy, realtime in ((False, True), (True, True), (True, False)):
+            r = run(a.fps, slots, a.seconds, busy, realtime)
+            label = (f"{'a busy thread' if busy else 'alone':13}, "
+                     f"{'SCHED_FIFO' if r['rt'] else 'normal priority':15}")
             print(f"{slots:3d} slots @ {a.fps:g} fps, {label}: {r['packets']} packets, "
                   f"late {r['late']}; driver time/packet p50 {r['driver_p50_ms']:.3f} ms, p99 "
                   f"{r['driver_p99_ms']:.3f} ms; period jitter p50 {r['jitter_p50_ms']:.3f} ms, "

@@ -468,8 +468,9 @@ def _resume(show: Any, a: dict[str, Any]) -> Change:
 
 @command("blackout", Arg("on", Flag(), "on or off", required=False, default=True),
          help="Take the lights dark (intensity and colour to 0; the walk and the heads hold, "
-              "like pause); `resume` or `blackout off` ends it.\n\nThe lights go dark through the flash limiter "
-              "(within ~2 s from full), so toggling blackout can never make a strobe.",
+              "like pause); `resume` or `blackout off` ends it.\n\nThe lights go dark "
+              "through the flash limiter (within ~2 s from full), so toggling blackout can "
+              "never make a strobe.",
          live=True, state="blackout")
 def _blackout(show: Any, a: dict[str, Any]) -> Change:
     p = show.pipeline

@@ -401,7 +401,11 @@ class UartOutput(Output):
                 return
             handover.wait(0.1)
         period = self.period_s
-        t0 = handover.arrival - period / 2        # the first packet goes out at once
+        # Packet k is due at t0 + k * period: the first at once, each next one a period
+        # later (never sooner: at the start the wire may still carry the first one); the
+        # phase lock below then moves the deadlines to half a period after the show's
+        # frames, by at most PLL_GAIN / 2 of a period a packet.
+        t0 = time.monotonic()
         packet: bytes | None = None
         k = 0
         retry_at = 0.0
