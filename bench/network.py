@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import json
 import os
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")     # as the daemon does (pi_app/__init__)
 import subprocess
 import sys
 import time

@@ -23,6 +23,8 @@ from __future__ import annotations
 import argparse
 import math
 import os
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")     # as the daemon does (pi_app/__init__)
 import select
 import socket
 import sys

@@ -18,13 +18,6 @@ from .scene import ATTRS, DIMMER, PAN, RED, TILT, WHITE
 _EPS = 1e-6
 
 
-def _colour_to_scene(rgbw: np.ndarray, out: np.ndarray) -> None:
-    """(n, 4) colour in [0, 1] -> dimmer = max component, colour = rgbw / max."""
-    peak = rgbw.max(axis=1)
-    out[:, DIMMER] = peak
-    out[:, RED:WHITE + 1] = rgbw / np.maximum(peak, _EPS)[:, None]
-
-
 def max_columns(a: np.ndarray, out: np.ndarray) -> np.ndarray:
     """``np.maximum.reduce(a, axis=1, out=out)`` for a few columns, column by column in the
     order NumPy takes them (signed zeros and NaNs come out the same): one short loop per
@@ -89,21 +82,34 @@ class ImageMapper:
         y0 = np.clip(np.floor(py).astype(np.int64), 0, max(h - 2, 0))
         x1, y1 = np.minimum(x0 + 1, w - 1), np.minimum(y0 + 1, h - 1)
         fx, fy = np.clip(px - x0, 0, 1), np.clip(py - y0, 0, 1)
-        # One gather of 4 corners per fixture: flat pixel indices and weights.
-        self._flat = np.stack([y0 * w + x0, y0 * w + x1, y1 * w + x0, y1 * w + x1], 1)
-        self._wts = np.stack([(1 - fx) * (1 - fy), fx * (1 - fy), (1 - fx) * fy, fx * fy],
-                             1).astype(np.float32)[:, :, None]             # (n, 4, 1)
-        # The aim: per fixture a Gaussian window over the pixels, and its moments.
+        # The 4 corners per fixture: flat pixel indices and weights, corner by corner.
+        self._corners = [np.ascontiguousarray(i) for i in
+                         (y0 * w + x0, y0 * w + x1, y1 * w + x0, y1 * w + x1)]
+        self._wts = [np.ascontiguousarray(c, np.float32)[:, None] for c in
+                     ((1 - fx) * (1 - fy), fx * (1 - fy), (1 - fx) * fy, fx * fy)]
+        c = image_shape[2]
+        self._rgb = np.zeros((n, c), np.float32)                           # per frame
+        self._tmp = np.zeros((n, c), np.float32)
+        self._rgbw = np.zeros((n, 4), np.float32)
+        self._peak = np.zeros(n, np.float32)
+        # The aim: per fixture a Gaussian window over the pixels, and its moments. The
+        # window is separable, exp(-(dx² + dy²) / 2σ²) = exp(-dx² / 2σ²) · exp(-dy² / 2σ²),
+        # so it is kept as a row window (n, W) and a column window (n, H), each normalised
+        # (their product sums to 1 like the whole window did): O(n (W + H)) memory, not
+        # O(n W H) (10,880 pixels on a 32 x 32 picture: 5.6 MB instead of 134 MB).
         cx = (np.arange(w, dtype=np.float32) + 0.5) / w
         cy = (np.arange(h, dtype=np.float32) + 0.5) / h
-        gx, gy = np.meshgrid(cx, cy)                                       # (H, W)
-        d2 = ((gx.ravel()[None] - pos[:, :1]) ** 2 + (gy.ravel()[None] - pos[:, 1:]) ** 2)
-        win = np.exp(-0.5 * d2 / window ** 2).astype(np.float32)           # (n, H*W)
-        win /= win.sum(axis=1, keepdims=True)
-        # rows: weight, weight * dx, weight * dy  ->  (3n, H*W); one matmul per frame
-        self._moments = np.concatenate([win, win * (gx.ravel()[None] - pos[:, :1]),
-                                        win * (gy.ravel()[None] - pos[:, 1:])]).astype(
-                                            np.float32)
+        dx = cx[None] - pos[:, :1]                                         # (n, W)
+        dy = cy[None] - pos[:, 1:]                                         # (n, H)
+        wx = np.exp(-0.5 * dx ** 2 / window ** 2).astype(np.float32)
+        wy = np.exp(-0.5 * dy ** 2 / window ** 2).astype(np.float32)
+        wx /= wx.sum(axis=1, keepdims=True)
+        wy /= wy.sum(axis=1, keepdims=True)
+        # per frame: T = L @ [wx; wx dx]^T (H, 2n), one matmul; then the column sums of
+        # wy^T * T[:, :n] (weight), wy^T * T[:, n:] (weight * dx), (wy dy)^T * T[:, :n]
+        self._rows = np.ascontiguousarray(np.concatenate([wx, wx * dx]).T)   # (W, 2n)
+        self._cols = np.ascontiguousarray(wy.T)                            # (H, n)
+        self._cols_dy = np.ascontiguousarray((wy * dy).T)                  # (H, n)
         self._eps = np.float32(0.02)       # a dark window aims at the middle, smoothly
         self._inv_reach = np.float32(1.0 / reach)
         self._half = np.float32(0.5 - margin)
@@ -114,14 +120,31 @@ class ImageMapper:
         img = image[0] if image.ndim == 4 else image                    # (H, W, C)
         flat = img.reshape(-1, img.shape[-1])                            # (H*W, C)
         n = self._n
-        rgb = (flat[self._flat] * self._wts).sum(axis=1)                 # (n, C)
-        m = self._moments @ flat.mean(axis=1)                            # (3n,)
-        mass = m[:n] + self._eps
+        # bilinear colour, corner by corner (the order a sum over the corners takes)
+        rgb, tmp = self._rgb, self._tmp
+        for k, (idx, wt) in enumerate(zip(self._corners, self._wts, strict=True)):
+            np.multiply(np.take(flat, idx, axis=0), wt, out=rgb if k == 0 else tmp)
+            if k:
+                rgb += tmp
+        # the aim: the window's moments (see __init__)
+        t = img.mean(axis=2) @ self._rows                               # (H, 2n)
+        t0 = t[:, :n]
+        mass = np.einsum("yi,yi->i", self._cols, t0) + self._eps         # (n,)
         scene = self._scene
-        off = np.stack([m[n:2 * n] / mass, m[2 * n:] / mass], axis=1)    # (n, 2)
+        off = np.stack([np.einsum("yi,yi->i", self._cols, t[:, n:]),
+                        np.einsum("yi,yi->i", self._cols_dy, t0)], axis=1) / mass[:, None]
         scene[:, PAN:TILT + 1] = 0.5 + self._half * np.tanh(off * self._inv_reach)
-        white = rgb.min(axis=1, keepdims=True)
-        _colour_to_scene(np.concatenate([rgb - white, white], axis=1), scene)
+        # colour: white = the least of the channels; the brightest component is the dimmer
+        rgbw, peak = self._rgbw, self._peak
+        white = rgbw[:, 3]
+        np.minimum(rgb[:, 0], rgb[:, 1], out=white)
+        for j in range(2, rgb.shape[1]):
+            np.minimum(white, rgb[:, j], out=white)
+        np.subtract(rgb[:, :3], white[:, None], out=rgbw[:, :3])
+        max_columns(rgbw, peak)
+        scene[:, DIMMER] = peak
+        np.maximum(peak, _EPS, out=peak)
+        np.divide(rgbw, peak[:, None], out=scene[:, RED:WHITE + 1])
         return scene
 
 

@@ -46,3 +46,53 @@ def test_image_mapper_samples_at_rig_position_and_leans_to_light():
     assert s[1, BLUE] == pytest.approx(1.0) and s[1, RED] == pytest.approx(0.0)
     assert s[1, PAN] > 0.5                   # brighter to the right: leans right
     assert s[0, TILT] == pytest.approx(0.5)  # no vertical structure: level
+
+
+def _dense_image_mapper(img, pos, window=0.12, reach=0.03, margin=0.02):
+    """The image mapper written out plainly (the whole Gaussian window per fixture, as
+    58fc28d..1c61dd1 computed it): the reference the separable one must match."""
+    h, w, _ = img.shape
+    pos = np.asarray(pos, np.float32)
+    flat = img.reshape(-1, 3)
+    px = np.clip(pos[:, 0] * w - 0.5, 0, w - 1)
+    py = np.clip(pos[:, 1] * h - 0.5, 0, h - 1)
+    x0 = np.clip(np.floor(px).astype(np.int64), 0, max(w - 2, 0))
+    y0 = np.clip(np.floor(py).astype(np.int64), 0, max(h - 2, 0))
+    x1, y1 = np.minimum(x0 + 1, w - 1), np.minimum(y0 + 1, h - 1)
+    fx, fy = np.clip(px - x0, 0, 1), np.clip(py - y0, 0, 1)
+    idx = np.stack([y0 * w + x0, y0 * w + x1, y1 * w + x0, y1 * w + x1], 1)
+    wts = np.stack([(1 - fx) * (1 - fy), fx * (1 - fy), (1 - fx) * fy, fx * fy],
+                   1).astype(np.float32)[:, :, None]
+    rgb = (flat[idx] * wts).sum(axis=1)
+    gx, gy = np.meshgrid((np.arange(w, dtype=np.float32) + 0.5) / w,
+                         (np.arange(h, dtype=np.float32) + 0.5) / h)
+    dx, dy = gx.ravel()[None] - pos[:, :1], gy.ravel()[None] - pos[:, 1:]
+    win = np.exp(-0.5 * (dx ** 2 + dy ** 2) / window ** 2)
+    win /= win.sum(axis=1, keepdims=True)
+    lum = flat.mean(axis=1).astype(np.float64)
+    mass = win @ lum + 0.02
+    off = np.stack([(win * dx) @ lum / mass, (win * dy) @ lum / mass], axis=1)
+    aim = 0.5 + (0.5 - margin) * np.tanh(off / reach)
+    white = rgb.min(axis=1, keepdims=True)
+    rgbw = np.concatenate([rgb - white, white], axis=1)
+    peak = rgbw.max(axis=1)
+    return aim, peak, rgbw / np.maximum(peak, 1e-6)[:, None]
+
+
+@pytest.mark.parametrize("shape", [(32, 32), (16, 24), (64, 48), (4, 4)])
+def test_image_mapper_is_the_plain_formula(shape):
+    """The separable window and the corner-by-corner colour give the plain formula's scene:
+    colour and dimmer bit for bit, the aim within float32 rounding."""
+    rng = np.random.default_rng(sum(shape))
+    h, w = shape
+    pos = rng.random((257, 2)).astype(np.float32)
+    pos[:5] = [[0, 0], [1, 1], [0, 1], [0.5, 0.5], [1, 0]]           # corners and edges
+    m = ImageMapper((h, w, 3), pos)
+    for _ in range(6):
+        img = rng.random((h, w, 3)).astype(np.float32) ** rng.uniform(0.5, 4)
+        img[rng.random((h, w)) < 0.3] = 0.0                          # dark patches
+        s = m(img[None]).copy()
+        aim, peak, colour = _dense_image_mapper(img, pos)
+        np.testing.assert_allclose(s[:, PAN:TILT + 1], aim, atol=2e-6)
+        assert np.array_equal(s[:, DIMMER], peak)
+        assert np.array_equal(s[:, RED:WHITE + 1], colour)
