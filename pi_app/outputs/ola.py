@@ -198,7 +198,6 @@ class OlaOutput(Output):
         self.ack_timeout_s = ack_timeout_s
         self.close_timeout_s = close_timeout_s
         self.ack_every_s = ack_every_s
-        self._mod: Any = None                # the `ola.OlaClient` module, at open()
         self._conn: _Conn | None = None      # set by the owner thread once olad answered
         self._mx = threading.Lock()          # writes on the socket; `_conn`; `_in_flight`
         self._in_flight: dict[int, tuple[float, int]] = {}    # request -> (sent at, universe)
@@ -223,8 +222,6 @@ class OlaOutput(Output):
 
     # -- hooks (caller's thread) --------------------------------------------------------
     def _open(self) -> None:
-        self._mod = import_ola()
-        Wire(self._mod)                       # the protobuf modules load: checked at once
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)
@@ -440,7 +437,7 @@ class OlaOutput(Output):
             return None
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.setblocking(False)       # the frame loop's writes must never wait
-        wire = Wire(self._mod)
+        wire = Wire()
         conn = _Conn(sock, wire, {ou: wire.stream_template(ou)
                                   for ou in set(self.ola_universe.values())})
         self._refused_logged.clear()

@@ -5,23 +5,26 @@ byte order (OLA's ``StreamRpcChannel``: ``struct.pack('=L', ...)``, version 1) �
 ``ola.rpc.RpcMessage`` (protobuf) of ``size`` bytes: ``type`` (REQUEST, RESPONSE, ...,
 STREAM_REQUEST), ``id``, the method ``name``, and the request or reply as ``buffer``.
 
-The messages themselves are built and parsed with OLA's own protobuf classes (``Rpc_pb2``,
-``Ola_pb2``, from Debian's ola-python). Only the framing — eight lines in OLA's client — is
-written here, because OLA's channel object can neither be shared between a sending and a
-receiving thread (it registers a reply's callback *after* sending, so a fast reply is lost)
-nor send without copying the frame through Python-level protobuf code on every frame.
+The three messages the output needs are small protobuf messages, encoded and decoded here
+(`RpcMessage`: type = 1, id = 2, name = 3, buffer = 4; `DmxData`: universe = 1, data = 2;
+`PluginListRequest`: empty — from OLA's ``Rpc.proto`` and ``Ola.proto``), byte for byte as
+OLA's generated ``Rpc_pb2``/``Ola_pb2`` serialise them (`tests/test_ola_wire.py` checks it
+against them). So playing to olad loads neither OLA's Python package nor protobuf (2 MB of
+the daemon's memory); `doctor` and `darken` still use OLA's client. The framing — eight
+lines in OLA's client — is written here too, because OLA's channel object can neither be
+shared between a sending and a receiving thread (it registers a reply's callback *after*
+sending, so a fast reply is lost) nor send without copying the frame through Python-level
+protobuf code on every frame.
 
 `StreamTemplate` makes the per-frame message cheap: a ``StreamDmxData`` (the call OLA's own
 ``StreamingClient`` and ``ola_streaming_client`` make: no reply, no acknowledgement) for one
 universe and 512 slots always has the same bytes but the slots, so the header and the
-protobuf fields before the slots are serialised once (by the library) and a frame is that
-prefix plus its 512 bytes.
+fields before the slots are encoded once and a frame is that prefix plus its 512 bytes.
 """
 
 from __future__ import annotations
 
 import struct
-from typing import Any
 
 PROTOCOL_VERSION = 1
 VERSION_MASK = 0xF0000000
@@ -30,43 +33,99 @@ HEADER = struct.Struct("=L")
 SLOTS = 512
 
 
+# RpcMessage.type (OLA's Rpc.proto)
+REQUEST, RESPONSE, RESPONSE_FAILED, STREAM_REQUEST = 1, 2, 4, 10
+
+
+def _varint(n: int) -> bytes:
+    """A protobuf varint (a negative int32/int64 as its 64-bit two's complement)."""
+    n &= (1 << 64) - 1
+    out = bytearray()
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        if n:
+            out.append(b | 0x80)
+        else:
+            out.append(b)
+            return bytes(out)
+
+
+def _field_varint(number: int, value: int) -> bytes:
+    return _varint(number << 3) + _varint(value)
+
+
+def _field_bytes(number: int, value: bytes) -> bytes:
+    return _varint(number << 3 | 2) + _varint(len(value)) + value
+
+
+def _read_varint(buf: bytes, i: int) -> tuple[int, int]:
+    n = shift = 0
+    while True:
+        if i >= len(buf) or shift > 63:
+            raise ValueError("a varint runs past the message")
+        b = buf[i]
+        i += 1
+        n |= (b & 0x7F) << shift
+        shift += 7
+        if not b & 0x80:
+            return n, i
+
+
+def parse_rpc(body: bytes) -> tuple[int, int, bytes]:
+    """An ``RpcMessage`` -> (type, id, buffer); unknown fields are skipped."""
+    kind = req_id = 0
+    payload = b""
+    i = 0
+    while i < len(body):
+        key, i = _read_varint(body, i)
+        number, wire_type = key >> 3, key & 7
+        if wire_type == 0:
+            value, i = _read_varint(body, i)
+            if number == 1:
+                kind = value
+            elif number == 2:
+                req_id = value & 0xFFFFFFFF
+        elif wire_type == 2:
+            size, i = _read_varint(body, i)
+            if i + size > len(body):
+                raise ValueError("a field runs past the message")
+            if number == 4:
+                payload = bytes(body[i:i + size])
+            i += size
+        elif wire_type in (1, 5):
+            i += 8 if wire_type == 1 else 4
+        else:
+            raise ValueError(f"wire type {wire_type}")
+    return kind, req_id, payload
+
+
 class Wire:
-    """Encoders and a decoder for one connection, over OLA's generated protobuf modules."""
+    """Encoders and a decoder for one connection."""
 
-    def __init__(self, ola_client_module: Any) -> None:
-        # `ola` is in sys.modules once `import_ola` returned `ola.OlaClient` (passed in)
-        import ola.Ola_pb2 as ola_pb2
-        import ola.rpc.Rpc_pb2 as rpc_pb2
+    REQUEST, RESPONSE, STREAM_REQUEST = REQUEST, RESPONSE, STREAM_REQUEST
 
-        del ola_client_module
-        self.pb = ola_pb2
-        self.rpc = rpc_pb2
-        self.REQUEST = rpc_pb2.REQUEST
-        self.RESPONSE = rpc_pb2.RESPONSE
-        self.STREAM_REQUEST = rpc_pb2.STREAM_REQUEST
+    def __init__(self) -> None:
         self._buf = bytearray()
 
     # -- encoding ---------------------------------------------------------------------------
-    def message(self, kind: int, req_id: int, method: str, payload: bytes) -> bytes:
-        msg = self.rpc.RpcMessage()
-        msg.type = kind
-        msg.id = req_id
-        msg.name = method
-        msg.buffer = payload
-        data = msg.SerializeToString()
+    @staticmethod
+    def message(kind: int, req_id: int, method: str, payload: bytes) -> bytes:
+        data = (_field_varint(1, kind) + _field_varint(2, req_id & 0xFFFFFFFF)
+                + _field_bytes(3, method.encode()) + _field_bytes(4, payload))
         return HEADER.pack((PROTOCOL_VERSION << 28) & VERSION_MASK | len(data)) + data
+
+    @staticmethod
+    def dmx_data(universe: int, frame: bytes) -> bytes:
+        return _field_varint(1, universe) + _field_bytes(2, frame)
 
     def update_dmx(self, req_id: int, universe: int, frame: bytes) -> bytes:
         """``UpdateDmxData`` (olad answers with an Ack, or a failure naming the problem)."""
-        dmx = self.pb.DmxData()
-        dmx.universe = universe
-        dmx.data = frame
-        return self.message(self.REQUEST, req_id, "UpdateDmxData", dmx.SerializeToString())
+        return self.message(REQUEST, req_id, "UpdateDmxData", self.dmx_data(universe, frame))
 
     def get_plugins(self, req_id: int) -> bytes:
         """A cheap question olad always answers (``GetPlugins``): is it there?"""
-        return self.message(self.REQUEST, req_id, "GetPlugins",
-                            self.pb.PluginListRequest().SerializeToString())
+        return self.message(REQUEST, req_id, "GetPlugins", b"")
 
     def stream_template(self, universe: int) -> StreamTemplate:
         return StreamTemplate(self, universe)
@@ -86,8 +145,7 @@ class Wire:
             del buf[:4 + size]
             if (header & VERSION_MASK) >> 28 != PROTOCOL_VERSION:
                 raise ValueError(f"protocol version {(header & VERSION_MASK) >> 28}")
-            msg = self.rpc.RpcMessage.FromString(body)
-            out.append((msg.type, msg.id, msg.buffer))
+            out.append(parse_rpc(body))
         return out
 
     def reset(self) -> None:
@@ -99,10 +157,8 @@ class StreamTemplate:
 
     def __init__(self, wire: Wire, universe: int) -> None:
         probe = bytes(range(256)) * 2                      # 512 bytes we can find again
-        dmx = wire.pb.DmxData()
-        dmx.universe = universe
-        dmx.data = probe
-        whole = wire.message(wire.STREAM_REQUEST, 0, "StreamDmxData", dmx.SerializeToString())
+        whole = wire.message(STREAM_REQUEST, 0, "StreamDmxData",
+                             wire.dmx_data(universe, probe))
         if not whole.endswith(probe):          # the slots are the message's last bytes
             raise ValueError("unexpected StreamDmxData layout")
         self.prefix = whole[:-SLOTS]
