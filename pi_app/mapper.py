@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .columns import colwise, copyto
 from .scene import ATTRS, DIMMER, PAN, RED, TILT, WHITE
 
 _EPS = 1e-6
@@ -47,7 +48,7 @@ class PointsMapper:
 
     def __call__(self, out: np.ndarray) -> np.ndarray:
         scene = self._scene
-        scene[:, PAN:TILT + 1] = out[:, self._xy]
+        copyto(scene[:, PAN:TILT + 1], out[:, self._xy])
         rgbw = out[:, self._rgbw]
         if not self._has_w:
             rgbw = rgbw.copy()
@@ -55,7 +56,7 @@ class PointsMapper:
         peak = max_columns(rgbw, self._peak)
         scene[:, DIMMER] = peak                  # the brightest component sets the dimmer
         np.maximum(peak, _EPS, out=peak)
-        np.divide(rgbw, peak[:, None], out=scene[:, RED:WHITE + 1])   # colour at full
+        colwise(np.divide, rgbw, peak[:, None], out=scene[:, RED:WHITE + 1])   # colour at full
         return scene
 
 
