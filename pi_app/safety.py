@@ -370,12 +370,17 @@ class Safety:
         w_p = (1.0 - a) * d_p
         w = w_p + a * d_d                        # the new dimmer
         ratio = w_p / np.maximum(w, 1e-30)       # colour: mix weighted by each side's dimmer
-        diff = self._v                           # out[:, COLOUR] = c_d + ratio (c_p - c_d)
+        self._mix(c_p, c_d, ratio)
+        out[:, sc.DIMMER] = w
+
+    def _mix(self, c_p: np.ndarray, c_d: np.ndarray, ratio: np.ndarray) -> None:
+        """``c_p[:] = c_d + ratio[:, None] * (c_p - c_d)``, column by column (the same
+        numbers; NumPy runs the broadcast form as one short loop per fixture)."""
+        diff = self._v
         for j in range(c_d.shape[1]):
             np.subtract(c_p[:, j], c_d[:, j], out=diff)
             np.multiply(ratio, diff, out=diff)
             np.add(c_d[:, j], diff, out=c_p[:, j])
-        out[:, sc.DIMMER] = w
 
     def _aim(self, target: np.ndarray, out: np.ndarray) -> None:
         prev = self._out_pt
