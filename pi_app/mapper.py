@@ -84,9 +84,10 @@ class ImageMapper:
         x1, y1 = np.minimum(x0 + 1, w - 1), np.minimum(y0 + 1, h - 1)
         fx, fy = np.clip(px - x0, 0, 1), np.clip(py - y0, 0, 1)
         # The 4 corners per fixture: flat pixel indices and weights, corner by corner.
-        self._corners = [np.ascontiguousarray(i) for i in
-                         (y0 * w + x0, y0 * w + x1, y1 * w + x0, y1 * w + x1)]
         c = image_shape[2]
+        # ... as indices into the flat picture, channel by channel: (n * C,)
+        self._corners = [np.ascontiguousarray((i[:, None] * c + np.arange(c)).ravel())
+                         for i in (y0 * w + x0, y0 * w + x1, y1 * w + x0, y1 * w + x1)]
         # each corner's weight repeated over the channels: a product of two contiguous
         # (n, C) arrays costs NumPy a tenth of one with a broadcast (n, 1) column
         self._wts = [np.ascontiguousarray(np.repeat(np.asarray(wt, np.float32)[:, None], c, 1))
@@ -122,13 +123,13 @@ class ImageMapper:
 
     def __call__(self, image: np.ndarray) -> np.ndarray:
         img = image[0] if image.ndim == 4 else image                    # (H, W, C)
-        flat = img.reshape(-1, img.shape[-1])                            # (H*W, C)
+        flat = img.reshape(-1)                                           # (H*W*C,)
         n = self._n
         # bilinear colour, corner by corner (the order a sum over the corners takes)
         rgb, tmp = self._rgb, self._tmp
         taken = self._taken
         for k, (idx, wt) in enumerate(zip(self._corners, self._wts, strict=True)):
-            np.take(flat, idx, axis=0, out=taken)
+            np.take(flat, idx, out=taken.reshape(-1), mode="clip")   # valid: no check
             np.multiply(taken, wt, out=rgb if k == 0 else tmp)
             if k:
                 rgb += tmp

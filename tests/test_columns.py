@@ -168,7 +168,7 @@ def test_image_mapper_is_the_broadcast_mapper(shape):
         flat = img.reshape(-1, 3)
         rgb = np.zeros((n, 3), np.float32)
         for k, (idx, wt) in enumerate(zip(m._corners, m._wts, strict=True)):
-            term = np.take(flat, idx, axis=0) * wt[:, :1]
+            term = np.take(flat.reshape(-1), idx).reshape(n, 3) * wt[:, :1]
             rgb = term if k == 0 else rgb + term
         t = img.mean(axis=2) @ m._rows
         t0 = t[:, :n]
@@ -204,3 +204,25 @@ def test_points_mapper_is_the_broadcast_mapper(fields):
         assert same_bits(s[:, TILT], out[:, idx["y"]].copy())
         assert same_bits(s[:, DIMMER], peak)
         assert same_bits(s[:, RED:WHITE + 1], colour)
+
+
+# -- the patch ----------------------------------------------------------------------------------
+@pytest.mark.parametrize("rig", ["demo", "pixels"])
+def test_patch_is_the_broadcast_patch(rig, monkeypatch):
+    """Colour x dimmer baked for fixtures without a dimmer (the pixel rig's RGB pixels),
+    column by column: the same DMX bytes as the broadcast product."""
+    from pi_app import patch as patch_mod
+
+    cfg = load_config(None) if rig == "demo" else parse_config(PIXELS, "<pixels>")
+    rng = np.random.default_rng(7)
+    scenes = [rng.random((len(cfg.fixtures), 7)).astype(np.float32) for _ in range(20)]
+    scenes.append(awkward((len(cfg.fixtures), 7), 3))
+
+    def play() -> list[bytes]:
+        p = Patch(cfg)
+        return [b"".join(f.tobytes() for _, f in sorted(p.frames(s).items())) for s in scenes]
+
+    got = play()
+    monkeypatch.setattr(patch_mod, "colwise",
+                        lambda ufunc, *a, out, where=True: ufunc(*a, out=out, where=where))
+    assert play() == got
