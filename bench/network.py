@@ -258,7 +258,7 @@ def bench_frame(universes: int, frames: int, seconds: float, base: Path | None =
     rx = Receiver()
     try:
         for model in models:
-            n = max(10, frames // (10 if model.startswith("nat-") else 1))
+            n = max(10, frames // (4 if model.startswith("nat-") else 1))
             trees = [("this", ROOT)] + ([(base_name or "base", base)] if base else [])
             runs: dict[str, list[dict]] = {name: [] for name, _ in trees}
             for _ in range(rounds if base else 1):
