@@ -208,6 +208,7 @@ def test_points_mapper_is_the_broadcast_mapper(fields):
 
 # -- the patch ----------------------------------------------------------------------------------
 @pytest.mark.parametrize("rig", ["demo", "pixels"])
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")  # NaN -> int
 def test_patch_is_the_broadcast_patch(rig, monkeypatch):
     """Colour x dimmer baked for fixtures without a dimmer (the pixel rig's RGB pixels),
     column by column: the same DMX bytes as the broadcast product."""
