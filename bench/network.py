@@ -10,8 +10,11 @@
   (clock), dropped (send buffer full), datagrams the receiver got.
 - ``network-frame``: the goal — 64 universes of 3-channel RGB pixels (10,880 fixtures,
   32,640 channels) at 44 fps, the whole frame (pipeline + sACN send) under 25 % of the
-  period: per-stage cost for the image model (``iae-glyphs``: one picture for the rig) and
-  the points model (``nat-aurora``: one latent stream per fixture), then a real-time run.
+  period: per-stage cost (medians over the frames, in a child process) for the image model
+  (``iae-glyphs``: one picture for the rig) and the points model (``nat-aurora``: one
+  latent stream per fixture), then a real-time run. ``bench/outputs.py --base REF`` (or
+  ``--code DIR``) measures the same frames with another commit's code too, in alternating
+  rounds, and prints the two side by side with the ratio (before -> after).
 - ``ola-stream``: the same 64-universe stream through ``--output ola`` into a real olad that
   sends it on as sACN (its E1.31 plugin, 64 output ports), in a network namespace of the
   bench's own (root): CPU of olad and of our process at 44 fps, beside ``sacn``'s.
