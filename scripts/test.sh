@@ -12,30 +12,26 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PKGS=(ola ola-python chromium systemd qlcplus-data shellcheck iproute2)
-missing=()
-for p in "${APT_PKGS[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
-done
-if ((${#missing[@]})); then
-    SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-    echo "installing Debian packages: ${missing[*]}"
-    $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
-fi
+# apt_install [apt-get options] -- PACKAGE...: install the ones that are missing
+apt_install() {
+    local opts=() missing=() p
+    while [ "$1" != "--" ]; do opts+=("$1"); shift; done
+    shift
+    for p in "$@"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+    done
+    if ((${#missing[@]})); then
+        local SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+        echo "installing Debian packages: ${missing[*]}"
+        $SUDO apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${opts[@]}" \
+            "${missing[@]}" >/dev/null
+    fi
+}
+apt_install -- ola ola-python chromium systemd qlcplus-data shellcheck iproute2
 # The music tests: PortAudio, and a private PulseAudio to capture from (no desktop extras).
-AUDIO_PKGS=(libportaudio2 pulseaudio pulseaudio-utils libasound2-plugins)
-missing=()
-for p in "${AUDIO_PKGS[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
-done
-if ((${#missing[@]})); then
-    SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-    echo "installing Debian packages: ${missing[*]}"
-    $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
-        "${missing[@]}" >/dev/null
-fi
+apt_install --no-install-recommends -- libportaudio2 pulseaudio pulseaudio-utils \
+    libasound2-plugins
 
 PY="${PYTHON:-python3}"
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
