@@ -88,7 +88,9 @@ def instrument(show, timers: Timers) -> None:
     pipe = show.pipeline
     src = pipe.source
     src.walk.at = timers.wrap("walk", src.walk.at)
+    src.walk.at_many = timers.wrap("walk", src.walk.at_many)        # the next frames too
     src.model.generate = timers.wrap("model", src.model.generate)
+    src.model.generate_stacked = timers.wrap("model", src.model.generate_stacked)
     src.mapper = timers.wrap("mapper", src.mapper)
     pipe.looks = _Proxy(pipe.looks, timers.wrap("looks", pipe.looks.__call__))
     pipe.moves = _Proxy(pipe.moves, timers.wrap("moves", pipe.moves.__call__))

@@ -65,6 +65,11 @@ class Moves:
         self._any_moving = bool(len(self._idx))
         self._aim_m = np.zeros((len(self._idx), 2), np.float32)   # aims of the moving heads
         self._following = False                         # every head in FOLLOW: fast path
+        i = self._idx                                   # the heads: a slice if in a row
+        self._heads = slice(int(i[0]), int(i[-1]) + 1) if len(i) and \
+            np.array_equal(i, np.arange(i[0], i[-1] + 1)) else i
+        self._d = np.zeros_like(self._aim_m)            # the fast path's work buffers
+        self._new = np.zeros_like(self._aim_m)
 
     def steady(self) -> bool:
         """Every head follows its aim (none dimming, moving or rising): with the same wanted
@@ -97,15 +102,17 @@ class Moves:
     def _follow(self, want: np.ndarray, out: np.ndarray) -> bool:
         """The usual frame: every head lit and following, nothing jumps (a few NumPy calls).
         False (and nothing changed) if some head must start a move in black."""
-        idx, aim = self._idx, self._aim_m
-        w = want[idx]                                   # (m, 2)
-        d = np.subtract(w, aim)
-        np.clip(d, -self._step, self._step, out=d)
-        new = aim + d
-        if np.abs(w - new).max() > JUMP:
+        heads, aim, d, new, step = self._heads, self._aim_m, self._d, self._new, self._step
+        w = want[heads]                                 # (m, 2)
+        np.subtract(w, aim, out=d)                      # clip(w - aim, -step, step) as
+        np.maximum(d, -step, out=d)                     # np.clip does it (max, then min),
+        np.minimum(d, step, out=d)                      # without its Python wrapper
+        np.add(aim, d, out=new)
+        np.subtract(w, new, out=d)
+        if np.maximum.reduce(np.abs(d, out=d), axis=None) > JUMP:   # |w - new|.max()
             return False
-        aim[:] = new
-        out[idx, PAN:TILT + 1] = new
+        self._aim_m, self._new = new, aim               # the new aims (no copy)
+        out[heads, PAN:TILT + 1] = new
         return True
 
     def _general(self, want: np.ndarray, last_safe: np.ndarray | None,

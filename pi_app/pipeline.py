@@ -9,6 +9,8 @@ phase is a pure function of show time and those changes (`pi_app.phase.PhaseLine
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -30,6 +32,8 @@ if TYPE_CHECKING:
 
 MODEL_XFADE_S = 2.0
 CHAIN_BLOCK = 32         # a lockstep group's guarded walk restarts every 32 waypoints (walk.py)
+AHEAD_FRAMES = 8         # walk + model of the next frames in one call (small rigs) ...
+AHEAD_ROWS = 64          # ... as long as frames x streams stays within this
 
 
 class _Source:
@@ -50,9 +54,38 @@ class _Source:
                                segment_s=config.walk.seconds_per_waypoint,
                                chain_block=CHAIN_BLOCK if config.sync.group else 0)
         self.mapper = make_mapper(info, positions)
+        streams = self.walk.streams
+        self._ahead_n = max(1, min(AHEAD_FRAMES, AHEAD_ROWS // streams)) if model.stacks \
+            else 1
+        self._rows = np.zeros((0, streams, 0), np.float32)    # model outputs, frame by frame
+        self._row_of: dict[float, int] = {}                     # ... by phase
 
     def scene(self, phase: float) -> np.ndarray:
         return self.mapper(self.model.generate(self.walk.at(phase)))
+
+    def scene_ahead(self, phase: float, ahead: Callable[[int], list[float]]) -> np.ndarray:
+        """`scene(phase)`, the same numbers, with the walk and the model of the next frames
+        worked out with this one: ``ahead(n)`` gives the phases of this frame and the n - 1
+        after it as they will be if nothing changes (only this one's when they cannot be
+        known). A frame whose phase is among them costs the mapper only; any live change
+        (a new line, seed, model) gives other phases or another `_Source`, and a new block.
+        The walk and the model are pure functions of the phase, so a row worked out ahead
+        is the row the frame would have computed (`LatentWalk.at_many`,
+        `Model.generate_stacked`: bit for bit)."""
+        j = self._row_of.get(phase)
+        if j is None:
+            phases = ahead(self._ahead_n)
+            k = math.floor(phase)
+            n = 1
+            while n < len(phases) and math.floor(phases[n]) == k:   # one segment at a time
+                n += 1
+            if n == 1:
+                self._rows = self.model.generate(self.walk.at(phase))[None]
+            else:
+                self._rows = self.model.generate_stacked(self.walk.at_many(phases[:n]))
+            self._row_of = {p: i for i, p in enumerate(phases[:n])}
+            j = 0
+        return self.mapper(self._rows[j])
 
 
 class Pipeline:
@@ -246,13 +279,24 @@ class Pipeline:
         self._music_t = t_s
         self.phase = self.line.at(t_s)
         self._t = t_s
-        scene = self.source.scene(self.phase)
+        line, phase, fps = self.line, self.phase, self.fps
+
+        def ahead(n: int) -> list[float]:        # the next frames' phases, if no change
+            k = round(t_s * fps)
+            if music is not None or line.still or n < 2 or k / fps != t_s:
+                return [phase]
+            return [line.at((k + i) / fps) for i in range(n)]
+
+        scene = self.source.scene_ahead(phase, ahead)
         if self._old is not None:
             a = (t_s - self._xfade_t0) / self._xfade_s
             if a >= 1.0:
                 self._old = None
             else:
-                scene = (1.0 - a) * self._old.scene(self.phase + self._old_offset) + a * scene
+                off = self._old_offset
+                old = self._old.scene_ahead(phase + off,
+                                            lambda n: [p + off for p in ahead(n)])
+                scene = (1.0 - a) * old + a * scene
         if music is not None:
             scene = music.light(scene)
         if self.blacked_out:

@@ -435,6 +435,7 @@ class _MLP:
         self.last = np.ascontiguousarray(np.concatenate([last.wt, last.b[None, :]], 0))
         self.dims = [linears[0].wt.shape[0]] + [ln.wt.shape[1] for ln in linears[:-1]]
         self.buf: dict[int, tuple[list[np.ndarray], list[np.ndarray]]] = {}
+        self.sbuf: dict[tuple[int, int], tuple[list[np.ndarray], list[np.ndarray]]] = {}
 
     def __call__(self, x: np.ndarray) -> np.ndarray:                # (B, in) -> (B, out)
         bufs = self.buf.get(x.shape[0])
@@ -462,6 +463,25 @@ class _MLP:
             np.dot(w, src, out=h)
             np.maximum(h, zero, out=h)
         return np.dot(acts[-1].T, self.last)                        # (B, out), a new array
+
+    def stacked(self, x: np.ndarray) -> np.ndarray:                 # (n, B, in) -> (n, B, out)
+        """n batches in one call: the same BLAS calls as n calls of `__call__` (np.matmul
+        over a stack calls gemm once per batch, shapes as one batch's), so the same
+        numbers bit for bit (a single (n * B)-row batch would not be: BLAS picks other
+        kernels for other sizes). Work buffers kept per (n, B)."""
+        n, batch = x.shape[:2]
+        bufs = self.sbuf.get((n, batch))
+        if bufs is None:
+            bufs = self.sbuf[(n, batch)] = (
+                [np.ones((n, d + 1, batch), np.float32) for d in self.dims],
+                [np.zeros((n, d, batch), np.float32) for d in self.dims[1:]])
+        acts, zeros = bufs
+        acts[0][:, :-1] = x.transpose(0, 2, 1)                      # (n, in, B)
+        for w, src, dst, zero in zip(self.w, acts, acts[1:], zeros, strict=False):
+            h = dst[:, :-1]                                         # (n, width, B)
+            np.matmul(w, src, out=h)
+            np.maximum(h, zero, out=h)
+        return np.matmul(acts[-1].transpose(0, 2, 1), self.last)    # (n, B, out), new
 
 
 def _fuse(ops: list[Op]) -> list[Op]:
@@ -622,6 +642,20 @@ class Model:
         size (the show's frames: one size), so use `generate_scratch` for one-off batches.
         """
         return self._generate(z, False)
+
+    @property
+    def stacks(self) -> bool:
+        """Whether `generate_stacked` can run (a fused MLP: the NAT family)."""
+        return len(self._ops) == 1 and isinstance(self._ops[0], _MLP)
+
+    def generate_stacked(self, z: np.ndarray) -> np.ndarray:
+        """z float32 (n, B, latent_dim) -> (n, B, n_fields): n calls of `generate` in one,
+        the same numbers bit for bit (the show's next frames at once; only if `stacks`)."""
+        op = self._ops[0]
+        assert isinstance(op, _MLP)
+        x = op.stacked(z)
+        np.maximum(x, 0.0, out=x)
+        return np.minimum(x, 1.0, out=x)
 
     def generate_scratch(self, z: np.ndarray) -> np.ndarray:
         """`generate` with work buffers made for this call and dropped after it (the same

@@ -214,6 +214,32 @@ class LatentWalk:
         return self._z
 
 
+    def at_many(self, phases: list[float]) -> np.ndarray:
+        """`at` for several phases of one segment (``floor(phase)`` the same for all): (n,
+        streams, dim) float32, a new array, each row the very numbers `at` gives for its
+        phase (the same float32 operations, element by element)."""
+        k = math.floor(phases[0])
+        if k != self._k:
+            self._segment(k)
+        f = np.array(phases, np.float64) - k
+        f = f * f * (3.0 - 2.0 * f)                  # as `at`, in double precision
+        n = len(phases)
+        b = np.multiply(self._omega, f.astype(np.float32)[:, None, None])   # (n, streams, 1)
+        np.divide(np.sin(b, out=b), self._sin, out=b)
+        bw = np.multiply(b, self._w1)
+        a = np.multiply(self._omega, (1.0 - f).astype(np.float32)[:, None, None], out=b)
+        np.divide(np.sin(a, out=a), self._sin, out=a)
+        z = np.multiply(a, self._w0)
+        z += bw
+        if self._any_same:
+            same = self._same
+            g = f.astype(np.float32)[:, None, None]
+            h = (1.0 - f).astype(np.float32)[:, None, None]
+            z[:, same] = h * self._w0[same] + g * self._w1[same]
+        assert z.shape[0] == n
+        return z
+
+
 _HELPER: cf.ThreadPoolExecutor | None = None
 _HELPER_LOCK = threading.Lock()
 

@@ -21,6 +21,7 @@ def play(wanted_at, seconds: float, model: str = "nat-aurora"):
     pipe = Pipeline(config, load_model(model), seed=0)
     clock = {"t": 0.0}
     pipe.source.scene = lambda phase: wanted_at(clock["t"])
+    pipe.source.scene_ahead = lambda phase, ahead: wanted_at(clock["t"])    # the show's way
     rig = Rig.from_patch(pipe.patch)
     frames = []
     for k in range(int(seconds * FPS)):
