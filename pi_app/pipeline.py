@@ -24,7 +24,7 @@ from .patch import Patch
 from .phase import PhaseLine
 from .runtime import Model
 from .safety import Safety
-from .scene import LIGHT
+from .scene import LIGHT, N_ATTRS
 from .walk import LatentWalk
 
 if TYPE_CHECKING:
@@ -55,10 +55,12 @@ class _Source:
                                chain_block=CHAIN_BLOCK if config.sync.group else 0)
         self.mapper = make_mapper(info, positions)
         streams = self.walk.streams
-        self._ahead_n = max(1, min(AHEAD_FRAMES, AHEAD_ROWS // streams)) if model.stacks \
-            else 1
+        self._stacks = model.stacks                   # a NAT model: see `scene_ahead`
+        self._ahead_n = max(1, min(AHEAD_FRAMES, AHEAD_ROWS // streams))
         self._rows = np.zeros((0, streams, 0), np.float32)    # model outputs, frame by frame
         self._row_of: dict[float, int] = {}                     # ... by phase
+        self._scenes: np.ndarray | None = None                  # ... and their scenes
+        self._scene = np.zeros((len(positions), N_ATTRS), np.float32)   # this frame's
 
     def scene(self, phase: float) -> np.ndarray:
         return self.mapper(self.model.generate(self.walk.at(phase)))
@@ -72,6 +74,8 @@ class _Source:
         The walk and the model are pure functions of the phase, so a row worked out ahead
         is the row the frame would have computed (`LatentWalk.at_many`,
         `Model.generate_stacked`: bit for bit)."""
+        if not self._stacks:                              # image models: frame by frame
+            return self.scene(phase)
         j = self._row_of.get(phase)
         if j is None:
             phases = ahead(self._ahead_n)
@@ -83,9 +87,14 @@ class _Source:
                 self._rows = self.model.generate(self.walk.at(phase))[None]
             else:
                 self._rows = self.model.generate_stacked(self.walk.at_many(phases[:n]))
+            many = getattr(self.mapper, "many", None)     # the points mapper: scenes too
+            self._scenes = None if many is None or n == 1 else many(self._rows)
             self._row_of = {p: i for i, p in enumerate(phases[:n])}
             j = 0
-        return self.mapper(self._rows[j])
+        if self._scenes is None:
+            return self.mapper(self._rows[j])
+        np.copyto(self._scene, self._scenes[j])
+        return self._scene
 
 
 class Pipeline:
