@@ -39,6 +39,23 @@ ARRIVED = 0.004           # safe aim this close to the target (fraction of range
 MOVE_TIMEOUT_S = 4.0      # give up waiting for the head (blocked by a keep-out box)
 
 FOLLOW, DIM, MOVE, RISE = range(4)
+FEW_HEADS = 16            # up to this many heads, the fast path's test is a Python loop
+_JUMP32 = float(np.float32(JUMP))   # NumPy compares a float32 with JUMP rounded to float32
+
+
+def _jump(rows: list[list[float]]) -> bool:
+    """``np.abs(d).max() > JUMP`` for a float32 array d given as ``d.tolist()`` (a few heads:
+    a Python loop costs less than a NumPy reduction): a NaN anywhere makes the maximum NaN,
+    which is no jump."""
+    worst = 0.0
+    for row in rows:
+        for x in row:
+            if x != x:
+                return False
+            x = abs(x)
+            if x > worst:
+                worst = x
+    return worst > _JUMP32
 
 
 class Moves:
@@ -70,6 +87,7 @@ class Moves:
             np.array_equal(i, np.arange(i[0], i[-1] + 1)) else i
         self._d = np.zeros_like(self._aim_m)            # the fast path's work buffers
         self._new = np.zeros_like(self._aim_m)
+        self._bounds(self._step)
 
     def steady(self) -> bool:
         """Every head follows its aim (none dimming, moving or rising): with the same wanted
@@ -80,7 +98,16 @@ class Moves:
         """While the music drives the walk, a lit head may follow as fast as the beat asks
         (the safety stage's slew limit still holds): its waypoints land on the beat. Jumps
         still move in the dark."""
-        self._step = self._beat_step if on else self._calm_step
+        step = self._beat_step if on else self._calm_step
+        if step != self._step:
+            self._bounds(step)
+
+    def _bounds(self, step: np.float32) -> None:
+        """The lit speed limit, and the fast path's clip bounds as arrays (a ufunc with a
+        scalar operand costs more than with an array)."""
+        self._step = step
+        self._lo = np.full_like(self._aim_m, -step)
+        self._hi = np.full_like(self._aim_m, step)
 
     def __call__(self, wanted: np.ndarray, last_safe: np.ndarray | None) -> np.ndarray:
         out = self._out
@@ -102,14 +129,15 @@ class Moves:
     def _follow(self, want: np.ndarray, out: np.ndarray) -> bool:
         """The usual frame: every head lit and following, nothing jumps (a few NumPy calls).
         False (and nothing changed) if some head must start a move in black."""
-        heads, aim, d, new, step = self._heads, self._aim_m, self._d, self._new, self._step
+        heads, aim, d, new = self._heads, self._aim_m, self._d, self._new
         w = want[heads]                                 # (m, 2)
         np.subtract(w, aim, out=d)                      # clip(w - aim, -step, step) as
-        np.maximum(d, -step, out=d)                     # np.clip does it (max, then min),
-        np.minimum(d, step, out=d)                      # without its Python wrapper
+        np.maximum(d, self._lo, out=d)                  # np.clip does it (max, then min),
+        np.minimum(d, self._hi, out=d)                  # without its Python wrapper
         np.add(aim, d, out=new)
         np.subtract(w, new, out=d)
-        if np.maximum.reduce(np.abs(d, out=d), axis=None) > JUMP:   # |w - new|.max()
+        if _jump(d.tolist()) if len(d) <= FEW_HEADS else \
+                np.maximum.reduce(np.abs(d, out=d), axis=None) > JUMP:  # |w - new|.max()
             return False
         self._aim_m, self._new = new, aim               # the new aims (no copy)
         out[heads, PAN:TILT + 1] = new

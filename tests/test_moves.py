@@ -100,3 +100,19 @@ def test_a_fast_sweep_is_never_lit(speed):
         for k in range(len(aim) - FPS):
             if (light[k:k + FPS + 1] > 0.1).all():
                 assert np.abs(aim[k + FPS] - aim[k]).max() <= 0.2, (f.name, k / FPS)
+
+
+def test_the_fast_paths_jump_test_is_numpys():
+    """`_jump` (a Python loop over a few heads) says what ``np.abs(d).max() > JUMP`` says,
+    at the edge (JUMP in float32), with signed zeros and with NaN."""
+    from pi_app.moves import JUMP, _jump
+
+    edge = np.float32(JUMP)
+    rng = np.random.default_rng(5)
+    cases = [rng.normal(0, 0.08, (m, 2)).astype(np.float32) for m in (1, 3, 8) for _ in range(200)]
+    cases += [np.array([[edge, 0]], np.float32), np.array([[-edge, -0.0]], np.float32),
+              np.array([[np.nextafter(edge, np.float32(1)), 0]], np.float32),
+              np.array([[np.nan, 0.5]], np.float32), np.array([[0.5, np.nan]], np.float32),
+              np.array([[0.0, -0.0]], np.float32)]
+    for d in cases:
+        assert _jump(d.tolist()) == bool(np.abs(d).max() > JUMP), d
