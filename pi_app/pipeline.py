@@ -10,6 +10,7 @@ phase is a pure function of show time and those changes (`pi_app.phase.PhaseLine
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -36,6 +37,27 @@ AHEAD_FRAMES = 8         # walk + model of the next frames in one call (small ri
 AHEAD_ROWS = 64          # ... as long as frames x streams stays within this
 
 
+class _Guard:
+    """The guarded walk's look at a segment (`pi_app.walk`): latents -> the points' x, y.
+    The model's work buffers are kept per thread from one call to the next until the walk
+    `release`s them (after each segment's look), so a look's few MB are made once, not
+    once a call; a thread never shares them (the look ahead runs on a helper thread)."""
+
+    def __init__(self, model: Model, xy: list[int]) -> None:
+        self.model = model
+        self.xy = xy
+        self._local = threading.local()
+
+    def __call__(self, z: np.ndarray) -> np.ndarray:
+        work = getattr(self._local, "work", None)
+        if work is None:
+            work = self._local.work = {}
+        return self.model.generate_scratch(z, work)[:, self.xy]
+
+    def release(self) -> None:
+        self._local.work = None
+
+
 class _Source:
     """A model with its walk and mapper: latent phase -> raw scene."""
 
@@ -45,9 +67,7 @@ class _Source:
         info = model.info
         guard = None
         if info.kind == "points":                 # re-route segments that would tear
-            xy = [info.fields.index("x"), info.fields.index("y")]
-            def guard(z: np.ndarray) -> np.ndarray:
-                return model.generate_scratch(z)[:, xy]
+            guard = _Guard(model, [info.fields.index("x"), info.fields.index("y")])
         self.walk = LatentWalk(seed, streams_for(info, len(positions)), info.latent_dim,
                                loop_waypoints=config.walk.loop_waypoints,
                                spread=config.walk.spread, guard=guard,

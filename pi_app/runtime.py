@@ -443,8 +443,14 @@ class _MLP:
             bufs = self.buf[x.shape[0]] = self._buffers(x.shape[0])
         return self._run(x, bufs)
 
-    def fresh(self, x: np.ndarray) -> np.ndarray:                   # no kept buffers
-        return self._run(x, self._buffers(x.shape[0]))
+    def fresh(self, x: np.ndarray, work: dict | None = None) -> np.ndarray:
+        """No kept buffers; or those of `work` (the caller's, for a series of calls)."""
+        if work is None:
+            return self._run(x, self._buffers(x.shape[0]))
+        bufs = work.get((id(self), x.shape[0]))
+        if bufs is None:
+            bufs = work[(id(self), x.shape[0])] = self._buffers(x.shape[0])
+        return self._run(x, bufs)
 
     def _buffers(self, batch: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
         return ([np.ones((d + 1, batch), np.float32) for d in self.dims],
@@ -657,19 +663,27 @@ class Model:
         np.maximum(x, 0.0, out=x)
         return np.minimum(x, 1.0, out=x)
 
-    def generate_scratch(self, z: np.ndarray) -> np.ndarray:
+    def generate_scratch(self, z: np.ndarray, work: dict | None = None) -> np.ndarray:
         """`generate` with work buffers made for this call and dropped after it (the same
         numbers): for one-off batches such as the guarded walk's look ahead, so no buffer
-        per batch size is kept, and safe beside `generate` on another thread."""
-        return self._generate(z, True)
+        per batch size is kept, and safe beside `generate` on another thread. With `work`
+        (a dict the caller keeps for a series of calls on one thread, then drops), the
+        buffers are made once for the series (the walk's look at a segment: a few MB
+        made and paged in once, not once a call)."""
+        return self._generate(z, True, work)
 
-    def _generate(self, z: np.ndarray, scratch: bool) -> np.ndarray:
+    def _generate(self, z: np.ndarray, scratch: bool, work: dict | None = None) -> np.ndarray:
         if z.ndim != 2 or z.shape[1] != self.info.latent_dim:
             raise ValueError(f"z has shape {z.shape}, want (B, {self.info.latent_dim})")
         x = z if z.dtype == np.float32 and not self._copy_z else z.astype(np.float32)
         for op in self._ops:
             fresh = getattr(op, "fresh", None) if scratch else None
-            x = fresh(x) if fresh is not None else op(x)
+            if fresh is None:
+                x = op(x)
+            elif work is not None and isinstance(op, _MLP):
+                x = op.fresh(x, work)
+            else:
+                x = fresh(x)
         # clip to [0, 1] with two ufuncs (np.clip's Python wrapper costs more than both; the
         # only difference: -0.0 comes out as +0.0, which no later stage can tell apart)
         if not self._fresh:                 # a new array: work buffers stay private

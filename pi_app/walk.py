@@ -173,7 +173,12 @@ class LatentWalk:
             return self.waypoint(k + 1)                # the next block starts afresh
         then = self.waypoint(k + 2) if b and (k + 2) % b == 0 and not (
             self.loop and (k + 2) % self.loop == 0) else None
-        return self._choose(k + 1, w, self._proposals(k + 1, w), then)
+        try:
+            return self._choose(k + 1, w, self._proposals(k + 1, w), then)
+        finally:
+            release = getattr(self.guard, "release", None)   # the look's work buffers
+            if release is not None:
+                release()
 
     def _segment(self, k: int) -> None:
         self._k = k

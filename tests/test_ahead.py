@@ -132,3 +132,30 @@ def test_a_live_change_drops_the_frames_ahead(monkeypatch):
     assert calls == [8]
     pipe.frames(5 / 40)                       # a phase on the new line: a new block
     assert calls == [8, 8]
+
+
+def test_the_guard_keeps_its_work_buffers_per_thread_for_one_look():
+    """The walk's guard reuses the model's work buffers between the calls of one segment's
+    look (the same numbers as fresh ones), never across threads, and drops them after."""
+    import threading
+
+    from pi_app.pipeline import _Guard
+
+    model = load_model("nat-aurora")
+    guard = _Guard(model, [0, 1])
+    rng = np.random.default_rng(2)
+    zs = [rng.standard_normal((n, 16)).astype(np.float32) for n in (4096, 448, 4096)]
+    for z in zs:
+        assert same_bits(guard(z), model.generate_scratch(z)[:, [0, 1]])
+    mine = guard._local.work
+    assert len(mine) == 2                                 # one set per batch size
+    theirs = []
+    t = threading.Thread(target=lambda: (guard(zs[1]), theirs.append(guard._local.work)))
+    t.start()
+    t.join()
+    assert theirs[0] is not mine and guard._local.work is mine
+    guard.release()
+    assert guard._local.work is None
+    walk = LatentWalk(0, 7, 16, guard=guard, ahead=False)
+    walk._next(0, walk.waypoint(0))                       # a look releases when done
+    assert guard._local.work is None
