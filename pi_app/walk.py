@@ -35,7 +35,7 @@ import numpy as np
 
 Guard = Callable[[np.ndarray], np.ndarray]
 GUARD_SAMPLES = 64        # points per segment looked at by the guard
-GUARD_ROWS = 4096         # latents per guard call, at most (its working memory: ~9 MB)
+GUARD_ROWS = 1024         # latents per guard call, at most (its working memory: ~2.3 MB)
 TEAR_STEP = 0.05          # output step between two of them that counts as a tear
 
 
