@@ -34,7 +34,8 @@ if TYPE_CHECKING:
 MODEL_XFADE_S = 2.0
 CHAIN_BLOCK = 32         # a lockstep group's guarded walk restarts every 32 waypoints (walk.py)
 AHEAD_FRAMES = 8         # walk + model of the next frames in one call (small rigs) ...
-AHEAD_ROWS = 64          # ... as long as frames x streams stays within this
+AHEAD_ROWS = 64          # ... as long as frames x streams stays within this; else the walk
+AHEAD_WALK_ROWS = 8192   # alone, within this (1,024 streams: 512 KB of latents)
 
 
 class _Guard:
@@ -76,7 +77,10 @@ class _Source:
         self.mapper = make_mapper(info, positions)
         streams = self.walk.streams
         self._stacks = model.stacks                   # a NAT model: see `scene_ahead`
-        self._ahead_n = max(1, min(AHEAD_FRAMES, AHEAD_ROWS // streams))
+        self._model_ahead = AHEAD_ROWS // streams >= 2          # else the walk alone
+        self._ahead_n = max(1, min(AHEAD_FRAMES, (AHEAD_ROWS if self._model_ahead else
+                                                  AHEAD_WALK_ROWS) // streams))
+        self._zs: np.ndarray | None = None                      # latents of the next frames
         self._rows = np.zeros((0, streams, 0), np.float32)    # model outputs, frame by frame
         self._row_of: dict[float, int] = {}                     # ... by phase
         self._scenes: np.ndarray | None = None                  # ... and their scenes
@@ -89,7 +93,8 @@ class _Source:
         """`scene(phase)`, the same numbers, with the walk and the model of the next frames
         worked out with this one: ``ahead(n)`` gives the phases of this frame and the n - 1
         after it as they will be if nothing changes (only this one's when they cannot be
-        known). A frame whose phase is among them costs the mapper only; any live change
+        known). A frame whose phase is among them costs the mapper only (a large rig: the
+        model and the mapper, the latents only are worked out ahead); any live change
         (a new line, seed, model) gives other phases or another `_Source`, and a new block.
         The walk and the model are pure functions of the phase, so a row worked out ahead
         is the row the frame would have computed (`LatentWalk.at_many`,
@@ -103,14 +108,19 @@ class _Source:
             n = 1
             while n < len(phases) and math.floor(phases[n]) == k:   # one segment at a time
                 n += 1
+            self._zs = self._scenes = None
             if n == 1:
                 self._rows = self.model.generate(self.walk.at(phase))[None]
-            else:
+            elif self._model_ahead:
                 self._rows = self.model.generate_stacked(self.walk.at_many(phases[:n]))
-            many = getattr(self.mapper, "many", None)     # the points mapper: scenes too
-            self._scenes = None if many is None or n == 1 else many(self._rows)
+                many = getattr(self.mapper, "many", None)     # the points mapper: scenes too
+                self._scenes = None if many is None else many(self._rows)
+            else:                                  # a large rig: the model frame by frame
+                self._zs = self.walk.at_many(phases[:n])
             self._row_of = {p: i for i, p in enumerate(phases[:n])}
             j = 0
+        if self._zs is not None:
+            return self.mapper(self.model.generate(self._zs[j]))
         if self._scenes is None:
             return self.mapper(self._rows[j])
         np.copyto(self._scene, self._scenes[j])

@@ -73,10 +73,11 @@ def test_points_mapper_many_is_call_bit_for_bit(fields):
         assert same_bits(many[i], mapper(out[i]).copy())
 
 
-def play(monkeypatch, ahead_frames: int, t_list: list[float]) -> list[bytes]:
+def play(monkeypatch, ahead_frames: int, t_list: list[float], rows: int = 64) -> list[bytes]:
     """Frames of the default rig through a series of live changes, with the next frames
-    worked out `ahead_frames` at a time."""
+    worked out `ahead_frames` at a time (`rows` < 14: the walk alone, as for a large rig)."""
     monkeypatch.setattr(pipeline_mod, "AHEAD_FRAMES", ahead_frames)
+    monkeypatch.setattr(pipeline_mod, "AHEAD_ROWS", rows)
     config = load_config(None)
     pipe = Pipeline(config, load_model("nat-aurora"), seed=4)
     changes = {
@@ -99,15 +100,17 @@ def play(monkeypatch, ahead_frames: int, t_list: list[float]) -> list[bytes]:
     return out
 
 
-def test_frames_worked_out_ahead_are_the_frames(monkeypatch):
+@pytest.mark.parametrize("rows", [64, 8])
+def test_frames_worked_out_ahead_are_the_frames(monkeypatch, rows):
     """Tempo, pause, seed, a model cross-fade, blackout, a preset recall, waypoints crossed
-    and frames skipped (a late frame): byte for byte as frame by frame."""
+    and frames skipped (a late frame): byte for byte as frame by frame; with the model's
+    rows ahead (a small rig) or the walk's alone (a large one)."""
     fps = 40
     ks = [k for k in range(420) if k % 97 not in (5, 6)]      # a few frames skipped
     t_list = [k / fps for k in ks]
     t_list[250:253] = [t + 1e-4 for t in t_list[250:253]]     # off the frame grid
     plain = play(monkeypatch, 1, t_list)
-    ahead = play(monkeypatch, 8, t_list)
+    ahead = play(monkeypatch, 8, t_list, rows)
     assert len(plain) == len(ahead)
     for k, (a, b) in enumerate(zip(plain, ahead, strict=True)):
         assert a == b, f"frame {k} differs"
