@@ -25,6 +25,8 @@ and it is deterministic: the same scenes give the same output.
 
 from __future__ import annotations
 
+import struct
+
 import numpy as np
 
 from .scene import BLUE, DIMMER, N_ATTRS, PAN, RED, TILT, WHITE
@@ -47,14 +49,17 @@ def _jump(rows: list[list[float]]) -> bool:
     """``np.abs(d).max() > JUMP`` for a float32 array d given as ``d.tolist()`` (a few heads:
     a Python loop costs less than a NumPy reduction): a NaN anywhere makes the maximum NaN,
     which is no jump."""
+    return _jump_flat([x for row in rows for x in row])
+
+
+def _jump_flat(values) -> bool:
     worst = 0.0
-    for row in rows:
-        for x in row:
-            if x != x:
-                return False
-            x = abs(x)
-            if x > worst:
-                worst = x
+    for x in values:
+        if x != x:
+            return False
+        x = abs(x)
+        if x > worst:
+            worst = x
     return worst > _JUMP32
 
 
@@ -88,6 +93,11 @@ class Moves:
         self._d = np.zeros_like(self._aim_m)            # the fast path's work buffers
         self._new = np.zeros_like(self._aim_m)
         self._bounds(self._step)
+        m = len(self._idx)                              # a few heads: in Python floats
+        self._few = 0 < m <= FEW_HEADS
+        self._f32 = struct.Struct(f"{2 * m}f")          # rounds doubles to float32
+        self._aim_l: list[float] | None = None          # the aims, when newer than _aim_m
+        self._pan_tilt = (self._idx[:, None] * N_ATTRS + np.array([PAN, TILT])).ravel()
 
     def steady(self) -> bool:
         """Every head follows its aim (none dimming, moving or rising): with the same wanted
@@ -106,6 +116,7 @@ class Moves:
         """The lit speed limit, and the fast path's clip bounds as arrays (a ufunc with a
         scalar operand costs more than with an array)."""
         self._step = step
+        self._step_f = float(step)
         self._lo = np.full_like(self._aim_m, -step)
         self._hi = np.full_like(self._aim_m, step)
 
@@ -119,8 +130,12 @@ class Moves:
             self._first = False
             self.aim[:] = want
             self._aim_m[:] = want[self._idx]
-        elif self._following and self._follow(want, out):
+        elif self._following and (self._follow_few(want, out) if self._few else
+                                  self._follow(want, out)):
             return out
+        if self._aim_l is not None:                     # the few heads' aims, as an array
+            self._aim_m[:] = np.array(self._aim_l, np.float32).reshape(-1, 2)
+            self._aim_l = None
         self._following = False
         self._general(want, last_safe, out)
         self._following = bool((self.mode[self.moving] == FOLLOW).all())
@@ -141,6 +156,31 @@ class Moves:
             return False
         self._aim_m, self._new = new, aim               # the new aims (no copy)
         out[heads, PAN:TILT + 1] = new
+        return True
+
+    def _follow_few(self, want: np.ndarray, out: np.ndarray) -> bool:
+        """`_follow` for a few heads in Python floats: each float32 operation as a double
+        one rounded to float32 (exactly NumPy's result: a double holds the exact sum or
+        difference of two float32s to well within a rounding), one NumPy call in and one
+        out instead of nine."""
+        w = [x for row in want[self._heads].tolist() for x in row]
+        aim = self._aim_l
+        if aim is None:
+            aim = self._aim_m.ravel().tolist()
+        f32, hi = self._f32, self._step_f
+        try:
+            d = f32.unpack(f32.pack(*[a - b for a, b in zip(w, aim, strict=True)]))
+            new = f32.unpack(f32.pack(*[a + (hi if x > hi else -hi if x < -hi else x)
+                                        for a, x in zip(aim, d, strict=True)]))
+            lag = f32.unpack(f32.pack(*[a - b for a, b in zip(w, new, strict=True)]))
+        except OverflowError:                           # beyond float32: NumPy's way
+            self._aim_m[:] = np.array(aim, np.float32).reshape(-1, 2)
+            self._aim_l = None
+            return self._follow(want, out)
+        if _jump_flat(lag):
+            return False
+        self._aim_l = list(new)
+        out.put(self._pan_tilt, new)
         return True
 
     def _general(self, want: np.ndarray, last_safe: np.ndarray | None,

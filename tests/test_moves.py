@@ -116,3 +116,35 @@ def test_the_fast_paths_jump_test_is_numpys():
               np.array([[0.0, -0.0]], np.float32)]
     for d in cases:
         assert _jump(d.tolist()) == bool(np.abs(d).max() > JUMP), d
+
+
+def test_few_heads_in_python_floats_are_numpys_bit_for_bit():
+    """The fast path for a few heads (Python floats rounded to float32) gives NumPy's frames
+    bit for bit: slow wandering, steps beyond the lit limit, jumps (moves in black), the
+    beat's limit switched on and off, values at float32's edges."""
+    from pi_app.moves import Moves
+    from pi_app.patch import Patch
+
+    patch = Patch(load_config(None))
+    few, numpy_way = Moves(patch, FPS), Moves(patch, FPS)
+    assert few._few
+    numpy_way._few = False
+    n = len(patch.fixtures)
+    rng = np.random.default_rng(11)
+    want = scene(n, 0.3, 0.6)
+    last = None
+    for k in range(3000):
+        step = rng.normal(0, [0.002, 0.01, 0.05][k // 400 % 3], (n, 2))
+        want[:, PAN:TILT + 1] = np.clip(want[:, PAN:TILT + 1] + step, 0, 1)
+        if k % 250 == 100:                                   # a jump
+            want[:, PAN:TILT + 1] = rng.random((n, 2))
+        if k % 700 == 0:
+            want[0, PAN] = np.float32(1e-30)                 # tiny values
+        on = (k // 300) % 2 == 1
+        few.on_the_beat(on)
+        numpy_way.on_the_beat(on)
+        a = few(want.astype(np.float32), last).copy()
+        b = numpy_way(want.astype(np.float32), last).copy()
+        assert a.tobytes() == b.tobytes(), k
+        last = a * np.float32(0.9)                           # the light that went out
+    assert few.moves_in_black == numpy_way.moves_in_black > 5
