@@ -18,6 +18,7 @@ import numpy as np
 
 from .config import Config
 from .identify import IdentifySequence
+from .lean import trim_heap
 from .looks import Looks
 from .mapper import make_mapper, streams_for
 from .moves import Moves
@@ -56,7 +57,9 @@ class _Guard:
         return self.model.generate_scratch(z, work)[:, self.xy]
 
     def release(self) -> None:
-        self._local.work = None
+        if getattr(self._local, "work", None):
+            self._local.work = None
+            trim_heap()                          # the freed MBs back to the system
 
 
 class _Source:
