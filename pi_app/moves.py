@@ -43,6 +43,14 @@ MOVE_TIMEOUT_S = 4.0      # give up waiting for the head (blocked by a keep-out 
 FOLLOW, DIM, MOVE, RISE = range(4)
 FEW_HEADS = 16            # up to this many heads, the fast path's test is a Python loop
 _JUMP32 = float(np.float32(JUMP))   # NumPy compares a float32 with JUMP rounded to float32
+_DARK32 = float(np.float32(DARK))
+_ARRIVED32 = float(np.float32(ARRIVED))
+_F32 = struct.Struct("f")
+
+
+def _r32(x: float) -> float:
+    """x rounded to float32 (as NumPy's float32 arithmetic rounds its exact result)."""
+    return _F32.unpack(_F32.pack(x))[0]
 
 
 def _jump(rows: list[list[float]]) -> bool:
@@ -137,8 +145,9 @@ class Moves:
             self._aim_m[:] = np.array(self._aim_l, np.float32).reshape(-1, 2)
             self._aim_l = None
         self._following = False
-        self._general(want, last_safe, out)
-        self._following = bool((self.mode[self.moving] == FOLLOW).all())
+        if not (self._few and self._general_few(out, last_safe)):
+            self._general(want, last_safe, out)
+            self._following = bool((self.mode[self.moving] == FOLLOW).all())
         return out
 
     def _follow(self, want: np.ndarray, out: np.ndarray) -> bool:
@@ -182,6 +191,84 @@ class Moves:
         self._aim_l = list(new)
         out.put(self._pan_tilt, new)
         return True
+
+    def _general_few(self, out: np.ndarray, last_safe: np.ndarray | None) -> bool:
+        """`_general` for a few heads in Python floats (each float32 operation a double one
+        rounded to float32, each comparison with the constant as NumPy rounds it): the same
+        numbers, a dozen NumPy calls instead of forty. False (nothing changed) where a NaN
+        would need NumPy's own rules: then `_general` does it."""
+        heads = self._heads
+        rows = out[heads].tolist()                      # out is the wanted scene still
+        safe = None if last_safe is None else last_safe[heads].tolist()
+        for row in rows if safe is None else rows + safe:
+            for x in row:
+                if x != x:
+                    return False
+        aims = self._aim_m.tolist()
+        modes = self.mode[heads].tolist()
+        gains = self.gain[heads].tolist()
+        frames = self._moving_frames[heads].tolist()
+        try:
+            dims = self._heads_few(rows, safe, aims, modes, gains, frames)
+        except OverflowError:                           # beyond float32: NumPy's way
+            return False
+        self.moves_in_black += dims
+        self.mode[heads] = modes
+        self.gain[heads] = gains
+        self._moving_frames[heads] = frames
+        self.aim[heads] = aims
+        self._aim_m[:] = aims
+        out.put(self._pan_tilt, [x for a in aims for x in a])
+        out[heads, DIMMER] = [row[DIMMER] for row in rows]
+        self._following = all(m == FOLLOW for m in modes)
+        return True
+
+    def _heads_few(self, rows: list, safe: list | None, aims: list, modes: list,
+                   gains: list, frames: list) -> int:
+        """`_general_few`'s state machine on lists, in place; returns the dims started."""
+        hi, dim, rise, r32 = self._step_f, float(self._dim), float(self._rise), _r32
+        dims = 0
+        for i, row in enumerate(rows):
+            wp, wt = row[PAN], row[TILT]
+            ap, at = aims[i]
+            mode, gain, mf = modes[i], gains[i], frames[i]
+            if safe is None:
+                safe_light, arrived = 0.0, False
+            else:
+                ls = safe[i]
+                light = r32(max(ls[RED:BLUE + 1]) + ls[WHITE])
+                safe_light = r32(ls[DIMMER] * (1.0 if light > 1.0 else light))
+                arrived = max(abs(r32(ls[PAN] - ap)), abs(r32(ls[TILT] - at))) <= _ARRIVED32
+            m_move = mode == MOVE
+            if m_move:                                  # straight to the wanted aim
+                ap, at = wp, wt
+                mf += 1
+            done = m_move and ((mf > 1 and arrived) or mf >= self._timeout)
+            if done:
+                mode, mf = RISE, 0
+            if not m_move:                              # lit: follow at the limit
+                dp, dt = r32(wp - ap), r32(wt - at)
+                ap = r32(ap + (hi if dp > hi else -hi if dp < -hi else dp))
+                at = r32(at + (hi if dt > hi else -hi if dt < -hi else dt))
+                if mode != DIM and max(abs(r32(wp - ap)), abs(r32(wt - at))) > _JUMP32:
+                    dims += 1
+                    mode = DIM
+            if mode == DIM:
+                g = r32(gain - dim)
+                gain = g if g > 0.0 else 0.0
+                if gain <= 0.0 and safe_light <= _DARK32:
+                    mode = MOVE
+            if mode == RISE and not done:
+                g = r32(gain + rise)
+                gain = g if g < 1.0 else 1.0
+                if gain >= 1.0:
+                    mode = FOLLOW
+            if mode == MOVE:
+                gain = 0.0
+            aims[i] = [ap, at]
+            modes[i], gains[i], frames[i] = mode, gain, mf
+            row[DIMMER] = r32(row[DIMMER] * gain)
+        return dims
 
     def _general(self, want: np.ndarray, last_safe: np.ndarray | None,
                  out: np.ndarray) -> None:

@@ -146,5 +146,44 @@ def test_few_heads_in_python_floats_are_numpys_bit_for_bit():
         a = few(want.astype(np.float32), last).copy()
         b = numpy_way(want.astype(np.float32), last).copy()
         assert a.tobytes() == b.tobytes(), k
-        last = a * np.float32(0.9)                           # the light that went out
+        last = a.copy()                                      # the light that went out:
+        last[:, DIMMER] *= np.float32(0.9)                  # a little less, and the heads
+        if k % 3:                                            # there, or not quite
+            last[:, PAN] += np.float32(0.003)
+        assert few.mode.tobytes() == numpy_way.mode.tobytes()
+        assert few.gain.tobytes() == numpy_way.gain.tobytes()
     assert few.moves_in_black == numpy_way.moves_in_black > 5
+
+
+@pytest.mark.parametrize("case", ["dark-edge", "arrived-edge", "rise-top", "timeout"])
+def test_few_heads_at_the_thresholds_are_numpys(case):
+    """At the very thresholds (a light exactly DARK, a head exactly ARRIVED away, a gain
+    that reaches 1, the move timeout) the Python-float path decides as NumPy does."""
+    from pi_app.moves import ARRIVED, DARK, DIM, MOVE, RISE, Moves
+    from pi_app.patch import Patch
+
+    patch = Patch(load_config(None))
+    n = len(patch.fixtures)
+    outs = []
+    for few_path in (True, False):
+        m = Moves(patch, FPS)
+        m._few = few_path
+        m._first = False
+        heads = m._idx
+        want = scene(n, 0.0, 0.0)
+        last = scene(n, 0.0, 0.0)
+        last[:, RED:WHITE + 1] = (1.0, 1.0, 1.0, 0.0)
+        if case == "dark-edge":
+            m.mode[heads], m.gain[heads] = DIM, 0.0
+            last[:, DIMMER] = np.float32(DARK)
+        elif case == "arrived-edge":
+            m.mode[heads], m._moving_frames[heads] = MOVE, 1
+            last[:, PAN] = np.float32(ARRIVED)
+        elif case == "rise-top":
+            m.mode[heads], m.gain[heads] = RISE, np.float32(1.0) - m._rise
+        else:
+            m.mode[heads], m._moving_frames[heads] = MOVE, m._timeout - 1
+            last[:, PAN] = 0.5
+        out = m(want, last).copy()
+        outs.append((out.tobytes(), m.mode.tobytes(), m.gain.tobytes()))
+    assert outs[0] == outs[1]
