@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 MODEL_XFADE_S = 2.0
 CHAIN_BLOCK = 32         # a lockstep group's guarded walk restarts every 32 waypoints (walk.py)
 AHEAD_FRAMES = 8         # walk + model of the next frames in one call (small rigs) ...
-AHEAD_ROWS = 64          # ... as long as frames x streams stays within this; else the walk
+AHEAD_ROWS = 256         # ... as long as frames x streams stays within this; else the walk
 AHEAD_WALK_ROWS = 8192   # alone, within this (1,024 streams: 512 KB of latents)
 
 

@@ -73,7 +73,7 @@ def test_points_mapper_many_is_call_bit_for_bit(fields):
         assert same_bits(many[i], mapper(out[i]).copy())
 
 
-def play(monkeypatch, ahead_frames: int, t_list: list[float], rows: int = 64) -> list[bytes]:
+def play(monkeypatch, ahead_frames: int, t_list: list[float], rows: int = 256) -> list[bytes]:
     """Frames of the default rig through a series of live changes, with the next frames
     worked out `ahead_frames` at a time (`rows` < 14: the walk alone, as for a large rig)."""
     monkeypatch.setattr(pipeline_mod, "AHEAD_FRAMES", ahead_frames)
@@ -100,7 +100,7 @@ def play(monkeypatch, ahead_frames: int, t_list: list[float], rows: int = 64) ->
     return out
 
 
-@pytest.mark.parametrize("rows", [64, 8])
+@pytest.mark.parametrize("rows", [256, 8])
 def test_frames_worked_out_ahead_are_the_frames(monkeypatch, rows):
     """Tempo, pause, seed, a model cross-fade, blackout, a preset recall, waypoints crossed
     and frames skipped (a late frame): byte for byte as frame by frame; with the model's
