@@ -10,8 +10,11 @@
   (clock), dropped (send buffer full), datagrams the receiver got.
 - ``network-frame``: the goal — 64 universes of 3-channel RGB pixels (10,880 fixtures,
   32,640 channels) at 44 fps, the whole frame (pipeline + sACN send) under 25 % of the
-  period: per-stage cost for the image model (``iae-glyphs``: one picture for the rig) and
-  the points model (``nat-aurora``: one latent stream per fixture), then a real-time run.
+  period: per-stage cost (medians over the frames, in a child process) for the image model
+  (``iae-glyphs``: one picture for the rig) and the points model (``nat-aurora``: one
+  latent stream per fixture), then a real-time run. ``bench/outputs.py --base REF`` (or
+  ``--code DIR``) measures the same frames with another commit's code too, in alternating
+  rounds, and prints the two side by side with the ratio (before -> after).
 - ``ola-stream``: the same 64-universe stream through ``--output ola`` into a real olad that
   sends it on as sACN (its E1.31 plugin, 64 output ports), in a network namespace of the
   bench's own (root): CPU of olad and of our process at 44 fps, beside ``sacn``'s.
@@ -185,51 +188,108 @@ def pixel_rig(universes: int, model: str) -> str:
     return "".join(out)
 
 
-def bench_frame(universes: int, frames: int, seconds: float) -> None:
+STAGES = ("walk", "model", "mapper", "safety", "patch", "send (sacn)")
+
+
+def frame_stages(universes: int, model: str, frames: int, port: int) -> dict:
+    """Per-stage cost of the pixel rig's frame with whatever `pi_app` is importable: the
+    median over `frames` frames (after 5 warm-up frames) of each stage, and of the whole."""
+    from pi_app.config import parse_config
+    from pi_app.pipeline import Pipeline
+    from pi_app.runtime import load_model
+
+    cfg = parse_config(pixel_rig(universes, model), "<pixels>")
+    pipe = Pipeline(cfg, load_model(cfg.model), seed=1)
+    src = pipe.source
+    out = make("sacn", list(pipe.patch.universes), port).open()
+    rate = 1 / (cfg.fps * cfg.walk.seconds_per_waypoint)
+    rows = []
+    for k in range(frames + 5):
+        t = [time.perf_counter()]
+        z = src.walk.at(k * rate)
+        t.append(time.perf_counter())
+        o = src.model.generate(z)
+        t.append(time.perf_counter())
+        raw = src.mapper(o)
+        t.append(time.perf_counter())
+        safe = pipe.safety(raw, k / cfg.fps)
+        t.append(time.perf_counter())
+        fr = pipe.patch.frames(safe)
+        t.append(time.perf_counter())
+        out.send(fr)
+        t.append(time.perf_counter())
+        if k >= 5:                                                # warm-up frames
+            rows.append(np.diff(t))
+    out.close()
+    a = np.array(rows) * 1e3
+    r = {name: float(np.median(a[:, j])) for j, name in enumerate(STAGES)}
+    r["whole frame"] = float(np.median(a.sum(axis=1)))
+    r["fixtures"] = len(cfg.fixtures)
+    return r
+
+
+def _stages_in(code: Path, universes: int, model: str, frames: int, port: int) -> dict:
+    """`frame_stages` in a child process that imports `pi_app` from `code`."""
+    env = {**os.environ, "PYTHONPATH": str(code), "OPENBLAS_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, __file__, "--frame-child", str(code), str(universes),
+                           model, str(frames), str(port)], env=env, capture_output=True,
+                          text=True, timeout=900)
+    if proc.returncode:
+        raise SystemExit(f"network-frame in {code}: {proc.stderr[-1500:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def base_tree(ref: str, into: Path) -> Path:
+    """A detached worktree of `ref` (a commit) at `into`, for `--base`."""
+    subprocess.run(["git", "worktree", "add", "--detach", str(into), ref], cwd=ROOT,
+                   check=True, capture_output=True)
+    return into
+
+
+def bench_frame(universes: int, frames: int, seconds: float, base: Path | None = None,
+                base_name: str = "", rounds: int = 3,
+                models: tuple[str, ...] = ("iae-glyphs", "nat-aurora")) -> None:
+    """The goal's frame, per stage, in child processes; with `base` (another checkout) the
+    same frames there too, `rounds` times alternately (the machine is shared: ratios within
+    one run, medians over the rounds), then a real-time run of this checkout at 44 fps."""
     from pi_app.clock import FrameClock
     from pi_app.config import parse_config
     from pi_app.pipeline import Pipeline
     from pi_app.runtime import load_model
 
+    period_ms = PERIOD_S * 1e3
     rx = Receiver()
     try:
-        for model in ("iae-glyphs", "nat-aurora"):
-            t0 = time.perf_counter()
-            cfg = parse_config(pixel_rig(universes, model), "<pixels>")
-            t_parse = time.perf_counter() - t0
-            pipe = Pipeline(cfg, load_model(cfg.model), seed=1)
-            src = pipe.source
-            out = make("sacn", list(pipe.patch.universes), rx.port).open()
-            stages = {"walk": 0.0, "model": 0.0, "mapper": 0.0, "safety": 0.0, "patch": 0.0,
-                      "send (sacn)": 0.0}
-            n = max(10, frames // (40 if model == "nat-aurora" else 1))
-            rate = 1 / (cfg.fps * cfg.walk.seconds_per_waypoint)
-            for k in range(n + 5):
-                t = [time.perf_counter()]
-                z = src.walk.at(k * rate)
-                t.append(time.perf_counter())
-                o = src.model.generate(z)
-                t.append(time.perf_counter())
-                raw = src.mapper(o)
-                t.append(time.perf_counter())
-                safe = pipe.safety(raw, k / cfg.fps)
-                t.append(time.perf_counter())
-                fr = pipe.patch.frames(safe)
-                t.append(time.perf_counter())
-                out.send(fr)
-                t.append(time.perf_counter())
-                if k >= 5:                                        # warm-up frames
-                    for j, name in enumerate(stages):
-                        stages[name] += (t[j + 1] - t[j]) / n
-            total = sum(stages.values())
-            print(f"frame  {len(cfg.fixtures)} RGB pixels in {universes} universes, {model} "
-                  f"(config parsed in {t_parse:.1f} s):")
-            for name, v in stages.items():
-                print(f"         {name:<12} {v * 1e3:7.2f} ms  {v / PERIOD_S:6.1%} of the period")
-            verdict = "met" if total < 0.25 * PERIOD_S else "NOT met"
-            print(f"         {'whole frame':<12} {total * 1e3:7.2f} ms  {total / PERIOD_S:6.1%}"
-                  f"  (goal < 25 %: {verdict})")
-            if total < PERIOD_S:                          # real time only if it can keep up
+        for model in models:
+            n = max(10, frames // (4 if model.startswith("nat-") else 1))
+            trees = [("this", ROOT)] + ([(base_name or "base", base)] if base else [])
+            runs: dict[str, list[dict]] = {name: [] for name, _ in trees}
+            for _ in range(rounds if base else 1):
+                for name, tree in trees:
+                    runs[name].append(_stages_in(tree, universes, model, n, rx.port))
+            med = {name: {k: float(np.median([r[k] for r in rs])) for k in rs[0]}
+                   for name, rs in runs.items()}
+            fixtures = int(med["this"]["fixtures"])
+            print(f"frame  {fixtures:,} RGB pixels in {universes} universes, {model}, 44 fps "
+                  f"(period {PERIOD_S * 1e3:.1f} ms; median of {n} frames"
+                  + (f", {rounds} rounds alternating" if base else "") + "):")
+            head = "".join(f"{name:>22}" for name, _ in reversed(trees))
+            print(f"         {'stage':<12}{head}" + ("   this/base" if base else ""))
+            for stage in (*STAGES, "whole frame"):
+                cells = "".join(f"{med[name][stage]:9.2f} ms {med[name][stage] / period_ms:7.1%}"
+                                for name, _ in reversed(trees))
+                ratio = (f"   {med['this'][stage] / max(med[trees[1][0]][stage], 1e-9):9.2f}x"
+                         if base else "")
+                print(f"         {stage:<12}{cells}{ratio}")
+            for name, _ in trees:
+                whole = med[name]["whole frame"]
+                verdict = "met" if whole < 0.25 * period_ms else "NOT met"
+                print(f"         {name}: whole frame {whole:.2f} ms = {whole / period_ms:.1%} of "
+                      f"the period (goal < 25 %: {verdict})")
+            if med["this"]["whole frame"] < period_ms:    # real time if it can keep up
+                cfg = parse_config(pixel_rig(universes, model), "<pixels>")
+                pipe = Pipeline(cfg, load_model(cfg.model), seed=1)
+                out = make("sacn", list(pipe.patch.universes), rx.port).open()
                 clock = FrameClock(44.0)
                 end, frames44, c0 = clock.start_s + seconds, 0, time.process_time()
                 d0 = out.sender.dropped
@@ -238,10 +298,10 @@ def bench_frame(universes: int, frames: int, seconds: float) -> None:
                     out.send(pipe.frames(k / 44))
                     frames44 += 1
                 cpu = time.process_time() - c0
-                print(f"         at 44 fps for {seconds:g} s: {frames44} frames, late "
+                print(f"         this at 44 fps for {seconds:g} s: {frames44} frames, late "
                       f"{clock.late}, dropped {out.sender.dropped - d0}, CPU {cpu / seconds:.0%} "
-                      f"of a core")
-            out.close()
+                      f"of a core (all threads)")
+                out.close()
     finally:
         rx.close()
 
@@ -307,3 +367,7 @@ def _ola_child(universes: int, seconds: float, olad_pid: int) -> None:
 if __name__ == "__main__" and len(sys.argv) > 1 and sys.argv[1] == "--ola-child":
     sys.path.insert(0, str(ROOT))
     _ola_child(int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4]))
+elif __name__ == "__main__" and len(sys.argv) > 1 and sys.argv[1] == "--frame-child":
+    sys.path.insert(0, sys.argv[2])            # that checkout's pi_app
+    print(json.dumps(frame_stages(int(sys.argv[3]), sys.argv[4], int(sys.argv[5]),
+                                  int(sys.argv[6]))))

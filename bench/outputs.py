@@ -2,6 +2,7 @@
 
     python bench/outputs.py [--frames 3000] [--seconds 15] [--only sim,ola,uart,sacn,artnet,
                             network-frame,ola-stream] [--universes 1,16,64]
+    python bench/outputs.py --only network-frame --base da8c9cc     # before -> after
 
 - sim: `SimOutput` (the virtual universe).
 - ola: `OlaOutput` to a real olad started like the tests' fixture (private config dir and
@@ -15,7 +16,10 @@ new frame each tick for `--seconds`; late = ticks the clock itself missed, dropp
 the output replaced with a newer one (or lost) before they went out.
 
 sacn, artnet (1/16/64 universes), network-frame (the 64-universe goal, per stage) and
-ola-stream (olad's CPU for the same stream): see `bench/network.py`.
+ola-stream (olad's CPU for the same stream): see `bench/network.py`. With `--base REF` (a
+commit, checked out in a temporary worktree) or `--code DIR` (another checkout),
+network-frame measures the same frames with that code too, in alternating rounds, and prints
+both tables side by side with the ratio.
 """
 
 from __future__ import annotations
@@ -207,6 +211,9 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=15.0)
     ap.add_argument("--only", default="sim,ola,uart,sacn,artnet,network-frame,ola-stream")
     ap.add_argument("--universes", default="1,16,64")
+    ap.add_argument("--base", help="network-frame: compare with this commit (before -> after)")
+    ap.add_argument("--code", type=Path, help="network-frame: compare with this checkout")
+    ap.add_argument("--rounds", type=int, default=3, help="network-frame: alternating rounds")
     a = ap.parse_args()
     import network
 
@@ -216,9 +223,28 @@ def main() -> None:
          "sacn": lambda a: (network.bench_protocol("sacn", sizes, a.frames, a.seconds),
                             network.bench_python_sacn(sizes, a.frames)),
          "artnet": lambda a: network.bench_protocol("artnet", sizes, a.frames, a.seconds),
-         "network-frame": lambda a: network.bench_frame(max(sizes), a.frames, a.seconds),
+         "network-frame": lambda a: frame_vs_base(network, max(sizes), a),
          "ola-stream": lambda a: network.bench_ola_stream(max(sizes), a.seconds),
          }[name](a)
+
+
+def frame_vs_base(network, universes: int, a) -> None:
+    """network-frame, against `--base` (a temporary worktree) or `--code` if given."""
+    import subprocess
+    import tempfile
+
+    if not a.base:
+        network.bench_frame(universes, a.frames, a.seconds, base=a.code,
+                            base_name=a.code.name if a.code else "", rounds=a.rounds)
+        return
+    with tempfile.TemporaryDirectory(prefix="latentdmx-base-") as tmp:
+        tree = network.base_tree(a.base, Path(tmp) / "base")
+        try:
+            network.bench_frame(universes, a.frames, a.seconds, base=tree,
+                                base_name=a.base[:12], rounds=a.rounds)
+        finally:
+            subprocess.run(["git", "worktree", "remove", "--force", str(tree)],
+                           cwd=network.ROOT, capture_output=True)
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .columns import colwise, copyto
 from .scene import ATTRS, DIMMER, PAN, RED, TILT, WHITE
 
 _EPS = 1e-6
@@ -47,7 +48,7 @@ class PointsMapper:
 
     def __call__(self, out: np.ndarray) -> np.ndarray:
         scene = self._scene
-        scene[:, PAN:TILT + 1] = out[:, self._xy]
+        copyto(scene[:, PAN:TILT + 1], out[:, self._xy])
         rgbw = out[:, self._rgbw]
         if not self._has_w:
             rgbw = rgbw.copy()
@@ -55,7 +56,7 @@ class PointsMapper:
         peak = max_columns(rgbw, self._peak)
         scene[:, DIMMER] = peak                  # the brightest component sets the dimmer
         np.maximum(peak, _EPS, out=peak)
-        np.divide(rgbw, peak[:, None], out=scene[:, RED:WHITE + 1])   # colour at full
+        colwise(np.divide, rgbw, peak[:, None], out=scene[:, RED:WHITE + 1])   # colour at full
         return scene
 
     def many(self, out: np.ndarray) -> np.ndarray:
@@ -101,14 +102,18 @@ class ImageMapper:
         x1, y1 = np.minimum(x0 + 1, w - 1), np.minimum(y0 + 1, h - 1)
         fx, fy = np.clip(px - x0, 0, 1), np.clip(py - y0, 0, 1)
         # The 4 corners per fixture: flat pixel indices and weights, corner by corner.
-        self._corners = [np.ascontiguousarray(i) for i in
-                         (y0 * w + x0, y0 * w + x1, y1 * w + x0, y1 * w + x1)]
-        self._wts = [np.ascontiguousarray(c, np.float32)[:, None] for c in
-                     ((1 - fx) * (1 - fy), fx * (1 - fy), (1 - fx) * fy, fx * fy)]
         c = image_shape[2]
+        # ... as indices into the flat picture, channel by channel: (n * C,)
+        self._corners = [np.ascontiguousarray((i[:, None] * c + np.arange(c)).ravel())
+                         for i in (y0 * w + x0, y0 * w + x1, y1 * w + x0, y1 * w + x1)]
+        # each corner's weight repeated over the channels: a product of two contiguous
+        # (n, C) arrays costs NumPy a tenth of one with a broadcast (n, 1) column
+        self._wts = [np.ascontiguousarray(np.repeat(np.asarray(wt, np.float32)[:, None], c, 1))
+                     for wt in ((1 - fx) * (1 - fy), fx * (1 - fy), (1 - fx) * fy, fx * fy)]
         self._rgb = np.zeros((n, c), np.float32)                           # per frame
         self._tmp = np.zeros((n, c), np.float32)
-        self._rgbw = np.zeros((n, 4), np.float32)
+        self._taken = np.zeros((n, c), np.float32)
+        self._rgbw = np.zeros((4, n), np.float32)           # (r, g, b, w) - w, row by row
         self._peak = np.zeros(n, np.float32)
         # The aim: per fixture a Gaussian window over the pixels, and its moments. The
         # window is separable, exp(-(dx² + dy²) / 2σ²) = exp(-dx² / 2σ²) · exp(-dy² / 2σ²),
@@ -136,33 +141,43 @@ class ImageMapper:
 
     def __call__(self, image: np.ndarray) -> np.ndarray:
         img = image[0] if image.ndim == 4 else image                    # (H, W, C)
-        flat = img.reshape(-1, img.shape[-1])                            # (H*W, C)
+        flat = img.reshape(-1)                                           # (H*W*C,)
         n = self._n
         # bilinear colour, corner by corner (the order a sum over the corners takes)
         rgb, tmp = self._rgb, self._tmp
+        taken = self._taken
         for k, (idx, wt) in enumerate(zip(self._corners, self._wts, strict=True)):
-            np.multiply(np.take(flat, idx, axis=0), wt, out=rgb if k == 0 else tmp)
+            np.take(flat, idx, out=taken.reshape(-1), mode="clip")   # valid: no check
+            np.multiply(taken, wt, out=rgb if k == 0 else tmp)
             if k:
                 rgb += tmp
         # the aim: the window's moments (see __init__)
         t = img.mean(axis=2) @ self._rows                               # (H, 2n)
         t0 = t[:, :n]
-        mass = np.einsum("yi,yi->i", self._cols, t0) + self._eps         # (n,)
+        mass = np.einsum("yi,yi->i", self._cols, t0)                    # (n,)
+        mass += self._eps
         scene = self._scene
-        off = np.stack([np.einsum("yi,yi->i", self._cols, t[:, n:]),
-                        np.einsum("yi,yi->i", self._cols_dy, t0)], axis=1) / mass[:, None]
-        scene[:, PAN:TILT + 1] = 0.5 + self._half * np.tanh(off * self._inv_reach)
+        # pan, tilt = 0.5 + half * tanh(offset / mass / reach), offset by offset
+        for j, off in ((PAN, np.einsum("yi,yi->i", self._cols, t[:, n:])),
+                       (TILT, np.einsum("yi,yi->i", self._cols_dy, t0))):
+            np.divide(off, mass, out=off)
+            np.multiply(off, self._inv_reach, out=off)
+            np.tanh(off, out=off)
+            np.multiply(self._half, off, out=off)
+            np.add(0.5, off, out=scene[:, j])
         # colour: white = the least of the channels; the brightest component is the dimmer
-        rgbw, peak = self._rgbw, self._peak
-        white = rgbw[:, 3]
+        rgbw, peak = self._rgbw, self._peak                  # rgbw: (4, n), row by row
+        white = rgbw[3]
         np.minimum(rgb[:, 0], rgb[:, 1], out=white)
         for j in range(2, rgb.shape[1]):
             np.minimum(white, rgb[:, j], out=white)
-        np.subtract(rgb[:, :3], white[:, None], out=rgbw[:, :3])
-        max_columns(rgbw, peak)
+        for j in range(3):
+            np.subtract(rgb[:, j], white, out=rgbw[j])
+        max_columns(rgbw.T, peak)
         scene[:, DIMMER] = peak
         np.maximum(peak, _EPS, out=peak)
-        np.divide(rgbw, peak[:, None], out=scene[:, RED:WHITE + 1])
+        for j in range(4):
+            np.divide(rgbw[j], peak, out=scene[:, RED + j])
         return scene
 
 

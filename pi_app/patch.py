@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .columns import colwise
 from .config import SLOTS, Config, FixtureConfig
 from .fixtures import Mode, Profile, find_profile
 from .fixtures.profile import LIGHT_KINDS
@@ -205,7 +206,7 @@ class Patch:
         if self._intensity:
             extra[:, 0] = attrs[:, DIMMER] * np.minimum(colour @ LUMA, 1.0)
         if self._bake:
-            np.multiply(colour, attrs[:, INTENSITY], out=extra[:, 2:2 + N_COLOUR])
+            colwise(np.multiply, colour, attrs[:, INTENSITY], out=extra[:, 2:2 + N_COLOUR])
         val, ival = self._val, self._int
         self._flat.take(self._gather, out=val)
         val *= self._scale

@@ -37,6 +37,7 @@ import math
 
 import numpy as np
 
+from . import columns as col
 from . import scene as sc
 from .config import FASTEST_TRAVERSE_S, PARK_GRACE_S, Config
 from .errors import ConfigError
@@ -167,6 +168,8 @@ class Safety:
         self._limited = np.zeros(n, bool)             # was the limiter active last frame?
         self._free = np.ones((n, 1), bool)            # ~_limited, shaped for `where=`
         self._w2 = np.stack([self._wy, self._wr], axis=1)          # (n, 2, 4): Y, red weights
+        self._w2_rows = np.ascontiguousarray(self._w2.transpose(1, 2, 0))   # (2, 4, n)
+        self._prod_rows = np.zeros((2, n), f32)          # one weighted term, one sum
         inv = (1.0 / np.maximum(np.array([self._sy, self._sr], f32), 1e-12)).astype(f32)
         self._inv_sy, self._inv_sr = inv               # float32 scalars
         # `_nothing_to_limit` proves a == 1 from |dy| <= sy: true only if sy >= the 1e-12
@@ -187,7 +190,6 @@ class Safety:
         self._ones = np.ones((n, sc.N_ATTRS), f32)
         self._e_d = np.zeros((n, sc.N_COLOUR), f32)
         self._de = np.zeros((n, sc.N_COLOUR), f32)
-        self._prod = np.zeros((n, 2, sc.N_COLOUR), f32)
         self._dyg = np.zeros((n, 2), f32)
         self._e = np.zeros((n, sc.N_COLOUR), f32)               # emitted light of the last output
         self._yg = np.zeros((n, 2), f32)              # its Y and red excess g
@@ -253,10 +255,10 @@ class Safety:
         smoothed = self._any_limited
         if smoothed:
             sm, d = self._smooth, self._d5
-            np.subtract(light, sm, out=d)        # sm += k * (light - sm), in place
+            col.colwise(np.subtract, light, sm, out=d)    # sm += k * (light - sm), in place
             d *= self._k_smooth
             sm += d
-            np.copyto(sm, light, where=self._free)
+            col.copyto(sm, light, where=self._free)
             light = sm
         if self._frames == 0:
             out[:, sc.COLOUR] = light[:, 1:]     # dark start: the first colour is the wanted one
@@ -265,13 +267,12 @@ class Safety:
             light = light.copy()
             light[:, 1:] = c_p + np.clip(light[:, 1:] - c_p, -self._sc, self._sc)
         # flash limiter: emitted light e = dimmer x colour; every signal is linear in e
-        e_d = np.multiply(light[:, 1:], light[:, 0:1], out=self._e_d)
+        e_d = col.colwise(np.multiply, light[:, 1:], light[:, 0:1], out=self._e_d)
         de = np.subtract(e_d, self._e, out=self._de)
-        np.multiply(de[:, None, :], self._w2, out=self._prod)
-        dyg = sum_last(self._prod, self._dyg)                     # (n, 2): change of Y, red
+        dyg = self._signals(de, self._dyg)                        # (n, 2): change of Y, red
         # quick gate: every |change| / allowed <= 1 (rounding is monotone, so scaling the
         # largest |change| of each signal decides it: one float32 product each)
-        mx = np.maximum.reduce(np.abs(dyg, out=self._absd), axis=0, out=self._mx)
+        mx = col.max_rows(np.abs(dyg, out=self._absd), self._mx)
         quick = mx[0] * self._inv_sy <= 1.0 and mx[1] * self._inv_sr <= 1.0
         if not quick:
             yg = self._last_yg()
@@ -286,14 +287,27 @@ class Safety:
             if not smoothed:
                 np.copyto(self._smooth, light)
             self._limit(light, dyg, yg, out)
-            np.multiply(out[:, sc.COLOUR], out[:, sc.INTENSITY], out=self._e)
+            col.colwise(np.multiply, out[:, sc.COLOUR], out[:, sc.INTENSITY], out=self._e)
         self._frames += 1
         return out
 
     def _last_yg(self) -> np.ndarray:
         """(Y, red excess g) of the last output light, exactly (not accumulated): (n, 2)."""
-        np.multiply(self._e[:, None, :], self._w2, out=self._prod)
-        return sum_last(self._prod, self._yg)
+        return self._signals(self._e, self._yg)
+
+    def _signals(self, e: np.ndarray, out: np.ndarray) -> np.ndarray:
+        """(Y, red excess g) of emitted light e (n, 4) into out (n, 2): per signal
+        ``sum_last(e * w2[:, k, :])``, the same sums in the same order, bit for bit, with
+        every term a contiguous row (`tests/test_columns.py`)."""
+        w, (term, acc) = self._w2_rows, self._prod_rows
+        for k in range(2):
+            np.multiply(e[:, 0], w[k, 0], out=acc)
+            for j in range(1, w.shape[1]):
+                np.multiply(e[:, j], w[k, j], out=term)
+                acc += term
+            acc += _ZERO
+            out[:, k] = acc
+        return out
 
     def _nothing_to_limit(self, dyg: np.ndarray, yg: np.ndarray) -> bool:
         """True if `_limit` would leave every fixture's factor at exactly 1 (its output is then
@@ -356,16 +370,25 @@ class Safety:
         w_p = (1.0 - a) * d_p
         w = w_p + a * d_d                        # the new dimmer
         ratio = w_p / np.maximum(w, 1e-30)       # colour: mix weighted by each side's dimmer
-        out[:, sc.COLOUR] = c_d + ratio[:, None] * (c_p - c_d)
+        self._mix(c_p, c_d, ratio)
         out[:, sc.DIMMER] = w
+
+    def _mix(self, c_p: np.ndarray, c_d: np.ndarray, ratio: np.ndarray) -> None:
+        """``c_p[:] = c_d + ratio[:, None] * (c_p - c_d)``, column by column (the same
+        numbers; NumPy runs the broadcast form as one short loop per fixture)."""
+        diff = self._v
+        for j in range(c_d.shape[1]):
+            np.subtract(c_p[:, j], c_d[:, j], out=diff)
+            np.multiply(ratio, diff, out=diff)
+            np.add(c_d[:, j], diff, out=c_p[:, j])
 
     def _aim(self, target: np.ndarray, out: np.ndarray) -> None:
         prev = self._out_pt
-        step = np.subtract(target, prev, out=self._step)
+        step = col.colwise(np.subtract, target, prev, out=self._step)
         np.minimum(step, self._step_pt, out=step)
         np.maximum(step, self._neg_step_pt, out=step)
         if not len(self._boxes):
-            prev += step
+            col.colwise(np.add, prev, step, out=prev)
             return
         p0 = prev.astype(np.float64)
         full = p0 + step

@@ -24,6 +24,7 @@ def awkward(shape: tuple[int, ...], seed: int) -> np.ndarray:
 
 
 @pytest.mark.parametrize("n,k", [(1, 4), (7, 4), (1024, 4), (10880, 4), (33, 2), (5, 7)])
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")  # inf - inf
 def test_sum_last_is_add_reduce_bit_for_bit(n, k):
     for seed in range(5):
         a = awkward((n, 2, k), seed)
