@@ -88,8 +88,13 @@ def instrument(show, timers: Timers) -> None:
     pipe = show.pipeline
     src = pipe.source
     src.walk.at = timers.wrap("walk", src.walk.at)
+    src.walk.at_many = timers.wrap("walk", src.walk.at_many)        # the next frames too
     src.model.generate = timers.wrap("model", src.model.generate)
-    src.mapper = timers.wrap("mapper", src.mapper)
+    src.model.generate_stacked = timers.wrap("model", src.model.generate_stacked)
+    mapper = src.mapper
+    if hasattr(mapper, "many"):                  # the points mapper: the next frames too
+        mapper.many = timers.wrap("mapper", mapper.many)
+    src.mapper = _Proxy(mapper, timers.wrap("mapper", mapper.__call__))
     pipe.looks = _Proxy(pipe.looks, timers.wrap("looks", pipe.looks.__call__))
     pipe.moves = _Proxy(pipe.moves, timers.wrap("moves", pipe.moves.__call__))
     pipe.safety = _Proxy(pipe.safety, timers.wrap("safety", pipe.safety.__call__))

@@ -59,6 +59,24 @@ class PointsMapper:
         colwise(np.divide, rgbw, peak[:, None], out=scene[:, RED:WHITE + 1])   # colour at full
         return scene
 
+    def many(self, out: np.ndarray) -> np.ndarray:
+        """`__call__` for n frames' outputs (n, fixtures, fields) at once: (n, fixtures, 7),
+        a new array, each frame's the very numbers `__call__` gives (element by element,
+        the same operations in the same order)."""
+        scene = np.zeros((*out.shape[:-1], len(ATTRS)), np.float32)
+        scene[..., PAN:TILT + 1] = out[..., self._xy]
+        rgbw = out[..., self._rgbw]
+        if not self._has_w:
+            rgbw = rgbw.copy()
+            rgbw[..., 3] = 0.0
+        peak = np.maximum(rgbw[..., 0], rgbw[..., 1])            # as `max_columns`
+        for j in range(2, rgbw.shape[-1]):
+            np.maximum(peak, rgbw[..., j], out=peak)
+        scene[..., DIMMER] = peak
+        np.maximum(peak, _EPS, out=peak)
+        np.divide(rgbw, peak[..., None], out=scene[..., RED:WHITE + 1])
+        return scene
+
 
 class ImageMapper:
     """For `image` models: each fixture samples the picture at its rig position.

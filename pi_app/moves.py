@@ -25,6 +25,8 @@ and it is deterministic: the same scenes give the same output.
 
 from __future__ import annotations
 
+import struct
+
 import numpy as np
 
 from .scene import BLUE, DIMMER, N_ATTRS, PAN, RED, TILT, WHITE
@@ -39,6 +41,34 @@ ARRIVED = 0.004           # safe aim this close to the target (fraction of range
 MOVE_TIMEOUT_S = 4.0      # give up waiting for the head (blocked by a keep-out box)
 
 FOLLOW, DIM, MOVE, RISE = range(4)
+FEW_HEADS = 16            # up to this many heads, the fast path's test is a Python loop
+_JUMP32 = float(np.float32(JUMP))   # NumPy compares a float32 with JUMP rounded to float32
+_DARK32 = float(np.float32(DARK))
+_ARRIVED32 = float(np.float32(ARRIVED))
+_F32 = struct.Struct("f")
+
+
+def _r32(x: float) -> float:
+    """x rounded to float32 (as NumPy's float32 arithmetic rounds its exact result)."""
+    return _F32.unpack(_F32.pack(x))[0]
+
+
+def _jump(rows: list[list[float]]) -> bool:
+    """``np.abs(d).max() > JUMP`` for a float32 array d given as ``d.tolist()`` (a few heads:
+    a Python loop costs less than a NumPy reduction): a NaN anywhere makes the maximum NaN,
+    which is no jump."""
+    return _jump_flat([x for row in rows for x in row])
+
+
+def _jump_flat(values) -> bool:
+    worst = 0.0
+    for x in values:
+        if x != x:
+            return False
+        x = abs(x)
+        if x > worst:
+            worst = x
+    return worst > _JUMP32
 
 
 class Moves:
@@ -65,6 +95,17 @@ class Moves:
         self._any_moving = bool(len(self._idx))
         self._aim_m = np.zeros((len(self._idx), 2), np.float32)   # aims of the moving heads
         self._following = False                         # every head in FOLLOW: fast path
+        i = self._idx                                   # the heads: a slice if in a row
+        self._heads = slice(int(i[0]), int(i[-1]) + 1) if len(i) and \
+            np.array_equal(i, np.arange(i[0], i[-1] + 1)) else i
+        self._d = np.zeros_like(self._aim_m)            # the fast path's work buffers
+        self._new = np.zeros_like(self._aim_m)
+        self._bounds(self._step)
+        m = len(self._idx)                              # a few heads: in Python floats
+        self._few = 0 < m <= FEW_HEADS
+        self._f32 = struct.Struct(f"{2 * m}f")          # rounds doubles to float32
+        self._aim_l: list[float] | None = None          # the aims, when newer than _aim_m
+        self._pan_tilt = (self._idx[:, None] * N_ATTRS + np.array([PAN, TILT])).ravel()
 
     def steady(self) -> bool:
         """Every head follows its aim (none dimming, moving or rising): with the same wanted
@@ -75,7 +116,17 @@ class Moves:
         """While the music drives the walk, a lit head may follow as fast as the beat asks
         (the safety stage's slew limit still holds): its waypoints land on the beat. Jumps
         still move in the dark."""
-        self._step = self._beat_step if on else self._calm_step
+        step = self._beat_step if on else self._calm_step
+        if step != self._step:
+            self._bounds(step)
+
+    def _bounds(self, step: np.float32) -> None:
+        """The lit speed limit, and the fast path's clip bounds as arrays (a ufunc with a
+        scalar operand costs more than with an array)."""
+        self._step = step
+        self._step_f = float(step)
+        self._lo = np.full_like(self._aim_m, -step)
+        self._hi = np.full_like(self._aim_m, step)
 
     def __call__(self, wanted: np.ndarray, last_safe: np.ndarray | None) -> np.ndarray:
         out = self._out
@@ -87,26 +138,137 @@ class Moves:
             self._first = False
             self.aim[:] = want
             self._aim_m[:] = want[self._idx]
-        elif self._following and self._follow(want, out):
+        elif self._following and (self._follow_few(want, out) if self._few else
+                                  self._follow(want, out)):
             return out
+        if self._aim_l is not None:                     # the few heads' aims, as an array
+            self._aim_m[:] = np.array(self._aim_l, np.float32).reshape(-1, 2)
+            self._aim_l = None
         self._following = False
-        self._general(want, last_safe, out)
-        self._following = bool((self.mode[self.moving] == FOLLOW).all())
+        if not (self._few and self._general_few(out, last_safe)):
+            self._general(want, last_safe, out)
+            self._following = bool((self.mode[self.moving] == FOLLOW).all())
         return out
 
     def _follow(self, want: np.ndarray, out: np.ndarray) -> bool:
         """The usual frame: every head lit and following, nothing jumps (a few NumPy calls).
         False (and nothing changed) if some head must start a move in black."""
-        idx, aim = self._idx, self._aim_m
-        w = want[idx]                                   # (m, 2)
-        d = np.subtract(w, aim)
-        np.clip(d, -self._step, self._step, out=d)
-        new = aim + d
-        if np.abs(w - new).max() > JUMP:
+        heads, aim, d, new = self._heads, self._aim_m, self._d, self._new
+        w = want[heads]                                 # (m, 2)
+        np.subtract(w, aim, out=d)                      # clip(w - aim, -step, step) as
+        np.maximum(d, self._lo, out=d)                  # np.clip does it (max, then min),
+        np.minimum(d, self._hi, out=d)                  # without its Python wrapper
+        np.add(aim, d, out=new)
+        np.subtract(w, new, out=d)
+        if _jump(d.tolist()) if len(d) <= FEW_HEADS else \
+                np.maximum.reduce(np.abs(d, out=d), axis=None) > JUMP:  # |w - new|.max()
             return False
-        aim[:] = new
-        out[idx, PAN:TILT + 1] = new
+        self._aim_m, self._new = new, aim               # the new aims (no copy)
+        out[heads, PAN:TILT + 1] = new
         return True
+
+    def _follow_few(self, want: np.ndarray, out: np.ndarray) -> bool:
+        """`_follow` for a few heads in Python floats: each float32 operation as a double
+        one rounded to float32 (exactly NumPy's result: a double holds the exact sum or
+        difference of two float32s to well within a rounding), one NumPy call in and one
+        out instead of nine."""
+        w = [x for row in want[self._heads].tolist() for x in row]
+        aim = self._aim_l
+        if aim is None:
+            aim = self._aim_m.ravel().tolist()
+        f32, hi = self._f32, self._step_f
+        try:
+            d = f32.unpack(f32.pack(*[a - b for a, b in zip(w, aim, strict=True)]))
+            new = f32.unpack(f32.pack(*[a + (hi if x > hi else -hi if x < -hi else x)
+                                        for a, x in zip(aim, d, strict=True)]))
+            lag = f32.unpack(f32.pack(*[a - b for a, b in zip(w, new, strict=True)]))
+        except OverflowError:                           # beyond float32: NumPy's way
+            self._aim_m[:] = np.array(aim, np.float32).reshape(-1, 2)
+            self._aim_l = None
+            return self._follow(want, out)
+        if _jump_flat(lag):
+            return False
+        self._aim_l = list(new)
+        out.put(self._pan_tilt, new)
+        return True
+
+    def _general_few(self, out: np.ndarray, last_safe: np.ndarray | None) -> bool:
+        """`_general` for a few heads in Python floats (each float32 operation a double one
+        rounded to float32, each comparison with the constant as NumPy rounds it): the same
+        numbers, a dozen NumPy calls instead of forty. False (nothing changed) where a NaN
+        would need NumPy's own rules: then `_general` does it."""
+        heads = self._heads
+        rows = out[heads].tolist()                      # out is the wanted scene still
+        safe = None if last_safe is None else last_safe[heads].tolist()
+        for row in rows if safe is None else rows + safe:
+            for x in row:
+                if x != x:
+                    return False
+        aims = self._aim_m.tolist()
+        modes = self.mode[heads].tolist()
+        gains = self.gain[heads].tolist()
+        frames = self._moving_frames[heads].tolist()
+        try:
+            dims = self._heads_few(rows, safe, aims, modes, gains, frames)
+        except OverflowError:                           # beyond float32: NumPy's way
+            return False
+        self.moves_in_black += dims
+        self.mode[heads] = modes
+        self.gain[heads] = gains
+        self._moving_frames[heads] = frames
+        self.aim[heads] = aims
+        self._aim_m[:] = aims
+        out.put(self._pan_tilt, [x for a in aims for x in a])
+        out[heads, DIMMER] = [row[DIMMER] for row in rows]
+        self._following = all(m == FOLLOW for m in modes)
+        return True
+
+    def _heads_few(self, rows: list, safe: list | None, aims: list, modes: list,
+                   gains: list, frames: list) -> int:
+        """`_general_few`'s state machine on lists, in place; returns the dims started."""
+        hi, dim, rise, r32 = self._step_f, float(self._dim), float(self._rise), _r32
+        dims = 0
+        for i, row in enumerate(rows):
+            wp, wt = row[PAN], row[TILT]
+            ap, at = aims[i]
+            mode, gain, mf = modes[i], gains[i], frames[i]
+            if safe is None:
+                safe_light, arrived = 0.0, False
+            else:
+                ls = safe[i]
+                light = r32(max(ls[RED:BLUE + 1]) + ls[WHITE])
+                safe_light = r32(ls[DIMMER] * (1.0 if light > 1.0 else light))
+                arrived = max(abs(r32(ls[PAN] - ap)), abs(r32(ls[TILT] - at))) <= _ARRIVED32
+            m_move = mode == MOVE
+            if m_move:                                  # straight to the wanted aim
+                ap, at = wp, wt
+                mf += 1
+            done = m_move and ((mf > 1 and arrived) or mf >= self._timeout)
+            if done:
+                mode, mf = RISE, 0
+            if not m_move:                              # lit: follow at the limit
+                dp, dt = r32(wp - ap), r32(wt - at)
+                ap = r32(ap + (hi if dp > hi else -hi if dp < -hi else dp))
+                at = r32(at + (hi if dt > hi else -hi if dt < -hi else dt))
+                if mode != DIM and max(abs(r32(wp - ap)), abs(r32(wt - at))) > _JUMP32:
+                    dims += 1
+                    mode = DIM
+            if mode == DIM:
+                g = r32(gain - dim)
+                gain = g if g > 0.0 else 0.0
+                if gain <= 0.0 and safe_light <= _DARK32:
+                    mode = MOVE
+            if mode == RISE and not done:
+                g = r32(gain + rise)
+                gain = g if g < 1.0 else 1.0
+                if gain >= 1.0:
+                    mode = FOLLOW
+            if mode == MOVE:
+                gain = 0.0
+            aims[i] = [ap, at]
+            modes[i], gains[i], frames[i] = mode, gain, mf
+            row[DIMMER] = r32(row[DIMMER] * gain)
+        return dims
 
     def _general(self, want: np.ndarray, last_safe: np.ndarray | None,
                  out: np.ndarray) -> None:

@@ -9,12 +9,16 @@ phase is a pure function of show time and those changes (`pi_app.phase.PhaseLine
 
 from __future__ import annotations
 
+import math
+import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .config import Config
 from .identify import IdentifySequence
+from .lean import trim_heap
 from .looks import Looks
 from .mapper import make_mapper, streams_for
 from .moves import Moves
@@ -22,7 +26,7 @@ from .patch import Patch
 from .phase import PhaseLine
 from .runtime import Model
 from .safety import Safety
-from .scene import LIGHT
+from .scene import LIGHT, N_ATTRS
 from .walk import LatentWalk
 
 if TYPE_CHECKING:
@@ -30,6 +34,32 @@ if TYPE_CHECKING:
 
 MODEL_XFADE_S = 2.0
 CHAIN_BLOCK = 32         # a lockstep group's guarded walk restarts every 32 waypoints (walk.py)
+AHEAD_FRAMES = 8         # walk + model of the next frames in one call (small rigs) ...
+AHEAD_ROWS = 256         # ... as long as frames x streams stays within this; else the walk
+AHEAD_WALK_ROWS = 8192   # alone, within this (1,024 streams: 512 KB of latents)
+
+
+class _Guard:
+    """The guarded walk's look at a segment (`pi_app.walk`): latents -> the points' x, y.
+    The model's work buffers are kept per thread from one call to the next until the walk
+    `release`s them (after each segment's look), so a look's few MB are made once, not
+    once a call; a thread never shares them (the look ahead runs on a helper thread)."""
+
+    def __init__(self, model: Model, xy: list[int]) -> None:
+        self.model = model
+        self.xy = xy
+        self._local = threading.local()
+
+    def __call__(self, z: np.ndarray) -> np.ndarray:
+        work = getattr(self._local, "work", None)
+        if work is None:
+            work = self._local.work = {}
+        return self.model.generate_scratch(z, work)[:, self.xy]
+
+    def release(self) -> None:
+        if getattr(self._local, "work", None):
+            self._local.work = None
+            trim_heap()                          # the freed MBs back to the system
 
 
 class _Source:
@@ -41,18 +71,63 @@ class _Source:
         info = model.info
         guard = None
         if info.kind == "points":                 # re-route segments that would tear
-            xy = [info.fields.index("x"), info.fields.index("y")]
-            def guard(z: np.ndarray) -> np.ndarray:
-                return model.generate_scratch(z)[:, xy]
+            guard = _Guard(model, [info.fields.index("x"), info.fields.index("y")])
         self.walk = LatentWalk(seed, streams_for(info, len(positions)), info.latent_dim,
                                loop_waypoints=config.walk.loop_waypoints,
                                spread=config.walk.spread, guard=guard,
                                segment_s=config.walk.seconds_per_waypoint,
                                chain_block=CHAIN_BLOCK if config.sync.group else 0)
         self.mapper = make_mapper(info, positions)
+        streams = self.walk.streams
+        self._stacks = model.stacks                   # a NAT model: see `scene_ahead`
+        self._model_ahead = AHEAD_ROWS // streams >= 2          # else the walk alone
+        self._ahead_n = max(1, min(AHEAD_FRAMES, (AHEAD_ROWS if self._model_ahead else
+                                                  AHEAD_WALK_ROWS) // streams))
+        self._zs: np.ndarray | None = None                      # latents of the next frames
+        self._rows = np.zeros((0, streams, 0), np.float32)    # model outputs, frame by frame
+        self._row_of: dict[float, int] = {}                     # ... by phase
+        self._scenes: np.ndarray | None = None                  # ... and their scenes
+        self._scene = np.zeros((len(positions), N_ATTRS), np.float32)   # this frame's
 
     def scene(self, phase: float) -> np.ndarray:
         return self.mapper(self.model.generate(self.walk.at(phase)))
+
+    def scene_ahead(self, phase: float, ahead: Callable[[int], list[float]]) -> np.ndarray:
+        """`scene(phase)`, the same numbers, with the walk and the model of the next frames
+        worked out with this one: ``ahead(n)`` gives the phases of this frame and the n - 1
+        after it as they will be if nothing changes (only this one's when they cannot be
+        known). A frame whose phase is among them costs the mapper only (a large rig: the
+        model and the mapper, the latents only are worked out ahead); any live change
+        (a new line, seed, model) gives other phases or another `_Source`, and a new block.
+        The walk and the model are pure functions of the phase, so a row worked out ahead
+        is the row the frame would have computed (`LatentWalk.at_many`,
+        `Model.generate_stacked`: bit for bit)."""
+        if not self._stacks:                              # image models: frame by frame
+            return self.scene(phase)
+        j = self._row_of.get(phase)
+        if j is None:
+            phases = ahead(self._ahead_n)
+            k = math.floor(phase)
+            n = 1
+            while n < len(phases) and math.floor(phases[n]) == k:   # one segment at a time
+                n += 1
+            self._zs = self._scenes = None
+            if n == 1:
+                self._rows = self.model.generate(self.walk.at(phase))[None]
+            elif self._model_ahead:
+                self._rows = self.model.generate_stacked(self.walk.at_many(phases[:n]))
+                many = getattr(self.mapper, "many", None)     # the points mapper: scenes too
+                self._scenes = None if many is None else many(self._rows)
+            else:                                  # a large rig: the model frame by frame
+                self._zs = self.walk.at_many(phases[:n])
+            self._row_of = {p: i for i, p in enumerate(phases[:n])}
+            j = 0
+        if self._zs is not None:
+            return self.mapper(self.model.generate(self._zs[j]))
+        if self._scenes is None:
+            return self.mapper(self._rows[j])
+        np.copyto(self._scene, self._scenes[j])
+        return self._scene
 
 
 class Pipeline:
@@ -246,13 +321,24 @@ class Pipeline:
         self._music_t = t_s
         self.phase = self.line.at(t_s)
         self._t = t_s
-        scene = self.source.scene(self.phase)
+        line, phase, fps = self.line, self.phase, self.fps
+
+        def ahead(n: int) -> list[float]:        # the next frames' phases, if no change
+            k = round(t_s * fps)
+            if music is not None or line.still or n < 2 or k / fps != t_s:
+                return [phase]
+            return [line.at((k + i) / fps) for i in range(n)]
+
+        scene = self.source.scene_ahead(phase, ahead)
         if self._old is not None:
             a = (t_s - self._xfade_t0) / self._xfade_s
             if a >= 1.0:
                 self._old = None
             else:
-                scene = (1.0 - a) * self._old.scene(self.phase + self._old_offset) + a * scene
+                off = self._old_offset
+                old = self._old.scene_ahead(phase + off,
+                                            lambda n: [p + off for p in ahead(n)])
+                scene = (1.0 - a) * old + a * scene
         if music is not None:
             scene = music.light(scene)
         if self.blacked_out:

@@ -435,6 +435,7 @@ class _MLP:
         self.last = np.ascontiguousarray(np.concatenate([last.wt, last.b[None, :]], 0))
         self.dims = [linears[0].wt.shape[0]] + [ln.wt.shape[1] for ln in linears[:-1]]
         self.buf: dict[int, tuple[list[np.ndarray], list[np.ndarray]]] = {}
+        self.sbuf: dict[tuple[int, int], tuple[list[np.ndarray], list[np.ndarray]]] = {}
 
     def __call__(self, x: np.ndarray) -> np.ndarray:                # (B, in) -> (B, out)
         bufs = self.buf.get(x.shape[0])
@@ -442,8 +443,14 @@ class _MLP:
             bufs = self.buf[x.shape[0]] = self._buffers(x.shape[0])
         return self._run(x, bufs)
 
-    def fresh(self, x: np.ndarray) -> np.ndarray:                   # no kept buffers
-        return self._run(x, self._buffers(x.shape[0]))
+    def fresh(self, x: np.ndarray, work: dict | None = None) -> np.ndarray:
+        """No kept buffers; or those of `work` (the caller's, for a series of calls)."""
+        if work is None:
+            return self._run(x, self._buffers(x.shape[0]))
+        bufs = work.get((id(self), x.shape[0]))
+        if bufs is None:
+            bufs = work[(id(self), x.shape[0])] = self._buffers(x.shape[0])
+        return self._run(x, bufs)
 
     def _buffers(self, batch: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
         return ([np.ones((d + 1, batch), np.float32) for d in self.dims],
@@ -462,6 +469,25 @@ class _MLP:
             np.dot(w, src, out=h)
             np.maximum(h, zero, out=h)
         return np.dot(acts[-1].T, self.last)                        # (B, out), a new array
+
+    def stacked(self, x: np.ndarray) -> np.ndarray:                 # (n, B, in) -> (n, B, out)
+        """n batches in one call: the same BLAS calls as n calls of `__call__` (np.matmul
+        over a stack calls gemm once per batch, shapes as one batch's), so the same
+        numbers bit for bit (a single (n * B)-row batch would not be: BLAS picks other
+        kernels for other sizes). Work buffers kept per (n, B)."""
+        n, batch = x.shape[:2]
+        bufs = self.sbuf.get((n, batch))
+        if bufs is None:
+            bufs = self.sbuf[(n, batch)] = (
+                [np.ones((n, d + 1, batch), np.float32) for d in self.dims],
+                [np.zeros((n, d, batch), np.float32) for d in self.dims[1:]])
+        acts, zeros = bufs
+        acts[0][:, :-1] = x.transpose(0, 2, 1)                      # (n, in, B)
+        for w, src, dst, zero in zip(self.w, acts, acts[1:], zeros, strict=False):
+            h = dst[:, :-1]                                         # (n, width, B)
+            np.matmul(w, src, out=h)
+            np.maximum(h, zero, out=h)
+        return np.matmul(acts[-1].transpose(0, 2, 1), self.last)    # (n, B, out), new
 
 
 def _fuse(ops: list[Op]) -> list[Op]:
@@ -623,19 +649,41 @@ class Model:
         """
         return self._generate(z, False)
 
-    def generate_scratch(self, z: np.ndarray) -> np.ndarray:
+    @property
+    def stacks(self) -> bool:
+        """Whether `generate_stacked` can run (a fused MLP: the NAT family)."""
+        return len(self._ops) == 1 and isinstance(self._ops[0], _MLP)
+
+    def generate_stacked(self, z: np.ndarray) -> np.ndarray:
+        """z float32 (n, B, latent_dim) -> (n, B, n_fields): n calls of `generate` in one,
+        the same numbers bit for bit (the show's next frames at once; only if `stacks`)."""
+        op = self._ops[0]
+        assert isinstance(op, _MLP)
+        x = op.stacked(z)
+        np.maximum(x, 0.0, out=x)
+        return np.minimum(x, 1.0, out=x)
+
+    def generate_scratch(self, z: np.ndarray, work: dict | None = None) -> np.ndarray:
         """`generate` with work buffers made for this call and dropped after it (the same
         numbers): for one-off batches such as the guarded walk's look ahead, so no buffer
-        per batch size is kept, and safe beside `generate` on another thread."""
-        return self._generate(z, True)
+        per batch size is kept, and safe beside `generate` on another thread. With `work`
+        (a dict the caller keeps for a series of calls on one thread, then drops), the
+        buffers are made once for the series (the walk's look at a segment: a few MB
+        made and paged in once, not once a call)."""
+        return self._generate(z, True, work)
 
-    def _generate(self, z: np.ndarray, scratch: bool) -> np.ndarray:
+    def _generate(self, z: np.ndarray, scratch: bool, work: dict | None = None) -> np.ndarray:
         if z.ndim != 2 or z.shape[1] != self.info.latent_dim:
             raise ValueError(f"z has shape {z.shape}, want (B, {self.info.latent_dim})")
         x = z if z.dtype == np.float32 and not self._copy_z else z.astype(np.float32)
         for op in self._ops:
             fresh = getattr(op, "fresh", None) if scratch else None
-            x = fresh(x) if fresh is not None else op(x)
+            if fresh is None:
+                x = op(x)
+            elif work is not None and isinstance(op, _MLP):
+                x = op.fresh(x, work)
+            else:
+                x = fresh(x)
         # clip to [0, 1] with two ufuncs (np.clip's Python wrapper costs more than both; the
         # only difference: -0.0 comes out as +0.0, which no later stage can tell apart)
         if not self._fresh:                 # a new array: work buffers stay private

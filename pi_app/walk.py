@@ -35,7 +35,7 @@ import numpy as np
 
 Guard = Callable[[np.ndarray], np.ndarray]
 GUARD_SAMPLES = 64        # points per segment looked at by the guard
-GUARD_ROWS = 4096         # latents per guard call, at most (its working memory: ~9 MB)
+GUARD_ROWS = 1024         # latents per guard call, at most (its working memory: ~2.3 MB)
 TEAR_STEP = 0.05          # output step between two of them that counts as a tear
 
 
@@ -173,7 +173,12 @@ class LatentWalk:
             return self.waypoint(k + 1)                # the next block starts afresh
         then = self.waypoint(k + 2) if b and (k + 2) % b == 0 and not (
             self.loop and (k + 2) % self.loop == 0) else None
-        return self._choose(k + 1, w, self._proposals(k + 1, w), then)
+        try:
+            return self._choose(k + 1, w, self._proposals(k + 1, w), then)
+        finally:
+            release = getattr(self.guard, "release", None)   # the look's work buffers
+            if release is not None:
+                release()
 
     def _segment(self, k: int) -> None:
         self._k = k
@@ -212,6 +217,32 @@ class LatentWalk:
             same = self._same
             self._z[same] = (1.0 - f) * self._w0[same] + f * self._w1[same]
         return self._z
+
+
+    def at_many(self, phases: list[float]) -> np.ndarray:
+        """`at` for several phases of one segment (``floor(phase)`` the same for all): (n,
+        streams, dim) float32, a new array, each row the very numbers `at` gives for its
+        phase (the same float32 operations, element by element)."""
+        k = math.floor(phases[0])
+        if k != self._k:
+            self._segment(k)
+        f = np.array(phases, np.float64) - k
+        f = f * f * (3.0 - 2.0 * f)                  # as `at`, in double precision
+        n = len(phases)
+        b = np.multiply(self._omega, f.astype(np.float32)[:, None, None])   # (n, streams, 1)
+        np.divide(np.sin(b, out=b), self._sin, out=b)
+        bw = np.multiply(b, self._w1)
+        a = np.multiply(self._omega, (1.0 - f).astype(np.float32)[:, None, None], out=b)
+        np.divide(np.sin(a, out=a), self._sin, out=a)
+        z = np.multiply(a, self._w0)
+        z += bw
+        if self._any_same:
+            same = self._same
+            g = f.astype(np.float32)[:, None, None]
+            h = (1.0 - f).astype(np.float32)[:, None, None]
+            z[:, same] = h * self._w0[same] + g * self._w1[same]
+        assert z.shape[0] == n
+        return z
 
 
 _HELPER: cf.ThreadPoolExecutor | None = None

@@ -21,6 +21,7 @@ def play(wanted_at, seconds: float, model: str = "nat-aurora"):
     pipe = Pipeline(config, load_model(model), seed=0)
     clock = {"t": 0.0}
     pipe.source.scene = lambda phase: wanted_at(clock["t"])
+    pipe.source.scene_ahead = lambda phase, ahead: wanted_at(clock["t"])    # the show's way
     rig = Rig.from_patch(pipe.patch)
     frames = []
     for k in range(int(seconds * FPS)):
@@ -99,3 +100,90 @@ def test_a_fast_sweep_is_never_lit(speed):
         for k in range(len(aim) - FPS):
             if (light[k:k + FPS + 1] > 0.1).all():
                 assert np.abs(aim[k + FPS] - aim[k]).max() <= 0.2, (f.name, k / FPS)
+
+
+def test_the_fast_paths_jump_test_is_numpys():
+    """`_jump` (a Python loop over a few heads) says what ``np.abs(d).max() > JUMP`` says,
+    at the edge (JUMP in float32), with signed zeros and with NaN."""
+    from pi_app.moves import JUMP, _jump
+
+    edge = np.float32(JUMP)
+    rng = np.random.default_rng(5)
+    cases = [rng.normal(0, 0.08, (m, 2)).astype(np.float32) for m in (1, 3, 8) for _ in range(200)]
+    cases += [np.array([[edge, 0]], np.float32), np.array([[-edge, -0.0]], np.float32),
+              np.array([[np.nextafter(edge, np.float32(1)), 0]], np.float32),
+              np.array([[np.nan, 0.5]], np.float32), np.array([[0.5, np.nan]], np.float32),
+              np.array([[0.0, -0.0]], np.float32)]
+    for d in cases:
+        assert _jump(d.tolist()) == bool(np.abs(d).max() > JUMP), d
+
+
+def test_few_heads_in_python_floats_are_numpys_bit_for_bit():
+    """The fast path for a few heads (Python floats rounded to float32) gives NumPy's frames
+    bit for bit: slow wandering, steps beyond the lit limit, jumps (moves in black), the
+    beat's limit switched on and off, values at float32's edges."""
+    from pi_app.moves import Moves
+    from pi_app.patch import Patch
+
+    patch = Patch(load_config(None))
+    few, numpy_way = Moves(patch, FPS), Moves(patch, FPS)
+    assert few._few
+    numpy_way._few = False
+    n = len(patch.fixtures)
+    rng = np.random.default_rng(11)
+    want = scene(n, 0.3, 0.6)
+    last = None
+    for k in range(3000):
+        step = rng.normal(0, [0.002, 0.01, 0.05][k // 400 % 3], (n, 2))
+        want[:, PAN:TILT + 1] = np.clip(want[:, PAN:TILT + 1] + step, 0, 1)
+        if k % 250 == 100:                                   # a jump
+            want[:, PAN:TILT + 1] = rng.random((n, 2))
+        if k % 700 == 0:
+            want[0, PAN] = np.float32(1e-30)                 # tiny values
+        on = (k // 300) % 2 == 1
+        few.on_the_beat(on)
+        numpy_way.on_the_beat(on)
+        a = few(want.astype(np.float32), last).copy()
+        b = numpy_way(want.astype(np.float32), last).copy()
+        assert a.tobytes() == b.tobytes(), k
+        last = a.copy()                                      # the light that went out:
+        last[:, DIMMER] *= np.float32(0.9)                  # a little less, and the heads
+        if k % 3:                                            # there, or not quite
+            last[:, PAN] += np.float32(0.003)
+        assert few.mode.tobytes() == numpy_way.mode.tobytes()
+        assert few.gain.tobytes() == numpy_way.gain.tobytes()
+    assert few.moves_in_black == numpy_way.moves_in_black > 5
+
+
+@pytest.mark.parametrize("case", ["dark-edge", "arrived-edge", "rise-top", "timeout"])
+def test_few_heads_at_the_thresholds_are_numpys(case):
+    """At the very thresholds (a light exactly DARK, a head exactly ARRIVED away, a gain
+    that reaches 1, the move timeout) the Python-float path decides as NumPy does."""
+    from pi_app.moves import ARRIVED, DARK, DIM, MOVE, RISE, Moves
+    from pi_app.patch import Patch
+
+    patch = Patch(load_config(None))
+    n = len(patch.fixtures)
+    outs = []
+    for few_path in (True, False):
+        m = Moves(patch, FPS)
+        m._few = few_path
+        m._first = False
+        heads = m._idx
+        want = scene(n, 0.0, 0.0)
+        last = scene(n, 0.0, 0.0)
+        last[:, RED:WHITE + 1] = (1.0, 1.0, 1.0, 0.0)
+        if case == "dark-edge":
+            m.mode[heads], m.gain[heads] = DIM, 0.0
+            last[:, DIMMER] = np.float32(DARK)
+        elif case == "arrived-edge":
+            m.mode[heads], m._moving_frames[heads] = MOVE, 1
+            last[:, PAN] = np.float32(ARRIVED)
+        elif case == "rise-top":
+            m.mode[heads], m.gain[heads] = RISE, np.float32(1.0) - m._rise
+        else:
+            m.mode[heads], m._moving_frames[heads] = MOVE, m._timeout - 1
+            last[:, PAN] = 0.5
+        out = m(want, last).copy()
+        outs.append((out.tobytes(), m.mode.tobytes(), m.gain.tobytes()))
+    assert outs[0] == outs[1]

@@ -177,10 +177,17 @@ def play(cfg, start: dt.datetime, seconds: float, tmp_path, calls: list | None =
     if calls is not None:
         gen = show.pipeline.model.generate
 
+        stacked = show.pipeline.model.generate_stacked
+
         def counted(z):
             calls.append(1)
             return gen(z)
+
+        def counted_stacked(z):              # the next frames at once: one call a frame
+            calls.extend([1] * len(z))
+            return stacked(z)
         show.pipeline.model.generate = counted
+        show.pipeline.model.generate_stacked = counted_stacked
     show.run()
     rig = Rig.from_patch(patch)
     look = rig.decode(np.stack([rig.frames_array(f) for f in out.history]))
