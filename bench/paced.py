@@ -12,7 +12,8 @@ tests'), with timers around each stage, and prints per rig:
 
 - each stage's wall time per frame (mean over the frames, and the worst frame): walk (with
   the guarded walk's look ahead), model, mapper, looks, moves, safety, patch, send;
-- the frame's whole work on the frame thread (clock wake-up to the end of the loop body);
+- the frame's whole work on the frame thread (clock wake-up to the next wait: with the
+  frames worked out ahead, pi_app/ahead.py, at the tick that works them out);
 - the whole process's CPU (user + system, every thread) per frame and in % of one core.
 
 The timers add about 1 µs per stage. Run it on a quiet machine and compare within one run.
@@ -67,21 +68,11 @@ class Timers:
         return timed
 
 
-class _Proxy:
-    """A stage object with a timed `__call__` (its other attributes pass through)."""
-
-    def __init__(self, obj, call) -> None:
-        object.__setattr__(self, "_obj", obj)
-        object.__setattr__(self, "_call", call)
-
-    def __call__(self, *args, **kwargs):
-        return self._call(*args, **kwargs)
-
-    def __getattr__(self, name):
-        return getattr(self._obj, name)
-
-    def __setattr__(self, name, value):
-        setattr(self._obj, name, value)
+def _timed_call(obj, call) -> None:
+    """Give `obj` a timed `__call__` (a subclass made for it: its attributes stay its own,
+    so the run-ahead's snapshot of a stage sees them, pi_app/ahead.py)."""
+    cls = type(obj)
+    obj.__class__ = type(cls.__name__, (cls,), {"__call__": lambda self, *a, **k: call(*a, **k)})
 
 
 def instrument(show, timers: Timers) -> None:
@@ -94,10 +85,9 @@ def instrument(show, timers: Timers) -> None:
     mapper = src.mapper
     if hasattr(mapper, "many"):                  # the points mapper: the next frames too
         mapper.many = timers.wrap("mapper", mapper.many)
-    src.mapper = _Proxy(mapper, timers.wrap("mapper", mapper.__call__))
-    pipe.looks = _Proxy(pipe.looks, timers.wrap("looks", pipe.looks.__call__))
-    pipe.moves = _Proxy(pipe.moves, timers.wrap("moves", pipe.moves.__call__))
-    pipe.safety = _Proxy(pipe.safety, timers.wrap("safety", pipe.safety.__call__))
+    for name, stage in (("mapper", mapper), ("looks", pipe.looks), ("moves", pipe.moves),
+                        ("safety", pipe.safety)):
+        _timed_call(stage, timers.wrap(name, stage.__call__))
     pipe.patch.frames = timers.wrap("patch", pipe.patch.frames)
     show.output.send = timers.wrap("send", show.output.send)
 
@@ -120,6 +110,8 @@ def run_rig(rig: str, *, seconds: float, output: str, ola_port: int | None, mode
 
     class Clock(FrameClock):
         def wait(self) -> int:
+            if timers.on:            # the last tick's whole work: wake-up to this wait
+                work.append(time.perf_counter() - woke[0])
             k = super().wait()
             woke[0] = time.perf_counter()
             if k == round(warm_s * self.fps):            # warm-up over: start counting
@@ -134,7 +126,6 @@ def run_rig(rig: str, *, seconds: float, output: str, ola_port: int | None, mode
 
     def listener(s) -> None:
         if timers.on:
-            work.append(time.perf_counter() - woke[0])
             marks.update(cpu_end=time.process_time(), wall_end=time.monotonic(),
                          k_end=s.frames_out)
     show.listeners.append(listener)

@@ -126,6 +126,16 @@ class Director:
             self._rotate(t_s, now)
         return self.idle
 
+    def calm(self, t_s: float) -> bool:
+        """Would `step` at show time `t_s` leave the show alone (playing, nothing due: no
+        schedule check, no playlist switch, no dark spell under way)? For frames worked out
+        ahead (pi_app/ahead.py)."""
+        if self.idle or self._going_dark:
+            return False
+        now = self.wall_s(t_s)
+        pl = self.playlist
+        return now < self._next_check_s and (pl is None or now < pl.next_switch_s())
+
     def _go_idle(self) -> None:
         self._going_dark = False
         self.idle = True

@@ -170,6 +170,7 @@ class Safety:
         self._w2 = np.stack([self._wy, self._wr], axis=1)          # (n, 2, 4): Y, red weights
         self._w2_rows = np.ascontiguousarray(self._w2.transpose(1, 2, 0))   # (2, 4, n)
         self._prod_rows = np.zeros((2, n), f32)          # one weighted term, one sum
+        self._prod = np.zeros((n, 2, sc.N_COLOUR), f32)  # ... a small rig's (`_signals`)
         inv = (1.0 / np.maximum(np.array([self._sy, self._sr], f32), 1e-12)).astype(f32)
         self._inv_sy, self._inv_sr = inv               # float32 scalars
         # `_nothing_to_limit` proves a == 1 from |dy| <= sy: true only if sy >= the 1e-12
@@ -299,6 +300,9 @@ class Safety:
         """(Y, red excess g) of emitted light e (n, 4) into out (n, 2): per signal
         ``sum_last(e * w2[:, k, :])``, the same sums in the same order, bit for bit, with
         every term a contiguous row (`tests/test_columns.py`)."""
+        if len(e) < col.SMALL:                       # a small rig: the broadcast form
+            np.multiply(e[:, None, :], self._w2, out=self._prod)
+            return sum_last(self._prod, out)
         w, (term, acc) = self._w2_rows, self._prod_rows
         for k in range(2):
             np.multiply(e[:, 0], w[k, 0], out=acc)
@@ -376,6 +380,9 @@ class Safety:
     def _mix(self, c_p: np.ndarray, c_d: np.ndarray, ratio: np.ndarray) -> None:
         """``c_p[:] = c_d + ratio[:, None] * (c_p - c_d)``, column by column (the same
         numbers; NumPy runs the broadcast form as one short loop per fixture)."""
+        if len(ratio) < col.SMALL:                   # a small rig: the broadcast form
+            c_p[:] = c_d + ratio[:, None] * (c_p - c_d)
+            return
         diff = self._v
         for j in range(c_d.shape[1]):
             np.subtract(c_p[:, j], c_d[:, j], out=diff)

@@ -20,6 +20,7 @@ from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 
+from .ahead import RunAhead
 from .clock import FastClock, FrameClock
 from .config import Config, load_config
 from .errors import ControlError, LatentDMXError
@@ -51,6 +52,7 @@ class Show:
         from .music import make_drive  # music: `--audio FILE` / [audio] (README "Music")
         offline = isinstance(clock, type) and issubclass(clock, FastClock)
         self._offline = offline              # virtual time: never a quiet spell
+        self.ahead: RunAhead | None = None    # the next frames worked out ahead (ahead.py)
         self._quiet = False                  # holding still: a frame a few times a second
         self.music = make_drive(config, audio_file=str(audio) if audio else None,
                                 offline=offline)
@@ -292,6 +294,17 @@ class Show:
                                               self.config.safety.fade_out_s)
             self.director.start(k0 / self.fps)          # dark from the start if off-schedule
             quiet, frames = False, {}
+            ahead = self.ahead = RunAhead(self.pipeline)     # frames worked out ahead
+            director, fps = self.director, self.fps
+
+            def ticks(n: int) -> list[float]:   # this tick and the next, while nothing is due
+                out = []
+                for i in range(n):
+                    t_i = (k + i) / fps
+                    if (fade_at is not None and t_i >= fade_at) or not director.calm(t_i):
+                        break
+                    out.append(t_i)
+                return out
             while True:
                 k = clock.idle(QUIET_REFRESH_S) if quiet else clock.wait()
                 t = k / self.fps
@@ -299,6 +312,9 @@ class Show:
                 if sync is not None:             # frames a short stall skipped: walked too
                     sync.catch_up(k, fading)
                 changed = not self._commands.empty() or self._reload_requested
+                if (not ahead.next_is(t) or changed or self._stop_requested
+                        or not director.calm(t)):   # something other than the walk is due:
+                    ahead.rollback()             # the pipeline as after the last frame sent
                 while not self._commands.empty():
                     self._apply(self._commands.get_nowait(), t)
                 if sync is not None:
@@ -318,7 +334,7 @@ class Show:
                 else:
                     if quiet and not idle:
                         pipe.resume(t)
-                    frames = self.director.idle_frames if idle else pipe.frames(t)
+                    frames = self.director.idle_frames if idle else ahead.frames(t)
                 # holding still (paused, blacked out or dark, and settled): a quiet spell,
                 # the same frame a few times a second, no pipeline work, until a change
                 # (not in a group: its members compute every frame, to stay in step)
@@ -340,6 +356,8 @@ class Show:
                     listener(self)
                 if fading and (idle or pipe.show_over(t, self.duration_s)):
                     break
+                if not (quiet or idle):          # the frame is out: the next ones, if known
+                    ahead.prepare(t, ticks)
             # The last frame out is dark: blackout, flushed.
             frames = self.pipeline.blackout_frames()
             self.output.send(frames)
@@ -353,6 +371,8 @@ class Show:
         except BaseException:
             if not clean:
                 try:
+                    if self.ahead is not None:
+                        self.ahead.rollback()    # the last frame sent: what the blackout holds
                     if not self.output.closed and self.pipeline.scene is not None:
                         self.output.send(self.pipeline.blackout_frames())
                 except Exception:    # the output itself may be what failed

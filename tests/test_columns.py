@@ -32,6 +32,15 @@ def same_bits(a: np.ndarray, b: np.ndarray) -> bool:
 
 
 # -- the kernels, element by element ----------------------------------------------------------
+@pytest.fixture(autouse=True, params=["as shipped", "columns always"])
+def small(request, monkeypatch):
+    """Each test twice: with the small-rig broadcast path (`columns.SMALL`), and with the
+    column-by-column path for every size."""
+    if request.param == "columns always":
+        monkeypatch.setattr(columns, "SMALL", 0)
+    return request.param
+
+
 @pytest.mark.parametrize("ufunc", [np.add, np.subtract, np.multiply, np.divide, np.minimum,
                                    np.maximum, np.fmax])
 @pytest.mark.parametrize("n,k", [(1, 2), (7, 4), (1024, 5), (10880, 4)])

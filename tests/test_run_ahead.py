@@ -1,0 +1,162 @@
+"""Frames worked out ahead (issue 18, `pi_app/ahead.py`): the show loop computes the next
+frames back to back while nothing changes, and rolls back before anything does. Every frame
+must be byte for byte the frame of a loop that never runs ahead, through live commands,
+skipped frames, the schedule's playlist and the stop; `status` shows the frame that is out."""
+
+from __future__ import annotations
+
+import hypothesis_profiles  # noqa: F401  (registers and loads the profile)
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pi_app import ahead as ahead_mod
+from pi_app.clock import FastClock
+from pi_app.config import default_config_path, parse_config
+from pi_app.errors import LatentDMXError
+from pi_app.outputs.sim import SimOutput
+from pi_app.patch import Patch
+from pi_app.pipeline import Pipeline
+from pi_app.runtime import load_model
+from pi_app.show import Show
+
+RIG = default_config_path().read_text(encoding="utf-8") + \
+    '\n[palettes.warm]\nkelvin = 2700\n[palettes.sea]\nhues = [200]\nwidth_deg = 40\n'
+
+# live commands as a client sends them (name, args)
+COMMANDS = [
+    ("dim", {"level": 0.3}), ("dim", {"level": 1.0}), ("pause", {}), ("resume", {}),
+    ("blackout", {"on": True}), ("blackout", {"on": False}), ("seed", {"seed": 9}),
+    ("tempo", {"tempo": 2.5}), ("tempo", {"tempo": 0.5}), ("model", {"name": "nat-neon"}),
+    ("palette", {"name": "sea"}), ("palette", {"name": "none"}), ("still", {"on": True}),
+    ("still", {"on": False}), ("identify", {"fixtures": ["par-1"], "seconds": 0.3}),
+    ("tap", {}), ("bpm", {"bpm": 0}),
+]
+
+
+def play(cues: dict[int, list[tuple[str, dict]]], *, ahead: bool, seconds: float = 6.0,
+         config=None, listener=None, **kw) -> tuple[list[bytes], list, Show]:
+    """Play the demo rig on virtual time; `cues`: commands sent after frame k is out (they
+    apply at frame k + 1, as a client's do). Frames as sent, and the phase `status` showed
+    after each frame (and what was refused)."""
+    cfg = config or parse_config(RIG, "<rig>")
+    patch = Patch(cfg)
+    out = SimOutput(patch.universes, blackout=patch.blackout_frames, keep_history=True)
+    with pytest.MonkeyPatch.context() as mp:
+        if not ahead:
+            mp.setattr(ahead_mod, "AHEAD_FRAMES", 1)
+        show = Show(cfg, out, control=False, clock=FastClock, duration_s=seconds, **kw)
+        phases: list[float] = []
+
+        def cue(s: Show) -> None:
+            phases.append(round(s.status_snapshot["phase"], 3))
+            for name, args in cues.get(s.frames_out - 1, ()):
+                try:
+                    s.handle_control(name, dict(args), origin="test")
+                except LatentDMXError as exc:         # refused (e.g. identify in blackout)
+                    phases.append(str(exc))
+        show.listeners.append(cue)
+        if listener is not None:
+            show.listeners.append(listener)
+        show.run()
+    frames = [b"".join(f[u].tobytes() for u in sorted(f)) for f in out.history]
+    return frames, phases, show
+
+
+def same_show(cues, fresh=dict, **kw) -> Show:
+    """Play it running ahead and not; `fresh()` gives each play its own further arguments."""
+    got, got_phases, show = play(cues, ahead=True, **kw, **fresh())
+    want, want_phases, plain = play(cues, ahead=False, **kw, **fresh())
+    assert plain.ahead is not None and plain.ahead.batches == 0      # the twin never ran ahead
+    assert len(got) == len(want)
+    for k, (g, w) in enumerate(zip(got, want, strict=True)):
+        assert g == w, f"frame {k} differs"
+    assert got_phases == want_phases
+    return show
+
+
+def test_a_plain_show_runs_ahead_and_plays_the_same_frames():
+    show = same_show({})
+    assert show.ahead.size == 8
+    assert show.ahead.batches > 20               # 6 s at 40 fps: most frames worked out ahead
+    assert show.ahead.rollbacks == 0             # the fade-out is known: no batch crosses it
+
+
+def test_a_command_inside_a_batch_rolls_back_and_applies_at_its_frame():
+    show = same_show({30: [("dim", {"level": 0.2})], 61: [("seed", {"seed": 3})],
+                      90: [("pause", {})], 130: [("resume", {})]})
+    assert show.ahead.rollbacks == 3             # not the resume: a paused show holds still
+
+
+@settings(deadline=None)
+@given(st.dictionaries(st.integers(0, 230),
+                       st.lists(st.sampled_from(range(len(COMMANDS))), min_size=1, max_size=3),
+                       max_size=8))
+def test_any_commands_at_any_frames_give_the_same_show(cues):
+    same_show({k: [COMMANDS[i] for i in v] for k, v in cues.items()})
+
+
+def test_a_large_rig_does_not_run_ahead():
+    """A large rig does not run ahead (its work is arithmetic; a long batch would delay its
+    first frame): 128 fixtures x frames at most."""
+    text = "".join(f'[[fixtures]]\nname = "p{i}"\nprofile = "generic-rgb"\nmode = "3ch"\n'
+                   f"address = {i * 3 + 1}\nposition = [{i / 99:.3f}, 0.5]\n"
+                   for i in range(100))
+    cfg = parse_config(text, "<pixels>")
+    show = same_show({}, config=cfg, seconds=2.0)
+    assert show.ahead.size == 1 and show.ahead.batches == 0
+
+
+def test_skipped_frames_roll_back():
+    """A late frame skips ticks: the frames worked out for them are dropped, and the frame
+    after the gap is computed from the state after the last frame sent, as without."""
+    cfg = parse_config(RIG, "<rig>")
+    model = load_model(cfg.model)
+    plain, ahead_pipe = Pipeline(cfg, model, seed=2), Pipeline(cfg, load_model(cfg.model), seed=2)
+    run = ahead_mod.RunAhead(ahead_pipe)
+    fps = cfg.fps
+    ks = [k for k in range(400) if k % 37 not in (5, 6, 7) and k % 11 != 3]    # gaps
+    for k in ks:
+        t = k / fps
+        if not run.next_is(t):
+            run.rollback()
+        got = {u: f.copy() for u, f in run.frames(t).items()}
+        want = plain.frames(t)
+        for u in want:
+            assert np.array_equal(got[u], want[u]), f"frame {k}"
+
+        def ticks(n: int, k: int = k) -> list[float]:       # the loop's guess: no gaps
+            return [(k + j) / fps for j in range(n)]
+        run.prepare(t, ticks)
+    assert run.batches > 10 and run.rollbacks > 10
+
+
+PLAYLIST = 'playlist = "p"\n' + RIG + (
+    '\n[playlists.p]\nitems = [{ model = "nat-aurora", seed = 1 }, '
+    '{ model = "nat-neon", seed = 2 }]\nevery = "10s"\nfade_s = 1.0\n')
+
+
+def test_a_playlist_switch_on_the_show_clock_ends_a_batch():
+    """The installation's playlist switches model on the wall clock; when it maps show time
+    (a group's epoch, tests), no batch runs past the switch."""
+    cfg = parse_config(PLAYLIST, "<rig>")
+    show = same_show({}, config=cfg, seconds=23.0, wall_clock=lambda t: 1.78e9 + 0.0625 + t)
+    assert show.pipeline.model.info.name == "nat-aurora"           # switched twice
+    assert show.ahead.batches > 50 and show.ahead.rollbacks == 0
+
+
+def test_a_playlist_switch_on_the_wall_clock_rolls_back():
+    """On `time.time()` (the daemon's), a batch cannot know the switch: the frame loop sees
+    it due at its frame and rolls back first."""
+    cfg = parse_config(PLAYLIST, "<rig>")
+
+    def fresh() -> dict:
+        wall = {"now": 1.78e9 + 0.0625}
+
+        def tick(s: Show) -> None:        # the wall clock moves with the frames sent only
+            wall["now"] = 1.78e9 + 0.0625 + s.frames_out / cfg.fps
+        return {"wall_clock": lambda t: wall["now"], "listener": tick}
+    show = same_show({}, fresh, config=cfg, seconds=23.0)
+    assert show.pipeline.model.info.name == "nat-aurora"
+    assert show.ahead.batches > 50 and show.ahead.rollbacks >= 2
