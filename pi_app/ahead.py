@@ -42,7 +42,7 @@ AHEAD_ROWS = 128          # ... and fixtures x frames at most this (7 fixtures: 
 def _save(obj: Any) -> tuple[Any, list[tuple[str, Any, Any]], set[str]]:
     """An object's attributes as they are: references, and copies of its arrays' and lists'
     contents (a stage keeps state in arrays it updates in place, some of them views)."""
-    items = []
+    items: list[tuple[str, Any, Any]] = []
     for name, value in vars(obj).items():
         if isinstance(value, np.ndarray):
             items.append((name, value, value.copy() if value.flags.writeable else None))

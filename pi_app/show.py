@@ -308,7 +308,8 @@ class Show:
             while True:
                 k = clock.idle(QUIET_REFRESH_S) if quiet else clock.wait()
                 t = k / self.fps
-                self._wake.clear()
+                if self._wake.is_set():          # (clear() takes a lock: only when set)
+                    self._wake.clear()
                 if sync is not None:             # frames a short stall skipped: walked too
                     sync.catch_up(k, fading)
                 changed = not self._commands.empty() or self._reload_requested

@@ -47,7 +47,7 @@ def play(cues: dict[int, list[tuple[str, dict]]], *, ahead: bool, seconds: float
         if not ahead:
             mp.setattr(ahead_mod, "AHEAD_FRAMES", 1)
         show = Show(cfg, out, control=False, clock=FastClock, duration_s=seconds, **kw)
-        phases: list[float] = []
+        phases: list = []                    # phases, and refusals (str)
 
         def cue(s: Show) -> None:
             phases.append(round(s.status_snapshot["phase"], 3))

@@ -19,6 +19,8 @@ from ..errors import OutputError
 Frames = Mapping[int, np.ndarray]   # OLA universe number -> uint8[512]
 BlackoutFn = Callable[[Frames], dict[int, np.ndarray]]
 SLOTS = 512
+_U8 = np.dtype(np.uint8)
+_FRAME = (SLOTS,)
 
 
 def zero_blackout(frames: Frames) -> dict[int, np.ndarray]:
@@ -89,11 +91,12 @@ class Output:
         if self._closed or not self._opened:
             raise OutputError("send on an output that is not open", field=self.name,
                               fix="call open() first")
+        last = self.last_frames
         for u, f in frames.items():
-            if u not in self.last_frames:
+            if u not in last:
                 raise OutputError(f"universe {u} is not patched", field=self.name,
                                   fix=f"send only universes {list(self.universes)}")
-            if not isinstance(f, np.ndarray) or f.dtype != np.uint8 or f.shape != (SLOTS,):
+            if not isinstance(f, np.ndarray) or f.dtype != _U8 or f.shape != _FRAME:
                 raise OutputError("a frame must be a uint8[512] NumPy array", field=self.name,
                                   fix="build frames with the patch")
         with self._lock:
