@@ -96,8 +96,8 @@ class RunAhead:
     def frames(self, t_s: float) -> dict[int, np.ndarray]:
         """The frame due at show time `t_s`: the batch's next one if it is that, else (after
         a `rollback`) computed now, as ``pipeline.frames(t_s)``."""
-        j = self._used
-        if j < len(self._times) and self._times[j] == t_s:
+        if self.next_is(t_s):
+            j = self._used
             self._used = j + 1
             self.pipe.phase = self._phases[j]            # what `status` shows
             return self._frames[j]
