@@ -140,7 +140,9 @@ def run_rig(rig: str, *, seconds: float, output: str, ola_port: int | None, mode
             "worst_us": {k: v * 1e6 for k, v in timers.worst.items()},
             "work_mean_us": float(w.mean()), "work_median_us": float(np.median(w)),
             "work_p99_us": float(np.percentile(w, 99)),
-            "cpu_per_frame_us": cpu / frames * 1e6, "cpu_share": cpu / wall}
+            "cpu_per_frame_us": cpu / frames * 1e6, "cpu_share": cpu / wall,
+            "ahead": {"size": show.ahead.size, "batches": show.ahead.batches,
+                      "rollbacks": show.ahead.rollbacks} if show.ahead else None}
 
 
 def print_result(r: dict) -> None:
@@ -153,6 +155,10 @@ def print_result(r: dict) -> None:
           f"{r['work_median_us']:.0f} µs, p99 {r['work_p99_us']:.0f} µs")
     print(f"  whole process: {r['cpu_per_frame_us']:.0f} µs CPU a frame = "
           f"{r['cpu_share']:.2%} of a core")
+    if r.get("ahead"):
+        a = r["ahead"]
+        print(f"  run ahead: {a['batches']} batches, {a['rollbacks']} rolled back, the last "
+              f"{a['size']} frames long")
 
 
 def main() -> None:

@@ -19,14 +19,21 @@ after the last frame sent, whose blackout goes out (a few frames sooner than the
 frame's tick).
 
 Only a plain walk runs ahead: not in a lockstep group, not while the music leads, identify
-runs, the show holds still (a quiet spell is cheaper still) or fades out, and only for a
-rig small enough that a batch stays short (`AHEAD_ROWS` fixtures x frames): on large rigs the
-work is the model's arithmetic, which warm caches do not shorten much, and a long batch would
-delay its first frame.
+runs, the show holds still (a quiet spell is cheaper still) or fades out.
+
+How far ahead is measured, not guessed: a batch is worked out after a frame is out, before the
+next is due, so it must stay well inside a frame period. `RunAhead` times the frames it
+computes (`cost_s`, seconds a frame: a frame computed alone, or a batch's mean) and makes the
+next batch as many frames as fit in `AHEAD_BUDGET` of the period, at most `AHEAD_FRAMES`,
+growing at most twice from one batch to the next. The same rig runs 8 frames ahead on a fast
+machine and none on a Pi Zero 2 W whose frame alone takes half the period; a batch slowed by
+another program makes the next one shorter. A frame computed alone costs more than one in a
+batch (cold caches), so the estimate errs short, never long.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -36,7 +43,9 @@ if TYPE_CHECKING:
     from .pipeline import Pipeline
 
 AHEAD_FRAMES = 8           # at most this many frames in one go ...
-AHEAD_ROWS = 128          # ... and fixtures x frames at most this (7 fixtures: 8 frames)
+AHEAD_BUDGET = 0.4         # ... and a batch at most this share of the frame period
+
+_now = time.perf_counter   # the batch's timer (tests put a fake in its place)
 
 
 def _save(obj: Any) -> tuple[Any, list[tuple[str, Any, Any]], set[str]]:
@@ -69,10 +78,11 @@ def _restore(saved: tuple[Any, list[tuple[str, Any, Any]], set[str]]) -> None:
 class RunAhead:
     """``frames(t_s)`` in place of ``pipeline.frames(t_s)``; `rollback` before any change."""
 
-    def __init__(self, pipeline: Pipeline) -> None:
+    def __init__(self, pipeline: Pipeline, period_s: float) -> None:
         self.pipe = pipeline
-        n = len(pipeline.patch.fixtures)
-        self.size = max(1, min(AHEAD_FRAMES, AHEAD_ROWS // max(n, 1)))
+        self.budget_s = AHEAD_BUDGET * period_s
+        self.cost_s: float | None = None       # a frame's work, measured (seconds)
+        self.size = 1                          # frames in the next batch (1: none ahead)
         self._saved: list | None = None        # the pipeline before the batch
         self._times: list[float] = []          # the batch's show times ...
         self._frames: list[dict[int, np.ndarray]] = []    # ... frames ...
@@ -102,7 +112,19 @@ class RunAhead:
             self.pipe.phase = self._phases[j]            # what `status` shows
             return self._frames[j]
         self.rollback()
-        return self.pipe.frames(t_s)
+        t0 = _now()
+        frames = self.pipe.frames(t_s)
+        self._measured(_now() - t0, 1)
+        return frames
+
+    def _measured(self, seconds: float, n: int) -> None:
+        """`n` frames took `seconds`: the estimate of a frame's cost, and the next batch's
+        size. The estimate follows a dearer frame at once and a cheaper one halfway."""
+        cost = seconds / n
+        old = self.cost_s
+        self.cost_s = cost if old is None or cost >= old else (old + cost) / 2
+        fit = int(self.budget_s / max(self.cost_s, 1e-9))
+        self.size = max(1, min(AHEAD_FRAMES, fit, 2 * max(self.size, n)))
 
     def prepare(self, t_s: float, ticks: Callable[[int], list[float]]) -> None:
         """After the frame at show time `t_s` is out (sent, recorded, shown): if the batch is
@@ -121,6 +143,7 @@ class RunAhead:
         phase = pipe.phase
         saved = [_save(o) for o in (pipe, pipe.safety, pipe.moves, pipe.looks)]
         frames, phases = [], []
+        t0 = _now()
         try:
             for t in times[1:]:
                 frames.append({u: f.copy() for u, f in pipe.frames(t).items()})
@@ -129,6 +152,7 @@ class RunAhead:
             for s in saved:
                 _restore(s)
             raise
+        self._measured(_now() - t0, len(frames))
         self._saved, self._times, self._frames, self._phases = saved, times[1:], frames, phases
         pipe.phase = phase                       # `status`: the frame out, not the last made
         self.batches += 1

@@ -294,8 +294,8 @@ class Show:
                                               self.config.safety.fade_out_s)
             self.director.start(k0 / self.fps)          # dark from the start if off-schedule
             quiet, frames = False, {}
-            ahead = self.ahead = RunAhead(self.pipeline)     # frames worked out ahead
             director, fps = self.director, self.fps
+            ahead = self.ahead = RunAhead(self.pipeline, 1.0 / fps)   # frames worked out ahead
 
             def ticks(n: int) -> list[float]:   # this tick and the next, while nothing is due
                 out = []

@@ -35,11 +35,29 @@ COMMANDS = [
 ]
 
 
+class FrameCost:
+    """The run-ahead's timer, in virtual seconds: each `pipeline.frames` call costs what
+    `cost(k)` says (k: the call's index), so how far ahead the loop goes is known."""
+
+    def __init__(self, mp: pytest.MonkeyPatch, pipe: Pipeline, cost) -> None:
+        self.now, self.calls, self.cost = 0.0, 0, cost
+        frames = pipe.frames
+
+        def timed(t_s: float):
+            self.now += self.cost(self.calls)
+            self.calls += 1
+            return frames(t_s)
+        mp.setattr(pipe, "frames", timed)
+        mp.setattr(ahead_mod, "_now", lambda: self.now)
+
+
 def play(cues: dict[int, list[tuple[str, dict]]], *, ahead: bool, seconds: float = 6.0,
-         config=None, listener=None, **kw) -> tuple[list[bytes], list, Show]:
+         config=None, listener=None, cost=lambda k: 0.5e-3, **kw
+         ) -> tuple[list[bytes], list, Show]:
     """Play the demo rig on virtual time; `cues`: commands sent after frame k is out (they
-    apply at frame k + 1, as a client's do). Frames as sent, and the phase `status` showed
-    after each frame (and what was refused)."""
+    apply at frame k + 1, as a client's do); `cost`: what the k-th frame computed costs
+    (`FrameCost`). Frames as sent, and the phase `status` showed after each frame (and
+    what was refused)."""
     cfg = config or parse_config(RIG, "<rig>")
     patch = Patch(cfg)
     out = SimOutput(patch.universes, blackout=patch.blackout_frames, keep_history=True)
@@ -47,6 +65,7 @@ def play(cues: dict[int, list[tuple[str, dict]]], *, ahead: bool, seconds: float
         if not ahead:
             mp.setattr(ahead_mod, "AHEAD_FRAMES", 1)
         show = Show(cfg, out, control=False, clock=FastClock, duration_s=seconds, **kw)
+        FrameCost(mp, show.pipeline, cost)
         phases: list = []                    # phases, and refusals (str)
 
         def cue(s: Show) -> None:
@@ -97,25 +116,56 @@ def test_any_commands_at_any_frames_give_the_same_show(cues):
     same_show({k: [COMMANDS[i] for i in v] for k, v in cues.items()})
 
 
-def test_a_large_rig_does_not_run_ahead():
-    """A large rig does not run ahead (its work is arithmetic; a long batch would delay its
-    first frame): 128 fixtures x frames at most."""
+@pytest.mark.parametrize("cost_ms, size", [(0.5, 8), (1.5, 6), (4.0, 2), (12.0, 1)])
+def test_how_far_ahead_is_what_fits_in_the_frame_period(cost_ms, size):
+    """A batch stays within 40 % of the period (10 ms at 40 fps): as many frames as fit, at
+    most 8; none when a frame alone takes more than that (a large rig on a Pi Zero 2 W)."""
+    show = same_show({}, cost=lambda k: cost_ms / 1000, seconds=3.0)
+    assert show.ahead.size == size
+    assert (show.ahead.batches > 0) == (size > 1)
+
+
+def test_a_slow_spell_shortens_the_batches_and_they_grow_back():
+    """Frames that cost 12 ms for a while (another program on the core): the loop stops
+    running ahead at once, and starts again, 2, 4, 8 frames, when they are cheap again."""
+    plays: list[list[int]] = []                      # the size after each frame, per play
+
+    def fresh() -> dict:
+        sizes: list[int] = []
+        plays.append(sizes)
+        return {"listener": lambda s: sizes.append(s.ahead.size)}
+    show = same_show({}, fresh, cost=lambda k: 12e-3 if 100 <= k < 160 else 0.5e-3,
+                     seconds=8.0)
+    sizes = plays[0]                                 # the play that ran ahead
+    assert show.ahead.size == 8 and sizes[20] == 8
+    last_slow = len(sizes) - 1 - sizes[::-1].index(1)
+    assert 20 < last_slow < len(sizes) - 20          # the slow spell: no batch ...
+    after = sizes[last_slow:]
+    grow = [n for i, n in enumerate(after) if i == 0 or n != after[i - 1]]
+    assert grow == [1, 2, 4, 8]                      # ... then twice as far each batch
+
+
+@pytest.mark.parametrize("cost_ms", [0.5, 12.0])
+def test_a_large_rig_runs_ahead_when_it_fits_and_plays_the_same_frames(cost_ms):
+    """100 fixtures: bigger state to save and restore, the same frames either way."""
     text = "".join(f'[[fixtures]]\nname = "p{i}"\nprofile = "generic-rgb"\nmode = "3ch"\n'
                    f"address = {i * 3 + 1}\nposition = [{i / 99:.3f}, 0.5]\n"
                    for i in range(100))
     cfg = parse_config(text, "<pixels>")
-    show = same_show({}, config=cfg, seconds=2.0)
-    assert show.ahead.size == 1 and show.ahead.batches == 0
+    show = same_show({30: [("dim", {"level": 0.4})]}, config=cfg, seconds=2.0,
+                     cost=lambda k: cost_ms / 1000)
+    assert show.ahead.batches > 3 if cost_ms < 10 else show.ahead.batches == 0
 
 
-def test_skipped_frames_roll_back():
+def test_skipped_frames_roll_back(monkeypatch):
     """A late frame skips ticks: the frames worked out for them are dropped, and the frame
     after the gap is computed from the state after the last frame sent, as without."""
     cfg = parse_config(RIG, "<rig>")
     model = load_model(cfg.model)
     plain, ahead_pipe = Pipeline(cfg, model, seed=2), Pipeline(cfg, load_model(cfg.model), seed=2)
-    run = ahead_mod.RunAhead(ahead_pipe)
     fps = cfg.fps
+    run = ahead_mod.RunAhead(ahead_pipe, 1.0 / fps)
+    FrameCost(monkeypatch, ahead_pipe, lambda k: 0.5e-3)
     ks = [k for k in range(400) if k % 37 not in (5, 6, 7) and k % 11 != 3]    # gaps
     for k in ks:
         t = k / fps
