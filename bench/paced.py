@@ -141,7 +141,7 @@ def run_rig(rig: str, *, seconds: float, output: str, ola_port: int | None, mode
             "work_mean_us": float(w.mean()), "work_median_us": float(np.median(w)),
             "work_p99_us": float(np.percentile(w, 99)),
             "cpu_per_frame_us": cpu / frames * 1e6, "cpu_share": cpu / wall,
-            "ahead": {"size": show.ahead.size, "batches": show.ahead.batches,
+            "ahead": {"worked": show.ahead.worked, "batches": show.ahead.batches,
                       "rollbacks": show.ahead.rollbacks} if show.ahead else None}
 
 
@@ -157,8 +157,9 @@ def print_result(r: dict) -> None:
           f"{r['cpu_share']:.2%} of a core")
     if r.get("ahead"):
         a = r["ahead"]
-        print(f"  run ahead: {a['batches']} batches, {a['rollbacks']} rolled back, the last "
-              f"{a['size']} frames long")
+        print(f"  run ahead: {a['worked']} frames in {a['batches']} batches "
+              f"({a['worked'] / max(a['batches'], 1):.1f} frames each), {a['rollbacks']} "
+              "rolled back")
 
 
 def main() -> None:

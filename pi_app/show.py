@@ -295,7 +295,8 @@ class Show:
             self.director.start(k0 / self.fps)          # dark from the start if off-schedule
             quiet, frames = False, {}
             director, fps = self.director, self.fps
-            ahead = self.ahead = RunAhead(self.pipeline, 1.0 / fps)   # frames worked out ahead
+            ahead = self.ahead = RunAhead(self.pipeline, 1.0 / fps,   # frames worked out ahead
+                                          pack=self.output.prepare)
 
             def ticks(n: int) -> list[float]:   # this tick and the next, while nothing is due
                 out = []

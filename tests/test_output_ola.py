@@ -78,6 +78,25 @@ def test_frames_arrive_and_read_back_with_fetchdmx(olad, ola_config):
         assert h["connected"] and h["ok"] and h["reconnects"] == 0 and h["delivered"] >= 1
 
 
+@pytest.mark.parametrize("ack_every_s", [0.0, 60.0])
+def test_frames_prepared_ahead_reach_olad_as_sent(olad, ola_config, ack_every_s):
+    """`prepare` packs the StreamDmxData bytes ahead (pi_app/ahead.py's frames); they are the
+    bytes `send` would write, and olad shows the frame, streamed or acknowledged."""
+    with OlaOutput([1], config=ola_config, ack_every_s=ack_every_s) as out:
+        out.send({1: frame(1)})
+        assert wait_for(lambda: out.health()["connected"], 5)
+        for value in (7, 8):
+            src = frame(value)
+            ready = out.prepare({1: src})
+            assert ready.packed[1] == out._conn.templates[1].frame(src.tobytes())
+            src[:] = 0                                   # the show reuses its buffer
+            out.send(ready)
+            got = olad.wait_dmx(lambda f, v=value: np.array_equal(f, frame(v)))
+            assert np.array_equal(got, frame(value))
+            assert np.array_equal(out.last_frames[1], frame(value))
+        assert out.health()["delivered"] == 3
+
+
 def test_universe_map_sends_rig_universe_to_ola_universe(olad, ola_config):
     cfg = dataclasses.replace(ola_config, universe_map={"5": 1})
     with OlaOutput([5], config=cfg) as out:

@@ -145,8 +145,11 @@ def test_exception_in_loop_blacks_out_and_fails(default_config):
         show.run()
     light = light_slots(default_config)
     assert out.closed and not out.history[-1][1][light].any()
-    # the frames up to the failing one (worked out ahead: a few sooner), blackout, close()
-    assert 59 - 8 <= len(out.history) - 2 <= 59
+    # the frames up to the failing one (worked out ahead: up to a batch sooner), blackout,
+    # close()
+    from pi_app.ahead import AHEAD_FRAMES
+
+    assert 59 - AHEAD_FRAMES <= len(out.history) - 2 <= 59
     assert out.history[-3][1][light].any()           # it was lit just before
     assert not out.history[-2][1][light].any()       # blackout at once, then close
 

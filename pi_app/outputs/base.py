@@ -2,8 +2,14 @@
 
 `Output.send(frames)` checks the output is open and every frame is ``uint8[512]`` for a
 patched universe, takes the lock, then calls the backend's `_send`. A backend overrides only
-the hooks `_open`, `_send`, `_close` (and may override `health`). `close()` is idempotent
-and sends a blackout of the last frames first, so the lights are dark whatever happens.
+the hooks `_open`, `_send`, `_close` (and may override `health`, `_pack`). `close()` is
+idempotent and sends a blackout of the last frames first, so the lights are dark whatever
+happens.
+
+`Output.prepare(frames)` does a frame's checks and copies ahead of time (for the frames the
+show loop works out ahead, pi_app/ahead.py): it returns a `Prepared`, a dict of the output's
+own copies plus what the backend packed (e.g. OLA's wire bytes), that `send` then sends
+without checking or copying again. It is the same frame either way.
 """
 
 from __future__ import annotations
@@ -21,6 +27,18 @@ BlackoutFn = Callable[[Frames], dict[int, np.ndarray]]
 SLOTS = 512
 _U8 = np.dtype(np.uint8)
 _FRAME = (SLOTS,)
+
+
+class Prepared(dict):
+    """Frames checked and copied by `Output.prepare` (universe -> the output's own
+    uint8[512], never written again), with what the backend packed from them (`packed`)."""
+
+    __slots__ = ("by", "packed")
+
+    def __init__(self, frames: dict[int, np.ndarray], by: Output) -> None:
+        super().__init__(frames)
+        self.by = by
+        self.packed: Any = None
 
 
 def zero_blackout(frames: Frames) -> dict[int, np.ndarray]:
@@ -87,10 +105,32 @@ class Output:
         return self._closed
 
     def send(self, frames: Frames) -> None:
-        """Send one frame per universe (``{universe: uint8[512]}``)."""
+        """Send one frame per universe (``{universe: uint8[512]}``, or a `Prepared` of
+        this output's)."""
         if self._closed or not self._opened:
             raise OutputError("send on an output that is not open", field=self.name,
                               fix="call open() first")
+        if type(frames) is Prepared and frames.by is self:      # checked and copied
+            with self._lock:
+                self._send(frames)
+                self.last_frames.update(frames)
+                self.frames_sent += 1
+            return
+        self._check(frames)
+        with self._lock:
+            self._send(frames)
+            for u, f in frames.items():
+                self.last_frames[u] = f.copy()
+            self.frames_sent += 1
+
+    def prepare(self, frames: Frames) -> Prepared:
+        """`frames` checked and copied now, for a later `send` (see the module doc)."""
+        self._check(frames)
+        ready = Prepared({u: f.copy() for u, f in frames.items()}, self)
+        ready.packed = self._pack(ready)
+        return ready
+
+    def _check(self, frames: Frames) -> None:
         last = self.last_frames
         for u, f in frames.items():
             if u not in last:
@@ -99,11 +139,6 @@ class Output:
             if not isinstance(f, np.ndarray) or f.dtype != _U8 or f.shape != _FRAME:
                 raise OutputError("a frame must be a uint8[512] NumPy array", field=self.name,
                                   fix="build frames with the patch")
-        with self._lock:
-            self._send(frames)
-            for u, f in frames.items():
-                self.last_frames[u] = f.copy()
-            self.frames_sent += 1
 
     def blackout(self) -> None:
         """Send the blackout of the last frames now (light 0, pan/tilt held).
@@ -161,6 +196,11 @@ class Output:
 
     def _send(self, frames: Frames) -> None:
         raise NotImplementedError
+
+    def _pack(self, frames: Prepared) -> Any:
+        """What `_send` can use later of frames sent ahead (`Prepared.packed`); default
+        none."""
+        return None
 
     def _close(self) -> None:
         pass

@@ -57,7 +57,7 @@ from typing import Any, Self
 import numpy as np
 
 from ..errors import ConfigError, OutputError
-from .base import Frames, Output
+from .base import Frames, Output, Prepared
 from .ola_wire import StreamTemplate, Wire
 
 log = logging.getLogger("latentdmx.ola")
@@ -193,6 +193,9 @@ class OlaOutput(Output):
         self.config = config or OlaConfig()
         umap = self.config.universe_map
         self.ola_universe = {u: int(umap.get(str(u), u)) for u in self.universes}
+        wire = Wire()                        # StreamDmxData's bytes before the slots
+        self._prefix = {ou: wire.stream_template(ou).prefix
+                        for ou in set(self.ola_universe.values())}
         self.server = f"{self.config.host}:{self.config.port}"
         self.connect_timeout_s = connect_timeout_s
         self.ack_timeout_s = ack_timeout_s
@@ -235,10 +238,14 @@ class OlaOutput(Output):
         frames go out again when it is back)."""
         self.posted += 1
         omap = self.ola_universe
+        packed = frames.packed if type(frames) is Prepared else None     # (bytes, wire)
         with self._mx:
             newest = self._newest
-            for u, f in frames.items():
-                newest[omap[u]] = f.tobytes()
+            if packed is None:
+                for u, f in frames.items():
+                    newest[omap[u]] = f.tobytes()
+            else:
+                newest.update(packed[0])
             conn = self._conn
             if conn is None:
                 self._missed = True
@@ -250,6 +257,8 @@ class OlaOutput(Output):
                 if now >= conn.next_ack_s and not self._in_flight:
                     conn.next_ack_s = now + self.ack_every_s
                     data = b"".join([self._acked(conn, omap[u]) for u in frames])
+                elif packed is not None:
+                    data = packed[1]
                 else:
                     t = conn.templates
                     data = b"".join([t[ou].prefix + newest[ou]
@@ -264,6 +273,14 @@ class OlaOutput(Output):
                 conn.failed = f"connection error ({exc.strerror or exc})"
                 self._conn = None
                 self._wake()
+
+    def _pack(self, frames: Prepared) -> tuple[dict[int, bytes], bytes]:
+        """Frames sent ahead: their bytes per OLA universe and their ``StreamDmxData``
+        messages, as `_send` writes them (the messages do not depend on the connection)."""
+        omap = self.ola_universe
+        slots = {omap[u]: f.tobytes() for u, f in frames.items()}
+        prefix = self._prefix
+        return slots, b"".join([prefix[ou] + slots[ou] for ou in [omap[u] for u in frames]])
 
     def _acked(self, conn: _Conn, ola_universe: int) -> bytes:
         """An ``UpdateDmxData`` of the newest frame whose ack the owner thread waits for
