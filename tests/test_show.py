@@ -168,6 +168,23 @@ def test_daemon_import_path_never_imports_torch():
     assert r.returncode == 0, r.stderr
 
 
+def test_run_loads_no_other_commands_module(tmp_path):
+    """`latentdmx run` imports its own command module only (issue 18: resident memory), and
+    no torch; `--help` still lists every command."""
+    code = ("import sys; from pi_app.cli import main\n"
+            "try:\n    main(['run', '--duration', '0.3'])\n"
+            "finally:\n    assert 'torch' not in sys.modules, 'torch'\n"
+            "    print(sorted(m for m in sys.modules if m.startswith('pi_app.commands')))")
+    env = dict(os.environ, XDG_RUNTIME_DIR=str(tmp_path))
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       check=False, env=env, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip().splitlines()[-1] == "['pi_app.commands', 'pi_app.commands.run']"
+    r = latentdmx("--help")
+    for name in ("run", "dim", "safety-check", "tap", "watch", "service-network", "train"):
+        assert f"\n  {name} " in r.stdout, name
+
+
 def test_readme_starts_with_the_two_commands():
     text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     blocks = text.split("```")
