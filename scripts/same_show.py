@@ -70,8 +70,10 @@ def main() -> int:
         old = tmp / "base"
         git("worktree", "add", "--detach", str(old), base)
         try:
+            dirty = ", with uncommitted changes" if git("status", "--porcelain",
+                                                          "--untracked-files=no") else ""
             print(f"comparing recordings: {base_sha} (base) vs this checkout "
-                  f"({git('rev-parse', '--short', 'HEAD')}, with uncommitted changes)")
+                  f"({git('rev-parse', '--short', 'HEAD')}{dirty})")
             for rig, model, seed, seconds in shows:
                 rig_file = tmp / f"{rig}.toml"
                 rig_file.write_text(rig_toml(rig))
