@@ -57,6 +57,8 @@ RECV_BYTES = 8192
 REPORT_EVERY_S = 60.0          # dropped connections are summed up in the log this often
 CPU_SHARE = 0.5                # of one core, at most, for serving clients (the frame loop first)
 CPU_WINDOW_S = 0.1
+LISTEN_WAIT_S = 2.0            # a client waits at most this for a socket that refuses (bound,
+                               # not yet listening: a daemon starting); then: no daemon
 START_FIX = "start it with `latentdmx run` or `systemctl start latentdmx`"
 _SUN_PATH_MAX = 107            # sockaddr_un.sun_path is 108 bytes including the NUL
 
@@ -558,7 +560,10 @@ class ControlClient:
 
     A daemon under load may have its connection queue full, or may let a newer connection
     displace this one before it is read: both are retried (every command is idempotent: it
-    sets a value) until `timeout` has passed since the request began."""
+    sets a value) until `timeout` has passed since the request began. A socket file that
+    refuses is a daemon between binding its socket and listening on it (just started), or
+    one that died without removing it: retried for up to `LISTEN_WAIT_S` (and `timeout`),
+    then "no latentdmx daemon is listening"."""
 
     def __init__(self, path: str | os.PathLike[str] | None = None, timeout: float = 2.0) -> None:
         self.path = Path(path) if path else client_socket_path()
@@ -608,6 +613,7 @@ class ControlClient:
 
     def _connect(self, sock: socket.socket, cmd: str, deadline: float) -> None:
         sock.setblocking(False)            # a full queue says so at once (EAGAIN): retry
+        listen_by = min(deadline, time.monotonic() + LISTEN_WAIT_S)
         while True:
             try:
                 sock.connect(str(self.path))
@@ -619,6 +625,9 @@ class ControlClient:
                                        "`journalctl -u latentdmx`") from exc
                 time.sleep(random.uniform(0.002, 0.02))
             except (FileNotFoundError, ConnectionRefusedError) as exc:
+                if isinstance(exc, ConnectionRefusedError) and time.monotonic() < listen_by:
+                    time.sleep(0.02)       # bound, not listening yet: a daemon starting
+                    continue
                 raise ControlError("no latentdmx daemon is listening", file=self.path,
                                    field=cmd, fix=START_FIX) from exc
             except PermissionError as exc:

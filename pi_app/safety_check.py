@@ -178,19 +178,33 @@ GRID_HALF_WINDOW = 20       # frames each side of a frame used to place it on it
 
 def timing_error_s(times_ms: np.ndarray) -> np.ndarray:
     """How far each frame's timestamp may be from when it was really sent, in s: its distance
-    from the local grid of the typical (median) period — ``t_i - (c + i x period)``, where
-    ``c`` is the median offset of the frames around it — so a frame delivered late, or a run
-    of frames delivered in a burst, is seen as such; and at least the file's typical such
-    distance (its 99th percentile), at least 0.5 ms (times are whole ms), at most one period.
-    Our own recordings sit on their grid: 0.5 ms."""
+    from the local grid of the file's period — ``t_i - (c + i x period)``, where ``c`` is the
+    median offset of the frames around it — so a frame delivered late, or a run of frames
+    delivered in a burst, is seen as such; and at least the file's typical such distance (its
+    99th percentile), at least 0.5 ms (times are whole ms), at most one period. Our own
+    recordings sit on their grid: 0.5 ms.
+
+    The period is the median time per frame over spans of `GRID_HALF_WINDOW` frames with no
+    pause in them, not the median gap: ``ola_recorder`` writes whole-ms delays, so its gaps
+    are whole ms (24 or 25 for a 24.5 ms period) and, under jitter, their median strays by
+    ms more (23 on one 40-fps capture). A period off by 1.5 ms tilts the offsets by 1.5 ms a
+    frame, which the running median follows in the middle of the file but not at its ends,
+    where the window is one-sided: the first and last frames seemed 15 ms off their grid, and
+    through the 99th percentile so did every frame, hiding a 12-degree snap."""
     t = np.asarray(times_ms, np.float64)
     n = len(t)
     if n < 3:
         return np.full(n, MIN_JITTER_S)
     gaps = np.diff(t)
-    period = float(np.median(gaps))
-    if period <= 0:
+    typical_gap = float(np.median(gaps))
+    if typical_gap <= 0:
         return np.full(n, MIN_JITTER_S)
+    span = min(GRID_HALF_WINDOW, n - 1)
+    no_pause = np.lib.stride_tricks.sliding_window_view(gaps, span).max(axis=1) < 2 * typical_gap
+    period = (float(np.median((t[span:] - t[:-span])[no_pause] / span)) if no_pause.any()
+              else typical_gap)
+    if period <= 0:
+        period = typical_gap
     offset = t - np.arange(n) * period
     w = min(GRID_HALF_WINDOW, (n - 1) // 2)
     padded = np.pad(offset, w, mode="reflect")

@@ -15,6 +15,7 @@ from click.testing import CliRunner
 
 from pi_app.cli import main
 from pi_app.control import (
+    LISTEN_WAIT_S,
     ControlClient,
     ControlServer,
     client_socket_path,
@@ -134,6 +135,46 @@ def test_no_daemon_is_one_line_exit_2(tmp_path):
     assert result.output.strip().splitlines() == [
         (f"error: {path}: status: no latentdmx daemon is listening — start it with "
          "`latentdmx run` or `systemctl start latentdmx`")]
+
+
+def test_a_daemon_between_bind_and_listen_is_waited_for(tmp_path):
+    """The socket file exists from the daemon's bind(), a moment before its listen(): a
+    client that comes in between (`watch` right after `run`) waits for the listen instead of
+    saying there is no daemon; a socket that never listens (left by a daemon that died) is
+    still "no daemon", after at most LISTEN_WAIT_S."""
+    path = tmp_path / "c.sock"
+    lst = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    lst.bind(str(path))                            # bound, not listening yet
+
+    def listen_late() -> None:
+        time.sleep(0.3)
+        lst.listen(1)
+        lst.settimeout(10)                         # gives up if the client did
+        try:
+            conn, _ = lst.accept()
+        except OSError:
+            return
+        conn.recv(1000)
+        conn.sendall(b'{"ok": true, "result": {"late": 1}}\n')
+        conn.close()
+
+    th = threading.Thread(target=listen_late, daemon=True)
+    th.start()
+    t0 = time.monotonic()
+    try:
+        assert ControlClient(path).request("status") == {"late": 1}
+        assert time.monotonic() - t0 >= 0.25       # it was refused first, then waited
+    finally:
+        th.join(10)
+        lst.close()
+    dead = tmp_path / "dead.sock"
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.bind(str(dead))
+    s.close()
+    t0 = time.monotonic()
+    with pytest.raises(ControlError, match="no latentdmx daemon is listening"):
+        ControlClient(dead).request("status")
+    assert LISTEN_WAIT_S - 0.1 < time.monotonic() - t0 < LISTEN_WAIT_S + 5
 
 
 # -- the protocol -------------------------------------------------------------------------

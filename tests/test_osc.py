@@ -189,17 +189,25 @@ def test_osc_tablet_drives_the_daemon(daemon):
     assert "OSC: ignoring 127.0.0.2 (not in [osc] allow)" in log
     assert "osc 127.0.0.1:" in log and "dim level=0.2" in log       # logged, one line each
 
-    frames, universes, _ = read_show(daemon.record)
+    frames, universes, times = read_show(daemon.record)
     assert universes == patch.universes
     f = frames[:, u].astype(int)
     emitted = Rig.from_patch(patch).decode(frames).colour.max(axis=(1, 2))   # per frame
-    assert len(f) >= end
+    # `status`'s frames counts frame indices, late (skipped) frames too; the recording has
+    # one entry per frame sent, at its nominal time (index / fps). So a frame count is found
+    # in the recording by time, not by position: the two part at the first late frame.
+    index = np.rint(times * FPS).astype(int)             # each recorded frame's index
+    assert index[0] == 0 and index[-1] + 1 >= end
+
+    def at(n: int) -> int:
+        """Where the frames from index `n` on begin in the recording."""
+        return int(np.searchsorted(index, n))
 
     def span(a: str, b: str, settle_s: float = 0.0, x: np.ndarray = f) -> np.ndarray:
-        return x[marks[a][1] + int(settle_s * FPS): marks[b][0]]
+        return x[at(marks[a][1] + int(settle_s * FPS)): at(marks[b][0])]
 
     # dim 0.2: the settled light is at most 20 %
-    before = emitted[marks["dim"][0] - FPS: marks["dim"][0]]
+    before = emitted[at(marks["dim"][0] - FPS): at(marks["dim"][0])]
     dimmed = span("dim", "dim1", 2.5, emitted)
     assert before.max() > 0.5 and dimmed.max() <= 0.2 + 0.01
     # pause: frames stand still once the heads have arrived
@@ -217,7 +225,7 @@ def test_osc_tablet_drives_the_daemon(daemon):
     assert still[:, light].std(axis=0).max() > 1
     # warm palette: the pars' colour is the 2700 K ratio, no white emitter
     warm = kelvin_rgb(2700)
-    for seg in (span("warm", "none", 2.5), f[marks["recall"][1] + 2 * FPS: end - FPS]):
+    for seg in (span("warm", "none", 2.5), f[at(marks["recall"][1] + 2 * FPS): at(end - FPS)]):
         for p in pars:
             rgbw = seg[:, [slot[(p, c)] for c in ("red", "green", "blue", "white")]]
             lit = rgbw[:, 0] > 30       # bright enough for the ratio to be read in 8 bits

@@ -19,7 +19,7 @@ import hypothesis_profiles  # noqa: F401
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 from olad_netns import olad_ns, record  # noqa: F401  (pytest fixture)
 
@@ -89,9 +89,13 @@ def test_jitter_cannot_fake_a_speed_violation(jitter_ms, seed, fps):
 
 @given(jump_deg=st.floats(12.0, 180.0), at=st.integers(10, 100), seed=st.integers(0, 2**16),
        jitter_ms=st.floats(0.0, 12.0))
+@example(jump_deg=12.0, at=10, seed=10840, jitter_ms=12.0)
 def test_a_real_snap_is_caught_through_jitter(jump_deg, at, seed, jitter_ms):
     """One frame jumps by 12 deg or more (2.7 frames of movement at 40 fps): caught, however
-    the timestamps jitter, and the table shows the figure of the violation line."""
+    the timestamps jitter, and the table shows the figure of the violation line. The example
+    was missed (177 deg/s) while the grid's period was the median gap: whole-ms gaps put it
+    at 23 ms for a 24.5 ms period, and the tilted offsets made the file's ends look 17 ms
+    off their grid (`timing_error_s`)."""
     fps, n = 40.0, 120
     step = np.zeros(n)
     step[at] = jump_deg

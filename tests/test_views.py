@@ -229,7 +229,16 @@ def test_watch_attaches_to_the_daemon(cfg, tmp_path):
     """`scene` over the control socket: the watcher's view of a running show."""
     import dataclasses
 
+    from procs import wait_for
+
     from pi_app.control import ControlClient
+    from pi_app.errors import ControlError
+
+    def answers() -> bool:
+        try:
+            return bool(ControlClient(sock).request("status"))
+        except ControlError:
+            return False
 
     sock = tmp_path / "c.sock"
     cfg = cfg.replace(control=dataclasses.replace(cfg.control, socket=str(sock)))
@@ -239,9 +248,8 @@ def test_watch_attaches_to_the_daemon(cfg, tmp_path):
     th = threading.Thread(target=show.run, daemon=True)
     th.start()
     try:
-        deadline = time.monotonic() + 5
-        while not (sock.exists() and show.status_snapshot) and time.monotonic() < deadline:
-            time.sleep(0.02)
+        # The socket file exists from bind(), before listen(): wait for an answer.
+        wait_for(lambda: show.status_snapshot and answers(), 20, "the show to answer")
         res = CliRunner().invoke(main, ["watch", "--socket", str(sock), "--duration", "0.3"])
         assert res.exit_code == 0, res.output
         assert "test-points" in res.output and "par-4" in res.output
