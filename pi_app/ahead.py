@@ -15,7 +15,7 @@ before the batch is restored and the frames already handed out are computed agai
 results dropped. The change then applies at its tick, and every frame is byte for byte the
 frame of a loop that never ran ahead (`tests/test_run_ahead.py`). A frame that fails while
 worked out ahead stops the show at once, as a failing frame does: the pipeline is put back as
-after the last frame sent, whose blackout goes out (a few frames sooner than the failing
+after the last frame sent, whose blackout goes out (up to a batch sooner than the failing
 frame's tick).
 
 Only a plain walk runs ahead: not in a lockstep group, not while the music leads, identify

@@ -37,7 +37,7 @@ COMMAND_MODULES: tuple[tuple[str, tuple[str, ...]], ...] = (
 class _Group(click.Group):
     """A group that prints project errors as one line and exits 2, and imports a command's
     module only when that command runs: `latentdmx run` loads none of the other commands'
-    modules (~2 MB less resident for the daemon). Listing the commands (``--help``) or a
+    modules (~1 MB less resident for the daemon). Listing the commands (``--help``) or a
     command outside `ENTRY` (the control vocabulary's) loads them all."""
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
