@@ -591,17 +591,20 @@ def test_web_page_tap_button_sets_the_tempo_and_shows_it(chromium):
                           ".getBoundingClientRect(); return [r.x + r.width / 2,"
                           " r.y + r.height / 2]; })()")
         t0 = time.monotonic()
+        clicked = []                      # when each click was out (a busy machine delays it)
         for k in range(4):
             time.sleep(max(0.0, t0 + 0.5 * k - time.monotonic()))
             for kind in ("mousePressed", "mouseReleased"):
                 chromium.call("Input.dispatchMouseEvent", type=kind, x=box[0], y=box[1],
                               button="left", clickCount=1)
+            clicked.append(time.monotonic())
         wait_for(lambda: "locked" in chromium.js("document.getElementById('music').textContent"))
         text = chromium.js("document.getElementById('music').textContent")
         bpm = float(text.split("♪ ", 1)[1].split(" BPM")[0])
-        assert abs(bpm - 120) < 4, text
+        tapped = 60.0 / float(np.median(np.diff(clicked)))     # 120 on a quiet machine
+        assert abs(bpm - tapped) < 6 and abs(bpm - 120) < 15, (text, tapped)
         assert "beat " in text and "(tap)" in text
-        assert show.music.manual is not None and abs(show.music.manual.bpm - 120) < 4
+        assert show.music.manual is not None and abs(show.music.manual.bpm - bpm) < 0.1
     finally:
         show.stop()
         show._test_thread.join(5)
