@@ -16,6 +16,7 @@ import pytest
 from pi_app.clock import FastClock, FrameClock
 from pi_app.errors import OutputError
 from pi_app.outputs.ola import OlaOutput, OlaQuery, import_ola
+from pi_app.outputs.ola_wire import Wire
 
 pytest_plugins = ["tests.olad_fixture"]      # the `olad` and `ola_config` fixtures
 pytestmark = pytest.mark.olad
@@ -88,7 +89,7 @@ def test_frames_prepared_ahead_reach_olad_as_sent(olad, ola_config, ack_every_s)
         for value in (7, 8):
             src = frame(value)
             ready = out.prepare({1: src})
-            assert ready.packed[1] == out._conn.templates[1].frame(src.tobytes())
+            assert ready.packed[1] == Wire().stream_template(1).frame(src.tobytes())
             src[:] = 0                                   # the show reuses its buffer
             out.send(ready)
             got = olad.wait_dmx(lambda f, v=value: np.array_equal(f, frame(v)))

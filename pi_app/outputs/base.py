@@ -6,10 +6,10 @@ the hooks `_open`, `_send`, `_close` (and may override `health`, `_pack`). `clos
 idempotent and sends a blackout of the last frames first, so the lights are dark whatever
 happens.
 
-`Output.prepare(frames)` does a frame's checks and copies ahead of time (for the frames the
-show loop works out ahead, pi_app/ahead.py): it returns a `Prepared`, a dict of the output's
-own copies plus what the backend packed (e.g. OLA's wire bytes), that `send` then sends
-without checking or copying again. It is the same frame either way.
+`send` sends a `Prepared`: a dict of the output's own checked copies plus what the backend
+packed from them (`_pack`, e.g. OLA's wire bytes). It makes one from any other frames
+(`prepare`); the show loop calls `prepare` itself for the frames it works out ahead
+(pi_app/ahead.py), so the tick that sends one does not check, copy or pack again.
 """
 
 from __future__ import annotations
@@ -110,17 +110,11 @@ class Output:
         if self._closed or not self._opened:
             raise OutputError("send on an output that is not open", field=self.name,
                               fix="call open() first")
-        if type(frames) is Prepared and frames.by is self:      # checked and copied
-            with self._lock:
-                self._send(frames)
-                self.last_frames.update(frames)
-                self.frames_sent += 1
-            return
-        self._check(frames)
+        if type(frames) is not Prepared or frames.by is not self:
+            frames = self.prepare(frames)                       # checked and copied now
         with self._lock:
             self._send(frames)
-            for u, f in frames.items():
-                self.last_frames[u] = f.copy()
+            self.last_frames.update(frames)
             self.frames_sent += 1
 
     def prepare(self, frames: Frames) -> Prepared:
@@ -194,12 +188,11 @@ class Output:
     def _open(self) -> None:
         pass
 
-    def _send(self, frames: Frames) -> None:
+    def _send(self, frames: Prepared) -> None:
         raise NotImplementedError
 
     def _pack(self, frames: Prepared) -> Any:
-        """What `_send` can use later of frames sent ahead (`Prepared.packed`); default
-        none."""
+        """What `_send` will use of these frames (`Prepared.packed`); default none."""
         return None
 
     def _close(self) -> None:

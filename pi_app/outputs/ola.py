@@ -57,8 +57,8 @@ from typing import Any, Self
 import numpy as np
 
 from ..errors import ConfigError, OutputError
-from .base import Frames, Output, Prepared
-from .ola_wire import StreamTemplate, Wire
+from .base import Output, Prepared
+from .ola_wire import Wire
 
 log = logging.getLogger("latentdmx.ola")
 
@@ -169,11 +169,9 @@ class _Disconnect(Exception):
 class _Conn:
     """One TCP connection to olad: the socket (non-blocking) and what goes with it."""
 
-    def __init__(self, sock: socket.socket, wire: Wire,
-                 templates: dict[int, StreamTemplate]) -> None:
+    def __init__(self, sock: socket.socket, wire: Wire) -> None:
         self.sock = sock
         self.wire = wire
-        self.templates = templates            # OLA universe -> StreamDmxData template
         self.backlog = b""                    # the unwritten tail of the last write
         self.next_ack_s = 0.0                 # the first frame is acknowledged at once
         self.failed: str | None = None        # set by the frame thread when a write fails
@@ -231,21 +229,16 @@ class OlaOutput(Output):
         self._thread = threading.Thread(target=self._run, name="latentdmx-ola", daemon=True)
         self._thread.start()
 
-    def _send(self, frames: Frames) -> None:
+    def _send(self, frames: Prepared) -> None:
         """On the frame loop's thread: one non-blocking write of every universe's frame (a
         ``StreamDmxData`` each; an acknowledged ``UpdateDmxData`` once per `ack_every_s`).
         Never blocks: with olad down, or its socket full, the frame is dropped (the newest
         frames go out again when it is back)."""
         self.posted += 1
         omap = self.ola_universe
-        packed = frames.packed if type(frames) is Prepared else None     # (bytes, wire)
+        slots, stream = frames.packed                   # `_pack`: the bytes, the messages
         with self._mx:
-            newest = self._newest
-            if packed is None:
-                for u, f in frames.items():
-                    newest[omap[u]] = f.tobytes()
-            else:
-                newest.update(packed[0])
+            self._newest.update(slots)
             conn = self._conn
             if conn is None:
                 self._missed = True
@@ -257,12 +250,8 @@ class OlaOutput(Output):
                 if now >= conn.next_ack_s and not self._in_flight:
                     conn.next_ack_s = now + self.ack_every_s
                     data = b"".join([self._acked(conn, omap[u]) for u in frames])
-                elif packed is not None:
-                    data = packed[1]
                 else:
-                    t = conn.templates
-                    data = b"".join([t[ou].prefix + newest[ou]
-                                     for ou in [omap[u] for u in frames]])
+                    data = stream
                 n = conn.sock.send(data, _SEND_FLAGS)
                 if n < len(data):
                     conn.backlog = data[n:]
@@ -275,8 +264,8 @@ class OlaOutput(Output):
                 self._wake()
 
     def _pack(self, frames: Prepared) -> tuple[dict[int, bytes], bytes]:
-        """Frames sent ahead: their bytes per OLA universe and their ``StreamDmxData``
-        messages, as `_send` writes them (the messages do not depend on the connection)."""
+        """The frames' bytes per OLA universe and their ``StreamDmxData`` messages, as
+        `_send` writes them (the messages do not depend on the connection)."""
         omap = self.ola_universe
         slots = {omap[u]: f.tobytes() for u, f in frames.items()}
         prefix = self._prefix
@@ -455,8 +444,7 @@ class OlaOutput(Output):
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.setblocking(False)       # the frame loop's writes must never wait
         wire = Wire()
-        conn = _Conn(sock, wire, {ou: wire.stream_template(ou)
-                                  for ou in set(self.ola_universe.values())})
+        conn = _Conn(sock, wire)
         self._refused_logged.clear()
         with self._mx:
             self._in_flight.clear()
@@ -495,7 +483,7 @@ class OlaOutput(Output):
                     conn.next_ack_s = time.monotonic() + self.ack_every_s
                     data = b"".join([self._acked(conn, ou) for ou in self._newest])
                 else:
-                    data = b"".join([conn.templates[ou].prefix + f
+                    data = b"".join([self._prefix[ou] + f
                                      for ou, f in self._newest.items()])
                 try:
                     n = conn.sock.send(data, _SEND_FLAGS)
