@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import ConfigError
+from .hosts import is_loopback
 from .install_config import (
     LocationConfig,
     LooksConfig,
@@ -358,7 +359,7 @@ def validate(cfg: Config) -> Config:
         raise ConfigError("no host", file=f, field="preview.host",
                           fix='use "127.0.0.1" (this machine) or "0.0.0.0" (the LAN, with a '
                               'token)')
-    if pv.web and not _is_loopback(pv.host) and not pv.token:
+    if pv.web and not is_loopback(pv.host) and not pv.token:
         raise ConfigError(f"the web page on {pv.host} needs a token", file=f,
                           field="preview.token",
                           fix='set token = "a long random string", or host = "127.0.0.1"')
@@ -515,17 +516,6 @@ def _validate_aim(cfg: Config, fx: FixtureConfig, prof, fld: str) -> None:
                               f"its {full:g} deg in {FASTEST_TRAVERSE_S:g} s = {fastest:g} "
                               "deg/s)", file=f, field=f"safety.{axis}_slew_deg_per_s",
                               fix=f"use 0 (the profile's own limit) or at most {fastest:g}")
-
-
-def _is_loopback(host: str) -> bool:
-    import ipaddress
-
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def parse_config(text: str, path: str) -> Config:

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import ConfigError
+from .hosts import is_loopback
 
 DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 DAY_GROUPS = {"daily": DAY_NAMES, "weekdays": DAY_NAMES[:5], "weekends": DAY_NAMES[5:]}
@@ -161,15 +162,6 @@ def parse_date(text: str) -> tuple[int | None, int, int] | None:
                                                  30 if month in (4, 6, 9, 11) else 31):
         return None
     return year, month, day
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def allowed_networks(allow: tuple[str, ...]) -> list[ipaddress.IPv4Network |
@@ -324,7 +316,7 @@ def validate_install(cfg: Any) -> None:
             raise ConfigError(f"{a!r} is not an address or network", file=f,
                               field=f"osc.allow[{j}]",
                               fix='write e.g. "192.168.1.20" or "192.168.1.0/24"') from None
-    if osc.enabled and not _is_loopback(osc.host) and not osc.allow:
+    if osc.enabled and not is_loopback(osc.host) and not osc.allow:
         raise ConfigError(f"OSC on {osc.host} needs an allow-list", file=f, field="osc.allow",
                           fix='list the tablets, e.g. allow = ["192.168.1.20"], or host = '
                               '"127.0.0.1"')

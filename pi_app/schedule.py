@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from .install_config import (
@@ -93,7 +94,7 @@ class Schedule:
         self.location = location
         self._specs = [(parse_time(e.on), parse_time(e.off)) for e in self.entries]
         self._days = [expand_days(e.days) for e in self.entries]
-        self._observer = None
+        self._observer: Any = None              # astral.Observer, made when first needed
         self._sun_cache: dict[tuple[str, dt.date], dt.datetime | str] = {}
 
     @property

@@ -66,6 +66,22 @@ def test_allowed_is_exactly_what_the_output_talks_to(head, want):
     assert allow.allowed(cfg(head)) == want
 
 
+@pytest.mark.parametrize("host", ["127.0.0.2", "[::1]", "::1", "localhost", "LOCALHOST",
+                                  "127.255.255.254"])
+def test_a_page_or_osc_on_any_loopback_address_opens_nothing(host):
+    """`check` reads these hosts as loopback (no token asked for), so the firewall must too:
+    one loopback test everywhere (pi_app.hosts), not a list of spellings."""
+    from pi_app.config import validate
+    from pi_app.hosts import is_loopback
+
+    assert is_loopback(host)
+    page = cfg(f'[output]\nkind = "sim"\n[preview]\nweb = true\nhost = "{host}"\n')
+    validate(page)                                         # no token needed: loopback
+    assert allow.allowed(page) == []
+    osc = cfg(f'[output]\nkind = "sim"\n[osc]\nenabled = true\nhost = "{host}"\n')
+    assert allow.allowed(osc) == []
+
+
 def test_uart_talks_to_nobody():
     one = RIG.split("[[fixtures]]")[1]
     assert allow.allowed(parse_config('[output]\nkind = "uart"\n[[fixtures]]' + one,

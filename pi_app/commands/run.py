@@ -21,7 +21,7 @@ def load_run_config(config_path, *, output=None, model=None, fps=None, seed=None
     from ..config import load_config, validate
 
     cfg = load_config(config_path)
-    changes = {}
+    changes: dict[str, object] = {}
     if fps is not None:
         changes["fps"] = float(fps)
     if seed is not None:

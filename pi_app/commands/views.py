@@ -172,8 +172,7 @@ def watch(socket_path, rate, local, config_path, model, seed, duration):
         except ControlError as exc:
             if socket_path or "no latentdmx daemon" not in exc.what:
                 raise
-            client = None
-        if client is not None:
+        else:
             watch_daemon(client, rate=rate, duration_s=duration)
             return
     watch_local(config_path, model=model, seed=seed, rate=rate, duration_s=duration)

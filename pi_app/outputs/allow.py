@@ -23,6 +23,8 @@ from __future__ import annotations
 import ipaddress
 from pathlib import Path
 
+from ..hosts import is_loopback
+
 UNIT_NAME = "latentdmx.service"
 UNIT_PATH = Path("/etc/systemd/system/latentdmx.service")      # installed by setup-pi.sh
 DROPIN_PATH = Path("/etc/systemd/system/latentdmx.service.d/network.conf")
@@ -45,10 +47,10 @@ def allowed(config) -> list[str]:
     nets += [_entry(n) for n in ipaddress.collapse_addresses(
         ipaddress.IPv6Network(a) for a in addrs if isinstance(a, ipaddress.IPv6Address))]
     pv = config.preview
-    if pv.web and pv.host not in ("127.0.0.1", "localhost", "::1"):
+    if pv.web and not is_loopback(pv.host):
         nets += [n for n in LAN if n not in nets]
     osc = getattr(config, "osc", None)
-    if osc is not None and osc.enabled and osc.host not in ("127.0.0.1", "localhost", "::1"):
+    if osc is not None and osc.enabled and not is_loopback(osc.host):
         for a in osc.allow:
             net = ipaddress.ip_network(a.strip(), strict=False)
             if not net.is_loopback and _entry(net) not in nets:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -78,7 +79,7 @@ class _progress:
 
     def __init__(self, on: bool, total: int, what: str) -> None:
         self.on, self.total, self.what = on and total > 200, total, what
-        self._bar = None
+        self._bar: Any = None                  # a rich Progress while a bar is shown
 
     def __enter__(self):
         if not self.on:

@@ -42,8 +42,8 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from ..admission import make_room
-from ..config import _is_loopback as is_loopback
 from ..errors import ConfigError, LatentDMXError
+from ..hosts import is_loopback
 from ..vocabulary import COMMANDS, lookup
 
 log = logging.getLogger("latentdmx")
