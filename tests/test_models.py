@@ -328,3 +328,53 @@ def test_threads_default_to_one():
     from pi_app.training import common
 
     assert common.auto_threads(0) == 1 and common.auto_threads(3) == 3
+
+
+def test_one_training_loop_steps_checkpoints_and_stops_on_ctrl_c():
+    """`common.run_steps` is every family's loop: the learning rate follows the budget,
+    `after` sees every step, checkpoints come every `ckpt_every`, Ctrl-C ends it cleanly."""
+    from pi_app.training import common
+
+    w = nn.Parameter(torch.tensor([4.0]))
+    opt = torch.optim.SGD([w], lr=0.1)
+    budget = common.Budget(steps=10)
+    seen, saved, lrs = [], [], []
+
+    def one_step(progress: float) -> torch.Tensor:
+        lrs.append(opt.param_groups[0]["lr"])
+        if len(lrs) == 8:
+            raise KeyboardInterrupt
+        return (w ** 2).sum()
+
+    def after(step, loss):
+        seen.append(step)
+        return {"loss": f"{loss.item():.3f}"}
+
+    step, interrupted = common.run_steps(
+        opt, 0.1, budget, 0, common.Progress(budget, 0, "t", False), one_step,
+        after=after, ckpt_every=3, checkpoint=saved.append)
+    assert (step, interrupted) == (7, True)
+    assert seen == [1, 2, 3, 4, 5, 6, 7] and saved == [3, 6]
+    assert lrs[:7] == [common.cosine_lr(0.1, s / 10) for s in range(7)]
+    assert abs(float(w) - 4.0) > 0.5                       # it did train
+    step, interrupted = common.run_steps(                  # resumed: on to the budget's end
+        opt, 0.1, budget, step, common.Progress(budget, step, "t", False),
+        lambda p: (w ** 2).sum())
+    assert (step, interrupted) == (10, False)
+
+
+@pytest.mark.parametrize("family", ["gan", None, "NAT"])
+def test_a_card_or_measure_of_an_unknown_family_is_one_line(tmp_path, family):
+    from pi_app.errors import LatentDMXError
+    from pi_app.training import card
+
+    doc = {"schema": 1, "name": "x", "family": family, "latent_dim": 4,
+           "output": {"kind": "image", "shape": [8, 8, 3]}}
+    with pytest.raises(LatentDMXError) as err:
+        card.write(tmp_path, doc)
+    msg = str(err.value)
+    assert "unknown model family" in msg and "model.json" in msg and "nat, iae" in msg
+    assert "\n" not in msg and not (tmp_path / "README.md").exists()
+    (tmp_path / "model.json").write_text(json.dumps(doc))
+    r = invoke("train", "quality", str(tmp_path))
+    assert r.exit_code == 2 and "family" in r.output and "Traceback" not in r.output

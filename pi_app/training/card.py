@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from .families import family_of
+
 NAT_TEXT = """\
 **Family:** Noise As Targets (`nat`). A small MLP maps a noise vector z ~ N(0, I) of size
 {latent} to one point (x, y, r, g, b, w), all in [0, 1]: x, y a position in the target picture
@@ -130,7 +132,7 @@ def write(folder: Path, doc: dict) -> Path:
     """Write ``folder/README.md`` from `doc` (the model.json contents)."""
     recipe, q = doc.get("recipe", {}), doc.get("quality", {})
     trained = recipe.get("trained", {})
-    family = doc["family"]
+    family = family_of(doc, folder / "model.json")
     out = doc["output"]
     lines = [f"# {doc.get('name', folder.name)}", ""]
     about = folder / "about.md"

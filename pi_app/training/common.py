@@ -1,10 +1,12 @@
-"""What both training loops share: torch set-up, the steps/minutes budget, checkpoints."""
+"""What every family's training shares: torch set-up, the steps/minutes budget, the training
+loop itself (`run_steps`), checkpoints."""
 
 from __future__ import annotations
 
 import os
 import pickle
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -56,6 +58,44 @@ class Budget:
 
     def done(self, step: int) -> bool:
         return self.progress(step) >= 1.0
+
+
+def run_steps(opt: torch.optim.Optimizer, base_lr: float, budget: Budget, step: int,
+              bar: Progress, one_step: Callable[[float], torch.Tensor], *,
+              after: Callable[[int, torch.Tensor], dict[str, str] | None] | None = None,
+              ckpt_every: int = 0, checkpoint: Callable[[int], None] | None = None
+              ) -> tuple[int, bool]:
+    """The training loop every family shares, from `step` until `budget` is spent.
+
+    Each step: the cosine learning rate for the budget's progress, ``loss =
+    one_step(progress)`` (the family's forward pass), backward, the optimiser's step; then
+    ``after(step, loss)`` may return the bar's figures, and every `ckpt_every` steps
+    ``checkpoint(step)``. Ctrl-C ends the loop (the caller checkpoints and exports what it
+    has). Returns (the step reached, whether Ctrl-C ended it)."""
+    interrupted = False
+    try:
+        while not budget.done(step):
+            progress = budget.progress(step)
+            lr = cosine_lr(base_lr, progress)
+            for group in opt.param_groups:
+                group["lr"] = lr
+            loss = one_step(progress)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            step += 1
+            budget.tick()
+            figures = after(step, loss) if after is not None else None
+            if figures:
+                bar.update(step, **figures)
+            if checkpoint is not None and ckpt_every and step % ckpt_every == 0:
+                checkpoint(step)
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        bar.update(step)
+        bar.close()
+    return step, interrupted
 
 
 def cosine_lr(base: float, progress: float, warmup: float = 0.02, floor: float = 0.05) -> float:

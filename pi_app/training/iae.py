@@ -207,51 +207,43 @@ def train(cfg: IAEConfig, out: Path, *, minutes: float | None = None, device: st
         torch.set_rng_state(ckpt["rng"])
     net.to(dev)
 
-    def checkpoint() -> None:
+    def checkpoint(step: int) -> None:
         common.save_checkpoint(out, {
             "family": "iae", "model_args": asdict(cfg), "model": net.state_dict(),
             "optimizer": opt.state_dict(), "generator_init": generator_init, "step": step,
             "elapsed_s": budget.elapsed_s, "rng": torch.get_rng_state()})
 
     budget = common.Budget(cfg.steps, minutes, elapsed)
-    bar = common.Progress(budget, step, "iae", progress)
     plateau = common.Plateau()
-    avg = None
-    interrupted = False
-    net.train()
-    try:
-        while not budget.done(step):
-            lr = common.cosine_lr(cfg.lr, budget.progress(step))
-            for group in opt.param_groups:
-                group["lr"] = lr
-            msg = torch.randn(cfg.batch_size, cfg.latent_dim, device=dev)   # (B, L)
-            got, _ = net(msg, curriculum(cfg, budget.progress(step)))       # (B, L)
-            loss = F.mse_loss(got, msg)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+    avg: float | None = None
+    last: dict[str, torch.Tensor] = {}                       # this step's message and reading
 
-            step += 1
-            budget.tick()
-            strength = curriculum(cfg, budget.progress(step))
-            if strength >= 1.0:                      # at full channel: is it still improving?
-                avg = loss.item() if avg is None else 0.98 * avg + 0.02 * loss.item()
-                if step % 10 == 0:
-                    plateau.update(budget.elapsed_s, avg)
+    def one_step(progress: float) -> torch.Tensor:
+        msg = torch.randn(cfg.batch_size, cfg.latent_dim, device=dev)   # (B, L)
+        got, _ = net(msg, curriculum(cfg, progress))                    # (B, L)
+        last["msg"], last["got"] = msg, got
+        return F.mse_loss(got, msg)
+
+    def after(step: int, loss: torch.Tensor) -> dict[str, str] | None:
+        nonlocal avg
+        strength = curriculum(cfg, budget.progress(step))
+        if strength >= 1.0:                      # at full channel: is it still improving?
+            avg = loss.item() if avg is None else 0.98 * avg + 0.02 * loss.item()
             if step % 10 == 0:
-                cos = F.cosine_similarity(got.detach(), msg, dim=1).mean()
-                flat = plateau.flat_since_s
-                bar.update(step, loss=f"{loss.item():.4f}", cos=f"{cos:.3f}",
-                           channel=f"{strength:.0%}",
-                           quality=("ramping" if strength < 1 else "improving" if flat is None
-                                    else f"flat since {flat:.0f} s"))
-            if step % cfg.ckpt_every == 0:
-                checkpoint()
-    except KeyboardInterrupt:
-        interrupted = True
-    finally:
-        bar.close()
-    checkpoint()
+                plateau.update(budget.elapsed_s, avg)
+        if step % 10:
+            return None
+        cos = F.cosine_similarity(last["got"].detach(), last["msg"], dim=1).mean()
+        flat = plateau.flat_since_s
+        return {"loss": f"{loss.item():.4f}", "cos": f"{cos:.3f}", "channel": f"{strength:.0%}",
+                "quality": ("ramping" if strength < 1 else "improving" if flat is None
+                            else f"flat since {flat:.0f} s")}
+
+    net.train()
+    step, interrupted = common.run_steps(
+        opt, cfg.lr, budget, step, common.Progress(budget, step, "iae", progress), one_step,
+        after=after, ckpt_every=cfg.ckpt_every, checkpoint=checkpoint)
+    checkpoint(step)
     net.cpu().eval()
     summary = {"steps": step, "train_seconds": round(budget.elapsed_s, 1),
                "interrupted": interrupted, "flat_since_s": plateau.flat_since_s}
@@ -277,24 +269,23 @@ def train_decoder(net: IAE, cfg: IAEConfig, steps: int, progress: bool = True) -
     """Train only `net`'s decoder, its generator frozen, with the same channel, curriculum
     and schedule (the quality step's baseline: a decoder for a random, fixed generator of
     the same size). Returns the decoder's state dict."""
-    from tqdm import tqdm
-
     torch.manual_seed(cfg.seed + 7)
     for p in net.generator.parameters():
         p.requires_grad_(False)
     opt = torch.optim.Adam(net.decoder.parameters(), lr=cfg.lr)
     net.train()
-    for step in tqdm(range(steps), desc="baseline decoder", disable=not progress,
-                     dynamic_ncols=True, leave=False):
-        progress_ = step / max(1, steps)
-        for group in opt.param_groups:
-            group["lr"] = common.cosine_lr(cfg.lr, progress_)
+
+    def one_step(progress: float) -> torch.Tensor:
         msg = torch.randn(cfg.batch_size, cfg.latent_dim)
-        got, _ = net(msg, curriculum(cfg, progress_))
-        loss = F.mse_loss(got, msg)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        got, _ = net(msg, curriculum(cfg, progress))
+        return F.mse_loss(got, msg)
+
+    budget = common.Budget(steps)
+    _, interrupted = common.run_steps(
+        opt, cfg.lr, budget, 0, common.Progress(budget, 0, "baseline decoder", progress),
+        one_step)
+    if interrupted:
+        raise KeyboardInterrupt
     net.eval()
     return {k: v.clone() for k, v in net.decoder.state_dict().items()}
 

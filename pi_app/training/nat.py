@@ -219,7 +219,7 @@ def train(cfg: NATConfig, out: Path, *, minutes: float | None = None, device: st
     model.to(dev)
     noise, targets = noise.to(dev), targets.to(dev)
 
-    def checkpoint() -> None:
+    def checkpoint(step: int) -> None:
         common.save_checkpoint(out, {
             "family": "nat", "model_args": asdict(cfg), "model": model.state_dict(),
             "optimizer": opt.state_dict(), "noise": noise.cpu(), "targets": targets.cpu(),
@@ -231,48 +231,38 @@ def train(cfg: NATConfig, out: Path, *, minutes: float | None = None, device: st
             y = model(held_z.to(dev)).clamp(0, 1).cpu().numpy()
         return sliced_wasserstein(y, held_t, n_dirs=64)
 
-    budget = common.Budget(cfg.steps, minutes, elapsed)
-    bar = common.Progress(budget, step, "nat", progress)
-    interrupted = False
-    next_eval = budget.elapsed_s
-    sw = float("nan")
-    try:
-        while not budget.done(step):
-            lr = common.cosine_lr(cfg.lr, budget.progress(step))
-            for group in opt.param_groups:
-                group["lr"] = lr
-            idx = torch.from_numpy(rng.choice(cfg.n_points, cfg.batch_size, replace=False))
-            tgt = assign[idx]                                    # (B,) current targets
-            y = model(noise[idx])                                # (B, 6)
-            col, cost = assign_batch(y, targets[tgt])            # re-solve within the batch
-            tgt = tgt[col]
-            assign[idx] = tgt                                    # keep the new assignment
-            loss = F.mse_loss(y, targets[tgt])                   # regress on the new targets
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+    def one_step(_progress: float) -> torch.Tensor:
+        nonlocal init_cost
+        idx = torch.from_numpy(rng.choice(cfg.n_points, cfg.batch_size, replace=False))
+        tgt = assign[idx]                                    # (B,) current targets
+        y = model(noise[idx])                                # (B, 6)
+        col, cost = assign_batch(y, targets[tgt])            # re-solve within the batch
+        tgt = tgt[col]
+        assign[idx] = tgt                                    # keep the new assignment
+        if init_cost is None:
+            init_cost = cost
+        return F.mse_loss(y, targets[tgt])                   # regress on the new targets
 
-            if init_cost is None:
-                init_cost = cost
-            step += 1
-            budget.tick()
-            if budget.elapsed_s >= next_eval:
-                next_eval = budget.elapsed_s + EVAL_EVERY_S
-                sw = quality_now()
-                plateau.update(budget.elapsed_s, sw)
-            if step % 20 == 0:
-                flat = plateau.flat_since_s
-                bar.update(step, loss=f"{loss.item():.5f}", SW=f"{sw:.4f}",
-                           quality="improving" if flat is None else
-                           f"flat since {flat:.0f} s")
-            if step % cfg.ckpt_every == 0:
-                checkpoint()
-    except KeyboardInterrupt:
-        interrupted = True
-    finally:
-        bar.update(step)
-        bar.close()
-    checkpoint()
+    next_eval = elapsed
+    sw = float("nan")
+
+    def after(step: int, loss: torch.Tensor) -> dict[str, str] | None:
+        nonlocal next_eval, sw
+        if budget.elapsed_s >= next_eval:
+            next_eval = budget.elapsed_s + EVAL_EVERY_S
+            sw = quality_now()
+            plateau.update(budget.elapsed_s, sw)
+        if step % 20:
+            return None
+        flat = plateau.flat_since_s
+        return {"loss": f"{loss.item():.5f}", "SW": f"{sw:.4f}",
+                "quality": "improving" if flat is None else f"flat since {flat:.0f} s"}
+
+    budget = common.Budget(cfg.steps, minutes, elapsed)
+    step, interrupted = common.run_steps(
+        opt, cfg.lr, budget, step, common.Progress(budget, step, "nat", progress), one_step,
+        after=after, ckpt_every=cfg.ckpt_every, checkpoint=checkpoint)
+    checkpoint(step)
     plateau.update(budget.elapsed_s, quality_now())
     summary = {"steps": step, "train_seconds": round(budget.elapsed_s, 1),
                "initial_assignment_cost": init_cost, "interrupted": interrupted,

@@ -29,6 +29,7 @@ from ..errors import LatentDMXError
 from ..runtime import Model, load_model
 from . import card, export
 from . import measures as ms
+from .families import family_of
 
 N_SAMPLES = 2000
 SHOW_MINUTES = 20.0               # 3 heads x 20 min = one head-hour
@@ -44,10 +45,12 @@ def measure(folder: Path, threads: int = 0, quick: bool = False) -> dict:
     use the full counts.
     """
     model = load_model(folder)
-    if model.info.family == "nat":
-        figures = measure_nat(model, folder, 300 if quick else N_SAMPLES, 1 if quick else 3)
-    else:
-        figures = measure_iae(model, folder, threads, 100 if quick else 1000, quick)
+    family = family_of({"family": model.info.family}, folder / "model.json")
+    figures = {
+        "nat": lambda: measure_nat(model, folder, 300 if quick else N_SAMPLES,
+                                   1 if quick else 3),
+        "iae": lambda: measure_iae(model, folder, threads, 100 if quick else 1000, quick),
+    }[family]()
     figures["show"] = measure_show(model, 1.0 if quick else SHOW_MINUTES)
     figures["generate_us"] = generate_speed(model)
     doc = export.update_json(folder, quality=figures)
