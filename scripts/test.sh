@@ -44,4 +44,6 @@ ruff check --quiet .                                 # lint (rules in pyproject.
 echo "ruff: clean"
 mypy --no-error-summary                              # types of pi_app ([tool.mypy])
 echo "mypy: clean"
+NO_MKDOCS_2_WARNING=1 mkdocs build --strict --quiet --site-dir "$(mktemp -d)"   # the manual
+echo "mkdocs: the manual builds, every link and anchor found"
 exec python -m pytest "$@"

@@ -108,12 +108,12 @@ def test_check_prints_patch_table():
     assert "head-left" in result.output and "1-14" in result.output and "ok:" in result.output
 
 
-def test_readme_example_is_the_bundled_config():
+def test_the_manuals_config_is_the_bundled_config():
     from pathlib import Path
 
     from pi_app import config as c
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    block = readme.split("```toml\n", 1)[1].split("```", 1)[0]
+    page = (Path(__file__).resolve().parents[1] / "docs" / "configuration.md").read_text()
+    block = page.split("```toml\n", 1)[1].split("```", 1)[0]
     assert block.strip() == c.default_config_path().read_text().strip()
 
 

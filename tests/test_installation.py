@@ -22,7 +22,8 @@ from pi_app.schedule import Schedule
 from pi_app.show import Show
 from pi_app.vocabulary import COMMANDS
 
-README = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+README = (Path(__file__).resolve().parents[1] / "docs" / "installation.md").read_text(
+    encoding="utf-8")                                    # the manual's page
 FPS = 2
 
 

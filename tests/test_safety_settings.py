@@ -228,8 +228,9 @@ def test_nothing_promises_a_strobe_cap():
 
     assert not {"allow_strobe", "strobe_max_hz"} & {f.name for f in
                                                     dataclasses.fields(SafetyConfig)}
-    for path in ("README.md", "pi_app/data/default.toml", "pi_app/config.py",
-                 "pi_app/safety.py", "systemd/latentdmx.service"):
+    for path in ("README.md", "docs/safety.md", "docs/configuration.md",
+                 "pi_app/data/default.toml", "pi_app/config.py", "pi_app/safety.py",
+                 "systemd/latentdmx.service"):
         text = (REPO / path).read_text()
         assert "capped at" not in text and "strobe_max_hz =" not in text, path
 
