@@ -85,6 +85,20 @@ def test_grand_master_survives_playlist_steps_and_recalls(tmp_path):
                    (0.25, 1.0, "full")], got
 
 
+def test_grand_master_survives_a_schedule_window_opening(tmp_path):
+    """Dimmed in the dark, the window opens on preset `low`: the master stays 0.5."""
+    text = rig_text() + LOOKS + ('\n[location]\ntimezone = "UTC"\n\n[[schedule]]\n'
+                                 'on = "12:00"\noff = "13:00"\npreset = "low"\n')
+    start = dt.datetime(2026, 12, 7, 11, 59, 50, tzinfo=dt.UTC)
+    show, _ = _show(parse_config(text, "rig.toml"), tmp_path, duration_s=20,
+                    wall_clock=lambda t: start.timestamp() + t)
+    seen = _at_frames(show, {40: [("dim", {"level": 0.5})], 600: []})
+    assert show.run() == 0
+    assert [(s["master"], s["preset"]) for s in seen] == [(0.5, ""), (0.5, "low")], seen
+    assert seen[0]["state"] == "dark" and seen[1]["state"] == "playing"
+    assert seen[1]["level"] == 0.8
+
+
 def test_a_presets_level_multiplies_under_the_grand_master(tmp_path):
     """The light of `dim 0.5` + preset at level 0.8 is, byte for byte, the light of
     `dim 0.4` + the same look at level 1: one gain, master x level."""
