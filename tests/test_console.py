@@ -238,3 +238,28 @@ def test_status_json_of_a_quiet_show(tmp_path):
     seen = _at_frames(show, {10: []})
     assert show.run() == 0
     assert seen[0]["state"] == "dark" and seen[0]["fps_achieved"] is None, seen[0]
+
+
+def test_osc_status_sends_nil_not_the_word_none_for_no_fps():
+    """OSC feedback of `/latentdmx/status/fps_achieved` while the show holds still: OSC's
+    nil, which a tablet shows as empty (52dfd6e would have sent the string "None")."""
+    from pythonosc.osc_message import OscMessage
+    from pythonosc.osc_message_builder import build_msg
+
+    from pi_app.osc import _osc_value
+
+    msg = build_msg("/latentdmx/status/fps_achieved", [_osc_value(None)])
+    assert OscMessage(msg.dgram).params == [None]
+    assert _osc_value("paused") == "paused" and _osc_value(0.8) == 0.8
+
+
+def test_watch_header_says_paused_not_an_fps():
+    from rich.console import Console
+
+    from pi_app.views.watch import header
+
+    c = Console(record=True, width=160)
+    c.print(header({"state": "paused", "model": "m", "fps": 40, "fps_achieved": None,
+                    "master": 0.5, "level": 0.8, "frames": 9}))
+    text = c.export_text()
+    assert "PAUSED" in text and "fps" not in text and "master 50% (preset 80%)" in text, text

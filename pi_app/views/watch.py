@@ -56,6 +56,8 @@ def header(status: dict) -> Text:
     late = s.get("late_frames", 0)
     t.append(f"  late {late}", style="red" if late else "")
     t.append(f"  master {s.get('master', 1.0) * 100:.0f}%")
+    if s.get("level", 1.0) < 1.0:                  # a preset's own level, under the master
+        t.append(f" (preset {s['level'] * 100:.0f}%)")
     t.append(f"  seed {s.get('seed', '?')}  tempo {s.get('tempo', 1):g}  "
              f"phase {s.get('phase', 0):.2f}")
     if s.get("music") not in (None, "", "off"):   # music: tempo, beat of the bar, lock
