@@ -157,6 +157,10 @@ def test_the_page_says_paused_rather_than_an_fps(cfg, chromium):  # noqa: F811
         _click(chromium, "#pause")                       # now "Resume"
         wait_for(lambda: "fps" in chromium.js(header))
         assert chromium.js("document.getElementById('flags').textContent") == "PLAYING"
+        show.stop()                                       # the daemon gone: not "PLAYING"
+        show._test_thread.join(15)
+        wait_for(lambda: chromium.js("document.getElementById('flags').textContent") ==
+                 "OFFLINE")
     finally:
         show.stop()
         show._test_thread.join(5)
