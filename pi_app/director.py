@@ -13,7 +13,9 @@ wall clock passes the next change they announced.
   opening, or when the playlist was started), so a restart resumes the right item. A model
   not yet loaded is loaded on a helper thread; the switch waits for it, never the clock.
 * **Presets**: `capture` reads the live look, `recall` applies one between frames with a
-  cross-fade (the old walk keeps moving while it fades out).
+  cross-fade (the old walk keeps moving while it fades out). A preset's `master` is the
+  look's own level (`Safety.level`), under the operator's grand master (`Safety.master`,
+  set by `dim`), which no recall, playlist step or schedule window changes.
 
 The wall clock is injected (``wall_s(t_s) -> Unix seconds``), so tests run a night on
 virtual time across midnight and DST.
@@ -135,6 +137,11 @@ class Director:
         now = self.wall_s(t_s)
         pl = self.playlist
         return now < self._next_check_s and (pl is None or now < pl.next_switch_s())
+
+    @property
+    def going_dark(self) -> bool:
+        """The schedule's window has closed and the light is fading out."""
+        return self._going_dark
 
     def _go_idle(self) -> None:
         self._going_dark = False
@@ -275,7 +282,7 @@ class Director:
         p = self.pipeline
         return Preset(name="", model=str(item.get("model") or self.model_ref),
                       seed=int(item.get("seed", p.seed)), phase=0.0,
-                      tempo=float(item.get("tempo", p.tempo)), master=p.safety.master,
+                      tempo=float(item.get("tempo", p.tempo)), master=p.safety.level,
                       palette=str(item.get("palette", p.looks.palette_name)),
                       heads_still=p.looks.heads_still)
 
@@ -340,7 +347,7 @@ class Director:
             fade_s = 0.0
         p.recall(model, preset.seed, preset.phase, t_s, fade_s)
         p.set_tempo(preset.tempo, t_s)
-        p.safety.master = preset.master
+        p.safety.level = preset.master      # the preset's own level; the grand master stays
         palette = preset.palette if preset.palette in p.looks.palettes else ""
         if preset.palette and not palette:
             log.warning("preset %s: no palette %r in the config; playing without one",
@@ -362,7 +369,7 @@ class Director:
         p = self.pipeline
         return Preset(name=name, model=self.model_ref, seed=int(p.seed),
                       phase=round(float(p.phase), 6), tempo=float(p.tempo),
-                      master=float(p.safety.master), palette=p.looks.palette_name,
+                      master=float(p.safety.level), palette=p.looks.palette_name,
                       heads_still=p.looks.heads_still, music={}, saved_at=time.time())
 
 

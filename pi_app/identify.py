@@ -106,6 +106,7 @@ def identify_change(show, a: dict):
                  "profile": f"{f.profile.key} {f.mode.name}"}
                 for f in (p.patch.fixtures[i] for i in indices)]
     return Change({"fixtures": fixtures, "seconds": seconds, "level": level,
-                   "master": p.safety.master, "pid": os.getpid()},
+                   "master": p.safety.master * p.safety.level,   # what the white goes under
+                   "pid": os.getpid()},
                   lambda t_s: setattr(p, "identify",
                                       IdentifySequence(p.patch, indices, level, seconds, t_s)))

@@ -55,7 +55,7 @@ class PresetConfig:
     seed: int = -1                      # -1: the config's seed
     phase: float = 0.0                  # walk phase, in waypoints
     tempo: float = 0.0                  # 0: the config's walk.tempo
-    master: float = -1.0                # -1: the config's safety.master
+    master: float = -1.0                # the look's own level under the grand master; -1: 1
     palette: str = ""                   # a [palettes.NAME], or "" for none
     heads_still: bool = False
     music: dict = field(default_factory=dict)   # music settings (reserved for the music stage)

@@ -60,8 +60,8 @@ def feedback_values(show: Any, result: dict[str, Any] | None = None) -> list[tup
 def _osc_value(v: Any) -> Any:
     if isinstance(v, bool):
         return int(v)
-    if isinstance(v, int | float | str):
-        return v
+    if v is None or isinstance(v, int | float | str):
+        return v                            # None: OSC nil (no fps while holding still)
     return str(v)
 
 

@@ -1,5 +1,10 @@
-"""Presets: named looks (model, seed, walk phase, tempo, master, palette, heads still, music
+"""Presets: named looks (model, seed, walk phase, tempo, level, palette, heads still, music
 settings), saved by `latentdmx preset save NAME` and recalled with a cross-fade.
+
+A preset's level is kept under the key ``master`` (files and ``[presets.NAME]`` alike): the
+look's own level, 0..1, which multiplies under the grand master (`latentdmx dim`). Saving
+stores the level of the look playing (1 unless a recalled preset set another), never the
+grand master; recalling sets that level and leaves the grand master where the operator put it.
 
 Two sources, one namespace:
 
@@ -37,7 +42,7 @@ class Preset:
     seed: int
     phase: float                    # walk phase, in waypoints
     tempo: float
-    master: float
+    master: float                   # the look's own level 0..1, under the grand master
     palette: str = ""               # "" = none
     heads_still: bool = False
     music: dict = field(default_factory=dict)     # music settings (reserved: the music stage)
@@ -199,6 +204,6 @@ def config_presets(config) -> dict[str, Preset]:
             name=name, model=p.model or config.model,
             seed=config.seed if p.seed < 0 else p.seed, phase=p.phase,
             tempo=p.tempo or config.walk.tempo,
-            master=config.safety.master if p.master < 0 else p.master,
+            master=1.0 if p.master < 0 else p.master,
             palette=p.palette, heads_still=p.heads_still, music=dict(p.music), source="config")
     return out

@@ -8,7 +8,10 @@ Per frame, vectorised over fixtures (no per-fixture Python):
    position. A move whose straight path would enter a keep-out box (expanded by one DMX step)
    is tried as a pan-only move, then as a tilt-only move (so the beam slides along the box),
    else the head stays put. On stop the aim is the park position.
-2. **Light.** dimmer x `master` x fade-in x fade-out, then the optional colour slew.
+2. **Light.** dimmer x `master` x `level` x fade-in x fade-out, then the optional colour slew.
+   `master` is the grand master (the operator's dimmer: `latentdmx dim`, the page, OSC);
+   `level` is the look's own level (a recalled preset's), which multiplies under it: a
+   preset recall or a playlist step sets `level` and never touches `master`.
 3. **Flash limiter.** WCAG 2.3.1 / ITU-R BT.1702: a flash is a pair of opposing changes of
    relative luminance of `flash_delta` (10 %) or more; at most `max_flashes_per_s` (3) in
    any second. Two consecutive transitions (as `safety_check` counts them on the DMX bytes)
@@ -50,6 +53,12 @@ DARK_TO_PARK = 0.04          # on stop, a head heads for park once its light is 
 SMOOTH_S = 0.25               # time constant of the target's low-pass while limiting
 _COLOUR_ATTRS = sc.COLOUR_ATTRS
 _ZERO = np.float32(0.0)
+
+
+def _unit(value: float) -> float:
+    """`value` clamped to 0..1 (NaN: 0)."""
+    value = float(value)
+    return 0.0 if math.isnan(value) else min(1.0, max(0.0, value))
 
 
 def default_slew_deg_per_s(full_deg: float) -> float:
@@ -115,7 +124,8 @@ class Safety:
                               fix="restrict the profile's dimmer range (e.g. max 134) or hold "
                                   "the channel at 0 (`latentdmx fixtures show` shows it)")
         self.fps = float(fps)
-        self.master = cfg.master
+        self.master = cfg.master       # the grand master (live: `dim`)
+        self.level = 1.0               # the look's own level (a preset's), under the master
         n = len(patch.fixtures)
         f32 = np.float32
         # -- aim: per-fixture scene step per frame, park, keep-out boxes ------------------
@@ -204,22 +214,31 @@ class Safety:
         self._stop_t: float | None = None
         self._frames = 0
 
-    # -- live master ----------------------------------------------------------------------
+    # -- live master and level -------------------------------------------------------------
     @property
     def master(self) -> float:
+        """The grand master, 0..1: the operator's dimmer over everything."""
         return self._master
 
     @master.setter
-    def master(self, level: float) -> None:
-        level = float(level)
-        self._master = 0.0 if math.isnan(level) else min(1.0, max(0.0, level))
+    def master(self, value: float) -> None:
+        self._master = _unit(value)
+
+    @property
+    def level(self) -> float:
+        """The look's own level, 0..1 (a recalled preset's `master`), under the grand master."""
+        return self._level
+
+    @level.setter
+    def level(self, value: float) -> None:
+        self._level = _unit(value)
 
     # -- per frame ------------------------------------------------------------------------
     def _gain(self, t_s: float) -> float:
         cfg = self.cfg
         if self._t0 is None:
             self._t0 = t_s
-        gain = self._master
+        gain = self._master * self._level
         if cfg.fade_in_s > 0:
             gain *= min(1.0, max(0.0, (t_s - self._t0) / cfg.fade_in_s))
         if self._stop_t is not None:

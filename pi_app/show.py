@@ -101,6 +101,12 @@ class Show:
 
         return Status.of(self).as_dict() if self._live else {}
 
+    @property
+    def holding_still(self) -> bool:
+        """Sending frames without computing them: a quiet spell (paused, blacked out and
+        settled) or dark by the schedule. Status then says so rather than an fps."""
+        return self._quiet or self.director.idle
+
     def output_health(self) -> dict:
         return {k: v for k, v in self.output.health().items() if k != "output"}
 
@@ -349,7 +355,11 @@ class Show:
                     recorder.write(frames, t if sync is None else clock.due(k))
                 if sync is not None:
                     sync.after_frame(k)
-                self._times.append(clock.now())
+                if quiet or idle:                # no frames computed: no fps to measure
+                    if self._times:
+                        self._times.clear()
+                else:
+                    self._times.append(clock.now())
                 if k == k0:
                     notifier.ready("first frame out")
                 notifier.watchdog()

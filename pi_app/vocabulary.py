@@ -355,26 +355,63 @@ def stat(label: str, read: Callable[[Any], Any]) -> dict[str, Any]:
     return {"label": label, "read": read}
 
 
-def _achieved_fps(show: Any) -> float:
-    times = show._times
+def _achieved_fps(show: Any) -> float | None:
+    """Frames computed per second over the last few seconds; None while the show computes
+    none (a quiet spell: paused, blacked out or dark, the same frame re-sent)."""
+    if show.holding_still:
+        return None
+    times = tuple(show._times)                  # (one read: the frame loop may clear it)
     if len(times) > 2 and times[-1] > times[0]:
         return round((len(times) - 1) / (times[-1] - times[0]), 2)
     return 0.0
+
+
+def _state(show: Any) -> str:
+    """What the show is doing, in a word: what a console's display would say first."""
+    p, d = show.pipeline, show.director
+    if show.stop_requested:
+        return "stopping"
+    if d.idle:
+        return "dark"               # by the schedule: the dark frame, no pipeline work
+    if d.going_dark:
+        return "fading"             # the schedule's window closed: fading out
+    if p.safety.stopping:
+        return "stopping"           # the end of --duration
+    if p.blacked_out:
+        return "blackout"
+    if p.paused:
+        return "paused"
+    if p.identify is not None:
+        return "identify"
+    return "playing"
+
+
+STATES = {
+    "playing": "playing",
+    "paused": "paused: the look holds",
+    "blackout": "blacked out: `resume` or `blackout off` brings the light back",
+    "dark": "dark by the schedule: heads parked, no frames computed",
+    "fading": "fading out: the schedule's window closed",
+    "stopping": "stopping: fading out",
+    "identify": "identifying fixtures",
+}
 
 
 @dataclass(frozen=True)
 class Status:
     """What `latentdmx status`, the web page, `watch` and OSC feedback show. One line each:
     ``name: type = field(metadata=stat("label", read))`` (`read` takes the show, on any thread)."""
+    state: str = field(metadata=stat("state", _state))     # one of `STATES`
     model: str = field(metadata=stat("model", lambda s: s.pipeline.model.info.name))
     output: str = field(metadata=stat("output", lambda s: s.output.name))
     output_health: dict = field(metadata=stat("output health", lambda s: s.output_health()))
     fps: float = field(metadata=stat("fps target", lambda s: s.fps))
-    fps_achieved: float = field(metadata=stat("fps achieved", _achieved_fps))
+    fps_achieved: float | None = field(metadata=stat("fps achieved", _achieved_fps))
     late_frames: int = field(metadata=stat("late frames", lambda s: s.late_frames()))
     frames: int = field(metadata=stat("frames", lambda s: s.frames_out))
     uptime_s: float = field(metadata=stat("uptime", lambda s: s.uptime_s()))
     master: float = field(metadata=stat("master", lambda s: s.pipeline.safety.master))
+    level: float = field(metadata=stat("preset level", lambda s: s.pipeline.safety.level))
     paused: bool = field(metadata=stat("paused", lambda s: s.pipeline.paused))
     blackout: bool = field(metadata=stat("blackout", lambda s: s.pipeline.blacked_out))
     seed: int = field(metadata=stat("seed", lambda s: s.pipeline.seed))
@@ -427,8 +464,9 @@ def _set(obj: Any, attr: str, value: Any) -> Callable[[float], None]:
     return lambda t_s: setattr(obj, attr, value)
 
 
-@command("status", help="Show what the running daemon is doing: model, fps, late frames, "
-         "output, master, preset, schedule and the next event.", reads=True, show_as="table")
+@command("status", help="Show what the running daemon is doing: playing, paused, blacked out "
+         "or dark by the schedule; model, fps, late frames, output, master, preset, schedule "
+         "and the next event.", reads=True, show_as="table")
 def _status(show: Any, a: dict[str, Any]) -> Change:
     return Change(show.status_snapshot)
 
@@ -442,7 +480,9 @@ def _scene(show: Any, a: dict[str, Any]) -> Change:
 
 
 @command("dim", Arg("level", Number(0.0, 1.0), "0 = dark, 1 = full"),
-         help="Set the master dimmer to LEVEL (0 = dark, 1 = full).\n\nThe change goes "
+         help="Set the master dimmer to LEVEL (0 = dark, 1 = full).\n\nA grand master: "
+              "it stays where you put it through preset recalls, playlist steps and the "
+              "schedule (a preset's own level multiplies under it). The change goes "
               "through the flash limiter, so a big step fades over up to ~2 s.",
          live=True, state="master")
 def _dim(show: Any, a: dict[str, Any]) -> Change:
@@ -557,9 +597,11 @@ def _still(show: Any, a: dict[str, Any]) -> Change:
 
 
 @command("preset/save", Arg("name", Name(), "the preset's name", suggest="presets"),
-         help="Save the current look as preset NAME: model, seed, walk phase, tempo, master, "
-              "palette, heads still.\n\nSaved in the state folder ($STATE_DIRECTORY under "
-              "systemd), atomically: a power cut leaves the old preset or the new one whole.")
+         help="Save the current look as preset NAME: model, seed, walk phase, tempo, level, "
+              "palette, heads still.\n\nThe level is the look's own (1 unless a recalled "
+              "preset set another), never the master dimmer, which stays the operator's. "
+              "Saved in the state folder ($STATE_DIRECTORY under systemd), atomically: a "
+              "power cut leaves the old preset or the new one whole.")
 def _preset_save(show: Any, a: dict[str, Any]) -> Change:
     preset = show.director.capture(a["name"])
     path = show.presets.save(preset)

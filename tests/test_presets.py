@@ -47,12 +47,13 @@ def test_round_trip_save_list_recall_delete(default_config, tmp_path):
         show.handle_control(cmd, args)
     _apply(show)
     show.pipeline.phase = 3.25
+    show.pipeline.safety.level = 0.7            # the look's own level (as a preset sets it)
     saved = show.handle_control("preset/save", {"name": "dusk"})
     path = Path(saved["file"])
     assert path.parent == tmp_path / "presets" and path.name == "dusk.json"
     data = json.loads(path.read_text())
     assert data | {"saved_at": 0} == {"schema": 1, "name": "dusk", "model": "nat-aurora",
-                                      "seed": 42, "phase": 3.25, "tempo": 1.5, "master": 0.6,
+                                      "seed": 42, "phase": 3.25, "tempo": 1.5, "master": 0.7,
                                       "palette": "", "heads_still": False, "music": {},
                                       "saved_at": 0}
     assert oct(path.stat().st_mode & 0o777) == "0o640"
@@ -65,7 +66,9 @@ def test_round_trip_save_list_recall_delete(default_config, tmp_path):
     assert show.handle_control("preset/recall", {"name": "dusk"})["preset"] == "dusk"
     _apply(show, 10.0)
     p = show.pipeline
-    assert (p.seed, p.phase, p.tempo, p.safety.master) == (42, 3.25, 1.5, 0.6)
+    # the look's level comes back; the master dimmer (a grand master) stays where it was
+    assert (p.seed, p.phase, p.tempo, p.safety.level, p.safety.master) == (42, 3.25, 1.5, 0.7,
+                                                                           1.0)
     assert show.status_snapshot["preset"] == "dusk"
     show.handle_control("preset/delete", {"name": "dusk"})
     assert not path.exists()

@@ -16,7 +16,7 @@ import click
 
 from ..control import ControlClient
 from ..errors import ControlError
-from ..vocabulary import COMMANDS, Command, Status
+from ..vocabulary import COMMANDS, STATES, Command, Status
 
 _socket_option = click.option(
     "--socket", "socket_path", type=click.Path(dir_okay=False), envvar="LATENTDMX_SOCKET",
@@ -32,6 +32,8 @@ _STATUS_ROWS: tuple[tuple[str, str], ...] = Status.labels()
 
 
 def _fmt(key: str, value: Any) -> str:
+    if value is None:
+        return "-"
     if isinstance(value, bool):
         return "yes" if value else "no"
     if key.endswith("_s") and isinstance(value, int | float):
@@ -75,7 +77,18 @@ def _print_table(result: dict[str, Any], rows: tuple[tuple[str, str], ...] = ())
             for line in lines[1:]:
                 click.echo(f"{'':<{width}}  {line}")
             continue
-        click.echo(f"{label:<{width}}  {_fmt(key, value)}")
+        click.echo(f"{label:<{width}}  {_status_text(key, value, result)}")
+
+
+def _status_text(key: str, value: Any, result: dict[str, Any]) -> str:
+    """A status row as the operator reads it: what the show is doing in words, and no fps
+    while it computes no frames (paused, blacked out or dark: the same frame re-sent)."""
+    if key == "state" and isinstance(value, str):
+        return STATES.get(value, value)
+    if key == "fps_achieved" and value is None:
+        return f"- ({result.get('state', 'holding still')}: the same frame is re-sent, " \
+               "none computed)"
+    return _fmt(key, value)
 
 
 def _print_short(result: dict[str, Any]) -> None:
@@ -89,7 +102,7 @@ def _print_presets(result: dict[str, Any]) -> None:
         click.echo(f"no presets yet (save one with `latentdmx preset save NAME`; folder "
                    f"{result.get('folder', '?')})")
         return
-    click.echo(f"{'NAME':<20}{'FROM':<8}{'MODEL':<16}{'SEED':>6}{'TEMPO':>7}{'MASTER':>8}"
+    click.echo(f"{'NAME':<20}{'FROM':<8}{'MODEL':<16}{'SEED':>6}{'TEMPO':>7}{'LEVEL':>8}"
                f"  PALETTE")
     for p in presets:
         click.echo(f"{p['name']:<20}{p.get('source', ''):<8}{p['model']:<16}{p['seed']:>6}"

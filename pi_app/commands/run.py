@@ -172,9 +172,11 @@ def _status_logger(log: logging.Logger, every_s: float):
         if t >= state["next"]:
             state["next"] += every_s
             snap = show.status_snapshot
-            log.info("t=%.0fs frames=%d fps=%.1f late=%d master=%.2f%s%s", t, snap["frames"],
-                     snap["fps_achieved"], snap["late_frames"], snap["master"],
-                     " paused" if snap["paused"] else "", " blackout" if snap["blackout"] else "")
+            fps = snap["fps_achieved"]
+            log.info("t=%.0fs frames=%d %s late=%d master=%.2f level=%.2f%s", t,
+                     snap["frames"], f"fps={fps:.1f}" if fps is not None else "fps=-",
+                     snap["late_frames"], snap["master"], snap["level"],
+                     "" if snap["state"] == "playing" else " " + snap["state"])
     return listener
 
 

@@ -12,7 +12,7 @@ froze at (each member computes its own heads' aim from it). So members with diff
     {"t": 28900000.025,                     # show time it was read at
      "model": "nat-aurora", "seed": 7, "line": [t0_s, phase0, tempo, s_per_waypoint, paused],
      "xfade": {"model": ..., "seed": ..., "offset": ..., "t0": ..., "s": ...} | null,
-     "master": 0.8, "blackout": false, "palette": "", "preset": "dusk",
+     "master": 0.8, "level": 1.0, "blackout": false, "palette": "", "preset": "dusk",
      "still": {"model": ..., "seed": ..., "phase": ...} | null,
      "playlist": {"name": "evening", "anchor": 1795000000.0, "index": 3} | null}
 
@@ -57,7 +57,8 @@ def capture(show: Any, t_s: float) -> dict[str, Any]:
         "xfade": None if xf is None or t_s - xf[3] >= xf[4] else {
             "model": _ref(d, xf[0]), "seed": int(xf[1]), "offset": float(xf[2]),
             "t0": float(xf[3]), "s": float(xf[4])},
-        "master": float(p.safety.master), "blackout": bool(p.blacked_out),
+        "master": float(p.safety.master), "level": float(p.safety.level),
+        "blackout": bool(p.blacked_out),
         "palette": p.looks.palette_name, "preset": d.preset, "still": still,
         "playlist": None if pl is None else {"name": pl.name, "anchor": pl.anchor_s,
                                              "index": pl.index},
@@ -87,6 +88,7 @@ def check(state: Any) -> dict[str, Any]:
     float(state["t"])
     int(state["seed"])
     float(state["master"])
+    float(state.get("level", 1.0))          # (a member before the grand master: none)
     for key in ("model", "palette", "preset"):
         if not isinstance(state[key], str):
             raise ValueError(key)
@@ -107,6 +109,7 @@ def restore(show: Any, state: dict[str, Any], models: dict[str, Any]) -> None:
                PhaseLine.from_json(state["line"]), xfade)
     d.model_ref = state["model"]
     p.safety.master = float(state["master"])
+    p.safety.level = float(state.get("level", 1.0))
     p.blacked_out = bool(state["blackout"])
     palette = state["palette"]
     if palette and palette not in p.looks.palettes:

@@ -47,10 +47,17 @@ def header(status: dict) -> Text:
     t = Text()
     t.append("● ", style="green" if s.get("frames") else "grey50")
     t.append(f"{s.get('model', '?')}", style="bold")
-    t.append(f"  {s.get('fps_achieved', 0):.1f}/{s.get('fps', 0):g} fps")
+    state = s.get("state", "playing")
+    if state != "playing":                 # paused, blacked out, dark by the schedule, ...
+        t.append(f"  {state.upper()}", style="bold yellow" if state != "blackout" else
+                 "bold red")
+    if s.get("fps_achieved") is not None:
+        t.append(f"  {s['fps_achieved']:.1f}/{s.get('fps', 0):g} fps")
     late = s.get("late_frames", 0)
     t.append(f"  late {late}", style="red" if late else "")
     t.append(f"  master {s.get('master', 1.0) * 100:.0f}%")
+    if s.get("level", 1.0) < 1.0:                  # a preset's own level, under the master
+        t.append(f" (preset {s['level'] * 100:.0f}%)")
     t.append(f"  seed {s.get('seed', '?')}  tempo {s.get('tempo', 1):g}  "
              f"phase {s.get('phase', 0):.2f}")
     if s.get("music") not in (None, "", "off"):   # music: tempo, beat of the bar, lock
@@ -67,10 +74,11 @@ def header(status: dict) -> Text:
                                                                                  "grey50"))
         if s.get("music_source") not in (None, "audio", "none"):
             t.append(f" ({s['music_source']})")
-    if s.get("paused"):
-        t.append("  PAUSED", style="bold yellow")
-    if s.get("blackout"):
-        t.append("  BLACKOUT", style="bold red")
+    if "state" not in s:                    # (a daemon of before the state field)
+        if s.get("paused"):
+            t.append("  PAUSED", style="bold yellow")
+        if s.get("blackout"):
+            t.append("  BLACKOUT", style="bold red")
     return t
 
 
