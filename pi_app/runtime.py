@@ -535,93 +535,118 @@ def _silu(x: np.ndarray) -> np.ndarray:
     return x * _sigmoid(x)
 
 
-def _build(layers: list, weights: dict[str, np.ndarray], info: ModelInfo, jpath: Path,
-           wpath: Path) -> list[Op]:
-    def tensor(name: str, shape: tuple[int, ...] | None, where: str) -> np.ndarray:
-        t = weights.get(name)
+_ACTIVATIONS: dict[str, Op] = {"relu": _relu, "tanh": np.tanh, "sigmoid": _sigmoid,
+                               "silu": _silu}
+Width = int | tuple       # a flat width, or (H, W, C) once an image
+
+
+class _Builder:
+    """model.json's layers -> ops, one method a layer type (`_LAYERS`), each checking its
+    spec against the width coming in and returning (op, the width going out)."""
+
+    def __init__(self, weights: dict[str, np.ndarray], jpath: Path, wpath: Path) -> None:
+        self.weights, self.jpath, self.wpath = weights, jpath, wpath
+
+    def tensor(self, name: str, shape: tuple[int, ...] | None, where: str) -> np.ndarray:
+        t = self.weights.get(name)
         if t is None:
-            raise ModelError(f"tensor {_clip(name)!r} missing", file=wpath, field=where,
+            raise ModelError(f"tensor {_clip(name)!r} missing", file=self.wpath, field=where,
                              fix=_FIX_RETRAIN)
         if shape is not None and tuple(t.shape) != shape:
             raise ModelError(f"tensor {_clip(name)!r} has shape {tuple(t.shape)}, want "
-                             f"{shape}", file=wpath, field=where, fix=_FIX_RETRAIN)
+                             f"{shape}", file=self.wpath, field=where, fix=_FIX_RETRAIN)
         with np.errstate(over="ignore"):
             t32 = t.astype(np.float32)
         if not np.isfinite(t32).all():
-            raise ModelError(f"tensor {_clip(name)!r} does not fit float32", file=wpath,
+            raise ModelError(f"tensor {_clip(name)!r} does not fit float32", file=self.wpath,
                              field=where, fix=_FIX_RETRAIN)
         return t32
 
-    def too_big(size: int, where: str) -> None:
+    def too_big(self, size: int, where: str) -> None:
         if size > MAX_ACTIVATION:
             raise ModelError(f"a layer output of {size} values per sample is too big (at most "
-                             f"{MAX_ACTIVATION})", file=jpath, field=where, fix=_FIX_RETRAIN)
+                             f"{MAX_ACTIVATION})", file=self.jpath, field=where,
+                             fix=_FIX_RETRAIN)
 
+    def linear(self, spec: dict, where: str, width: Width) -> tuple[Op, Width]:
+        name = _get(spec, "name", str, self.jpath, where)
+        w = self.tensor(f"{name}.weight", None, where + "name")
+        if w.ndim != 2 or w.shape[1] != width:
+            raise ModelError(f"{_clip(name)}.weight has shape {w.shape}, input width is "
+                             f"{width}", file=self.wpath, field=where + "name",
+                             fix=_FIX_RETRAIN)
+        return _Linear(w, self.tensor(f"{name}.bias", (w.shape[0],), where + "name")), \
+            w.shape[0]
+
+    def conv2d(self, spec: dict, where: str, width: Width) -> tuple[Op, Width]:
+        name = _get(spec, "name", str, self.jpath, where)
+        w = self.tensor(f"{name}.weight", None, where + "name")
+        if not isinstance(width, tuple) or w.ndim != 4 or w.shape[1] != width[2] \
+                or w.shape[2] != w.shape[3] or w.shape[2] < 1:
+            raise ModelError(f"{_clip(name)}.weight has shape {w.shape}, input is {width}",
+                             file=self.wpath, field=where + "name", fix=_FIX_RETRAIN)
+        k = w.shape[2]
+        pad = _get_int(spec, "padding", 0, k - 1, self.jpath, where, default=0)
+        size = (width[0] + 2 * pad - k + 1, width[1] + 2 * pad - k + 1, w.shape[0])
+        if min(size[:2]) < 1:
+            raise ModelError(f"a {k}x{k} kernel does not fit a {width[0]}x{width[1]} input",
+                             file=self.jpath, field=where + "padding", fix=_FIX_RETRAIN)
+        self.too_big(math.prod(size) * k * k * width[2], where + "name")
+        return _Conv2d(w, self.tensor(f"{name}.bias", (w.shape[0],), where + "name"),
+                       pad), size
+
+    def reshape(self, spec: dict, where: str, width: Width) -> tuple[Op, Width]:
+        shape = _get(spec, "shape", list, self.jpath, where)
+        if len(shape) != 3 or not all(isinstance(v, int) and not isinstance(v, bool)
+                                      and v > 0 for v in shape):
+            raise ModelError("want [C, H, W], three positive whole numbers", file=self.jpath,
+                             field=where + "shape", fix=_FIX_RETRAIN)
+        c, h, w_ = shape
+        if width != c * h * w_:
+            raise ModelError(f"cannot reshape width {width} to {[c, h, w_]}", file=self.jpath,
+                             field=where + "shape", fix=_FIX_RETRAIN)
+        return _reshape((c, h, w_)), (h, w_, c)
+
+    def upsample(self, spec: dict, where: str, width: Width) -> tuple[Op, Width]:
+        s = _get_int(spec, "scale", 1, 64, self.jpath, where)
+        if not isinstance(width, tuple):
+            raise ModelError("upsample needs an image input", file=self.jpath, field=where,
+                             fix=_FIX_RETRAIN)
+        width = (width[0] * s, width[1] * s, width[2])
+        self.too_big(math.prod(width), where + "scale")
+        return _upsample(s), width
+
+    def leaky_relu(self, spec: dict, where: str, width: Width) -> tuple[Op, Width]:
+        slope = spec.get("slope", 0.01)
+        if isinstance(slope, bool) or not isinstance(slope, int | float) or \
+                not math.isfinite(slope) or abs(slope) > 1e3:
+            raise ModelError(f"slope {_clip(str(slope), 20)} is not a number", file=self.jpath,
+                             field=where + "slope", fix=_FIX_RETRAIN)
+        return _leaky(float(slope)), width
+
+
+_LAYERS = {"linear": _Builder.linear, "conv2d": _Builder.conv2d, "reshape": _Builder.reshape,
+           "upsample": _Builder.upsample, "leaky_relu": _Builder.leaky_relu}
+
+
+def _build(layers: list, weights: dict[str, np.ndarray], info: ModelInfo, jpath: Path,
+           wpath: Path) -> list[Op]:
+    build = _Builder(weights, jpath, wpath)
     ops: list[Op] = []
-    width: int | tuple = info.latent_dim          # flat width, or (H, W, C) once an image
+    width: Width = info.latent_dim
     for i, spec in enumerate(layers):
         where = f"layers[{i}]."
         kind = _get(spec, "type", str, jpath, where)
-        if kind == "linear":
-            name = _get(spec, "name", str, jpath, where)
-            w = tensor(f"{name}.weight", None, where + "name")
-            if w.ndim != 2 or w.shape[1] != width:
-                raise ModelError(f"{_clip(name)}.weight has shape {w.shape}, input width is "
-                                 f"{width}", file=wpath, field=where + "name", fix=_FIX_RETRAIN)
-            ops.append(_Linear(w, tensor(f"{name}.bias", (w.shape[0],), where + "name")))
-            width = w.shape[0]
-        elif kind == "conv2d":
-            name = _get(spec, "name", str, jpath, where)
-            w = tensor(f"{name}.weight", None, where + "name")
-            if not isinstance(width, tuple) or w.ndim != 4 or w.shape[1] != width[2] \
-                    or w.shape[2] != w.shape[3] or w.shape[2] < 1:
-                raise ModelError(f"{_clip(name)}.weight has shape {w.shape}, input is {width}",
-                                 file=wpath, field=where + "name", fix=_FIX_RETRAIN)
-            k = w.shape[2]
-            pad = _get_int(spec, "padding", 0, k - 1, jpath, where, default=0)
-            size = (width[0] + 2 * pad - k + 1, width[1] + 2 * pad - k + 1, w.shape[0])
-            if min(size[:2]) < 1:
-                raise ModelError(f"a {k}x{k} kernel does not fit a {width[0]}x{width[1]} input",
-                                 file=jpath, field=where + "padding", fix=_FIX_RETRAIN)
-            too_big(math.prod(size) * k * k * width[2], where + "name")
-            ops.append(_Conv2d(w, tensor(f"{name}.bias", (w.shape[0],), where + "name"), pad))
-            width = size
-        elif kind == "reshape":
-            shape = _get(spec, "shape", list, jpath, where)
-            if len(shape) != 3 or not all(isinstance(v, int) and not isinstance(v, bool)
-                                          and v > 0 for v in shape):
-                raise ModelError("want [C, H, W], three positive whole numbers", file=jpath,
-                                 field=where + "shape", fix=_FIX_RETRAIN)
-            c, h, w_ = shape
-            if width != c * h * w_:
-                raise ModelError(f"cannot reshape width {width} to {[c, h, w_]}", file=jpath,
-                                 field=where + "shape", fix=_FIX_RETRAIN)
-            ops.append(_reshape((c, h, w_)))
-            width = (h, w_, c)
-        elif kind == "upsample":
-            s = _get_int(spec, "scale", 1, 64, jpath, where)
-            if not isinstance(width, tuple):
-                raise ModelError("upsample needs an image input", file=jpath, field=where,
-                                 fix=_FIX_RETRAIN)
-            width = (width[0] * s, width[1] * s, width[2])
-            too_big(math.prod(width), where + "scale")
-            ops.append(_upsample(s))
-        elif kind in ("relu", "tanh", "sigmoid", "silu"):
-            acts: dict[str, Op] = {"relu": _relu, "tanh": np.tanh, "sigmoid": _sigmoid,
-                                   "silu": _silu}
-            ops.append(acts[kind])
-        elif kind == "leaky_relu":
-            slope = spec.get("slope", 0.01)
-            if isinstance(slope, bool) or not isinstance(slope, int | float) or \
-                    not math.isfinite(slope) or abs(slope) > 1e3:
-                raise ModelError(f"slope {_clip(str(slope), 20)} is not a number", file=jpath,
-                                 field=where + "slope", fix=_FIX_RETRAIN)
-            ops.append(_leaky(float(slope)))
+        if kind in _ACTIVATIONS:
+            ops.append(_ACTIVATIONS[kind])
+        elif kind in _LAYERS:
+            op, width = _LAYERS[kind](build, spec, where, width)
+            ops.append(op)
         else:
             raise ModelError(f"unknown layer type {_clip(kind, 30)!r}", file=jpath,
                              field=where + "type", fix="update latentdmx or re-export the model")
         if isinstance(width, int):
-            too_big(width, where)
+            build.too_big(width, where)
     want = len(info.fields) if info.kind == "points" else info.image_shape
     if width != want:
         raise ModelError(f"layers end with {width}, output wants {want}", file=jpath,
