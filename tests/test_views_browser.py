@@ -19,7 +19,7 @@ import urllib.request
 
 import numpy as np
 import pytest
-from test_views import light_slots, make_points_model, start_web_show
+from test_views import TEST_TOKEN, light_slots, make_points_model, start_web_show
 
 from pi_app.config import load_config
 
@@ -152,12 +152,15 @@ def wait_for(fn, timeout=10.0, step=0.05):
 
 
 def test_web_page_in_chromium(cfg, chromium, tmp_path):
-    show, out, url = start_web_show(cfg, token="t0k")
+    show, out, url = start_web_show(cfg)
     try:
         chromium.call("Page.enable")
-        chromium.call("Page.navigate", url=url + "?token=t0k")
+        chromium.call("Page.navigate", url=url + "#token=" + TEST_TOKEN)
         wait_for(lambda: int(chromium.js("+document.getElementById('updates').textContent")
                              or 0) >= 2)
+        # the token came in the URL's fragment once: kept in the browser, gone from the URL
+        assert chromium.js("location.hash") == "" and \
+            chromium.js("localStorage.getItem('latentdmx-token')") == TEST_TOKEN
         # frames update: the page's frame counter moves between two reads
         a = int(chromium.js("document.getElementById('frames').textContent"))
         wait_for(lambda: int(chromium.js("document.getElementById('frames').textContent")) > a)

@@ -13,7 +13,7 @@ import time
 import urllib.request
 
 import pytest
-from test_views import start_web_show
+from test_views import TEST_TOKEN, start_web_show
 
 from pi_app.config import load_config
 from pi_app.views import web
@@ -47,7 +47,7 @@ def still_open(s: socket.socket) -> bool:
 
 
 def get_state(url: str) -> dict:
-    with urllib.request.urlopen(url + "state", timeout=3) as r:
+    with urllib.request.urlopen(url + "state?token=" + TEST_TOKEN, timeout=3) as r:
         return json.loads(r.read())
 
 
@@ -67,7 +67,8 @@ def test_idle_connections_are_capped_and_timed_out(page):
 def test_a_trickle_does_not_extend_the_deadline(page):
     _show, _url, port = page
     s = socket.create_connection(("127.0.0.1", port))
-    request = b"GET /state HTTP/1.1\r\nHost: localhost\r\n\r\n"
+    request = (b"GET /state HTTP/1.1\r\nHost: localhost\r\nX-LatentDMX-Token: "
+               + TEST_TOKEN.encode() + b"\r\n\r\n")
     t0 = time.monotonic()
     for byte in request:                          # one byte every 0.1 s: 4 s for the request
         try:
@@ -89,7 +90,7 @@ def test_keep_alive_requests_each_open_a_new_window(page):
     conn = http.client.HTTPConnection("localhost", port, timeout=3)
     for _ in range(3):
         time.sleep(0.6)                           # 1.8 s in all, each request within 1 s
-        conn.request("GET", "/state")
+        conn.request("GET", "/state", headers={"X-LatentDMX-Token": TEST_TOKEN})
         r = conn.getresponse()
         assert r.status == 200 and json.loads(r.read())["status"]
     assert conn.sock is not None                  # one connection all along
