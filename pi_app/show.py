@@ -137,6 +137,7 @@ class Show:
         try:
             command = lookup(cmd)
             values = command.parse(args if isinstance(args, dict) else {})
+            command.check_origin(values, origin)         # no paths from the network
             change = command.run(self, values)
         except LatentDMXError as exc:
             if self._log_budget.take():
@@ -228,6 +229,17 @@ class Show:
                                fix="use the control socket (`latentdmx status`, `dim`, ...)")
         return self.handle_control(cmd, args, origin="claim")
 
+    def _web_token(self) -> str:
+        """The web page's token (OSC's ``/latentdmx/auth`` takes it too); "" if none."""
+        from .paths import state_dir
+        from .secrecy import web_token
+
+        try:
+            return self.config.preview.token or web_token(state_dir())
+        except LatentDMXError as exc:
+            log.warning("OSC: no /latentdmx/auth: %s", exc)
+            return ""
+
     def _start_control(self):
         if not self.control_enabled:
             return None
@@ -277,7 +289,7 @@ class Show:
             server = self._start_control()
             if self.config.osc.enabled:          # tablets: pi_app/osc.py
                 from .osc import start_osc
-                osc = start_osc(self, self.config.osc)
+                osc = start_osc(self, self.config.osc, self._web_token())
             sync = self.lockstep
             clock: FrameClock
             if sync is not None:                 # frame k at epoch + k / fps (pi_app/sync)
