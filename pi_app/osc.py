@@ -38,18 +38,16 @@ which a tablet can do on load; it then gets full feedback while it is heard from
 
 from __future__ import annotations
 
-import grp
 import hmac
 import ipaddress
 import logging
-import os
-import pwd
 import socket
 import threading
 import time
 from collections import Counter
 from typing import Any
 
+from .accounts import admitted
 from .errors import ConfigError, LatentDMXError
 from .install_config import allowed_networks
 
@@ -143,18 +141,6 @@ def local_sender_uid(ip: str, port: int) -> int | None:
         except (OSError, ValueError):
             continue
     return None
-
-
-def uid_admitted(uid: int) -> bool:
-    """The daemon's own user, root, or a member of its group (who the control socket admits)."""
-    if uid in (0, os.geteuid()):
-        return True
-    gid = os.getegid()
-    try:
-        pw = pwd.getpwuid(uid)
-        return pw.pw_gid == gid or pw.pw_name in grp.getgrgid(gid).gr_mem
-    except KeyError:
-        return False
 
 
 class OscServer:
@@ -265,7 +251,7 @@ class OscServer:
         return True
 
     def _local_ok(self, ip: str, port: int) -> bool:
-        """A sender on this machine: only an admitted account (`uid_admitted`)."""
+        """A sender on this machine: only an admitted account (`accounts.admitted`)."""
         now = time.monotonic()
         known = self._local.get((ip, port))
         if known is not None and now - known[1] < LOCAL_CACHE_S:
@@ -274,7 +260,7 @@ class OscServer:
         ok, uid = True, None
         if local:
             uid = local_sender_uid(ip, port)
-            ok = uid is not None and uid_admitted(uid)
+            ok = uid is not None and admitted(uid)
         if len(self._local) > 4 * MAX_CLIENTS:
             self._local.clear()
         self._local[(ip, port)] = (ok, now)

@@ -250,8 +250,10 @@ class Show:
             server.start()
             return server
         except LatentDMXError as exc:
-            # two daemons must never drive the same real lights; a simulator may run twice
-            if "another latentdmx" in exc.what and self.output.name != "sim":
+            # two daemons must never drive the same real lights; a simulator may run twice;
+            # a socket folder another account made first is never used, nor played without
+            if ("another latentdmx" in exc.what and self.output.name != "sim") or \
+                    "socket folder" in exc.what:
                 raise
             log.warning("control socket disabled: %s", exc)
             return None
