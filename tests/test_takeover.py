@@ -104,7 +104,8 @@ class Daemon:
         wait_for(lambda: self.proc.poll() is not None or self._frames() > 10, 60,
                  "the daemon's first frames")
         assert self.proc.poll() is None, self.log.read_text()
-        self.token = (self.state / "web-token").read_text().strip()
+        token = self.state / "web-token"            # made on first start
+        self.token = token.read_text().strip() if token.exists() else ""
 
     def _frames(self) -> int:
         try:
@@ -216,11 +217,13 @@ print(sent, reply.split(b"\r\n")[0].decode())
 
 
 def test_headers_are_capped_before_parsing(daemon):
-    r = as_nobody(HEADERS, str(daemon.web_port), "99", str(64 * 1024))
+    # each line just under the standard library's own 64 KiB limit, which took them all
+    r = as_nobody(HEADERS, str(daemon.web_port), "99", "65000")
     sent, status = r.stdout.split(" ", 1)
+    assert int(sent) < 99, r.stdout                   # cut off (a few in the kernel's buffers)
     assert "431" in status or "Connection reset" in status or status.strip() == "", r.stdout
-    row("web", "99 headers of 64 KB, no token (another account)",
-        f"cut after {sent} headers: {status.strip() or 'closed'}")
+    row("web", "99 headers of 65,000 bytes, no token (another account)",
+        f"cut after {sent} headers (16 KiB read): {status.strip() or 'closed'}")
 
 
 BODY = r"""
