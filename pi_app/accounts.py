@@ -44,3 +44,48 @@ def user_label(uid: int) -> str:
         return f"uid {uid} ({pwd.getpwuid(uid).pw_name})"
     except KeyError:
         return f"uid {uid}"
+
+
+def _hex_addr(ip: str) -> tuple[str, ...]:
+    """How /proc/net/{tcp,udp}{,6} write `ip` (and, for IPv4, its IPv6-mapped form)."""
+    import socket
+    import struct
+
+    if ":" in ip:
+        raw = socket.inet_pton(socket.AF_INET6, ip)
+        return ("".join(f"{w:08X}" for w in struct.unpack("=4I", raw)),)
+    raw4 = socket.inet_aton(ip)
+    mapped = socket.inet_pton(socket.AF_INET6, "::ffff:" + ip)
+    return (f"{struct.unpack('=I', raw4)[0]:08X}",
+            "".join(f"{w:08X}" for w in struct.unpack("=4I", mapped)))
+
+
+def socket_owner(proto: str, local: tuple[str, int],
+                 remote: tuple[str, int] | None = None) -> int | None:
+    """The uid owning this machine's `proto` ("tcp" or "udp") socket bound to `local` (the
+    exact address, or a wildcard one on that port) and, if given, connected to `remote`:
+    the kernel's socket table. None if there is none (the address is not this machine's)."""
+    try:
+        mine = {f"{h}:{local[1]:04X}" for h in _hex_addr(local[0])}
+        theirs = {f"{h}:{remote[1]:04X}" for h in _hex_addr(remote[0])} if remote else None
+    except (OSError, ValueError):
+        return None
+    wild = {f"{'0' * 8}:{local[1]:04X}", f"{'0' * 32}:{local[1]:04X}"}
+    exact, loose = None, None
+    for table in (f"/proc/net/{proto}", f"/proc/net/{proto}6"):
+        try:
+            with open(table, encoding="ascii") as fh:
+                next(fh, None)
+                for line in fh:
+                    f = line.split()
+                    if len(f) <= 7 or (theirs is not None and f[2] not in theirs):
+                        continue
+                    if f[1] in mine:
+                        exact = int(f[7])
+                    elif f[1] in wild and theirs is None:
+                        loose = int(f[7])
+        except (OSError, ValueError):
+            continue
+        if exact is not None:
+            return exact
+    return loose

@@ -47,7 +47,7 @@ import time
 from collections import Counter
 from typing import Any
 
-from .accounts import admitted
+from .accounts import admitted, socket_owner
 from .errors import ConfigError, LatentDMXError
 from .install_config import allowed_networks
 
@@ -124,23 +124,6 @@ def _is_own_address(ip: str, _cache: dict[str, bool] = {}) -> bool:   # noqa: B0
         if len(_cache) > 256:
             _cache.clear()
     return _cache[ip]
-
-
-def local_sender_uid(ip: str, port: int) -> int | None:
-    """The uid of the local process whose UDP socket sent from ip:port (the kernel's socket
-    table, /proc/net/udp*), or None if no process of this machine owns it."""
-    want = f":{port:04X}"
-    for table in ("/proc/net/udp", "/proc/net/udp6"):
-        try:
-            with open(table, encoding="ascii") as fh:
-                next(fh, None)
-                for line in fh:
-                    f = line.split()
-                    if len(f) > 7 and f[1].endswith(want):
-                        return int(f[7])       # the port is ours: whoever holds it sent it
-        except (OSError, ValueError):
-            continue
-    return None
 
 
 class OscServer:
@@ -259,7 +242,7 @@ class OscServer:
         local = ipaddress.ip_address(ip).is_loopback or _is_own_address(ip)
         ok, uid = True, None
         if local:
-            uid = local_sender_uid(ip, port)
+            uid = socket_owner("udp", (ip, port))
             ok = uid is not None and admitted(uid)
         if len(self._local) > 4 * MAX_CLIENTS:
             self._local.clear()

@@ -315,10 +315,11 @@ def _osc_exchange(port: int, address: str, *args, wait_s: float = 2.0) -> dict[s
 OSC_SEND = r"""
 import socket, struct, sys
 port, level = int(sys.argv[1]), float(sys.argv[2])
+source = (sys.argv[3], int(sys.argv[4])) if len(sys.argv) > 4 else ("127.0.0.1", 0)
 addr = b"/latentdmx/dim\0\0"
 msg = addr + b",f\0\0" + struct.pack(">f", level)
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.bind(("127.0.0.1", 0))
+s.bind(source)
 s.sendto(msg, ("127.0.0.1", port))
 s.settimeout(1.5)
 try:
@@ -336,6 +337,13 @@ def test_osc_from_another_account_is_dropped(daemon):
     assert re.search(r"OSC: ignoring 127\.0\.0\.1 \(uid 65534\)", daemon.log_text())
     row("osc", "/latentdmx/dim 0.2 from loopback (another account)",
         "dropped (kernel names uid 65534), one log line")
+    # from the daemon's own port on another loopback address: still that account's socket
+    r = as_nobody(OSC_SEND, str(daemon.osc_port), "0.3", "127.0.0.2", str(daemon.osc_port))
+    assert r.stdout.strip() == "no reply", r.stdout + r.stderr
+    time.sleep(0.5)
+    assert daemon.status()["master"] == 1.0
+    row("osc", "the same from 127.0.0.2:<the daemon's own port> (another account)",
+        "dropped (exact address in the socket table)")
 
 
 def _bundle(inner: bytes) -> bytes:

@@ -113,3 +113,27 @@ def test_resets_log_no_tracebacks(page, caplog, capfd):
     assert get_state(url)["status"]["frames"] > 0
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
     assert "Traceback" not in caplog.text + capfd.readouterr().err   # the stdlib prints them
+
+
+@pytest.mark.parametrize("span_s", [3600, 86400, 30 * 86400, 365 * 86400])
+def test_token_backoff_stays_bounded_on_virtual_time(span_s):
+    """A guesser at every opening for an hour, a day, a month, a year of virtual time: the
+    wait stays capped, guesses stay few, the table stays small; a right token clears it."""
+    from pi_app.views.web import BACKOFF_MAX_S, BACKOFF_SOURCES, Backoff
+
+    now = [0.0]
+    b = Backoff(clock=lambda: now[0])
+    guesses = 0
+    while now[0] < span_s:
+        assert b.wait_s("uid 65534") == 0
+        wait = b.failed("uid 65534")
+        assert 0 < wait <= BACKOFF_MAX_S
+        guesses += 1
+        now[0] += wait
+    assert guesses <= span_s / BACKOFF_MAX_S + 10
+    assert b.wait_s("uid 0") == 0                   # the operator's own account: untouched
+    for k in range(3 * BACKOFF_SOURCES):            # many addresses
+        b.failed(f"10.0.{k // 256}.{k % 256}")
+    assert len(b._fails) <= BACKOFF_SOURCES
+    b.passed("uid 65534")
+    assert b.wait_s("uid 65534") == 0

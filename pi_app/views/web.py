@@ -51,6 +51,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from .. import secrecy
+from ..accounts import socket_owner
 from ..admission import make_room
 from ..config import _is_loopback as is_loopback
 from ..errors import ConfigError, LatentDMXError
@@ -108,30 +109,6 @@ class Backoff:
     def passed(self, source: str) -> None:
         with self._lock:
             self._fails.pop(source, None)
-
-
-def loopback_uid(local: tuple, peer: tuple) -> int | None:
-    """The uid owning the other end of a loopback TCP connection (from /proc/net/tcp*), so
-    backoff can tell local accounts apart; None if not found."""
-    try:
-        import ipaddress
-
-        ip = ipaddress.ip_address(peer[0])
-    except (ValueError, IndexError):
-        return None
-    table = "/proc/net/tcp6" if ip.version == 6 else "/proc/net/tcp"
-    want_local, want_remote = f"{peer[1]:04X}", f"{local[1]:04X}"
-    try:
-        with open(table, encoding="ascii") as fh:
-            next(fh, None)
-            for line in fh:
-                f = line.split()
-                if len(f) > 7 and f[1].endswith(":" + want_local) and \
-                        f[2].endswith(":" + want_remote):
-                    return int(f[7])
-    except (OSError, ValueError):
-        return None
-    return None
 
 
 class WebServer:
@@ -373,7 +350,7 @@ class _Handler(BaseHTTPRequestHandler):
         """Who backs off after a wrong token: an address, or on loopback its local account."""
         host = str(self.client_address[0])
         if is_loopback(host):
-            uid = loopback_uid(self.connection.getsockname(), self.client_address)
+            uid = socket_owner("tcp", self.client_address, self.connection.getsockname())
             if uid is not None:
                 return f"uid {uid}"
         return host
