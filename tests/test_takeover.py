@@ -642,7 +642,7 @@ def test_secret_files_and_world_readable_warnings(tmp_path):
     assert r.returncode == 0 and f"{key}: holds the secret for sync.key_file and every user " \
         "may read it" in r.stderr, r.stderr
     row("secrets", "key_file readable by every user", "one warning line")
-    cfg.write_text(base.replace('token = ""', 'token_file = "web.token"', 1))
+    cfg.write_text(base.replace('token_file = ""', 'token_file = "web.token"', 1))
     r = run_cli("check", str(cfg), env=env)
     assert r.returncode == 2 and "preview.token_file" in r.stderr and "too weak" in r.stderr
     row("secrets", "web token of 1 character (token_file)", "refused, one line")
