@@ -239,6 +239,11 @@ def request(target: str, cmd: str, args: dict[str, Any], timeout_s: float = 5.0
         raise ControlError("no program drives it any more", file=target, field=cmd,
                            fix="run the command again")
     with sock:
+        _, uid, _ = _peer(sock)
+        if uid not in trusted_uids():           # its answer could say anything
+            raise ControlError(f"held by {_user_name(uid)}, not by a show of yours or the "
+                               "service's", file=target, field=cmd,
+                               fix="find it with `latentdmx doctor` and stop it")
         try:
             reply = _exchange(sock, cmd, args)
         except TimeoutError:

@@ -107,9 +107,12 @@ def client_socket_path(env: Mapping[str, str] | None = None) -> Path:
     return candidates[0]
 
 
-def check_dir(folder: Path, *, field: str = "control.socket") -> None:
+def check_dir(folder: Path, *, field: str = "control.socket", mine: bool = False) -> None:
     """Refuse the socket's folder if it is a symbolic link, not a folder, owned by anyone but
-    `trusted_uids`, or writable by others (only ``latentdmx*`` folders: the ones we make)."""
+    `trusted_uids`, or writable by others than its owner and our own group (only
+    ``latentdmx*`` folders: the ones we make).
+    `mine` (the daemon): a folder of this user's that others may write (an older version
+    made it 0770) loses those write bits instead."""
     if not folder.name.startswith("latentdmx"):
         return
     try:
@@ -124,7 +127,10 @@ def check_dir(folder: Path, *, field: str = "control.socket") -> None:
     if st.st_uid not in trusted_uids():
         raise ControlError(f"the socket folder belongs to {user_label(st.st_uid)}, not to you or "
                            "the service", file=folder, field=field, fix=fix)
-    if st.st_mode & 0o022:
+    if mine and st.st_uid == os.geteuid() and st.st_mode & 0o022:
+        os.chmod(folder, stat.S_IMODE(st.st_mode) & ~0o022)
+        return
+    if st.st_mode & 0o002 or (st.st_mode & 0o020 and st.st_gid != os.getegid()):
         raise ControlError(f"the socket folder may be written by others (mode "
                            f"{stat.S_IMODE(st.st_mode):o})", file=folder, field=field, fix=fix)
 
@@ -309,7 +315,7 @@ class ControlServer:
     # -- start-up checks ----------------------------------------------------------------
     def _prepare_dir(self) -> None:
         parent = self.path.parent
-        check_dir(parent)                          # squatted, a link, open to others: never
+        check_dir(parent, mine=True)               # squatted, a link, open to others: never
         if parent.is_dir() or parent.is_symlink():
             return
         try:
@@ -321,7 +327,7 @@ class ControlServer:
             raise ControlError(f"cannot create the socket directory: {exc.strerror or exc}",
                                file=parent, field="control.socket",
                                fix="set `[control] socket` to a writable place") from exc
-        check_dir(parent)                          # made by someone else meanwhile?
+        check_dir(parent, mine=True)               # made by someone else meanwhile?
 
     def _remove_stale(self) -> None:
         try:

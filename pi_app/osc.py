@@ -50,6 +50,7 @@ from typing import Any
 from .accounts import admitted, socket_owner
 from .errors import ConfigError, LatentDMXError
 from .install_config import allowed_networks
+from .secrecy import Backoff
 
 log = logging.getLogger("latentdmx")
 
@@ -143,6 +144,7 @@ class OscServer:
         self._dropped: Counter[str] = Counter()
         self._next_report = 0.0
         self.token = ""                          # for /latentdmx/auth (set by start_osc)
+        self._guesses = Backoff()
         self._lock = threading.Lock()
         self._server: Any = None
         self._thread: threading.Thread | None = None
@@ -316,8 +318,12 @@ class OscServer:
     def _auth(self, reply_to: tuple[str, int], values: tuple, now: float) -> None:
         """``/latentdmx/auth TOKEN``: the source gets full feedback while it is heard from."""
         given = str(values[0]) if len(values) == 1 else ""
+        if self._guesses.wait_s(reply_to[0]) > 0:     # wrong tokens back off, as on the web
+            self._drop(reply_to[0], "/latentdmx/auth too soon after a wrong token")
+            return
         if self.token and hmac.compare_digest(given.encode("utf-8", "replace"),
                                               self.token.encode()):
+            self._guesses.passed(reply_to[0])
             with self._lock:
                 self._trusted[reply_to] = self._clients[reply_to] = now
                 while len(self._trusted) > MAX_CLIENTS:
@@ -327,6 +333,7 @@ class OscServer:
             log.info("OSC: %s:%d authenticated", *reply_to)
             self._send(reply_to, [(PREFIX + "auth", 1)])
         else:
+            self._guesses.failed(reply_to[0])
             self._drop(reply_to[0], "wrong /latentdmx/auth token")
 
     def _send(self, to: tuple[str, int], messages: list[tuple[str, Any]]) -> None:

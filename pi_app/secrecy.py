@@ -23,6 +23,8 @@ import math
 import os
 import secrets
 import stat
+import threading
+import time
 import zlib
 from pathlib import Path
 
@@ -34,6 +36,9 @@ MIN_KEY_BITS = 128
 MIN_TOKEN_CHARS = 16
 MAX_SECRET_BYTES = 4096
 TOKEN_FILE = "web-token"
+BACKOFF_FIRST_S = 0.25         # after a wrong token, that source waits this long ...
+BACKOFF_MAX_S = 30.0           # ... doubling with each further wrong one, up to this
+BACKOFF_SOURCES = 1024         # sources remembered (the quietest forgotten first)
 PLACEHOLDERS = ("long random string", "change me", "changeme", "change-me", "placeholder",
                 "your key", "your-key", "example", "password", "secret")
 KEY_FIX = ("use at least 128 random bits, the same on every member, e.g. the output of "
@@ -198,3 +203,33 @@ def resolve_files(cfg, path: str):
     if sync is cfg.sync and preview is cfg.preview:
         return cfg
     return dataclasses.replace(cfg, sync=sync, preview=preview)
+
+
+class Backoff:
+    """Wrong tokens per source: after the n-th wrong one in a row, that source is answered
+    429 without a look at its token for `BACKOFF_FIRST_S` * 2**(n-1) seconds (at most
+    `BACKOFF_MAX_S`); a right token clears it. Thread-safe."""
+
+    def __init__(self, clock=time.monotonic) -> None:
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._fails: dict[str, tuple[int, float]] = {}     # source -> (wrong in a row, until)
+
+    def wait_s(self, source: str) -> float:
+        """How long `source` must still wait (0: its token may be checked now)."""
+        with self._lock:
+            _, until = self._fails.get(source, (0, 0.0))
+        return max(0.0, until - self._clock())
+
+    def failed(self, source: str) -> float:
+        with self._lock:
+            n = self._fails.get(source, (0, 0.0))[0] + 1
+            wait = min(BACKOFF_MAX_S, BACKOFF_FIRST_S * 2.0 ** min(n - 1, 32))
+            self._fails[source] = (n, self._clock() + wait)
+            if len(self._fails) > BACKOFF_SOURCES:
+                del self._fails[min(self._fails, key=lambda k: self._fails[k][1])]
+            return wait
+
+    def passed(self, source: str) -> None:
+        with self._lock:
+            self._fails.pop(source, None)

@@ -119,7 +119,7 @@ def test_resets_log_no_tracebacks(page, caplog, capfd):
 def test_token_backoff_stays_bounded_on_virtual_time(span_s):
     """A guesser at every opening for an hour, a day, a month, a year of virtual time: the
     wait stays capped, guesses stay few, the table stays small; a right token clears it."""
-    from pi_app.views.web import BACKOFF_MAX_S, BACKOFF_SOURCES, Backoff
+    from pi_app.secrecy import BACKOFF_MAX_S, BACKOFF_SOURCES, Backoff
 
     now = [0.0]
     b = Backoff(clock=lambda: now[0])

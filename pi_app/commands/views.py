@@ -211,11 +211,13 @@ def web_token(config_path, url):
     cfg = load_config(config_path)
     token = cfg.preview.token
     if not token:
+        user = paths.user_data_dir()
+        mine = [user / "state"] if user else []
+        system = [paths.system_dir() / "state"]
         where = [Path(os.environ["STATE_DIRECTORY"].split(":")[0])] \
             if os.environ.get("STATE_DIRECTORY") else []
-        user = paths.user_data_dir()
-        where += [user / "state"] if user else []
-        where += [paths.system_dir() / "state"]
+        where += system + mine if os.geteuid() == 0 else mine + system    # sudo: the service's
+        denied = None
         for folder in where:
             path = folder / secrecy.TOKEN_FILE
             try:
@@ -223,10 +225,13 @@ def web_token(config_path, url):
             except FileNotFoundError:
                 continue
             except PermissionError:
-                raise ConfigError("permission denied", file=path, field="preview.token",
-                                  fix="run it as the daemon's user or with sudo") from None
+                denied = denied or path
+                continue
             if token:
                 break
+        if not token and denied is not None:
+            raise ConfigError("permission denied", file=denied, field="preview.token",
+                              fix="run it with sudo (the service's token is its own)")
         token = token or secrecy.web_token(paths.state_dir())
     if url:
         host = cfg.preview.host if cfg.preview.host not in ("0.0.0.0", "::") else "PI"

@@ -56,6 +56,7 @@ from ..admission import make_room
 from ..config import _is_loopback as is_loopback
 from ..errors import ConfigError, LatentDMXError
 from ..paths import state_dir
+from ..secrecy import Backoff
 from ..vocabulary import COMMANDS, lookup
 
 log = logging.getLogger("latentdmx")
@@ -69,9 +70,6 @@ REAP_EVERY_S = 0.5
 MAX_LINE = 8192                # the request line, and any one header line
 MAX_HEADERS = 32               # header lines in one request
 MAX_HEAD_BYTES = 16384         # request line and headers together
-BACKOFF_FIRST_S = 0.25         # after a wrong token, that source waits this long ...
-BACKOFF_MAX_S = 30.0           # ... doubling with each further wrong one, up to this
-BACKOFF_SOURCES = 1024         # sources remembered (the quietest forgotten first)
 _LOCAL_NAMES = ("localhost", "127.0.0.1", "[::1]", "::1")
 
 
@@ -79,36 +77,6 @@ def check_preview(preview) -> None:
     """Refuse a weak configured token (one-line `ConfigError`)."""
     if preview.token:
         secrecy.check_token(preview.token, file="config", field="preview.token")
-
-
-class Backoff:
-    """Wrong tokens per source: after the n-th wrong one in a row, that source is answered
-    429 without a look at its token for `BACKOFF_FIRST_S` * 2**(n-1) seconds (at most
-    `BACKOFF_MAX_S`); a right token clears it. Thread-safe."""
-
-    def __init__(self, clock=time.monotonic) -> None:
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._fails: dict[str, tuple[int, float]] = {}     # source -> (wrong in a row, until)
-
-    def wait_s(self, source: str) -> float:
-        """How long `source` must still wait (0: its token may be checked now)."""
-        with self._lock:
-            _, until = self._fails.get(source, (0, 0.0))
-        return max(0.0, until - self._clock())
-
-    def failed(self, source: str) -> float:
-        with self._lock:
-            n = self._fails.get(source, (0, 0.0))[0] + 1
-            wait = min(BACKOFF_MAX_S, BACKOFF_FIRST_S * 2.0 ** min(n - 1, 32))
-            self._fails[source] = (n, self._clock() + wait)
-            if len(self._fails) > BACKOFF_SOURCES:
-                del self._fails[min(self._fails, key=lambda k: self._fails[k][1])]
-            return wait
-
-    def passed(self, source: str) -> None:
-        with self._lock:
-            self._fails.pop(source, None)
 
 
 class WebServer:
