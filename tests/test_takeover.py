@@ -448,45 +448,66 @@ while True:
 """
 
 
-def test_a_squatted_runtime_folder_is_refused(tmp_path):
-    """Another account made /tmp/latentdmx-0/control.sock first: the operator's daemon
-    refuses to start there, and the operator's `blackout` never believes it."""
-    squat = Path(f"/tmp/latentdmx-{os.getuid()}")
-    if os.path.lexists(squat):
-        pytest.skip(f"{squat} exists on this machine")
-    proc = nobody_popen(IMPOSTOR, str(squat / "control.sock"))
-    env = env_for()                                   # no XDG_RUNTIME_DIR: as under sudo
+SQUAT = r"""
+import json, os, pwd, subprocess, sys
+# a private /tmp (this mount namespace only): the machine's own /tmp/latentdmx-UID untouched
+subprocess.run(["mount", "-t", "tmpfs", "-o", "mode=1777", "tmpfs", "/tmp"], check=True)
+impostor, cfg, elsewhere = sys.argv[1], sys.argv[2], sys.argv[3]
+pw = pwd.getpwnam("nobody")
+kw = dict(user=pw.pw_uid, group=pw.pw_gid, extra_groups=[], cwd="/", env={"PATH": "/usr/bin"},
+          stdout=subprocess.PIPE, text=True)
+squat = f"/tmp/latentdmx-{os.getuid()}/control.sock"
+procs = [subprocess.Popen(["/usr/bin/python3", "-c", impostor, p], **kw)
+         for p in (squat, elsewhere)]
+for p in procs:
+    assert p.stdout.readline().strip() == "ready"
+env = {k: v for k, v in os.environ.items() if k not in ("XDG_RUNTIME_DIR", "RUNTIME_DIRECTORY")}
+def cli(*args):
+    r = subprocess.run([sys.executable, "-m", "pi_app.cli", *args], env=env,
+                       capture_output=True, text=True, timeout=60)
+    return [r.returncode, r.stdout, r.stderr]
+out = {"blackout": cli("blackout", "on"), "run": cli("run", "--config", cfg, "--duration", "1"),
+       "elsewhere": cli("blackout", "on", "--socket", elsewhere),
+       "squat_mode": oct(os.stat(os.path.dirname(squat)).st_mode & 0o777)}
+for p in procs:
+    p.kill()
+print(json.dumps(out))
+"""
+
+
+def test_a_squatted_runtime_folder_is_refused():
+    """Another account made /tmp/latentdmx-0/control.sock first (in a private /tmp): the
+    operator's daemon refuses to start there, and the operator's `blackout` never believes
+    it; nor an answer from another account's socket given with --socket."""
+    if not shutil.which("unshare") or Path("/run/latentdmx/control.sock").exists():
+        pytest.skip("needs unshare (a private /tmp), and no service running here")
+    d = public_dir("latentdmx-squat-", ram=True)          # outside /tmp: seen inside too
+    cfg = d / "rig.toml"
+    cfg.write_text(rig_text())
+    other = Path(tempfile.mkdtemp(prefix="squat-", dir="/dev/shm"))
+    os.chown(other, pwd.getpwnam("nobody").pw_uid, -1)
     try:
-        if Path("/run/latentdmx/control.sock").exists():
-            pytest.skip("a service runs here")
-        r = run_cli("blackout", "on", env=env)
-        assert r.returncode == 2 and "blackout yes" not in r.stdout, r.stdout + r.stderr
-        assert "belongs to uid 65534 (nobody)" in r.stderr and len(r.stderr.splitlines()) == 1
-        row("socket", "squatted /tmp/latentdmx-0 (another account): `latentdmx blackout`",
-            "refused in one line, the impostor never asked")
-        cfg = public_dir() / "rig.toml"
-        cfg.write_text(rig_text())
-        r = run_cli("run", "--config", str(cfg), "--duration", "1", env=env)
-        assert r.returncode == 2, r.stdout + r.stderr
-        assert "belongs to uid 65534 (nobody)" in r.stderr
-        row("socket", "squatted /tmp/latentdmx-0: `latentdmx run`",
-            "refused in one line (exit 2), never listens there")
-        # a socket of another account's anywhere else (--socket): its answer is not believed
-        elsewhere = public_dir("squat-") / "control.sock"
-        os.chown(elsewhere.parent, pwd.getpwnam("nobody").pw_uid, -1)
-        other = nobody_popen(IMPOSTOR, str(elsewhere))
-        try:
-            r = run_cli("blackout", "on", "--socket", str(elsewhere), env=env)
-        finally:
-            other.kill()
-            other.wait()
-        assert r.returncode == 2 and "answered by uid 65534 (nobody)" in r.stderr, r.stderr
-        row("socket", "another account's socket given with --socket",
-            "refused: SO_PEERCRED uid 65534")
+        r = subprocess.run(["unshare", "--mount", "--propagation", "private", sys.executable,
+                            "-c", SQUAT, IMPOSTOR, str(cfg), str(other / "control.sock")],
+                           env=env_for(), cwd=REPO, capture_output=True, text=True, timeout=180)
     finally:
-        proc.kill()
-        proc.wait()
-        shutil.rmtree(squat, ignore_errors=True)
+        shutil.rmtree(other, ignore_errors=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    code, stdout, stderr = out["blackout"]
+    assert code == 2 and "blackout yes" not in stdout, out
+    assert "belongs to uid 65534 (nobody)" in stderr and len(stderr.splitlines()) == 1, out
+    row("socket", "squatted /tmp/latentdmx-0 (another account): `latentdmx blackout`",
+        "refused in one line, the impostor never asked")
+    code, _, stderr = out["run"]
+    assert code == 2 and "belongs to uid 65534 (nobody)" in stderr, out
+    assert out["squat_mode"] == "0o755"                        # untouched: not ours
+    row("socket", "squatted /tmp/latentdmx-0: `latentdmx run`",
+        "refused in one line (exit 2), never listens there")
+    code, _, stderr = out["elsewhere"]
+    assert code == 2 and "answered by uid 65534 (nobody)" in stderr, out
+    row("socket", "another account's socket given with --socket",
+        "refused: SO_PEERCRED uid 65534")
 
 
 def test_the_control_socket_refuses_another_account(daemon):
