@@ -128,7 +128,7 @@ def main() -> None:
             proc.kill()
     print(f"repo {a.repo}: {a.connections} connections x {a.headers} headers of "
           f"{a.header_bytes} bytes (wrong token), sent in {took:.1f} s")
-    print(f"  headers the page took per connection: median {sorted(sent)[len(sent) // 2]}, "
+    print(f"  headers sent before the page hung up: median {sorted(sent)[len(sent) // 2]}, "
           f"max {max(sent)}")
     print(f"  RSS before {before:.0f} MB, peak {peak[0]:.0f} MB (+{peak[0] - before:.0f}), "
           f"with the connections open {held:.0f} MB, after closing {after:.0f} MB; "
