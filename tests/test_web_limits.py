@@ -137,3 +137,16 @@ def test_token_backoff_stays_bounded_on_virtual_time(span_s):
     assert len(b._fails) <= BACKOFF_SOURCES
     b.passed("uid 65534")
     assert b.wait_s("uid 65534") == 0
+
+
+@pytest.mark.parametrize("head", [
+    b"GET /state HTTP/1.1\r\n" + b"".join(b"X-%d: 1\r\n" % k for k in range(40)) + b"\r\n",
+    b"GET /state HTTP/1.1\r\nX-Big: " + b"a" * 9000 + b"\r\n\r\n",
+    b"GET /state HTTP/1.1\r\n" + b"".join(b"X-%d: %s\r\n" % (k, b"a" * 4000)
+                                          for k in range(5)) + b"\r\n",
+])
+def test_a_head_over_the_caps_is_answered_431_unparsed(page, head):
+    _show, _url, port = page
+    with socket.create_connection(("127.0.0.1", port), timeout=3) as s:
+        s.sendall(head)
+        assert s.recv(100).startswith(b"HTTP/1.1 431 ")

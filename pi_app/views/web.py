@@ -284,6 +284,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _refuse_head(self, status: HTTPStatus) -> None:
         self.close_connection = True
+        self.request_version = "HTTP/1.1"           # a status line, whatever came in
         self.send_response_only(status)
         self.send_header("Content-Length", "0")
         self.send_header("Connection", "close")
