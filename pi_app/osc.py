@@ -61,7 +61,6 @@ PUSH_INTERVAL_S = 0.5
 MAX_DENIED_LOGGED = 64
 MAX_BUNDLE_DEPTH = 8          # bundles in bundles, deeper is dropped unread
 DROPPED_REPORT_S = 60.0       # unreadable packets: one summary line at most this often
-LOCAL_CACHE_S = 5.0           # how long who sent from a local port is remembered
 
 
 def feedback_values(show: Any, result: dict[str, Any] | None = None) -> list[tuple[str, Any]]:
@@ -139,7 +138,6 @@ class OscServer:
         self._last_pushed: dict[str, Any] = {}
         self._denied: set[str] = set()
         self._trusted: dict[tuple[str, int], float] = {}     # authenticated -> last heard
-        self._local: dict[tuple[str, int], tuple[bool, float]] = {}   # sender -> (ok, when)
         self._budget: int | None = None         # reply bytes left for this packet (None: any)
         self._dropped: Counter[str] = Counter()
         self._next_report = 0.0
@@ -174,10 +172,15 @@ class OscServer:
                 import sys
 
                 exc = sys.exc_info()[1]
-                why = ("a string that is not UTF-8" if isinstance(exc, UnicodeDecodeError)
-                       else f"unreadable ({type(exc).__name__})")
-                owner._drop(client_address[0], why)
-                log.debug("OSC: packet from %s", client_address[0], exc_info=True)
+                if isinstance(exc, UnicodeError | RecursionError) or \
+                        type(exc).__module__.startswith("pythonosc"):    # the packet's fault
+                    why = ("a string that is not UTF-8" if isinstance(exc, UnicodeError)
+                           else f"unreadable ({type(exc).__name__})")
+                    owner._drop(client_address[0], why)
+                    log.debug("OSC: packet from %s", client_address[0], exc_info=True)
+                else:                                   # a bug of ours: once a minute
+                    owner._drop(client_address[0], f"failed ({type(exc).__name__})",
+                                exc_info=True)
 
         try:
             self._server = Server((self.cfg.host.strip("[]"), self._port), dispatcher)
@@ -236,19 +239,14 @@ class OscServer:
         return True
 
     def _local_ok(self, ip: str, port: int) -> bool:
-        """A sender on this machine: only an admitted account (`accounts.admitted`)."""
+        """A sender on this machine: only an admitted account (`accounts.admitted`). Asked
+        for every packet (a port another account takes over is its packet then)."""
         now = time.monotonic()
-        known = self._local.get((ip, port))
-        if known is not None and now - known[1] < LOCAL_CACHE_S:
-            return known[0]
         local = ipaddress.ip_address(ip).is_loopback or _is_own_address(ip)
         ok, uid = True, None
         if local:
             uid = socket_owner("udp", (ip, port))
             ok = uid is not None and admitted(uid)
-        if len(self._local) > 4 * MAX_CLIENTS:
-            self._local.clear()
-        self._local[(ip, port)] = (ok, now)
         if local and ok:
             with self._lock:                   # the operator's own programs: authenticated
                 self._trusted[self._reply_address((ip, port))] = now
@@ -262,7 +260,7 @@ class OscServer:
                 log.warning("OSC: ignoring %s: not the daemon's user or group", key)
         return ok
 
-    def _drop(self, host: str, why: str) -> None:
+    def _drop(self, host: str, why: str, exc_info: bool = False) -> None:
         """Count a dropped packet; one summary line a minute at most."""
         self._dropped[why] += 1
         now = time.monotonic()
@@ -270,7 +268,7 @@ class OscServer:
             self._next_report = now + DROPPED_REPORT_S
             log.warning("OSC: dropped %s (last from %s)", ", ".join(
                 f"{n} packet{'s' if n != 1 else ''} ({w})"
-                for w, n in self._dropped.most_common()), host)
+                for w, n in self._dropped.most_common()), host, exc_info=exc_info)
             self._dropped.clear()
 
     def _reply_address(self, client: tuple[str, int]) -> tuple[str, int]:
