@@ -217,3 +217,36 @@ def test_web_page_in_chromium(cfg, chromium, tmp_path):
     finally:
         show.stop()
         show._test_thread.join(5)
+
+
+def test_web_page_asks_for_the_token_once(cfg, chromium):
+    """Opened without a token, the page asks once (a prompt); the answer is kept in the
+    browser, so a reload asks nothing and works."""
+    show, _out, url = start_web_show(cfg)
+    try:
+        chromium.call("Page.enable")
+        chromium.call("Page.navigate", url=url)
+
+        def dialog() -> dict | None:
+            try:
+                chromium.call("Page.getNavigationHistory")    # collects events meanwhile
+            except RuntimeError:                              # mid-navigation
+                pass
+            return next((e for e in chromium.events
+                         if e.get("method") == "Page.javascriptDialogOpening"), None)
+
+        opened = wait_for(dialog)
+        assert opened["params"]["type"] == "prompt" and "web-token" in \
+            opened["params"]["message"]
+        chromium.call("Page.handleJavaScriptDialog", accept=True, promptText=TEST_TOKEN)
+        wait_for(lambda: int(chromium.js("+document.getElementById('updates').textContent")
+                             or 0) >= 2)
+        assert chromium.js("localStorage.getItem('latentdmx-token')") == TEST_TOKEN
+        chromium.events.clear()
+        chromium.call("Page.reload")
+        wait_for(lambda: int(chromium.js("+document.getElementById('updates').textContent")
+                             or 0) >= 2)
+        assert dialog() is None                                # not asked again
+    finally:
+        show.stop()
+        show._test_thread.join(5)
