@@ -427,7 +427,7 @@ def test_osc_replies_no_larger_than_the_request_until_authenticated(tmp_path):
             show.stop()
             th.join(5)
     row("osc", f"{len(status)}-byte /latentdmx/status from a LAN source (spoofable)",
-        f"{before} bytes back (was 1,488); {after} after /latentdmx/auth TOKEN")
+        f"{before} bytes back (52dfd6e: 1,816); {after} after /latentdmx/auth TOKEN")
 
 
 # -- the control socket -------------------------------------------------------------------
