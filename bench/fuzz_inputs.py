@@ -486,9 +486,10 @@ def config_structure_cases(rng: random.Random) -> list[Case]:
         Case("config: model with a NUL", "config",
              _write(text.replace('model = "nat-aurora"', 'model = "a\\u0000b"')), "refused",
              "model"),
-        Case("config: web on the LAN without a token", "config",
+        Case("config: web on the LAN with a weak token", "config",
              _write(text.replace("web = false", "web = true").replace(
-                 'host = "127.0.0.1"         # localhost', 'host = "0.0.0.0" # lan')),
+                 'host = "127.0.0.1"         # localhost', 'host = "0.0.0.0" # lan').replace(
+                 'token = ""', 'token = "x"')),
              "refused", "preview.token"),
     ]
     for _ in range(12):                          # cut short anywhere

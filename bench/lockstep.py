@@ -201,7 +201,8 @@ def cost_per_frame(frames: int = 4000) -> None:
     from pi_app.vocabulary import lookup
 
     text = with_sync(default_config_path().read_text(),
-                     'group = "bench"\nkey = "a bench key, long enough"\ninterface = "127.0.0.1"')
+                     'group = "bench"\nkey = "kV3q-Zt8wPn2RbX7_mLc9YfH4sJd6GaE"\n'
+                     'interface = "127.0.0.1"')
     cfg = parse_config(text, "<bench>")
     patch = Patch(cfg)
     show = Show(cfg, SimOutput(patch.universes), control=False)

@@ -37,6 +37,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from pi_app.config import PreviewConfig, load_config
+
+TOKEN = "bench-token-0123456789"        # the page wants one on localhost too
 from pi_app.control import ControlClient
 from pi_app.outputs.sim import SimOutput
 from pi_app.patch import Patch
@@ -112,8 +114,8 @@ def run_show(cfg, seconds: float, viewer: str, sock: Path, port: int) -> dict:
     elif viewer.startswith("web"):
         rate, clients = (10, 1) if viewer == "web" else (50, 3)
         proc = subprocess.Popen([sys.executable, "-c", POLLER,
-                                 f"http://127.0.0.1:{port}/state", str(rate), str(clients),
-                                 str(seconds)], env=env)
+                                 f"http://127.0.0.1:{port}/state?token={TOKEN}", str(rate),
+                                 str(clients), str(seconds)], env=env)
     if proc:
         proc.wait()
     else:
@@ -142,7 +144,7 @@ def main() -> None:
     cfg = load_config(None)
     cfg = cfg.replace(fps=a.fps, model=a.model or cfg.model,
                       control=dataclasses.replace(cfg.control, socket=str(sock)),
-                      preview=PreviewConfig(web=True, port=port))
+                      preview=PreviewConfig(web=True, port=port, token=TOKEN))
 
     # 1. per-call costs, on the viewer's side of things
     patch = Patch(cfg)
@@ -153,7 +155,7 @@ def main() -> None:
     while not show.status_snapshot:
         time.sleep(0.01)
     client = ControlClient(sock)
-    url = f"http://127.0.0.1:{port}/state"
+    url = f"http://127.0.0.1:{port}/state?token={TOKEN}"
     size = len(json.dumps(live_state(show)))
     print(f"LatentDMX views bench: model {cfg.model}, {len(patch)} fixtures, {a.fps:g} fps "
           f"(period {1e3 / a.fps:.1f} ms), {os.cpu_count()} CPUs")

@@ -19,6 +19,12 @@ holder (its pid, how it was started, its command line).
   ``SO_PEERGROUPS``: requests that change the show are taken only from the holder's own user,
   root, or a member of its group, the same people the 0660 control socket admits).
 
+Any account can bind any abstract name, so a claim's own word (its role, its systemd unit)
+is believed only from the same user, root or the service user (`accounts.trusted_uids`);
+anyone else's claim is described by the kernel alone ("another program, pid N, started by
+hand by nobody: its command line"). It still keeps a show off those lights (whoever it is
+may drive them), but `darken` under the service darkens them whatever a claim says.
+
 The abstract namespace belongs to the network namespace, as ``127.0.0.1:9010`` does: two
 programs that see the same olad on loopback see the same claims. (Rejected: a lock file —
 it needs a directory every user and the sandboxed service can write, and a path that means
@@ -47,6 +53,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .accounts import trusted_uids
 from .errors import ControlError, LatentDMXError
 
 log = logging.getLogger(__name__)
@@ -210,8 +217,9 @@ def holder(target: str, timeout_s: float = 2.0) -> Holder | None:
         except OSError:
             reply = {}
     info = reply.get("result") if reply.get("ok") else None
-    if not isinstance(info, dict) or info.get("pid") != pid:
-        # not a LatentDMX claim, or one that lies about itself: the kernel's word only
+    if not isinstance(info, dict) or info.get("pid") != pid or uid not in trusted_uids():
+        # not a LatentDMX claim, one that lies about itself, or another account's (which
+        # could say anything): the kernel's word only
         return Holder(pid, uid, "?", _proc_argv(pid), "", _user_name(uid))
     argv = info.get("argv")
     return Holder(pid, uid, str(info.get("role", "?")),
@@ -231,6 +239,11 @@ def request(target: str, cmd: str, args: dict[str, Any], timeout_s: float = 5.0
         raise ControlError("no program drives it any more", file=target, field=cmd,
                            fix="run the command again")
     with sock:
+        _, uid, _ = _peer(sock)
+        if uid not in trusted_uids():           # its answer could say anything
+            raise ControlError(f"held by {_user_name(uid)}, not by a show of yours or the "
+                               "service's", file=target, field=cmd,
+                               fix="find it with `latentdmx doctor` and stop it")
         try:
             reply = _exchange(sock, cmd, args)
         except TimeoutError:

@@ -26,7 +26,7 @@ COMMAND_MODULES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("hardware", ("identify", "doctor", "darken")),
     ("safety", ("safety_check",)),
     ("control", ("*",)),          # every command of the control vocabulary (vocabulary.py)
-    ("views", ("render", "watch")),
+    ("views", ("render", "watch", "web_token")),
     ("install", ("schedule",)),
     ("network", ("service_network",)),
     # after "control": this `tap` (Enter on every beat) replaces the vocabulary's one-shot tap

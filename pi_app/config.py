@@ -19,8 +19,8 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import secrecy
 from .errors import ConfigError
-from .hosts import is_loopback
 from .install_config import (
     LocationConfig,
     LooksConfig,
@@ -126,7 +126,8 @@ class PreviewConfig:
     web: bool = False
     host: str = "127.0.0.1"
     port: int = 8044
-    token: str = ""
+    token: str = ""                     # empty: the daemon's own (`latentdmx web-token`)
+    token_file: str = ""                # or a file holding it (pi_app/secrecy.py)
 
 
 @dataclass(frozen=True)
@@ -359,10 +360,9 @@ def validate(cfg: Config) -> Config:
         raise ConfigError("no host", file=f, field="preview.host",
                           fix='use "127.0.0.1" (this machine) or "0.0.0.0" (the LAN, with a '
                               'token)')
-    if pv.web and not is_loopback(pv.host) and not pv.token:
-        raise ConfigError(f"the web page on {pv.host} needs a token", file=f,
-                          field="preview.token",
-                          fix='set token = "a long random string", or host = "127.0.0.1"')
+    if pv.token:
+        secrecy.check_token(pv.token, file=f, field="preview.token_file" if pv.token_file
+                            else "preview.token")
     _validate_music(cfg)
     if not cfg.fixtures:
         raise ConfigError("no fixtures patched", file=f, field="fixtures",
@@ -535,7 +535,7 @@ def parse_config(text: str, path: str) -> Config:
     if not isinstance(fixtures, list):
         raise ConfigError("fixtures must be an array of tables", file=path, field="fixtures",
                           fix="write each fixture as a [[fixtures]] table")
-    cfg = _build(Config, table, path, "")
+    cfg = secrecy.resolve_files(_build(Config, table, path, ""), path)
     fx = tuple(_build(FixtureConfig, t, path,
                       fixture_label(i, t.get("name") if isinstance(t, dict) else ""))
                for i, t in enumerate(fixtures, 1))

@@ -9,6 +9,14 @@ systemd (``/run/latentdmx``), else ``$XDG_RUNTIME_DIR/latentdmx/control.sock``, 
 ``/tmp/latentdmx-$UID/control.sock``; ``[control] socket`` in the config overrides it. The
 socket is mode 0660, so only the daemon's user and group may talk to it.
 
+Who is at the other end, both ways (`check_dir`, `check_peer`): a ``latentdmx*`` folder the
+daemon makes is mode 0700, and before binding or connecting its folder is checked: a real
+folder (not a symbolic link), owned by this user, root or the service user ``latentdmx``,
+that nobody else may write. So a ``/tmp/latentdmx-UID`` made first by another account is
+refused in one line, never used. The client believes an answer only from a daemon run by
+the same user, root or the service user (the kernel's ``SO_PEERCRED``). Root without
+``$XDG_RUNTIME_DIR`` (under sudo) looks for the service's ``/run/latentdmx`` first.
+
 `ControlServer` runs one daemon thread around a selector. Every connection has a deadline
 and a line-length cap, so a client that sends garbage, sends too much or connects and hangs
 is answered or dropped without holding anyone up. The show's handler is called on that
@@ -35,6 +43,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Self
 
+from .accounts import trusted_uids, user_label
 from .admission import make_room
 from .errors import ControlError, LatentDMXError
 
@@ -86,12 +95,56 @@ def client_socket_path(env: Mapping[str, str] | None = None) -> Path:
     exists, the first one (so the error names the most likely place).
     """
     env = os.environ if env is None else env
-    candidates = [server_socket_path(None, env), Path("/run/latentdmx") / SOCKET_NAME,
+    service = Path("/run/latentdmx") / SOCKET_NAME
+    candidates = [server_socket_path(None, env), service,
                   Path(f"/tmp/latentdmx-{os.getuid()}") / SOCKET_NAME]
+    if os.geteuid() == 0 and not env.get("XDG_RUNTIME_DIR") and \
+            not env.get("RUNTIME_DIRECTORY"):           # sudo: the service first
+        candidates = [service, *[c for c in candidates if c != service]]
     for path in candidates:
         if path.exists():
             return path
     return candidates[0]
+
+
+def check_dir(folder: Path, *, field: str = "control.socket", mine: bool = False) -> None:
+    """Refuse the socket's folder if it is a symbolic link, not a folder, owned by anyone but
+    `trusted_uids`, or writable by others than its owner and our own group (only
+    ``latentdmx*`` folders: the ones we make).
+    `mine` (the daemon): a folder of this user's that others may write (an older version
+    made it 0770) loses those write bits instead."""
+    if not folder.name.startswith("latentdmx"):
+        return
+    try:
+        st = os.lstat(folder)
+    except FileNotFoundError:
+        return
+    fix = ("remove it (another account may have made it to catch your commands), or set "
+           "`[control] socket` / --socket to a folder of your own")
+    if stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode):
+        raise ControlError("the socket folder is a symbolic link or not a folder",
+                           file=folder, field=field, fix=fix)
+    if st.st_uid not in trusted_uids():
+        raise ControlError(f"the socket folder belongs to {user_label(st.st_uid)}, not to you or "
+                           "the service", file=folder, field=field, fix=fix)
+    if mine and st.st_uid == os.geteuid() and st.st_mode & 0o022:
+        os.chmod(folder, stat.S_IMODE(st.st_mode) & ~0o022)
+        return
+    if st.st_mode & 0o002 or (st.st_mode & 0o020 and st.st_gid != os.getegid()):
+        raise ControlError(f"the socket folder may be written by others (mode "
+                           f"{stat.S_IMODE(st.st_mode):o})", file=folder, field=field, fix=fix)
+
+
+def check_peer(sock: socket.socket, path: Path, cmd: str) -> None:
+    """Believe an answer only from a daemon of this user, root or the service user."""
+    peer = _peer_of(sock)
+    if peer.uid < 0:                            # not Linux: the folder check stands alone
+        return
+    if peer.uid not in trusted_uids():
+        raise ControlError(f"answered by {user_label(peer.uid)}, pid {peer.pid}: not your daemon "
+                           "nor the service", file=path, field=cmd,
+                           fix="remove that socket (another account made it) and start the "
+                               "daemon again")
 
 
 # -- the server -----------------------------------------------------------------------
@@ -262,26 +315,19 @@ class ControlServer:
     # -- start-up checks ----------------------------------------------------------------
     def _prepare_dir(self) -> None:
         parent = self.path.parent
-        if parent.is_dir():
-            # our own directory (e.g. /tmp/latentdmx-UID) made by someone else first, or
-            # opened to everyone: never listen in there
-            st = parent.stat()
-            if parent.name.startswith("latentdmx") and (
-                    st.st_uid != os.geteuid() or st.st_mode & 0o002):
-                raise ControlError("the socket directory belongs to another user or is "
-                                   "world-writable", file=parent, field="control.socket",
-                                   fix="remove that directory, or set `[control] socket` "
-                                       "to a place of your own")
+        check_dir(parent, mine=True)               # squatted, a link, open to others: never
+        if parent.is_dir() or parent.is_symlink():
             return
         try:
-            parent.mkdir(mode=0o770, parents=True)
-            os.chmod(parent, 0o770)                # mkdir's mode is filtered by the umask
+            parent.mkdir(mode=0o700, parents=True)
+            os.chmod(parent, 0o700)                # mkdir's mode is filtered by the umask
         except FileExistsError:
             pass
         except OSError as exc:
             raise ControlError(f"cannot create the socket directory: {exc.strerror or exc}",
                                file=parent, field="control.socket",
                                fix="set `[control] socket` to a writable place") from exc
+        check_dir(parent, mine=True)               # made by someone else meanwhile?
 
     def _remove_stale(self) -> None:
         try:
@@ -576,6 +622,7 @@ class ControlClient:
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
             try:
                 self._connect(sock, cmd, deadline)
+                check_peer(sock, self.path, cmd)       # before a word is sent or believed
                 try:
                     sock.settimeout(max(0.01, deadline - time.monotonic()))
                     sock.sendall(payload)
@@ -612,6 +659,7 @@ class ControlClient:
         return result if isinstance(result, dict) else {"value": result}
 
     def _connect(self, sock: socket.socket, cmd: str, deadline: float) -> None:
+        check_dir(self.path.parent, field=cmd)
         sock.setblocking(False)            # a full queue says so at once (EAGAIN): retry
         listen_by = min(deadline, time.monotonic() + LISTEN_WAIT_S)
         while True:

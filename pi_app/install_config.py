@@ -311,11 +311,15 @@ def validate_install(cfg: Any) -> None:
                           fix="use 1..65535 (OSC's usual port is 9000)")
     for j, a in enumerate(osc.allow):
         try:
-            ipaddress.ip_network(a.strip(), strict=False)
+            net = ipaddress.ip_network(a.strip(), strict=False)
         except ValueError:
             raise ConfigError(f"{a!r} is not an address or network", file=f,
                               field=f"osc.allow[{j}]",
                               fix='write e.g. "192.168.1.20" or "192.168.1.0/24"') from None
+        if net.prefixlen < (8 if net.version == 4 else 16):      # 0.0.0.0/0, ::/0 and kin
+            raise ConfigError(f"{a!r} lets most of the internet control the show", file=f,
+                              field=f"osc.allow[{j}]",
+                              fix='list the tablets or the LAN, e.g. "192.168.1.0/24"')
     if osc.enabled and not is_loopback(osc.host) and not osc.allow:
         raise ConfigError(f"OSC on {osc.host} needs an allow-list", file=f, field="osc.allow",
                           fix='list the tablets, e.g. allow = ["192.168.1.20"], or host = '

@@ -98,9 +98,10 @@ def list_models() -> list[tuple[str, str]]:
     return found
 
 
-def find_model(name: str | os.PathLike) -> Path:
+def find_model(name: str | os.PathLike, *, named_only: bool = False) -> Path:
     """The folder of model NAME: the first of `model_folders` that has it, else NAME as a
-    path. Not found: the error says every place it looked."""
+    path (not with `named_only`: a request from the network). Not found: the error says
+    every place it looked."""
     text = str(name)
     if not text or "\0" in text or len(text) > MAX_NAME_CHARS:
         raise ModelError("not a model name or folder" if text else "no model named",
@@ -113,6 +114,13 @@ def find_model(name: str | os.PathLike) -> Path:
         for root in folders:
             if _is_file(root / text / "model.json"):
                 return root / text
+    if named_only:
+        known = ", ".join(dict.fromkeys(n for n, _ in list_models())) or "none"
+        raise ModelError("not a model of the model folders" if bare else
+                         "a model path is taken only from this machine (the CLI)",
+                         file=_clip(text), field="model",
+                         fix=f"name one of: {known} (`latentdmx models`), or run `latentdmx "
+                             "model PATH` on the machine itself")
     path = Path(text).expanduser()
     if path.name == "model.json":
         path = path.parent

@@ -143,6 +143,7 @@ class Show:
         try:
             command = lookup(cmd)
             values = command.parse(args if isinstance(args, dict) else {})
+            command.check_origin(values, origin)         # no paths from the network
             change = command.run(self, values)
         except LatentDMXError as exc:
             if self._log_budget.take():
@@ -234,6 +235,17 @@ class Show:
                                fix="use the control socket (`latentdmx status`, `dim`, ...)")
         return self.handle_control(cmd, args, origin="claim")
 
+    def _web_token(self) -> str:
+        """The web page's token (OSC's ``/latentdmx/auth`` takes it too); "" if none."""
+        from .paths import state_dir
+        from .secrecy import web_token
+
+        try:
+            return self.config.preview.token or web_token(state_dir())
+        except LatentDMXError as exc:
+            log.warning("OSC: no /latentdmx/auth: %s", exc)
+            return ""
+
     def _start_control(self):
         if not self.control_enabled:
             return None
@@ -244,8 +256,10 @@ class Show:
             server.start()
             return server
         except LatentDMXError as exc:
-            # two daemons must never drive the same real lights; a simulator may run twice
-            if "another latentdmx" in exc.what and self.output.name != "sim":
+            # two daemons must never drive the same real lights; a simulator may run twice;
+            # a socket folder another account made first is never used, nor played without
+            if ("another latentdmx" in exc.what and self.output.name != "sim") or \
+                    "socket folder" in exc.what:
                 raise
             log.warning("control socket disabled: %s", exc)
             return None
@@ -283,7 +297,7 @@ class Show:
             server = self._start_control()
             if self.config.osc.enabled:          # tablets: pi_app/osc.py
                 from .osc import start_osc
-                osc = start_osc(self, self.config.osc)
+                osc = start_osc(self, self.config.osc, self._web_token())
             sync = self.lockstep
             clock: FrameClock
             if sync is not None:                 # frame k at epoch + k / fps (pi_app/sync)

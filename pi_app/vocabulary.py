@@ -183,6 +183,22 @@ class Text(Kind):
 
 
 @dataclass(frozen=True)
+class ModelName(Text):
+    """A model: any name or folder from this machine's own clients; from the network only a
+    model of the model folders, by name (`Command.check_origin`)."""
+
+
+# Where a request may come from. Only these are this machine's own clients (the 0660 control
+# socket, a claim's authorised peer); every other origin -- web, OSC, MQTT, whatever comes
+# next -- is the network, and takes no paths.
+LOCAL_ORIGINS = ("socket", "claim")
+
+
+def is_local(origin: str) -> bool:
+    return origin.split(" ", 1)[0] in LOCAL_ORIGINS
+
+
+@dataclass(frozen=True)
 class Name(Kind):
     """A preset, palette or playlist name (letters, digits, space, _ . -)."""
     label = "a name"
@@ -281,6 +297,17 @@ class Command:
             convert = a.kind.from_osc if source == "osc" else a.kind.from_json
             out[a.name] = self._convert(a, convert, raw[a.name])
         return out
+
+    def check_origin(self, values: dict[str, Any], origin: str) -> None:
+        """Requests from the network (`is_local`) name models of the model folders only: a
+        path, even to a model, is refused (it could load anything a local account planted)."""
+        if is_local(origin):
+            return
+        for a in self.args:
+            if isinstance(a.kind, ModelName) and a.name in values:
+                from .runtime import find_model
+
+                find_model(values[a.name], named_only=True)
 
     def parse_text(self, values: list[str]) -> dict[str, Any]:
         """Command-line arguments in order -> {name: value} (only those given)."""
@@ -558,8 +585,8 @@ def _bpm(show: Any, a: dict[str, Any]) -> Change:
     return Change({"bpm": bpm or "follow the music"}, lambda t_s: music.set_bpm(bpm, t_s))
 
 
-@command("model", Arg("name", Text(), "a bundled or user model name, or a model folder",
-                      suggest="models"),
+@command("model", Arg("name", ModelName(), "a bundled or user model name, or a model folder "
+                      "(a folder only from this machine: the CLI)", suggest="models"),
          help="Swap to model NAME (bundled name, user model or path) with a cross-fade.",
          live=True, state="model")
 def _model(show: Any, a: dict[str, Any]) -> Change:

@@ -22,7 +22,7 @@ from pi_app.sim.record import read_show
 from pi_app.sync.stamps import read_stamps
 
 LATENTDMX = str(Path(sys.executable).parent / "latentdmx")
-KEY = "the group's key for the tests, 32+"
+KEY = "kV3q-Zt8wPn2RbX7_mLc9YfH4sJd6GaE"
 FPS = 40
 
 

@@ -244,7 +244,7 @@ def test_client_disconnecting_mid_line(server, sock_path):
 
 def test_socket_and_directory_modes(server, sock_path):
     assert stat.S_IMODE(os.stat(sock_path).st_mode) == 0o660
-    assert stat.S_IMODE(os.stat(sock_path.parent).st_mode) == 0o770
+    assert stat.S_IMODE(os.stat(sock_path.parent).st_mode) == 0o700  # this user only
 
 
 def test_close_removes_the_socket(sock_path):

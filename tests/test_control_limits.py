@@ -248,6 +248,8 @@ def test_another_user_cannot_take_the_operators_slots():
     shared = Path(tempfile.mkdtemp(prefix="latentdmx-test-"))   # the other user can reach it
     shared.chmod(0o755)
     sock_path = shared / "run" / "control.sock"
+    (shared / "run").mkdir()
+    (shared / "run").chmod(0o750)                   # the daemon's group may come in
     server, _h = serve(sock_path, max_clients=8, max_per_user=4, read_timeout_s=30.0)
     script = shared / "attack.py"
     script.write_text(ATTACKER)

@@ -19,7 +19,7 @@ from pi_app.cli import main
 from pi_app.config import default_config_path
 from pi_app.sync.timestate import parse_chrony_tracking
 
-KEY = 'key = "sixteen chars at least"'
+KEY = 'key = "kV3q-Zt8wPn2RbX7_mLc9YfH4sJd6GaE"'
 
 
 def _rig(tmp_path, sync: str):
@@ -30,7 +30,7 @@ def _rig(tmp_path, sync: str):
 
 @pytest.mark.parametrize("sync, field, fix", [
     ('group = "foyer"', "sync.key", "secrets.token_urlsafe"),
-    ('group = "foyer"\nkey = "short"', "sync.key", "the same long random string"),
+    ('group = "foyer"\nkey = "short"', "sync.key", "at least 128 random bits"),
     (f'group = "foyer"\n{KEY}\nepoch = "2026-01-01 00:00"', "sync.epoch", "with a zone"),
     (f'group = "foyer"\n{KEY}\nepoch = "yesterday"', "sync.epoch", "ISO 8601"),
     (f'group = "foyer"\n{KEY}\nepoch = "1970-01-01T00:00:00Z"', "sync.epoch", "2026"),

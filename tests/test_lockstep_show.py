@@ -31,7 +31,7 @@ pytestmark = pytest.mark.skipif(lan_missing_reason() is not None,
 EPOCH = 1767225600.0
 FPS = 40
 SYNC = """group = "test"
-key = "a test key, long enough"
+key = "kV3q-Zt8wPn2RbX7_mLc9YfH4sJd6GaE"
 interface = "127.0.0.1"
 """
 PLAYLIST = """

@@ -578,12 +578,12 @@ def test_show_status_is_json_and_carries_the_music(tracks):
 def test_web_page_tap_button_sets_the_tempo_and_shows_it(chromium):
     """The page's Tap button, clicked in headless Chromium at 120 BPM: the daemon takes the
     tempo and the page's header shows the BPM, the beat and the lock state."""
-    from test_views import start_web_show
+    from test_views import TEST_TOKEN, start_web_show
     from test_views_browser import wait_for
 
     show, _, url = start_web_show(load_config(None))
     try:
-        chromium.call("Page.navigate", url=url)
+        chromium.call("Page.navigate", url=url + "#token=" + TEST_TOKEN)
         wait_for(lambda: chromium.js("document.getElementById('model').textContent") ==
                  "nat-aurora")
         assert chromium.js("document.getElementById('music').textContent") == ""

@@ -57,8 +57,8 @@ def test_unit_allows_localhost_only():
     ('[output]\nkind = "artnet"\n', ["255.255.255.255"]),
     ('[output]\nkind = "ola"\n', []),                            # olad on localhost
     ('[output]\nkind = "ola"\n[output.ola]\nhost = "192.168.1.9"\n', ["192.168.1.9"]),
-    ('[output]\nkind = "sim"\n[preview]\nweb = true\nhost = "0.0.0.0"\ntoken = "x"\n',
-     list(allow.LAN)),
+    ('[output]\nkind = "sim"\n[preview]\nweb = true\nhost = "0.0.0.0"\n'
+     'token = "x-token-0123456789"\n', list(allow.LAN)),
     ('[output]\nkind = "sim"\n[osc]\nenabled = true\nhost = "0.0.0.0"\n'
      'allow = ["192.168.1.20", "10.0.0.0/24"]\n', ["192.168.1.20", "10.0.0.0/24"]),
 ])

@@ -271,7 +271,10 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_web_show(cfg, *, token: str = "", port: int | None = None):
+TEST_TOKEN = "test-token-Qw3rT9zX"     # the page asks for a token on loopback too
+
+
+def start_web_show(cfg, *, token: str = TEST_TOKEN, port: int | None = None):
     """A show with the web page on, in a thread: (show, output, base URL)."""
     port = port or _free_port()
     cfg = cfg.replace(preview=PreviewConfig(web=True, port=port, token=token))
@@ -287,15 +290,17 @@ def start_web_show(cfg, *, token: str = "", port: int | None = None):
     return show, out, f"http://127.0.0.1:{port}/"
 
 
-def _get(url, headers=None):
-    req = urllib.request.Request(url, headers=headers or {})
+def _get(url, headers=None, token=TEST_TOKEN):
+    auth = {"X-LatentDMX-Token": token} if token else {}
+    req = urllib.request.Request(url, headers={**auth, **(headers or {})})
     with urllib.request.urlopen(req, timeout=3) as r:
         return r.status, r.read()
 
 
-def _post(url, body, ctype="application/json", headers=None):
+def _post(url, body, ctype="application/json", headers=None, token=TEST_TOKEN):
+    auth = {"X-LatentDMX-Token": token} if token else {}
     req = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
-                                 headers={"Content-Type": ctype, **(headers or {})})
+                                 headers={"Content-Type": ctype, **auth, **(headers or {})})
     try:
         with urllib.request.urlopen(req, timeout=3) as r:
             return r.status, json.loads(r.read())
@@ -353,28 +358,28 @@ def test_web_endpoints_and_control(cfg):
 def test_web_token_and_lan_refusal(cfg):
     from pi_app.views.web import check_preview
 
-    with pytest.raises(ConfigError, match="needs a token"):
-        check_preview(PreviewConfig(web=True, host="0.0.0.0"))
-    check_preview(PreviewConfig(web=True, host="0.0.0.0", token="s3cret"))
+    with pytest.raises(ConfigError, match="too weak"):
+        check_preview(PreviewConfig(web=True, host="0.0.0.0", token="s3cret"))
+    check_preview(PreviewConfig(web=True, host="0.0.0.0", token="s3cret-s3cret-s3cret"))
     check_preview(PreviewConfig(web=True, host="::1"))
-    show, _, url = start_web_show(cfg, token="s3cret")
+    show, _, url = start_web_show(cfg, token="s3cret-s3cret-s3cret")
     try:
         with pytest.raises(urllib.error.HTTPError) as exc:
-            _get(url + "state")
+            _get(url + "state", token=None)
         assert exc.value.code == 401
-        assert _get(url + "state?token=s3cret")[0] == 200
-        assert _get(url + "state", {"X-LatentDMX-Token": "s3cret"})[0] == 200
-        assert _post(url + "control", {"cmd": "status"})[0] == 401
+        assert _get(url + "state?token=s3cret-s3cret-s3cret", token=None)[0] == 200
+        assert _get(url + "state", token="s3cret-s3cret-s3cret")[0] == 200
+        assert _post(url + "control", {"cmd": "status"}, token=None)[0] == 401
     finally:
         show.stop()
         show._test_thread.join(5)
 
 
-def test_run_refuses_lan_page_without_token(model_dir, tmp_path):
+def test_run_refuses_a_weak_web_token(model_dir, tmp_path):
     rig = tmp_path / "lan.toml"
-    rig.write_text('[preview]\nhost = "0.0.0.0"\n[[fixtures]]\nname = "p"\n'
-                   'profile = "generic-rgbw-par"\nmode = "4ch"\n')
+    rig.write_text('[preview]\nhost = "0.0.0.0"\ntoken = "aaaaaaaaaaaaaaaa"\n[[fixtures]]\n'
+                   'name = "p"\nprofile = "generic-rgbw-par"\nmode = "4ch"\n')
     res = CliRunner().invoke(main, ["run", "--config", str(rig), "--model", str(model_dir),
                                     "--duration", "0.2", "--web"])
     assert res.exit_code == 2
-    assert "preview.token" in res.output and "needs a token" in res.output
+    assert "preview.token" in res.output and "too weak" in res.output

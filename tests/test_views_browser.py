@@ -19,7 +19,7 @@ import urllib.request
 
 import numpy as np
 import pytest
-from test_views import light_slots, make_points_model, start_web_show
+from test_views import TEST_TOKEN, light_slots, make_points_model, start_web_show
 
 from pi_app.config import load_config
 
@@ -152,12 +152,15 @@ def wait_for(fn, timeout=10.0, step=0.05):
 
 
 def test_web_page_in_chromium(cfg, chromium, tmp_path):
-    show, out, url = start_web_show(cfg, token="t0k")
+    show, out, url = start_web_show(cfg)
     try:
         chromium.call("Page.enable")
-        chromium.call("Page.navigate", url=url + "?token=t0k")
+        chromium.call("Page.navigate", url=url + "#token=" + TEST_TOKEN)
         wait_for(lambda: int(chromium.js("+document.getElementById('updates').textContent")
                              or 0) >= 2)
+        # the token came in the URL's fragment once: kept in the browser, gone from the URL
+        assert chromium.js("location.hash") == "" and \
+            chromium.js("localStorage.getItem('latentdmx-token')") == TEST_TOKEN
         # frames update: the page's frame counter moves between two reads
         a = int(chromium.js("document.getElementById('frames').textContent"))
         wait_for(lambda: int(chromium.js("document.getElementById('frames').textContent")) > a)
@@ -211,6 +214,39 @@ def test_web_page_in_chromium(cfg, chromium, tmp_path):
         img = Image.open(path)
         assert img.size[0] >= 800
         assert np.asarray(img.convert("RGB")).std() > 5    # not a blank page
+    finally:
+        show.stop()
+        show._test_thread.join(5)
+
+
+def test_web_page_asks_for_the_token_once(cfg, chromium):
+    """Opened without a token, the page asks once (a prompt); the answer is kept in the
+    browser, so a reload asks nothing and works."""
+    show, _out, url = start_web_show(cfg)
+    try:
+        chromium.call("Page.enable")
+        chromium.call("Page.navigate", url=url)
+
+        def dialog() -> dict | None:
+            try:
+                chromium.call("Page.getNavigationHistory")    # collects events meanwhile
+            except RuntimeError:                              # mid-navigation
+                pass
+            return next((e for e in chromium.events
+                         if e.get("method") == "Page.javascriptDialogOpening"), None)
+
+        opened = wait_for(dialog)
+        assert opened["params"]["type"] == "prompt" and "web-token" in \
+            opened["params"]["message"]
+        chromium.call("Page.handleJavaScriptDialog", accept=True, promptText=TEST_TOKEN)
+        wait_for(lambda: int(chromium.js("+document.getElementById('updates').textContent")
+                             or 0) >= 2)
+        assert chromium.js("localStorage.getItem('latentdmx-token')") == TEST_TOKEN
+        chromium.events.clear()
+        chromium.call("Page.reload")
+        wait_for(lambda: int(chromium.js("+document.getElementById('updates').textContent")
+                             or 0) >= 2)
+        assert dialog() is None                                # not asked again
     finally:
         show.stop()
         show._test_thread.join(5)

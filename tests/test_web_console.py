@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from test_views import start_web_show
+from test_views import TEST_TOKEN, start_web_show
 from test_views_browser import cfg, chromium, wait_for  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.browser
@@ -69,11 +69,11 @@ def _save_presets(show) -> None:
 
 
 def test_page_fits_a_phone_and_the_map_keeps_its_proportions(cfg, chromium):  # noqa: F811
-    show, _, url = start_web_show(cfg, token="t0k")
+    show, _, url = start_web_show(cfg)
     try:
         _save_presets(show)
         for size, label in ((PHONE, "phone"), (DESK, "desktop")):
-            _open(chromium, url + "?token=t0k", size, presets=False)
+            _open(chromium, url + "#token=" + TEST_TOKEN, size, presets=False)
             chromium.js("document.querySelectorAll('details').forEach((d) => d.open = true)")
             time.sleep(0.3)
             short = chromium.js(MEASURE)
@@ -110,10 +110,10 @@ def test_page_fits_a_phone_and_the_map_keeps_its_proportions(cfg, chromium):  # 
 
 
 def test_presets_are_buttons_and_a_tap_recalls_one(cfg, chromium):  # noqa: F811
-    show, _, url = start_web_show(cfg, token="t0k")
+    show, _, url = start_web_show(cfg)
     try:
         _save_presets(show)
-        _open(chromium, url + "?token=t0k", PHONE)
+        _open(chromium, url + "#token=" + TEST_TOKEN, PHONE)
         names = chromium.js("[...document.querySelectorAll('#presets button')]"
                             ".map((b) => b.textContent)")
         assert names == show.presets.names(), names          # one button per preset
@@ -140,10 +140,10 @@ def test_presets_are_buttons_and_a_tap_recalls_one(cfg, chromium):  # noqa: F811
 def test_the_page_says_paused_rather_than_an_fps(cfg, chromium):  # noqa: F811
     """Pause from the phone: the badge says PAUSED, and once the show holds still (the
     frame re-sent, none computed) the fps gives way to what the show is doing."""
-    show, _, url = start_web_show(cfg, token="t0k")
+    show, _, url = start_web_show(cfg)
     try:
         _save_presets(show)
-        _open(chromium, url + "?token=t0k", PHONE)
+        _open(chromium, url + "#token=" + TEST_TOKEN, PHONE)
         header = "document.querySelector('header').textContent"
         assert "fps" in chromium.js(header)
         assert chromium.js("document.getElementById('flags').textContent") == "PLAYING"

@@ -13,7 +13,7 @@ import time
 import urllib.request
 
 import pytest
-from test_views import start_web_show
+from test_views import TEST_TOKEN, start_web_show
 
 from pi_app.config import load_config
 from pi_app.views import web
@@ -47,7 +47,7 @@ def still_open(s: socket.socket) -> bool:
 
 
 def get_state(url: str) -> dict:
-    with urllib.request.urlopen(url + "state", timeout=3) as r:
+    with urllib.request.urlopen(url + "state?token=" + TEST_TOKEN, timeout=3) as r:
         return json.loads(r.read())
 
 
@@ -67,7 +67,8 @@ def test_idle_connections_are_capped_and_timed_out(page):
 def test_a_trickle_does_not_extend_the_deadline(page):
     _show, _url, port = page
     s = socket.create_connection(("127.0.0.1", port))
-    request = b"GET /state HTTP/1.1\r\nHost: localhost\r\n\r\n"
+    request = (b"GET /state HTTP/1.1\r\nHost: localhost\r\nX-LatentDMX-Token: "
+               + TEST_TOKEN.encode() + b"\r\n\r\n")
     t0 = time.monotonic()
     for byte in request:                          # one byte every 0.1 s: 4 s for the request
         try:
@@ -89,7 +90,7 @@ def test_keep_alive_requests_each_open_a_new_window(page):
     conn = http.client.HTTPConnection("localhost", port, timeout=3)
     for _ in range(3):
         time.sleep(0.6)                           # 1.8 s in all, each request within 1 s
-        conn.request("GET", "/state")
+        conn.request("GET", "/state", headers={"X-LatentDMX-Token": TEST_TOKEN})
         r = conn.getresponse()
         assert r.status == 200 and json.loads(r.read())["status"]
     assert conn.sock is not None                  # one connection all along
@@ -112,3 +113,40 @@ def test_resets_log_no_tracebacks(page, caplog, capfd):
     assert get_state(url)["status"]["frames"] > 0
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
     assert "Traceback" not in caplog.text + capfd.readouterr().err   # the stdlib prints them
+
+
+@pytest.mark.parametrize("span_s", [3600, 86400, 30 * 86400, 365 * 86400])
+def test_token_backoff_stays_bounded_on_virtual_time(span_s):
+    """A guesser at every opening for an hour, a day, a month, a year of virtual time: the
+    wait stays capped, guesses stay few, the table stays small; a right token clears it."""
+    from pi_app.secrecy import BACKOFF_MAX_S, BACKOFF_SOURCES, Backoff
+
+    now = [0.0]
+    b = Backoff(clock=lambda: now[0])
+    guesses = 0
+    while now[0] < span_s:
+        assert b.wait_s("uid 65534") == 0
+        wait = b.failed("uid 65534")
+        assert 0 < wait <= BACKOFF_MAX_S
+        guesses += 1
+        now[0] += wait
+    assert guesses <= span_s / BACKOFF_MAX_S + 10
+    assert b.wait_s("uid 0") == 0                   # the operator's own account: untouched
+    for k in range(3 * BACKOFF_SOURCES):            # many addresses
+        b.failed(f"10.0.{k // 256}.{k % 256}")
+    assert len(b._fails) <= BACKOFF_SOURCES
+    b.passed("uid 65534")
+    assert b.wait_s("uid 65534") == 0
+
+
+@pytest.mark.parametrize("head", [
+    b"GET /state HTTP/1.1\r\n" + b"".join(b"X-%d: 1\r\n" % k for k in range(40)) + b"\r\n",
+    b"GET /state HTTP/1.1\r\nX-Big: " + b"a" * 9000 + b"\r\n\r\n",
+    b"GET /state HTTP/1.1\r\n" + b"".join(b"X-%d: %s\r\n" % (k, b"a" * 4000)
+                                          for k in range(5)) + b"\r\n",
+])
+def test_a_head_over_the_caps_is_answered_431_unparsed(page, head):
+    _show, _url, port = page
+    with socket.create_connection(("127.0.0.1", port), timeout=3) as s:
+        s.sendall(head)
+        assert s.recv(100).startswith(b"HTTP/1.1 431 ")

@@ -176,3 +176,65 @@ def watch(socket_path, rate, local, config_path, model, seed, duration):
             watch_daemon(client, rate=rate, duration_s=duration)
             return
     watch_local(config_path, model=model, seed=seed, rate=rate, duration_s=duration)
+
+
+@click.command("web-token")
+@click.option("--config", "config_path", type=click.Path(),
+              help="The daemon's rig config: its [preview] token or token_file, if set.")
+@click.option("--url", is_flag=True, help="Print the page's address with the token in it.")
+def web_token(config_path, url):
+    """Print the token the live web page asks for.
+
+    The page needs a token on every address, loopback included. It is the config's
+    [preview] token (or token_file); without one, the daemon's own, made on its first start
+    and kept (mode 0600) as `web-token` in its state folder: the service's
+    (/var/lib/latentdmx/state: run this with sudo) or, for a hand-started daemon, yours.
+    Made here if no daemon has made one yet.
+
+    Open the page once as http://127.0.0.1:8044/#token=TOKEN (`--url` prints that): the
+    browser keeps the token and never sends it in a URL.
+
+    \b
+    Examples:
+      latentdmx web-token
+      sudo latentdmx web-token --url
+      latentdmx web-token --config /etc/latentdmx/config.toml
+    """
+    import os
+    from pathlib import Path
+
+    from .. import paths, secrecy
+    from ..config import load_config
+    from ..errors import ConfigError
+
+    cfg = load_config(config_path)
+    token = cfg.preview.token
+    if not token:
+        user = paths.user_data_dir()
+        mine = [user / "state"] if user else []
+        system = [paths.system_dir() / "state"]
+        where = [Path(os.environ["STATE_DIRECTORY"].split(":")[0])] \
+            if os.environ.get("STATE_DIRECTORY") else []
+        where += system + mine if os.geteuid() == 0 else mine + system    # sudo: the service's
+        denied = None
+        for folder in where:
+            path = folder / secrecy.TOKEN_FILE
+            try:
+                token = path.read_text(encoding="utf-8").strip()
+            except FileNotFoundError:
+                continue
+            except PermissionError:
+                denied = denied or path
+                continue
+            if token:
+                break
+        if not token and denied is not None:
+            raise ConfigError("permission denied", file=denied, field="preview.token",
+                              fix="run it with sudo (the service's token is its own)")
+        token = token or secrecy.web_token(paths.state_dir())
+    if url:
+        host = cfg.preview.host if cfg.preview.host not in ("0.0.0.0", "::") else "PI"
+        host = f"[{host}]" if ":" in host else host
+        click.echo(f"http://{host}:{cfg.preview.port}/#token={token}")
+    else:
+        click.echo(token)

@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from ..errors import ConfigError
 
 GROUP_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-MIN_KEY_CHARS = 16
 KEY_FIX = ('set key = "..." to the same long random string on every member, e.g. the output '
            "of `python3 -c 'import secrets; print(secrets.token_urlsafe(32))'`")
 
@@ -31,6 +30,7 @@ class SyncConfig:
     group: str = ""                     # the group's name; empty: play alone
     epoch: str = "2026-01-01T00:00:00Z"  # show time 0 (ISO 8601 with a time zone)
     key: str = ""                       # shared secret: HMAC-SHA256 on every message
+    key_file: str = ""                  # or a file holding it (pi_app/secrecy.py)
     address: str = "239.192.77.13"      # the group's multicast address (organisation-local)
     port: int = 5570                    # and UDP port
     interface: str = ""                 # e.g. "eth0" (or its address); empty: routing table
@@ -68,9 +68,9 @@ class SyncConfig:
                               field="sync.epoch", fix='e.g. epoch = "2026-01-01T00:00:00Z"')
         if not self.key:
             raise ConfigError("a group needs a key", file=file, field="sync.key", fix=KEY_FIX)
-        if len(self.key) < MIN_KEY_CHARS:
-            raise ConfigError(f"the key is too short ({len(self.key)} characters; at least "
-                              f"{MIN_KEY_CHARS})", file=file, field="sync.key", fix=KEY_FIX)
+        from ..secrecy import check_key
+
+        check_key(self.key, file=file, field="sync.key_file" if self.key_file else "sync.key")
         try:
             addr = ipaddress.IPv4Address(self.address)
         except ValueError:

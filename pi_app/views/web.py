@@ -13,12 +13,19 @@ Stdlib only: a `ThreadingHTTPServer` in a daemon thread. Endpoints:
                      the same path as the CLI's control socket: any command of the
                      vocabulary (``preset/recall``, ``seed``, ``tempo``, ``model``, ...).
 
-Safety: bound to 127.0.0.1 by default, where the Host header must name localhost (so a web
-page elsewhere cannot reach it through DNS rebinding). On any other address a ``token`` is
-required (the daemon refuses to start without one) and every request must carry it:
-``?token=...`` in the page URL (the page passes it on), or an ``X-LatentDMX-Token`` header.
-POST needs ``Content-Type: application/json`` (browsers preflight that cross-origin and we
-never allow it), bodies are capped at 4 KiB, and the page may not be framed.
+Safety: every request but the page itself (``GET /``, static, no data) carries the token, in
+an ``X-LatentDMX-Token`` header (or ``?token=`` for scripts), on loopback too: any local
+account can reach 127.0.0.1. The token is ``[preview] token`` / ``token_file``, else the
+daemon's own, made on first start and kept 0600 in the state folder (`pi_app.secrecy`;
+``latentdmx web-token`` prints it). The page takes it from the URL's fragment
+(``http://127.0.0.1:8044/#token=...``, which browsers never send) once and keeps it. Wrong
+tokens back off per source (`Backoff`: an address, or on loopback the local account that
+owns the connecting socket), so guessing is slow and another account cannot lock the
+operator out. A request's head is capped before it is parsed (`MAX_HEADERS` lines,
+`MAX_HEAD_BYTES` in all) and the token is checked before a body is read. On loopback the
+Host header must name localhost (no DNS rebinding). POST needs ``Content-Type:
+application/json`` (browsers preflight that cross-origin and we never allow it), bodies are
+capped at 4 KiB, and the page may not be framed.
 
 Resources, whatever clients do (the same rule as the control socket, `pi_app.admission`): at
 most `MAX_CONNECTIONS` connections (one thread each), `MAX_PER_HOST` from one address; a
@@ -31,19 +38,25 @@ client that hangs up or resets is one debug line, never a traceback.
 from __future__ import annotations
 
 import hmac
+import io
 import json
 import logging
 import socket
 import threading
 import time
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from .. import secrecy
+from ..accounts import socket_owner
 from ..admission import make_room
 from ..errors import ConfigError, LatentDMXError
 from ..hosts import is_loopback
+from ..paths import state_dir
+from ..secrecy import Backoff
 from ..vocabulary import COMMANDS, lookup
 
 log = logging.getLogger("latentdmx")
@@ -54,16 +67,16 @@ MAX_PER_HOST = 16              # ... from one client address
 REQUEST_TIMEOUT_S = 10.0       # each request must arrive whole within this (idle keep-alive too)
 MAX_CONNECTION_S = 120.0       # no connection lives longer (the page simply reconnects)
 REAP_EVERY_S = 0.5
+MAX_LINE = 8192                # the request line, and any one header line
+MAX_HEADERS = 32               # header lines in one request
+MAX_HEAD_BYTES = 16384         # request line and headers together
 _LOCAL_NAMES = ("localhost", "127.0.0.1", "[::1]", "::1")
 
 
 def check_preview(preview) -> None:
-    """Refuse a LAN-facing page without a token (one-line `ConfigError`)."""
-    if not is_loopback(preview.host) and not preview.token:
-        raise ConfigError(f"the web page on {preview.host} needs a token",
-                          field="preview.token",
-                          fix='set [preview] token = "a long random string", or host = '
-                              '"127.0.0.1"')
+    """Refuse a weak configured token (one-line `ConfigError`)."""
+    if preview.token:
+        secrecy.check_token(preview.token, file="config", field="preview.token")
 
 
 class WebServer:
@@ -174,18 +187,21 @@ def _hang_up(sock: socket.socket) -> None:
         pass
 
 
-def start_web(show, preview, *, host: str | None = None, port: int | None = None) -> WebServer:
-    """Serve `show`'s page per `preview` (a `PreviewConfig`); port 0 picks a free port."""
+def start_web(show, preview, *, host: str | None = None, port: int | None = None,
+              token_dir: Path | None = None) -> WebServer:
+    """Serve `show`'s page per `preview` (a `PreviewConfig`); port 0 picks a free port. No
+    configured token: the daemon's own in `token_dir` (default: the state folder)."""
     check_preview(preview)
     host = preview.host if host is None else host
     port = preview.port if port is None else port
-    token = preview.token
+    token = preview.token or secrecy.web_token(token_dir or state_dir())
     local_only = is_loopback(host)
 
     class Handler(_Handler):
         pass
 
     Handler.show, Handler.token, Handler.local_only = show, token, local_only
+    Handler.backoff = Backoff()
     try:
         httpd = _Server((host.strip("[]"), port), Handler)
     except OSError as exc:
@@ -197,15 +213,16 @@ def start_web(show, preview, *, host: str | None = None, port: int | None = None
                               name="latentdmx-web", daemon=True)
     thread.start()
     shown = f"[{host}]" if ":" in host else host
-    url = f"http://{shown}:{httpd.server_address[1]}/" + (f"?token={token}" if token else "")
-    log.info("web page: %s", url if not token else url.split("?")[0] + "?token=…")
-    return WebServer(httpd, thread, url)
+    base = f"http://{shown}:{httpd.server_address[1]}/"
+    log.info("web page: %s#token=… (`latentdmx web-token` prints the token)", base)
+    return WebServer(httpd, thread, base + "#token=" + token)
 
 
 class _Handler(BaseHTTPRequestHandler):
     show: Any = None
     token = ""
     local_only = True
+    backoff: Backoff
     server_version = "latentdmx"
     protocol_version = "HTTP/1.1"
 
@@ -214,9 +231,65 @@ class _Handler(BaseHTTPRequestHandler):
         self.connection.settimeout(REQUEST_TIMEOUT_S)   # no read waits longer (then: reaper)
 
     def handle_one_request(self) -> None:
-        super().handle_one_request()
+        """The stdlib's, with the request's head read under caps first (`_read_head`)."""
+        try:
+            head = self._read_head()
+            if head is None:
+                return
+            self.raw_requestline = head[0]
+            rfile, self.rfile = self.rfile, io.BytesIO(b"".join(head[1:]))
+            try:
+                ok = self.parse_request()
+            finally:
+                self.rfile = rfile
+            if not ok:
+                return
+            method = getattr(self, "do_" + self.command, None)
+            if method is None:
+                self.close_connection = True
+                self.send_error(HTTPStatus.NOT_IMPLEMENTED)
+                return
+            method()
+            self.wfile.flush()
+        except TimeoutError:
+            self.close_connection = True
+            return
         if isinstance(self.server, _Server) and not self.close_connection:
             self.server.request_done(self.request)
+
+    def _read_head(self) -> list[bytes] | None:
+        """The request line and header lines, or None (answered 431/414, or hung up): at
+        most `MAX_LINE` bytes a line, `MAX_HEADERS` lines, `MAX_HEAD_BYTES` in all, so a
+        hostile client costs a few KiB however many or large headers it sends."""
+        self.close_connection = True
+        self.command, self.request_version, self.requestline = "", "HTTP/0.9", ""
+        line = self.rfile.readline(MAX_LINE + 1)
+        if not line:
+            return None
+        if len(line) > MAX_LINE:
+            self._refuse_head(HTTPStatus.REQUEST_URI_TOO_LONG)
+            return None
+        head, total = [line], len(line)
+        while True:
+            line = self.rfile.readline(MAX_LINE + 1)
+            total += len(line)
+            if len(line) > MAX_LINE or total > MAX_HEAD_BYTES or len(head) > MAX_HEADERS:
+                self._refuse_head(HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE)
+                return None
+            head.append(line)
+            if line in (b"\r\n", b"\n", b""):
+                break
+        self.close_connection = False
+        return head
+
+    def _refuse_head(self, status: HTTPStatus) -> None:
+        self.close_connection = True
+        self.request_version = "HTTP/1.1"           # a status line, whatever came in
+        self.send_response_only(status)
+        self.send_header("Content-Length", "0")
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.flush()
 
     # -- plumbing ---------------------------------------------------------------------
     def log_message(self, format: str, *args) -> None:
@@ -242,20 +315,49 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(code, json.dumps(obj, separators=(",", ":"), allow_nan=False).encode(),
                    "application/json")
 
-    def _allowed(self) -> bool:
+    def _source(self) -> str:
+        """Who backs off after a wrong token: an address, or on loopback its local account."""
+        host = str(self.client_address[0])
+        if is_loopback(host):
+            uid = socket_owner("tcp", self.client_address, self.connection.getsockname())
+            if uid is not None:
+                return f"uid {uid}"
+        return host
+
+    def _host_ok(self) -> bool:
         if self.local_only:
             host = (self.headers.get("Host") or "").lower()
             name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
             if name not in _LOCAL_NAMES:
+                self.close_connection = True
                 self._json(403, {"ok": False, "error": "wrong Host for a localhost page"})
                 return False
-        if self.token:
-            query = parse_qs(urlsplit(self.path).query)
-            given = self.headers.get("X-LatentDMX-Token") or (query.get("token") or [""])[0]
-            if not hmac.compare_digest(given.encode(), self.token.encode()):
-                self._json(401, {"ok": False, "error": "token missing or wrong",
-                                 "fix": "open the URL with ?token=... as the daemon logged"})
-                return False
+        return True
+
+    def _allowed(self) -> bool:
+        """Host (on loopback), then the token, before anything else is read."""
+        if not self._host_ok():
+            return False
+        source = self._source()
+        wait = self.backoff.wait_s(source)
+        if wait > 0:
+            self.close_connection = True
+            self._json(429, {"ok": False, "error": "too many wrong tokens: wait",
+                             "retry_s": round(wait, 2)})
+            return False
+        query = parse_qs(urlsplit(self.path).query)
+        given = self.headers.get("X-LatentDMX-Token") or (query.get("token") or [""])[0]
+        if not hmac.compare_digest(given.encode("utf-8", "replace"), self.token.encode()):
+            if given:                       # a guess (none at all is not one)
+                wait = self.backoff.failed(source)
+                log.warning("web: wrong token from %s (%s waits %.2g s)",
+                            self.client_address[0], source, wait)
+            self.close_connection = True
+            self._json(401, {"ok": False, "error": "token missing or wrong",
+                             "fix": "open the page as http://HOST:PORT/#token=TOKEN with the "
+                                    "token `latentdmx web-token` prints"})
+            return False
+        self.backoff.passed(source)
         return True
 
     # -- endpoints ----------------------------------------------------------------------
@@ -264,11 +366,13 @@ class _Handler(BaseHTTPRequestHandler):
         if path == "/favicon.ico":
             self._send(204, b"", "image/x-icon")
             return
+        if path == "/":                     # the page itself: static, it holds no data
+            if self._host_ok():
+                self._send(200, PAGE.encode(), "text/html; charset=utf-8")
+            return
         if not self._allowed():
             return
-        if path == "/":
-            self._send(200, PAGE.encode(), "text/html; charset=utf-8")
-        elif path == "/vocabulary":
+        if path == "/vocabulary":
             self._json(200, vocabulary_json(self.show))
         elif path == "/state":
             from .state import live_state
