@@ -23,6 +23,7 @@ from pathlib import Path
 from .ahead import RunAhead
 from .clock import FastClock, FrameClock
 from .config import Config, load_config
+from .config_rules import config_warnings
 from .errors import ControlError, LatentDMXError
 from .outputs import Output
 from .pipeline import Pipeline
@@ -192,6 +193,8 @@ class Show:
         self.config = new
         log.info("reloaded %s: %s", path or "the default config",
                  ", ".join(changes) or "nothing changed that the show uses")
+        for line in config_warnings(new):
+            log.warning("%s", line)
 
     def _apply(self, change: Callable[[float], None], t_s: float) -> None:
         """A live change between frames: if it fails, the show goes on as it was."""

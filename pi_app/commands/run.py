@@ -123,7 +123,12 @@ def run(config_path, output, model, fps, seed, duration, record, web, audio, ver
     out = output_for(cfg, patch)
     show = Show(cfg, out, model=mdl, duration_s=duration, record_path=record,
                 config_path=config_path, clock=_clock(cfg.output.kind), audio=audio)
+    show.pipeline.check_model(mdl)      # finite, and cheap enough for the frame period
     log = logging.getLogger("latentdmx")
+    from ..config_rules import config_warnings
+
+    for line in config_warnings(cfg):
+        log.warning("%s", line)
     show.listeners.append(_status_logger(log, every_s=30.0))
     started = (f"playing {mdl.info.name} ({mdl.info.family}) on {len(cfg.fixtures)} fixtures, "
                f"{len(patch.universes)} universe(s), output {cfg.output.kind}, {cfg.fps:g} fps, "
@@ -190,13 +195,16 @@ def check(config_path):
     from rich.table import Table
 
     from ..config import load_config
+    from ..config_rules import config_warnings
     from ..patch import Patch
+    from ..pipeline import Pipeline
     from ..safety import Safety
 
-    cfg = load_config(config_path)
+    cfg = load_config(config_path)      # every rule `run` and a reload apply (config_rules)
     patch = Patch(cfg)
     Safety(cfg, patch, cfg.fps)         # a rig that could strobe is refused here, as by `run`
     mdl = load_show_model(cfg, from_flag=False)
+    Pipeline(cfg, mdl).check_model(mdl)     # and a model too slow for the frame period
     table = Table(title=f"{cfg.path}: {len(patch)} fixtures, universes "
                         f"{', '.join(map(str, patch.universes))}")
     for col in ("fixture", "profile / mode", "universe", "addresses", "channels"):
@@ -212,6 +220,8 @@ def check(config_path):
         console.print(f"group {s.group!r}: epoch {s.epoch}, {s.address}:{s.port} on "
                       f"{s.interface or 'the default route'}, changes {s.lead_s:g} s ahead")
     _note_home_model(console, mdl.info.path)
+    for line in config_warnings(cfg):   # what may be meant, but may well be a slip
+        console.print(f"warning: {line}", markup=False, highlight=False)
 
 
 def _note_home_model(console, folder) -> None:
