@@ -185,20 +185,23 @@ def _empty_wav(folder: Path) -> Path:
     return p
 
 
-def _scaled_model(factor: float) -> Callable[[Path], Path]:
-    """A copy of the bundled nat-aurora with every weight multiplied by `factor`."""
+def _scaled_model(factor: float, model: str = "nat-aurora",
+                  only: str | None = None) -> Callable[[Path], Path]:
+    """A copy of a bundled model with its weights (or only tensor `only`) times `factor`
+    (nat-aurora's net.0.weight x 1e38: NaN for about 15 % of the latents)."""
     def make(folder: Path) -> Path:
         import numpy as np
         from safetensors.numpy import load_file, save_file
 
-        src = ROOT / "models" / "nat-aurora"
+        src = ROOT / "models" / model
         dst = folder / f"scaled-{factor:g}"
         dst.mkdir()
         (dst / "model.json").write_bytes((src / "model.json").read_bytes())
         w = load_file(str(src / "model.safetensors"))
         with np.errstate(over="ignore"):
-            save_file({k: (v * np.float32(factor)).astype(np.float32) if k.endswith("weight")
-                       else v for k, v in w.items()}, str(dst / "model.safetensors"))
+            save_file({k: (v * np.float32(factor)).astype(np.float32)
+                       if (k == only if only else k.endswith("weight")) else v
+                       for k, v in w.items()}, str(dst / "model.safetensors"))
         return dst
     return make
 
@@ -237,7 +240,7 @@ def type_mutations(base: str, doc: dict) -> list[Mutation]:
         if isinstance(v, bool):
             wrong: list = [["yes", 1][k % 2]]
         elif isinstance(v, int | float):
-            wrong = [["x", [], 1.5 if isinstance(v, int) else "1.0"][k % 3]]
+            wrong = [["x", [], "1"][k % 3]]
             if isinstance(v, float) or k % 2:
                 wrong.append([math.nan, math.inf, -math.inf][k % 3])
         elif isinstance(v, str):
@@ -317,11 +320,11 @@ def range_mutations() -> list[Mutation]:
         name = ".".join(map(str, path))
         for v in bad:
             r.append(Mutation("out of range / unknown value", f"{name}={_value(v)}",
-                              "default" if path[0] not in ("location",) else "installation",
+                              "installation" if path[0] in INSTALL_SECTIONS else "default",
                               put(path, v), "refuse"))
         for v in good:
             r.append(Mutation("in range (control)", f"{name}={_value(v)}",
-                              "default" if path[0] not in ("location",) else "installation",
+                              "installation" if path[0] in INSTALL_SECTIONS else "default",
                               put(path, v), "accept"))
     return r
 
@@ -333,7 +336,7 @@ def collision_mutations() -> list[Mutation]:
         Mutation("collision", "two fixtures with one name", "default",
                  lambda d, f: d["fixtures"][1].update(name=d["fixtures"][0]["name"]), "refuse"),
     ]
-    for section, a in (("sacn", 2), ("artnet", 1), ("ola", 2)):
+    for section, a in (("sacn", 2), ("artnet", 2), ("ola", 2)):
         # rig universes 1 and 2: mapping 1 onto 2's number collides with 2 (unmapped)
         r.append(Mutation("collision", f"{section} universe_map 1->{a} beside universe 2",
                           "network", put(("output", section, "universe_map"), {"1": a}),
@@ -427,7 +430,7 @@ def schedule_mutations() -> list[Mutation]:
             ("21:61", "23:30", "refuse"), ("sunset+20", "23:30", "refuse"),
             ("9:00", "17:00", "accept"), ("22:00", "02:00", "accept"),
             ("sunset", "sunrise", "accept"), ("dusk-1h", "dawn+30m", "accept"),
-            ("sunset+12h", "sunset+12h30m", "accept"), ("sunset + 20m", "23:30", "accept"),
+            ("sunset+11h", "sunrise+5h", "accept"), ("sunset + 20m", "23:30", "accept"),
             ("00:00", "23:59", "accept")]:
         add(Mutation("bad time" if exp == "refuse" else "time (control)",
                      f"on {on!r} off {off!r}", "installation", schedule(on=on, off=off), exp))
@@ -553,6 +556,15 @@ def file_mutations() -> list[Mutation]:
                  with_file(("model",), _scaled_model(1e38)), "refuse"),
         Mutation("model weights", "weights x1e30", "default",
                  with_file(("model",), _scaled_model(1e30)), "refuse"),
+        Mutation("model weights", "nat-aurora net.0.weight x1e38 (NaN for 15 % of latents)",
+                 "default", with_file(("model",), _scaled_model(1e38, only="net.0.weight")),
+                 "refuse"),
+        Mutation("model weights", "nat-neon net.0.weight x3e37 (NaN for 3.5 % of latents)",
+                 "default", with_file(("model",), _scaled_model(3e37, "nat-neon",
+                                                                "net.0.weight")), "refuse"),
+        Mutation("model weights", "nat-aurora net.2.weight x1e38 (NaN for 13 % of latents)",
+                 "default", with_file(("model",), _scaled_model(1e38, only="net.2.weight")),
+                 "refuse"),
         Mutation("model weights (control)", "weights x2", "default",
                  with_file(("model",), _scaled_model(2.0)), "accept"),
         Mutation("model weights (control)", "weights x0.5", "default",

@@ -302,7 +302,8 @@ def validate_install(cfg: Any) -> None:
     for name, p in cfg.presets.items():
         fld = f"presets.{name}"
         if not NAME_RE.match(name):
-            raise ConfigError(f"{name!r} is not a preset name", file=f, field=fld, fix=NAME_FIX)
+            raise ConfigError(f"{name!r} is not a preset name", file=f,
+                              field=f"presets.{name!r}", fix=NAME_FIX)   # repr: one line
         if p.seed < -1:
             raise ConfigError("seed must be 0 or more", file=f, field=f"{fld}.seed",
                               fix="use a whole number from 0")
@@ -336,7 +337,8 @@ def validate_install(cfg: Any) -> None:
     for name, pal in cfg.palettes.items():
         fld = f"palettes.{name}"
         if not NAME_RE.match(name):
-            raise ConfigError(f"{name!r} is not a palette name", file=f, field=fld, fix=NAME_FIX)
+            raise ConfigError(f"{name!r} is not a palette name", file=f,
+                              field=f"palettes.{name!r}", fix=NAME_FIX)
         if bool(pal.hues) == (pal.kelvin > 0):
             raise ConfigError("a palette needs hues or a kelvin temperature (not both)",
                               file=f, field=fld,

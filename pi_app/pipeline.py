@@ -25,7 +25,7 @@ from .mapper import make_mapper, streams_for
 from .moves import Moves
 from .patch import Patch
 from .phase import PhaseLine
-from .runtime import Model
+from .runtime import MAX_MODEL_SHARE, Model
 from .safety import Safety
 from .scene import LIGHT, N_ATTRS
 from .walk import LatentWalk
@@ -131,7 +131,6 @@ class _Source:
         return self._scene
 
 
-MAX_MODEL_SHARE = 0.5        # of the frame period, at most, for the model and its mapper
 COST_RUNS = 5                # a model's frame cost: the fastest of this many frames
 
 

@@ -313,8 +313,10 @@ def _info(doc: dict, folder: Path, jpath: Path) -> ModelInfo:
                      image_shape=shape, path=folder, card=card)
 
 
-def load_model(name: str | os.PathLike) -> Model:
-    """Load model NAME (bundled, user folder, or path); raise `ModelError` if it is broken."""
+def load_model(name: str | os.PathLike, frame_budget_s: float | None = None) -> Model:
+    """Load model NAME (bundled, user folder, or path); raise `ModelError` if it is broken,
+    or if one latent takes longer than `frame_budget_s` (then before the probe, which tries
+    `PROBE_LATENTS` of them)."""
     folder = find_model(name)
     jpath = folder / "model.json"
     doc = _read_json(jpath)
@@ -328,10 +330,36 @@ def load_model(name: str | os.PathLike) -> Model:
     weights = _read_weights(wpath)
     layers = _get(doc, "layers", list, jpath)
     model = Model(info, _build(layers, weights, info, jpath, wpath))
+    if frame_budget_s is not None:
+        cost = latent_cost_s(model)
+        if cost > frame_budget_s:
+            raise ModelError(f"takes {cost * 1e3:.1f} ms a frame on this machine, more than "
+                             f"the {frame_budget_s * 1e3:.1f} ms a frame may take (half the "
+                             "period)", file=jpath, field="layers",
+                             fix="pick a smaller model, or lower fps")
     _probe(model, jpath)
     return model
 
 
+def latent_cost_s(model: Model, runs: int = 3) -> float:
+    """One latent through the model, in seconds: the fastest of `runs` after a first."""
+    import time
+
+    z = probe_latents(model.info.latent_dim, 1)
+    best = math.inf
+    with np.errstate(all="ignore"):
+        for k in range(runs + 1):
+            t0 = time.perf_counter()
+            try:
+                model.generate_scratch(z)
+            except (ValueError, TypeError, IndexError, FloatingPointError):
+                return 0.0                      # broken: the probe says how
+            if k:
+                best = min(best, time.perf_counter() - t0)
+    return best
+
+
+MAX_MODEL_SHARE = 0.5       # of the frame period, at most, for the model (and its mapper)
 PROBE_LATENTS = 256          # latents a model is tried on before it plays
 PROBE_BATCH = 32            # ... this many at a time (an image model's work stays small)
 

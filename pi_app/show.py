@@ -27,7 +27,7 @@ from .config_rules import config_warnings
 from .errors import ControlError, LatentDMXError
 from .outputs import Output
 from .pipeline import Pipeline
-from .runtime import Model, load_model
+from .runtime import MAX_MODEL_SHARE, Model, load_model
 from .sim.record import ShowRecorder
 
 log = logging.getLogger("latentdmx")
@@ -169,7 +169,8 @@ class Show:
         old = self.config
         try:
             new = load_config(path)
-            model = load_model(new.model) if new.model != old.model else None
+            model = load_model(new.model, frame_budget_s=MAX_MODEL_SHARE / new.fps) \
+                if new.model != old.model else None
             if model is not None:
                 self.pipeline.check_model(model)
         except LatentDMXError as exc:

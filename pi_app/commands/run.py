@@ -46,7 +46,7 @@ def load_show_model(cfg, from_flag: bool):
     """The config's model; a model name that does not exist is blamed on the config file's
     `model` field (or on --model), not on a path the user never typed."""
     from ..errors import ModelError
-    from ..runtime import find_model, load_model
+    from ..runtime import MAX_MODEL_SHARE, find_model, load_model
 
     try:
         find_model(cfg.model)
@@ -54,7 +54,7 @@ def load_show_model(cfg, from_flag: bool):
         raise ModelError(f"no such model {cfg.model!r}", file="command line" if from_flag
                          else cfg.path, field="--model" if from_flag else "model",
                          fix=exc.fix) from None
-    return load_model(cfg.model)
+    return load_model(cfg.model, frame_budget_s=MAX_MODEL_SHARE / cfg.fps)
 
 
 @click.command()
