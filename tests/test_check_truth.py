@@ -17,7 +17,6 @@ import numpy as np
 import pytest
 
 from pi_app.config import parse_config
-from pi_app.config_rules import config_warnings
 from pi_app.errors import ConfigError, ControlError, ModelError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -103,6 +102,8 @@ def test_one_off_dates_reversed_mixed_or_never_on_their_days_are_refused():
 
 
 def test_past_dates_and_a_future_epoch_are_warned_about():
+    from pi_app.config_rules import config_warnings
+
     now = dt.datetime.now(dt.UTC)
     past = cfg(entry(dates=[f"{now.year - 1}-12-20", f"{now.year - 1}-12-26"]))
     lines = config_warnings(past, now)
