@@ -348,6 +348,8 @@ def collision_mutations() -> list[Mutation]:
         r.append(Mutation("in range (control)", f"{section} universe_map 1->{a + 10}",
                           "network", put(("output", section, "universe_map"),
                                          {"1": a + 10}), "accept"))
+    r.append(Mutation("collision", "uart output, fixtures on two universes", "network",
+                      put(("output", "kind"), "uart"), "refuse"))
     r.append(Mutation("collision", "sacn collision, output kind sacn", "network",
                       chain(put(("output", "kind"), "sacn"),
                             put(("output", "sacn", "unicast"), ["127.0.0.1"]),

@@ -25,7 +25,8 @@ from .clock import FastClock, FrameClock
 from .config import Config, load_config
 from .config_rules import config_warnings
 from .errors import ControlError, LatentDMXError
-from .outputs import Output
+from .outputs import Output, output_for
+from .patch import Patch
 from .pipeline import Pipeline
 from .runtime import MAX_MODEL_SHARE, Model, load_model
 from .sim.record import ShowRecorder
@@ -169,6 +170,7 @@ class Show:
         old = self.config
         try:
             new = load_config(path)
+            output_for(new, Patch(new))         # what `run` refuses (built, never opened)
             model = load_model(new.model, frame_budget_s=MAX_MODEL_SHARE / new.fps) \
                 if new.model != old.model else None
             if model is not None:

@@ -182,6 +182,14 @@ def test_universe_map_collisions_are_refused_by_check(kind, mapping, tmp_path):
     assert "Traceback" not in res.stderr and len(res.stderr.strip().splitlines()) == 1
 
 
+def test_a_uart_rig_on_two_universes_is_refused_by_check(tmp_path):
+    path = tmp_path / "rig.toml"
+    path.write_text(_two_universes(DEFAULT).replace('kind = "sim"', 'kind = "uart"', 1))
+    res = _cli("check", str(path))
+    assert res.returncode == 2 and "output.kind" in res.stderr and str(path) in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1, res.stderr
+
+
 def test_audio_file_missing_or_not_sound_is_refused_by_check(tmp_path):
     text_file = tmp_path / "notes.wav"
     text_file.write_text("not a sound\n")

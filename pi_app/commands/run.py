@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 
 import click
 
-from ..errors import ConfigError
+from ..errors import ConfigError, LatentDMXError
 from ..outputs import registry
 
 
@@ -120,7 +121,8 @@ def run(config_path, output, model, fps, seed, duration, record, web, audio, ver
     from ..patch import Patch
 
     patch = Patch(cfg)
-    out = output_for(cfg, patch)
+    with _blamed_on(cfg):
+        out = output_for(cfg, patch)
     show = Show(cfg, out, model=mdl, duration_s=duration, record_path=record,
                 config_path=config_path, clock=_clock(cfg.output.kind), audio=audio)
     show.pipeline.check_model(mdl)      # finite, and cheap enough for the frame period
@@ -152,6 +154,19 @@ def run(config_path, output, model, fps, seed, duration, record, web, audio, ver
     log.info("stopped after %s frames (%s late)%s", snap.get("frames", 0),
              snap.get("late_frames", 0), f"; recording: {record}" if record else "")
     sys.exit(code)
+
+
+@contextlib.contextmanager
+def _blamed_on(cfg):
+    """A config field's error that names no file (the output's, e.g. "output.kind: the UART
+    sends one universe") names the config file it came from."""
+    try:
+        yield
+    except LatentDMXError as exc:
+        if exc.file or not exc.field or not exc.field.split(".")[0].isidentifier():
+            raise
+        exc.file = cfg.path
+        raise
 
 
 def _clock(kind: str):
@@ -194,17 +209,22 @@ def check(config_path):
     from rich.console import Console
     from rich.table import Table
 
+    from ..clock import FastClock
     from ..config import load_config
     from ..config_rules import config_warnings
+    from ..outputs import output_for
     from ..patch import Patch
-    from ..pipeline import Pipeline
-    from ..safety import Safety
+    from ..show import Show
 
     cfg = load_config(config_path)      # every rule `run` and a reload apply (config_rules)
     patch = Patch(cfg)
-    Safety(cfg, patch, cfg.fps)         # a rig that could strobe is refused here, as by `run`
     mdl = load_show_model(cfg, from_flag=False)
-    Pipeline(cfg, mdl).check_model(mdl)     # and a model too slow for the frame period
+    # built as `run` builds them, not opened: what `run` refuses before its first frame (the
+    # output's universes and map, a rig that could strobe, the sound file, the schedule, a
+    # model too slow for the frame period), `check` refuses
+    with _blamed_on(cfg):
+        show = Show(cfg, output_for(cfg, patch), model=mdl, control=False, clock=FastClock)
+        show.pipeline.check_model(mdl)
     table = Table(title=f"{cfg.path}: {len(patch)} fixtures, universes "
                         f"{', '.join(map(str, patch.universes))}")
     for col in ("fixture", "profile / mode", "universe", "addresses", "channels"):
