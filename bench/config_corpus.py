@@ -380,6 +380,15 @@ def network_mutations() -> list[Mutation]:
                      ("3f2504e0-4f89-11d3-9a0c-0305e82c3301", "accept")):
         r.append(Mutation("network address", f"sacn cid {cid}", "network",
                           put((*s, "cid"), cid), exp))
+    for kind in ("sacn", "artnet"):
+        for iface, exp in (("nosuch0", "refuse"), ("192.0.2.77", "refuse"), ("lo", "accept"),
+                           ("127.0.0.1", "accept")):
+            r.append(Mutation("network interface", f"{kind} interface {iface} (kind {kind})",
+                              "network", chain(put(("output", "kind"), kind),
+                                               put(("output", kind, "interface"), iface),
+                                               put(("output", kind, "port"), 47990),
+                                               put(("output", kind, "unicast" if kind == "sacn"
+                                                    else "nodes"), ["127.0.0.1"])), exp))
     r.append(Mutation("network address", "artnet broadcast 0.0.0.0", "network",
                       put((*a, "broadcast"), "0.0.0.0"), "refuse"))
     r.append(Mutation("network address", "artnet broadcast 192.168.1.255", "network",

@@ -200,6 +200,43 @@ def _outputs(cfg: Any) -> None:
         _one_each(universes, ola.universe_map, int, "OLA universe", f, "output.ola")
 
 
+def check_here(cfg: Any) -> None:
+    """What `run` needs of this machine, for `check` (which runs where the show will): the
+    interface the output and the group send on. Not part of `check_rules`: a config is also
+    read where its show does not run (`latentdmx doctor` reports a missing interface)."""
+    o = cfg.output
+    for fld, name, used in (("output.sacn.interface", o.sacn.interface, o.kind == "sacn"),
+                            ("output.artnet.interface", o.artnet.interface,
+                             o.kind == "artnet"),
+                            ("sync.interface", cfg.sync.interface, bool(cfg.sync.group))):
+        if used and name:
+            _interface_here(name, cfg.path, fld)
+
+
+def _interface_here(name: str, file: str, fld: str) -> None:
+    """The interface the output or the group sends on is on this machine (as `run` needs it:
+    a name that exists, or an address of this machine). One that exists but has no address
+    yet is fine: the show waits for it."""
+    import socket
+
+    from .errors import OutputError
+    from .outputs.net import NoAddressYet, interface_address
+
+    try:
+        if name[0].isdigit():
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+                s.bind((name, 0))
+        else:
+            interface_address(name)
+    except NoAddressYet:
+        return
+    except (OutputError, OSError) as exc:
+        raise ConfigError(f"no network interface {name!r} on this machine "
+                          f"({getattr(exc, 'what', None) or exc.strerror or exc})", file=file,
+                          field=fld, fix="see `ip -br addr` for the interfaces there are, or "
+                                         "leave it empty for the routing table's") from None
+
+
 def _unicast(host: str, file: str, fld: str) -> None:
     ip = ipaddress.IPv4Address(host.strip())        # the section's validate: an IPv4 address
     if ip.is_unspecified or ip in ipaddress.IPv4Network("0.0.0.0/8") or \

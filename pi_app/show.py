@@ -23,7 +23,7 @@ from pathlib import Path
 from .ahead import RunAhead
 from .clock import FastClock, FrameClock
 from .config import Config, load_config
-from .config_rules import config_warnings
+from .config_rules import check_here, config_warnings
 from .errors import ControlError, LatentDMXError
 from .outputs import Output, output_for
 from .patch import Patch
@@ -171,6 +171,7 @@ class Show:
         try:
             new = load_config(path)
             output_for(new, Patch(new))         # what `run` refuses (built, never opened)
+            check_here(new)                     # and its interfaces, on this machine
             model = load_model(new.model, frame_budget_s=MAX_MODEL_SHARE / new.fps) \
                 if new.model != old.model else None
             if model is not None:

@@ -211,7 +211,7 @@ def check(config_path):
 
     from ..clock import FastClock
     from ..config import load_config
-    from ..config_rules import config_warnings
+    from ..config_rules import check_here, config_warnings
     from ..outputs import output_for
     from ..patch import Patch
     from ..show import Show
@@ -222,6 +222,7 @@ def check(config_path):
     # built as `run` builds them, not opened: what `run` refuses before its first frame (the
     # output's universes and map, a rig that could strobe, the sound file, the schedule, a
     # model too slow for the frame period), `check` refuses
+    check_here(cfg)                     # the interfaces it sends on are on this machine
     with _blamed_on(cfg):
         show = Show(cfg, output_for(cfg, patch), model=mdl, control=False, clock=FastClock)
         show.pipeline.check_model(mdl)
