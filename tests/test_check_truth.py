@@ -341,3 +341,36 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
     env.update(XDG_RUNTIME_DIR=tmp, STATE_DIRECTORY=tmp + "/state")
     return subprocess.run([sys.executable, "-m", "pi_app.cli", *args], capture_output=True,
                           text=True, env=env, cwd=ROOT, timeout=120)
+
+
+# -- a running daemon ------------------------------------------------------------------------
+def test_a_daemon_rejects_a_reload_to_a_date_that_does_not_exist(tmp_path):
+    """On 52dfd6e the reload logged a ValueError traceback (and the same config made `run`
+    crash at start, so the service crash-looped); now one line, and the show goes on."""
+    import signal
+    import time
+
+    from test_daemon import start, status
+
+    config = tmp_path / "rig.toml"
+    config.write_text(DEFAULT)
+    proc = start(tmp_path, config)
+    try:
+        assert status(tmp_path)["frames"] >= 0
+        config.write_text(DEFAULT + "\n" + entry(on="00:00", off="23:59",
+                                                  dates=["2027-02-29", "2027-03-03"]))
+        proc.send_signal(signal.SIGHUP)
+        time.sleep(1.0)
+        before = status(tmp_path)
+        time.sleep(0.5)
+        assert status(tmp_path)["frames"] > before["frames"] and proc.poll() is None
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0, out
+    rejected = [ln for ln in out.splitlines() if "reload rejected" in ln]
+    assert len(rejected) == 1 and "schedule[1].dates" in rejected[0], out
+    assert "Traceback" not in out
+    res = _cli("run", "--config", str(config), "--duration", "1")
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    assert "schedule[1].dates" in res.stderr.strip().splitlines()[-1]
