@@ -337,8 +337,25 @@ def load_model(name: str | os.PathLike, frame_budget_s: float | None = None) -> 
                              f"the {frame_budget_s * 1e3:.1f} ms a frame may take (half the "
                              "period)", file=jpath, field="layers",
                              fix="pick a smaller model, or lower fps")
-    _probe(model, jpath)
+    key = _probe_key(jpath, wpath)
+    if key is None or key not in _PROBED:
+        _probe(model, jpath)
+        if key is not None:
+            _PROBED.add(key)
     return model
+
+
+_PROBED: set[tuple] = set()     # model files whose probe passed, as they were then
+
+
+def _probe_key(*files: Path) -> tuple | None:
+    """Which files, as they are now (a model loaded again — a playlist's next item, a
+    second show in one process — is not probed again unless a file changed)."""
+    try:
+        return tuple((str(f.resolve()), st.st_ino, st.st_size, st.st_mtime_ns)
+                     for f in files for st in (f.stat(),))
+    except (OSError, ValueError):
+        return None
 
 
 def latent_cost_s(model: Model, runs: int = 3) -> float:
@@ -391,7 +408,7 @@ def _probe(model: Model, jpath: Path) -> None:
                         raise ModelError(f"overflows (inf or NaN) for ordinary latents "
                                          f"({bad} of {len(x)} tried)", file=jpath,
                                          field="layers", fix=_FIX_RETRAIN)
-                out = model.generate_scratch(z)
+                out = np.minimum(np.maximum(x, 0.0), 1.0)      # as `generate` clips
         except (ValueError, TypeError, IndexError, MemoryError, FloatingPointError) as exc:
             if isinstance(exc, ModelError):
                 raise
