@@ -374,3 +374,14 @@ def test_a_daemon_rejects_a_reload_to_a_date_that_does_not_exist(tmp_path):
     res = _cli("run", "--config", str(config), "--duration", "1")
     assert res.returncode == 2 and "Traceback" not in res.stderr
     assert "schedule[1].dates" in res.stderr.strip().splitlines()[-1]
+
+
+def test_check_prints_each_warning_on_one_line_and_passes(tmp_path):
+    last = dt.date.today().year - 1
+    path = tmp_path / "rig.toml"
+    path.write_text(DEFAULT + "\n" + entry(dates=[f"{last}-12-20", f"{last}-12-26"]))
+    res = _cli("check", str(path))
+    assert res.returncode == 0, res.stderr
+    lines = [ln for ln in res.stdout.splitlines() if ln.startswith("warning: ")]
+    assert any(ln.startswith(f"warning: {path}: schedule[1].dates: ") and
+               ln.endswith("for every year)") for ln in lines), res.stdout

@@ -242,7 +242,7 @@ def check(config_path):
                       f"{s.interface or 'the default route'}, changes {s.lead_s:g} s ahead")
     _note_home_model(console, mdl.info.path)
     for line in config_warnings(cfg):   # what may be meant, but may well be a slip
-        console.print(f"warning: {line}", markup=False, highlight=False)
+        console.print(f"warning: {line}", markup=False, highlight=False, soft_wrap=True)
 
 
 def _note_home_model(console, folder) -> None:
