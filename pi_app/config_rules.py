@@ -262,16 +262,11 @@ def _one_each(universes: list[int], mapping: dict, parse: Any, what: str, file: 
 # -- the web page and the sound file ----------------------------------------------------------
 def _preview(cfg: Any) -> None:
     pv = cfg.preview
-    host = pv.host.strip().strip("[]")
+    host = pv.host.strip("[]")
     try:
         ip = ipaddress.ip_address(host)
     except ValueError:
         ip = None
-    if ip is not None and ip.version == 6:
-        raise ConfigError(f"{pv.host!r} is an IPv6 address; the page is served on IPv4",
-                          file=cfg.path, field="preview.host",
-                          fix='use "127.0.0.1" (this machine) or "0.0.0.0" (the LAN, with a '
-                              'token)')
     if ip is None and (host != pv.host or not host or any(c.isspace() for c in host)):
         raise ConfigError(f"{pv.host!r} is not a host name or address", file=cfg.path,
                           field="preview.host", fix='use e.g. "127.0.0.1" or "0.0.0.0"')

@@ -199,7 +199,7 @@ def test_audio_file_missing_or_not_sound_is_refused_by_check(tmp_path):
         assert info.value.field == "audio.file"
 
 
-@pytest.mark.parametrize("host", ["::", "::1", "[::]", "local host"])
+@pytest.mark.parametrize("host", ["local host", " 127.0.0.1", "[pi.local]"])
 def test_a_web_host_the_page_cannot_serve_on_is_refused(host):
     with pytest.raises(ConfigError) as info:
         head, sep, tail = DEFAULT.partition("[preview]")
@@ -385,3 +385,44 @@ def test_check_prints_each_warning_on_one_line_and_passes(tmp_path):
     lines = [ln for ln in res.stdout.splitlines() if ln.startswith("warning: ")]
     assert any(ln.startswith(f"warning: {path}: schedule[1].dates: ") and
                ln.endswith("for every year)") for ln in lines), res.stdout
+
+
+@pytest.mark.parametrize("host", ["::1", "[::1]"])
+def test_the_web_page_serves_on_an_ipv6_address(host):
+    """On 52dfd6e `check` passed `host = "::"`/`"::1"` and `run --web` refused it."""
+    import socket
+    import tempfile
+    import threading
+    import time
+    import urllib.request
+
+    from pi_app.config import PreviewConfig, load_config
+    from pi_app.outputs.sim import SimOutput
+    from pi_app.patch import Patch
+    from pi_app.show import Show
+
+    with socket.socket(socket.AF_INET6) as s:
+        s.bind(("::1", 0))
+        port = s.getsockname()[1]
+    cfg = load_config(None)
+    cfg = cfg.replace(preview=PreviewConfig(web=True, host=host, port=port))
+    patch = Patch(cfg)
+    show = Show(cfg, SimOutput(patch.universes, blackout=patch.blackout_frames),
+                duration_s=30, control=False, presets_dir=tempfile.mkdtemp())
+    th = threading.Thread(target=show.run, daemon=True)
+    th.start()
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                req = urllib.request.Request(f"http://[::1]:{port}/state",
+                                             headers={"Host": f"[::1]:{port}"})
+                with urllib.request.urlopen(req, timeout=3) as r:
+                    assert r.status == 200
+                    break
+            except OSError:
+                assert time.monotonic() < deadline
+                time.sleep(0.1)
+    finally:
+        show.stop()
+        th.join(10)
