@@ -348,6 +348,17 @@ def collision_mutations() -> list[Mutation]:
         r.append(Mutation("in range (control)", f"{section} universe_map 1->{a + 10}",
                           "network", put(("output", section, "universe_map"),
                                          {"1": a + 10}), "accept"))
+    for kind, uni, exp in (("artnet", 40000, "refuse"), ("sacn", 0, "refuse"),
+                           ("sacn", 64000, "refuse"), ("sim", 65535, "accept"),
+                           ("artnet", 32767, "accept")):
+        r.append(Mutation("collision" if exp == "refuse" else "in range (control)",
+                          f"{kind} output, rig universe {uni} unmapped", "default",
+                          chain(put(("output", "kind"), kind),
+                                put(("output", kind, "unicast" if kind == "sacn" else "nodes"),
+                                    ["127.0.0.1"]) if kind != "sim" else put(("seed",), 0),
+                                put(("output", kind, "port"), 47991) if kind != "sim"
+                                else put(("seed",), 0),
+                                put(("fixtures", 0, "universe"), uni)), exp))
     r.append(Mutation("collision", "uart output, fixtures on two universes", "network",
                       put(("output", "kind"), "uart"), "refuse"))
     r.append(Mutation("collision", "sacn collision, output kind sacn", "network",

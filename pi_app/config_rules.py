@@ -181,7 +181,8 @@ def _outputs(cfg: Any) -> None:
             raise ConfigError("the nil UUID is not a source CID", file=f, field="output.sacn.cid",
                               fix="leave it empty (one is made and kept), or write a random "
                                   "UUID: `python3 -c 'import uuid; print(uuid.uuid4())'`")
-        _one_each(universes, sacn.universe_map, int, "sACN universe", f, "output.sacn")
+        _one_each(universes, sacn.universe_map, _sacn_universe, "sACN universe (1..63999)", f,
+                  "output.sacn", o.kind == "sacn")
     art = getattr(o, "artnet", None)
     if art is not None:
         for i, host in enumerate(art.nodes):
@@ -193,11 +194,12 @@ def _outputs(cfg: Any) -> None:
                                   '"255.255.255.255"')
         from .outputs.artnet import port_address
 
-        _one_each(universes, art.universe_map, port_address, "Port-Address", f,
-                  "output.artnet")
+        _one_each(universes, art.universe_map, port_address, "Art-Net Port-Address (0..32767)", f,
+                  "output.artnet", o.kind == "artnet")
     ola = getattr(o, "ola", None)
     if ola is not None:
-        _one_each(universes, ola.universe_map, int, "OLA universe", f, "output.ola")
+        _one_each(universes, ola.universe_map, int, "OLA universe", f, "output.ola",
+                  o.kind == "ola")
 
 
 def check_here(cfg: Any) -> None:
@@ -245,13 +247,31 @@ def _unicast(host: str, file: str, fld: str) -> None:
                           fix='write the node\'s own address, e.g. "192.168.1.50"')
 
 
+def _sacn_universe(value: object) -> int:
+    from .outputs import e131
+
+    if isinstance(value, int) and not isinstance(value, bool) and \
+            1 <= value <= e131.MAX_UNIVERSE:
+        return value
+    raise ValueError(value)
+
+
 def _one_each(universes: list[int], mapping: dict, parse: Any, what: str, file: str,
-              section: str) -> None:
+              section: str, active: bool) -> None:
     """Every patched rig universe goes to its own protocol universe (as the output maps them
-    when it opens: an unmapped rig universe keeps its number)."""
+    when it is built: an unmapped rig universe keeps its number), which the protocol has
+    (checked for the output in use: another section's defaults do not matter)."""
     seen: dict[Any, int] = {}
     for u in universes:
-        v = parse(mapping.get(str(u), u))
+        try:
+            v = parse(mapping.get(str(u), u))
+        except ValueError:
+            if not active:
+                continue
+            raise ConfigError(f"rig universe {u} has no {what}", file=file,
+                              field=f"{section}.universe_map",
+                              fix=f'map it to one, e.g. universe_map = {{ "{u}" = 1 }}'
+                              ) from None
         if v in seen:
             raise ConfigError(f"rig universes {seen[v]} and {u} both go to {what} {v}",
                               file=file, field=f"{section}.universe_map",

@@ -182,6 +182,23 @@ def test_universe_map_collisions_are_refused_by_check(kind, mapping, tmp_path):
     assert "Traceback" not in res.stderr and len(res.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.parametrize("kind,universe", [("artnet", 40000), ("sacn", 64000), ("sacn", 0)])
+def test_a_rig_universe_the_protocol_has_not_is_refused_not_a_traceback(tmp_path, kind,
+                                                                       universe):
+    """On 52dfd6e `check` passed it and `run` died with a ValueError traceback (Art-Net)."""
+    text = DEFAULT.replace('kind = "sim"', f'kind = "{kind}"', 1)
+    i = text.rindex("[[fixtures]]")
+    path = tmp_path / "rig.toml"
+    path.write_text(text[:i] + text[i:].replace("universe = 1", f"universe = {universe}", 1))
+    for cmd in (["check", str(path)], ["run", "--config", str(path), "--duration", "1"]):
+        res = _cli(*cmd)
+        assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
+        assert f"output.{kind}.universe_map: rig universe {universe} has no" in res.stderr
+    text = DEFAULT
+    path.write_text(text[:i] + text[i:].replace("universe = 1", "universe = 65535", 1))
+    assert _cli("check", str(path)).returncode == 0      # sim: the other sections' defaults
+
+
 def test_a_uart_rig_on_two_universes_is_refused_by_check(tmp_path):
     path = tmp_path / "rig.toml"
     path.write_text(_two_universes(DEFAULT).replace('kind = "sim"', 'kind = "uart"', 1))
