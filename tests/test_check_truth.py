@@ -443,3 +443,14 @@ def test_the_web_page_serves_on_an_ipv6_address(host):
     finally:
         show.stop()
         th.join(10)
+
+
+def test_a_playlist_or_preset_model_too_slow_is_refused_naming_its_field(tmp_path):
+    folder = _heavy_model(tmp_path / "heavy")
+    path = tmp_path / "rig.toml"
+    path.write_text(DEFAULT.replace("fps = 40", "fps = 44", 1) +
+                    f'\n[playlists.p]\nitems = [{{ model = "{folder}" }}]\n')
+    res = _cli("check", str(path))
+    assert res.returncode == 2, res.stdout
+    err = res.stderr.strip().splitlines()
+    assert len(err) == 1 and "playlists.p.items[0].model" in err[0] and "ms a frame" in err[0]

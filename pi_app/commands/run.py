@@ -58,6 +58,28 @@ def load_show_model(cfg, from_flag: bool):
     return load_model(cfg.model, frame_budget_s=MAX_MODEL_SHARE / cfg.fps)
 
 
+def check_other_models(cfg) -> None:
+    """The models the config's presets and playlist items name load, stay finite and fit the
+    frame period, as the config's own model must (`run` would skip such an item, logged)."""
+    from ..errors import ModelError
+    from ..runtime import MAX_MODEL_SHARE, load_model
+
+    refs = {f"presets.{name}.model": p.model for name, p in cfg.presets.items() if p.model}
+    refs.update({f"playlists.{name}.items[{j}].model": item["model"]
+                 for name, pl in cfg.playlists.items() for j, item in enumerate(pl.items)
+                 if isinstance(item, dict) and item.get("model")})
+    done: set[str] = {cfg.model}
+    for fld, ref in refs.items():
+        if ref in done:
+            continue
+        done.add(ref)
+        try:
+            load_model(ref, frame_budget_s=MAX_MODEL_SHARE / cfg.fps)
+        except ModelError as exc:
+            raise ModelError(f"model {ref!r}: {exc.what}", file=cfg.path, field=fld,
+                             fix=exc.fix) from None
+
+
 @click.command()
 @click.option("--config", "config_path", type=click.Path(),
               help="Rig config (TOML). Default: the bundled demo rig (3 Lumeri heads, 4 pars).")
@@ -118,6 +140,7 @@ def run(config_path, output, model, fps, seed, duration, record, web, audio, ver
         import dataclasses
         cfg = cfg.replace(preview=dataclasses.replace(cfg.preview, web=True))
     mdl = load_show_model(cfg, from_flag=model is not None)
+    check_other_models(cfg)
     from ..patch import Patch
 
     patch = Patch(cfg)
@@ -219,6 +242,7 @@ def check(config_path):
     cfg = load_config(config_path)      # every rule `run` and a reload apply (config_rules)
     patch = Patch(cfg)
     mdl = load_show_model(cfg, from_flag=False)
+    check_other_models(cfg)
     # built as `run` builds them, not opened: what `run` refuses before its first frame (the
     # output's universes and map, a rig that could strobe, the sound file, the schedule, a
     # model too slow for the frame period), `check` refuses
