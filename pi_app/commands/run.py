@@ -247,8 +247,11 @@ def check(config_path):
     # output's universes and map, a rig that could strobe, the sound file, the schedule, a
     # model too slow for the frame period), `check` refuses
     check_here(cfg)                     # the interfaces it sends on are on this machine
-    with _blamed_on(cfg):
-        show = Show(cfg, output_for(cfg, patch), model=mdl, control=False, clock=FastClock)
+    import dataclasses
+
+    quiet = cfg.replace(audio=dataclasses.replace(cfg.audio, file="", device=""))  # read by
+    with _blamed_on(cfg):                                   # config_rules, not played here
+        show = Show(quiet, output_for(cfg, patch), model=mdl, control=False, clock=FastClock)
         show.pipeline.check_model(mdl)
     table = Table(title=f"{cfg.path}: {len(patch)} fixtures, universes "
                         f"{', '.join(map(str, patch.universes))}")
