@@ -44,6 +44,9 @@ if str(ROOT) not in sys.path:
 DEFAULT_TOML = ROOT / "pi_app" / "data" / "default.toml"
 README = ROOT / "README.md"
 TODAY = dt.date.today()
+# UDP ports for the outputs that send (to 127.0.0.1, where nobody listens): one range per
+# process, so two sweeps at once do not claim the same lights (`pi_app.claims`)
+PORT = 20000 + (os.getpid() % 4000) * 10
 NEXT_YEAR = TODAY.year + 1
 LAST_YEAR = TODAY.year - 1
 
@@ -356,7 +359,7 @@ def collision_mutations() -> list[Mutation]:
                           chain(put(("output", "kind"), kind),
                                 put(("output", kind, "unicast" if kind == "sacn" else "nodes"),
                                     ["127.0.0.1"]) if kind != "sim" else put(("seed",), 0),
-                                put(("output", kind, "port"), 47991) if kind != "sim"
+                                put(("output", kind, "port"), PORT + 1) if kind != "sim"
                                 else put(("seed",), 0),
                                 put(("fixtures", 0, "universe"), uni)), exp))
     r.append(Mutation("collision", "uart output, fixtures on two universes", "network",
@@ -364,12 +367,12 @@ def collision_mutations() -> list[Mutation]:
     r.append(Mutation("collision", "sacn collision, output kind sacn", "network",
                       chain(put(("output", "kind"), "sacn"),
                             put(("output", "sacn", "unicast"), ["127.0.0.1"]),
-                            put(("output", "sacn", "port"), 47999),
+                            put(("output", "sacn", "port"), PORT + 9),
                             put(("output", "sacn", "universe_map"), {"1": 2})), "refuse"))
     r.append(Mutation("collision", "artnet collision, output kind artnet", "network",
                       chain(put(("output", "kind"), "artnet"),
                             put(("output", "artnet", "nodes"), ["127.0.0.1"]),
-                            put(("output", "artnet", "port"), 47998),
+                            put(("output", "artnet", "port"), PORT + 8),
                             put(("output", "artnet", "universe_map"), {"2": 1})), "refuse"))
     return r
 
@@ -397,7 +400,7 @@ def network_mutations() -> list[Mutation]:
             r.append(Mutation("network interface", f"{kind} interface {iface} (kind {kind})",
                               "network", chain(put(("output", "kind"), kind),
                                                put(("output", kind, "interface"), iface),
-                                               put(("output", kind, "port"), 47990),
+                                               put(("output", kind, "port"), PORT + 0),
                                                put(("output", kind, "unicast" if kind == "sacn"
                                                     else "nodes"), ["127.0.0.1"])), exp))
     r.append(Mutation("network address", "artnet broadcast 0.0.0.0", "network",
