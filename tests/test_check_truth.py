@@ -454,3 +454,31 @@ def test_a_playlist_or_preset_model_too_slow_is_refused_naming_its_field(tmp_pat
     assert res.returncode == 2, res.stdout
     err = res.stderr.strip().splitlines()
     assert len(err) == 1 and "playlists.p.items[0].model" in err[0] and "ms a frame" in err[0]
+
+
+def test_a_reload_that_changes_the_group_needs_a_restart(tmp_path, caplog):
+    """On 52dfd6e a reload into another [sync] section was "applied": the config changed,
+    the group the member plays in did not."""
+    import logging
+
+    from pi_app.clock import FastClock
+    from pi_app.config import load_config
+    from pi_app.outputs.sim import SimOutput
+    from pi_app.patch import Patch
+    from pi_app.show import Show
+
+    path = tmp_path / "rig.toml"
+    path.write_text(_sync(group="foyer").replace('interface = ""', 'interface = "lo"'))
+    cfg = load_config(path)
+    path.write_text(_sync(group="hall").replace('interface = ""', 'interface = "lo"'))
+    patch = Patch(cfg)
+    show = Show(cfg, SimOutput(patch.universes, blackout=patch.blackout_frames),
+                duration_s=1.0, control=False, config_path=path, clock=FastClock,
+                presets_dir=tmp_path / "presets")
+    show.lockstep = None                  # alone (no LAN here): only the reload is tried
+    show.pipeline.lockstep = show.director.nominal = False
+    show.listeners.append(lambda s: s.request_reload() if s.frames_out == 5 else None)
+    with caplog.at_level(logging.INFO, logger="latentdmx"):
+        assert show.run() == 0
+    assert any("changes to sync need a restart" in r.getMessage() for r in caplog.records)
+    assert show.config.sync.group == "foyer"
