@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import secrecy
+from .config_rules import check_rules
 from .errors import ConfigError
 from .install_config import (
     LocationConfig,
@@ -432,6 +433,7 @@ def validate(cfg: Config) -> Config:
                                   fix="park the head outside its keep-out boxes")
     validate_install(cfg)
     cfg.sync.validate(f)
+    check_rules(cfg)                # what it must mean: one validation for check, run, reload
     return cfg
 
 

@@ -26,9 +26,11 @@ from .errors import ConfigError
 from .hosts import is_loopback
 
 DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+FULL_DAY_NAMES = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 DAY_GROUPS = {"daily": DAY_NAMES, "weekdays": DAY_NAMES[:5], "weekends": DAY_NAMES[5:]}
 SUN_EVENTS = ("sunrise", "sunset", "dawn", "dusk")
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.-]{0,63}$")
+# \A..\Z, not ^..$: "$" also matches before a final newline ("dusk\n" is not a name)
+NAME_RE = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9 _.-]{0,63}\Z")
 NAME_FIX = "use 1..64 letters, digits, spaces, '_', '.' or '-', starting with a letter or digit"
 
 
@@ -118,12 +120,29 @@ class TimeSpec:
         return self.text
 
 
+REF_MINUTES = {"sunrise": 6 * 60, "dawn": 5 * 60 + 30, "sunset": 18 * 60, "dusk": 18 * 60 + 30}
+
+
+def ref_minutes(spec: TimeSpec) -> float:
+    """Where a time sits in a typical day (sunrise 06:00, sunset 18:00): decides, from the
+    times as written, whether a window closes the same day or the next."""
+    if spec.event == "clock":
+        return spec.minutes
+    return REF_MINUTES[spec.event] + spec.offset_s / 60.0
+
+
 def parse_duration_s(text: str) -> float | None:
     """"15m", "1h30m", "90s", "1.5h" -> seconds; None if it is not a duration."""
     text = text.strip().lower().replace(" ", "")
     if not text or _DUR_RE.sub("", text):
         return None
     return sum(float(n) * _UNIT_S[u] for n, u in _DUR_RE.findall(text))
+
+
+def same_time(a: TimeSpec | None, b: TimeSpec | None) -> bool:
+    """Whether two times are the same moment of every day ("9:00" and "09:00")."""
+    return a is not None and b is not None and \
+        (a.event, a.minutes, a.offset_s) == (b.event, b.minutes, b.offset_s)
 
 
 def parse_time(text: str) -> TimeSpec | None:
@@ -141,25 +160,45 @@ def parse_time(text: str) -> TimeSpec | None:
     return None
 
 
+def day_names(day: str) -> tuple[str, ...] | None:
+    """A day or a group of days -> their short names; None if it is not one. A day is its
+    name or a start of it of 3 letters or more ("mon", "tues", "Thursday"), never a word that
+    merely starts like one ("monster")."""
+    key = day.strip().lower()
+    if key in DAY_GROUPS:
+        return DAY_GROUPS[key]
+    for short, full in zip(DAY_NAMES, FULL_DAY_NAMES, strict=True):
+        if len(key) >= 3 and full.startswith(key):
+            return (short,)
+    return None
+
+
 def expand_days(days: tuple[str, ...]) -> frozenset[int]:
     """Day names -> weekday numbers (0 = Monday); empty means every day."""
     out: set[int] = set()
     for d in days or ("daily",):
-        key = d.strip().lower()[:3] if d.strip().lower() not in DAY_GROUPS else d.strip().lower()
-        names = DAY_GROUPS.get(key, (key,))
+        names = day_names(d)
+        if names is None:
+            raise ValueError(f"{d!r} is not a day")
         out.update(DAY_NAMES.index(n) for n in names)
     return frozenset(out)
 
 
 def parse_date(text: str) -> tuple[int | None, int, int] | None:
-    """"12-24" -> (None, 12, 24); "2026-12-24" -> (2026, 12, 24); None if not a date."""
-    m = re.match(r"^(?:(\d{4})-)?(\d{1,2})-(\d{1,2})$", text.strip())
+    """"12-24" -> (None, 12, 24); "2026-12-24" -> (2026, 12, 24); None if not a date that
+    exists ("2027-02-29", "04-31"; "02-29" without a year is a leap day, which exists)."""
+    import datetime as dt
+
+    m = re.fullmatch(r"(?:(\d{4})-)?(\d{1,2})-(\d{1,2})", text.strip())
     if not m:
         return None
     year = int(m.group(1)) if m.group(1) else None
     month, day = int(m.group(2)), int(m.group(3))
-    if not 1 <= month <= 12 or not 1 <= day <= (29 if month == 2 else
-                                                 30 if month in (4, 6, 9, 11) else 31):
+    try:
+        dt.date(2000 if year is None else year, month, day)     # 2000: a leap year
+    except ValueError:
+        return None
+    if year is not None and year < 1:
         return None
     return year, month, day
 
@@ -229,14 +268,13 @@ def validate_install(cfg: Any) -> None:
                                   fix='write "HH:MM", "sunrise", "sunset", "dawn", "dusk", or '
                                       'one of them with an offset such as "sunset+20m", '
                                       '"sunrise-1h30m"')
-        if e.on.strip() == e.off.strip():
-            raise ConfigError("on and off are the same time", file=f, field=f"{fld}.off",
-                              fix="give the window a length")
+        if same_time(parse_time(e.on), parse_time(e.off)):
+            raise ConfigError(f"on ({e.on!r}) and off ({e.off!r}) are the same time", file=f,
+                              field=f"{fld}.off", fix="give the window a length")
         for j, d in enumerate(e.days):
-            key = d.strip().lower()
-            if key not in DAY_GROUPS and key[:3] not in DAY_NAMES:
+            if day_names(d) is None:
                 raise ConfigError(f"{d!r} is not a day", file=f, field=f"{fld}.days[{j}]",
-                                  fix="use mon, tue, wed, thu, fri, sat, sun, weekdays, "
+                                  fix="use mon..sun (or monday..sunday), weekdays, "
                                       "weekends or daily")
         if e.dates:
             if len(e.dates) != 2 or any(parse_date(d) is None for d in e.dates):
@@ -256,7 +294,8 @@ def validate_install(cfg: Any) -> None:
     for name, p in cfg.presets.items():
         fld = f"presets.{name}"
         if not NAME_RE.match(name):
-            raise ConfigError(f"{name!r} is not a preset name", file=f, field=fld, fix=NAME_FIX)
+            raise ConfigError(f"{name!r} is not a preset name", file=f,
+                              field=f"presets.{name!r}", fix=NAME_FIX)   # repr: one line
         if p.seed < -1:
             raise ConfigError("seed must be 0 or more", file=f, field=f"{fld}.seed",
                               fix="use a whole number from 0")
@@ -290,7 +329,8 @@ def validate_install(cfg: Any) -> None:
     for name, pal in cfg.palettes.items():
         fld = f"palettes.{name}"
         if not NAME_RE.match(name):
-            raise ConfigError(f"{name!r} is not a palette name", file=f, field=fld, fix=NAME_FIX)
+            raise ConfigError(f"{name!r} is not a palette name", file=f,
+                              field=f"palettes.{name!r}", fix=NAME_FIX)
         if bool(pal.hues) == (pal.kelvin > 0):
             raise ConfigError("a palette needs hues or a kelvin temperature (not both)",
                               file=f, field=fld,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import threading
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -24,7 +25,7 @@ from .mapper import make_mapper, streams_for
 from .moves import Moves
 from .patch import Patch
 from .phase import PhaseLine
-from .runtime import Model
+from .runtime import MAX_MODEL_SHARE, Model
 from .safety import Safety
 from .scene import LIGHT, N_ATTRS
 from .walk import LatentWalk
@@ -130,6 +131,23 @@ class _Source:
         return self._scene
 
 
+COST_RUNS = 5                # a model's frame cost: the fastest of this many frames
+
+
+def frame_cost_s(src: _Source, runs: int = COST_RUNS) -> float:
+    """What one frame of `src`'s model and mapper costs here, in seconds: the fastest of
+    `runs` frames after a first (buffers made, caches warm), so a busy machine does not make
+    a model look slower than it is."""
+    z = src.walk.at(0.5)
+    best = math.inf
+    for k in range(runs + 1):
+        t0 = time.perf_counter()
+        src.mapper(src.model.generate(z))
+        if k:
+            best = min(best, time.perf_counter() - t0)
+    return best
+
+
 class Pipeline:
     def __init__(self, config: Config, model: Model, *, seed: int | None = None) -> None:
         self.config = config
@@ -212,10 +230,21 @@ class Pipeline:
         from .errors import ModelError
 
         try:
-            _Source(model, self.config, self.seed, self.positions).scene(0.0)
+            src = _Source(model, self.config, self.seed, self.positions)
+            src.scene(0.0)
         except (ValueError, TypeError, IndexError) as exc:
             raise ModelError(f"cannot play on this rig ({exc})", file=model.info.path,
                              field="model", fix="pick another model") from None
+        cost = frame_cost_s(src)
+        period = 1.0 / self.fps
+        if cost > MAX_MODEL_SHARE * period:
+            fits = math.floor(MAX_MODEL_SHARE / cost) if cost < MAX_MODEL_SHARE else 0
+            raise ModelError(
+                f"takes {cost * 1e3:.1f} ms a frame on this machine and rig, more than half "
+                f"the {period * 1e3:.1f} ms period at {self.fps:g} fps", file=model.info.path,
+                field="model", fix=("pick a smaller model, or lower fps to " +
+                                    (f"{fits} or less" if fits >= 1 else "... it is too slow "
+                                     "at any fps"))) from None
 
     def set_model(self, model: Model, t_s: float) -> None:
         """Swap models with a cross-fade of `MODEL_XFADE_S` seconds."""

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import tempfile
 import time
@@ -59,11 +60,16 @@ class Preset:
         names = {f.name for f in fields(cls)} - {"source"}
         kw = {k: v for k, v in data.items() if k in names}
         p = cls(**kw, source=source)
-        if not (isinstance(p.name, str) and isinstance(p.model, str) and
-                isinstance(p.seed, int) and p.seed >= 0 and
-                all(isinstance(x, int | float) and not isinstance(x, bool)
-                    for x in (p.phase, p.tempo, p.master))):
+        numbers = (p.phase, p.tempo, p.master)
+        if not (isinstance(p.name, str) and isinstance(p.model, str) and p.model and
+                isinstance(p.seed, int) and not isinstance(p.seed, bool) and
+                0 <= p.seed < 2**63 and isinstance(p.palette, str) and
+                isinstance(p.heads_still, bool) and isinstance(p.music, dict) and
+                all(isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
+                    for x in numbers)):
             raise ValueError("bad preset fields")
+        if not (p.phase >= 0 and 0.01 <= p.tempo <= 100 and 0 <= p.master <= 1):
+            raise ValueError("preset fields out of range")      # the phase's top: walk.py
         return p
 
 

@@ -321,8 +321,10 @@ def _info(doc: dict, folder: Path, jpath: Path) -> ModelInfo:
                      image_shape=shape, path=folder, card=card)
 
 
-def load_model(name: str | os.PathLike) -> Model:
-    """Load model NAME (bundled, user folder, or path); raise `ModelError` if it is broken."""
+def load_model(name: str | os.PathLike, frame_budget_s: float | None = None) -> Model:
+    """Load model NAME (bundled, user folder, or path); raise `ModelError` if it is broken,
+    or if one latent takes longer than `frame_budget_s` (then before the probe, which tries
+    `PROBE_LATENTS` of them)."""
     folder = find_model(name)
     jpath = folder / "model.json"
     doc = _read_json(jpath)
@@ -336,35 +338,98 @@ def load_model(name: str | os.PathLike) -> Model:
     weights = _read_weights(wpath)
     layers = _get(doc, "layers", list, jpath)
     model = Model(info, _build(layers, weights, info, jpath, wpath))
-    _probe(model, jpath)
+    if frame_budget_s is not None:
+        cost = latent_cost_s(model)
+        if cost > frame_budget_s:
+            raise ModelError(f"takes {cost * 1e3:.1f} ms a frame on this machine, more than "
+                             f"the {frame_budget_s * 1e3:.1f} ms a frame may take (half the "
+                             "period)", file=jpath, field="layers",
+                             fix="pick a smaller model, or lower fps")
+    key = _probe_key(jpath, wpath)
+    if key is None or key not in _PROBED:
+        _probe(model, jpath)
+        if key is not None:
+            _PROBED.add(key)
     return model
 
 
-def _probe(model: Model, jpath: Path) -> None:
-    """Run the model once, as the show will: the right shape, finite numbers."""
-    z = np.random.default_rng(0).standard_normal((2, model.info.latent_dim)).astype(np.float32)
+_PROBED: set[tuple] = set()     # model files whose probe passed, as they were then
+
+
+def _probe_key(*files: Path) -> tuple | None:
+    """Which files, as they are now (a model loaded again — a playlist's next item, a
+    second show in one process — is not probed again unless a file changed)."""
     try:
-        with np.errstate(all="ignore"):
-            x = z
-            for op in model._ops:               # every layer stays finite, not just the end
-                x = op(x)
-                if not np.isfinite(x).all():
-                    raise ModelError("overflows (inf or NaN) for an ordinary latent",
-                                     file=jpath, field="layers", fix=_FIX_RETRAIN)
-            out = model.generate(z)
-    except (ValueError, TypeError, IndexError, MemoryError, FloatingPointError) as exc:
-        if isinstance(exc, ModelError):
-            raise
-        raise ModelError(f"does not run ({exc.__class__.__name__}: {_clip(str(exc), 80)})",
-                         file=jpath, field="layers", fix=_FIX_RETRAIN) from None
-    want = (2, len(model.info.fields)) if model.info.kind == "points" else \
-        (2, *(model.info.image_shape or ()))
-    if out.shape != want:
-        raise ModelError(f"makes {out.shape[1:]}, output wants {want[1:]}", file=jpath,
-                         field="layers", fix=_FIX_RETRAIN)
-    if not np.isfinite(out).all():
-        raise ModelError("makes NaN for an ordinary latent", file=jpath, field="layers",
-                         fix=_FIX_RETRAIN)
+        return tuple((str(f.resolve()), st.st_ino, st.st_size, st.st_mtime_ns)
+                     for f in files for st in (f.stat(),))
+    except (OSError, ValueError):
+        return None
+
+
+def latent_cost_s(model: Model, runs: int = 3) -> float:
+    """One latent through the model, in seconds: the fastest of `runs` after a first."""
+    import time
+
+    z = probe_latents(model.info.latent_dim, 1)
+    best = math.inf
+    with np.errstate(all="ignore"):
+        for k in range(runs + 1):
+            t0 = time.perf_counter()
+            try:
+                model.generate_scratch(z)
+            except (ValueError, TypeError, IndexError, FloatingPointError):
+                return 0.0                      # broken: the probe says how
+            if k:
+                best = min(best, time.perf_counter() - t0)
+    return best
+
+
+MAX_MODEL_SHARE = 0.5       # of the frame period, at most, for the model (and its mapper)
+PROBE_LATENTS = 256          # latents a model is tried on before it plays
+PROBE_BATCH = 32            # ... this many at a time (an image model's work stays small)
+
+
+def probe_latents(latent_dim: int, n: int = PROBE_LATENTS) -> np.ndarray:
+    """The latents a model is tried on: `n` of the walk's N(0, I), a quarter of them at up
+    to 3x its radius (a walk's `spread` reaches there), seeded: the same every time."""
+    z = np.random.default_rng(0).standard_normal((n, latent_dim)).astype(np.float32)
+    z[: n // 4] *= np.linspace(1.0, 3.0, n // 4, dtype=np.float32)[:, None]
+    return z
+
+
+def _probe(model: Model, jpath: Path) -> None:
+    """Run the model as the show will, on `PROBE_LATENTS` latents (a model whose weights
+    overflow for a fraction of the latents must not load because two happened to pass): the
+    right shape, every layer's numbers finite. Work buffers are not kept (`fresh`)."""
+    z_all = probe_latents(model.info.latent_dim)
+    for start in range(0, len(z_all), PROBE_BATCH):
+        z = z_all[start:start + PROBE_BATCH]
+        try:
+            with np.errstate(all="ignore"):
+                x = z.copy()                    # in-place activations: not into z
+                for op in model._ops:           # every layer stays finite, not just the end
+                    fresh = getattr(op, "fresh", None)
+                    x = op(x, keep=False) if isinstance(op, _Conv2d) else \
+                        fresh(x) if fresh is not None else op(x)
+                    if not np.isfinite(x).all():
+                        bad = int((~np.isfinite(x.reshape(len(x), -1))).any(axis=1).sum())
+                        raise ModelError(f"overflows (inf or NaN) for ordinary latents "
+                                         f"({bad} of {len(x)} tried)", file=jpath,
+                                         field="layers", fix=_FIX_RETRAIN)
+                out = np.minimum(np.maximum(x, 0.0), 1.0)      # as `generate` clips
+        except (ValueError, TypeError, IndexError, MemoryError, FloatingPointError) as exc:
+            if isinstance(exc, ModelError):
+                raise
+            raise ModelError(f"does not run ({exc.__class__.__name__}: {_clip(str(exc), 80)})",
+                             file=jpath, field="layers", fix=_FIX_RETRAIN) from None
+        want = (len(z), len(model.info.fields)) if model.info.kind == "points" else \
+            (len(z), *(model.info.image_shape or ()))
+        if out.shape != want:
+            raise ModelError(f"makes {out.shape[1:]}, output wants {want[1:]}", file=jpath,
+                             field="layers", fix=_FIX_RETRAIN)
+        if not np.isfinite(out).all():
+            raise ModelError("makes NaN for an ordinary latent", file=jpath, field="layers",
+                             fix=_FIX_RETRAIN)
 
 
 # ---------------------------------------------------------------- layers -> NumPy ops

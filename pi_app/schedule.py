@@ -38,6 +38,7 @@ from .install_config import (
     expand_days,
     parse_date,
     parse_time,
+    ref_minutes,
     system_timezone,
 )
 
@@ -201,7 +202,7 @@ class Schedule:
             if isinstance(on, str):
                 skipped.append(Skipped(i, e, day, on))
                 continue
-            over_midnight = _ref_minutes(off_spec) <= _ref_minutes(on_spec)
+            over_midnight = ref_minutes(off_spec) <= ref_minutes(on_spec)
             off = self.resolve(off_spec, day + dt.timedelta(days=1 if over_midnight else 0))
             if isinstance(off, str):
                 skipped.append(Skipped(i, e, day, off))
@@ -242,17 +243,6 @@ class Schedule:
             if w != current:
                 return State(current, t, w)
         return State(current, None, None)
-
-
-_REF_MINUTES = {"sunrise": 6 * 60, "dawn": 5 * 60 + 30, "sunset": 18 * 60, "dusk": 18 * 60 + 30}
-
-
-def _ref_minutes(spec: TimeSpec) -> float:
-    """Where a time sits in a typical day (sunrise 06:00, sunset 18:00): decides, from the
-    times as written, whether a window closes the same day or the next."""
-    if spec.event == "clock":
-        return spec.minutes
-    return _REF_MINUTES[spec.event] + spec.offset_s / 60.0
 
 
 def _winner(wins: list[Window], t: dt.datetime) -> Window | None:

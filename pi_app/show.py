@@ -23,10 +23,12 @@ from pathlib import Path
 from .ahead import RunAhead
 from .clock import FastClock, FrameClock
 from .config import Config, load_config
+from .config_rules import check_here, config_warnings
 from .errors import ControlError, LatentDMXError
-from .outputs import Output
+from .outputs import Output, output_for
+from .patch import Patch
 from .pipeline import Pipeline
-from .runtime import Model, load_model
+from .runtime import MAX_MODEL_SHARE, Model, load_model
 from .sim.record import ShowRecorder
 
 log = logging.getLogger("latentdmx")
@@ -168,14 +170,18 @@ class Show:
 
         Live: the model (cross-faded), seed, walk, master dimmer, and the installation:
         schedule, presets, playlists, palettes, fixture trims. Needs a restart (fade-out,
-        blackout, a fresh start): fixtures, output, fps, [audio] and the other safety settings.
+        blackout, a fresh start): fixtures, output, fps, [audio], [sync] and the other safety
+        settings.
         [music] is live too."""
         self._reload_requested = False
         path = self.config_path
         old = self.config
         try:
             new = load_config(path)
-            model = load_model(new.model) if new.model != old.model else None
+            output_for(new, Patch(new))         # what `run` refuses (built, never opened)
+            check_here(new)                     # and its interfaces, on this machine
+            model = load_model(new.model, frame_budget_s=MAX_MODEL_SHARE / new.fps) \
+                if new.model != old.model else None
             if model is not None:
                 self.pipeline.check_model(model)
         except LatentDMXError as exc:
@@ -185,6 +191,7 @@ class Show:
             ("fixtures", _untrimmed(new) != _untrimmed(old)),    # trims are live
             ("output", new.output != old.output),
             ("fps", new.fps != old.fps), ("audio", new.audio != old.audio),
+            ("sync", new.sync != old.sync),         # the group is joined once, at start
             ("safety", new.safety.replace_master(old.safety.master) != old.safety))
             if changed]
         if restart:
@@ -199,6 +206,8 @@ class Show:
         self.config = new
         log.info("reloaded %s: %s", path or "the default config",
                  ", ".join(changes) or "nothing changed that the show uses")
+        for line in config_warnings(new):
+            log.warning("%s", line)
 
     def _apply(self, change: Callable[[float], None], t_s: float) -> None:
         """A live change between frames: if it fails, the show goes on as it was."""

@@ -590,9 +590,9 @@ def _bpm(show: Any, a: dict[str, Any]) -> Change:
          help="Swap to model NAME (bundled name, user model or path) with a cross-fade.",
          live=True, state="model")
 def _model(show: Any, a: dict[str, Any]) -> Change:
-    from .runtime import load_model
+    from .runtime import MAX_MODEL_SHARE, load_model
 
-    model = load_model(a["name"])                 # on the client's thread, not the loop
+    model = load_model(a["name"], frame_budget_s=MAX_MODEL_SHARE / show.fps)   # client's thread
     show.pipeline.check_model(model)              # and what could fail on the loop is tried
     d = show.director
     return Change({"model": model.info.name},

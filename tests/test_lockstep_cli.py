@@ -49,10 +49,10 @@ def test_sync_mistakes_are_one_line(tmp_path, sync, field, fix):
 
 
 def test_check_names_the_group(tmp_path):
-    path = _rig(tmp_path, f'group = "foyer"\n{KEY}\ninterface = "eth0"')
+    path = _rig(tmp_path, f'group = "foyer"\n{KEY}\ninterface = "lo"')   # on every machine
     result = CliRunner().invoke(main, ["check", str(path)])
     assert result.exit_code == 0, result.output
-    assert "group 'foyer': epoch 2026-01-01T00:00:00Z, 239.192.77.13:5570 on eth0" in \
+    assert "group 'foyer': epoch 2026-01-01T00:00:00Z, 239.192.77.13:5570 on lo" in \
         result.output
 
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 
 import click
 
-from ..errors import ConfigError
+from ..errors import ConfigError, LatentDMXError
 from ..outputs import registry
 
 
@@ -46,7 +47,7 @@ def load_show_model(cfg, from_flag: bool):
     """The config's model; a model name that does not exist is blamed on the config file's
     `model` field (or on --model), not on a path the user never typed."""
     from ..errors import ModelError
-    from ..runtime import find_model, load_model
+    from ..runtime import MAX_MODEL_SHARE, find_model, load_model
 
     try:
         find_model(cfg.model)
@@ -54,7 +55,29 @@ def load_show_model(cfg, from_flag: bool):
         raise ModelError(f"no such model {cfg.model!r}", file="command line" if from_flag
                          else cfg.path, field="--model" if from_flag else "model",
                          fix=exc.fix) from None
-    return load_model(cfg.model)
+    return load_model(cfg.model, frame_budget_s=MAX_MODEL_SHARE / cfg.fps)
+
+
+def check_other_models(cfg) -> None:
+    """The models the config's presets and playlist items name load, stay finite and fit the
+    frame period, as the config's own model must (`run` would skip such an item, logged)."""
+    from ..errors import ModelError
+    from ..runtime import MAX_MODEL_SHARE, load_model
+
+    refs = {f"presets.{name}.model": p.model for name, p in cfg.presets.items() if p.model}
+    refs.update({f"playlists.{name}.items[{j}].model": item["model"]
+                 for name, pl in cfg.playlists.items() for j, item in enumerate(pl.items)
+                 if isinstance(item, dict) and item.get("model")})
+    done: set[str] = {cfg.model}
+    for fld, ref in refs.items():
+        if ref in done:
+            continue
+        done.add(ref)
+        try:
+            load_model(ref, frame_budget_s=MAX_MODEL_SHARE / cfg.fps)
+        except ModelError as exc:
+            raise ModelError(f"model {ref!r}: {exc.what}", file=cfg.path, field=fld,
+                             fix=exc.fix) from None
 
 
 @click.command()
@@ -117,13 +140,20 @@ def run(config_path, output, model, fps, seed, duration, record, web, audio, ver
         import dataclasses
         cfg = cfg.replace(preview=dataclasses.replace(cfg.preview, web=True))
     mdl = load_show_model(cfg, from_flag=model is not None)
+    check_other_models(cfg)
     from ..patch import Patch
 
     patch = Patch(cfg)
-    out = output_for(cfg, patch)
+    with _blamed_on(cfg):
+        out = output_for(cfg, patch)
     show = Show(cfg, out, model=mdl, duration_s=duration, record_path=record,
                 config_path=config_path, clock=_clock(cfg.output.kind), audio=audio)
+    show.pipeline.check_model(mdl)      # finite, and cheap enough for the frame period
     log = logging.getLogger("latentdmx")
+    from ..config_rules import config_warnings
+
+    for line in config_warnings(cfg):
+        log.warning("%s", line)
     show.listeners.append(_status_logger(log, every_s=30.0))
     started = (f"playing {mdl.info.name} ({mdl.info.family}) on {len(cfg.fixtures)} fixtures, "
                f"{len(patch.universes)} universe(s), output {cfg.output.kind}, {cfg.fps:g} fps, "
@@ -147,6 +177,19 @@ def run(config_path, output, model, fps, seed, duration, record, web, audio, ver
     log.info("stopped after %s frames (%s late)%s", snap.get("frames", 0),
              snap.get("late_frames", 0), f"; recording: {record}" if record else "")
     sys.exit(code)
+
+
+@contextlib.contextmanager
+def _blamed_on(cfg):
+    """A config field's error that names no file (the output's, e.g. "output.kind: the UART
+    sends one universe") names the config file it came from."""
+    try:
+        yield
+    except LatentDMXError as exc:
+        if exc.file or not exc.field or not exc.field.split(".")[0].isidentifier():
+            raise
+        exc.file = cfg.path
+        raise
 
 
 def _clock(kind: str):
@@ -191,14 +234,27 @@ def check(config_path):
     from rich.console import Console
     from rich.table import Table
 
+    from ..clock import FastClock
     from ..config import load_config
+    from ..config_rules import check_here, config_warnings
+    from ..outputs import output_for
     from ..patch import Patch
-    from ..safety import Safety
+    from ..show import Show
 
-    cfg = load_config(config_path)
+    cfg = load_config(config_path)      # every rule `run` and a reload apply (config_rules)
     patch = Patch(cfg)
-    Safety(cfg, patch, cfg.fps)         # a rig that could strobe is refused here, as by `run`
     mdl = load_show_model(cfg, from_flag=False)
+    check_other_models(cfg)
+    # built as `run` builds them, not opened: what `run` refuses before its first frame (the
+    # output's universes and map, a rig that could strobe, the sound file, the schedule, a
+    # model too slow for the frame period), `check` refuses
+    check_here(cfg)                     # the interfaces it sends on are on this machine
+    import dataclasses
+
+    quiet = cfg.replace(audio=dataclasses.replace(cfg.audio, file="", device=""))  # read by
+    with _blamed_on(cfg):                                   # config_rules, not played here
+        show = Show(quiet, output_for(cfg, patch), model=mdl, control=False, clock=FastClock)
+        show.pipeline.check_model(mdl)
     table = Table(title=f"{cfg.path}: {len(patch)} fixtures, universes "
                         f"{', '.join(map(str, patch.universes))}")
     for col in ("fixture", "profile / mode", "universe", "addresses", "channels"):
@@ -214,6 +270,8 @@ def check(config_path):
         console.print(f"group {s.group!r}: epoch {s.epoch}, {s.address}:{s.port} on "
                       f"{s.interface or 'the default route'}, changes {s.lead_s:g} s ahead")
     _note_home_model(console, mdl.info.path)
+    for line in config_warnings(cfg):   # what may be meant, but may well be a slip
+        console.print(f"warning: {line}", markup=False, highlight=False, soft_wrap=True)
 
 
 def _note_home_model(console, folder) -> None:

@@ -40,6 +40,8 @@ from ..errors import LatentDMXError
 HEADER = "OLA Show"
 HEADER_V2 = "OLA Show V2"
 SLOTS = 512
+MAX_LINE_BYTES = 1 << 16    # a frame line is at most ~2 KB ("65535 255,255,...")
+READ_BYTES = 8 << 20        # read in blocks of this many bytes
 log = logging.getLogger("latentdmx")
 
 
@@ -158,6 +160,11 @@ class Damage:
                 f"{self.frames} frames ({self.seconds:g} s) before it")
 
 
+def _too_long(line: int, byte: int) -> _Stop:
+    return _Stop(line, byte, f"a line longer than {MAX_LINE_BYTES} bytes (a frame line is "
+                             "about 2 KB): not a show file from here on")
+
+
 class _Stop(Exception):
     """A damaged line: reading stops before it."""
 
@@ -214,11 +221,11 @@ class ShowFile:
         """(line number, byte offset, line without its end, had a newline) after the header,
         read in blocks of 8 MB."""
         with open(self.path, "rb") as fh:
-            first = fh.readline()
+            first = fh.readline(MAX_LINE_BYTES)
             offset, n = len(first), 1
             rest = b""
             while True:
-                block = fh.read(8 << 20)
+                block = fh.read(READ_BYTES)
                 if not block:
                     if rest:                     # the last line has no line end
                         yield n + 1, offset, rest.rstrip(b"\r"), False
@@ -227,8 +234,12 @@ class ShowFile:
                 rest = lines.pop()
                 for raw in lines:
                     n += 1
+                    if len(raw) > MAX_LINE_BYTES:
+                        raise _too_long(n, offset)
                     yield n, offset, raw.rstrip(b"\r"), True
                     offset += len(raw) + 1
+                if len(rest) > MAX_LINE_BYTES:   # memory stays bounded whatever the file
+                    raise _too_long(n + 1, offset)
 
     def _entries(self) -> Iterator[_Entry]:
         """The file's entries in order; raises `_Stop` at the first damaged line."""

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from ..errors import ConfigError
 
-GROUP_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+GROUP_RE = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")     # \Z: no "foyer\n"
 KEY_FIX = ('set key = "..." to the same long random string on every member, e.g. the output '
            "of `python3 -c 'import secrets; print(secrets.token_urlsafe(32))'`")
 

@@ -187,6 +187,10 @@ def _hang_up(sock: socket.socket) -> None:
         pass
 
 
+class _Server6(_Server):
+    address_family = socket.AF_INET6
+
+
 def start_web(show, preview, *, host: str | None = None, port: int | None = None,
               token_dir: Path | None = None) -> WebServer:
     """Serve `show`'s page per `preview` (a `PreviewConfig`); port 0 picks a free port. No
@@ -203,7 +207,8 @@ def start_web(show, preview, *, host: str | None = None, port: int | None = None
     Handler.show, Handler.token, Handler.local_only = show, token, local_only
     Handler.backoff = Backoff()
     try:
-        httpd = _Server((host.strip("[]"), port), Handler)
+        bare = host.strip("[]")                 # an IPv6 address ("::1", "::") too
+        httpd = (_Server6 if ":" in bare else _Server)((bare, port), Handler)
     except OSError as exc:
         raise ConfigError(f"cannot serve the web page on {host}:{port} "
                           f"({exc.strerror or exc})", field="preview.port",
