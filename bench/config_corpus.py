@@ -42,7 +42,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 DEFAULT_TOML = ROOT / "pi_app" / "data" / "default.toml"
-README = ROOT / "README.md"
+README = ROOT / "docs" / "installation.md"       # the manual page with the example
 TODAY = dt.date.today()
 # UDP ports for the outputs that send (to 127.0.0.1, where nobody listens): one range per
 # process, so two sweeps at once do not claim the same lights (`pi_app.claims`)
@@ -63,7 +63,7 @@ class Mutation:
 
 # -- bases ------------------------------------------------------------------------------------
 def _installation_toml() -> str:
-    """The README's installation example (on the default rig), OSC kept off in the corpus
+    """The manual's installation example (on the default rig), OSC kept off in the corpus
     (it would bind the LAN)."""
     text = README.read_text(encoding="utf-8")
     block = text.split("<!-- installation-example", 1)[1].split("```toml", 1)[1]

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_views import TEST_TOKEN
 
 from pi_app.config import parse_config
 from pi_app.errors import ConfigError, ControlError, ModelError
@@ -212,7 +213,7 @@ def test_audio_file_missing_or_not_sound_is_refused_by_check(tmp_path):
     text_file.write_text("not a sound\n")
     for f in (tmp_path / "missing.wav", text_file, tmp_path):
         with pytest.raises(ConfigError) as info:
-            parse_config(DEFAULT.replace('file = ""', f'file = "{f}"', 1), "rig.toml")
+            parse_config(DEFAULT.replace('\nfile = ""', f'\nfile = "{f}"', 1), "rig.toml")
         assert info.value.field == "audio.file"
 
 
@@ -422,7 +423,7 @@ def test_the_web_page_serves_on_an_ipv6_address(host):
         s.bind(("::1", 0))
         port = s.getsockname()[1]
     cfg = load_config(None)
-    cfg = cfg.replace(preview=PreviewConfig(web=True, host=host, port=port))
+    cfg = cfg.replace(preview=PreviewConfig(web=True, host=host, port=port, token=TEST_TOKEN))
     patch = Patch(cfg)
     show = Show(cfg, SimOutput(patch.universes, blackout=patch.blackout_frames),
                 duration_s=30, control=False, presets_dir=tempfile.mkdtemp())
@@ -433,7 +434,8 @@ def test_the_web_page_serves_on_an_ipv6_address(host):
         while True:
             try:
                 req = urllib.request.Request(f"http://[::1]:{port}/state",
-                                             headers={"Host": f"[::1]:{port}"})
+                                             headers={"Host": f"[::1]:{port}",
+                                                      "X-LatentDMX-Token": TEST_TOKEN})
                 with urllib.request.urlopen(req, timeout=3) as r:
                     assert r.status == 200
                     break
