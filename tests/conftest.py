@@ -15,6 +15,28 @@ for _p in (ROOT, ROOT / "tests"):
 import hypothesis_profiles  # noqa: F401  (the one place the profiles are set)
 
 
+_FOREIGN_ENV = ("RUNTIME_DIRECTORY", "STATE_DIRECTORY", "NOTIFY_SOCKET", "WATCHDOG_USEC",
+                "WATCHDOG_PID", "LATENTDMX_SOCKET", "INVOCATION_ID", "LATENTDMX_SYSTEM_DIR")
+
+
+@pytest.fixture(autouse=True)
+def _own_folders(monkeypatch, tmp_path_factory):
+    """Every test is a stranger to the user's own LatentDMX: its own runtime folder (so its
+    daemons bind their own control socket, never the default one a user's show holds), its
+    own config, data and state folders (no user fixtures, models or presets leak in), and
+    none of the service's variables. Processes a test starts inherit them."""
+    base = tmp_path_factory.mktemp("home")
+    for var, sub in (("XDG_RUNTIME_DIR", "run"), ("XDG_CONFIG_HOME", "config"),
+                     ("XDG_DATA_HOME", "data"), ("XDG_STATE_HOME", "state"),
+                     ("XDG_CACHE_HOME", "cache")):
+        d = base / sub
+        d.mkdir(mode=0o700)
+        monkeypatch.setenv(var, str(d))
+    for var in _FOREIGN_ENV:
+        monkeypatch.delenv(var, raising=False)
+    yield
+
+
 @pytest.fixture
 def default_config():
     from pi_app.config import load_config
