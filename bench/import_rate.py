@@ -29,7 +29,16 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT))
 
-from fixture_judge import RawChannel, read_raw
+from fixture_judge import (
+    FORBID,
+    NEVER,
+    OFFISH,
+    OPENISH,
+    STARTS_AT_REST,
+    RawCap,
+    RawChannel,
+    read_raw,
+)
 
 from pi_app.errors import FixtureError
 from pi_app.fixtures.importing import import_file
@@ -50,7 +59,19 @@ def named_channel(msg: str) -> str | None:
     return None if m is None else (m.group(1) if m.group(1) is not None else m.group(2))
 
 
-def judge_channel(f: Path, name: str) -> tuple[RawChannel | None, bool]:
+def holdable(rc: RawChannel, c: RawCap, lamp_ok: bool = True) -> bool:
+    """May the judge hold channel `rc` at the start of range `c`? A range whose text names no
+    function ("Forwards fast to slow") is read with the channel's name ("Gobo rotation")."""
+    if not (FORBID.search(c.text) or OFFISH.search(c.text) or OPENISH.search(c.text)):
+        c = RawCap(c.lo, c.hi, f"{rc.name}: {c.text}", c.preset)
+    if NEVER.search(c.text) and not (STARTS_AT_REST.search(c.text)):
+        return False                     # a reset or a lamp off is never sent
+    if c.hold_ok(c.lo):
+        return lamp_ok or not re.search(r"lamp", c.text, re.IGNORECASE)
+    return not c.forbidden()
+
+
+def judge_channel(f: Path, name: str, lamp_ok: bool) -> tuple[RawChannel | None, bool]:
     """The channel of that name in the file, and whether the judge finds a value to hold."""
     try:
         modes = read_raw(f)
@@ -59,8 +80,7 @@ def judge_channel(f: Path, name: str) -> tuple[RawChannel | None, bool]:
     for chans in modes.values():
         for rc in chans:
             if rc is not None and rc.name == name:
-                return rc, (not rc.caps) or any(not c.forbidden() or c.hold_ok(c.lo)
-                                                for c in rc.caps)
+                return rc, (not rc.caps) or any(holdable(rc, c, lamp_ok) for c in rc.caps)
     return None, False
 
 
@@ -77,12 +97,13 @@ def run(label: str, files: list[Path], quiet: bool) -> tuple[int, int, list[str]
             if "is a laser" in msg:
                 lasers += 1
                 continue
-            name = named_channel(msg)
+            name = named_channel(msg) if "no safe value" in msg or "lamp on" in msg else None
+            lamp_ok = "nothing else in this mode can darken" not in msg
             lines = [f"  {f}", f"    importer: {exc.what}"]
             if name is None:
-                lines.append("    judge: the refusal names no channel (see its reason)")
+                lines.append("    judge: not a question of a value to hold (see the reason)")
             else:
-                rc, has_safe = judge_channel(f, name)
+                rc, has_safe = judge_channel(f, name, lamp_ok)
                 if rc is None:
                     lines.append(f"    judge: no channel {name!r} found in the file")
                 else:
@@ -90,7 +111,7 @@ def run(label: str, files: list[Path], quiet: bool) -> tuple[int, int, list[str]
                     disagree += has_safe
                     lines.append(f"    judge {verdict}; channel {name!r}:")
                     for c in rc.caps:
-                        ok = "ok" if (not c.forbidden() or c.hold_ok(c.lo)) else "NO"
+                        ok = "ok" if holdable(rc, c, lamp_ok) else "NO"
                         lines.append(f"      {c.lo:3d}-{c.hi:3d} {ok:2s} "
                                      f"{c.preset + ': ' if c.preset else ''}{c.text}")
             refusals.append("\n".join(lines))

@@ -34,7 +34,7 @@ FORBID = re.compile(
 # Never sent, whatever else the text says: a reset, switching the lamp off.
 NEVER = re.compile(r"\breset|\blamp\W*off|turn\W*the\W+lamp\W+off|to\W+turn\W+off", re.IGNORECASE)
 OFFISH = re.compile(r"\bno\b|\boff\b|\bstop|without|no[ -]?func|static|disabled?\b|nothing"
-                    r"|^\s*none\s*$|index|angle|\bidle\b|^\s*normal( operation)?\s*$|\bfix"
+                    r"|^\s*none\s*$|index|\bangle|\bidle\b|^\s*normal( operation)?\s*$|\bfix"
                     r"|\bmanual\b|\d\s*°|\b0\W+(to\W+)?360\b",
                     re.IGNORECASE)
 # A range that begins at rest and grows into something ("Normal to Reset", "Open -> full
