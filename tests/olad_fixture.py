@@ -92,7 +92,8 @@ class Olad:
         for name, prefs in plugins.items():
             lines = ["enabled = true", *(f"{k} = {v}" for k, v in prefs.items())]
             (self.dir / f"ola-{name}.conf").write_text("\n".join(lines) + "\n")
-        (self.dir / "ola-dummy.conf").write_text("enabled = true\n")
+        if "dummy" not in plugins:      # the dummy plugin's RDM responders: its preferences
+            (self.dir / "ola-dummy.conf").write_text("enabled = true\n")
         ports = {"1-1-O-0": universe, **(patch or {})}
         (self.dir / "ola-port.conf").write_text(
             "".join(f"{k} = {v}\n" for k, v in ports.items()))
