@@ -169,3 +169,7 @@ def test_compare_overlap_and_unknown_device():
     assert any("'x'" in t and "not in the config" in t for t in text)
     assert any(f.ok and "takes no DMX channels" in f.what for f in out)
     assert compare(1, [Placed("par-1", 1, 1, 8, "8ch")], found[:1])[0].ok
+    # nothing answers at all: one line, not one per fixture
+    none = compare(1, [Placed("par-1", 1, 1, 8, "8ch"), Placed("par-2", 1, 9, 8, "8ch")], [])
+    assert len(none) == 1 and "no RDM device answered" in none[0].what and "2 fixtures" in \
+        none[0].what

@@ -258,6 +258,13 @@ def _mode_fix(f: Placed, r: Responder) -> str:
 
 def compare(universe: int, placed: list[Placed], found: list[Responder]) -> list[Finding]:
     """The config's fixtures on OLA `universe` against the RDM responders found there."""
+    if not found and placed:
+        return [Finding(False, f"universe {universe}: no RDM device answered discovery, so "
+                               f"none of its {len(placed)} fixture"
+                               f"{'s' * (len(placed) != 1)} can be checked",
+                        "check the universe's interface speaks RDM (an RDM-capable USB "
+                        "interface, or OLA's UART plugin on a Pi) and the fixtures do (RDM in "
+                        "their menu), are powered and cabled")]
     out: list[Finding] = []
     lines = [r for r in found if r.footprint > 0 and r.address > 0]
     left = list(lines)
