@@ -173,3 +173,46 @@ def test_compare_overlap_and_unknown_device():
     none = compare(1, [Placed("par-1", 1, 1, 8, "8ch"), Placed("par-2", 1, 9, 8, "8ch")], [])
     assert len(none) == 1 and "no RDM device answered" in none[0].what and "2 fixtures" in \
         none[0].what
+
+
+def test_compare_dimmer_rack_sub_devices_make_one_fixture():
+    """A dimmer rack whose root takes no channels and whose 4 sub-devices take one each
+    (addresses 1-4): a 4-channel fixture at 1 is where the config puts it; a sub-device at
+    an address the config does not use is an unknown device."""
+    root = Responder(uid="7a70:1", model="OLA Dimmer", footprint=0)
+    subs = [Responder(uid="7a70:1", sub_device=i, model="OLA Dimmer", footprint=1, address=i)
+            for i in range(1, 5)]
+    ok = compare(1, [Placed("rack", 1, 1, 4, "4ch")], [root, *subs])
+    assert all(f.ok for f in ok) and "1 RDM device" not in ok[0].what
+    short = compare(1, [Placed("rack", 1, 1, 3, "3ch")], [root, *subs])
+    assert any(not f.ok and "sub-device 4" in f.what and "not in the config" in f.what
+               for f in short)
+    # a root with its own footprint: its sub-devices are inside it, not more devices
+    big = Responder(uid="7a70:2", model="Rack", footprint=4, address=1)
+    inside = [Responder(uid="7a70:2", sub_device=i, model="Rack", footprint=1, address=i)
+              for i in range(1, 5)]
+    assert all(f.ok for f in compare(1, [Placed("rack", 1, 1, 4, "4ch")], [big, *inside]))
+
+
+def test_compare_device_without_device_info_is_named():
+    out = compare(1, [], [Responder(uid="7a70:9", model="(no DEVICE_INFO answer)")])
+    assert [f.ok for f in out] == [False] and "terminat" in out[0].fix
+
+
+def test_doctor_rdm_without_olad_is_one_line(tmp_path, profile):
+    from tests.olad_fixture import free_port
+
+    r = doctor(write_rig(tmp_path, free_port(), RIG))
+    assert r.exit_code == 1 and "Traceback" not in r.output
+    assert "RDM: cannot reach olad" in r.output
+
+
+def test_the_rdm_check_has_no_way_to_set():
+    """Read-only by construction: the module that talks RDM never calls OLA's RDMSet."""
+    import inspect
+
+    import pi_app.commands.rdm_check as cmd
+    import pi_app.outputs.rdm as rdm
+
+    for mod in (rdm, cmd):
+        assert "RDMSet" not in inspect.getsource(mod)

@@ -41,6 +41,7 @@ SENSOR_VALUE = 0x0201
 DEVICE_HOURS = 0x0400
 LAMP_HOURS = 0x0401
 NO_ADDRESS = 0xFFFF
+NO_INFO = "(no DEVICE_INFO answer)"
 
 # E1.20 table A-13 (units) and A-14 (prefixes), the ones a fixture reports.
 _UNITS = {0: "", 1: " °C", 2: " V DC", 3: " V AC peak", 4: " V AC", 5: " A DC",
@@ -146,10 +147,10 @@ class RdmReader:
         try:
             if start(done) is False:
                 return None
+            self._wrapper.AddEvent(int(timeout_s * 1000), too_late)
+            self._wrapper.Run()
         except Exception:                       # noqa: BLE001 - OLA's client raises freely
             return None
-        self._wrapper.AddEvent(int(timeout_s * 1000), too_late)
-        self._wrapper.Run()
         return box.get("answer")
 
     def discover(self, universe: int) -> list:
@@ -190,7 +191,7 @@ class RdmReader:
         for uid in self.discover(universe):
             root = self._describe(universe, uid, 0)
             if root is None:
-                out.append(Responder(uid=str(uid), model="(no DEVICE_INFO answer)"))
+                out.append(Responder(uid=str(uid), model=NO_INFO))
                 continue
             out.append(root[0])
             for sub in range(1, min(root[1], 512) + 1):
@@ -266,11 +267,16 @@ def compare(universe: int, placed: list[Placed], found: list[Responder]) -> list
                         "interface, or OLA's UART plugin on a Pi) and the fixtures do (RDM in "
                         "their menu), are powered and cabled")]
     out: list[Finding] = []
-    lines = [r for r in found if r.footprint > 0 and r.address > 0]
+    lines = _on_the_line(found)
     left = list(lines)
     unplaced: list[Placed] = []
     for f in sorted(placed, key=lambda f: f.address):
         here = [r for r in left if r.address == f.address]
+        rack = _rack_run(f, here[0], left) if len(here) == 1 and here[0].sub_device else []
+        if rack:                       # a dimmer rack's sub-devices, one channel each
+            for r in rack:
+                left.remove(r)
+            continue
         if not here:
             unplaced.append(f)
             continue
@@ -315,7 +321,12 @@ def compare(universe: int, placed: list[Placed], found: list[Responder]) -> list
                            "address no fixture of the config uses)"))
     out += _overlaps(universe, lines)
     for r in found:
-        if r.footprint == 0 and not r.sub_device:
+        if r.model == NO_INFO:
+            out.append(Finding(False, f"universe {universe}: {r.who} answers discovery but not "
+                                      "DEVICE_INFO",
+                               "check the cable and the line's terminator (RDM needs a "
+                               "terminated line), then run the check again"))
+        elif r.footprint == 0 and not r.sub_device:
             subs = any(s.uid == r.uid and s.sub_device for s in found)
             if not subs:
                 out.append(Finding(True, f"universe {universe}: {r.who} takes no DMX channels"))
@@ -324,6 +335,25 @@ def compare(universe: int, placed: list[Placed], found: list[Responder]) -> list
                                     f"{'s' * (len(lines) != 1)} with DMX channels, each where "
                                     "the config puts it"))
     return out
+
+
+def _on_the_line(found: list[Responder]) -> list[Responder]:
+    """The responders that take DMX channels: roots with a footprint, and the sub-devices of
+    roots that have none (a dimmer rack whose channels are its sub-devices)."""
+    roots = {r.uid: r for r in found if not r.sub_device}
+    return [r for r in found if r.footprint > 0 and r.address > 0 and not (
+        r.sub_device and r.uid in roots and roots[r.uid].footprint > 0)]
+
+
+def _rack_run(f: Placed, first: Responder, left: list[Responder]) -> list[Responder]:
+    """Sub-devices of one responder that together make fixture `f`: contiguous from its
+    address, their footprints adding up to its footprint. [] when they do not."""
+    run, addr = [], f.address
+    subs = {r.address: r for r in left if r.uid == first.uid and r.sub_device}
+    while addr < f.address + f.footprint and addr in subs:
+        run.append(subs[addr])
+        addr += subs[addr].footprint
+    return run if addr == f.address + f.footprint and len(run) > 1 else []
 
 
 def _partner(f: Placed, left: list[Responder]) -> tuple[Responder | None, bool]:
