@@ -728,6 +728,25 @@ def test_ofl_redirect_is_followed_in_the_same_library(tmp_path):
         import_file(tmp_path / "cameo" / "a.json")
 
 
+def test_cli_import_of_a_redirect_keeps_the_target_file(user_dir):
+    """The copy kept in sources/ (what safety-check judges a recording against) is the
+    fixture file the redirect leads to, not the three-line redirect entry."""
+    import hashlib
+
+    from pi_app.cli import main
+    from pi_app.fixtures.importing import read_source
+
+    res = CliRunner().invoke(main, ["fixtures", "import", str(OFLC / "cameo/ts60.json")])
+    assert res.exit_code == 0, res.output
+    prof = load_profile_file(user_dir / "cameo-ts-60-rgbw.json")
+    kept = user_dir / prof.source_file
+    target = (OFLC / "cameo/ts-60-rgbw.json").read_bytes()
+    assert prof.source_file == "sources/cameo-ts-60-rgbw.json" and kept.read_bytes() == target
+    assert prof.source_sha256 == hashlib.sha256(target).hexdigest()
+    assert [m for m, _ in read_source(kept).modes] == [m for m, _ in
+                                                       read_source(OFLC / "cameo/ts60.json").modes]
+
+
 def _one_channel(tmp_path, caps: list[dict], extra: dict | None = None) -> Path:
     chans = {"Dim": {"capability": {"type": "Intensity"}},
              "Control": {"capabilities": caps}}
