@@ -169,6 +169,11 @@ def test_compare_overlap_and_unknown_device():
     assert any("'x'" in t and "not in the config" in t for t in text)
     assert any(f.ok and "takes no DMX channels" in f.what for f in out)
     assert compare(1, [Placed("par-1", 1, 1, 8, "8ch")], found[:1])[0].ok
+    # three devices over each other, one apart: one line for the run, none for the one apart
+    pile = [Responder(uid=f"1:{i}", model="Par", footprint=8, address=a)
+            for i, a in enumerate((1, 3, 9, 40))]
+    lines = [f.what for f in compare(1, [], pile) if "overlap" in f.what]
+    assert len(lines) == 1 and "1-8" in lines[0] and "9-16" in lines[0] and "40" not in lines[0]
     # nothing answers at all: one line, not one per fixture
     none = compare(1, [Placed("par-1", 1, 1, 8, "8ch"), Placed("par-2", 1, 9, 8, "8ch")], [])
     assert len(none) == 1 and "no RDM device answered" in none[0].what and "2 fixtures" in \

@@ -367,17 +367,22 @@ def _partner(f: Placed, left: list[Responder]) -> tuple[Responder | None, bool]:
 
 
 def _overlaps(universe: int, lines: list[Responder]) -> list[Finding]:
-    out = []
-    rs = sorted(lines, key=lambda r: r.address)
-    for i, a in enumerate(rs):
-        for b in rs[i + 1:]:
-            if b.address > a.address + a.footprint - 1:
-                break
-            out.append(Finding(False, f"universe {universe}: {a.who} at "
-                                      f"{_span(a.address, a.footprint)} and {b.who} at "
-                                      f"{_span(b.address, b.footprint)} overlap",
+    """One line per run of devices whose footprints overlap on the line."""
+    out: list[Finding] = []
+    group: list[Responder] = []
+    end = 0
+    for r in [*sorted(lines, key=lambda r: (r.address, r.footprint)), None]:
+        if r is not None and group and r.address <= end:
+            group.append(r)
+            end = max(end, r.address + r.footprint - 1)
+            continue
+        if len(group) > 1:
+            out.append(Finding(False, f"universe {universe}: footprints overlap: " + ", ".join(
+                f"{g.who} at {_span(g.address, g.footprint)}" for g in group),
                                "give each its own addresses on its display (and in the "
                                "config)"))
+        if r is not None:
+            group, end = [r], r.address + r.footprint - 1
     return out
 
 
