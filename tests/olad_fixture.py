@@ -22,6 +22,10 @@ test made (`tests/netns.py`): there it owns those ports, uses the default RPC/HT
 (so OLA's own tools, ``ola_recorder`` included, work unchanged inside: `ola_tool`), and
 cannot collide with any other olad. `get_dmx` reaches its HTTP port through the namespace.
 
+RDM responders: ``Olad(plugins={"dummy": {"moving_light_count": "4", "dimmer_count": "0",
+...}})`` writes the dummy plugin's preferences (OLA's own responder code: dimmers with
+sub-devices, moving lights with personalities, sensor devices; see tests/test_rdm_doctor.py).
+
 Any number of these run side by side, and beside a system olad (a Pi set up with
 ``setup-pi.sh --with-ola`` runs one on 9010/9090): each has its own ports and config dir, and
 nothing matches processes by name (``start-stop-daemon --exec`` did, and refused to start a
