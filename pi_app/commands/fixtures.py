@@ -198,7 +198,7 @@ def import_cmd(file: str, key: str | None, force: bool, system: bool, allow_lase
     if dest.exists() and not force:
         raise FixtureError(f"a profile {prof.key!r} already exists", file=dest,
                            field="--force", fix="add --force to overwrite it, or --key NEW_KEY")
-    src_path = Path(file)
+    src_path = Path(prof.source_file or file)       # an OFL redirect: its target's file
     suffix = ".qxf" if src_path.suffix.lower() == ".qxf" or not src_path.suffix else \
         src_path.suffix.lower()
     kept = Path("sources") / f"{prof.key}{suffix}"
