@@ -19,6 +19,7 @@ from .columns import colwise
 from .config import SLOTS, Config, FixtureConfig
 from .fixtures import Mode, Profile, find_profile
 from .fixtures.profile import LIGHT_KINDS
+from .fixtures.profile import SUBTRACTIVE as _SUBTRACTIVE
 from .scene import AIM, ATTRS, COLOUR, DIMMER, INTENSITY, LUMA, N_ATTRS, N_COLOUR
 
 # Columns of the per-frame source matrix the channels read from: the scene's attributes (in
@@ -28,7 +29,6 @@ from .scene import AIM, ATTRS, COLOUR, DIMMER, INTENSITY, LUMA, N_ATTRS, N_COLOU
 _SRC = {name: i for i, name in enumerate(ATTRS)}
 _SRC.update(intensity=N_ATTRS, strobe=N_ATTRS + 1)
 _BAKED = N_ATTRS + 2                      # first baked colour column
-_SUBTRACTIVE = {"cyan": "red", "magenta": "green", "yellow": "blue"}
 _N_SRC = _BAKED + N_COLOUR
 
 

@@ -106,7 +106,8 @@ def import_cmd(file: str, out: str | None, force: bool, gdtf_dir: str | None,
         data["source_file"] = str(kept)
         if pdest.exists() and not force:
             try:
-                same = json.loads(pdest.read_text(encoding="utf-8")) == data
+                same = json.loads(pdest.read_text(encoding="utf-8")) == \
+                    json.loads(json.dumps(data))
             except (OSError, ValueError):
                 same = False
             if not same:
