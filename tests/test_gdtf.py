@@ -48,7 +48,8 @@ def test_viva_cmy_every_mode_pan_tilt_degrees_16_bit_and_cmy():
               "dimmer"}
     assert all(c.attr == "hold" for c in m.channels if c.attr not in driven)
     m1 = prof.mode("Mode 1 - Standard 16 bit")
-    assert m1 is not None and m1.footprint == 32 and m1.driven == ("pan", "tilt", "dimmer")
+    assert m1 is not None and m1.footprint == 32
+    assert m1.driven == ("pan", "tilt", "dimmer", "red", "green", "blue")    # red by cyan ...
 
 
 def test_every_held_and_driven_value_is_allowed_by_the_file():
@@ -145,3 +146,48 @@ def test_mutated_gdtf_never_crashes(tmp_path):
             import_file(f)
         except FixtureError as exc:
             assert "\n" not in str(exc)
+
+
+def _gdtf(channels: str, name: str = "Test Head") -> bytes:
+    """A minimal GDTF by hand (DIN SPEC 15800): one mode with the given DMX channels."""
+    xml = ('<?xml version="1.0" encoding="UTF-8"?><GDTF DataVersion="1.2">'
+           f'<FixtureType Name="{name}" ShortName="t" LongName="{name}" Manufacturer="Maker" '
+           'FixtureTypeID="00000000-0000-4000-8000-000000000001" RefFT="" Description="">'
+           '<AttributeDefinitions/><Wheels/><PhysicalDescriptions/><Models/>'
+           '<Geometries><Geometry Name="Base"/></Geometries>'
+           '<DMXModes><DMXMode Name="Mode A" Geometry="Base"><DMXChannels>'
+           f"{channels}</DMXChannels><Relations/><FTMacros/></DMXMode></DMXModes>"
+           "<Revisions/><FTPresets/><Protocols/></FixtureType></GDTF>")
+    return _zip({"description.xml": xml.encode()})
+
+
+def _ch(offset: str, attr: str, functions: str = "", phys: str = "") -> str:
+    cf = functions or (f'<ChannelFunction Name="{attr}" Attribute="{attr}" DMXFrom="0/1" '
+                       f'{phys}/>')
+    return (f'<DMXChannel DMXBreak="1" Offset="{offset}" Geometry="Base">'
+            f'<LogicalChannel Attribute="{attr}">{cf}</LogicalChannel></DMXChannel>')
+
+
+def test_24_bit_pan_rgba_and_rotation_held_at_stop(tmp_path):
+    rot = ('<ChannelFunction Name="Stop" Attribute="PanRotate" DMXFrom="0/1">'
+           '<ChannelSet Name="Stop" DMXFrom="0/1"/></ChannelFunction>'
+           '<ChannelFunction Name="Rotate" Attribute="PanRotate" DMXFrom="10/1"/>')
+    chans = (_ch("1,2,3", "Pan", phys='PhysicalFrom="-180" PhysicalTo="180"')
+             + _ch("4", "PanRotate", rot) + _ch("5", "Dimmer") + _ch("6", "ColorAdd_R")
+             + _ch("7", "ColorAdd_G") + _ch("8", "ColorAdd_B") + _ch("9", "ColorAdd_A")
+             + _ch("10", "ColorAdd_UV") + _ch("11", "CTO"))
+    f = tmp_path / "t.gdtf"
+    f.write_bytes(_gdtf(chans))
+    prof, _ = import_file(f)
+    assert prof.pan_deg == 360.0
+    assert layout(prof.modes[0]) == ["pan", "pan_fine", "hold=0", "hold=0", "dimmer", "red",
+                                     "green", "blue", "hold=0", "hold=0", "hold=0"]
+
+
+def test_a_real_dimmer_is_not_a_placeholder_but_numbered_dimmers_are(tmp_path):
+    f = tmp_path / "d.gdtf"
+    f.write_bytes(_gdtf(_ch("1", "Dimmer")))
+    assert layout(import_file(f)[0].modes[0]) == ["intensity"]
+    f.write_bytes(_gdtf("".join(_ch(str(i), f"Dimmer{i}") for i in range(1, 9))))
+    with pytest.raises(FixtureError, match="placeholder"):
+        import_file(f)

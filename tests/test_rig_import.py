@@ -20,6 +20,7 @@ from pi_app.config import load_config
 from pi_app.patch import Patch
 from pi_app.scene import ATTRS
 from pi_app.sim.record import read_show
+from pi_app.views.state import Rig as ViewRig
 
 sys.path.insert(0, str(Path(__file__).parent))
 from flash_counter import count, read_show_file, rig_from_config
@@ -208,6 +209,11 @@ def test_imported_mvr_rig_plays_safely(env):
     cmy = [j for j, c in enumerate(vf.mode.channels) if c.attr in ("cyan", "magenta", "yellow")]
     vals = frames[:, patch.universes.index(viva.universe), viva.address - 1 + np.array(cmy)]
     assert len(np.unique(vals)) > 20 and vals.max() > 100
+    # ... and the viewers (render, watch, the page) show the colour the flags make.
+    look = ViewRig.from_patch(patch).decode(frames)
+    lit = look.level[:, vf.index] > 0.5
+    want = (1.0 - vals[lit] / 255.0) * look.level[lit, vf.index][:, None]
+    assert lit.sum() > 100 and np.abs(look.colour[lit, vf.index] - want).max() < 0.01
     # The project's checker and the independent counter agree: no flashes over the limit,
     # no aim limit left, nothing held written otherwise.
     r = subprocess.run([sys.executable, "-m", "pi_app.cli", "safety-check", str(show),
