@@ -288,3 +288,16 @@ def test_qlcplus_sample_workspace_from_the_system_fixture_folders(env):
     assert len(cfg.fixtures) == 10
     assert text.count("left out:") == 3 and "generic dimmer" in text
     assert {f.address for f in cfg.fixtures} >= {1, 6, 11, 17, 23}
+
+
+def test_a_capture_export_of_placeholders_is_refused_fixture_by_fixture(env):
+    """A real MVR export (Capture 2023): 76 fixtures, every GDTF a placeholder."""
+    out = env / "capture.toml"
+    code, text = rig_import(str(DATA / "mvr" / "capture_demo_show.mvr"), "--out", str(out))
+    assert code == 2 and not out.exists()
+    left = [ln for ln in text.splitlines() if ln.startswith("left out: ")]
+    assert len(left) == 76 and all("placeholder" in ln for ln in left)
+    assert "Robin MMX Spot" in text and "fixture ID" in text
+    err = [ln for ln in text.splitlines() if ln.startswith("error: ")]
+    assert len(err) == 1 and "no fixture in the file can be driven safely" in err[0]
+    assert "--gdtf-dir" in err[0] and "Traceback" not in text

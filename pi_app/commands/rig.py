@@ -54,7 +54,7 @@ def import_cmd(file: str, out: str | None, force: bool, gdtf_dir: str | None,
     safely (placeholder GDTFs, lasers, unknown definitions, overlapping addresses) are left
     out, one line each. Check the result with `latentdmx check --config CONFIG.toml`.
     """
-    from ..config import parse_config
+    from ..config import MAX_UNIVERSE, parse_config
     from ..fixtures.mvr import read_mvr
     from ..fixtures.profile import (
         builtin_profiles_dir,
@@ -80,6 +80,11 @@ def import_cmd(file: str, out: str | None, force: bool, gdtf_dir: str | None,
         found = read_mvr(path, Path(gdtf_dir) if gdtf_dir else None, allow_laser=allow_laser)
     else:
         found = read_qxw(path, [Path(d) for d in qxf_dir], allow_laser=allow_laser)
+    far = [f for f in found.fixtures if not 0 <= f.universe <= MAX_UNIVERSE]
+    for f in far:
+        found.left_out.append(f"{f.name}: universe {f.universe} is above {MAX_UNIVERSE}, the "
+                              "highest LatentDMX drives")
+    found.fixtures = [f for f in found.fixtures if f not in far]
     if not found.fixtures:
         why = f" ({found.left_out[0]})" if len(found.left_out) == 1 else \
             f" (all {len(found.left_out)} left out, see above)" if found.left_out else ""
