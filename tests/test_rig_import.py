@@ -301,3 +301,22 @@ def test_a_capture_export_of_placeholders_is_refused_fixture_by_fixture(env):
     err = [ln for ln in text.splitlines() if ln.startswith("error: ")]
     assert len(err) == 1 and "no fixture in the file can be driven safely" in err[0]
     assert "--gdtf-dir" in err[0] and "Traceback" not in text
+
+
+def test_darken_and_blackout_keep_the_lamp_on_and_darken_by_dimmer_and_shutter(env):
+    from pi_app.darken import _park_frames
+    out = env / "rig.toml"
+    assert rig_import(str(RIG_MVR), "--out", str(out))[0] == 0
+    cfg = load_config(out)
+    patch = Patch(cfg)
+    scene = np.full((len(patch.fixtures), len(ATTRS)), 1.0, np.float32)
+    dark = ("dimmer", "intensity", "red", "green", "blue")
+    for frames, shut in ((patch.blackout_frames(patch.frames(scene)), True),
+                         (_park_frames(cfg, patch), False)):
+        for f in patch.fixtures:
+            for j, ch in enumerate(f.mode.channels):
+                v = int(frames[f.universe][f.address - 1 + j])
+                if ch.label.startswith("LampControl"):
+                    assert v == 130, f.name                     # lamp on, always
+                elif ch.attr in dark or (shut and ch.attr == "strobe"):
+                    assert v == 0, (f.name, ch.label)           # dark by dimmer (and shutter)
