@@ -285,9 +285,12 @@ def test_qlcplus_sample_workspace_from_the_system_fixture_folders(env):
     code, text = rig_import(str(SAMPLE_QXW), "--out", str(out))
     assert code == 0, text
     cfg = load_config(out)
-    assert len(cfg.fixtures) == 10
-    assert text.count("left out:") == 3 and "generic dimmer" in text
+    # 10 fixtures with .qxf files, and QLC+'s generic dimmers (6 + 6 + 4 channels) as one
+    # built-in dimmer a channel, at consecutive addresses.
+    assert len(cfg.fixtures) == 10 + 16 and "left out:" not in text
     assert {f.address for f in cfg.fixtures} >= {1, 6, 11, 17, 23}
+    dimmers = [f for f in cfg.fixtures if f.profile == "generic-dimmer"]
+    assert [f.address for f in dimmers[:6]] == list(range(59, 65))
 
 
 def test_a_capture_export_of_placeholders_is_refused_fixture_by_fixture(env):
@@ -320,3 +323,28 @@ def test_darken_and_blackout_keep_the_lamp_on_and_darken_by_dimmer_and_shutter(e
                     assert v == 130, f.name                     # lamp on, always
                 elif ch.attr in dark or (shut and ch.attr == "strobe"):
                     assert v == 0, (f.name, ch.label)           # dark by dimmer (and shutter)
+
+
+def test_mangled_mvr_scenes_are_one_line_or_a_config(env):
+    """Random damage to the scene XML of a real rig: a config or one line, never a
+    traceback, never a half-written file."""
+    with zipfile.ZipFile(RIG_MVR) as z:
+        files = {n: z.read(n) for n in z.namelist()}
+    xml = files["GeneralSceneDescription.xml"]
+    rng = np.random.default_rng(5)
+    for k in range(40):
+        b = bytearray(xml)
+        for _ in range(int(rng.integers(1, 5))):
+            b[int(rng.integers(0, len(b)))] = int(rng.choice(list(b'0123456789{},"<>/ =-.e')))
+        mvr = env / f"m{k}.mvr"
+        with zipfile.ZipFile(mvr, "w") as z:
+            for n, data in files.items():
+                z.writestr(n, bytes(b) if n == "GeneralSceneDescription.xml" else data)
+        out = env / f"m{k}.toml"
+        code, text = rig_import(str(mvr), "--out", str(out), "--force")
+        assert "Traceback" not in text
+        if code == 0:
+            load_config(out)
+        else:
+            assert code == 2 and not out.exists()
+            assert len([ln for ln in text.splitlines() if ln.startswith("error: ")]) == 1

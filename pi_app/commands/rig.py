@@ -101,6 +101,8 @@ def import_cmd(file: str, out: str | None, force: bool, gdtf_dir: str | None,
     profiles = {f.profile.key: f for f in found.fixtures}
     planned = []
     for key, fx in sorted(profiles.items()):
+        if not fx.source and key in builtin:
+            continue                     # a built-in profile (QLC+'s generic dimmers)
         if key in builtin:
             raise FixtureError(f"{key!r} is the key of a built-in profile", file=path,
                                field="fixtures", fix="import that fixture by hand with "
