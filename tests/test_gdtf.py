@@ -20,6 +20,7 @@ VIVA = GDTF / "Robe_Lighting@Robin_Viva_CMY@13042021.gdtf"
 ACME = GDTF / "ACME@ACME_AE-610_BEAM@ACME_AE-610_BEAM.gdtf"
 PAR = GDTF / "BlenderDMX@LED_PAR_64_RGBW.gdtf"
 MMX = GDTF / "Robe@Robin MMX Spot@r3046.gdtf"
+BESKYD = GDTF / "BlenderDMX@BeskydBeam@version10.gdtf"
 
 
 @pytest.fixture(autouse=True)
@@ -56,7 +57,7 @@ def test_every_held_and_driven_value_is_allowed_by_the_file():
     """The importer's promise, judged on the file's own capabilities (every mode, every file
     that imports): driven channels only inside position/intensity ranges, held ones at a
     value the file calls off, open, no function or a static setting."""
-    for f in (VIVA, ACME, PAR):
+    for f in (VIVA, ACME, PAR, BESKYD, GDTF / "SGM_Light@G-7_Spot@Rev_A.gdtf"):
         prof, _ = import_file(f)
         src = read_source(f)
         for mode in prof.modes:
@@ -191,3 +192,18 @@ def test_a_real_dimmer_is_not_a_placeholder_but_numbered_dimmers_are(tmp_path):
     f.write_bytes(_gdtf("".join(_ch(str(i), f"Dimmer{i}") for i in range(1, 9))))
     with pytest.raises(FixtureError, match="placeholder"):
         import_file(f)
+
+
+def test_continuous_rotation_held_where_it_does_not_rotate():
+    """Beskyd Beam: PanRotate is "PanMode" at 0 (its initial function), then a signed speed
+    -500..500 deg/s over 1..255. Held at 0; 128 (0 deg/s) would be the next best."""
+    prof, _ = import_file(BESKYD)
+    m = prof.modes[0]
+    rot = [c for c in m.channels if c.label.startswith(("PanRotate", "TiltRotate"))]
+    assert [(c.attr, c.value) for c in rot] == [("hold", 0), ("hold", 0)]
+    assert m.driven[:2] == ("pan", "tilt")
+    src = read_source(BESKYD).modes[0][1]
+    caps = next(c for c in src if c is not None and c.name == "PanRotate").caps
+    stop = cap_at(caps, 128)
+    assert stop is not None and stop.kind == "none" and "stop" in stop.text
+    assert all(c.kind == "danger" for c in caps if c.lo > 0 and c.lo != 128)
