@@ -207,3 +207,14 @@ def test_continuous_rotation_held_where_it_does_not_rotate():
     stop = cap_at(caps, 128)
     assert stop is not None and stop.kind == "none" and "stop" in stop.text
     assert all(c.kind == "danger" for c in caps if c.lo > 0 and c.lo != 128)
+
+
+def test_cmy_without_dimmer_or_shutter_is_not_driven(tmp_path):
+    """CMY flags only filter: with no dimmer and no shutter the head could never be dark."""
+    f = tmp_path / "c.gdtf"
+    f.write_bytes(_gdtf(_ch("1", "ColorSub_C") + _ch("2", "ColorSub_M") + _ch("3", "ColorSub_Y")))
+    with pytest.raises(FixtureError, match="cannot darken"):
+        import_file(f)
+    f.write_bytes(_gdtf(_ch("1", "ColorSub_C") + _ch("2", "ColorSub_M") + _ch("3", "ColorSub_Y")
+                        + _ch("4", "Dimmer")))
+    assert layout(import_file(f)[0].modes[0]) == ["cyan", "magenta", "yellow", "dimmer"]
