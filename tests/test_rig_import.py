@@ -348,3 +348,34 @@ def test_mangled_mvr_scenes_are_one_line_or_a_config(env):
         else:
             assert code == 2 and not out.exists()
             assert len([ln for ln in text.splitlines() if ln.startswith("error: ")]) == 1
+
+
+def test_two_revisions_of_one_fixture_type_get_two_profiles(env):
+    viva = (GDTF / "Robe_Lighting@Robin_Viva_CMY@13042021.gdtf").read_bytes()
+    xml = zipfile.ZipFile(GDTF / "Robe_Lighting@Robin_Viva_CMY@13042021.gdtf").read(
+        "description.xml")
+    rev2 = xml.replace(b'Name="Mode 2 - Reduced 8 bit"', b'Name="Mode 2 - Reduced"')
+    assert rev2 != xml
+    fixtures = "".join(
+        f'<Fixture uuid="00000000-0000-4000-8000-00000000001{i}" name="S{i}"><GDTFSpec>{spec}'
+        f'</GDTFSpec><GDTFMode>{mode}</GDTFMode><FixtureID>{i}</FixtureID><Addresses>'
+        f'<Address break="0">{1 + 40 * i}</Address></Addresses></Fixture>'
+        for i, (spec, mode) in enumerate([("a.gdtf", "Mode 2 - Reduced 8 bit"),
+                                          ("b.gdtf", "Mode 2 - Reduced")]))
+    mvr = env / "revs.mvr"
+    with zipfile.ZipFile(mvr, "w") as z:
+        z.writestr("GeneralSceneDescription.xml",
+                   '<GeneralSceneDescription verMajor="1" verMinor="5"><Scene><Layers><Layer '
+                   'uuid="00000000-0000-4000-8000-000000000001" name="L"><ChildList>'
+                   f"{fixtures}</ChildList></Layer></Layers></Scene></GeneralSceneDescription>")
+        z.writestr("a.gdtf", viva)
+        buf = env / "b.gdtf"
+        with zipfile.ZipFile(buf, "w") as b:
+            b.writestr("description.xml", rev2)
+        z.writestr("b.gdtf", buf.read_bytes())
+    code, text = rig_import(str(mvr), "--out", str(env / "r.toml"))
+    assert code == 0, text
+    cfg = tables(env / "r.toml")
+    keys = [cfg["s0-0"].profile, cfg["s1-1"].profile]
+    assert keys[0] == "robe-lighting-robin-viva-cmy" and keys[1].startswith(keys[0] + "-")
+    assert cfg["s1-1"].mode == "Mode 2 - Reduced"

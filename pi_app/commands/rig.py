@@ -11,6 +11,7 @@ atomically, and never over an existing file without ``--force``.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import click
@@ -98,6 +99,7 @@ def import_cmd(file: str, out: str | None, force: bool, gdtf_dir: str | None,
         raise FixtureError("there is no home folder to import the profiles into",
                            field="$HOME", fix="use --system (as root), or set XDG_CONFIG_HOME")
     builtin = {load_profile_file(p).key for p in builtin_profiles_dir().glob("*.json")}
+    found.fixtures = _distinct_keys(found.fixtures)
     profiles = {f.profile.key: f for f in found.fixtures}
     planned = []
     for key, fx in sorted(profiles.items()):
@@ -150,3 +152,16 @@ def import_cmd(file: str, out: str | None, force: bool, gdtf_dir: str | None,
         raise FixtureError(f"cannot write the config ({exc.strerror})", file=dest,
                            field="--out", fix="check the folder and its permissions") from None
     click.echo(f"wrote {dest}; check it with `latentdmx check --config {dest}`", err=True)
+
+
+def _distinct_keys(fixtures: list) -> list:
+    """Two different files of one fixture type (two revisions) get two keys: the second and
+    later ones get the first 8 hex digits of their file's SHA-256 added."""
+    first: dict[str, str] = {}
+    out = []
+    for f in fixtures:
+        key, sha = f.profile.key, f.profile.source_sha256
+        if first.setdefault(key, sha) != sha:
+            f = replace(f, profile=replace(f.profile, key=f"{key}-{sha[:8]}"))
+        out.append(f)
+    return out
