@@ -218,3 +218,18 @@ def test_cmy_without_dimmer_or_shutter_is_not_driven(tmp_path):
     f.write_bytes(_gdtf(_ch("1", "ColorSub_C") + _ch("2", "ColorSub_M") + _ch("3", "ColorSub_Y")
                         + _ch("4", "Dimmer")))
     assert layout(import_file(f)[0].modes[0]) == ["cyan", "magenta", "yellow", "dimmer"]
+
+
+def test_dmx_values_of_any_byte_count_land_on_the_coarse_channel(tmp_path):
+    """GDTF writes "v/n": n bytes whatever the channel's size; 32768/2 on an 8-bit channel is
+    128 and 128/1 on a 16-bit one is 32768 (coarse 128)."""
+    shutter = ('<ChannelFunction Name="Closed" Attribute="Shutter1" DMXFrom="0/1"/>'
+               '<ChannelFunction Name="Open" Attribute="Shutter1" DMXFrom="32768/2"/>'
+               '<ChannelFunction Name="Strobe" Attribute="Shutter1Strobe" DMXFrom="49152/2"/>')
+    f = tmp_path / "s.gdtf"
+    f.write_bytes(_gdtf(_ch("1", "Shutter1", shutter) + _ch("2", "Dimmer")))
+    caps = read_source(f).modes[0][1][0].caps
+    assert [(c.lo, c.hi, c.kind) for c in caps] == [(0, 127, "closed"), (128, 191, "open"),
+                                                     (192, 255, "strobe")]
+    m = import_file(f)[0].modes[0]
+    assert (m.channels[0].attr, m.channels[0].min, m.channels[0].max) == ("strobe", 128, 128)
