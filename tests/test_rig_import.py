@@ -220,6 +220,7 @@ def test_imported_mvr_rig_plays_safely(env):
                         "--config", str(out)], capture_output=True, text=True, timeout=300,
                        env=penv, check=False)
     assert r.returncode == 0 and "no violations" in r.stdout, r.stdout + r.stderr
+    assert r.stdout.count("judged against its fixture file") == len(patch.fixtures)
     worst = count(rig_from_config(out), read_show_file(show)).worst()
     assert worst[1] <= 3.0, worst
 
@@ -379,3 +380,15 @@ def test_two_revisions_of_one_fixture_type_get_two_profiles(env):
     keys = [cfg["s0-0"].profile, cfg["s1-1"].profile]
     assert keys[0] == "robe-lighting-robin-viva-cmy" and keys[1].startswith(keys[0] + "-")
     assert cfg["s1-1"].mode == "Mode 2 - Reduced"
+
+
+def test_system_import_for_the_service(env, monkeypatch):
+    system = env / "system"
+    monkeypatch.setenv("LATENTDMX_SYSTEM_DIR", str(system))
+    code, text = rig_import(str(RIG_MVR), "--out", str(env / "s.toml"), "--system")
+    assert code == 0, text
+    prof = system / "fixtures" / "robe-lighting-robin-viva-cmy.json"
+    kept = system / "fixtures" / "sources" / "robe-lighting-robin-viva-cmy.gdtf"
+    assert prof.is_file() and kept.is_file()
+    assert (prof.stat().st_mode & 0o777) == 0o644 and (kept.stat().st_mode & 0o777) == 0o644
+    assert not (env / "xdg" / "latentdmx" / "fixtures").exists()
