@@ -279,6 +279,7 @@ class Show:
         claim = None
         last = None
         osc = None
+        fpp = None
         fading = False
         clean = False
         fade_at = None
@@ -298,6 +299,9 @@ class Show:
             if self.config.osc.enabled:          # tablets: pi_app/osc.py
                 from .osc import start_osc
                 osc = start_osc(self, self.config.osc, self._web_token())
+            if self.config.fpp.remote:           # an FPP MultiSync master: pi_app/fpp.py
+                from .fpp import start_fpp
+                fpp = start_fpp(self, self.config.fpp)
             sync = self.lockstep
             clock: FrameClock
             if sync is not None:                 # frame k at epoch + k / fps (pi_app/sync)
@@ -416,6 +420,8 @@ class Show:
                 web.close()
             if osc is not None:
                 osc.close()
+            if fpp is not None:
+                fpp.close()
             self.director.close()
             if self.lockstep is not None:
                 self.lockstep.close()
