@@ -313,8 +313,8 @@ def check_ddp(cfg) -> list[Finding]:
         found += check_routes([host], port, c.interface, False, "output.ddp.interface")
         if c.destinations:       # an empty packet without PUSH: receivers show nothing
             found += check_unicast([host], port, header(0, 0), "DDP",
-                                   "enable DDP on the controller (WLED: it listens on UDP "
-                                   "4048 whenever it is on; FPP: Input/Output Setup > "
+                                   "enable DDP on the controller (WLED: Config > Sync "
+                                   "Interfaces > Receive UDP realtime; FPP: Input/Output Setup > "
                                    "Channel Inputs) or check output.ddp.destinations", source)
     if not c.destinations:
         found.append(Finding(True, f"broadcast to {c.broadcast}:{c.port}: DDP receivers cannot "
