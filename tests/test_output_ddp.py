@@ -281,3 +281,22 @@ def test_a_show_over_ddp_reaches_the_receiver(tmp_path):
     assert len(rx.shown) >= 40
     assert any(any(s[:4]) for s in rx.shown)
     assert not any(rx.shown[-1][:4])
+
+
+@pytest.mark.parametrize("section", [
+    '[output]\nkind = "ddp"\n',                                     # universe 0: no place
+    '[output]\nkind = "sacn"\n[output.sacn]\nuniverse_map = { "0" = 1 }\n',   # 0 and 1 on 1
+])
+def test_an_output_map_mistake_is_one_line_from_check_and_run(tmp_path, section):
+    rig = tmp_path / "rig.toml"
+    rig.write_text(section + '[[fixtures]]\nname = "a"\nprofile = "generic-rgbw-par"\n'
+                   'mode = "4ch"\nuniverse = 0\n[[fixtures]]\nname = "b"\n'
+                   'profile = "generic-rgbw-par"\nmode = "4ch"\nuniverse = 1\n')
+    env = {**os.environ, "STATE_DIRECTORY": str(tmp_path / "state"),
+           "RUNTIME_DIRECTORY": str(tmp_path / "run"), "PYTHONPATH": str(ROOT)}
+    for args in (["check", str(rig)], ["run", "--config", str(rig), "--duration", "1"]):
+        done = subprocess.run([sys.executable, "-m", "pi_app.cli", *args], env=env,
+                              capture_output=True, text=True, timeout=120)
+        lines = done.stderr.strip().splitlines()
+        assert done.returncode != 0 and len(lines) == 1, done.stderr
+        assert f"{rig}: output." in lines[0] and "universe_map" in lines[0]

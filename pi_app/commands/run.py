@@ -105,7 +105,6 @@ def run(config_path, output, model, fps, seed, duration, record, web, audio, ver
     from ..lean import trim_heap, without_openssl
 
     without_openssl()                           # before NumPy's random module: 3.4 MB less
-    from ..outputs import output_for
     from ..show import Show
 
     _logging(verbose)
@@ -120,7 +119,7 @@ def run(config_path, output, model, fps, seed, duration, record, web, audio, ver
     from ..patch import Patch
 
     patch = Patch(cfg)
-    out = output_for(cfg, patch)
+    out = build_output(cfg, patch)
     show = Show(cfg, out, model=mdl, duration_s=duration, record_path=record,
                 config_path=config_path, clock=_clock(cfg.output.kind), audio=audio)
     log = logging.getLogger("latentdmx")
@@ -180,6 +179,20 @@ def _status_logger(log: logging.Logger, every_s: float):
     return listener
 
 
+def build_output(cfg, patch):
+    """The config's output for the patch; a mistake in its section (two universes on one,
+    a universe with no place) is one line naming the config file."""
+    from ..errors import OutputError
+    from ..outputs import output_for
+
+    try:
+        return output_for(cfg, patch)
+    except OutputError as exc:
+        if exc.file is None and (exc.field or "").startswith("output."):
+            raise ConfigError(exc.what, file=cfg.path, field=exc.field, fix=exc.fix) from None
+        raise
+
+
 @click.command()
 @click.argument("config_path", metavar="CONFIG", required=False, type=click.Path())
 def check(config_path):
@@ -198,6 +211,7 @@ def check(config_path):
     cfg = load_config(config_path)
     patch = Patch(cfg)
     Safety(cfg, patch, cfg.fps)         # a rig that could strobe is refused here, as by `run`
+    build_output(cfg, patch)            # as `run` builds it (never opened): its maps
     mdl = load_show_model(cfg, from_flag=False)
     table = Table(title=f"{cfg.path}: {len(patch)} fixtures, universes "
                         f"{', '.join(map(str, patch.universes))}")
