@@ -11,7 +11,9 @@ as FPP writes them on every platform it runs on). This remote reads two types:
   to the master's address, so LatentDMX shows in the master's MultiSync list.
 * **MultiSync** (type 1): action (start 0, stop 1, sync 2, open 3), file type (0 sequence,
   1 media), the master's frame number, its position in seconds (a 32-bit float) and the
-  file's name. A sequence named in ``[fpp.map]`` is played from the master's position
+  file's name (the position is taken as frame x step when the two agree: the float alone
+  is coarse in a long sequence). A sequence named in ``[fpp.map]`` is played from the
+  master's position
   (``fpp/play``: start, and every sync that finds the walk more than a frame off) and stopped
   with it (``fpp/stop``). A sequence name that is not mapped is logged once and ignored;
   media sync packets are ignored (the sequence's own packets carry the position).
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import math
 import select
 import socket
 import struct
@@ -35,6 +38,7 @@ from typing import Any
 from . import __version__
 from .errors import LatentDMXError
 from .fpp_config import MULTICAST, FppConfig
+from .vocabulary import fpp_in_step
 
 log = logging.getLogger("latentdmx.fpp")
 
@@ -49,6 +53,21 @@ MODE_REMOTE = 0x08
 SYSTEM_UNKNOWN = 0x00              # not an FPP build, not a listed controller
 LAN = ("127.0.0.0/8", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16")
 MAX_UNKNOWN = 256                  # names remembered as "logged once"
+
+
+def position_s(frame: int, seconds: float) -> float:
+    """The master's position: its seconds are a 32-bit float (a quarter of a second coarse
+    after a month), its frame number is exact, and a sequence steps in whole milliseconds:
+    frame x step, when the two agree; else the seconds."""
+    if not math.isfinite(seconds):
+        return 0.0
+    if frame > 0 and seconds > 0:
+        step_ms = round(seconds * 1000.0 / frame)
+        exact = frame * step_ms / 1000.0
+        if 1 <= step_ms <= 255 and abs(exact - seconds) <= max(step_ms / 1000.0,
+                                                               abs(seconds) * 1e-6):
+            return exact
+    return max(0.0, seconds)
 
 
 def _text(raw: bytes) -> str:
@@ -116,6 +135,7 @@ class FppRemote:
         self._refused: set[str] = set()
         self.playing = ""                    # the master's sequence we follow ("" none)
         self.packets = 0
+        self.in_step = 0                     # syncs that found the walk within a frame
 
     @property
     def port(self) -> int:
@@ -201,9 +221,13 @@ class FppRemote:
         action, origin = pkt["action"], f"fpp {ip}"
         try:
             if action in (SYNC_START, SYNC_SYNC):
+                pos = position_s(pkt["frame"], pkt["seconds"])
+                start = action == SYNC_START or name != self.playing
+                if not start and fpp_in_step(self.show, name, pos):
+                    self.in_step += 1               # the usual sync: nothing to change
+                    return
                 self.show.handle_control("fpp/play", {
-                    "sequence": name, "position_s": max(0.0, float(pkt["seconds"])),
-                    "start": action == SYNC_START or name != self.playing}, origin=origin)
+                    "sequence": name, "position_s": pos, "start": start}, origin=origin)
                 self.playing = name
             elif action == SYNC_STOP and name == self.playing:
                 self.show.handle_control("fpp/stop", {"sequence": name}, origin=origin)

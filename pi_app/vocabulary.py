@@ -711,6 +711,48 @@ def _show_time_now(show: Any) -> float | None:
     return None if clock is None else clock.now() - clock.start_s
 
 
+def fpp_look(show: Any, sequence: str) -> tuple[str, object, Any, Any]:
+    """(the [fpp.map] key, its item, its preset, its model) for a master's sequence; the
+    model is loaded here (the caller's thread, never the frame loop)."""
+    found = show.config.fpp.lookup(sequence)
+    if found is None:
+        raise ControlError(f"sequence {sequence!r} is not mapped", field="fpp.map",
+                           fix=f'map it in the config: [fpp.map] "{sequence}" = "PRESET"')
+    key, item = found
+    preset, model = show.director.resolve_item(item)
+    if isinstance(item, dict):      # the config's tempo and palette, not the last look's
+        cfg = show.config
+        preset = dataclasses.replace(
+            preset, tempo=float(item.get("tempo", cfg.walk.tempo)),
+            palette=str(item.get("palette", cfg.looks.palette)))
+    return key, item, preset, model
+
+
+def _fpp_playing(show: Any, item: object, preset: Any) -> bool:
+    d, p = show.director, show.pipeline
+    if isinstance(item, str):
+        return bool(d.preset == item)
+    return bool(d.model_ref == preset.model and p.seed == preset.seed and not d.preset)
+
+
+def fpp_in_step(show: Any, sequence: str, position_s: float) -> bool:
+    """The show plays `sequence`'s look and its walk is within a frame of where the master's
+    `position_s` puts it, now (a client's thread: reads numbers, and the preset)."""
+    t_rx = _show_time_now(show)
+    if t_rx is None or show.config.fpp.lookup(sequence) is None:
+        return False
+    _, item, preset, _ = fpp_look(show, sequence)
+    return _in_step(show, item, preset, position_s, t_rx)
+
+
+def _in_step(show: Any, item: object, preset: Any, position_s: float, t_rx: float) -> bool:
+    line = show.pipeline.line
+    rate = preset.tempo / line.seconds_per_waypoint
+    return (_fpp_playing(show, item, preset) and not line.still and
+            line.tempo == preset.tempo and
+            abs(line.at(t_rx) - (preset.phase + position_s * rate)) <= rate / show.fps)
+
+
 @command("fpp/play", Arg("sequence", Text(), "the master's sequence, a key of [fpp.map]"),
          Arg("position_s", Number(0.0, 1e7), "the master's position in it, in seconds"),
          Arg("start", Flag(), "the master started it (else: a sync)", required=False,
@@ -722,26 +764,12 @@ def _show_time_now(show: Any) -> float | None:
          live=True, group=False, cli=False, web=False)
 def _fpp_play(show: Any, a: dict[str, Any]) -> Change:
     d, p = show.director, show.pipeline
-    found = show.config.fpp.lookup(a["sequence"])
-    if found is None:
-        raise ControlError(f"sequence {a['sequence']!r} is not mapped", field="fpp.map",
-                           fix=f'map it in the config: [fpp.map] "{a["sequence"]}" = "PRESET"')
-    key, item = found
+    key, item, preset, model = fpp_look(show, a["sequence"])
     t_rx = _show_time_now(show)
-    preset, model = d.resolve_item(item)            # loaded here, not on the frame loop
-    if isinstance(item, dict):      # the config's tempo and palette, not the last look's
-        cfg = show.config
-        preset = dataclasses.replace(
-            preset, tempo=float(item.get("tempo", cfg.walk.tempo)),
-            palette=str(item.get("palette", cfg.looks.palette)))
-    look = (d.preset == item) if isinstance(item, str) else \
-        (d.model_ref == preset.model and p.seed == preset.seed and not d.preset)
-    line = p.line
-    rate = preset.tempo / line.seconds_per_waypoint
-    if look and not a["start"] and not line.still and t_rx is not None and \
-            line.tempo == preset.tempo and abs(line.at(t_rx) - (
-                preset.phase + a["position_s"] * rate)) <= rate / show.fps:
+    if not a["start"] and t_rx is not None and _in_step(show, item, preset,
+                                                        a["position_s"], t_rx):
         return Change({"fpp": key, "in_step": True})       # within a frame: leave it
+    look = _fpp_playing(show, item, preset)
 
     def apply(t_s: float) -> None:
         at = a["position_s"] + (0.0 if t_rx is None else t_s - t_rx)

@@ -144,12 +144,15 @@ def test_start_sync_seek_and_stop_follow_the_master_within_a_frame(running, capl
     run, master = running
     p = run.show.pipeline
     rate = 0.5 / SPW
+    caplog.set_level(logging.INFO, logger="latentdmx")
     m0 = time.monotonic()
     master.sync(0, "xmas.fseq", 0.0)                     # start
     time.sleep(0.4)
     for _ in range(4):                                   # syncs, as a master sends them
         master.sync(2, "xmas.fseq", time.monotonic() - m0)
         time.sleep(0.1)
+    plays = [r for r in caplog.records if "fpp/play" in r.getMessage()]
+    assert len(plays) == 1 and "fpp 127.0.0.1:" in plays[0].getMessage()   # in step: quiet
     assert p.seed == 5 and p.line.tempo == 0.5 and run.show.director.preset == "dusk"
     assert abs(run.phase_error(2.0, rate, m0, 0.0)) <= 1.0
     # the master seeks to 30 s: the next sync moves the walk there
@@ -169,15 +172,14 @@ def test_start_sync_seek_and_stop_follow_the_master_within_a_frame(running, capl
     assert p.seed == 9 and not p.line.held and run.show.director.preset == ""
     assert abs(run.phase_error(0.0, 1.0 / SPW, m2, 5.0)) <= 1.0
     # an unmapped sequence: one log line however often it comes, and nothing changes
-    with caplog.at_level(logging.INFO, logger="latentdmx"):
-        for _ in range(5):
-            master.sync(2, "other.fseq", 1.0)
-        time.sleep(0.3)
+    n0 = len(caplog.records)
+    for _ in range(5):
+        master.sync(2, "other.fseq", 1.0)
+    time.sleep(0.3)
     assert p.seed == 9
     unknown = [r for r in caplog.records if "other.fseq" in r.getMessage()]
     assert len(unknown) == 1 and "does not map" in unknown[0].getMessage()
-    changes = [r for r in caplog.records if r.getMessage().startswith("fpp 127.0.0.1:")]
-    assert changes == []                                 # in step: no change was needed
+    assert [r for r in caplog.records[n0:] if "fpp/" in r.getMessage()] == []
 
 
 @pytest.mark.parametrize("show_time_s", [3600.0, 86400.0, 30 * 86400.0, 365 * 86400.0])
@@ -206,6 +208,23 @@ def test_seeking_is_exact_after_an_hour_a_day_a_month_a_year(tmp_path, show_time
                                             "position_s": 12.5 + 1 / FPS})["in_step"]
     assert "in_step" not in show.handle_control(
         "fpp/play", {"sequence": "xmas.fseq", "position_s": 12.5 + 2.5 / FPS})
+
+
+@pytest.mark.parametrize("position", [0.0, 0.025, 3600.0, 86400.0, 30 * 86400.0,
+                                      365 * 86400.0])
+@pytest.mark.parametrize("step_ms", [25, 50])
+def test_the_masters_position_is_exact_from_its_frame_number(position, step_ms):
+    """The master's seconds are a 32-bit float (0.25 s coarse after a month); frame x step
+    is exact, at an hour, a day, a month and a year into a sequence."""
+    from pi_app.fpp import parse, position_s
+
+    frame = round(position * 1000 / step_ms) + 1
+    exact = frame * step_ms / 1000
+    extra = bytes([2, 0]) + struct.pack("<If", frame, exact) + b"x.fseq\x00"
+    pkt = parse(b"FPPD\x01" + len(extra).to_bytes(2, "little") + extra)
+    assert pkt is not None and pkt["frame"] == frame
+    assert position_s(pkt["frame"], pkt["seconds"]) == exact
+    assert position_s(0, float("inf")) == 0.0 and position_s(3, float("nan")) == 0.0
 
 
 def test_senders_outside_allow_are_ignored(tmp_path, caplog):
@@ -273,3 +292,71 @@ def test_remote_without_a_map_is_one_line_from_check(tmp_path):
     assert done.returncode != 0
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and "fpp.map" in lines[0] and "show.fseq" in lines[0], done.stderr
+
+
+def test_the_daemon_follows_a_master_and_logs_it_with_origin_fpp(tmp_path):
+    """`latentdmx run` itself (its own process, its control socket in its own folder)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from pi_app.control import ControlClient
+    from pi_app.errors import ControlError
+
+    port = free_udp_port()
+    rig = tmp_path / "rig.toml"
+    rig.write_text(default_config_path().read_text() + f"""
+[presets.dusk]
+seed = 5
+[fpp]
+remote = true
+host = "127.0.0.1"
+port = {port}
+multicast = false
+[fpp.map]
+"xmas.fseq" = "dusk"
+""")
+    xdg = tmp_path / "xdg"
+    xdg.mkdir(mode=0o700)
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("RUNTIME_DIRECTORY", "NOTIFY_SOCKET", "LATENTDMX_SOCKET")}
+    env.update(XDG_RUNTIME_DIR=str(xdg), STATE_DIRECTORY=str(tmp_path / "state"),
+               PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    proc = subprocess.Popen([sys.executable, "-m", "pi_app.cli", "run", "--config", str(rig),
+                             "--duration", "60"], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    client = ControlClient(xdg / "latentdmx" / "control.sock")
+    master = Master(port)
+
+    def status() -> dict:
+        try:
+            return client.request("status")
+        except ControlError:
+            return {}
+
+    def until(pred, timeout_s: float = 20.0) -> dict:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
+            st = status()
+            if pred(st):
+                return st
+            time.sleep(0.05)
+        pytest.fail(f"not reached: {status()}")
+
+    try:
+        until(lambda st: st.get("frames", 0) > 10)
+        assert master.discover()["mode"] == 0x08
+        master.sync(0, "xmas.fseq", 1.0)
+        assert until(lambda st: st.get("preset") == "dusk")["seed"] == 5
+        master.sync(1, "xmas.fseq", 2.0)
+        until(lambda st: st.get("state") == "blackout")
+    finally:
+        master.close()
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0, out
+    assert "FPP remote: listening" in out
+    assert "fpp/play" in out and "fpp/stop" in out and "fpp 127.0.0.1" in out, out
