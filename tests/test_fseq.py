@@ -220,3 +220,19 @@ def test_config_fps_and_universe_0_are_one_line(tmp_path):
     with pytest.raises(ConfigError, match="universe 0"):
         FseqWriter(tmp_path / "y.fseq", universes=[0, 1], fps=40, max_frames=10)
     assert not list(tmp_path.glob("*.fseq"))
+
+
+def test_the_daemon_never_imports_zstandard(tmp_path):
+    """Only the export loads zstandard: a show played through `run`'s code path does not."""
+    code = (
+        "import sys\n"
+        "from click.testing import CliRunner\n"
+        "from pi_app.cli import main\n"
+        "r = CliRunner().invoke(main, ['run', '--duration', '0.5'])\n"
+        "assert r.exit_code == 0, r.output\n"
+        "import pi_app.commands.views, pi_app.fpp, pi_app.outputs.ddp\n"
+        "assert 'zstandard' not in sys.modules, 'zstandard imported'\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120, env={**ENV, "STATE_DIRECTORY": str(tmp_path / "s"),
+                                            "RUNTIME_DIRECTORY": str(tmp_path / "r")})
+    assert done.returncode == 0, done.stderr

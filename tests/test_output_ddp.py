@@ -300,3 +300,27 @@ def test_an_output_map_mistake_is_one_line_from_check_and_run(tmp_path, section)
         lines = done.stderr.strip().splitlines()
         assert done.returncode != 0 and len(lines) == 1, done.stderr
         assert f"{rig}: output." in lines[0] and "universe_map" in lines[0]
+
+
+def test_darken_sends_the_blackout_over_ddp(tmp_path):
+    """`latentdmx darken` (what the service runs after the daemon): dark frames to the
+    controller, pushed, for about a second; nothing lit in any of them."""
+    cap = UdpCapture(0, bind="127.0.0.1")
+    rig = tmp_path / "rig.toml"
+    rig.write_text(f'[output]\nkind = "ddp"\n[output.ddp]\ndestinations = '
+                   f'["127.0.0.1:{cap.port}"]\n[[fixtures]]\nname = "p"\n'
+                   'profile = "generic-rgbw-par"\nmode = "4ch"\n')
+    env = {**os.environ, "STATE_DIRECTORY": str(tmp_path / "state"),
+           "RUNTIME_DIRECTORY": str(tmp_path / "run"), "PYTHONPATH": str(ROOT)}
+    try:
+        done = subprocess.run([sys.executable, "-m", "pi_app.cli", "darken", "--config",
+                               str(rig)], env=env, capture_output=True, text=True, timeout=60)
+        cap.settle()
+    finally:
+        cap.close()
+    assert done.returncode == 0, done.stderr
+    assert "blackout sent to ddp:127.0.0.1:" in done.stdout + done.stderr
+    rx = WledStyleReceiver(512)
+    for _, _, _, raw in cap.packets:
+        rx.feed(raw)
+    assert len(rx.shown) >= 10 and not any(any(s[:4]) for s in rx.shown)
