@@ -17,6 +17,7 @@ remote itself.
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 from dataclasses import dataclass, field
 
@@ -69,6 +70,11 @@ class FppConfig:
             raise ConfigError("nothing to follow", file=file, field="fpp.map",
                               fix='map the master\'s sequences, e.g. [fpp.map] "show.fseq" = '
                                   '"dusk"')
+
+    def replace_map(self, mapping: dict | None = None) -> FppConfig:
+        """This section with another map (a reload changes the map live, the rest needs a
+        restart: the listening socket)."""
+        return dataclasses.replace(self, map=dict(mapping or {}))
 
     def lookup(self, sequence: str) -> tuple[str, object] | None:
         """(the key, the item) a master's sequence name maps to, or None."""

@@ -185,6 +185,7 @@ class Show:
             ("fixtures", _untrimmed(new) != _untrimmed(old)),    # trims are live
             ("output", new.output != old.output),
             ("fps", new.fps != old.fps), ("audio", new.audio != old.audio),
+            ("fpp", new.fpp.replace_map() != old.fpp.replace_map()),   # [fpp.map] is live
             ("safety", new.safety.replace_master(old.safety.master) != old.safety))
             if changed]
         if restart:

@@ -360,3 +360,25 @@ multicast = false
     assert proc.returncode == 0, out
     assert "FPP remote: listening" in out
     assert "fpp/play" in out and "fpp/stop" in out and "fpp 127.0.0.1" in out, out
+
+
+def test_reload_changes_the_map_live_and_the_socket_needs_a_restart(tmp_path, caplog):
+    from pi_app.config import load_config
+
+    path = tmp_path / "rig.toml"
+    base = default_config_path().read_text() + "[presets.dusk]\nseed = 5\n"
+    path.write_text(base + '[fpp]\nremote = true\n[fpp.map]\n"a.fseq" = "dusk"\n')
+    cfg = load_config(path)
+    patch = Patch(cfg)
+    show = Show(cfg, SimOutput(patch.universes), control=False, config_path=path,
+                presets_dir=tmp_path / "presets", clock=FastClock)
+    path.write_text(base + '[fpp]\nremote = true\n[fpp.map]\n"b.fseq" = "dusk"\n')
+    with caplog.at_level(logging.INFO, logger="latentdmx"):
+        show._reload(1.0)
+    assert show.config.fpp.lookup("b.fseq") and not show.config.fpp.lookup("a.fseq")
+    path.write_text(base + '[fpp]\nremote = true\nport = 32321\n[fpp.map]\n"b.fseq" = "dusk"\n')
+    with caplog.at_level(logging.INFO, logger="latentdmx"):
+        show._reload(2.0)
+    assert show.config.fpp.port == 32320
+    assert any("reload rejected" in r.getMessage() and "fpp" in r.getMessage()
+               for r in caplog.records)
