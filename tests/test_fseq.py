@@ -219,6 +219,9 @@ def test_config_fps_and_universe_0_are_one_line(tmp_path):
     assert "universe 0" in done.stderr and "fixtures" in done.stderr
     with pytest.raises(ConfigError, match="universe 0"):
         FseqWriter(tmp_path / "y.fseq", universes=[0, 1], fps=40, max_frames=10)
+    with pytest.raises(ConfigError, match="universe 32769 is past"):
+        FseqWriter(tmp_path / "y.fseq", universes=[1, 32769], fps=40, max_frames=10)
+    FseqWriter(tmp_path / "y.fseq", universes=[32768], fps=40, max_frames=10)   # the last
     assert not list(tmp_path.glob("*.fseq"))
 
 

@@ -142,6 +142,7 @@ def _fseq(path, config_path, model, seed, fps, duration, audio) -> None:
     """`render --fseq`: the show, frame by frame, into an FSEQ file (`pi_app.sim.fseq`)."""
     from pathlib import Path
 
+    from .. import __version__
     from ..errors import LatentDMXError
     from ..runtime import load_model
     from ..sim.fseq import FseqWriter, step_ms, universe_ranges
@@ -170,7 +171,7 @@ def _fseq(path, config_path, model, seed, fps, duration, audio) -> None:
     try:
         with FseqWriter(path, universes=rig.universes, fps=cfg.fps, max_frames=n_max,
                         media=Path(audio).name if audio else "",
-                        producer="LatentDMX") as out, \
+                        producer=f"LatentDMX {__version__}") as out, \
                 rd.progress_bar(True, n_max, "rendering") as advance:
             for f in frames:
                 out.write(f)

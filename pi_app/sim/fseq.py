@@ -54,6 +54,7 @@ COMPRESSION_ZSTD = 1
 BLOCK_BYTES = 1 << 17               # about 128 KiB of frames per block (FPP's writer's size)
 ZSTD_LEVEL = 3
 SLOTS = 512
+MAX_CHANNEL = 1 << 24               # sparse ranges count channels in 24 bits
 
 
 def step_ms(fps: float, *, file: str = "command line", field: str = "--fps") -> int:
@@ -76,6 +77,11 @@ def universe_ranges(universes: Sequence[int], *, file: str = "",
         raise ConfigError("universe 0 has no FSEQ channels (universe u starts at channel "
                           "(u - 1) * 512 + 1)", file=file, field=field,
                           fix="patch the rig from universe 1 for the export")
+    if max(universes) * SLOTS > MAX_CHANNEL:
+        raise ConfigError(f"universe {max(universes)} is past FSEQ's {MAX_CHANNEL:,} channels",
+                          file=file, field=field,
+                          fix=f"patch the rig on universes 1..{MAX_CHANNEL // SLOTS} for the "
+                              "export")
     out: list[tuple[int, int]] = []
     last = None
     for u in sorted(universes):
