@@ -706,9 +706,10 @@ def _identify(show: Any, a: dict[str, Any]) -> Change:
 
 # -- following a Falcon Player master (pi_app/fpp.py) ---------------------------------------
 def _show_time_now(show: Any) -> float | None:
-    """The show time now, as the frame clock counts it (None before the first frame)."""
+    """The show time now, as the frame clock counts it (frame k at k / fps; a lockstep
+    group's clock too); None before the first frame."""
     clock = show.clock
-    return None if clock is None else clock.now() - clock.start_s
+    return None if clock is None else clock.now() - clock.due(0)
 
 
 def fpp_look(show: Any, sequence: str) -> tuple[str, object, Any, Any]:

@@ -382,3 +382,23 @@ def test_reload_changes_the_map_live_and_the_socket_needs_a_restart(tmp_path, ca
     assert show.config.fpp.port == 32320
     assert any("reload rejected" in r.getMessage() and "fpp" in r.getMessage()
                for r in caplog.records)
+
+
+def test_show_time_now_is_the_frame_clocks_on_a_group_clock_too():
+    """What a sync is measured against: frame k's show time k / fps, on the plain clock and
+    on a lockstep group's clock (show time = wall time - the epoch)."""
+    from types import SimpleNamespace
+
+    from pi_app.sync.clock import SyncClock
+    from pi_app.vocabulary import _show_time_now
+
+    wall = [1_000_000.0]
+    mono = [50.0]
+    clock = SyncClock(FPS, epoch_s=999_000.0, now=lambda: mono[0], wall=lambda: wall[0])
+    show = SimpleNamespace(clock=clock)
+    assert _show_time_now(show) == pytest.approx(1000.0)
+    mono[0] += 2.5
+    assert _show_time_now(show) == pytest.approx(1002.5)
+    plain = FrameClock(FPS, now=lambda: mono[0])
+    mono[0] += 1.0
+    assert _show_time_now(SimpleNamespace(clock=plain)) == pytest.approx(1.0)
