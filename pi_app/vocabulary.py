@@ -765,8 +765,8 @@ def _in_step(show: Any, item: object, preset: Any, position_s: float, t_rx: floa
          live=True, group=False, cli=False, web=False)
 def _fpp_play(show: Any, a: dict[str, Any]) -> Change:
     d, p = show.director, show.pipeline
+    t_rx = _show_time_now(show)             # the master's position is of now: before loading
     key, item, preset, model = fpp_look(show, a["sequence"])
-    t_rx = _show_time_now(show)
     if not a["start"] and t_rx is not None and _in_step(show, item, preset,
                                                         a["position_s"], t_rx):
         return Change({"fpp": key, "in_step": True})       # within a frame: leave it
