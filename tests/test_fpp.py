@@ -86,7 +86,7 @@ port = {port}
 multicast = false
 [fpp.map]
 "xmas.fseq" = "dusk"
-intro = {{ model = "nat-aurora", seed = 9 }}
+intro = {{ model = "nat-neon", seed = 9 }}
 """ + extra, "rig.toml")
 
 
