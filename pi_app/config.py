@@ -22,6 +22,7 @@ from pathlib import Path
 from . import secrecy
 from .config_rules import check_rules
 from .errors import ConfigError
+from .fpp_config import FppConfig
 from .install_config import (
     LocationConfig,
     LooksConfig,
@@ -196,6 +197,7 @@ class Config:
     looks: LooksConfig = field(default_factory=LooksConfig)
     osc: OscConfig = field(default_factory=OscConfig)
     sync: SyncConfig = field(default_factory=SyncConfig)   # lockstep group (pi_app/sync/)
+    fpp: FppConfig = field(default_factory=FppConfig)      # FPP MultiSync remote (pi_app/fpp.py)
     path: str = "<default>"
 
     def replace(self, **changes) -> Config:
@@ -433,6 +435,7 @@ def validate(cfg: Config) -> Config:
                                   fix="park the head outside its keep-out boxes")
     validate_install(cfg)
     cfg.sync.validate(f)
+    cfg.fpp.validate(f)
     check_rules(cfg)                # what it must mean: one validation for check, run, reload
     return cfg
 

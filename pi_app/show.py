@@ -192,6 +192,7 @@ class Show:
             ("output", new.output != old.output),
             ("fps", new.fps != old.fps), ("audio", new.audio != old.audio),
             ("sync", new.sync != old.sync),         # the group is joined once, at start
+            ("fpp", new.fpp.replace_map() != old.fpp.replace_map()),   # [fpp.map] is live
             ("safety", new.safety.replace_master(old.safety.master) != old.safety))
             if changed]
         if restart:
@@ -288,6 +289,7 @@ class Show:
         claim = None
         last = None
         osc = None
+        fpp = None
         fading = False
         clean = False
         fade_at = None
@@ -307,6 +309,9 @@ class Show:
             if self.config.osc.enabled:          # tablets: pi_app/osc.py
                 from .osc import start_osc
                 osc = start_osc(self, self.config.osc, self._web_token())
+            if self.config.fpp.remote:           # an FPP MultiSync master: pi_app/fpp.py
+                from .fpp import start_fpp
+                fpp = start_fpp(self, self.config.fpp)
             sync = self.lockstep
             clock: FrameClock
             if sync is not None:                 # frame k at epoch + k / fps (pi_app/sync)
@@ -425,6 +430,8 @@ class Show:
                 web.close()
             if osc is not None:
                 osc.close()
+            if fpp is not None:
+                fpp.close()
             self.director.close()
             if self.lockstep is not None:
                 self.lockstep.close()

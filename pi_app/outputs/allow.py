@@ -12,6 +12,8 @@ written by ``sudo latentdmx service-network --install`` (and by ``scripts/setup-
 * the local networks when the web page listens beyond localhost (``[preview] web`` on a host
   other than 127.0.0.1: its viewers are on the LAN);
 * the OSC senders (``[osc] allow``) when the OSC server listens beyond localhost;
+* FPP's MultiSync group (239.70.80.80) and the masters (``[fpp] allow``, else the local
+  networks) when the FPP remote is on;
 * a lockstep group's multicast address and the local networks its members send from.
 
 Nothing else: a light show never talks to the internet. Consecutive addresses are merged
@@ -55,6 +57,14 @@ def allowed(config) -> list[str]:
             net = ipaddress.ip_network(a.strip(), strict=False)
             if not net.is_loopback and _entry(net) not in nets:
                 nets.append(_entry(net))
+    fpp = getattr(config, "fpp", None)
+    if fpp is not None and fpp.remote and not is_loopback(fpp.host):  # FPP masters
+        from ..fpp_config import MULTICAST
+
+        want = [MULTICAST] if fpp.multicast else []
+        want += [_entry(ipaddress.ip_network(a.strip(), strict=False)) for a in fpp.allow] \
+            if fpp.allow else list(LAN)
+        nets += [n for n in want if n not in nets]
     sync = getattr(config, "sync", None)
     if sync is not None and sync.group:      # a lockstep group: its address, members on the LAN
         from ..sync.config import allow_entries
