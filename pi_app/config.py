@@ -32,6 +32,7 @@ from .install_config import (
     TrimConfig,
     validate_install,
 )
+from .mqtt.config import MqttConfig, validate_mqtt
 from .outputs.ola import OlaConfig as OlaConfig
 from .outputs.uart import UartConfig as UartConfig
 from .sync.config import SyncConfig
@@ -195,6 +196,7 @@ class Config:
     looks: LooksConfig = field(default_factory=LooksConfig)
     osc: OscConfig = field(default_factory=OscConfig)
     sync: SyncConfig = field(default_factory=SyncConfig)   # lockstep group (pi_app/sync/)
+    mqtt: MqttConfig = field(default_factory=MqttConfig)   # Home Assistant (pi_app/mqtt/)
     path: str = "<default>"
 
     def replace(self, **changes) -> Config:
@@ -431,6 +433,7 @@ def validate(cfg: Config) -> Config:
                                   f"{list(box)}", file=f, field=f"{fld}.park",
                                   fix="park the head outside its keep-out boxes")
     validate_install(cfg)
+    validate_mqtt(cfg.mqtt, f)
     cfg.sync.validate(f)
     return cfg
 

@@ -32,6 +32,7 @@ from .sim.record import ShowRecorder
 log = logging.getLogger("latentdmx")
 QUIET_REFRESH_S = 0.25      # a show holding still sends its frame this often (keep-alive)
 
+WORK_SAMPLES = 2400          # frame work kept for `health` (a minute at 40 fps)
 SWITCH_INTERVAL_S = 0.001       # the longest the frame loop waits for the GIL (default 5 ms)
 
 
@@ -71,6 +72,7 @@ class Show:
         self._make_clock = clock      # FrameClock; FastClock (virtual time) for tests
         self.clock: FrameClock | None = None
         self.frames_out = 0          # frames sent so far (the loop's only per-frame bookkeeping)
+        self.work_s: deque[float] = deque(maxlen=WORK_SAMPLES)   # wake -> frame out (health)
         self._live = False           # the output is open: status has something to say
         self.listeners: list[Callable[[Show], None]] = []   # called after each frame (viewers)
         # the installation: schedule, playlists, presets (pi_app/director.py); the wall clock
@@ -279,6 +281,7 @@ class Show:
         claim = None
         last = None
         osc = None
+        mqtt = None
         fading = False
         clean = False
         fade_at = None
@@ -298,6 +301,9 @@ class Show:
             if self.config.osc.enabled:          # tablets: pi_app/osc.py
                 from .osc import start_osc
                 osc = start_osc(self, self.config.osc, self._web_token())
+            if self.config.mqtt.enabled:         # Home Assistant: pi_app/mqtt/
+                from .mqtt.bridge import start_mqtt
+                mqtt = start_mqtt(self, self.config.mqtt)
             sync = self.lockstep
             clock: FrameClock
             if sync is not None:                 # frame k at epoch + k / fps (pi_app/sync)
@@ -315,6 +321,7 @@ class Show:
             self.director.start(k0 / self.fps)          # dark from the start if off-schedule
             quiet, frames = False, {}
             director, fps = self.director, self.fps
+            work_s, perf_counter = self.work_s, time.perf_counter
             ahead = self.ahead = RunAhead(self.pipeline, 1.0 / fps,   # frames worked out ahead
                                           pack=self.output.prepare)
 
@@ -328,6 +335,7 @@ class Show:
                 return out
             while True:
                 k = clock.idle(QUIET_REFRESH_S) if quiet else clock.wait()
+                woke = perf_counter()
                 t = k / self.fps
                 if self._wake.is_set():          # (clear() takes a lock: only when set)
                     self._wake.clear()
@@ -363,6 +371,7 @@ class Show:
                 quiet = self._quiet = (not self._offline and recorder is None and not fading
                                        and sync is None and (idle or pipe.settled(t)))
                 self.output.send(frames)
+                work_s.append(perf_counter() - woke)
                 if last is not None:
                     last.write(frames)
                 if recorder:        # in a group: as played (a clock step is no gap)
@@ -416,6 +425,8 @@ class Show:
                 web.close()
             if osc is not None:
                 osc.close()
+            if mqtt is not None:                 # says "offline" (retained)
+                mqtt.close()
             self.director.close()
             if self.lockstep is not None:
                 self.lockstep.close()
