@@ -7,8 +7,12 @@ mid-show or refusing the password: the show plays on, one log line, and it recon
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+import os
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -28,6 +32,7 @@ from pi_app.patch import Patch
 from pi_app.show import Show
 
 pytestmark = pytest.mark.slow
+REPO = Path(__file__).resolve().parents[1]
 
 LOOKS = """
 [presets.low]
@@ -439,3 +444,41 @@ def test_password_file_readable_by_others_is_one_warning(tmp_path, caplog):
 def test_no_section_no_host_no_mqtt():
     cfg = load_config(None)
     assert not cfg.mqtt.enabled
+
+
+def test_daemon_health_cli_and_last_will_when_it_dies(broker, tmp_path):
+    """A real `latentdmx run` daemon: `latentdmx health` answers over the control socket;
+    SIGKILL (no goodbye): the broker publishes the last will, Home Assistant sees offline."""
+    base = "ldmx-test/" + uuid.uuid4().hex[:8]
+    config = tmp_path / "rig.toml"
+    config.write_text(default_config_path().read_text() +
+                      mqtt_section(broker, base, tmp_path), encoding="utf-8")
+    xdg = tmp_path / "xdg"
+    xdg.mkdir(mode=0o700)
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("RUNTIME_DIRECTORY", "NOTIFY_SOCKET", "LATENTDMX_SOCKET")}
+    env.update(XDG_RUNTIME_DIR=str(xdg), STATE_DIRECTORY=str(tmp_path / "state"),
+               PYTHONPATH=str(REPO) + os.pathsep + env.get("PYTHONPATH", ""))
+    ha = HomeAssistant(broker, base)
+    proc = subprocess.Popen([sys.executable, "-m", "pi_app.cli", "run", "--config",
+                             str(config), "--duration", "60"], cwd=tmp_path, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_for(lambda: ha.get(f"{base}/availability") == "online", 30, "online")
+        cli = subprocess.run([sys.executable, "-m", "pi_app.cli", "health"], env=env,
+                             capture_output=True, text=True, timeout=30)
+        assert cli.returncode == 0, cli.stderr
+        text = cli.stdout
+        for label in ("frames sent", "frames late", "frame work p50 ms", "frame work p99 ms",
+                      "output errors", "limiter interventions", "group members",
+                      "audio locked", "rss bytes", "uptime", "fps achieved", "config hash"):
+            assert f"\n{label} " in "\n" + text, (label, text)
+        assert hashlib.sha256(config.read_bytes()).hexdigest()[:16] in text
+        proc.kill()                                          # a crash: no "offline" of its own
+        proc.wait(10)
+        wait_for(lambda: ha.get(f"{base}/availability") == "offline", 10, "the last will")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+        ha.close()

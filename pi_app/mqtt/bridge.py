@@ -152,7 +152,8 @@ def entities(cfg: MqttConfig, *, cpu_temp: bool, group: bool) -> list[Entity]:
         Entity("sensor", "state", "State", {"icon": "mdi:information-outline"},
                lambda v: v["state"]),
         Entity("sensor", "fps", "Frames a second", {"unit_of_measurement": "fps", **measure},
-               _round("fps", 1), slow=True),
+               lambda v: None if "fps_achieved" not in v else       # holding still: 0
+               round(float(v["fps_achieved"] or 0.0), 1), slow=True),
         Entity("sensor", "late_frames", "Late frames", {**total, **diag},
                lambda v: int(v["late_frames"])),
         Entity("sensor", "limiter", "Flashes held back", {**total, "icon": "mdi:flash-off"},
