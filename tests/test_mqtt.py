@@ -482,3 +482,28 @@ def test_daemon_health_cli_and_last_will_when_it_dies(broker, tmp_path):
             proc.kill()
             proc.wait(10)
         ha.close()
+
+
+@pytest.mark.parametrize(("host", "want"), [("192.168.1.10", ["192.168.1.10"]),
+                                            ("127.0.0.1", []), ("localhost", []),
+                                            ("homeassistant.local", ["192.168.0.0/16"])])
+def test_the_service_may_reach_the_broker(tmp_path, host, want):
+    from pi_app.outputs.allow import allowed
+
+    path = tmp_path / "rig.toml"
+    path.write_text(default_config_path().read_text() + f'\n[mqtt]\nhost = "{host}"\n')
+    got = allowed(load_config(path))
+    assert all(w in got for w in want) and (want or got == [])
+
+
+def test_check_and_run_say_a_bad_mqtt_section_in_one_line(tmp_path):
+    path = tmp_path / "rig.toml"
+    path.write_text(default_config_path().read_text() + '\n[mqtt]\nhost = "b"\nport = 99999\n')
+    env = {**os.environ, "PYTHONPATH": str(REPO), "XDG_RUNTIME_DIR": str(tmp_path)}
+    for args in (["check", str(path)], ["run", "--config", str(path), "--duration", "1"]):
+        r = subprocess.run([sys.executable, "-m", "pi_app.cli", *args], env=env,
+                           capture_output=True, text=True, timeout=60)
+        assert r.returncode != 0
+        lines = (r.stdout + r.stderr).strip().splitlines()
+        assert lines == [f"error: {path}: mqtt.port: port 99999 is outside 1..65535 — use "
+                         "1883 (plain) or 8883 (TLS), or your broker's port"], lines
