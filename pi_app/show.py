@@ -170,7 +170,8 @@ class Show:
 
         Live: the model (cross-faded), seed, walk, master dimmer, and the installation:
         schedule, presets, playlists, palettes, fixture trims. Needs a restart (fade-out,
-        blackout, a fresh start): fixtures, output, fps, [audio] and the other safety settings.
+        blackout, a fresh start): fixtures, output, fps, [audio], [mqtt] and the other safety
+        settings.
         [music] is live too."""
         self._reload_requested = False
         path = self.config_path
@@ -187,6 +188,7 @@ class Show:
             ("fixtures", _untrimmed(new) != _untrimmed(old)),    # trims are live
             ("output", new.output != old.output),
             ("fps", new.fps != old.fps), ("audio", new.audio != old.audio),
+            ("mqtt", new.mqtt != old.mqtt),
             ("safety", new.safety.replace_master(old.safety.master) != old.safety))
             if changed]
         if restart:

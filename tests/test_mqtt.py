@@ -507,3 +507,17 @@ def test_check_and_run_say_a_bad_mqtt_section_in_one_line(tmp_path):
         lines = (r.stdout + r.stderr).strip().splitlines()
         assert lines == [f"error: {path}: mqtt.port: port 99999 is outside 1..65535 — use "
                          "1883 (plain) or 8883 (TLS), or your broker's port"], lines
+
+
+def test_a_reload_that_changes_mqtt_says_it_needs_a_restart(tmp_path, caplog):
+    path = tmp_path / "rig.toml"
+    path.write_text(default_config_path().read_text())
+    cfg = load_config(path)
+    patch = Patch(cfg)
+    show = Show(cfg, SimOutput(patch.universes), control=False, config_path=path,
+                presets_dir=tmp_path / "presets")
+    path.write_text(default_config_path().read_text() + '\n[mqtt]\nhost = "broker"\n')
+    caplog.set_level(logging.INFO, logger="latentdmx")
+    show._reload(0.0)
+    assert not show.config.mqtt.enabled
+    assert any("changes to mqtt need a restart" in r.getMessage() for r in caplog.records)

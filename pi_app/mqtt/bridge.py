@@ -294,7 +294,9 @@ class MqttBridge:
         self._wake.set()
 
     def _on_connect_fail(self, client: paho.Client, userdata: Any) -> None:
-        self._complain("cannot reach", "no answer, or the connection was refused")
+        self._complain("cannot reach", "no answer, or the connection was refused" +
+                       (", or TLS failed: check ca_file and that host matches the "
+                        "broker's certificate" if self.cfg.tls else ""))
 
     def _on_disconnect(self, client: paho.Client, userdata: Any, flags: Any, reason: Any,
                        properties: Any) -> None:
@@ -439,6 +441,8 @@ class MqttBridge:
         if e.options:
             key = "effect_list" if e.component == "light" else "options"
             doc[key] = opts[e.options]
+        if e.component == "light" and not doc["effect_list"]:    # no presets: no effects
+            del doc["effect"], doc["effect_list"]
         return doc
 
 
