@@ -406,6 +406,7 @@ def test_broker_down_at_start_then_up_and_killed_mid_show(tmp_path, caplog):
     ('host = "broker"\ndiscovery_prefix = ""', "mqtt.discovery_prefix"),
     ('host = "broker"\nca_file = "/etc/hostname"', "mqtt.ca_file"),
     ('host = "broker"\ntls = true\nca_file = "/no/such/ca.pem"', "mqtt.ca_file"),
+    ('host = "broker"\ntls = true\nca_file = "/etc/hostname"', "mqtt.ca_file"),
     ('host = "broker"\npassword = "x"', "mqtt.password"),
     ('host = "bad host/"', "mqtt.host"),
     ('host = "broker"\nstats_s = 0.1', "mqtt.stats_s"),
@@ -521,3 +522,23 @@ def test_a_reload_that_changes_mqtt_says_it_needs_a_restart(tmp_path, caplog):
     show._reload(0.0)
     assert not show.config.mqtt.enabled
     assert any("changes to mqtt need a restart" in r.getMessage() for r in caplog.records)
+
+
+def test_a_broker_whose_certificate_our_ca_did_not_sign_is_one_line(broker, tmp_path, caplog):
+    from mosquitto_fixture import make_ca
+
+    other = tmp_path / "other-ca"
+    other.mkdir()
+    ca, _, _ = make_ca(other)
+    caplog.set_level(logging.INFO, logger="latentdmx")
+    base = "ldmx-test/" + uuid.uuid4().hex[:8]
+    section = mqtt_section(broker, base, tmp_path).replace(str(broker.ca), str(ca))
+    run = RunningShow(tmp_path, section)
+    try:
+        n0 = run.show.frames_out
+        time.sleep(3.0)
+        assert run.show.frames_out - n0 >= 3.0 * 40 * 0.9
+        lines = mqtt_lines(caplog)
+        assert len(lines) == 1 and "TLS failed: check ca_file" in lines[0], lines
+    finally:
+        run.stop()

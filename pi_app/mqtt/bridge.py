@@ -235,7 +235,7 @@ class MqttBridge:
             try:
                 c.tls_set(ca_certs=cfg.ca_file or None)
             except (OSError, ValueError) as exc:
-                raise ConfigError(f"cannot set up TLS ({exc})", file="config",
+                raise ConfigError(f"cannot set up TLS ({exc})", file=self.show.config.path,
                                   field="mqtt.ca_file",
                                   fix="give the PEM file of the broker's CA") from None
         c.reconnect_delay_set(min_delay=RECONNECT_MIN_S, max_delay=RECONNECT_MAX_S)

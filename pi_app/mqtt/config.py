@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 import re
 import socket
+import ssl
 from dataclasses import dataclass
 
 from ..errors import ConfigError
@@ -108,3 +109,10 @@ def validate_mqtt(m: MqttConfig, file: str) -> None:
         if not os.path.isfile(path) or not os.access(path, os.R_OK):
             raise ConfigError(f"cannot read {path}", file=file, field="mqtt.ca_file",
                               fix="give the path of the PEM file of the broker's CA")
+        try:
+            ssl.create_default_context(cafile=path)
+        except (ssl.SSLError, ValueError) as exc:
+            raise ConfigError(f"{path} holds no CA certificate ({exc.__class__.__name__})",
+                              file=file, field="mqtt.ca_file",
+                              fix="give the PEM file of the CA that signed the broker's "
+                                  "certificate") from None
