@@ -542,3 +542,54 @@ def test_a_broker_whose_certificate_our_ca_did_not_sign_is_one_line(broker, tmp_
         assert len(lines) == 1 and "TLS failed: check ca_file" in lines[0], lines
     finally:
         run.stop()
+
+
+def test_state_is_published_on_change_only(broker, tmp_path):
+    base = "ldmx-test/" + uuid.uuid4().hex[:8]
+    counts: dict[str, int] = {}
+    ha = HomeAssistant(broker, base)
+    ha.client.on_message = lambda c, u, m: counts.__setitem__(m.topic, counts.get(m.topic, 0)
+                                                             + 1) or ha._message(c, u, m)
+    run = RunningShow(tmp_path, mqtt_section(broker, base, tmp_path))
+    try:
+        light = f"{base}/light/state"
+        wait_for(lambda: ha.get(light), what="the light's state")
+        time.sleep(1.5)
+        before = dict(counts)
+        time.sleep(3.0)                             # nothing changes: nothing is sent again
+        for key in ("light", "tempo", "still", "pause", "palette", "model", "state"):
+            topic = f"{base}/{key}/state"
+            assert counts.get(topic) == before.get(topic) == 1, (topic, counts.get(topic))
+        assert sum(v for t, v in counts.items() if t.endswith("/config")) == \
+            sum(v for t, v in before.items() if t.endswith("/config"))   # nor discovery
+        ha.send("tempo", "1.5")                     # a change: one message
+        wait_for(lambda: ha.get(f"{base}/tempo/state") == "1.5")
+        time.sleep(1.0)
+        assert counts[f"{base}/tempo/state"] == 2
+    finally:
+        run.stop()
+        ha.close()
+
+
+def test_a_broker_that_never_answers_does_not_hold_the_show(tmp_path, caplog):
+    import socket
+
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)                                 # takes the connection, never answers
+    port = silent.getsockname()[1]
+    caplog.set_level(logging.INFO, logger="latentdmx")
+    base = "ldmx-test/" + uuid.uuid4().hex[:8]
+    section = (f'\n[mqtt]\nhost = "127.0.0.1"\nport = {port}\ntopic_prefix = "{base}"\n'
+               'keepalive_s = 5\n')
+    run = RunningShow(tmp_path, section)
+    try:
+        n0, late0 = run.show.frames_out, run.show.late_frames()
+        time.sleep(4.0)
+        assert run.show.frames_out - n0 >= 4.0 * 40 * 0.9
+        assert run.show.late_frames() - late0 <= 2
+    finally:
+        t0 = time.monotonic()
+        run.stop()
+        assert time.monotonic() - t0 < 10.0          # stopping does not wait for it either
+        silent.close()
