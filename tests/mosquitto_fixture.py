@@ -13,6 +13,7 @@ import socket
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -49,7 +50,8 @@ def make_ca(folder: Path) -> tuple[Path, Path, Path]:
 
 class Broker:
     def __init__(self, folder: Path, *, port: int | None = None,
-                 tls_port: int | None = None) -> None:
+                 tls_port: int | None = None, ns: Any = None) -> None:
+        self.ns = ns                        # a tests/netns.NetNs to run in (None: here)
         for tool in ("mosquitto", "mosquitto_passwd", "openssl"):
             if shutil.which(tool) is None and not Path(f"/usr/sbin/{tool}").exists():
                 pytest.skip(f"{tool} is not installed (apt-get install mosquitto openssl)")
@@ -75,17 +77,18 @@ class Broker:
 
     def start(self) -> Broker:
         exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-        self.proc = subprocess.Popen([exe, "-c", str(self.conf)], stdout=subprocess.DEVNULL,
-                                     stderr=open(self.log, "ab"))
+        args = [exe, "-c", str(self.conf)]
+        self.proc = subprocess.Popen(self.ns.exec_args(args) if self.ns else args,
+                                     stdout=subprocess.DEVNULL, stderr=open(self.log, "ab"))
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError("mosquitto exited: " + self.log.read_text()[-2000:])
+            connect = self.ns.connect if self.ns else socket.create_connection
             try:
-                with socket.create_connection(("127.0.0.1", self.tls_port), timeout=0.2):
-                    pass
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                    return self
+                connect(("127.0.0.1", self.tls_port), 0.2).close()
+                connect(("127.0.0.1", self.port), 0.2).close()
+                return self
             except OSError:
                 time.sleep(0.05)
         raise RuntimeError("mosquitto did not listen within 10 s")

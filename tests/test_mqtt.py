@@ -593,3 +593,53 @@ def test_a_broker_that_never_answers_does_not_hold_the_show(tmp_path, caplog):
         run.stop()
         assert time.monotonic() - t0 < 10.0          # stopping does not wait for it either
         silent.close()
+
+
+def test_a_command_from_home_assistant_plays_on_every_member_of_a_group(tmp_path, caplog):
+    """Two members of a lockstep group, one with [mqtt]: Home Assistant's tempo reaches the
+    other member too, at the same frame (the vocabulary's group path), in a namespace with
+    only its loopback (the group's multicast and the broker stay inside it)."""
+    from group_lan import LoOnly, lan_missing_reason
+    from lockstep_daemons import with_sync
+
+    if lan_missing_reason() is not None:
+        pytest.skip(lan_missing_reason() or "")
+    sync = ('group = "mqtt-test"\nkey = "kV3q-Zt8wPn2RbX7_mLc9YfH4sJd6GaE"\n'
+            'interface = "127.0.0.1"\n')
+    caplog.set_level(logging.INFO, logger="latentdmx")
+    with LoOnly() as ns:
+        broker = Broker(tmp_path / "broker", ns=ns).start()
+        base = "ldmx-test/" + uuid.uuid4().hex[:8]
+        shows, threads = [], []
+        try:
+            for name, extra in (("a", mqtt_section(broker, base, tmp_path, tls=False)),
+                                ("b", "")):
+                path = tmp_path / f"{name}.toml"
+                path.write_text(with_sync(default_config_path().read_text(), sync) + extra)
+                cfg = load_config(path)
+                patch = Patch(cfg)
+                show = Show(cfg, SimOutput(patch.universes), control=False,
+                            presets_dir=tmp_path / f"{name}-presets")
+                th = threading.Thread(target=ns.call, args=(show.run,), daemon=True)
+                th.start()
+                shows.append(show)
+                threads.append(th)
+            a, b = shows
+            wait_for(lambda: a.frames_out > 40 and b.frames_out > 40, 20, "both playing")
+            ha = ns.call(lambda: HomeAssistant(broker, base, tls=False))
+            wait_for(lambda: ha.get(f"{base}/availability") == "online", 20, "online")
+            wait_for(lambda: len(a.lockstep.members_text()) >= 1, 10, "a hears b")
+            ha.send("tempo", "2.5")
+            wait_for(lambda: a.pipeline.tempo == 2.5 and b.pipeline.tempo == 2.5, 10,
+                     "the tempo on both members")
+            ha.close()
+        finally:
+            for show in shows:
+                show.stop()
+            for th in threads:
+                th.join(20)
+            broker.close()
+    got = [r.getMessage() for r in caplog.records]
+    assert any(m.startswith("mqtt: tempo tempo=2.5") for m in got)
+    assert any(m.startswith("group: tempo tempo=2.5 from ") for m in got), \
+        [m for m in got if m.startswith("group")]
