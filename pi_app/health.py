@@ -59,8 +59,9 @@ def cpu_temp_c(path: Path = THERMAL_ZONE) -> float | None:
 
 
 def config_hash(config: Any) -> str:
-    """sha256 (first 16 hex digits) of the config file as last loaded; of its settings when
-    it is not a file (the bundled default). Worked out once per loaded config."""
+    """sha256 (first 16 hex digits) of the config file as loaded; of its settings when it is
+    not a file (the bundled default). Worked out once per loaded config (`Show` asks when it
+    takes a config, so a later edit without a reload does not change it)."""
     key = id(config)
     cached = _hashes.get(key)
     if cached is not None and cached[0] is config:
@@ -70,8 +71,9 @@ def config_hash(config: Any) -> str:
     except (OSError, ValueError, TypeError):
         data = repr(config).encode()
     digest = hashlib.sha256(data).hexdigest()[:16]
-    _hashes.clear()                                  # one config runs at a time
-    _hashes[key] = (config, digest)
+    _hashes[key] = (config, digest)                  # (kept: its id is not reused)
+    while len(_hashes) > 8:                          # a few shows in one process at most
+        del _hashes[next(iter(_hashes))]
     return digest
 
 

@@ -24,6 +24,7 @@ from .ahead import RunAhead
 from .clock import FastClock, FrameClock
 from .config import Config, load_config
 from .errors import ControlError, LatentDMXError
+from .health import config_hash
 from .outputs import Output
 from .pipeline import Pipeline
 from .runtime import Model, load_model
@@ -46,6 +47,7 @@ class Show:
                  presets_dir: str | Path | None = None,
                  audio: str | Path | None = None) -> None:
         self.config = config
+        config_hash(config)                  # the file as loaded (`health`), not as edited later
         self.config_path = config_path
         self.output = output
         model = model or load_model(config.model)
@@ -201,6 +203,7 @@ class Show:
             changes.append("music")
         self.director.configure(new)
         self.config = new
+        config_hash(new)
         log.info("reloaded %s: %s", path or "the default config",
                  ", ".join(changes) or "nothing changed that the show uses")
 

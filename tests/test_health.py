@@ -151,3 +151,24 @@ def test_figures_stay_exact_over_long_shows(seconds):
     assert m["latentdmx_group_offset_seconds"] == -0.00025
     assert "latentdmx_cpu_temperature_celsius" not in m                  # not readable: left out
     assert np.isclose(m["latentdmx_frame_work_seconds{quantile=0.99}"], 0.0025)
+
+
+def test_the_config_hash_is_of_the_file_as_loaded_and_follows_a_reload(tmp_path):
+    path = tmp_path / "rig.toml"
+    first = default_config_path().read_text()
+    path.write_text(first)
+    cfg = load_config(path)
+    patch = Patch(cfg)
+    show = Show(cfg, SimOutput(patch.universes), control=False, config_path=path,
+                presets_dir=tmp_path / "presets")
+    second = first + "\n# edited\n[palettes.warm]\nkelvin = 2700\n"
+    path.write_text(second)                          # edited, not yet reloaded
+    assert health_of_hash(show) == hashlib.sha256(first.encode()).hexdigest()[:16]
+    show._reload(0.0)
+    assert health_of_hash(show) == hashlib.sha256(second.encode()).hexdigest()[:16]
+
+
+def health_of_hash(show) -> str:
+    from pi_app.health import config_hash
+
+    return config_hash(show.config)
