@@ -34,6 +34,7 @@ from .install_config import (
     TrimConfig,
     validate_install,
 )
+from .mqtt.config import MqttConfig, validate_mqtt
 from .outputs.ola import OlaConfig as OlaConfig
 from .outputs.uart import UartConfig as UartConfig
 from .sync.config import SyncConfig
@@ -198,6 +199,8 @@ class Config:
     osc: OscConfig = field(default_factory=OscConfig)
     sync: SyncConfig = field(default_factory=SyncConfig)   # lockstep group (pi_app/sync/)
     fpp: FppConfig = field(default_factory=FppConfig)      # FPP MultiSync remote (pi_app/fpp.py)
+
+    mqtt: MqttConfig = field(default_factory=MqttConfig)   # Home Assistant (pi_app/mqtt/)
     path: str = "<default>"
 
     def replace(self, **changes) -> Config:
@@ -434,6 +437,7 @@ def validate(cfg: Config) -> Config:
                                   f"{list(box)}", file=f, field=f"{fld}.park",
                                   fix="park the head outside its keep-out boxes")
     validate_install(cfg)
+    validate_mqtt(cfg.mqtt, f)
     cfg.sync.validate(f)
     cfg.fpp.validate(f)
     check_rules(cfg)                # what it must mean: one validation for check, run, reload

@@ -197,6 +197,7 @@ class Safety:
         self._t = np.zeros(n, f32)
         self._d5 = np.zeros((n, 1 + sc.N_COLOUR), f32)
         self._any_limited = False
+        self.interventions = 0          # times the limiter started holding light back (health)
         self._step = np.zeros((n, 2), f32)
         self._neg_step_pt = -self._step_pt
         self._raw = np.zeros((n, sc.N_ATTRS), f32)
@@ -389,7 +390,10 @@ class Safety:
             a *= beta
         np.less(a, 1.0, out=self._limited)
         np.logical_not(self._limited[:, None], out=self._free)
+        was = self._any_limited
         self._any_limited = bool(self._limited.any())
+        if self._any_limited and not was:
+            self.interventions += 1
         d_p, c_p = out[:, sc.DIMMER], out[:, sc.COLOUR]
         d_d, c_d = light[:, 0], light[:, 1:]
         w_p = (1.0 - a) * d_p

@@ -499,6 +499,16 @@ def _status(show: Any, a: dict[str, Any]) -> Change:
     return Change(show.status_snapshot)
 
 
+@command("health", help="The daemon's health: frames sent and late, frame work p50/p99, "
+         "output errors, the flash limiter's interventions, the group's members and clock "
+         "offset, the audio lock, memory, uptime, CPU temperature and the config's hash (what "
+         "`GET /metrics` and the MQTT sensors show).", reads=True, show_as="table")
+def _health(show: Any, a: dict[str, Any]) -> Change:
+    from .health import health_of
+
+    return Change(health_of(show))
+
+
 @command("scene", help="The rig's live state, decoded from the last frame (for `watch`).",
          reads=True, cli=False, web=False)
 def _scene(show: Any, a: dict[str, Any]) -> Change:

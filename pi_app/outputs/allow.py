@@ -14,7 +14,8 @@ written by ``sudo latentdmx service-network --install`` (and by ``scripts/setup-
 * the OSC senders (``[osc] allow``) when the OSC server listens beyond localhost;
 * FPP's MultiSync group (239.70.80.80) and the masters (``[fpp] allow``, else the local
   networks) when the FPP remote is on;
-* a lockstep group's multicast address and the local networks its members send from.
+* a lockstep group's multicast address and the local networks its members send from;
+* the MQTT broker (``[mqtt] host``): its address, or the local networks when it is a name.
 
 Nothing else: a light show never talks to the internet. Consecutive addresses are merged
 into prefixes (64 sACN universes: 239.255.0.1/32, 239.255.0.2/31, ..., the same set).
@@ -70,6 +71,13 @@ def allowed(config) -> list[str]:
         from ..sync.config import allow_entries
 
         nets += [n for n in allow_entries(sync) if n not in nets]
+    mqtt = getattr(config, "mqtt", None)
+    if mqtt is not None and mqtt.enabled and not is_loopback(mqtt.host):
+        try:                                 # the broker: its address, or a name on the LAN
+            broker = [_entry(ipaddress.ip_network(mqtt.host.strip("[]")))]
+        except ValueError:
+            broker = list(LAN)
+        nets += [n for n in broker if n not in nets]
     return nets
 
 
