@@ -87,6 +87,9 @@ def make(kind: str, universes: list[int], port: int, sync: bool = True):
         return SacnOutput(universes, config=SacnConfig(unicast=("127.0.0.1",), port=port,
                                                        sync=sync, discovery=False),
                           cid=uuid.uuid4())
+    if kind == "ddp":
+        from pi_app.outputs.ddp import DdpConfig, DdpOutput
+        return DdpOutput(universes, config=DdpConfig(destinations=(f"127.0.0.1:{port}",)))
     from pi_app.outputs.artnet import ArtNetConfig, ArtNetOutput
     return ArtNetOutput(universes, config=ArtNetConfig(nodes=("127.0.0.1",), port=port,
                                                        sync=sync, broadcast="127.0.0.1"))
@@ -105,7 +108,7 @@ def bench_protocol(kind: str, sizes: list[int], frames: int, seconds: float) -> 
     try:
         for n in sizes:
             unis = list(range(1, n + 1))
-            per_frame = n + 1                                     # data + sync
+            per_frame = -(-n * 512 // 1440) if kind == "ddp" else n + 1   # data (+ sync)
             fs = framesets(unis, 64)
             out = make(kind, unis, rx.port).open()
             rx.count()
@@ -134,6 +137,39 @@ def bench_protocol(kind: str, sizes: list[int], frames: int, seconds: float) -> 
                   f"(receiver got {got / (k * per_frame):.1%}); at 44 fps: {sent} frames, "
                   f"late {clock.late}, dropped {dropped}, got {got44}/{sent * per_frame}, CPU "
                   f"{cpu44 / seconds:.1%} of a core, worst send() {worst * 1e3:.2f} ms")
+    finally:
+        rx.close()
+
+
+def bench_ddp_vs_sacn(sizes: list[int], frames: int, rounds: int = 5) -> None:
+    """DDP against sACN (unicast, sync on) on the same frames, in alternating rounds: the
+    sender's CPU per frame (median of the rounds), and what the receiver got."""
+    rx = Receiver()
+    try:
+        print(f"{'universes':>9s} {'channels':>8s} {'sACN µs/frame':>14s} "
+              f"{'DDP µs/frame':>13s} {'DDP/sACN':>8s}  packets sACN / DDP")
+        for n in sizes:
+            unis = list(range(1, n + 1))
+            fs = framesets(unis, 64)
+            outs = {k: make(k, unis, rx.port).open() for k in ("sacn", "ddp")}
+            cost: dict[str, list[float]] = {"sacn": [], "ddp": []}
+            got: dict[str, int] = {"sacn": 0, "ddp": 0}
+            rx.count()
+            for _ in range(rounds):
+                for kind, out in outs.items():
+                    c0 = time.thread_time()
+                    for i in range(frames):
+                        out.send(fs[i % 64])
+                    cost[kind].append((time.thread_time() - c0) / frames)
+                    got[kind] += rx.count()
+            for out in outs.values():
+                out.close()
+            s_us, d_us = (float(np.median(cost[k])) * 1e6 for k in ("sacn", "ddp"))
+            per = {"sacn": n + 1, "ddp": -(-n * 512 // 1440)}
+            print(f"{n:9d} {n * 512:8d} {s_us:14.1f} {d_us:13.1f} {d_us / s_us:8.2f}  "
+                  f"{per['sacn']} / {per['ddp']} a frame (receiver got "
+                  f"{got['sacn'] / (rounds * frames * per['sacn']):.0%} / "
+                  f"{got['ddp'] / (rounds * frames * per['ddp']):.0%})")
     finally:
         rx.close()
 

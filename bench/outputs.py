@@ -1,6 +1,6 @@
 """Frames per second each output sustains, and dropped / late frames at 44 fps.
 
-    python bench/outputs.py [--frames 3000] [--seconds 15] [--only sim,ola,uart,sacn,artnet,
+    python bench/outputs.py [--frames 3000] [--seconds 15] [--only sim,ola,uart,sacn,artnet,ddp,
                             network-frame,ola-stream] [--universes 1,16,64]
     python bench/outputs.py --only network-frame --base da8c9cc     # before -> after
 
@@ -15,7 +15,8 @@ how many per second come out the other end. "At 44 fps": a `FrameClock` at 44 fp
 new frame each tick for `--seconds`; late = ticks the clock itself missed, dropped = frames
 the output replaced with a newer one (or lost) before they went out.
 
-sacn, artnet (1/16/64 universes), network-frame (the 64-universe goal, per stage) and
+sacn, artnet, ddp (1/16/64 universes; ddp also against sACN on the same frames in alternating
+rounds), network-frame (the 64-universe goal, per stage) and
 ola-stream (olad's CPU for the same stream): see `bench/network.py`. With `--base REF` (a
 commit, checked out in a temporary worktree) or `--code DIR` (another checkout),
 network-frame measures the same frames with that code too, in alternating rounds, and prints
@@ -209,7 +210,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--frames", type=int, default=3000)
     ap.add_argument("--seconds", type=float, default=15.0)
-    ap.add_argument("--only", default="sim,ola,uart,sacn,artnet,network-frame,ola-stream")
+    ap.add_argument("--only",
+                    default="sim,ola,uart,sacn,artnet,ddp,network-frame,ola-stream")
     ap.add_argument("--universes", default="1,16,64")
     ap.add_argument("--base", help="network-frame: compare with this commit (before -> after)")
     ap.add_argument("--code", type=Path, help="network-frame: compare with this checkout")
@@ -223,6 +225,8 @@ def main() -> None:
          "sacn": lambda a: (network.bench_protocol("sacn", sizes, a.frames, a.seconds),
                             network.bench_python_sacn(sizes, a.frames)),
          "artnet": lambda a: network.bench_protocol("artnet", sizes, a.frames, a.seconds),
+         "ddp": lambda a: (network.bench_ddp_vs_sacn(sizes, min(a.frames, 1000)),
+                           network.bench_protocol("ddp", sizes, a.frames, a.seconds)),
          "network-frame": lambda a: frame_vs_base(network, max(sizes), a),
          "ola-stream": lambda a: network.bench_ola_stream(max(sizes), a.seconds),
          }[name](a)

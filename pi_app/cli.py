@@ -21,6 +21,7 @@ from .errors import LatentDMXError
 COMMAND_MODULES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("run", ("run", "check")),
     ("fixtures", ("fixtures",)),
+    ("rig", ("rig",)),
     ("models", ("models",)),
     ("train", ("train",)),
     ("hardware", ("identify", "doctor", "darken")),

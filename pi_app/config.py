@@ -22,6 +22,7 @@ from pathlib import Path
 from . import secrecy
 from .config_rules import check_rules
 from .errors import ConfigError
+from .fpp_config import FppConfig
 from .install_config import (
     LocationConfig,
     LooksConfig,
@@ -33,6 +34,7 @@ from .install_config import (
     TrimConfig,
     validate_install,
 )
+from .mqtt.config import MqttConfig, validate_mqtt
 from .outputs.ola import OlaConfig as OlaConfig
 from .outputs.uart import UartConfig as UartConfig
 from .sync.config import SyncConfig
@@ -196,6 +198,9 @@ class Config:
     looks: LooksConfig = field(default_factory=LooksConfig)
     osc: OscConfig = field(default_factory=OscConfig)
     sync: SyncConfig = field(default_factory=SyncConfig)   # lockstep group (pi_app/sync/)
+    fpp: FppConfig = field(default_factory=FppConfig)      # FPP MultiSync remote (pi_app/fpp.py)
+
+    mqtt: MqttConfig = field(default_factory=MqttConfig)   # Home Assistant (pi_app/mqtt/)
     path: str = "<default>"
 
     def replace(self, **changes) -> Config:
@@ -432,7 +437,9 @@ def validate(cfg: Config) -> Config:
                                   f"{list(box)}", file=f, field=f"{fld}.park",
                                   fix="park the head outside its keep-out boxes")
     validate_install(cfg)
+    validate_mqtt(cfg.mqtt, f)
     cfg.sync.validate(f)
+    cfg.fpp.validate(f)
     check_rules(cfg)                # what it must mean: one validation for check, run, reload
     return cfg
 

@@ -290,6 +290,15 @@ class Director:
         preset = self._item_preset(item)
         return preset, self._model(preset.model)
 
+    def resolve_item(self, item: object) -> tuple[Preset, Any]:
+        """A preset name or a playlist item table -> (its preset, its model, loaded now):
+        on a client's thread, never the frame loop's."""
+        try:
+            return self._resolve(item)
+        except LatentDMXError as exc:
+            raise ControlError(f"{_item_text(item) if isinstance(item, dict) else item}: "
+                               f"{exc.what}", field="fpp.map", fix=exc.fix) from None
+
     def _prefetch(self, item: object) -> None:
         key = _key(item)
         if key not in self._pending:

@@ -307,8 +307,8 @@ class OscServer:
             return
         values_back = feedback_values(self.show, result if cmd.live else None)
         own = [(a, v) for a, v in values_back if a == PREFIX + cmd.name]
-        if cmd.name == "status":
-            self._send(reply_to, [(PREFIX + "status/" + k, _osc_value(v))
+        if cmd.name in ("status", "health"):          # every field, one message each
+            self._send(reply_to, [(PREFIX + cmd.name + "/" + k, _osc_value(v))
                                   for k, v in result.items()
                                   if isinstance(v, int | float | str | bool)])
         self._send(reply_to, own + [(a, v) for a, v in values_back if a != PREFIX + cmd.name])

@@ -19,6 +19,7 @@ from .columns import colwise
 from .config import SLOTS, Config, FixtureConfig
 from .fixtures import Mode, Profile, find_profile
 from .fixtures.profile import LIGHT_KINDS
+from .fixtures.profile import SUBTRACTIVE as _SUBTRACTIVE
 from .scene import AIM, ATTRS, COLOUR, DIMMER, INTENSITY, LUMA, N_ATTRS, N_COLOUR
 
 # Columns of the per-frame source matrix the channels read from: the scene's attributes (in
@@ -124,13 +125,16 @@ class Patch:
                     lo16.append(ch.min * 256)
                     span16.append((ch.max - ch.min) * 256 + 255)
                 else:
-                    col = _SRC[ch.attr]
+                    # A subtractive flag is its additive colour upside down: cyan = 1 - red,
+                    # written from max (no red: full cyan) down to min (full red: no cyan).
+                    sub = ch.attr in _SUBTRACTIVE
+                    col = _SRC[_SUBTRACTIVE.get(ch.attr, ch.attr)]
                     if bake[f.index] and COLOUR.start <= col < COLOUR.stop:
                         col += _BAKED - COLOUR.start
                     s8.append(slot)
                     src8.append(_flat_index(n, f.index, col))
-                    lo8.append(ch.min)
-                    span8.append(ch.max - ch.min)
+                    lo8.append(ch.max if sub else ch.min)
+                    span8.append(ch.min - ch.max if sub else ch.max - ch.min)
         def i64(v):
             return np.asarray(v, dtype=np.int64)
         # One dense gather over every slot of every universe, so a frame is four NumPy calls

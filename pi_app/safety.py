@@ -44,6 +44,7 @@ from . import columns as col
 from . import scene as sc
 from .config import FASTEST_TRAVERSE_S, PARK_GRACE_S, Config
 from .errors import ConfigError
+from .fixtures.profile import SUBTRACTIVE
 
 DEFAULT_TRAVERSE_S = FASTEST_TRAVERSE_S   # pan/tilt slew: the profile's full range in 3 s
 RED_W = sc.RED_W                 # red excess over other light (scene layout: colour roles)
@@ -75,7 +76,7 @@ def slew_limits_deg_per_s(config: Config, profile) -> tuple[float, float]:
 
 def light_weights(mode) -> tuple[np.ndarray, np.ndarray]:
     """(Y weights, red weights) over (R, G, B, W) for a fixture mode: see module docstring."""
-    mask = np.array([mode.has(a) for a in _COLOUR_ATTRS], np.float32)
+    mask = np.array([mode.has_colour(a) for a in _COLOUR_ATTRS], np.float32)
     if not mask.any():                       # dimmer/intensity only: light = that value
         k = sc.N_COLOUR
         return np.full(k, 1.0 / k, np.float32), np.zeros(k, np.float32)
@@ -89,7 +90,8 @@ def quantisation(modes) -> tuple[float, float]:
     qy = qr = 0.0
     for m in modes:
         dims = [c.max - c.min for c in m.channels if c.attr in ("dimmer", "intensity")]
-        cols = [c.max - c.min for c in m.channels if c.attr in _COLOUR_ATTRS]
+        cols = [c.max - c.min for c in m.channels
+                if c.attr in _COLOUR_ATTRS or c.attr in SUBTRACTIVE]
         qd = 0.5 / max(min(dims), 1) if dims else 0.0
         qc = 0.5 / max(min(cols), 1) if cols else 0.0
         qy = max(qy, qd + qc)
@@ -160,7 +162,7 @@ class Safety:
                   else ((), ()))
         self._wy = np.array(wy, f32).reshape(n, sc.N_COLOUR)
         self._wr = np.array(wr, f32).reshape(n, sc.N_COLOUR)
-        self._colourless = np.array([not any(f.mode.has(a) for a in _COLOUR_ATTRS)
+        self._colourless = np.array([not any(f.mode.has_colour(a) for a in _COLOUR_ATTRS)
                                      for f in patch.fixtures], bool)
         self._intensity = np.array([f.mode.has("intensity") and not f.mode.has("dimmer")
                                     for f in patch.fixtures], bool)
@@ -195,6 +197,7 @@ class Safety:
         self._t = np.zeros(n, f32)
         self._d5 = np.zeros((n, 1 + sc.N_COLOUR), f32)
         self._any_limited = False
+        self.interventions = 0          # times the limiter started holding light back (health)
         self._step = np.zeros((n, 2), f32)
         self._neg_step_pt = -self._step_pt
         self._raw = np.zeros((n, sc.N_ATTRS), f32)
@@ -387,7 +390,10 @@ class Safety:
             a *= beta
         np.less(a, 1.0, out=self._limited)
         np.logical_not(self._limited[:, None], out=self._free)
+        was = self._any_limited
         self._any_limited = bool(self._limited.any())
+        if self._any_limited and not was:
+            self.interventions += 1
         d_p, c_p = out[:, sc.DIMMER], out[:, sc.COLOUR]
         d_d, c_d = light[:, 0], light[:, 1:]
         w_p = (1.0 - a) * d_p

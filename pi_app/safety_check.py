@@ -46,6 +46,7 @@ import numpy as np
 
 from .config import Config
 from .fixtures.capability import Cap
+from .fixtures.profile import SUBTRACTIVE
 from .safety import _COLOUR_ATTRS, light_weights, segments_enter, slew_limits_deg_per_s
 
 WCAG_MAX_FLASHES = 3.0
@@ -404,6 +405,7 @@ class Checker:
             return
         uses = {"pan": "pan", "tilt": "tilt", "dimmer": "light", "intensity": "light",
                 "red": "light", "green": "light", "blue": "light", "white": "light",
+                "cyan": "light", "magenta": "light", "yellow": "light",
                 "strobe": "light", "hold": "hold"}
         for j, (ch, sc) in enumerate(zip(fx.mode.channels, chans, strict=True)):
             use = uses.get(ch.attr)
@@ -474,7 +476,8 @@ class Checker:
                         self._violation(where, f"{where}: strobe channel at {int(v[bad[0]])} "
                                                f"(open is {ch.min}, closed 0) at "
                                                f"{times_ms[bad[0]] / 1000:g} s")
-                elif ch.attr in ("dimmer", "intensity") or ch.attr in _COLOUR_ATTRS:
+                elif ch.attr in ("dimmer", "intensity") or ch.attr in _COLOUR_ATTRS \
+                        or ch.attr in SUBTRACTIVE:
                     bad = np.flatnonzero(((v < ch.min) | (v > ch.max)) & (v != 0))
                     if len(bad):
                         self._violation(where, f"{where}: {int(v[bad[0]])} is outside its light "
@@ -484,10 +487,12 @@ class Checker:
                                     0.0, 1.0)
                     if ch.attr in ("dimmer", "intensity"):
                         dim *= level
+                    elif ch.attr in SUBTRACTIVE:        # a colour filter: cyan takes red out
+                        colour[:, _COLOUR_ATTRS.index(SUBTRACTIVE[ch.attr])] = 1.0 - level
                     else:
                         colour[:, _COLOUR_ATTRS.index(ch.attr)] = level
             wy, wr = light_weights(fx.mode)
-            if any(fx.mode.has(a) for a in _COLOUR_ATTRS):
+            if any(fx.mode.has_colour(a) for a in _COLOUR_ATTRS):
                 Y[:, fx.index] = dim * (colour @ wy.astype(np.float64))
                 G[:, fx.index] = dim * (colour @ wr.astype(np.float64))
             else:

@@ -177,9 +177,9 @@ def web_token(state: Path) -> str:
 
 
 def resolve_files(cfg, path: str):
-    """`cfg` with ``[sync] key_file`` and ``[preview] token_file`` read into ``key`` and
-    ``token`` (relative paths from the config's folder); a world-readable config holding a
-    secret inline is one warning line."""
+    """`cfg` with ``[sync] key_file``, ``[preview] token_file`` and ``[mqtt] password_file``
+    read into ``key``, ``token`` and ``password`` (relative paths from the config's folder);
+    a world-readable config holding a secret inline is one warning line."""
     import dataclasses
 
     base = Path(path).parent if os.path.isfile(path) else None
@@ -200,9 +200,20 @@ def resolve_files(cfg, path: str):
             preview.token_file, file=path, field="preview.token_file", base=base))
     elif preview.token and base is not None:
         warn_if_exposed(path, "the web token ([preview] token)")
-    if sync is cfg.sync and preview is cfg.preview:
+    mqtt = getattr(cfg, "mqtt", None)
+    if mqtt is not None and mqtt.password_file:
+        if mqtt.password:
+            raise ConfigError("both password and password_file are set", file=path,
+                              field="mqtt.password_file", fix="keep one of them "
+                              "(password_file keeps the password out of the config)")
+        mqtt = dataclasses.replace(mqtt, password=read_secret(
+            mqtt.password_file, file=path, field="mqtt.password_file", base=base))
+    elif mqtt is not None and mqtt.password and base is not None:
+        warn_if_exposed(path, "the MQTT password ([mqtt] password)")
+    if sync is cfg.sync and preview is cfg.preview and mqtt is getattr(cfg, "mqtt", None):
         return cfg
-    return dataclasses.replace(cfg, sync=sync, preview=preview)
+    extra = {"mqtt": mqtt} if mqtt is not None else {}
+    return dataclasses.replace(cfg, sync=sync, preview=preview, **extra)
 
 
 class Backoff:

@@ -25,6 +25,7 @@ from .clock import FastClock, FrameClock
 from .config import Config, load_config
 from .config_rules import check_here, config_warnings
 from .errors import ControlError, LatentDMXError
+from .health import config_hash
 from .outputs import Output, output_for
 from .patch import Patch
 from .pipeline import Pipeline
@@ -34,6 +35,7 @@ from .sim.record import ShowRecorder
 log = logging.getLogger("latentdmx")
 QUIET_REFRESH_S = 0.25      # a show holding still sends its frame this often (keep-alive)
 
+WORK_SAMPLES = 2400          # frame work kept for `health` (a minute at 40 fps)
 SWITCH_INTERVAL_S = 0.001       # the longest the frame loop waits for the GIL (default 5 ms)
 
 
@@ -47,6 +49,7 @@ class Show:
                  presets_dir: str | Path | None = None,
                  audio: str | Path | None = None) -> None:
         self.config = config
+        config_hash(config)                  # the file as loaded (`health`), not as edited later
         self.config_path = config_path
         self.output = output
         model = model or load_model(config.model)
@@ -73,6 +76,7 @@ class Show:
         self._make_clock = clock      # FrameClock; FastClock (virtual time) for tests
         self.clock: FrameClock | None = None
         self.frames_out = 0          # frames sent so far (the loop's only per-frame bookkeeping)
+        self.work_s: deque[float] = deque(maxlen=WORK_SAMPLES)   # wake -> frame out (health)
         self._live = False           # the output is open: status has something to say
         self.listeners: list[Callable[[Show], None]] = []   # called after each frame (viewers)
         # the installation: schedule, playlists, presets (pi_app/director.py); the wall clock
@@ -170,8 +174,8 @@ class Show:
 
         Live: the model (cross-faded), seed, walk, master dimmer, and the installation:
         schedule, presets, playlists, palettes, fixture trims. Needs a restart (fade-out,
-        blackout, a fresh start): fixtures, output, fps, [audio], [sync] and the other safety
-        settings.
+        blackout, a fresh start): fixtures, output, fps, [audio], [sync], [mqtt] and the other
+        safety settings.
         [music] is live too."""
         self._reload_requested = False
         path = self.config_path
@@ -192,6 +196,8 @@ class Show:
             ("output", new.output != old.output),
             ("fps", new.fps != old.fps), ("audio", new.audio != old.audio),
             ("sync", new.sync != old.sync),         # the group is joined once, at start
+            ("fpp", new.fpp.replace_map() != old.fpp.replace_map()),   # [fpp.map] is live
+            ("mqtt", new.mqtt != old.mqtt),
             ("safety", new.safety.replace_master(old.safety.master) != old.safety))
             if changed]
         if restart:
@@ -204,6 +210,7 @@ class Show:
             changes.append("music")
         self.director.configure(new)
         self.config = new
+        config_hash(new)
         log.info("reloaded %s: %s", path or "the default config",
                  ", ".join(changes) or "nothing changed that the show uses")
         for line in config_warnings(new):
@@ -288,6 +295,8 @@ class Show:
         claim = None
         last = None
         osc = None
+        fpp = None
+        mqtt = None
         fading = False
         clean = False
         fade_at = None
@@ -307,6 +316,12 @@ class Show:
             if self.config.osc.enabled:          # tablets: pi_app/osc.py
                 from .osc import start_osc
                 osc = start_osc(self, self.config.osc, self._web_token())
+            if self.config.fpp.remote:           # an FPP MultiSync master: pi_app/fpp.py
+                from .fpp import start_fpp
+                fpp = start_fpp(self, self.config.fpp)
+            if self.config.mqtt.enabled:         # Home Assistant: pi_app/mqtt/
+                from .mqtt.bridge import start_mqtt
+                mqtt = start_mqtt(self, self.config.mqtt)
             sync = self.lockstep
             clock: FrameClock
             if sync is not None:                 # frame k at epoch + k / fps (pi_app/sync)
@@ -324,6 +339,7 @@ class Show:
             self.director.start(k0 / self.fps)          # dark from the start if off-schedule
             quiet, frames = False, {}
             director, fps = self.director, self.fps
+            work_s, perf_counter = self.work_s, time.perf_counter
             ahead = self.ahead = RunAhead(self.pipeline, 1.0 / fps,   # frames worked out ahead
                                           pack=self.output.prepare)
 
@@ -337,6 +353,7 @@ class Show:
                 return out
             while True:
                 k = clock.idle(QUIET_REFRESH_S) if quiet else clock.wait()
+                woke = perf_counter()
                 t = k / self.fps
                 if self._wake.is_set():          # (clear() takes a lock: only when set)
                     self._wake.clear()
@@ -372,6 +389,7 @@ class Show:
                 quiet = self._quiet = (not self._offline and recorder is None and not fading
                                        and sync is None and (idle or pipe.settled(t)))
                 self.output.send(frames)
+                work_s.append(perf_counter() - woke)
                 if last is not None:
                     last.write(frames)
                 if recorder:        # in a group: as played (a clock step is no gap)
@@ -425,6 +443,10 @@ class Show:
                 web.close()
             if osc is not None:
                 osc.close()
+            if fpp is not None:
+                fpp.close()
+            if mqtt is not None:                 # says "offline" (retained)
+                mqtt.close()
             self.director.close()
             if self.lockstep is not None:
                 self.lockstep.close()

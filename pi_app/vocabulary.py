@@ -27,6 +27,7 @@ validated arguments, and return a `Change`.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from collections.abc import Callable
@@ -498,6 +499,16 @@ def _status(show: Any, a: dict[str, Any]) -> Change:
     return Change(show.status_snapshot)
 
 
+@command("health", help="The daemon's health: frames sent and late, frame work p50/p99, "
+         "output errors, the flash limiter's interventions, the group's members and clock "
+         "offset, the audio lock, memory, uptime, CPU temperature and the config's hash (what "
+         "`GET /metrics` and the MQTT sensors show).", reads=True, show_as="table")
+def _health(show: Any, a: dict[str, Any]) -> Change:
+    from .health import health_of
+
+    return Change(health_of(show))
+
+
 @command("scene", help="The rig's live state, decoded from the last frame (for `watch`).",
          reads=True, cli=False, web=False)
 def _scene(show: Any, a: dict[str, Any]) -> Change:
@@ -701,3 +712,96 @@ def _identify(show: Any, a: dict[str, Any]) -> Change:
     from .identify import identify_change
 
     return identify_change(show, a)
+
+
+# -- following a Falcon Player master (pi_app/fpp.py) ---------------------------------------
+def _show_time_now(show: Any) -> float | None:
+    """The show time now, as the frame clock counts it (frame k at k / fps; a lockstep
+    group's clock too); None before the first frame."""
+    clock = show.clock
+    return None if clock is None else clock.now() - clock.due(0)
+
+
+def fpp_look(show: Any, sequence: str) -> tuple[str, object, Any, Any]:
+    """(the [fpp.map] key, its item, its preset, its model) for a master's sequence; the
+    model is loaded here (the caller's thread, never the frame loop)."""
+    found = show.config.fpp.lookup(sequence)
+    if found is None:
+        raise ControlError(f"sequence {sequence!r} is not mapped", field="fpp.map",
+                           fix=f'map it in the config: [fpp.map] "{sequence}" = "PRESET"')
+    key, item = found
+    preset, model = show.director.resolve_item(item)
+    if isinstance(item, dict):      # the config's tempo and palette, not the last look's
+        cfg = show.config
+        preset = dataclasses.replace(
+            preset, tempo=float(item.get("tempo", cfg.walk.tempo)),
+            palette=str(item.get("palette", cfg.looks.palette)))
+    return key, item, preset, model
+
+
+def _fpp_playing(show: Any, item: object, preset: Any) -> bool:
+    d, p = show.director, show.pipeline
+    if isinstance(item, str):
+        return bool(d.preset == item)
+    return bool(d.model_ref == preset.model and p.seed == preset.seed and not d.preset)
+
+
+def fpp_in_step(show: Any, sequence: str, position_s: float) -> bool:
+    """The show plays `sequence`'s look and its walk is within a frame of where the master's
+    `position_s` puts it, now (a client's thread: reads numbers, and the preset)."""
+    t_rx = _show_time_now(show)
+    if t_rx is None or show.config.fpp.lookup(sequence) is None:
+        return False
+    _, item, preset, _ = fpp_look(show, sequence)
+    return _in_step(show, item, preset, position_s, t_rx)
+
+
+def _in_step(show: Any, item: object, preset: Any, position_s: float, t_rx: float) -> bool:
+    line = show.pipeline.line
+    rate = preset.tempo / line.seconds_per_waypoint
+    return (_fpp_playing(show, item, preset) and not line.still and
+            line.tempo == preset.tempo and
+            abs(line.at(t_rx) - (preset.phase + position_s * rate)) <= rate / show.fps)
+
+
+@command("fpp/play", Arg("sequence", Text(), "the master's sequence, a key of [fpp.map]"),
+         Arg("position_s", Number(0.0, 1e7), "the master's position in it, in seconds"),
+         Arg("start", Flag(), "the master started it (else: a sync)", required=False,
+             default=False),
+         help="Play what [fpp.map] maps SEQUENCE to from the master's POSITION_S: the walk's "
+              "phase is set to where the look is POSITION_S seconds after its start, so the "
+              "show stays within a frame of the master (a sync that is already in step "
+              "changes nothing).",
+         live=True, group=False, cli=False, web=False)
+def _fpp_play(show: Any, a: dict[str, Any]) -> Change:
+    d, p = show.director, show.pipeline
+    t_rx = _show_time_now(show)             # the master's position is of now: before loading
+    key, item, preset, model = fpp_look(show, a["sequence"])
+    if not a["start"] and t_rx is not None and _in_step(show, item, preset,
+                                                        a["position_s"], t_rx):
+        return Change({"fpp": key, "in_step": True})       # within a frame: leave it
+    look = _fpp_playing(show, item, preset)
+
+    def apply(t_s: float) -> None:
+        at = a["position_s"] + (0.0 if t_rx is None else t_s - t_rx)
+        if look and model is p.model:               # the same look: only the phase moves
+            p.set_tempo(preset.tempo, t_s)
+        else:
+            d.recall(preset, model, t_s, 0.0)
+            d.preset = item if isinstance(item, str) else ""
+        phase = preset.phase + at * p.line.tempo / p.line.seconds_per_waypoint
+        p.line = p.line.jump(t_s, phase)
+        p.phase = phase
+        p.set_blackout(False, t_s)
+    return Change({"fpp": key, "position_s": a["position_s"]}, apply)
+
+
+@command("fpp/stop", Arg("sequence", Text(), "the master's sequence, a key of [fpp.map]"),
+         help="The master stopped SEQUENCE: go dark with it (as `blackout`).",
+         live=True, group=False, cli=False, web=False)
+def _fpp_stop(show: Any, a: dict[str, Any]) -> Change:
+    p = show.pipeline
+    if show.config.fpp.lookup(a["sequence"]) is None:
+        raise ControlError(f"sequence {a['sequence']!r} is not mapped", field="fpp.map",
+                           fix="nothing to stop")
+    return Change({"blackout": True}, lambda t_s: p.set_blackout(True, t_s))

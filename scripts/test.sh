@@ -4,7 +4,8 @@
 #  - Debian packages: ola + ola-python (a real olad for the output tests), chromium (the web
 #    view's browser test), systemd (systemd-analyze for the unit's security score),
 #    qlcplus-data (real QLC+ fixture files), shellcheck (lints scripts/setup-pi.sh),
-#    iproute2 (network namespaces: the sACN/Art-Net tests' own test LAN), libportaudio2 +
+#    iproute2 (network namespaces: the sACN/Art-Net tests' own test LAN), mosquitto (a real
+#    MQTT broker for the Home Assistant tests, with mosquitto_passwd), libportaudio2 +
 #    pulseaudio + pulseaudio-utils + libasound2-plugins (PortAudio capturing a private
 #    PulseAudio null sink: live capture with no sound card). Installed with apt-get when
 #    missing (root or sudo).
@@ -28,7 +29,7 @@ apt_install() {
             "${missing[@]}" >/dev/null
     fi
 }
-apt_install -- ola ola-python chromium systemd qlcplus-data shellcheck iproute2
+apt_install -- ola ola-python chromium systemd qlcplus-data shellcheck iproute2 mosquitto
 # The music tests: PortAudio, and a private PulseAudio to capture from (no desktop extras).
 apt_install --no-install-recommends -- libportaudio2 pulseaudio pulseaudio-utils \
     libasound2-plugins

@@ -29,11 +29,18 @@ from pathlib import Path
 FORBID = re.compile(
     r"macro|\bauto|music|sound|audio|program|rotat|\broll|spin|shak|strob|random|chase|\breset"
     r"|lamp\W*on|puls|jump|effect|trig|continu\w*\s+(rot|pan|tilt|spin|roll|mov)|circle|flash"
-    r"|blink|lightning|demo|sequence|\bshows?\b|scrolling", re.IGNORECASE)
+    r"|blink|lightning|demo|sequence|\bshows?\b|scrolling|\bla[sz]er|\bpattern|\bfans?\b"
+    r"|swing|sway|oscillat|dither", re.IGNORECASE)
+# Never sent, whatever else the text says: a reset, switching the lamp off.
+NEVER = re.compile(r"\breset|\blamp\W*off|turn\W*the\W+lamp\W+off|to\W+turn\W+off", re.IGNORECASE)
 OFFISH = re.compile(r"\bno\b|\boff\b|\bstop|without|no[ -]?func|static|disabled?\b|nothing"
-                    r"|^\s*none\s*$|index|angle|\bidle\b|^\s*normal( operation)?\s*$|\bfix"
-                    r"|\bmanual\b|\d\s*°",
+                    r"|^\s*none\s*$|index|\bangle|\bidle\b|^\s*normal( operation)?\s*$|\bfix"
+                    r"|\bmanual\b|\d\s*°|\b0\W+(to\W+)?360\b",
                     re.IGNORECASE)
+# A range that begins at rest and grows into something ("Normal to Reset", "Open -> full
+# wash effect"): its first value is at rest.
+STARTS_AT_REST = re.compile(r"^\W*(open|off|stop\w*|normal|no\s+\w+)\s*(->|→|>|\bto\b)",
+                            re.IGNORECASE)
 OPENISH = re.compile(r"\bopen\b", re.IGNORECASE)
 ALLOW = re.compile(OFFISH.pattern + r"|\bopen\b", re.IGNORECASE)
 FORBID_PRESETS = ("Strobe", "Pulse", "Ramp", "Reset", "LampOn", "GoboShakeMacro",
@@ -46,9 +53,18 @@ PARAMETER = re.compile(r"speed|sensitiv|duration|\bfade|frequency|\brate\b|volum
                        r"|\btime\b|\blevel\b|select", re.IGNORECASE)
 SWITCHES_ON = re.compile(r"\bon\b|activ|\bstart|\btrig|\brun\b|control|\bmode\b"
                          r"|\b(auto|program|macro|chase|sound|show)\s*\d", re.IGNORECASE)
+# Maintenance values that keep a fixture working: a held channel may sit there (never a
+# driven one): the lamp on, the fans on automatic / normal / full. Never a reset or lamp off.
+KEEPS_WORKING = re.compile(
+    r"^\W*(maintenance\W+)?(lamp\W+(power\W+)?on(\W+fan\W+speed[^,;]*)?"
+    r"|fans?\W+(control\W+|mode\W*:?\W*)?(auto\w*|normal"
+    r"|regulated|full(\W+speed)?|high|max\w*|temperature\W+controlled)|auto\w*\W+fans?"
+    r"(\W+mode)?|fans?\W+at\W+auto\W*speed|maximum\W+fan\W+speed)\b[^,;]*$", re.IGNORECASE)
+NEVER_KEEP = re.compile(r"reset|\boff\b|strike|reduc|silent|\d+\s*%", re.IGNORECASE)
 OFL_FORBID_TYPES = {"StrobeSpeed", "StrobeDuration", "PanContinuous", "TiltContinuous",
                     "WheelShake", "WheelRotation", "WheelSlotRotation", "PrismRotation",
-                    "Effect", "IrisEffect", "FrostEffect", "BladeSystemRotation"}
+                    "Effect", "IrisEffect", "FrostEffect", "BladeSystemRotation", "Rotation",
+                    "BladeRotation"}
 
 
 @dataclass(frozen=True)
@@ -58,9 +74,20 @@ class RawCap:
     text: str
     preset: str = ""          # QLC+ capability preset, or the OFL capability type
 
+    def hold_ok(self, value: int | None = None) -> bool:
+        """A value a held channel may sit at although the range is not off: a maintenance
+        value that keeps the fixture working (lamp on, fan auto), a QLC+ indexed (fixed)
+        rotation, or the first value of a range that begins at rest ("Normal to reset")."""
+        if self.preset == "RotationIndexed" and not re.search(r"sound|music|audio|strob",
+                                                              self.text, re.IGNORECASE):
+            return True
+        if value == self.lo and STARTS_AT_REST.search(self.text):
+            return True
+        return bool(KEEPS_WORKING.search(self.text)) and not NEVER_KEEP.search(self.text)
+
     def forbidden(self) -> bool:
         if OFFISH.search(self.text) or (OPENISH.search(self.text) and not re.search(
-                r"sound|music|audio|\bauto", self.text, re.IGNORECASE)):
+                r"sound|music|audio|\bauto|chang", self.text, re.IGNORECASE)):
             return False         # the text says off / stop / open / no function / an angle
         if self.preset in OFL_FORBID_TYPES:
             return True
@@ -112,6 +139,11 @@ def read_ofl_raw(path: Path) -> dict[str, list[RawChannel | None]]:
     """Mode (short) name -> its channels, from the JSON (fine aliases have no capabilities;
     a switching channel is its first target; template channels are not expanded: None)."""
     data = json.loads(path.read_text("utf-8"))
+    for _ in range(5):                  # a redirect entry: its target in the same library
+        if "redirectTo" not in data:
+            break
+        path = path.parent.parent / f"{data['redirectTo']}.json"
+        data = json.loads(path.read_text("utf-8"))
     chans: dict[str, RawChannel] = {}
     for name, ch in (data.get("availableChannels") or {}).items():
         fines = ch.get("fineChannelAliases") or []
@@ -128,6 +160,12 @@ def read_ofl_raw(path: Path) -> dict[str, list[RawChannel | None]]:
                 text += " angle"
             if c.get("soundControlled"):
                 text += " sound"
+            start = c.get("dmxRange", [0])[0]
+            if lo < hi and int(start) % (1 << shift) == 0 and any(
+                    str(c.get(k, "")).lower() in ("off", "stop", "0", "0%")
+                    for k in ("parameterStart", "speedStart")):
+                caps.append(RawCap(lo, lo, text + " (its start: off)", c.get("type", "")))
+                lo += 1                 # the range's first value is off / stopped
             caps.append(RawCap(lo, hi, text, c.get("type", "")))
         chans[name] = RawChannel(name, tuple(caps))
         for alias in fines:
@@ -242,13 +280,18 @@ def _bad_values(attr: str, rc: RawChannel, values: list[int]) -> str:
             if attr != "hold" and v != 0:
                 return f"{v}: undefined in the file"
             continue
-        why = _bad_cap(attr, c)
+        why = _bad_cap(attr, c, v)
         if why:
             return f"{v}: {why}"
     return ""
 
 
-def _bad_cap(attr: str, c: RawCap) -> str:
+def _bad_cap(attr: str, c: RawCap, value: int | None = None) -> str:
+    if attr == "hold" and NEVER.search(c.text) and not (value == c.lo
+                                                        and STARTS_AT_REST.search(c.text)):
+        return repr(c.text)          # a held channel never sends a reset or a lamp off
+    if attr == "hold" and c.hold_ok(value):
+        return ""
     if c.forbidden():
         if attr == "hold" and PARAMETER.search(c.text) and not SWITCHES_ON.search(c.text) \
                 and not c.preset.startswith(FORBID_PRESETS):

@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 LUMA = {"red": 0.2126, "green": 0.7152, "blue": 0.0722, "white": 1.0}
 DIMMERS = ("dimmer", "intensity")
 DELTA = 0.1
+FILTERS = {"cyan": "red", "magenta": "green", "yellow": "blue"}   # CMY colour mixing
 DARKER_BELOW = 0.8
 
 
@@ -70,7 +71,7 @@ def rig_from_config(path=None) -> tuple[Fixture, ...]:
         assert mode is not None, fx.mode
         chans = tuple(Channel(fx.universe, fx.address - 1 + j, ch.attr, ch.min, ch.max)
                       for j, ch in enumerate(mode.channels)
-                      if ch.attr in DIMMERS or ch.attr in LUMA)
+                      if ch.attr in DIMMERS or ch.attr in LUMA or ch.attr in FILTERS)
         rig.append(Fixture(fx.name, chans))
     return tuple(rig)
 
@@ -89,6 +90,8 @@ def fixture_light(fx: Fixture, frames: Mapping[int, Sequence[int]]) -> tuple[flo
         level = _level(v, ch.lo, ch.hi)
         if ch.attr in DIMMERS:
             dim *= level
+        elif ch.attr in FILTERS:            # a subtractive filter: cyan takes red out
+            colour[FILTERS[ch.attr]] = 1.0 - level
         else:
             colour[ch.attr] = level
     if not colour:

@@ -22,6 +22,10 @@ test made (`tests/netns.py`): there it owns those ports, uses the default RPC/HT
 (so OLA's own tools, ``ola_recorder`` included, work unchanged inside: `ola_tool`), and
 cannot collide with any other olad. `get_dmx` reaches its HTTP port through the namespace.
 
+RDM responders: ``Olad(plugins={"dummy": {"moving_light_count": "4", "dimmer_count": "0",
+...}})`` writes the dummy plugin's preferences (OLA's own responder code: dimmers with
+sub-devices, moving lights with personalities, sensor devices; see tests/test_rdm_doctor.py).
+
 Any number of these run side by side, and beside a system olad (a Pi set up with
 ``setup-pi.sh --with-ola`` runs one on 9010/9090): each has its own ports and config dir, and
 nothing matches processes by name (``start-stop-daemon --exec`` did, and refused to start a
@@ -92,7 +96,8 @@ class Olad:
         for name, prefs in plugins.items():
             lines = ["enabled = true", *(f"{k} = {v}" for k, v in prefs.items())]
             (self.dir / f"ola-{name}.conf").write_text("\n".join(lines) + "\n")
-        (self.dir / "ola-dummy.conf").write_text("enabled = true\n")
+        if "dummy" not in plugins:      # the dummy plugin's RDM responders: its preferences
+            (self.dir / "ola-dummy.conf").write_text("enabled = true\n")
         ports = {"1-1-O-0": universe, **(patch or {})}
         (self.dir / "ola-port.conf").write_text(
             "".join(f"{k} = {v}\n" for k, v in ports.items()))

@@ -18,6 +18,7 @@ from pi_app.fixtures.profile import profile_from_json
 DATA = Path(__file__).parent / "data" / "fixtures"
 QXF = DATA / "qlcplus"
 OFL = DATA / "ofl"
+OFL_CORPUS = DATA / "ofl-corpus"
 QLC_SYSTEM = Path("/usr/share/qlcplus/fixtures")
 
 
@@ -307,7 +308,7 @@ def test_cli_import_bad_file_one_line(tmp_path, content):
 # --- every QLC+ fixture Debian ships, and the OFL test files -----------------------------
 
 def _sweep_files() -> list[Path]:
-    files = sorted(OFL.glob("*/*.json"))
+    files = sorted(OFL.glob("*/*.json")) + sorted(OFL_CORPUS.glob("*/*.json"))
     if QLC_SYSTEM.is_dir():
         files += sorted(QLC_SYSTEM.rglob("*.qxf"))
     else:
@@ -638,3 +639,182 @@ def test_a_mangled_ofl_file_is_one_line_never_a_traceback():
             assert "\n" not in str(exc) and str(exc).startswith("f.json: ")
             failed += 1
     assert 0 < failed < 600                   # some mutations are harmless, most are not
+
+
+# --- an importer that says yes when it is safe ---------------------------------------------
+
+OFLC = DATA / "ofl-corpus"
+
+
+def _held(prof, mode: str, name: str):
+    return next(c for c in prof.mode(mode).channels if c.label.startswith(name))
+
+
+def test_lamp_on_is_held_and_lamp_off_never():
+    """Griven Kolorado 4000 (OFL): 'Lamp On/Off' 0-126 lamp on, 127-255 lamp off. It was
+    refused ('no safe value to hold'); a lamp is held on, never switched during a show."""
+    prof, _ = import_file(OFLC / "griven/kolorado-4000.json")
+    for mode in prof.modes:
+        lamp = _held(prof, mode.name, "Lamp On/Off")
+        assert lamp.attr == "hold" and lamp.value <= 126 and not lamp.warn
+
+
+def test_fan_auto_is_held():
+    """ETC Source Four LED Series 2 Daylight HD (OFL): 'Fan Control' 0 = fan auto, 1-255 a
+    forced rotation speed."""
+    prof, _ = import_file(OFLC / "etc/source-four-led-series-2-daylight-hd.json")
+    for mode in prof.modes:
+        fan = _held(prof, mode.name, "Fan Control")
+        assert (fan.attr, fan.value) == ("hold", 0)
+
+
+def test_effect_held_where_its_range_starts_off():
+    """MAC Viper AirFX 'Wash effect': OFL says Effect 'Wash' with parameterStart 'off' over
+    0-255; QLC+ says 'Open -> full wash effect'. Both are held at 0, the off end."""
+    prof, _ = import_file(OFLC / "martin/mac-viper-airfx.json")
+    for mode in prof.modes:
+        wash = [c for c in mode.channels if c.label.startswith("Wash effect")]
+        assert wash and all((c.attr, c.value) == ("hold", 0) for c in wash)
+
+
+@need_qlc
+def test_effect_held_where_its_range_starts_open_qlc():
+    prof, _ = import_file(QLC_SYSTEM / "Martin/Martin-Viper-AirFX.qxf")
+    wash = [c for m in prof.modes for c in m.channels if c.label.startswith("Wash effect")]
+    assert wash and all((c.attr, c.value) == ("hold", 0) for c in wash)
+
+
+@need_qlc
+def test_index_position_of_gobo_rotation_is_held():
+    """Chauvet Q-Spot 250 'Gobo Rotation & Index': 0-40 indexed (a fixed angle), 41-255
+    constant rotation. Held inside the index range, never rotating."""
+    prof, _ = import_file(QLC_SYSTEM / "Chauvet/Chauvet-Q-Spot-250.qxf")
+    rot = _held(prof, "Standard", "Gobo Rotation & Index")
+    assert rot.attr == "hold" and 0 <= rot.value <= 40
+
+
+@need_qlc
+def test_beam_ctc_in_the_intensity_group_is_colour_temperature_not_a_dimmer():
+    """The MAC Aura's 'Beam CTC' sits in QLC+'s Intensity group; its ranges say 'Disabled'
+    (0-19) and '10 000K -> 2 500K'. It was a second dimmer (the show drove colour temperature
+    with dimmer values); it is held at its neutral 'Disabled'."""
+    prof, _ = import_file(QLC_SYSTEM / "Martin/Martin-MAC-Aura.qxf")
+    for mode in prof.modes:
+        ctc = [c for c in mode.channels if c.label.startswith("Beam CTC")]
+        assert ctc and all(c.attr == "hold" and c.value <= 19 for c in ctc), mode.name
+        dimmers = [c.label for c in mode.channels if c.attr in ("dimmer", "intensity")]
+        assert not any("CTC" in d for d in dimmers)
+
+
+def test_ofl_redirect_is_followed_in_the_same_library(tmp_path):
+    """cameo/ts60.json only says {"redirectTo": "cameo/ts-60-rgbw"}: the target beside it in
+    the same fixtures/ folder is imported, and the source says so."""
+    red, _ = import_file(OFLC / "cameo/ts60.json")
+    target, _ = import_file(OFLC / "cameo/ts-60-rgbw.json")
+    assert red.modes == target.modes and red.name == target.name
+    assert "redirected from ts60.json" in red.source
+    # a target outside the library: one line naming the file, the field and the fix
+    lone = tmp_path / "cameo" / "ts60.json"
+    lone.parent.mkdir()
+    lone.write_text(json.dumps({"name": "ts60", "redirectTo": "cameo/ts-60-rgbw"}))
+    with pytest.raises(FixtureError) as err:
+        import_file(lone)
+    msg = str(err.value)
+    assert "redirectTo" in msg and "ts-60-rgbw" in msg and "\n" not in msg
+    # a circle of redirects is one line too
+    (tmp_path / "cameo" / "a.json").write_text(json.dumps({"redirectTo": "cameo/b"}))
+    (tmp_path / "cameo" / "b.json").write_text(json.dumps({"redirectTo": "cameo/a"}))
+    with pytest.raises(FixtureError, match="circle"):
+        import_file(tmp_path / "cameo" / "a.json")
+
+
+def test_cli_import_of_a_redirect_keeps_the_target_file(user_dir):
+    """The copy kept in sources/ (what safety-check judges a recording against) is the
+    fixture file the redirect leads to, not the three-line redirect entry."""
+    import hashlib
+
+    from pi_app.cli import main
+    from pi_app.fixtures.importing import read_source
+
+    res = CliRunner().invoke(main, ["fixtures", "import", str(OFLC / "cameo/ts60.json")])
+    assert res.exit_code == 0, res.output
+    prof = load_profile_file(user_dir / "cameo-ts-60-rgbw.json")
+    kept = user_dir / prof.source_file
+    target = (OFLC / "cameo/ts-60-rgbw.json").read_bytes()
+    assert prof.source_file == "sources/cameo-ts-60-rgbw.json" and kept.read_bytes() == target
+    assert prof.source_sha256 == hashlib.sha256(target).hexdigest()
+    assert [m for m, _ in read_source(kept).modes] == [m for m, _ in
+                                                       read_source(OFLC / "cameo/ts60.json").modes]
+
+
+def _one_channel(tmp_path, caps: list[dict], extra: dict | None = None) -> Path:
+    chans = {"Dim": {"capability": {"type": "Intensity"}},
+             "Control": {"capabilities": caps}}
+    chans.update(extra or {})
+    doc = {"name": "T", "availableChannels": chans,
+           "modes": [{"name": "m", "channels": list(chans)}]}
+    f = tmp_path / "t.json"
+    f.write_text(json.dumps(doc))
+    return f
+
+
+def test_reset_and_lamp_off_are_never_held(tmp_path):
+    """A control channel with lamp off, reset and lamp on: held at lamp on. With only
+    reset and lamp off: refused, naming the channel."""
+    f = _one_channel(tmp_path, [
+        {"dmxRange": [0, 99], "type": "Maintenance", "comment": "Lamp off"},
+        {"dmxRange": [100, 199], "type": "Maintenance", "comment": "Reset"},
+        {"dmxRange": [200, 255], "type": "Maintenance", "comment": "Lamp on"}])
+    prof, _ = import_file(f)
+    assert layout(prof.mode("m")) == ["intensity", "hold=200"]
+    f = _one_channel(tmp_path, [
+        {"dmxRange": [0, 99], "type": "Maintenance", "comment": "Lamp off"},
+        {"dmxRange": [100, 255], "type": "Maintenance", "comment": "Reset"}])
+    with pytest.raises(FixtureError, match="'Control' has no safe value"):
+        import_file(f)
+    f = _one_channel(tmp_path, [
+        {"dmxRange": [0, 99], "type": "Maintenance", "comment": "Lamp on, reset"},
+        {"dmxRange": [100, 255], "type": "Maintenance", "comment": "Lamp power reduced"}])
+    with pytest.raises(FixtureError, match="no safe value"):
+        import_file(f)
+
+
+def test_a_lamp_held_on_needs_something_that_darkens(tmp_path):
+    """Lamp on is a safe hold only when a dimmer, colour or shutter can still darken the
+    fixture: a mode with nothing but the lamp is refused, not lit through every blackout."""
+    doc = {"name": "Lamp only", "availableChannels": {"Lamp": {"capabilities": [
+        {"dmxRange": [0, 127], "type": "Maintenance", "comment": "Lamp off"},
+        {"dmxRange": [128, 255], "type": "Maintenance", "comment": "Lamp on"}]}},
+        "modes": [{"name": "1ch", "channels": ["Lamp"]}]}
+    f = tmp_path / "lamp.json"
+    f.write_text(json.dumps(doc))
+    with pytest.raises(FixtureError, match="nothing else in this mode can darken"):
+        import_file(f)
+
+
+def _rate(files: list[Path]) -> tuple[int, int]:
+    ok = n = 0
+    for f in files:
+        try:
+            import_file(f)
+        except FixtureError as exc:
+            if "is a laser" in str(exc):
+                continue
+            n += 1
+            continue
+        ok += 1
+        n += 1
+    return ok, n
+
+
+def test_import_rate_of_the_ofl_corpus():
+    """At least 95 % of the non-laser files of the OFL test corpus (a seeded sample of OFL,
+    tests/data/fixtures/README.md) import; bench/import_rate.py lists the rest and why."""
+    ok, n = _rate(sorted(OFLC.glob("*/*.json")) + sorted(OFL.glob("*/*.json")))
+    assert n > 70 and ok >= 0.95 * n, (ok, n)
+
+
+@need_qlc
+def test_import_rate_of_debian_qlcplus_data():
+    ok, n = _rate(sorted(QLC_SYSTEM.rglob("*.qxf")))
+    assert n > 1000 and ok >= 0.955 * n, (ok, n)

@@ -166,4 +166,5 @@ def test_which_commands_go_to_the_group(tmp_path):
     show.handle_control("identify", {"fixtures": ["par-1"]})
     assert len(sync._heap) == 1 and not show._commands.empty()
     local = sorted(c.name for c in COMMANDS.values() if c.live and not c.group)
-    assert local == ["identify"]
+    # identify; and FPP's, which every member takes from the master itself (pi_app/fpp.py)
+    assert local == ["fpp/play", "fpp/stop", "identify"]

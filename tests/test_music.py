@@ -387,7 +387,7 @@ def test_bad_audio_file_and_missing_library_are_one_line(tracks, tmp_path):
     assert "pip install -e '.[music]'" in r.stderr
     cfg = tmp_path / "rig.toml"
     text = (Path(__file__).parents[1] / "pi_app/data/default.toml").read_text()
-    cfg.write_text(text.replace('file = ""    ', f'file = "{wav}"', 1))
+    cfg.write_text(text.replace('\nfile = ""    ', f'\nfile = "{wav}"', 1))
     r = latentdmx("run", "--config", str(cfg), "--duration", "1",
                   env=dict(env, LATENTDMX_FAKE_CLOCK="1"))
     assert r.returncode == 0, r.stderr

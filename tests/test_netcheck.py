@@ -1,8 +1,10 @@
-"""`latentdmx doctor` for sACN and Art-Net, on a test LAN of network namespaces: each problem
+"""`latentdmx doctor` for sACN, Art-Net and DDP, on a test LAN of network namespaces: each problem
 found for real (no route, a missing interface, a host that does not answer, a port with
 nothing listening, a node answering ArtPoll), each with its fix."""
 
 from __future__ import annotations
+
+import socket
 
 import pytest
 from netns import BROADCAST, LIGHTS_IP, Lan, lan_missing_reason
@@ -25,7 +27,8 @@ def lan():
 
 def doctor(lan, kind: str, section: str) -> list:
     cfg = parse_config(f'[output]\nkind = "{kind}"\n[output.{kind}]\n{section}\n{RIG}', "rig.toml")
-    check = netcheck.check_sacn if kind == "sacn" else netcheck.check_artnet
+    check = {"sacn": netcheck.check_sacn, "artnet": netcheck.check_artnet,
+             "ddp": netcheck.check_ddp}[kind]
     return lan.pi.call(lambda: check(cfg))
 
 
@@ -61,6 +64,24 @@ def test_unicast_host_that_does_not_answer_and_port_with_nobody_listening(lan):
     bad = [f for f in found if not f.ok]
     assert len(bad) == 1 and "nothing listens on UDP 5568" in bad[0].what, text(found)
     assert "enable E1.31" in bad[0].fix
+
+
+def test_ddp_destinations_answer_or_not_and_a_listener_is_found(lan):
+    found = doctor(lan, "ddp", f'destinations = ["{NOBODY}", "{LIGHTS_IP}:4049"]')
+    bad = [f for f in found if not f.ok]
+    assert len(bad) == 2, text(found)
+    assert f"{NOBODY} does not answer" in bad[0].what
+    assert "nothing listens on UDP 4049" in bad[1].what and "enable DDP" in bad[1].fix
+    rx = lan.lights.call(lambda: socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
+    try:
+        lan.lights.call(lambda: rx.bind((LIGHTS_IP, 4048)))
+        found = doctor(lan, "ddp", f'destinations = ["{LIGHTS_IP}"]')
+        assert all(f.ok for f in found), text(found)
+        assert f"{LIGHTS_IP} answers" in text(found)
+    finally:
+        rx.close()
+    found = doctor(lan, "ddp", f'broadcast = "{BROADCAST}"')
+    assert all(f.ok for f in found) and "cannot be asked" in text(found), text(found)
 
 
 @pytest.mark.olad

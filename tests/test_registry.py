@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_table_rows_load_and_name_themselves():
-    assert registry.names() == ("sim", "ola", "uart", "sacn", "artnet")
+    assert registry.names() == ("sim", "ola", "uart", "sacn", "artnet", "ddp")
     for k in registry.KINDS:
         cls = k.load()
         assert issubclass(cls, Output) and cls.name == k.name
@@ -32,7 +32,8 @@ def test_cli_choices_come_from_the_table():
         return tuple(opt.type.choices)
 
     assert choices(run) == choices(identify) == registry.names()
-    assert choices(doctor) == registry.doctor_names() == ("ola", "uart", "sacn", "artnet")
+    assert choices(doctor) == registry.doctor_names() == ("ola", "uart", "sacn", "artnet",
+                                                                "ddp")
     help_ = next(p.help for p in run.params if p.name == "output")
     assert all(f"{k.name} ({k.summary})" in help_ for k in registry.KINDS)
 
@@ -40,7 +41,7 @@ def test_cli_choices_come_from_the_table():
 def test_config_sections_come_from_the_table():
     cfg = load_config(None)
     sections = registry.sections()
-    assert set(sections) == {"ola", "uart", "sacn", "artnet"}
+    assert set(sections) == {"ola", "uart", "sacn", "artnet", "ddp"}
     for name, cls in sections.items():
         assert isinstance(getattr(cfg.output, name), cls)
     changed = dataclasses.replace(cfg.output, kind="artnet")     # still a plain dataclass
@@ -53,8 +54,8 @@ def test_unknown_kind_names_every_kind(tmp_path):
                     'profile = "generic-rgbw-par"\nmode = "4ch"\n')
     with pytest.raises(ConfigError) as err:
         load_config(path)
-    assert "use one of: sim, ola, uart, sacn, artnet" in str(err.value)
-    with pytest.raises(ConfigError, match="sim, ola, uart, sacn, artnet"):
+    assert "use one of: sim, ola, uart, sacn, artnet, ddp" in str(err.value)
+    with pytest.raises(ConfigError, match="sim, ola, uart, sacn, artnet, ddp"):
         make_output("dmxking", load_config(None), [1])
 
 

@@ -55,6 +55,13 @@ def test_unit_allows_localhost_only():
     ('[output]\nkind = "artnet"\n[output.artnet]\nnodes = ["10.0.0.7"]\nsync = true\n'
      'broadcast = "10.0.0.255"\n', ["10.0.0.7", "10.0.0.255"]),
     ('[output]\nkind = "artnet"\n', ["255.255.255.255"]),
+    ('[output]\nkind = "ddp"\n[output.ddp]\ndestinations = ["10.0.0.7", "10.0.0.8:4049"]\n',
+     ["10.0.0.7", "10.0.0.8"]),
+    ('[output]\nkind = "ddp"\n[output.ddp]\nbroadcast = "10.0.0.255"\n', ["10.0.0.255"]),
+    ('[output]\nkind = "sim"\n[fpp]\nremote = true\nallow = ["192.168.1.10"]\n'
+     '[fpp.map]\na = "b"\n', ["239.70.80.80", "192.168.1.10"]),
+    ('[output]\nkind = "sim"\n[fpp]\nremote = true\nmulticast = false\n[fpp.map]\na = "b"\n',
+     list(allow.LAN)),
     ('[output]\nkind = "ola"\n', []),                            # olad on localhost
     ('[output]\nkind = "ola"\n[output.ola]\nhost = "192.168.1.9"\n', ["192.168.1.9"]),
     ('[output]\nkind = "sim"\n[preview]\nweb = true\nhost = "0.0.0.0"\n'

@@ -160,7 +160,7 @@ def _make_dirs(folder: Path, system: bool) -> None:
                    "then gets this profile).")
 def import_cmd(file: str, key: str | None, force: bool, system: bool, allow_laser: bool,
                replace_builtin: bool) -> None:
-    """Import FILE (Open Fixture Library .json or QLC+ .qxf) as a profile.
+    """Import FILE (Open Fixture Library .json, QLC+ .qxf or GDTF .gdtf) as a profile.
 
     A channel is driven only inside the ranges the file calls a plain position (pan, tilt,
     16-bit too) or intensity (dimmer, red, green, blue, white); a dimmer/strobe channel is
@@ -198,7 +198,7 @@ def import_cmd(file: str, key: str | None, force: bool, system: bool, allow_lase
     if dest.exists() and not force:
         raise FixtureError(f"a profile {prof.key!r} already exists", file=dest,
                            field="--force", fix="add --force to overwrite it, or --key NEW_KEY")
-    src_path = Path(file)
+    src_path = Path(prof.source_file or file)       # an OFL redirect: its target's file
     suffix = ".qxf" if src_path.suffix.lower() == ".qxf" or not src_path.suffix else \
         src_path.suffix.lower()
     kept = Path("sources") / f"{prof.key}{suffix}"

@@ -23,6 +23,7 @@ import click
 from ..errors import ConfigError, LatentDMXError, OutputError
 from ..outputs import registry
 from ..outputs.doctor import Finding
+from .rdm_check import rdm_findings
 
 SETUP = "sudo scripts/setup-pi.sh"
 
@@ -559,7 +560,10 @@ def _doctor_target(kind: str, cfg) -> str:
               help="Rig config (TOML). Default: the bundled demo rig.")
 @click.option("--output", type=click.Choice(registry.doctor_names()),
               help="The output to check. Default: the config's output.kind (sim: ola).")
-def doctor(config_path, output):
+@click.option("--rdm", is_flag=True,
+              help="Also ask the fixtures on each OLA universe over RDM whether they are where "
+                   "the config says (address, mode) and what they measure. Read-only.")
+def doctor(config_path, output, rdm):
     """Say what is wrong with the DMX output, each problem with its fix.
 
     \b
@@ -571,6 +575,9 @@ def doctor(config_path, output):
     nodes answering (ping; Art-Net: ArtPoll), the port, the service's IPAddressAllow=.
     The clock: synchronised (chrony, timedatectl), needed by a [sync] group and a schedule;
     a group's multicast address can be joined.
+    --rdm (OLA): the RDM devices on each universe the config uses against the config: a
+    fixture missing, at another address, in another mode, footprints overlapping, a device
+    the config does not know; and their sensors (temperature, lamp hours). Sends no SET.
     Exit 0 when all is well, 1 when a problem was found.
     """
     from .run import load_run_config
@@ -590,6 +597,12 @@ def doctor(config_path, output):
     from ..sync.doctor import sync_findings  # the clock, and a [sync] group's socket
 
     found += sync_findings(cfg)
+    if rdm:
+        if kind != "ola":
+            found.append(Finding(False, f"--rdm needs the ola output (this is {kind})",
+                                 "run: latentdmx doctor --rdm --output ola"))
+        else:
+            found += rdm_findings(cfg)
     for f in found:
         click.echo(f"  {'ok  ' if f.ok else 'FAIL'}  {f.what}")
         if not f.ok and f.fix:

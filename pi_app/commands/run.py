@@ -128,7 +128,6 @@ def run(config_path, output, model, fps, seed, duration, record, web, audio, ver
     from ..lean import trim_heap, without_openssl
 
     without_openssl()                           # before NumPy's random module: 3.4 MB less
-    from ..outputs import output_for
     from ..show import Show
 
     _logging(verbose)
@@ -141,6 +140,7 @@ def run(config_path, output, model, fps, seed, duration, record, web, audio, ver
         cfg = cfg.replace(preview=dataclasses.replace(cfg.preview, web=True))
     mdl = load_show_model(cfg, from_flag=model is not None)
     check_other_models(cfg)
+    from ..outputs import output_for
     from ..patch import Patch
 
     patch = Patch(cfg)

@@ -19,8 +19,11 @@ from ..errors import ConfigError
               help="Draw a recording (`run --record` or ola_recorder) instead of computing.")
 @click.option("--raw", is_flag=True,
               help="With --recording: draw every used slot as a heat-map (no patch needed).")
-@click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False),
+@click.option("--out", "out_path", type=click.Path(dir_okay=False),
               metavar="PATH", help="show.png (timeline) or show.gif (animated rig).")
+@click.option("--fseq", "fseq_path", type=click.Path(dir_okay=False), metavar="PATH",
+              help="Write the show as an FSEQ v2 sequence for Falcon Player / xLights "
+                   "(zstd, the config's fps; with --audio, FPP plays that file with it).")
 @click.option("--width", type=click.IntRange(60, 8000),
               help="Timeline width in pixels (default 720); GIF: the rig view's (400).")
 @click.option("--snapshots", type=click.IntRange(0, 12), default=4, show_default=True,
@@ -30,8 +33,8 @@ from ..errors import ConfigError
 @click.option("--audio", type=click.Path(dir_okay=False), metavar="FILE",
               help="Follow a sound file's music (as `run --audio`) and draw its beats and "
                    "energy under the timeline. Needs the music extra.")
-def render(config_path, model, seed, fps, duration, recording, raw, out_path, width,
-           snapshots, gif_fps, audio):
+def render(config_path, model, seed, fps, duration, recording, raw, out_path, fseq_path,
+           width, snapshots, gif_fps, audio):
     """Draw a show as a picture: a timeline PNG or an animated GIF of the rig.
 
     Computes the show offline through the same pipeline as `run` (safety, fade-out and the
@@ -45,6 +48,8 @@ def render(config_path, model, seed, fps, duration, recording, raw, out_path, wi
       latentdmx render --recording show.txt --out show.png          # a recording, same rig
       latentdmx render --recording show.txt --raw --out slots.png   # any recording
       latentdmx render --audio song.wav --duration 30 --out song.png # follows the song
+      latentdmx render --duration 600 --fseq show.fseq               # for FPP / xLights
+      latentdmx render --audio song.mp3 --duration 200 --fseq song.fseq
     """
     from pathlib import Path
 
@@ -53,6 +58,16 @@ def render(config_path, model, seed, fps, duration, recording, raw, out_path, wi
     from ..views.state import Rig
     from .run import load_run_config
 
+    if fseq_path is not None:
+        if out_path or recording or raw:
+            raise ConfigError("--fseq writes a sequence on its own", file="command line",
+                              field="--fseq", fix="drop --out / --recording / --raw, or run "
+                                                  "render twice")
+        _fseq(Path(fseq_path), config_path, model, seed, fps, duration, audio)
+        return
+    if out_path is None:
+        raise ConfigError("nothing to write", file="command line", field="--out",
+                          fix="give --out show.png (or .gif), or --fseq show.fseq")
     out = Path(out_path)
     if out.suffix.lower() not in (".png", ".gif"):
         raise ConfigError(f"cannot write {out.suffix or 'a file without extension'}",
@@ -121,6 +136,51 @@ def render(config_path, model, seed, fps, duration, recording, raw, out_path, wi
         rd.save(rd.timeline(rig, frames, times, title=title, width=width or 720,
                             snapshots=snapshots, music=lane), out)
     click.echo(f"wrote {out}")
+
+
+def _fseq(path, config_path, model, seed, fps, duration, audio) -> None:
+    """`render --fseq`: the show, frame by frame, into an FSEQ file (`pi_app.sim.fseq`)."""
+    from pathlib import Path
+
+    from .. import __version__
+    from ..errors import LatentDMXError
+    from ..runtime import load_model
+    from ..sim.fseq import FseqWriter, step_ms, universe_ranges
+    from ..views import render as rd
+    from .run import load_run_config
+
+    if path.is_dir() or not path.parent.is_dir():
+        raise ConfigError(f"cannot write {path}" + (" (a folder)" if path.is_dir() else
+                                                    f": no folder {path.parent}"),
+                          file="command line", field="--fseq",
+                          fix="give a file name in an existing folder, e.g. show.fseq")
+    if not duration > 0:
+        raise ConfigError("must be more than 0", file="command line", field="--duration",
+                          fix="give seconds, e.g. --duration 60")
+    cfg = load_run_config(config_path, model=model, fps=fps, seed=seed)
+    step_ms(cfg.fps, file=cfg.path if fps is None else "command line",
+            field="fps" if fps is None else "--fps")
+    mdl = load_model(cfg.model)
+    drive = None
+    if audio:
+        from ..music import make_drive
+
+        drive = make_drive(cfg, audio_file=audio, offline=True)
+    n_max, rig, frames = rd.show_frames(cfg, mdl, seed=seed, duration_s=duration, music=drive)
+    universe_ranges(rig.universes, file=cfg.path)
+    try:
+        with FseqWriter(path, universes=rig.universes, fps=cfg.fps, max_frames=n_max,
+                        media=Path(audio).name if audio else "",
+                        producer=f"LatentDMX {__version__}") as out, \
+                rd.progress_bar(True, n_max, "rendering") as advance:
+            for f in frames:
+                out.write(f)
+                advance()
+    except OSError as exc:
+        raise LatentDMXError(f"cannot write {path} ({exc.strerror or exc})", field="--fseq",
+                             fix="check the folder is writable and has room") from None
+    click.echo(f"wrote {path}: {out.frames} frames at {cfg.fps:g} fps, {out.channels} "
+               f"channels in {len(out.ranges)} range(s), {len(out.blocks)} zstd blocks")
 
 
 def _align(frames, universes, want, recording):

@@ -12,7 +12,10 @@ written by ``sudo latentdmx service-network --install`` (and by ``scripts/setup-
 * the local networks when the web page listens beyond localhost (``[preview] web`` on a host
   other than 127.0.0.1: its viewers are on the LAN);
 * the OSC senders (``[osc] allow``) when the OSC server listens beyond localhost;
-* a lockstep group's multicast address and the local networks its members send from.
+* FPP's MultiSync group (239.70.80.80) and the masters (``[fpp] allow``, else the local
+  networks) when the FPP remote is on;
+* a lockstep group's multicast address and the local networks its members send from;
+* the MQTT broker (``[mqtt] host``): its address, or the local networks when it is a name.
 
 Nothing else: a light show never talks to the internet. Consecutive addresses are merged
 into prefixes (64 sACN universes: 239.255.0.1/32, 239.255.0.2/31, ..., the same set).
@@ -55,11 +58,26 @@ def allowed(config) -> list[str]:
             net = ipaddress.ip_network(a.strip(), strict=False)
             if not net.is_loopback and _entry(net) not in nets:
                 nets.append(_entry(net))
+    fpp = getattr(config, "fpp", None)
+    if fpp is not None and fpp.remote and not is_loopback(fpp.host):  # FPP masters
+        from ..fpp_config import MULTICAST
+
+        want = [MULTICAST] if fpp.multicast else []
+        want += [_entry(ipaddress.ip_network(a.strip(), strict=False)) for a in fpp.allow] \
+            if fpp.allow else list(LAN)
+        nets += [n for n in want if n not in nets]
     sync = getattr(config, "sync", None)
     if sync is not None and sync.group:      # a lockstep group: its address, members on the LAN
         from ..sync.config import allow_entries
 
         nets += [n for n in allow_entries(sync) if n not in nets]
+    mqtt = getattr(config, "mqtt", None)
+    if mqtt is not None and mqtt.enabled and not is_loopback(mqtt.host):
+        try:                                 # the broker: its address, or a name on the LAN
+            broker = [_entry(ipaddress.ip_network(mqtt.host.strip("[]")))]
+        except ValueError:
+            broker = list(LAN)
+        nets += [n for n in broker if n not in nets]
     return nets
 
 

@@ -1,4 +1,4 @@
-"""`latentdmx doctor --output sacn|artnet`: what stands between the daemon and the nodes.
+"""`latentdmx doctor --output sacn|artnet|ddp`: what stands between the daemon and the nodes.
 
 For each output, in order:
 
@@ -297,6 +297,29 @@ def check_artnet(cfg) -> list[Finding]:
     if c.nodes:
         found += check_unicast(list(c.nodes), c.port, None, "Art-Net", "", source)
     found += _poll(list(c.nodes) or [c.broadcast], c.port, source, broadcast=not c.nodes)
+    return found + check_service(cfg)
+
+
+def check_ddp(cfg) -> list[Finding]:
+    from .ddp import DdpOutput, header
+
+    c = cfg.output.ddp
+    out = DdpOutput(sorted({f.universe for f in cfg.fixtures}), config=c)
+    found = check_interface(c.interface, False, "output.ddp.interface")
+    if found and not found[0].ok:
+        return found + check_service(cfg)
+    source = interface_address(c.interface) if c.interface else ""
+    for host, port in out.dests:
+        found += check_routes([host], port, c.interface, False, "output.ddp.interface")
+        if c.destinations:       # an empty packet without PUSH: receivers show nothing
+            found += check_unicast([host], port, header(0, 0), "DDP",
+                                   "enable DDP on the controller (WLED: Config > Sync "
+                                   "Interfaces > Receive UDP realtime; FPP: Input/Output Setup > "
+                                   "Channel Inputs) or check output.ddp.destinations", source)
+    if not c.destinations:
+        found.append(Finding(True, f"broadcast to {c.broadcast}:{c.port}: DDP receivers cannot "
+                                   "be asked whether they listen — if a controller stays "
+                                   "dark, list it in output.ddp.destinations"))
     return found + check_service(cfg)
 
 

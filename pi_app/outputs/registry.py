@@ -64,6 +64,8 @@ KINDS: tuple[OutputKind, ...] = (
                "unicast", doctor="pi_app.outputs.netcheck:check_sacn"),
     OutputKind("artnet", "artnet", "ArtNetOutput", "Art-Net 4 to nodes and WLED, unicast or "
                "broadcast", doctor="pi_app.outputs.netcheck:check_artnet"),
+    OutputKind("ddp", "ddp", "DdpOutput", "DDP to WLED, FPP and xLights controllers, one flat "
+               "byte range", doctor="pi_app.outputs.netcheck:check_ddp"),
 )
 
 

@@ -19,6 +19,7 @@ offline from the same config and seed are the same picture.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,22 @@ def simulate(config, model, *, seed: int | None = None, duration_s: float,
     end and the final blackout frame. Returns (uint8 [n_frames, n_universes, 512], times_s).
     `music`: a `MusicDrive` (``render --audio``; its `trace` fills as the show is computed).
     """
+    n_max, rig, frames_iter = show_frames(config, model, seed=seed, duration_s=duration_s,
+                                          music=music)
+    frames = np.zeros((n_max, len(rig.universes), 512), np.uint8)
+    n = 0
+    with _progress(progress, n_max, "rendering") as advance:
+        for n, f in enumerate(frames_iter, 1):
+            frames[n - 1] = f
+            advance()
+    return frames[:n], np.arange(n, dtype=np.float64) / config.fps
+
+
+def show_frames(config, model, *, seed: int | None = None, duration_s: float,
+                music=None) -> tuple[int, Rig, Iterator[np.ndarray]]:
+    """(at most how many frames, the rig, the frames one by one: uint8 [n_universes, 512]
+    in `rig.universes` order): the frames of `simulate` without holding them all
+    (``render --fseq`` of a long show)."""
     from ..pipeline import Pipeline
 
     pipe = Pipeline(config, model, seed=seed)
@@ -55,23 +72,27 @@ def simulate(config, model, *, seed: int | None = None, duration_s: float,
     rig = Rig.from_patch(pipe.patch)
     fade_at = max(0.0, duration_s - config.safety.fade_out_s)
     n_max = int(np.ceil(duration_s * fps)) + 2     # `show_over` ends it at the duration
-    frames = np.zeros((n_max + 1, len(rig.universes), 512), np.uint8)
-    fading = False
-    k = 0
-    with _progress(progress, n_max, "rendering") as advance:
+
+    def frames() -> Iterator[np.ndarray]:
+        fading = False
+        k = 0
         while True:
             t = k / fps
             if not fading and t >= fade_at:
                 fading = True
                 pipe.safety.start_fade_out(t)
-            frames[k] = rig.frames_array(pipe.frames(t))
-            advance()
+            yield rig.frames_array(pipe.frames(t))
             k += 1
             if fading and pipe.show_over(t, duration_s):
                 break
-    frames[k] = rig.frames_array(pipe.blackout_frames())
-    n = k + 1
-    return frames[:n], np.arange(n, dtype=np.float64) / fps
+        yield rig.frames_array(pipe.blackout_frames())
+    return n_max + 1, rig, frames()
+
+
+def progress_bar(on: bool, total: int, what: str) -> _progress:
+    """A rich progress bar on a terminal for long work (more than 200 steps); a context
+    manager that gives the function to call after each step."""
+    return _progress(on, total, what)
 
 
 class _progress:

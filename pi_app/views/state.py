@@ -19,6 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..fixtures.profile import SUBTRACTIVE
+
 SLOTS = 512
 _COLOURS = ("red", "green", "blue", "white")
 
@@ -80,6 +82,10 @@ class Rig:
                 elif ch.attr in _COLOURS:
                     c = _COLOURS.index(ch.attr)
                     col[i, c], col_lo[i, c], col_span[i, c] = base + j, lo, span
+                    has_colour[i] = True
+                elif ch.attr in SUBTRACTIVE:         # a CMY flag: 1 - its additive colour
+                    c = _COLOURS.index(SUBTRACTIVE[ch.attr])
+                    col[i, c], col_lo[i, c], col_span[i, c] = base + j, lo + span, -span
                     has_colour[i] = True
                 elif ch.attr in ("pan", "tilt", "pan_fine", "tilt_fine"):
                     k = 0 if ch.attr.startswith("pan") else 1

@@ -9,6 +9,10 @@ Stdlib only: a `ThreadingHTTPServer` in a daemon thread. Endpoints:
 * ``GET /vocabulary`` JSON: the control vocabulary (`pi_app.vocabulary`: every command, its
                      arguments and help) and what to suggest for names (models, presets,
                      palettes, playlists); the page builds its controls from it.
+* ``GET /metrics``   Prometheus text format: `pi_app.health` (frames, late frames, frame work,
+                     output errors, limiter, group, audio lock, memory, uptime, config hash),
+                     worked out when scraped. The token may also come as ``Authorization:
+                     Bearer TOKEN`` (what Prometheus' ``authorization`` setting sends).
 * ``POST /control``  JSON ``{"cmd": "dim", "args": {"level": 0.5}}`` -> `Show.handle_control`,
                      the same path as the CLI's control socket: any command of the
                      vocabulary (``preset/recall``, ``seed``, ``tempo``, ``model``, ...).
@@ -54,6 +58,7 @@ from .. import secrecy
 from ..accounts import socket_owner
 from ..admission import make_room
 from ..errors import ConfigError, LatentDMXError
+from ..health import health_of, prometheus_text
 from ..hosts import is_loopback
 from ..paths import state_dir
 from ..secrecy import Backoff
@@ -351,7 +356,10 @@ class _Handler(BaseHTTPRequestHandler):
                              "retry_s": round(wait, 2)})
             return False
         query = parse_qs(urlsplit(self.path).query)
-        given = self.headers.get("X-LatentDMX-Token") or (query.get("token") or [""])[0]
+        bearer = (self.headers.get("Authorization") or "").partition(" ")
+        given = (self.headers.get("X-LatentDMX-Token") or
+                 (bearer[2].strip() if bearer[0].lower() == "bearer" else "") or
+                 (query.get("token") or [""])[0])
         if not hmac.compare_digest(given.encode("utf-8", "replace"), self.token.encode()):
             if given:                       # a guess (none at all is not one)
                 wait = self.backoff.failed(source)
@@ -379,6 +387,12 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if path == "/vocabulary":
             self._json(200, vocabulary_json(self.show))
+        elif path == "/metrics":            # Prometheus (pi_app/health.py), read when asked
+            if not self.show.status_snapshot:
+                self._json(503, {"ok": False, "error": "no frame yet"})
+                return
+            self._send(200, prometheus_text(health_of(self.show)).encode(),
+                       "text/plain; version=0.0.4; charset=utf-8")
         elif path == "/state":
             from .state import live_state
 
