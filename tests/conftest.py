@@ -14,7 +14,6 @@ for _p in (ROOT, ROOT / "tests"):
 
 import hypothesis_profiles  # noqa: F401  (the one place the profiles are set)
 
-
 _FOREIGN_ENV = ("RUNTIME_DIRECTORY", "STATE_DIRECTORY", "NOTIFY_SOCKET", "WATCHDOG_USEC",
                 "WATCHDOG_PID", "LATENTDMX_SOCKET", "INVOCATION_ID", "LATENTDMX_SYSTEM_DIR")
 
