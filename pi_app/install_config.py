@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import ConfigError
+from .phase import PHASE_FIX, phase_ok
 
 DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 DAY_GROUPS = {"daily": DAY_NAMES, "weekdays": DAY_NAMES[:5], "weekends": DAY_NAMES[5:]}
@@ -268,6 +269,9 @@ def validate_install(cfg: Any) -> None:
         if p.seed < -1:
             raise ConfigError("seed must be 0 or more", file=f, field=f"{fld}.seed",
                               fix="use a whole number from 0")
+        if not phase_ok(p.phase):
+            raise ConfigError(f"phase {p.phase!r} is not a finite number in range", file=f,
+                              field=f"{fld}.phase", fix=PHASE_FIX)
         if p.tempo and not 0.01 <= p.tempo <= 100:
             raise ConfigError(f"tempo {p.tempo:g} is outside 0.01..100", file=f,
                               field=f"{fld}.tempo", fix="use 0.01..100")

@@ -17,23 +17,23 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .config import Config
+from .errors import ControlError
 from .identify import IdentifySequence
 from .lean import trim_heap
 from .looks import Looks
 from .mapper import make_mapper, streams_for
 from .moves import Moves
 from .patch import Patch
-from .phase import PhaseLine
+from .phase import PHASE_FIX, PhaseLine, phase_ok
 from .runtime import Model
 from .safety import Safety
 from .scene import LIGHT, N_ATTRS
-from .walk import LatentWalk
+from .walk import CHAIN_BLOCK, LatentWalk
 
 if TYPE_CHECKING:
     from .music.drive import MusicDrive
 
 MODEL_XFADE_S = 2.0
-CHAIN_BLOCK = 32         # a lockstep group's guarded walk restarts every 32 waypoints (walk.py)
 AHEAD_FRAMES = 8         # walk + model of the next frames in one call (small rigs) ...
 AHEAD_ROWS = 256         # ... as long as frames x streams stays within this; else the walk
 AHEAD_WALK_ROWS = 8192   # alone, within this (1,024 streams: 512 KB of latents)
@@ -63,9 +63,12 @@ class _Guard:
 
 
 class _Source:
-    """A model with its walk and mapper: latent phase -> raw scene."""
+    """A model with its walk and mapper: latent phase -> raw scene. A walk made while the
+    show plays is anchored at the segment it starts in (`anchor`: pi_app/walk.py), so making
+    it costs one guarded step whatever the phase."""
 
-    def __init__(self, model: Model, config: Config, seed: int, positions: np.ndarray):
+    def __init__(self, model: Model, config: Config, seed: int, positions: np.ndarray,
+                 anchor: int | None = None):
         self.model = model
         self.seed = seed
         info = model.info
@@ -76,7 +79,8 @@ class _Source:
                                loop_waypoints=config.walk.loop_waypoints,
                                spread=config.walk.spread, guard=guard,
                                segment_s=config.walk.seconds_per_waypoint,
-                               chain_block=CHAIN_BLOCK if config.sync.group else 0)
+                               chain_block=CHAIN_BLOCK, anchor=anchor)
+        self.anchor = self.walk.anchor
         self.mapper = make_mapper(info, positions)
         streams = self.walk.streams
         self._stacks = model.stacks                   # a NAT model: see `scene_ahead`
@@ -150,7 +154,7 @@ class Pipeline:
         self._t = 0.0                            # the last frame's show time
         self._music_t: float | None = None       # ... for the music's step (None: no frame)
         self.lockstep = False                    # in a group (pi_app/sync): see wake, still_aim
-        self.still_from: tuple[Model, int, float] | None = None
+        self.still_from: tuple[Model, int, float, int | None] | None = None
         self.scene: np.ndarray | None = None     # the last safe scene (for viewers)
         self.music: MusicDrive | None = None     # the beat's hold on walk and light (music/)
         self.identify: IdentifySequence | None = None   # `latentdmx identify` through the show
@@ -203,7 +207,7 @@ class Pipeline:
     def set_seed(self, seed: int, t_s: float | None = None) -> None:
         """A new walk from phase 0 at show time `t_s` (default: the last frame's)."""
         self.seed = int(seed)
-        self.source = _Source(self.source.model, self.config, self.seed, self.positions)
+        self.source = _Source(self.source.model, self.config, self.seed, self.positions, 0)
         self.line = self.line.jump(self._t if t_s is None else t_s, 0.0)
         self.phase = 0.0
 
@@ -224,7 +228,11 @@ class Pipeline:
     def recall(self, model: Model, seed: int, phase: float, t_s: float,
                xfade_s: float) -> None:
         """Jump to (model, seed, phase), cross-fading from where the show is over `xfade_s`
-        seconds (0: a cut; the safety stage still limits it). The old walk keeps moving."""
+        seconds (0: a cut; the safety stage still limits it). The old walk keeps moving.
+        The new walk is anchored at `phase` (one guarded step, whatever the phase)."""
+        if not phase_ok(phase):
+            raise ControlError(f"phase {phase!r} is not a finite number in range",
+                               field="phase", fix=PHASE_FIX)
         if xfade_s > 0:
             self._old = self.source
             self._old_offset = self.line.at(t_s) - float(phase)
@@ -233,7 +241,8 @@ class Pipeline:
         else:
             self._old = None
         self.seed = int(seed)
-        self.source = _Source(model, self.config, self.seed, self.positions)
+        self.source = _Source(model, self.config, self.seed, self.positions,
+                              math.floor(phase))
         self.line = self.line.jump(t_s, phase)
         self.phase = float(phase)
 
@@ -252,33 +261,49 @@ class Pipeline:
         if not self.lockstep:
             return self.scene
         phase = self.line.at(t_s)
-        self.still_from = (self.source.model, self.seed, phase)   # for a late joiner
+        self.still_from = (self.source.model, self.seed, phase,   # for a late joiner
+                           self.source.anchor)
         return self.source.scene(phase).copy()
 
     # -- a lockstep group's view of the walk (pi_app/sync/state.py) -----------------------
-    def xfade(self) -> tuple[Model, int, float, float, float] | None:
-        """The cross-fade in progress: (old model, old seed, phase offset, t0_s, fade_s)."""
+    @property
+    def anchor(self) -> int | None:
+        """Where the show's walk is anchored (pi_app/walk.py): part of what the walk is."""
+        return self.source.anchor
+
+    def xfade(self) -> tuple[Model, int, float, float, float, int | None] | None:
+        """The cross-fade in progress: (old model, old seed, phase offset, t0_s, fade_s,
+        the old walk's anchor)."""
         old = self._old
         if old is None:
             return None
-        return old.model, old.seed, self._old_offset, self._xfade_t0, self._xfade_s
+        return (old.model, old.seed, self._old_offset, self._xfade_t0, self._xfade_s,
+                old.anchor)
 
     def set_walk(self, model: Model, seed: int, line: PhaseLine,
-                 xfade: tuple[Model, int, float, float, float] | None = None) -> None:
-        """Take a walk as it is (another member's): model, seed, phase line, cross-fade."""
-        if model is not self.source.model or int(seed) != self.seed:
-            self.source = _Source(model, self.config, int(seed), self.positions)
+                 xfade: tuple[Model, int, float, float, float, int | None] | None = None,
+                 anchor: int | None = None) -> None:
+        """Take a walk as it is (another member's): model, seed, phase line, cross-fade,
+        anchor."""
+        if model is not self.source.model or int(seed) != self.seed or \
+                anchor != self.source.anchor:
+            self.source = _Source(model, self.config, int(seed), self.positions, anchor)
         self.seed = int(seed)
         self.line = line
         self.phase = line.at(self._t)
         self._old = None
         if xfade is not None:
-            old_model, old_seed, self._old_offset, self._xfade_t0, self._xfade_s = xfade
-            self._old = _Source(old_model, self.config, int(old_seed), self.positions)
+            old_model, old_seed, self._old_offset, self._xfade_t0, self._xfade_s, old_anchor \
+                = xfade
+            self._old = _Source(old_model, self.config, int(old_seed), self.positions,
+                                old_anchor)
 
-    def walk_scene(self, model: Model, seed: int, phase: float) -> np.ndarray:
-        """The mapper's scene of (model, seed) at `phase` (a fresh walk; not the show's)."""
-        return _Source(model, self.config, int(seed), self.positions).scene(phase).copy()
+    def walk_scene(self, model: Model, seed: int, phase: float,
+                   anchor: int | None = None) -> np.ndarray:
+        """The mapper's scene of (model, seed, anchor) at `phase` (a fresh walk; not the
+        show's)."""
+        return _Source(model, self.config, int(seed), self.positions,
+                       anchor).scene(phase).copy()
 
     def reconfigure(self, new: Config, model: Model | None, t_s: float) -> list[str]:
         """Apply a reloaded config's live parts (same fixtures, output, fps and safety):
@@ -292,7 +317,8 @@ class Pipeline:
             self.set_seed(new.seed, t_s)
             changes.append(f"seed {new.seed}")
         elif new.walk != old.walk and model is None:    # the same walk, new settings
-            self.source = _Source(self.source.model, new, self.seed, self.positions)
+            self.source = _Source(self.source.model, new, self.seed, self.positions,
+                                  math.floor(self.line.at(t_s)))
         if new.walk.tempo != old.walk.tempo:            # a live `tempo` stays unless changed
             self.set_tempo(new.walk.tempo, t_s)
         if new.walk != old.walk:
