@@ -233,3 +233,62 @@ def test_anything_else_that_sets_a_phase_refuses_one_out_of_range():
     assert p.line == PhaseLine(0.0, 0.0, 1.0, 6.0)      # untouched
     with pytest.raises(ValueError):
         PhaseLine.from_json([math.nan, 1.0, 1.0, 6.0, False])
+
+
+def test_a_reload_reads_and_loads_off_the_frame_loop(tmp_path, monkeypatch):
+    """SIGHUP on a live show: the config is read and its model loaded and tried on a thread
+    of its own, and applied at a frame (on 52dfd6e the frame loop did it all: a model's load
+    and probe stalled the show)."""
+    import pi_app.show as show_mod
+
+    text = default_config_path().read_text()
+    path = tmp_path / "rig.toml"
+    path.write_text(text)
+    cfg = parse_config(text, str(path))
+    where: list[str] = []
+    for name in ("load_config", "load_model"):
+        real = getattr(show_mod, name)
+
+        def spy(*a, _real=real, **kw):
+            where.append(threading.current_thread().name)
+            return _real(*a, **kw)
+        monkeypatch.setattr(show_mod, name, spy)
+    show = Show(cfg, SimOutput(Patch(cfg).universes), control=False, config_path=path,
+                presets_dir=tmp_path / "presets", duration_s=3.0, model=load_model(cfg.model))
+    frame_thread = threading.current_thread().name
+
+    def listener(s: Show) -> None:
+        if s.frames_out == 20:
+            path.write_text(re.sub(r'(?m)^model = "nat-aurora"', 'model = "nat-neon"', text,
+                                   count=1))
+            s.request_reload()
+    show.listeners.append(listener)
+    show.run()
+    assert show.pipeline.model.info.name == "nat-neon"            # applied
+    assert where and frame_thread not in where, where
+
+
+def test_a_late_joiner_takes_the_anchor_with_the_walk(tmp_path):
+    """A group's snapshot carries the walk's anchor (and the cross-fade's): a member that
+    takes it plays the very walk the others play; a snapshot with a bad anchor is refused."""
+    from pi_app.sync import state as snap
+
+    text = default_config_path().read_text() + EXTRA.format(phase=AGES["a day"] / 6 + 0.6)
+    cfg = parse_config(text, "<rig>")
+    shows = [Show(cfg, SimOutput(Patch(cfg).universes), control=False,
+                  presets_dir=tmp_path / f"p{i}", wall_clock=lambda t: WALL0 + t)
+             for i in range(2)]
+    a, b = shows
+    t = AGES["a day"]
+    a.pipeline.raw_scene(t)
+    a.director.recall(*a.director.prepare_recall("deep"), t + 0.025, 2.0)
+    a.pipeline.raw_scene(t + 0.05)
+    state = snap.check(snap.capture(a, t + 0.05))
+    assert state["anchor"] == math.floor(t / 6 + 0.6) and state["xfade"]["anchor"] is None
+    models = {ref: load_model(ref) for ref in snap.models_of(state)}
+    snap.restore(b, state, models)
+    for dt_s in (0.075, 1.0, 30.0, 200.0):
+        assert np.array_equal(a.pipeline.raw_scene(t + dt_s), b.pipeline.raw_scene(t + dt_s))
+    for bad in (-1, 1e308, "7", True, 10**12):
+        with pytest.raises(ValueError):
+            snap.check(state | {"anchor": bad})
