@@ -7,24 +7,26 @@ The daemon's `Show` (director, schedule, playlists, presets, run-ahead, the sim 
 plays the default rig with an installation: in Berlin, a night window from sunset to sunrise
 and a day window from an hour after sunrise to an hour before sunset, each with a playlist
 that steps every 10 minutes; every hour a preset is saved (at :50) and recalled (at :05, the
-one saved an hour before: the show's own age), and the model is swapped (at :35); every day
-the config is reloaded with another model (at 13:00 UTC, SIGHUP's way: read aside, applied
-at a frame). A year is 1.26e9 frames: the clock jumps from event to event (the walk's phase
-is a pure function of show time) and plays `--around` frames at each (one before), as a
-daemon whose clock skipped frames would; `--stride N` plays the events of every N-th day
-only (and of the last), jumping over the others (a year of every event takes hours on a busy
-machine). Each tick's work is measured (wall and the frame loop thread's CPU time, the
-client's part of an operation left out: a client does it on its own thread) and counted
-against the frame period (25 ms at 40 fps). Goal: no tick over a period for any event, RSS
-flat within 5 MB from the end of day 1 to the year's end, and the walk at the year's end the
-one a fresh pipeline computes from the show's (model, seed, phase line, anchor) alone; the
-DMX frames of the last second the same after 30 s of play.
+one saved an hour before), a preset at the show's age (phase = show time / 6 s, as a show
+without playlists has at that age) recalled (at :20) and the model swapped 30 s later; every
+day the config is reloaded with another model (at 13:00 UTC, SIGHUP's way: read aside,
+applied at a frame). A year is 1.26e9 frames: the clock jumps from event to event (the
+walk's phase is a pure function of show time) and plays `--around` frames at each (one
+before), as a daemon whose clock skipped frames would; `--stride N` plays the events of
+every N-th day only (and of the last), jumping over the others (a year of every event takes
+hours on a busy machine). Each tick's work is measured (wall and the frame loop thread's CPU
+time, the client's part of an operation left out: a client does it on its own thread) and
+counted against the frame period (25 ms at 40 fps). Goal: no tick over a period for any
+event, RSS flat within 5 MB from the end of day 1 to the year's end, and the walk at the
+year's end the one a fresh pipeline computes from the show's (model, seed, phase line,
+anchor) alone; the DMX frames of the last second the same after 30 s of play.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import os
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")   # as the daemon does (pi_app/__init__)
@@ -110,7 +112,8 @@ def events(cfg, days: float, stride: int = 1) -> list[tuple[float, str]]:
             t += 600.0
     for h in range(int(end // 3600)):
         out.append((h * 3600 + 300.0, "recall"))
-        out.append((h * 3600 + 2100.0, "swap"))
+        out.append((h * 3600 + 1200.0, "recall aged"))
+        out.append((h * 3600 + 1230.0, "swap"))
         out.append((h * 3600 + 3000.0, "save"))
     for d in range(int(days)):
         out.append((d * 86400 + 13 * 3600 + 15.0, "reload"))
@@ -203,6 +206,12 @@ def main() -> None:
                 s.handle_control("preset/recall", {"name": saved[0]})
             elif what == "swap":
                 s.handle_control("model", {"name": MODELS[h % 3]})
+            elif what == "recall aged":           # a preset saved by a show of this age
+                (tmp / "presets").mkdir(exist_ok=True)
+                (tmp / "presets" / "aged.json").write_text(json.dumps(
+                    {"schema": 1, "name": "aged", "model": MODELS[h % 3], "seed": h % 7,
+                     "phase": round(t / 6.0, 6), "tempo": 1.0, "master": 1.0}))
+                s.handle_control("preset/recall", {"name": "aged"})
             elif what == "save":
                 name = f"hour{h % 2}"
                 s.handle_control("preset/save", {"name": name})
