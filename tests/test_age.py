@@ -292,3 +292,8 @@ def test_a_late_joiner_takes_the_anchor_with_the_walk(tmp_path):
     for bad in (-1, 1e308, "7", True, 10**12):
         with pytest.raises(ValueError):
             snap.check(state | {"anchor": bad})
+    for bad in (math.nan, 1e308):
+        with pytest.raises(ValueError):
+            snap.check(state | {"xfade": state["xfade"] | {"offset": bad}})
+        with pytest.raises(ValueError):
+            snap.check(state | {"still": {"model": "nat-aurora", "seed": 1, "phase": bad}})

@@ -29,7 +29,7 @@ import json
 import logging
 from typing import Any
 
-from ..phase import MAX_PHASE, PhaseLine
+from ..phase import MAX_PHASE, PhaseLine, phase_ok
 
 log = logging.getLogger("latentdmx.sync")
 
@@ -91,6 +91,10 @@ def check(state: Any) -> dict[str, Any]:
     for key in ("xfade", "still"):
         if state.get(key):
             _anchor(state[key].get("anchor"))
+    if state.get("xfade") and not abs(float(state["xfade"]["offset"])) <= MAX_PHASE:
+        raise ValueError("xfade offset")
+    if state.get("still") and not phase_ok(float(state["still"]["phase"])):
+        raise ValueError("still phase")
     float(state["t"])
     int(state["seed"])
     float(state["master"])
