@@ -19,7 +19,8 @@ is symmetric in the two ends, so the show still visits the picture as the model 
 Proposals and acceptance come from ``default_rng([seed, k, ...])``: the same seed gives the
 same show. The guarded walk is a chain, computed forward, in blocks: it starts afresh at the
 plain waypoint of every multiple of `chain_block` (32), and the last waypoint of a block is
-accepted only if its way on to the next block's start is calm too. So any phase costs at most
+accepted only if its way on to the next block's start is calm too (a lucky one as well: that
+way is not the walk's choice), from four times the proposals. So any phase costs at most
 a block's steps, whatever the show's age (a lockstep group's phase counts from its epoch:
 millions of waypoints; a standalone show's a year later: as many), and a member that joins
 late computes the same walk.
@@ -47,6 +48,7 @@ GUARD_SAMPLES = 64        # points per segment looked at by the guard
 GUARD_ROWS = 1024         # latents per guard call, at most (its working memory: ~2.3 MB)
 TEAR_STEP = 0.05          # output step between two of them that counts as a tear
 CHAIN_BLOCK = 32          # the guarded chain restarts at every multiple of this
+END_PROPOSALS = 4         # a block's last waypoint: this many times the proposals
 
 
 class LatentWalk:
@@ -94,11 +96,12 @@ class LatentWalk:
         return (rng.standard_normal((self.streams, self.dim)) * self.spread).astype(np.float32)
 
     # -- the guarded chain ------------------------------------------------------------------
-    def _proposals(self, k: int, w: np.ndarray) -> np.ndarray:
-        """(candidates, streams, dim): proposals for waypoint k after w."""
-        out = np.empty((self.candidates, self.streams, self.dim), np.float32)
+    def _proposals(self, k: int, w: np.ndarray, count: int | None = None) -> np.ndarray:
+        """(count, streams, dim): proposals for waypoint k after w (count: `candidates`)."""
+        count = self.candidates if count is None else count
+        out = np.empty((count, self.streams, self.dim), np.float32)
         keep = self.rho
-        for j in range(self.candidates):
+        for j in range(count):
             rng = np.random.default_rng([self.seed, k % 2**63, j])
             noise = rng.standard_normal((self.streams, self.dim)) * self.spread
             out[j] = keep * w + math.sqrt(1.0 - keep * keep) * noise
@@ -126,8 +129,13 @@ class LatentWalk:
             calm = np.zeros(n, bool)
             if len(look):
                 calm[look] = self._worst(w0[look], cands[j, look], e) <= self._calm_step
-                if then is not None:
-                    calm[look] &= self._worst(cands[j, look], then[look], e) <= self._calm_step
+            if then is not None:             # ... to it; the way on to the next block's
+                on = np.flatnonzero(lucky | calm)        # start must be calm, lucky or not
+                if len(on):
+                    ok = np.zeros(n, bool)
+                    ok[on] = self._worst(cands[j, on], then[on], e) <= self._calm_step
+                    lucky &= ok
+                    calm &= ok
             take = lucky | calm
             first[take & ~found] = j
             found |= take
@@ -206,8 +214,12 @@ class LatentWalk:
             return self.waypoint(k + 1)                # the next block starts afresh
         then = self.waypoint(k + 2) if k + 2 == end and not (
             self.loop and (k + 2) % self.loop == 0) else None
+        # a block's last waypoint has two ways to keep calm: it is offered more proposals
+        # (the first `candidates` of them the usual ones, so only a stream that found none
+        # among those looks at the others)
+        count = self.candidates * (END_PROPOSALS if then is not None else 1)
         try:
-            return self._choose(k + 1, w, self._proposals(k + 1, w), then)
+            return self._choose(k + 1, w, self._proposals(k + 1, w, count), then)
         finally:
             release = getattr(self.guard, "release", None)   # the look's work buffers
             if release is not None:
