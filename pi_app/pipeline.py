@@ -134,6 +134,25 @@ class _Source:
         return self._scene
 
 
+class _Prepared:
+    """One walk made ahead on a client's thread (`Pipeline.prepare_walk`), until a change
+    takes it: a cache, kept out of the run-ahead's snapshot of the pipeline (its rollback
+    does not undo a client's work)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._slot: tuple[Model, int, int, Config, _Source] | None = None
+
+    def put(self, made: tuple[Model, int, int, Config, _Source]) -> None:
+        with self._lock:
+            self._slot = made
+
+    def take(self) -> tuple[Model, int, int, Config, _Source] | None:
+        with self._lock:
+            made, self._slot = self._slot, None
+        return made
+
+
 class Pipeline:
     def __init__(self, config: Config, model: Model, *, seed: int | None = None) -> None:
         self.config = config
@@ -159,6 +178,7 @@ class Pipeline:
         self.music: MusicDrive | None = None     # the beat's hold on walk and light (music/)
         self.identify: IdentifySequence | None = None   # `latentdmx identify` through the show
         self._held: np.ndarray | None = None    # the last safe scene while holding still
+        self._prepared = _Prepared()             # a walk made ahead on a client's thread
         self._steady = False                     # ... and it was the same as the one before
 
     @property
@@ -204,10 +224,31 @@ class Pipeline:
     def set_paused(self, paused: bool, t_s: float) -> None:
         self.line = self.line.since(t_s, paused=bool(paused))
 
+    def prepare_walk(self, model: Model, seed: int, phase: float) -> None:
+        """Make the walk of (model, seed) anchored at `phase`'s segment, and look at that
+        segment, on the caller's thread (a client's, before it queues the change), so the
+        change that makes this walk at the frame loop finds it made (a large rig's look at
+        a segment costs more than a frame period). The very walk the frame loop would make:
+        a walk is a pure function of model, seed, anchor and phase."""
+        if not phase_ok(phase):
+            return                               # refused where it is applied
+        anchor = math.floor(phase)
+        source = _Source(model, self.config, int(seed), self.positions, anchor)
+        source.walk.at(phase)
+        self._prepared.put((model, int(seed), anchor, self.config, source))
+
+    def _source(self, model: Model, seed: int, anchor: int | None) -> _Source:
+        """The walk of (model, seed, anchor): made ahead (`prepare_walk`), or now."""
+        ready = self._prepared.take()
+        if ready is not None and ready[0] is model and ready[1] == seed and \
+                ready[2] == anchor and ready[3] is self.config:
+            return ready[4]
+        return _Source(model, self.config, seed, self.positions, anchor)
+
     def set_seed(self, seed: int, t_s: float | None = None) -> None:
         """A new walk from phase 0 at show time `t_s` (default: the last frame's)."""
         self.seed = int(seed)
-        self.source = _Source(self.source.model, self.config, self.seed, self.positions, 0)
+        self.source = self._source(self.source.model, self.seed, 0)
         self.line = self.line.jump(self._t if t_s is None else t_s, 0.0)
         self.phase = 0.0
 
@@ -241,8 +282,7 @@ class Pipeline:
         else:
             self._old = None
         self.seed = int(seed)
-        self.source = _Source(model, self.config, self.seed, self.positions,
-                              math.floor(phase))
+        self.source = self._source(model, self.seed, math.floor(phase))
         self.line = self.line.jump(t_s, phase)
         self.phase = float(phase)
 

@@ -280,6 +280,8 @@ def test_a_late_joiner_takes_the_anchor_with_the_walk(tmp_path):
              for i in range(2)]
     a, b = shows
     t = AGES["a day"]
+    if not hasattr(a.pipeline, "anchor"):
+        pytest.fail("no anchor: the walk climbs from waypoint 0 (52dfd6e)")
     a.pipeline.raw_scene(t)
     a.director.recall(*a.director.prepare_recall("deep"), t + 0.025, 2.0)
     a.pipeline.raw_scene(t + 0.05)
@@ -297,3 +299,32 @@ def test_a_late_joiner_takes_the_anchor_with_the_walk(tmp_path):
             snap.check(state | {"xfade": state["xfade"] | {"offset": bad}})
         with pytest.raises(ValueError):
             snap.check(state | {"still": {"model": "nat-aurora", "seed": 1, "phase": bad}})
+
+
+def test_a_client_makes_the_new_walk_on_its_own_thread(tmp_path, monkeypatch):
+    """A recall, a new seed, a model swap: the client's thread makes the new walk and its
+    first look at a segment (on a large rig one look costs more than a frame period), and
+    the frame loop takes it as it is, bit for bit the walk it would have made."""
+    age = AGES["a year"]
+    show, _ = _show(tmp_path, age, phase=round(age / 6 + 0.5, 3), duration_s=None)
+    p = show.pipeline
+    t = age
+    looks = Looks(monkeypatch, START)
+    p.frames(t)                                    # the start: a block, at most
+    twin = Pipeline(show.config, p.model)
+    looks.tick(0)                                  # the frame loop's thread: none at all
+    for cmd, args in (("preset/recall", {"name": "deep"}), ("seed", {"seed": 9}),
+                      ("model", {"name": "nat-neon"})):
+        client = threading.Thread(target=show.handle_control, args=(cmd, args))
+        client.start()
+        client.join()
+        t += 1 / 40
+        show._commands.get_nowait()(t)
+        p.frames(t)
+        assert looks.tick(0) == 0, cmd
+        looks.cap = 10**9                          # the twin makes its walks here
+        twin.recall(p.model, p.seed, p.line.at(t), t, 0.0) if cmd != "seed" else \
+            twin.set_seed(p.seed, t)
+        twin.line = p.line
+        assert np.array_equal(twin.raw_scene(t + 3.0)[:, :], p.source.scene(p.line.at(t + 3.0)))
+        looks.tick(0)
