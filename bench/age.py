@@ -181,6 +181,10 @@ def step_costs(log) -> None:
         t_year = AGES["year"]
         recalls: list[float] = []
         ahead: list[float] = []
+        if not hasattr(Pipeline, "prepare_walk"):     # 52dfd6e: a recall at a year climbs
+            print(f"{LABELS[rig]:34} {walk.streams:7d} {1e3 * sorted(steps)[2]:13.1f} "
+                  f"{'(5e6 steps)':>8} {'-':>11}", flush=True)
+            continue
         for i in range(6):
             q = Pipeline(cfg, model)
             q.frames(t_year - 0.025)
