@@ -24,6 +24,7 @@ from typing import Any
 
 from .errors import ConfigError
 from .hosts import is_loopback
+from .phase import PHASE_FIX, phase_ok
 
 DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 FULL_DAY_NAMES = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
@@ -299,6 +300,9 @@ def validate_install(cfg: Any) -> None:
         if p.seed < -1:
             raise ConfigError("seed must be 0 or more", file=f, field=f"{fld}.seed",
                               fix="use a whole number from 0")
+        if not phase_ok(p.phase):
+            raise ConfigError(f"phase {p.phase!r} is not a finite number in range", file=f,
+                              field=f"{fld}.phase", fix=PHASE_FIX)
         if p.tempo and not 0.01 <= p.tempo <= 100:
             raise ConfigError(f"tempo {p.tempo:g} is outside 0.01..100", file=f,
                               field=f"{fld}.tempo", fix="use 0.01..100")

@@ -19,8 +19,22 @@ speed (music following a beat, a group's tempo change) composes the same way: re
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any
+
+# The largest phase a show may be told to play: a year of show time at the fastest walk
+# (tempo 100, 0.1 s a waypoint: 1,000 waypoints a second), 3.16e10 waypoints. Phases there
+# still resolve a frame's step to 4e-6 waypoints (float64); a preset's, a snapshot's or a
+# line's phase outside 0..MAX_PHASE (or not finite) is refused in one line.
+MAX_PHASE = 365.25 * 86400 * 100 / 0.1
+PHASE_FIX = f"use a number of waypoints from 0 to {MAX_PHASE:.4g} (a year at the fastest walk)"
+
+
+def phase_ok(phase: object) -> bool:
+    """Is `phase` a number a walk can be told to play: finite, 0..MAX_PHASE?"""
+    return (isinstance(phase, int | float) and not isinstance(phase, bool)
+            and math.isfinite(phase) and 0.0 <= phase <= MAX_PHASE)
 
 
 @dataclass(frozen=True)
@@ -66,5 +80,8 @@ class PhaseLine:
         t0, p0, tempo, spw, paused, *held = data      # older members sent no `held`
         if len(held) > 1:
             raise ValueError("a phase line has at most 6 fields")
+        if not all(math.isfinite(float(x)) for x in (t0, p0, tempo, spw)) or \
+                abs(float(p0)) > MAX_PHASE:
+            raise ValueError("a phase line's numbers must be finite, its phase in range")
         return cls(float(t0), float(p0), float(tempo), float(spw), bool(paused),
                    bool(held and held[0]))

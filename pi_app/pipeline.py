@@ -18,23 +18,23 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .config import Config
+from .errors import ControlError
 from .identify import IdentifySequence
 from .lean import trim_heap
 from .looks import Looks
 from .mapper import make_mapper, streams_for
 from .moves import Moves
 from .patch import Patch
-from .phase import PhaseLine
+from .phase import PHASE_FIX, PhaseLine, phase_ok
 from .runtime import MAX_MODEL_SHARE, Model
 from .safety import Safety
 from .scene import LIGHT, N_ATTRS
-from .walk import LatentWalk
+from .walk import CHAIN_BLOCK, LatentWalk
 
 if TYPE_CHECKING:
     from .music.drive import MusicDrive
 
 MODEL_XFADE_S = 2.0
-CHAIN_BLOCK = 32         # a lockstep group's guarded walk restarts every 32 waypoints (walk.py)
 AHEAD_FRAMES = 8         # walk + model of the next frames in one call (small rigs) ...
 AHEAD_ROWS = 256         # ... as long as frames x streams stays within this; else the walk
 AHEAD_WALK_ROWS = 8192   # alone, within this (1,024 streams: 512 KB of latents)
@@ -64,9 +64,12 @@ class _Guard:
 
 
 class _Source:
-    """A model with its walk and mapper: latent phase -> raw scene."""
+    """A model with its walk and mapper: latent phase -> raw scene. A walk made while the
+    show plays is anchored at the segment it starts in (`anchor`: pi_app/walk.py), so making
+    it costs one guarded step whatever the phase."""
 
-    def __init__(self, model: Model, config: Config, seed: int, positions: np.ndarray):
+    def __init__(self, model: Model, config: Config, seed: int, positions: np.ndarray,
+                 anchor: int | None = None):
         self.model = model
         self.seed = seed
         info = model.info
@@ -77,7 +80,8 @@ class _Source:
                                loop_waypoints=config.walk.loop_waypoints,
                                spread=config.walk.spread, guard=guard,
                                segment_s=config.walk.seconds_per_waypoint,
-                               chain_block=CHAIN_BLOCK if config.sync.group else 0)
+                               chain_block=CHAIN_BLOCK, anchor=anchor)
+        self.anchor = self.walk.anchor
         self.mapper = make_mapper(info, positions)
         streams = self.walk.streams
         self._stacks = model.stacks                   # a NAT model: see `scene_ahead`
@@ -141,11 +145,30 @@ def frame_cost_s(src: _Source, runs: int = COST_RUNS) -> float:
     z = src.walk.at(0.5)
     best = math.inf
     for k in range(runs + 1):
-        t0 = time.perf_counter()
+        t0 = time.thread_time()
         src.mapper(src.model.generate(z))
         if k:
-            best = min(best, time.perf_counter() - t0)
+            best = min(best, time.thread_time() - t0)
     return best
+
+
+class _Prepared:
+    """One walk made ahead on a client's thread (`Pipeline.prepare_walk`), until a change
+    takes it: a cache, kept out of the run-ahead's snapshot of the pipeline (its rollback
+    does not undo a client's work)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._slot: tuple[Model, int, int, Config, _Source] | None = None
+
+    def put(self, made: tuple[Model, int, int, Config, _Source]) -> None:
+        with self._lock:
+            self._slot = made
+
+    def take(self) -> tuple[Model, int, int, Config, _Source] | None:
+        with self._lock:
+            made, self._slot = self._slot, None
+        return made
 
 
 class Pipeline:
@@ -168,11 +191,12 @@ class Pipeline:
         self._t = 0.0                            # the last frame's show time
         self._music_t: float | None = None       # ... for the music's step (None: no frame)
         self.lockstep = False                    # in a group (pi_app/sync): see wake, still_aim
-        self.still_from: tuple[Model, int, float] | None = None
+        self.still_from: tuple[Model, int, float, int | None] | None = None
         self.scene: np.ndarray | None = None     # the last safe scene (for viewers)
         self.music: MusicDrive | None = None     # the beat's hold on walk and light (music/)
         self.identify: IdentifySequence | None = None   # `latentdmx identify` through the show
         self._held: np.ndarray | None = None    # the last safe scene while holding still
+        self._prepared = _Prepared()             # a walk made ahead on a client's thread
         self._steady = False                     # ... and it was the same as the one before
 
     @property
@@ -218,10 +242,31 @@ class Pipeline:
     def set_paused(self, paused: bool, t_s: float) -> None:
         self.line = self.line.since(t_s, paused=bool(paused))
 
+    def prepare_walk(self, model: Model, seed: int, phase: float) -> None:
+        """Make the walk of (model, seed) anchored at `phase`'s segment, and look at that
+        segment, on the caller's thread (a client's, before it queues the change), so the
+        change that makes this walk at the frame loop finds it made (a large rig's look at
+        a segment costs more than a frame period). The very walk the frame loop would make:
+        a walk is a pure function of model, seed, anchor and phase."""
+        if not phase_ok(phase):
+            return                               # refused where it is applied
+        anchor = math.floor(phase)
+        source = _Source(model, self.config, int(seed), self.positions, anchor)
+        source.walk.at(phase)
+        self._prepared.put((model, int(seed), anchor, self.config, source))
+
+    def _source(self, model: Model, seed: int, anchor: int | None) -> _Source:
+        """The walk of (model, seed, anchor): made ahead (`prepare_walk`), or now."""
+        ready = self._prepared.take()
+        if ready is not None and ready[0] is model and ready[1] == seed and \
+                ready[2] == anchor and ready[3] is self.config:
+            return ready[4]
+        return _Source(model, self.config, seed, self.positions, anchor)
+
     def set_seed(self, seed: int, t_s: float | None = None) -> None:
         """A new walk from phase 0 at show time `t_s` (default: the last frame's)."""
         self.seed = int(seed)
-        self.source = _Source(self.source.model, self.config, self.seed, self.positions)
+        self.source = self._source(self.source.model, self.seed, 0)
         self.line = self.line.jump(self._t if t_s is None else t_s, 0.0)
         self.phase = 0.0
 
@@ -253,7 +298,11 @@ class Pipeline:
     def recall(self, model: Model, seed: int, phase: float, t_s: float,
                xfade_s: float) -> None:
         """Jump to (model, seed, phase), cross-fading from where the show is over `xfade_s`
-        seconds (0: a cut; the safety stage still limits it). The old walk keeps moving."""
+        seconds (0: a cut; the safety stage still limits it). The old walk keeps moving.
+        The new walk is anchored at `phase` (one guarded step, whatever the phase)."""
+        if not phase_ok(phase):
+            raise ControlError(f"phase {phase!r} is not a finite number in range",
+                               field="phase", fix=PHASE_FIX)
         if xfade_s > 0:
             self._old = self.source
             self._old_offset = self.line.at(t_s) - float(phase)
@@ -262,7 +311,7 @@ class Pipeline:
         else:
             self._old = None
         self.seed = int(seed)
-        self.source = _Source(model, self.config, self.seed, self.positions)
+        self.source = self._source(model, self.seed, math.floor(phase))
         self.line = self.line.jump(t_s, phase)
         self.phase = float(phase)
 
@@ -281,33 +330,49 @@ class Pipeline:
         if not self.lockstep:
             return self.scene
         phase = self.line.at(t_s)
-        self.still_from = (self.source.model, self.seed, phase)   # for a late joiner
+        self.still_from = (self.source.model, self.seed, phase,   # for a late joiner
+                           self.source.anchor)
         return self.source.scene(phase).copy()
 
     # -- a lockstep group's view of the walk (pi_app/sync/state.py) -----------------------
-    def xfade(self) -> tuple[Model, int, float, float, float] | None:
-        """The cross-fade in progress: (old model, old seed, phase offset, t0_s, fade_s)."""
+    @property
+    def anchor(self) -> int | None:
+        """Where the show's walk is anchored (pi_app/walk.py): part of what the walk is."""
+        return self.source.anchor
+
+    def xfade(self) -> tuple[Model, int, float, float, float, int | None] | None:
+        """The cross-fade in progress: (old model, old seed, phase offset, t0_s, fade_s,
+        the old walk's anchor)."""
         old = self._old
         if old is None:
             return None
-        return old.model, old.seed, self._old_offset, self._xfade_t0, self._xfade_s
+        return (old.model, old.seed, self._old_offset, self._xfade_t0, self._xfade_s,
+                old.anchor)
 
     def set_walk(self, model: Model, seed: int, line: PhaseLine,
-                 xfade: tuple[Model, int, float, float, float] | None = None) -> None:
-        """Take a walk as it is (another member's): model, seed, phase line, cross-fade."""
-        if model is not self.source.model or int(seed) != self.seed:
-            self.source = _Source(model, self.config, int(seed), self.positions)
+                 xfade: tuple[Model, int, float, float, float, int | None] | None = None,
+                 anchor: int | None = None) -> None:
+        """Take a walk as it is (another member's): model, seed, phase line, cross-fade,
+        anchor."""
+        if model is not self.source.model or int(seed) != self.seed or \
+                anchor != self.source.anchor:
+            self.source = _Source(model, self.config, int(seed), self.positions, anchor)
         self.seed = int(seed)
         self.line = line
         self.phase = line.at(self._t)
         self._old = None
         if xfade is not None:
-            old_model, old_seed, self._old_offset, self._xfade_t0, self._xfade_s = xfade
-            self._old = _Source(old_model, self.config, int(old_seed), self.positions)
+            old_model, old_seed, self._old_offset, self._xfade_t0, self._xfade_s, old_anchor \
+                = xfade
+            self._old = _Source(old_model, self.config, int(old_seed), self.positions,
+                                old_anchor)
 
-    def walk_scene(self, model: Model, seed: int, phase: float) -> np.ndarray:
-        """The mapper's scene of (model, seed) at `phase` (a fresh walk; not the show's)."""
-        return _Source(model, self.config, int(seed), self.positions).scene(phase).copy()
+    def walk_scene(self, model: Model, seed: int, phase: float,
+                   anchor: int | None = None) -> np.ndarray:
+        """The mapper's scene of (model, seed, anchor) at `phase` (a fresh walk; not the
+        show's)."""
+        return _Source(model, self.config, int(seed), self.positions,
+                       anchor).scene(phase).copy()
 
     def reconfigure(self, new: Config, model: Model | None, t_s: float) -> list[str]:
         """Apply a reloaded config's live parts (same fixtures, output, fps and safety):
@@ -321,7 +386,8 @@ class Pipeline:
             self.set_seed(new.seed, t_s)
             changes.append(f"seed {new.seed}")
         elif new.walk != old.walk and model is None:    # the same walk, new settings
-            self.source = _Source(self.source.model, new, self.seed, self.positions)
+            self.source = _Source(self.source.model, new, self.seed, self.positions,
+                                  math.floor(self.line.at(t_s)))
         if new.walk.tempo != old.walk.tempo:            # a live `tempo` stays unless changed
             self.set_tempo(new.walk.tempo, t_s)
         if new.walk != old.walk:

@@ -31,6 +31,7 @@ from typing import Any
 
 from .errors import ControlError
 from .install_config import NAME_FIX, NAME_RE
+from .phase import PHASE_FIX, phase_ok
 
 SCHEMA = 1
 SUFFIX = ".json"
@@ -77,6 +78,13 @@ def check_name(name: object, field_name: str = "name") -> str:
     if not isinstance(name, str) or not NAME_RE.match(name):
         raise ControlError(f"{name!r} is not a preset name", field=field_name, fix=NAME_FIX)
     return name
+
+
+def check_phase(preset: Preset, file: object) -> None:
+    """A preset's phase must be one a walk can play (`pi_app.phase.MAX_PHASE`)."""
+    if not phase_ok(preset.phase):
+        raise ControlError(f"preset {preset.name!r}: phase {preset.phase!r} is not a finite "
+                           "number in range", file=file, field="phase", fix=PHASE_FIX)
 
 
 # -- atomic files ---------------------------------------------------------------------------
@@ -137,7 +145,7 @@ class PresetStore:
         path = self._path(name)
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
-            return Preset.from_json(data)
+            preset = Preset.from_json(data)
         except FileNotFoundError:
             known = ", ".join(self.names()) or "none yet"
             raise ControlError(f"no preset {name!r}", field="preset",
@@ -148,6 +156,8 @@ class PresetStore:
                                file=path, field="preset",
                                fix="delete it (`latentdmx preset delete NAME`) and save it "
                                    "again") from None
+        check_phase(preset, path)
+        return preset
 
     def list(self) -> list[Preset]:
         out = []
@@ -158,6 +168,7 @@ class PresetStore:
 
     def save(self, preset: Preset) -> Path:
         check_name(preset.name)
+        check_phase(preset, self._path(preset.name))
         if preset.name in self.config_presets:
             raise ControlError(f"{preset.name!r} is defined in the config", field="preset",
                                fix="save under another name, or edit [presets."

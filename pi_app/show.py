@@ -10,6 +10,7 @@ frame loop between frames, so a client can never stall the clock.
 
 from __future__ import annotations
 
+import functools
 import logging
 import queue
 import signal
@@ -70,6 +71,8 @@ class Show:
         self._wake = threading.Event()
         self._stop_requested = False
         self._reload_requested = False
+        self._reading: threading.Thread | None = None     # a reload's reading (real time)
+        self._reload_again = False
         self._log_budget = _LogBudget()          # a flood of requests is summed up, not logged
         self._started = time.monotonic()
         self._times: deque[float] = deque(maxlen=int(self.fps * 5) + 1)
@@ -178,19 +181,51 @@ class Show:
         safety settings.
         [music] is live too."""
         self._reload_requested = False
-        path = self.config_path
-        old = self.config
+        self._reloaded(self._read_reload(), t_s)
+
+    def _read_reload(self) -> tuple[Config, Model | None] | None:
+        """A reload's reading: the config, its model loaded and tried (any thread; None and
+        logged: rejected)."""
         try:
-            new = load_config(path)
+            new = load_config(self.config_path)
             output_for(new, Patch(new))         # what `run` refuses (built, never opened)
             check_here(new)                     # and its interfaces, on this machine
             model = load_model(new.model, frame_budget_s=MAX_MODEL_SHARE / new.fps) \
-                if new.model != old.model else None
+                if new.model != self.config.model else None
             if model is not None:
                 self.pipeline.check_model(model)
         except LatentDMXError as exc:
             log.error("reload rejected, the show goes on with the old config: %s", exc)
+            return None
+        return new, model
+
+    def _reload_aside(self) -> None:
+        """SIGHUP on a live show: the config and its model are read and tried on a thread of
+        their own, then applied at a frame (the frame loop never waits for the files or
+        the model's load and probe)."""
+        self._reload_requested = False
+        if self._reading is not None and self._reading.is_alive():
+            self._reload_again = True            # another SIGHUP: read again after this one
             return
+
+        def read() -> None:
+            while True:
+                self._reload_again = False
+                self._commands.put(functools.partial(self._reloaded, self._read_reload()))
+                self._wake.set()
+                if not self._reload_again:
+                    return
+        self._reading = threading.Thread(target=read, name="latentdmx-reload", daemon=True)
+        self._reading.start()
+
+    def _reloaded(self, got: tuple[Config, Model | None] | None, t_s: float) -> None:
+        """Apply a reload's reading between frames (what can change live)."""
+        if got is None:
+            return
+        new, model = got
+        path, old = self.config_path, self.config
+        if model is not None and new.model == old.model:
+            model = None                         # a model swap a reading ago: already here
         restart = [name for name, changed in (
             ("fixtures", _untrimmed(new) != _untrimmed(old)),    # trims are live
             ("output", new.output != old.output),
@@ -367,8 +402,9 @@ class Show:
                     self._apply(self._commands.get_nowait(), t)
                 if sync is not None:
                     sync.before_frame(k, t)
-                if self._reload_requested:
-                    self._apply(self._reload, t)
+                if self._reload_requested:      # on virtual time at once, else read aside
+                    self._apply(self._reload if self._offline else
+                                lambda _t: self._reload_aside(), t)
                 pipe = self.pipeline
                 if not fading and (self._stop_requested or (fade_at is not None and
                                                             t >= fade_at)):

@@ -560,6 +560,7 @@ def _blackout(show: Any, a: dict[str, Any]) -> Change:
          live=True, state="seed")
 def _seed(show: Any, a: dict[str, Any]) -> Change:
     p = show.pipeline
+    p.prepare_walk(p.model, a["seed"], 0.0)          # the new walk, made on this thread
     return Change({"seed": a["seed"]}, lambda t_s: p.set_seed(a["seed"], t_s))
 
 
@@ -605,6 +606,8 @@ def _model(show: Any, a: dict[str, Any]) -> Change:
 
     model = load_model(a["name"], frame_budget_s=MAX_MODEL_SHARE / show.fps)   # client's thread
     show.pipeline.check_model(model)              # and what could fail on the loop is tried
+    p = show.pipeline                             # the new walk, made here (at its phase
+    p.prepare_walk(model, p.seed, p.line.at(p._t + 1.0 / p.fps))   # a frame from now)
     d = show.director
     return Change({"model": model.info.name},
                   lambda t_s: d.set_model(model, a["name"], t_s))
@@ -653,6 +656,7 @@ def _preset_save(show: Any, a: dict[str, Any]) -> Change:
 def _preset_recall(show: Any, a: dict[str, Any]) -> Change:
     d = show.director
     preset, model = d.prepare_recall(a["name"])     # reads and loads on the client's thread
+    show.pipeline.prepare_walk(model, preset.seed, preset.phase)    # and makes its walk
     fade_s = a.get("fade_s", d.default_fade_s)
     return Change({"preset": preset.name, "model": model.info.name, "fade_s": fade_s},
                   lambda t_s: d.recall(preset, model, t_s, fade_s))

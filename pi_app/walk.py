@@ -17,11 +17,21 @@ segment. The proposals keep N(0, spread^2 I) (what the model was trained on) and
 is symmetric in the two ends, so the show still visits the picture as the model draws it
 (measured on the card), and the few tears that remain are moved in the dark (`moves.py`).
 Proposals and acceptance come from ``default_rng([seed, k, ...])``: the same seed gives the
-same show; the guarded walk is a chain, computed forward from waypoint 0 — or, with
-`chain_block` N (a lockstep group, whose phase counts from the group's epoch: millions of
-waypoints), from the plain waypoint at the last multiple of N, so any phase costs at most N
-steps and a member that joins late computes the same walk. The last waypoint of a block is
-then accepted only if its way on to the next block's start is calm too.
+same show. The guarded walk is a chain, computed forward, in blocks: it starts afresh at the
+plain waypoint of every multiple of `chain_block` (32), and the last waypoint of a block is
+accepted only if its way on to the next block's start is calm too (a lucky one as well: that
+way is not the walk's choice), from four times the proposals. So any phase costs at most
+a block's steps, whatever the show's age (a lockstep group's phase counts from its epoch:
+millions of waypoints; a standalone show's a year later: as many), and a member that joins
+late computes the same walk.
+
+**Anchored.** A walk made while the show plays (a new seed, a preset recall, a model swap)
+starts at its `anchor`, the segment it is made in: there the chain starts at the plain
+waypoint ``anchor`` and runs to the next block start at least two waypoints on, after which
+the blocks go on as above. So a new walk costs one guarded step (like the start of any
+block), not up to a block's, on the frame that makes it; the next waypoint is worked out
+ahead, while the segment plays. The walk is a pure function of (seed, anchor, phase): a
+group shares the anchor with the walk (`pi_app.sync.state`).
 """
 
 from __future__ import annotations
@@ -37,13 +47,16 @@ Guard = Callable[[np.ndarray], np.ndarray]
 GUARD_SAMPLES = 64        # points per segment looked at by the guard
 GUARD_ROWS = 1024         # latents per guard call, at most (its working memory: ~2.3 MB)
 TEAR_STEP = 0.05          # output step between two of them that counts as a tear
+CHAIN_BLOCK = 32          # the guarded chain restarts at every multiple of this
+END_PROPOSALS = 4         # a block's last waypoint: this many times the proposals
 
 
 class LatentWalk:
     def __init__(self, seed: int, streams: int, dim: int, *, loop_waypoints: int = 0,
                  spread: float = 1.0, guard: Guard | None = None, candidates: int = 6,
                  rho: float = 0.3, segment_s: float = 6.0, calm_per_s: float = 1.0,
-                 p_tear: float = 0.15, chain_block: int = 0, ahead: bool = True) -> None:
+                 p_tear: float = 0.15, chain_block: int = CHAIN_BLOCK, anchor: int | None = None,
+                 ahead: bool = True) -> None:
         self.seed = int(seed)
         self.streams = int(streams)
         self.dim = int(dim)
@@ -53,11 +66,18 @@ class LatentWalk:
         self.candidates = max(1, int(candidates))
         self.rho = float(rho)
         self._calm_step = calm_per_s * segment_s / (GUARD_SAMPLES - 1)
-        self._chain: tuple[int, np.ndarray, np.ndarray] | None = None   # k, w_k, w_k+1
+        # k, w_k, w_k+1, and the chain's start and end (plain waypoints)
+        self._chain: tuple[int, np.ndarray, np.ndarray, int, int] | None = None
         self.ahead = ahead                     # work out the next waypoint on a thread
-        self._ahead: tuple[int, np.ndarray, cf.Future] | None = None    # j, w_j, w_j+1
+        self._ahead: tuple[int, np.ndarray, int, cf.Future] | None = None   # j, w_j, end, w_j+1
         self.p_tear = float(p_tear)
-        self.chain_block = int(chain_block)    # 0: one chain from waypoint 0
+        if int(chain_block) < 2:
+            raise ValueError("chain_block must be 2 or more")
+        self.chain_block = int(chain_block)
+        if anchor is not None and self.loop:
+            anchor %= self.loop
+        self.anchor = None if anchor is None or anchor < 0 else int(anchor)
+        self.steps = 0                         # guarded steps computed by the caller (not ahead)
         self.rerouted = 0                      # segments where the first proposal tore
         self.held = 0                          # segments that stayed put
         self._k: int | None = None
@@ -76,11 +96,12 @@ class LatentWalk:
         return (rng.standard_normal((self.streams, self.dim)) * self.spread).astype(np.float32)
 
     # -- the guarded chain ------------------------------------------------------------------
-    def _proposals(self, k: int, w: np.ndarray) -> np.ndarray:
-        """(candidates, streams, dim): proposals for waypoint k after w."""
-        out = np.empty((self.candidates, self.streams, self.dim), np.float32)
+    def _proposals(self, k: int, w: np.ndarray, count: int | None = None) -> np.ndarray:
+        """(count, streams, dim): proposals for waypoint k after w (count: `candidates`)."""
+        count = self.candidates if count is None else count
+        out = np.empty((count, self.streams, self.dim), np.float32)
         keep = self.rho
-        for j in range(self.candidates):
+        for j in range(count):
             rng = np.random.default_rng([self.seed, k % 2**63, j])
             noise = rng.standard_normal((self.streams, self.dim)) * self.spread
             out[j] = keep * w + math.sqrt(1.0 - keep * keep) * noise
@@ -108,8 +129,13 @@ class LatentWalk:
             calm = np.zeros(n, bool)
             if len(look):
                 calm[look] = self._worst(w0[look], cands[j, look], e) <= self._calm_step
-                if then is not None:
-                    calm[look] &= self._worst(cands[j, look], then[look], e) <= self._calm_step
+            if then is not None:             # ... to it; the way on to the next block's
+                on = np.flatnonzero(lucky | calm)        # start must be calm, lucky or not
+                if len(on):
+                    ok = np.zeros(n, bool)
+                    ok[on] = self._worst(cands[j, on], then[on], e) <= self._calm_step
+                    lucky &= ok
+                    calm &= ok
             take = lucky | calm
             first[take & ~found] = j
             found |= take
@@ -132,49 +158,68 @@ class LatentWalk:
             out[i:i + m] = np.linalg.norm(np.diff(xy, axis=1), axis=-1).max(axis=1)
         return out
 
+    def span(self, k: int) -> tuple[int, int]:
+        """The chain through segment k (k >= 0): its first and last waypoints, both plain
+        (the anchor's, or a block's)."""
+        b, a = self.chain_block, self.anchor
+        if a is not None and a <= k:
+            end = (a + 1) // b * b + b             # the next block start >= a + 2
+            if k < end:
+                return a, end
+        start = k - k % b
+        return start, start + b
+
     def _waypoints(self, k: int) -> tuple[np.ndarray, np.ndarray]:
         """(w_k, w_k+1) of the guarded chain, computed forward (cached: the show moves on).
 
         The next waypoint is worked out ahead, on a helper thread, while this segment
         plays (`_look_ahead`), so a frame never waits for the guard's look at a segment
         unless the walk outruns it; the result is the very same waypoint."""
+        if k < 0:
+            return self.waypoint(k), self.waypoint(k + 1)
+        start, end = self.span(k)
         ch = self._chain
-        start = k - k % self.chain_block if self.chain_block else 0
-        if ch is None or ch[0] > k or ch[0] < start or k < 0:
-            if k < 0:
-                return self.waypoint(k), self.waypoint(k + 1)
+        if ch is None or ch[0] > k or ch[3] != start:
             w = self.waypoint(start)
-            ch = (start, w, self._next(start, w))
+            self.steps += 1
+            ch = (start, w, self._next(start, w, end), start, end)
         while ch[0] < k:
             j = ch[0] + 1
-            ch = (j, ch[2], self._ahead_or_next(j, ch[2]))
+            ch = (j, ch[2], self._ahead_or_next(j, ch[2], end), start, end)
         if self._chain is not ch:
             self._chain = ch
-            self._look_ahead(ch[0] + 1, ch[2])
+            self._look_ahead(ch[0] + 1, ch[2], end)
         return ch[1], ch[2]
 
-    def _ahead_or_next(self, j: int, w: np.ndarray) -> np.ndarray:
+    def _ahead_or_next(self, j: int, w: np.ndarray, end: int) -> np.ndarray:
         ahead, self._ahead = self._ahead, None
-        if ahead is not None and ahead[0] == j and ahead[1] is w:
-            return ahead[2].result()
-        return self._next(j, w)
+        if ahead is not None and ahead[0] == j and ahead[1] is w and ahead[2] == end:
+            return ahead[3].result()
+        self.steps += 1
+        return self._next(j, w, end)
 
-    def _look_ahead(self, j: int, w: np.ndarray) -> None:
+    def _look_ahead(self, j: int, w: np.ndarray, end: int) -> None:
         """Start working out waypoint j + 1 (after w = w_j) on the helper thread."""
         if self.ahead:
-            self._ahead = (j, w, _helper().submit(self._next, j, w))
+            self._ahead = (j, w, end, _helper().submit(self._next, j, w, end))
 
-    def _next(self, k: int, w: np.ndarray) -> np.ndarray:
-        """Waypoint k + 1 after w_k (in a loop, the last one goes back to waypoint 0)."""
+    def _next(self, k: int, w: np.ndarray, end: int | None = None) -> np.ndarray:
+        """Waypoint k + 1 after w_k, in the chain that ends at plain waypoint `end` (default:
+        k's; in a loop, the last one goes back to waypoint 0)."""
+        if end is None:
+            end = self.span(k)[1]
         if self.loop and (k + 1) % self.loop == 0:
             return self.waypoint(0)
-        b = self.chain_block
-        if b and (k + 1) % b == 0:
+        if k + 1 >= end:
             return self.waypoint(k + 1)                # the next block starts afresh
-        then = self.waypoint(k + 2) if b and (k + 2) % b == 0 and not (
+        then = self.waypoint(k + 2) if k + 2 == end and not (
             self.loop and (k + 2) % self.loop == 0) else None
+        # a block's last waypoint has two ways to keep calm: it is offered more proposals
+        # (the first `candidates` of them the usual ones, so only a stream that found none
+        # among those looks at the others)
+        count = self.candidates * (END_PROPOSALS if then is not None else 1)
         try:
-            return self._choose(k + 1, w, self._proposals(k + 1, w), then)
+            return self._choose(k + 1, w, self._proposals(k + 1, w, count), then)
         finally:
             release = getattr(self.guard, "release", None)   # the look's work buffers
             if release is not None:

@@ -11,9 +11,11 @@ froze at (each member computes its own heads' aim from it). So members with diff
 
     {"t": 28900000.025,                     # show time it was read at
      "model": "nat-aurora", "seed": 7, "line": [t0_s, phase0, tempo, s_per_waypoint, paused],
-     "xfade": {"model": ..., "seed": ..., "offset": ..., "t0": ..., "s": ...} | null,
+     "anchor": 1234 | null,                 # where the walk is anchored (pi_app/walk.py)
+     "xfade": {"model": ..., "seed": ..., "offset": ..., "t0": ..., "s": ...,
+               "anchor": ...} | null,
      "master": 0.8, "level": 1.0, "blackout": false, "palette": "", "preset": "dusk",
-     "still": {"model": ..., "seed": ..., "phase": ...} | null,
+     "still": {"model": ..., "seed": ..., "phase": ..., "anchor": ...} | null,
      "playlist": {"name": "evening", "anchor": 1795000000.0, "index": 3} | null}
 
 `capture` reads it between frames (the frame loop's thread); `models_of` lists the models it
@@ -27,7 +29,7 @@ import json
 import logging
 from typing import Any
 
-from ..phase import PhaseLine
+from ..phase import MAX_PHASE, PhaseLine, phase_ok
 
 log = logging.getLogger("latentdmx.sync")
 
@@ -48,15 +50,16 @@ def capture(show: Any, t_s: float) -> dict[str, Any]:
     xf = p.xfade()
     still = None
     if p.looks.heads_still and p.still_from is not None:
-        m, seed, phase = p.still_from
-        still = {"model": _ref(d, m), "seed": int(seed), "phase": float(phase)}
+        m, seed, phase, anchor = p.still_from
+        still = {"model": _ref(d, m), "seed": int(seed), "phase": float(phase),
+                 "anchor": anchor}
     pl = d.playlist
     return {
         "t": float(t_s), "model": str(d.model_ref), "seed": int(p.seed),
-        "line": p.line.to_json(),
+        "line": p.line.to_json(), "anchor": p.anchor,
         "xfade": None if xf is None or t_s - xf[3] >= xf[4] else {
             "model": _ref(d, xf[0]), "seed": int(xf[1]), "offset": float(xf[2]),
-            "t0": float(xf[3]), "s": float(xf[4])},
+            "t0": float(xf[3]), "s": float(xf[4]), "anchor": xf[5]},
         "master": float(p.safety.master), "level": float(p.safety.level),
         "blackout": bool(p.blacked_out),
         "palette": p.looks.palette_name, "preset": d.preset, "still": still,
@@ -85,6 +88,14 @@ def check(state: Any) -> dict[str, Any]:
     if not isinstance(state, dict):
         raise ValueError("not an object")
     PhaseLine.from_json(state["line"])
+    _anchor(state.get("anchor"))
+    for key in ("xfade", "still"):
+        if state.get(key):
+            _anchor(state[key].get("anchor"))
+    if state.get("xfade") and not abs(float(state["xfade"]["offset"])) <= MAX_PHASE:
+        raise ValueError("xfade offset")
+    if state.get("still") and not phase_ok(float(state["still"]["phase"])):
+        raise ValueError("still phase")
     float(state["t"])
     int(state["seed"])
     float(state["master"])
@@ -93,6 +104,15 @@ def check(state: Any) -> dict[str, Any]:
         if not isinstance(state[key], str):
             raise ValueError(key)
     return state
+
+
+def _anchor(value: Any) -> int | None:
+    """A walk's anchor from the wire: a waypoint index in the phase's range, or None."""
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_PHASE:
+        raise ValueError("anchor")
+    return value
 
 
 def restore(show: Any, state: dict[str, Any], models: dict[str, Any]) -> None:
@@ -104,9 +124,9 @@ def restore(show: Any, state: dict[str, Any], models: dict[str, Any]) -> None:
     xfade = None
     if xf:
         xfade = (models[xf["model"]], int(xf["seed"]), float(xf["offset"]), float(xf["t0"]),
-                 float(xf["s"]))
+                 float(xf["s"]), _anchor(xf.get("anchor")))
     p.set_walk(models[state["model"]], int(state["seed"]),
-               PhaseLine.from_json(state["line"]), xfade)
+               PhaseLine.from_json(state["line"]), xfade, _anchor(state.get("anchor")))
     d.model_ref = state["model"]
     p.safety.master = float(state["master"])
     p.safety.level = float(state.get("level", 1.0))
@@ -121,8 +141,9 @@ def restore(show: Any, state: dict[str, Any], models: dict[str, Any]) -> None:
     p.looks.set_heads_still(False, None)
     if still:
         m, seed, phase = models[still["model"]], int(still["seed"]), float(still["phase"])
-        p.still_from = (m, seed, phase)
-        p.looks.set_heads_still(True, p.walk_scene(m, seed, phase))
+        anchor = _anchor(still.get("anchor"))
+        p.still_from = (m, seed, phase, anchor)
+        p.looks.set_heads_still(True, p.walk_scene(m, seed, phase, anchor))
     d.preset = state["preset"]
     pl = state.get("playlist")
     d.playlist = None
