@@ -413,6 +413,8 @@ class Show:
                     notifier.stopping("fading out")
                 # outside the schedule's windows: the same dark frame, no pipeline work
                 idle = self.director.step(t, stopping=fading)
+                if idle and sync is not None:    # a group's walk goes on in the dark
+                    pipe.keep_up(t)
                 if quiet and not (changed or fading or idle):      # still the same frame
                     pass
                 else:

@@ -328,3 +328,81 @@ def test_a_client_makes_the_new_walk_on_its_own_thread(tmp_path, monkeypatch):
         twin.line = p.line
         assert np.array_equal(twin.raw_scene(t + 3.0)[:, :], p.source.scene(p.line.at(t + 3.0)))
         looks.tick(0)
+
+
+@pytest.mark.parametrize("keep_up", [True, False])
+def test_a_group_member_dark_by_the_schedule_wakes_without_a_climb(monkeypatch, keep_up):
+    """A lockstep member dark for 20 minutes of the group's show: its walk went on (the
+    group's clock did), so on waking the chain must be where the phase is. Kept up a segment
+    at a time in the dark (`Pipeline.keep_up`, each dark tick), the first lit frame costs at
+    most `PER_TICK` looks; without, it works out the block up to there at once."""
+    cfg = parse_config(default_config_path().read_text(), "rig.toml")
+    p = Pipeline(cfg, load_model(cfg.model))
+    p.lockstep = True
+    fps, t = cfg.fps, 0.0
+    for k in range(int(2 * fps)):                   # lit for 2 s
+        t = k / fps
+        p.frames(t)
+    looks = Looks(monkeypatch, 10_000)
+    dark_ticks = int(20 * 60 * fps)
+    for k in range(int(2 * fps), int(2 * fps) + dark_ticks):   # dark: idle frames only
+        t = k / fps
+        if keep_up:
+            p.keep_up(t)
+    looks.tick(10_000)
+    t += 1 / fps
+    p.wake(t)
+    p.frames(t)                                      # the first lit frame
+    n = looks.tick(10_000)
+    k = math.floor(p.phase)
+    if keep_up:
+        assert n <= PER_TICK, n
+    else:                                            # the climb this avoids
+        assert n > PER_TICK and n >= k % 32 - 1, (n, k)
+    fresh = Pipeline(cfg, load_model(cfg.model))     # and the walk is the group's own walk
+    fresh.lockstep = True
+    np.testing.assert_array_equal(fresh.source.walk.at(p.phase), p.source.walk.at(p.phase))
+
+
+@pytest.mark.slow
+def test_a_playlist_step_finds_its_walk_made_by_the_loader(tmp_path, monkeypatch):
+    """The playlist's loader thread reads the next item and loads its model ahead; it makes
+    the item's walk there too (`Director._resolve`), so the frame loop's step takes it made:
+    no look at a segment on the frame loop's thread (a look costs 16-60 ms on rigs of
+    288-1,024 fixtures, more than a period). A client's walk made meanwhile keeps its own
+    place (the cache is keyed by model, seed, anchor and config)."""
+    text = default_config_path().read_text() + """
+[playlists.q]
+items = [{ model = "nat-neon", seed = 4 }, { model = "nat-retina", seed = 5 },
+         { model = "nat-aurora", seed = 6 }]
+every = "15s"
+fade_s = 1.0
+"""
+    path = tmp_path / "rig.toml"
+    path.write_text(text)
+    cfg = parse_config(text, str(path))
+    show = Show(cfg, SimOutput(Patch(cfg).universes), clock=FastClock, control=False,
+                config_path=path, presets_dir=tmp_path / "presets", duration_s=None)
+    looks = Looks(monkeypatch, 10_000)
+    fps = show.fps
+    at_step: list[tuple[str, int]] = []
+    seen = {"model": None}
+
+    def listener(s: Show) -> None:
+        n = looks.tick(10_000)
+        i = s.frames_out
+        name = s.pipeline.model.info.name
+        if i == 2 * fps:
+            s.handle_control("playlist/start", {"name": "q"})
+        elif i > 2 * fps and name != seen["model"]:
+            at_step.append((name, n))
+        if i == 2 * fps + 10:                      # a client's walk in the cache meanwhile
+            s.handle_control("seed", {"seed": 9})
+        seen["model"] = name
+        if len(at_step) >= 3:
+            s.stop()
+    show.listeners.append(listener)
+    show.run()
+    names = [n for n, _ in at_step]
+    assert names[:3] == ["nat-neon", "nat-retina", "nat-aurora"], at_step
+    assert all(n == 0 for _, n in at_step[1:3]), at_step   # the rotations: walks made ahead
