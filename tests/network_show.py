@@ -92,3 +92,21 @@ def run_against_olad(lan, olad, tmp_path: Path, kind: str, section: str) -> None
             assert got == want
             return
     pytest.fail(f"every run had late frames (machine too busy): {run.stderr[-300:]}")
+
+
+def assert_bad_output_section_is_one_line(tmp_path, kind: str, section: str, field: str,
+                                          fix: str) -> None:
+    """`[output.KIND]` with `section` in it: `load_config` refuses it in one line naming the
+    file and `field`, with `fix` in the fix (every network output's bad-config table)."""
+    import pytest
+
+    from pi_app.config import load_config
+    from pi_app.errors import ConfigError
+
+    path = tmp_path / "rig.toml"
+    path.write_text(f'[output]\nkind = "{kind}"\n[output.{kind}]\n{section}\n'
+                    '[[fixtures]]\nname = "p"\nprofile = "generic-rgbw-par"\nmode = "4ch"\n')
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    msg = str(err.value)
+    assert msg.startswith(f"{path}: {field}: ") and fix in msg and "\n" not in msg

@@ -9,11 +9,11 @@ import struct
 import numpy as np
 import pytest
 from netns import BROADCAST, LIGHTS_IP, PI_IP, Lan, lan_missing_reason
-from network_show import run_against_olad
+from network_show import assert_bad_output_section_is_one_line, run_against_olad
 from olad_fixture import Olad, free_port, olad_missing_reason
 from udp_capture import UdpCapture
 
-from pi_app.errors import ConfigError, OutputError
+from pi_app.errors import OutputError
 from pi_app.outputs.artnet import ArtNetConfig, ArtNetOutput, port_address
 
 
@@ -122,15 +122,7 @@ def test_port_address_forms():
     ("port = 0", "output.artnet.port", "1..65535"),
 ])
 def test_bad_artnet_config_is_one_line(tmp_path, section, field, fix):
-    from pi_app.config import load_config
-
-    path = tmp_path / "rig.toml"
-    path.write_text(f'[output]\nkind = "artnet"\n[output.artnet]\n{section}\n'
-                    '[[fixtures]]\nname = "p"\nprofile = "generic-rgbw-par"\nmode = "4ch"\n')
-    with pytest.raises(ConfigError) as err:
-        load_config(path)
-    msg = str(err.value)
-    assert msg.startswith(f"{path}: {field}: ") and fix in msg and "\n" not in msg
+    assert_bad_output_section_is_one_line(tmp_path, "artnet", section, field, fix)
 
 
 def test_two_rig_universes_on_one_port_address_is_refused():

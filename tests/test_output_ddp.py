@@ -15,10 +15,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 from netns import BROADCAST, LIGHTS_IP, PI_IP, Lan, lan_missing_reason
+from network_show import assert_bad_output_section_is_one_line
 from olad_fixture import free_port
 from udp_capture import UdpCapture
 
-from pi_app.errors import ConfigError, OutputError
+from pi_app.errors import OutputError
 from pi_app.outputs.ddp import DdpConfig, DdpOutput
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -190,15 +191,7 @@ def test_the_patch_blackout_holds_pan_and_tilt():
     ("destination = []", "output.ddp.destination", "did you mean 'destinations'"),
 ])
 def test_bad_ddp_config_is_one_line(tmp_path, section, field, fix):
-    from pi_app.config import load_config
-
-    path = tmp_path / "rig.toml"
-    path.write_text(f'[output]\nkind = "ddp"\n[output.ddp]\n{section}\n'
-                    '[[fixtures]]\nname = "p"\nprofile = "generic-rgbw-par"\nmode = "4ch"\n')
-    with pytest.raises(ConfigError) as err:
-        load_config(path)
-    msg = str(err.value)
-    assert msg.startswith(f"{path}: {field}: ") and fix in msg and "\n" not in msg
+    assert_bad_output_section_is_one_line(tmp_path, "ddp", section, field, fix)
 
 
 def test_two_rig_universes_on_one_block_and_universe_0_are_refused():

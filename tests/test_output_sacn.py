@@ -13,11 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 from netns import LIGHTS_IP, PI_IP, Lan, lan_missing_reason
-from network_show import run_against_olad
+from network_show import assert_bad_output_section_is_one_line, run_against_olad
 from olad_fixture import Olad, free_port, olad_missing_reason
 from udp_capture import UdpCapture
 
-from pi_app.errors import ConfigError
 from pi_app.outputs import e131
 from pi_app.outputs.sacn import SacnConfig, SacnOutput
 
@@ -175,15 +174,7 @@ def test_unwritable_state_folder_gives_a_stable_machine_cid(tmp_path, caplog):
     ("prority = 1", "output.sacn.prority", "did you mean 'priority'"),
 ])
 def test_bad_sacn_config_is_one_line(tmp_path, section, field, fix):
-    from pi_app.config import load_config
-
-    path = tmp_path / "rig.toml"
-    path.write_text(f'[output]\nkind = "sacn"\n[output.sacn]\n{section}\n'
-                    '[[fixtures]]\nname = "p"\nprofile = "generic-rgbw-par"\nmode = "4ch"\n')
-    with pytest.raises(ConfigError) as err:
-        load_config(path)
-    msg = str(err.value)
-    assert msg.startswith(f"{path}: {field}: ") and fix in msg and "\n" not in msg
+    assert_bad_output_section_is_one_line(tmp_path, "sacn", section, field, fix)
 
 
 def test_two_rig_universes_on_one_sacn_universe_is_refused():
