@@ -103,31 +103,14 @@ def _value(v) -> str:
         return "[" + ", ".join(_value(x) for x in v) + "]"
     if isinstance(v, dict):
         return "{ " + ", ".join(f"{_key(k)} = {_value(x)}" for k, x in v.items()) + " }"
-    raise TypeError(type(v))
+    raise TypeError(type(v))   # (labels of the mutations)
 
 
 def dump(doc: dict) -> str:
-    """Top-level scalars, then [tables] (nested as [a.b]), then [[arrays of tables]]."""
-    lines: list[str] = []
-    arrays = {k: v for k, v in doc.items() if isinstance(v, list) and v and
-              all(isinstance(x, dict) for x in v)}
+    """`doc` as TOML (tomli-w: nan and inf written as TOML has them)."""
+    import tomli_w
 
-    def table(d: dict, prefix: str) -> None:
-        subs = {k: v for k, v in d.items() if isinstance(v, dict) and
-                not (k.endswith("universe_map") or k in ("universe_priority", "music"))}
-        if prefix:
-            lines.append(f"[{prefix}]")
-        lines.extend(f"{_key(k)} = {_value(v)}" for k, v in d.items()
-                     if k not in subs and not (prefix == "" and k in arrays))
-        for k, v in subs.items():
-            table(v, f"{prefix}.{_key(k)}" if prefix else _key(k))
-
-    table(doc, "")
-    for name, items in arrays.items():
-        for item in items:
-            lines.append(f"[[{_key(name)}]]")
-            lines.extend(f"{_key(k)} = {_value(v)}" for k, v in item.items())
-    return "\n".join(lines) + "\n"
+    return tomli_w.dumps(doc)
 
 
 # -- edits ------------------------------------------------------------------------------------

@@ -149,56 +149,12 @@ class Case:
 VERDICTS = ("refused cleanly", "ok", "traceback", "hang", "accepted but wrong", "misjudged")
 
 
-# -- a small TOML writer (tomllib only reads), enough for rig configs --------------------
-def _toml_key(k: str) -> str:
-    return k if k and all(c.isalnum() or c in "-_" for c in k) and k.isascii() else \
-        json.dumps(k)
-
-
-def _toml_value(v) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, int):
-        return str(v)
-    if isinstance(v, float):
-        if math.isnan(v):
-            return "nan"
-        if math.isinf(v):
-            return "inf" if v > 0 else "-inf"
-        return repr(v)
-    if isinstance(v, str):
-        return json.dumps(v)
-    if isinstance(v, list):
-        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
-    if isinstance(v, dict):
-        return "{ " + ", ".join(f"{_toml_key(k)} = {_toml_value(x)}" for k, x in v.items()) \
-            + " }"
-    raise TypeError(type(v))
-
-
+# -- a TOML writer (tomllib only reads) --------------------------------------------------------
 def dump_toml(doc: dict) -> str:
-    lines: list[str] = []
+    """`doc` as TOML (tomli-w: nan and inf written as TOML has them)."""
+    import tomli_w
 
-    def table(d: dict, prefix: str) -> None:
-        scalars = {k: v for k, v in d.items() if not (isinstance(v, dict) and k != "universe_map")
-                   and not (isinstance(v, list) and v and all(isinstance(x, dict) for x in v)
-                            and prefix == "")}
-        if prefix:
-            lines.append(f"[{prefix}]")
-        lines.extend(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in scalars.items())
-        for k, v in d.items():
-            if isinstance(v, dict) and k != "universe_map":
-                table(v, f"{prefix}.{_toml_key(k)}" if prefix else _toml_key(k))
-
-    fixtures = doc.get("fixtures")
-    table({k: v for k, v in doc.items() if k != "fixtures"}, "")
-    if isinstance(fixtures, list) and all(isinstance(x, dict) for x in fixtures):
-        for fx in fixtures:
-            lines.append("[[fixtures]]")
-            lines.extend(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in fx.items())
-    elif fixtures is not None:
-        lines.insert(0, f"fixtures = {_toml_value(fixtures)}")
-    return "\n".join(lines) + "\n"
+    return tomli_w.dumps(doc)
 
 
 def base_config() -> dict:
