@@ -53,7 +53,7 @@ def import_cmd(file: str, out: str | None, force: bool, gdtf_dir: str | None,
     definitions, modes, universes (QLC+ counts from 0: universe 0 becomes 1), addresses, and
     positions from the 2-D monitor when the workspace has one. Fixtures that cannot be driven
     safely (placeholder GDTFs, lasers, unknown definitions, overlapping addresses) are left
-    out, one line each. Check the result with `latentdmx check --config CONFIG.toml`.
+    out, one line each. Check the result with `latentdmx check CONFIG.toml`.
     """
     from ..config import MAX_UNIVERSE, parse_config
     from ..fixtures.mvr import read_mvr
@@ -151,7 +151,8 @@ def import_cmd(file: str, out: str | None, force: bool, gdtf_dir: str | None,
     except OSError as exc:
         raise FixtureError(f"cannot write the config ({exc.strerror})", file=dest,
                            field="--out", fix="check the folder and its permissions") from None
-    click.echo(f"wrote {dest}; check it with `latentdmx check --config {dest}`", err=True)
+    click.echo(f"wrote {dest}; check it with `latentdmx check {dest}`, play it with "
+               f"`latentdmx run --config {dest}`", err=True)
 
 
 def _distinct_keys(fixtures: list) -> list:
