@@ -287,13 +287,8 @@ class Director:
                       heads_still=p.looks.heads_still)
 
     def _resolve(self, item: object) -> tuple[Preset, Any]:
-        """An item's preset and model, and the walk it starts (the loader's thread: the
-        frame loop then finds it made, `Pipeline.prepare_walk`; a large rig's look at a
-        segment costs more than a frame period)."""
         preset = self._item_preset(item)
-        model = self._model(preset.model)
-        self.pipeline.prepare_walk(model, preset.seed, preset.phase)
-        return preset, model
+        return preset, self._model(preset.model)
 
     def resolve_item(self, item: object) -> tuple[Preset, Any]:
         """A preset name or a playlist item table -> (its preset, its model, loaded now):

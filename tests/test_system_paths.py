@@ -142,7 +142,8 @@ def test_train_system_refuses_a_path_and_an_unwritable_folder(tmp_path):
                 timeout=120, check=False)
         finally:
             shutil.rmtree(system)
-        if "Permission denied" in proc.stderr and "pi_app" in proc.stderr:
+        if ("Permission denied" in proc.stderr and "pi_app" in proc.stderr) or \
+                "No module named 'pi_app'" in proc.stderr:     # a checkout in a private folder
             pytest.skip("the checkout is not readable by nobody")
         assert proc.returncode == 2, proc.stdout + proc.stderr
         assert f"no permission to write {system}/models" in proc.stderr
