@@ -89,7 +89,8 @@ class Director:
         self._next_check_s = -math.inf
         self._warned: set[object] = set()
         self.nominal = False    # lockstep: events take effect at their own time (_at)
-        self.configure(config)
+        self.waits = False      # virtual time: a rotation waits for its item's load, so it
+        self.configure(config)  # comes at its frame whatever the loader thread's speed
 
     # -- config ---------------------------------------------------------------------------
     def configure(self, config: Config) -> None:
@@ -310,7 +311,7 @@ class Director:
         if fut is None:
             self._prefetch(item)
             fut = self._pending[key]
-        if not fut.done() and not wait:
+        if not fut.done() and not (wait or self.waits):
             return None
         del self._pending[key]                      # re-read next time (presets change)
         try:

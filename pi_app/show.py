@@ -365,6 +365,9 @@ class Show:
                 sync.join()                      # the group's state before the first frame
             else:
                 self.clock = clock = self._make_clock(self.fps, stop=self._wake)
+            # virtual time: a playlist's rotation waits for its item's load (the same show
+            # every run, however fast the loader thread); real time never waits
+            self.director.waits = isinstance(clock, FastClock)
             if self.music.audio is not None:     # listening starts with the show's clock
                 self.music.audio.start(clock.start_s)
             k0 = clock.frame                     # the first frame's index (0 unless in a group)
