@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import math
+import os
 import threading
 from collections.abc import Callable
 
@@ -292,6 +293,17 @@ class LatentWalk:
 
 _HELPER: cf.ThreadPoolExecutor | None = None
 _HELPER_LOCK = threading.Lock()
+
+
+def _forget_helper() -> None:
+    """In a forked child: the parent's helper thread is not there (a job queued to its
+    executor would wait forever), so the child makes its own when it first needs one."""
+    global _HELPER, _HELPER_LOCK
+    _HELPER = None
+    _HELPER_LOCK = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_helper)
 
 
 def _helper() -> cf.ThreadPoolExecutor:

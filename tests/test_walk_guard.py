@@ -3,6 +3,8 @@ show for the same seed, still covers the latent distribution, and closes its loo
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from pi_app.walk import LatentWalk
@@ -64,3 +66,41 @@ def test_a_stream_that_stays_put_does_not_fall_to_zero():
     zs = np.stack([walk.at(p).copy() for p in np.linspace(0, 3, 61)])
     assert walk.held > 0
     assert np.allclose(zs, zs[0], atol=1e-6) and np.abs(zs[0]).sum() > 0
+
+
+def test_a_forked_child_walks_on_its_own_helper_thread():
+    """The walk works its next waypoint out on one helper thread per process. A child forked
+    after the parent made it (the input sweep forks a child per case) has no such thread: it
+    must make its own, not queue work for a thread that is not there and wait forever."""
+    import os
+    import time
+
+    from pi_app.config import load_config
+    from pi_app.pipeline import Pipeline
+    from pi_app.runtime import load_model
+
+    cfg = load_config(None)
+    parent = Pipeline(cfg, load_model(cfg.model))
+    for k in range(400):                         # segments crossed: the helper exists now
+        parent.frames(k / cfg.fps)
+    pid = os.fork()
+    if pid == 0:                                 # the child: a fast walk, many segments
+        code = 1
+        try:
+            fast = cfg.replace(walk=dataclasses.replace(cfg.walk, tempo=12.0))
+            child = Pipeline(fast, load_model(cfg.model))
+            for k in range(200):
+                child.frames(k / cfg.fps)
+            code = 0
+        finally:
+            os._exit(code)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            assert os.waitstatus_to_exitcode(status) == 0
+            return
+        time.sleep(0.05)
+    os.kill(pid, 9)
+    os.waitpid(pid, 0)
+    raise AssertionError("the forked child's walk waited forever for its helper")
