@@ -161,6 +161,7 @@ def test_status_of_a_real_daemon_says_paused_blacked_out_and_keeps_the_master(tm
         res = run_cli("status", env=env)
         return _rows(res.stdout) if res.returncode == 0 else {}
     try:
+        wait_for((xdg / "latentdmx" / "control.sock").exists, 60, "the daemon's own socket")
         wait_for(lambda: status().get("frames", "0") not in ("0", ""), 60, "the first frames")
         cli("dim", "0.5")
         cli("playlist", "start", "two")
@@ -216,6 +217,8 @@ def test_status_of_a_real_daemon_dark_by_schedule(tmp_path):
     proc = latentdmx("run", "--config", str(cfg), "--output", "sim", "--duration", "120",
                      env=env)
     try:
+        own = xdg / "latentdmx" / "control.sock"   # this daemon's (the CLI would otherwise
+        wait_for(own.exists, 60, "the daemon's socket")   # find a user's own show)
         rows = wait_for(lambda: (r := _rows(run_cli("status", env=env).stdout))
                         .get("frames", "0") not in ("0", "") and r, 60, "the first frames")
         assert rows["state"].startswith("dark by the schedule"), rows
