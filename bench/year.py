@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import gc
 import json
 import os
 
@@ -163,6 +164,15 @@ def main() -> None:
     work: dict[str, list[float]] = {}         # event kind -> each tick's work (s), wall
     cpu: dict[str, list[float]] = {}          # ... CPU of the frame loop thread
     client = [0.0, 0.0]                       # the current tick's client work (wall, CPU)
+    gc_s = [0.0, 0.0]                         # the current tick's GC time; a pass's start
+    slow: list[tuple[float, str, int, float, float]] = []   # CPU > period: (ms, kind, k, ...)
+
+    def gc_timer(phase: str, info: dict) -> None:
+        if phase == "start":
+            gc_s[1] = time.perf_counter()
+        else:
+            gc_s[0] += time.perf_counter() - gc_s[1]
+    gc.callbacks.append(gc_timer)
     state = {"rss": [], "t0": time.perf_counter(), "day": -1}
 
     class YearClock(FastClock):
@@ -178,7 +188,10 @@ def main() -> None:
                 kind = label.get(self._last, jumped.get(self._last, "play"))
                 work.setdefault(kind, []).append(now - self._mark[0] - client[0])
                 cpu.setdefault(kind, []).append(c - self._mark[1] - client[1])
-            client[0] = client[1] = 0.0
+                if cpu[kind][-1] > PERIOD or work[kind][-1] > 4 * PERIOD:
+                    slow.append((1e3 * cpu[kind][-1], kind, self._last,
+                                 1e3 * work[kind][-1], 1e3 * gc_s[0]))
+            client[0] = client[1] = gc_s[0] = 0.0
             k = next(self._plan, None)
             if k is None:                         # the stop's fade-out: on, frame by frame
                 k = self.frame
@@ -298,6 +311,13 @@ def main() -> None:
     say(f"{'all':15} {len(w_all):8,} {(w_all > PERIOD).sum():10,} {1e3 * w_all.max():11.1f} "
         f"{1e3 * np.percentile(w_all, 99):11.1f} {(c_all > PERIOD).sum():14,} "
         f"{1e3 * c_all.max():10.1f} {1e3 * np.percentile(c_all, 99):10.1f}")
+    ops = [x for x in slow if x[1] != "clock jump"]
+    if ops:
+        say(f"ticks of an event over a period of CPU (or 4 of wall), the worst {min(len(ops), 12)} "
+            f"of {len(ops)}:")
+        for ms, kind, k, wall, in_gc in sorted(ops, reverse=True)[:12]:
+            say(f"  day {k / fps / 86400:7.2f} {kind:14} CPU {ms:6.1f} ms, wall {wall:6.1f} ms, "
+                f"in the cyclic GC {in_gc:5.1f} ms")
     rss = state["rss"]
     say(f"RSS: {rss[0]:.1f} MB after the first day, {rss[-1]:.1f} MB at the end "
         f"({rss[-1] - rss[0]:+.1f} MB; goal: within 5 MB)")

@@ -134,12 +134,20 @@ class FseqWriter:
     def __enter__(self) -> FseqWriter:
         fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".part",
                                    dir=self.path.parent)
-        self._tmp = Path(tmp)
-        mask = os.umask(0)
-        os.umask(mask)
-        os.chmod(fd, 0o666 & ~mask)                    # as an ordinary new file
-        self._file = os.fdopen(fd, "wb")
-        self._file.write(bytes(self.data_offset))        # the header, written at the end
+        try:                         # an interrupt here (Ctrl-C) leaves no part file either
+            self._tmp = Path(tmp)
+            mask = os.umask(0)
+            os.umask(mask)
+            os.chmod(fd, 0o666 & ~mask)                # as an ordinary new file
+            self._file = os.fdopen(fd, "wb")
+            self._file.write(bytes(self.data_offset))    # the header, written at the end
+        except BaseException:
+            if self._file is None:
+                os.close(fd)
+            else:
+                self._file.close()
+            os.unlink(tmp)
+            raise
         return self
 
     def write(self, frame: np.ndarray) -> None:
