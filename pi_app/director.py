@@ -288,8 +288,12 @@ class Director:
                       heads_still=p.looks.heads_still)
 
     def _resolve(self, item: object) -> tuple[Preset, Any]:
+        """An item's preset and model, and the walk its recall makes, made ahead (the
+        loader's thread or a client's: `Pipeline.prepare_walk`)."""
         preset = self._item_preset(item)
-        return preset, self._model(preset.model)
+        model = self._model(preset.model)
+        self.pipeline.prepare_walk(model, preset.seed, preset.phase)
+        return preset, model
 
     def resolve_item(self, item: object) -> tuple[Preset, Any]:
         """A preset name or a playlist item table -> (its preset, its model, loaded now):

@@ -253,18 +253,21 @@ class Pipeline:
     def set_paused(self, paused: bool, t_s: float) -> None:
         self.line = self.line.since(t_s, paused=bool(paused))
 
-    def prepare_walk(self, model: Model, seed: int, phase: float) -> None:
+    def prepare_walk(self, model: Model, seed: int, phase: float,
+                     config: Config | None = None) -> None:
         """Make the walk of (model, seed) anchored at `phase`'s segment, and look at that
-        segment, on the caller's thread (a client's, before it queues the change), so the
-        change that makes this walk at the frame loop finds it made (a large rig's look at
-        a segment costs more than a frame period). The very walk the frame loop would make:
-        a walk is a pure function of model, seed, anchor and phase."""
+        segment, on the caller's thread (a client's before it queues the change, the
+        playlist's loader, a reload's reader), so the change that makes this walk at the
+        frame loop finds it made (a large rig's look at a segment costs more than a frame
+        period). The very walk the frame loop would make: a walk is a pure function of
+        model, seed, anchor and phase (and `config`: a reload's new one)."""
         if not phase_ok(phase):
             return                               # refused where it is applied
         anchor = math.floor(phase)
-        source = _Source(model, self.config, int(seed), self.positions, anchor)
+        config = self.config if config is None else config
+        source = _Source(model, config, int(seed), self.positions, anchor)
         source.walk.at(phase)
-        self._prepared.put((model, int(seed), anchor, self.config, source))
+        self._prepared.put((model, int(seed), anchor, config, source))
 
     def _source(self, model: Model, seed: int, anchor: int | None) -> _Source:
         """The walk of (model, seed, anchor): made ahead (`prepare_walk`), or now."""

@@ -193,7 +193,12 @@ class Show:
             model = load_model(new.model, frame_budget_s=MAX_MODEL_SHARE / new.fps) \
                 if new.model != self.config.model else None
             if model is not None:
-                self.pipeline.check_model(model)
+                pipe = self.pipeline
+                pipe.check_model(model)
+                # the walks the reload makes at a frame (`Pipeline.reconfigure`), made here
+                pipe.prepare_walk(model, pipe.seed, pipe.phase, config=new)
+                if new.seed != self.config.seed:
+                    pipe.prepare_walk(model, new.seed, 0.0, config=new)
         except LatentDMXError as exc:
             log.error("reload rejected, the show goes on with the old config: %s", exc)
             return None
@@ -365,9 +370,10 @@ class Show:
                 sync.join()                      # the group's state before the first frame
             else:
                 self.clock = clock = self._make_clock(self.fps, stop=self._wake)
-            # virtual time: a playlist's rotation waits for its item's load (the same show
-            # every run, however fast the loader thread); real time never waits
-            self.director.waits = isinstance(clock, FastClock)
+            # virtual time: a playlist's rotation waits for its item's load, and a frame for
+            # a reload's reading (the same show every run, however fast the loader and the
+            # reader threads); real time never waits
+            virtual = self.director.waits = isinstance(clock, FastClock)
             if self.music.audio is not None:     # listening starts with the show's clock
                 self.music.audio.start(clock.start_s)
             k0 = clock.frame                     # the first frame's index (0 unless in a group)
@@ -397,12 +403,18 @@ class Show:
                     self._wake.clear()
                 if sync is not None:             # frames a short stall skipped: walked too
                     sync.catch_up(k, fading)
-                changed = not self._commands.empty() or self._reload_requested
+                # the changes queued by other threads so far: taken before the rollback,
+                # so that one arriving meanwhile waits for the next frame (applied without
+                # a rollback, the batch's restore would undo it)
+                if virtual and self._reading is not None:
+                    self._reading.join()         # virtual time: its change at the next frame
+                pending = [self._commands.get_nowait() for _ in range(self._commands.qsize())]
+                changed = bool(pending) or self._reload_requested
                 if (not ahead.next_is(t) or changed or self._stop_requested
                         or not director.calm(t)):   # something other than the walk is due:
                     ahead.rollback()             # the pipeline as after the last frame sent
-                while not self._commands.empty():
-                    self._apply(self._commands.get_nowait(), t)
+                for change in pending:
+                    self._apply(change, t)
                 if sync is not None:
                     sync.before_frame(k, t)
                 if self._reload_requested:      # on virtual time at once, else read aside

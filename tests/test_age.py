@@ -256,8 +256,13 @@ def test_a_reload_reads_and_loads_off_the_frame_loop(tmp_path, monkeypatch):
     show = Show(cfg, SimOutput(Patch(cfg).universes), control=False, config_path=path,
                 presets_dir=tmp_path / "presets", duration_s=3.0, model=load_model(cfg.model))
     frame_thread = threading.current_thread().name
+    looks = Looks(monkeypatch, 10**9)
+    swap: list[int] = []                         # the frame loop's looks at the swap's tick
 
     def listener(s: Show) -> None:
+        n = looks.tick(10**9)
+        if s.pipeline.model.info.name == "nat-neon" and not swap:
+            swap.append(n)
         if s.frames_out == 20:
             path.write_text(re.sub(r'(?m)^model = "nat-aurora"', 'model = "nat-neon"', text,
                                    count=1))
@@ -266,6 +271,7 @@ def test_a_reload_reads_and_loads_off_the_frame_loop(tmp_path, monkeypatch):
     show.run()
     assert show.pipeline.model.info.name == "nat-neon"            # applied
     assert where and frame_thread not in where, where
+    assert swap == [0]                    # the new model's walk: made by the reader too
 
 
 def test_a_late_joiner_takes_the_anchor_with_the_walk(tmp_path):
@@ -362,3 +368,35 @@ def test_a_group_member_dark_by_the_schedule_wakes_without_a_climb(monkeypatch, 
     fresh = Pipeline(cfg, load_model(cfg.model))     # and the walk is the group's own walk
     fresh.lockstep = True
     np.testing.assert_array_equal(fresh.source.walk.at(p.phase), p.source.walk.at(p.phase))
+
+
+@pytest.mark.parametrize("age", ["a day", "a year"])
+def test_playlist_steps_cost_the_frame_loop_no_look(tmp_path, monkeypatch, age):
+    """The playlist's loader makes the next item's walk with its model: the frame loop only
+    takes it (on a large rig a look at a segment costs more than a frame period; before,
+    each rotation made its walk at the frame)."""
+    age_s = AGES[age]
+    show, _ = _show(tmp_path, age_s, phase=round(age_s / 6.0, 3), duration_s=None)
+    looks = Looks(monkeypatch, START)
+    fps = show.fps
+    ops = ["playlist start"] + ["playlist step"] * 4
+    plan = {int(2 * fps) + int(fps) * i: name for i, name in enumerate(ops)}
+    end = max(plan) + int(4 * fps)
+    per_tick: list[int] = []
+    models: list[str] = []
+
+    def listener(s: Show) -> None:
+        per_tick.append(looks.tick(0 if s.frames_out > 1 else START))
+        models.append(s.pipeline.model.info.name)
+        if s.frames_out in plan:
+            OPS[plan[s.frames_out]](s, s.config_path)
+        if s.frames_out == end:
+            s.stop()
+    show.listeners.append(listener)
+    show.run()
+    # the items played: neon, deep (retina at its phase), a new seed, neon again, deep
+    assert show.director.playlist is not None and show.director.playlist.index == 4
+    assert [m for i, m in enumerate(models) if i == 0 or m != models[i - 1]] == \
+        ["nat-aurora", "nat-neon", "nat-retina", "nat-neon", "nat-retina"]
+    assert show.pipeline.seed == 11
+    assert max(per_tick[1:]) == 0, per_tick

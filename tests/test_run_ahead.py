@@ -214,3 +214,26 @@ def test_a_playlist_switch_on_the_wall_clock_rolls_back():
     show = same_show({}, fresh, config=cfg, seconds=23.0)
     assert show.pipeline.model.info.name == "nat-aurora"
     assert show.ahead.batches > 20 and show.ahead.rollbacks >= 2
+
+
+def test_a_change_arriving_while_the_loop_decides_on_a_rollback_is_not_undone():
+    """Another thread's change can land in the queue between the frame loop's look at it and
+    its rollback of the batch: it waits for the next frame instead of being applied to the
+    pipeline mid-batch and then undone by the batch's restore (seen as a reload that said
+    "reloaded" and did nothing)."""
+    def injector(s: Show) -> None:
+        if s.frames_out != 60 or s.ahead is None:
+            return
+        ahead, real = s.ahead, s.ahead.next_is
+
+        def next_is(t_s: float) -> bool:          # a client's change lands just now
+            ahead.next_is = real
+            s.handle_control("seed", {"seed": 3}, origin="test")
+            return real(t_s)
+        ahead.next_is = next_is
+
+    got, _, show = play({}, ahead=True, listener=injector)
+    want, _, plain = play({}, ahead=False, listener=injector)
+    assert show.ahead.batches > 0 and plain.ahead.batches == 0
+    assert show.pipeline.seed == plain.pipeline.seed == 3
+    assert len(got) == len(want) and all(g == w for g, w in zip(got, want, strict=True))
