@@ -111,7 +111,7 @@ class Director:
         now = self.wall_s(t_s)
         if self.config.playlist and self.schedule.always_on:
             self._start_playlist(self.config.playlist,
-                                 self.wall_s(0.0) if self.nominal else now)
+                                 self.wall_s(0.0) if self.nominal else now, now)
         self._check_schedule(t_s, now, first=True)
 
     def step(self, t_s: float, stopping: bool = False) -> bool:
@@ -126,7 +126,9 @@ class Director:
         pl = self.playlist
         if pl is not None and not self.idle and not self._going_dark and \
                 now >= pl.next_switch_s():
-            self._rotate(t_s, now)
+            # in a group the first item waits for its load (every member plays it from the
+            # same frame); after it, each item is loaded a whole item ahead
+            self._rotate(t_s, now, wait=self.nominal and pl.index < 0)
         return self.idle
 
     def calm(self, t_s: float) -> bool:
@@ -225,11 +227,14 @@ class Director:
                                    "the config)")
         return pl
 
-    def _start_playlist(self, name: str, anchor_s: float) -> None:
+    def _start_playlist(self, name: str, anchor_s: float, now_s: float | None = None) -> None:
+        """Run playlist `name` with item 0 at wall time `anchor_s`; the item due at `now_s`
+        (default: the anchor's) is loaded from now on."""
         pl = self.check_playlist(name)
         every = parse_duration_s(pl.every) or 900.0
         self.playlist = PlaylistRun(name, tuple(pl.items), every, pl.fade_s, anchor_s)
-        self._prefetch(self.playlist.item(self.playlist.due_index(anchor_s)))
+        due = self.playlist.due_index(anchor_s if now_s is None else max(anchor_s, now_s))
+        self._prefetch(self.playlist.item(due))
 
     def start_playlist(self, name: str, t_s: float) -> None:
         """Live: rotate `name` from its first item, now."""

@@ -165,9 +165,9 @@ class _Prepared:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._walks: list[tuple[Model, int, int, Config, _Source]] = []
+        self._walks: list[tuple[Model, int, int | None, Config, _Source]] = []
 
-    def put(self, made: tuple[Model, int, int, Config, _Source]) -> None:
+    def put(self, made: tuple[Model, int, int | None, Config, _Source]) -> None:
         with self._lock:
             self._walks = [w for w in self._walks if w[:4] != made[:4]][-(self.KEEP - 1):]
             self._walks.append(made)
@@ -214,6 +214,11 @@ class Pipeline:
     def model(self) -> Model:
         return self.source.model
 
+    @property
+    def last_t(self) -> float:
+        """The last frame's show time (0 before the first)."""
+        return self._t
+
     def fixture_names(self) -> list[str]:
         return [f.name for f in self.patch.fixtures]
 
@@ -254,16 +259,19 @@ class Pipeline:
         self.line = self.line.since(t_s, paused=bool(paused))
 
     def prepare_walk(self, model: Model, seed: int, phase: float,
-                     config: Config | None = None) -> None:
+                     config: Config | None = None, *, anchor: int | bool | None = True
+                     ) -> None:
         """Make the walk of (model, seed) anchored at `phase`'s segment, and look at that
         segment, on the caller's thread (a client's before it queues the change, the
         playlist's loader, a reload's reader), so the change that makes this walk at the
         frame loop finds it made (a large rig's look at a segment costs more than a frame
         period). The very walk the frame loop would make: a walk is a pure function of
-        model, seed, anchor and phase (and `config`: a reload's new one)."""
+        model, seed, anchor and phase (and `config`: a reload's new one). `anchor`: the
+        walk's, when it is not `phase`'s segment (a group's snapshot: another member's)."""
         if not phase_ok(phase):
             return                               # refused where it is applied
-        anchor = math.floor(phase)
+        if anchor is True:
+            anchor = math.floor(phase)
         config = self.config if config is None else config
         source = _Source(model, config, int(seed), self.positions, anchor)
         source.walk.at(phase)
@@ -381,7 +389,7 @@ class Pipeline:
         anchor."""
         if model is not self.source.model or int(seed) != self.seed or \
                 anchor != self.source.anchor:
-            self.source = _Source(model, self.config, int(seed), self.positions, anchor)
+            self.source = self._source(model, int(seed), anchor)
         self.seed = int(seed)
         self.line = line
         self.phase = line.at(self._t)
@@ -389,8 +397,7 @@ class Pipeline:
         if xfade is not None:
             old_model, old_seed, self._old_offset, self._xfade_t0, self._xfade_s, old_anchor \
                 = xfade
-            self._old = _Source(old_model, self.config, int(old_seed), self.positions,
-                                old_anchor)
+            self._old = self._source(old_model, int(old_seed), old_anchor)
 
     def walk_scene(self, model: Model, seed: int, phase: float,
                    anchor: int | None = None) -> np.ndarray:

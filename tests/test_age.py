@@ -400,3 +400,43 @@ def test_playlist_steps_cost_the_frame_loop_no_look(tmp_path, monkeypatch, age):
         ["nat-aurora", "nat-neon", "nat-retina", "nat-neon", "nat-retina"]
     assert show.pipeline.seed == 11
     assert max(per_tick[1:]) == 0, per_tick
+
+
+@pytest.mark.parametrize("prepared", [True, False])
+def test_a_snapshot_taken_mid_show_costs_the_frame_loop_no_climb(tmp_path, monkeypatch,
+                                                                  prepared):
+    """A member that takes the group's state mid-show (a late join, a rejoin after a
+    partition) gets a walk anchored where another member made it, up to a block of its
+    chain behind the group's phase. The socket thread makes those walks and looks at the
+    phase where the snapshot lands (`sync.state.prepare`), so the frame that takes it costs
+    no look; without, it climbs the chain from the anchor at once."""
+    from pi_app.sync import state as snap
+
+    t = AGES["a day"]
+    text = default_config_path().read_text() + EXTRA.format(phase=t / 6 + 0.2)
+    cfg = parse_config(text, "<rig>")
+    a, b = (Show(cfg, SimOutput(Patch(cfg).universes), control=False,
+                 presets_dir=tmp_path / f"p{i}", wall_clock=lambda t: WALL0 + t)
+            for i in range(2))
+    a.director.recall(*a.director.prepare_recall("deep"), t, 2.0)   # anchored at t / 6
+    for k in range(25 * 6 * 40):           # 25 waypoints on (6 s each): far from it
+        a.pipeline.raw_scene(t + k / 40)
+    t_now = t + 25 * 6 + 1.0
+    state = snap.check(snap.capture(a, t_now))
+    models = {ref: load_model(ref) for ref in snap.models_of(state)}
+    b.pipeline.raw_scene(t_now - 1 / 40)         # b plays on, a frame before
+    looks = Looks(monkeypatch, 10**9)
+    if prepared:                                 # the socket thread's part
+        worker = threading.Thread(target=snap.prepare, args=(b.pipeline, state, models,
+                                                             t_now))
+        worker.start()
+        worker.join()
+    looks.tick(10**9)
+    snap.restore(b, state, models)               # the frame loop's part
+    got = b.pipeline.raw_scene(t_now)
+    n = looks.tick(10**9)
+    if prepared:
+        assert n == 0, n
+    else:                                        # the climb this avoids
+        assert n >= 20, n
+    np.testing.assert_array_equal(got, a.pipeline.raw_scene(t_now))

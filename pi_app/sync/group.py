@@ -58,7 +58,7 @@ from typing import Any
 from ..errors import ControlError, LatentDMXError
 from .clock import FastSyncClock, SyncClock
 from .config import SyncConfig
-from .state import capture, check, digest, models_of, restore
+from .state import capture, check, digest, models_of, prepare, restore
 from .wire import Guard, Refused, Signer
 
 log = logging.getLogger("latentdmx.sync")
@@ -473,6 +473,7 @@ class Lockstep:
             except (TypeError, ValueError) as exc:
                 raise ControlError(f"bad preset ({exc})", field="preset") from None
             model = d._model(preset.model)
+            self.show.pipeline.prepare_walk(model, preset.seed, preset.phase)
             fade_s = values.get("fade_s", d.default_fade_s)
             return lambda t_s: d.recall(preset, model, t_s, fade_s)
         change = command.run(self.show, values)
@@ -491,6 +492,8 @@ class Lockstep:
                        why, exc)
             return
         version = _cid(body["version"]) if body.get("version") else None
+        pipe = self.show.pipeline
+        prepare(pipe, state, models, pipe.last_t + 1.0 / self.fps)
         with self._lock:
             self._adopt = (state, recent, version, models, f"{_who(m)} ({why})")
 

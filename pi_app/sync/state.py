@@ -115,6 +115,20 @@ def _anchor(value: Any) -> int | None:
     return value
 
 
+def prepare(pipeline: Any, state: dict[str, Any], models: dict[str, Any],
+            t_s: float) -> None:
+    """Make the walks `restore` will set, looking at show time `t_s`'s segment (the socket
+    thread's work, before the snapshot is queued): a walk anchored far behind the group's
+    phase would otherwise climb up to a block of its chain at the frame that takes it."""
+    phase = PhaseLine.from_json(state["line"]).at(t_s)
+    pipeline.prepare_walk(models[state["model"]], int(state["seed"]), phase,
+                          anchor=_anchor(state.get("anchor")))
+    xf = state.get("xfade")
+    if xf:
+        pipeline.prepare_walk(models[xf["model"]], int(xf["seed"]),
+                              phase + float(xf["offset"]), anchor=_anchor(xf.get("anchor")))
+
+
 def restore(show: Any, state: dict[str, Any], models: dict[str, Any]) -> None:
     """Play `state` from now on (between frames; `models`: ref -> loaded model)."""
     from ..director import PlaylistRun
