@@ -377,6 +377,14 @@ def lookup(name: object) -> Command:
     return cmd
 
 
+def args_text(args: object) -> str:
+    """``level=0.5 name='dusk'`` for the log (one line, bounded)."""
+    if not isinstance(args, dict) or not args:
+        return ""
+    text = " ".join(f"{k}={v!r}" for k, v in args.items())
+    return " ".join(text.split())[:200]
+
+
 # -- the status record -------------------------------------------------------------------
 def stat(label: str, read: Callable[[Any], Any]) -> dict[str, Any]:
     """A status field's metadata: its label for `latentdmx status`, how it is read."""

@@ -56,6 +56,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ControlError, LatentDMXError
+from ..vocabulary import args_text
 from .clock import FastSyncClock, SyncClock
 from .config import SyncConfig
 from .state import capture, check, digest, models_of, restore
@@ -538,10 +539,8 @@ class Lockstep:
 
     def _apply(self, item: _Due) -> None:
         if item.origin != "here":
-            from ..show import _args_text
-
             log.info("group: %s %s from %s, at frame %d", item.body.get("cmd"),
-                     _args_text(item.body.get("args")), item.origin, item.cid[0])
+                     args_text(item.body.get("args")), item.origin, item.cid[0])
         try:
             item.apply(item.cid[0] / self.fps)
         except Exception:
