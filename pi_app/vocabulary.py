@@ -35,6 +35,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from .errors import ControlError
+from .health import achieved_fps, health_of, show_state
 from .install_config import NAME_FIX, NAME_RE
 
 # -- validators ---------------------------------------------------------------------------
@@ -391,37 +392,6 @@ def stat(label: str, read: Callable[[Any], Any]) -> dict[str, Any]:
     return {"label": label, "read": read}
 
 
-def _achieved_fps(show: Any) -> float | None:
-    """Frames computed per second over the last few seconds; None while the show computes
-    none (a quiet spell: paused, blacked out or dark, the same frame re-sent)."""
-    if show.holding_still:
-        return None
-    times = tuple(show._times)                  # (one read: the frame loop may clear it)
-    if len(times) > 2 and times[-1] > times[0]:
-        return round((len(times) - 1) / (times[-1] - times[0]), 2)
-    return 0.0
-
-
-def _state(show: Any) -> str:
-    """What the show is doing, in a word: what a console's display would say first."""
-    p, d = show.pipeline, show.director
-    if show.stop_requested:
-        return "stopping"
-    if d.idle:
-        return "dark"               # by the schedule: the dark frame, no pipeline work
-    if d.going_dark:
-        return "fading"             # the schedule's window closed: fading out
-    if p.safety.stopping:
-        return "stopping"           # the end of --duration
-    if p.blacked_out:
-        return "blackout"
-    if p.paused:
-        return "paused"
-    if p.identify is not None:
-        return "identify"
-    return "playing"
-
-
 STATES = {
     "playing": "playing",
     "paused": "paused: the look holds",
@@ -437,12 +407,12 @@ STATES = {
 class Status:
     """What `latentdmx status`, the web page, `watch` and OSC feedback show. One line each:
     ``name: type = field(metadata=stat("label", read))`` (`read` takes the show, on any thread)."""
-    state: str = field(metadata=stat("state", _state))     # one of `STATES`
+    state: str = field(metadata=stat("state", show_state))     # one of `STATES`
     model: str = field(metadata=stat("model", lambda s: s.pipeline.model.info.name))
     output: str = field(metadata=stat("output", lambda s: s.output.name))
     output_health: dict = field(metadata=stat("output health", lambda s: s.output_health()))
     fps: float = field(metadata=stat("fps target", lambda s: s.fps))
-    fps_achieved: float | None = field(metadata=stat("fps achieved", _achieved_fps))
+    fps_achieved: float | None = field(metadata=stat("fps achieved", achieved_fps))
     late_frames: int = field(metadata=stat("late frames", lambda s: s.late_frames()))
     frames: int = field(metadata=stat("frames", lambda s: s.frames_out))
     uptime_s: float = field(metadata=stat("uptime", lambda s: s.uptime_s()))
@@ -512,8 +482,6 @@ def _status(show: Any, a: dict[str, Any]) -> Change:
          "offset, the audio lock, memory, uptime, CPU temperature and the config's hash (what "
          "`GET /metrics` and the MQTT sensors show).", reads=True, show_as="table")
 def _health(show: Any, a: dict[str, Any]) -> Change:
-    from .health import health_of
-
     return Change(health_of(show))
 
 
