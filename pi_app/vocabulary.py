@@ -28,7 +28,9 @@ validated arguments, and return a `Change`.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import math
+import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
@@ -36,6 +38,7 @@ from typing import Any
 
 from .errors import ControlError
 from .health import achieved_fps, health_of, show_state
+from .identify import IdentifySequence
 from .install_config import NAME_FIX, NAME_RE
 
 # -- validators ---------------------------------------------------------------------------
@@ -689,9 +692,50 @@ def _playlist_next(show: Any, a: dict[str, Any]) -> Change:
               "running show; every frame still goes through the flash limiter).",
          live=True, group=False, cli=False, web=False)
 def _identify(show: Any, a: dict[str, Any]) -> Change:
-    from .identify import identify_change
-
     return identify_change(show, a)
+
+
+def identify_change(show, a: dict):
+    """The ``identify`` control command (`pi_app.vocabulary`) on a running `Show`: validated
+    arguments -> a live change that starts (or with ``cancel`` ends) an `IdentifySequence`."""
+    p = show.pipeline
+    if a.get("cancel"):
+        return Change({"cancelled": True}, lambda t_s: setattr(p, "identify", None))
+    names = [f.name for f in p.patch.fixtures]
+    wanted = names if a.get("all") else a.get("fixtures")
+    if not wanted:
+        raise ControlError("identify needs fixture names", field="identify",
+                           fix="e.g. `latentdmx identify par-1`")
+    for name in wanted:
+        if name not in names:
+            close = difflib.get_close_matches(name, names, n=1)
+            raise ControlError(f"the running show has no fixture {name!r}", field="identify",
+                               fix=(f"did you mean {close[0]!r}? " if close else "") +
+                               f"its fixtures: {', '.join(names)}")
+    d = show.director
+    if d.idle or getattr(d, "_going_dark", False):    # the schedule's dark spell
+        nxt = d.next_event_text()
+        raise ControlError("the show is dark outside its schedule" +
+                           (f" (next: {nxt})" if nxt else ""), field="identify",
+                           fix="identify while it plays, or stop it (sudo systemctl stop "
+                               "latentdmx) and identify on its own")
+    if show.stop_requested or p.safety.stopping:
+        raise ControlError("the show is stopping", field="identify",
+                           fix="run identify again once it has stopped")
+    if p.blacked_out:
+        raise ControlError("the show is blacked out", field="identify",
+                           fix="`latentdmx resume` first")
+    indices = [names.index(n) for n in wanted]
+    level, seconds = float(a["level"]), float(a["seconds"])
+    fixtures = [{"name": f.name, "universe": f.universe,
+                 "addresses": f"{f.address}-{f.last_address}",
+                 "profile": f"{f.profile.key} {f.mode.name}"}
+                for f in (p.patch.fixtures[i] for i in indices)]
+    return Change({"fixtures": fixtures, "seconds": seconds, "level": level,
+                   "master": p.safety.master * p.safety.level,   # what the white goes under
+                   "pid": os.getpid()},
+                  lambda t_s: setattr(p, "identify",
+                                      IdentifySequence(p.patch, indices, level, seconds, t_s)))
 
 
 # -- following a Falcon Player master (pi_app/fpp.py) ---------------------------------------
