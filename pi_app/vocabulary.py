@@ -36,6 +36,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from .decode import live_state
 from .errors import ControlError
 from .health import achieved_fps, health_of, show_state
 from .identify import IdentifySequence
@@ -491,8 +492,6 @@ def _health(show: Any, a: dict[str, Any]) -> Change:
 @command("scene", help="The rig's live state, decoded from the last frame (for `watch`).",
          reads=True, cli=False, web=False)
 def _scene(show: Any, a: dict[str, Any]) -> Change:
-    from .views.state import live_state
-
     return Change(live_state(show))
 
 

@@ -53,9 +53,9 @@ def render(config_path, model, seed, fps, duration, recording, raw, out_path, fs
     """
     from pathlib import Path
 
+    from ..decode import Rig
     from ..patch import Patch
     from ..views import render as rd
-    from ..views.state import Rig
     from .run import load_run_config
 
     if fseq_path is not None:

@@ -394,7 +394,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(200, prometheus_text(health_of(self.show)).encode(),
                        "text/plain; version=0.0.4; charset=utf-8")
         elif path == "/state":
-            from .state import live_state
+            from ..decode import live_state
 
             if not self.show.status_snapshot:
                 self._json(503, {"ok": False, "error": "no frame yet"})
