@@ -341,8 +341,8 @@ class Show:
             if claim is not None:
                 from .laststate import LastFramesWriter
                 last = LastFramesWriter.open(claim.targets, self.pipeline.patch)
-            if self.config.preview.web:          # the live web page (pi_app/views/web.py)
-                from .views.web import start_web
+            if self.config.preview.web:          # the live web page (pi_app/web.py)
+                from .web import start_web
                 web = start_web(self, self.config.preview)
             self.output.open()
             if self.music.audio is not None:     # sound card / file / libraries: before frame 0

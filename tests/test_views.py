@@ -356,7 +356,7 @@ def test_web_endpoints_and_control(cfg):
 
 
 def test_web_token_and_lan_refusal(cfg):
-    from pi_app.views.web import check_preview
+    from pi_app.web import check_preview
 
     with pytest.raises(ConfigError, match="too weak"):
         check_preview(PreviewConfig(web=True, host="0.0.0.0", token="s3cret"))
