@@ -629,3 +629,24 @@ def _model_beside(model: str, folder: Path) -> str:
     return model
 
 
+def load_run_config(config_path, *, output=None, model=None, fps=None, seed=None):
+    """The config with CLI overrides applied and validated (shared by run/render/identify)."""
+    cfg = load_config(config_path)
+    changes: dict[str, object] = {}
+    if fps is not None:
+        changes["fps"] = float(fps)
+    if seed is not None:
+        changes["seed"] = int(seed)
+    if model is not None:
+        changes["model"] = model
+    if output is not None:
+        changes["output"] = dataclasses.replace(cfg.output, kind=output)
+    if changes:
+        cfg = cfg.replace(**changes)
+        try:
+            cfg = validate(cfg)
+        except ConfigError as exc:   # a flag, not the file, is wrong: say so
+            flag = {"fps": "--fps", "output.kind": "--output", "seed": "--seed",
+                    "model": "--model"}.get(exc.field or "", exc.field)
+            raise ConfigError(exc.what, file="command line", field=flag, fix=exc.fix) from None
+    return cfg
