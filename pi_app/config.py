@@ -12,7 +12,6 @@ import difflib
 import functools
 import math
 import os
-import reprlib
 import stat
 import tomllib
 import typing
@@ -21,7 +20,8 @@ from pathlib import Path
 
 from . import secrecy
 from .config_rules import check_rules
-from .errors import ConfigError
+from .errors import ConfigError, fixture_label
+from .errors import shown as _show
 from .fpp_config import FppConfig
 from .install_config import (
     LocationConfig,
@@ -46,8 +46,6 @@ SLOTS = 512
 MAX_FILE_BYTES = 1 << 20        # a rig config is a few KB; anything this big is a mistake
 MAX_STRING = 4096               # longest string value (a path, a name)
 MAX_UNIVERSE = 65535
-_REPR = reprlib.Repr()
-_REPR.maxstring = _REPR.maxother = 40
 
 # Safety ceilings (README "Safety"): a setting may make the safety stage stricter than these,
 # never looser. The stop budget must fit in the unit's TimeoutStopSec (a test reads it).
@@ -215,11 +213,6 @@ def default_config_path() -> Path:
 def _type_name(tp) -> str:
     return {int: "a whole number", float: "a number", bool: "true or false",
             str: "a string"}.get(tp, str(tp))
-
-
-def _show(value) -> str:
-    """A value for an error message: short, and safe for any depth or size."""
-    return _REPR.repr(value)
 
 
 def _coerce(value, tp, file: str, fld: str):
@@ -442,13 +435,6 @@ def validate(cfg: Config) -> Config:
     cfg.fpp.validate(f)
     check_rules(cfg)                # what it must mean: one validation for check, run, reload
     return cfg
-
-
-def fixture_label(index: int, name: object = "") -> str:
-    """How errors name a fixture: ``fixtures[3] ('par-1')``, counted from 1 as the
-    [[fixtures]] tables are read (every list index in a config error counts from 1)."""
-    return f"fixtures[{index}] ({_show(name)})" if isinstance(name, str) and name else \
-        f"fixtures[{index}]"
 
 
 def _validate_music(cfg: Config) -> None:
