@@ -27,6 +27,7 @@ import ipaddress
 from pathlib import Path
 
 from ..hosts import is_loopback
+from ..sync.config import SyncConfig
 
 UNIT_NAME = "latentdmx.service"
 UNIT_PATH = Path("/etc/systemd/system/latentdmx.service")      # installed by setup-pi.sh
@@ -68,8 +69,6 @@ def allowed(config) -> list[str]:
         nets += [n for n in want if n not in nets]
     sync = getattr(config, "sync", None)
     if sync is not None and sync.group:      # a lockstep group: its address, members on the LAN
-        from ..sync.config import allow_entries
-
         nets += [n for n in allow_entries(sync) if n not in nets]
     mqtt = getattr(config, "mqtt", None)
     if mqtt is not None and mqtt.enabled and not is_loopback(mqtt.host):
@@ -79,6 +78,12 @@ def allowed(config) -> list[str]:
             broker = list(LAN)
         nets += [n for n in broker if n not in nets]
     return nets
+
+
+def allow_entries(sync: SyncConfig) -> list[str]:
+    """What the service's network allow-list needs for the group: its multicast address,
+    and the LAN its members send from."""
+    return [sync.address, *LAN] if sync.group else []
 
 
 def _entry(net) -> str:

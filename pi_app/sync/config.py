@@ -108,11 +108,3 @@ def parse_epoch(text: str) -> dt.datetime:
     if when.tzinfo is None:
         raise ValueError(f"{text!r} has no time zone")
     return when
-
-
-def allow_entries(sync: SyncConfig) -> list[str]:
-    """What the service's network allow-list needs for the group: its multicast address,
-    and the LAN its members send from."""
-    from ..outputs.allow import LAN
-
-    return [sync.address, *LAN] if sync.group else []
