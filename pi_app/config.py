@@ -37,7 +37,7 @@ from .install_config import (
 from .mqtt.config import MqttConfig, validate_mqtt
 from .outputs.ola import OlaConfig as OlaConfig
 from .outputs.uart import UartConfig as UartConfig
-from .sync.config import SyncConfig
+from .sync_config import SyncConfig
 
 SCHEMA = 1
 MIN_FPS = 1.0

@@ -27,7 +27,7 @@ import ipaddress
 from pathlib import Path
 
 from ..hosts import is_loopback
-from ..sync.config import SyncConfig
+from ..sync_config import SyncConfig
 
 UNIT_NAME = "latentdmx.service"
 UNIT_PATH = Path("/etc/systemd/system/latentdmx.service")      # installed by setup-pi.sh

@@ -56,9 +56,9 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ControlError, LatentDMXError
+from ..sync_config import SyncConfig
 from ..vocabulary import args_text
 from .clock import FastSyncClock, SyncClock
-from .config import SyncConfig
 from .state import capture, check, digest, models_of, restore
 from .wire import Guard, Refused, Signer
 
