@@ -34,7 +34,7 @@ from .install_config import (
     TrimConfig,
     validate_install,
 )
-from .mqtt.config import MqttConfig, validate_mqtt
+from .mqtt_config import MqttConfig, validate_mqtt
 from .outputs.ola import OlaConfig as OlaConfig
 from .outputs.uart import UartConfig as UartConfig
 from .sync_config import SyncConfig
