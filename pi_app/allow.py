@@ -26,8 +26,11 @@ from __future__ import annotations
 import ipaddress
 from pathlib import Path
 
-from ..hosts import is_loopback
-from ..sync_config import SyncConfig
+from .fpp_config import MULTICAST
+from .hosts import is_loopback
+from .outputs import output_for
+from .patch import Patch
+from .sync_config import SyncConfig
 
 UNIT_NAME = "latentdmx.service"
 UNIT_PATH = Path("/etc/systemd/system/latentdmx.service")      # installed by setup-pi.sh
@@ -38,9 +41,6 @@ LAN = ("link-local", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7"
 
 def allowed(config) -> list[str]:
     """The ``IPAddressAllow=`` entries the config needs beyond ``localhost``."""
-    from ..patch import Patch
-    from . import output_for
-
     addrs = []
     for a in output_for(config, Patch(config)).addresses():
         ip = ipaddress.ip_address(a)
@@ -61,8 +61,6 @@ def allowed(config) -> list[str]:
                 nets.append(_entry(net))
     fpp = getattr(config, "fpp", None)
     if fpp is not None and fpp.remote and not is_loopback(fpp.host):  # FPP masters
-        from ..fpp_config import MULTICAST
-
         want = [MULTICAST] if fpp.multicast else []
         want += [_entry(ipaddress.ip_network(a.strip(), strict=False)) for a in fpp.allow] \
             if fpp.allow else list(LAN)
