@@ -36,10 +36,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from .decode import live_state
 from .errors import ControlError
 from .health import achieved_fps, health_of, show_state
-from .identify import IdentifySequence
 from .install_config import NAME_FIX, NAME_RE
 
 # -- validators ---------------------------------------------------------------------------
@@ -492,6 +490,8 @@ def _health(show: Any, a: dict[str, Any]) -> Change:
 @command("scene", help="The rig's live state, decoded from the last frame (for `watch`).",
          reads=True, cli=False, web=False)
 def _scene(show: Any, a: dict[str, Any]) -> Change:
+    from .decode import live_state  # NumPy: not on the command line's import path
+
     return Change(live_state(show))
 
 
@@ -697,6 +697,8 @@ def _identify(show: Any, a: dict[str, Any]) -> Change:
 def identify_change(show, a: dict):
     """The ``identify`` control command (`pi_app.vocabulary`) on a running `Show`: validated
     arguments -> a live change that starts (or with ``cancel`` ends) an `IdentifySequence`."""
+    from .identify import IdentifySequence  # NumPy: not on the command line's import path
+
     p = show.pipeline
     if a.get("cancel"):
         return Change({"cancelled": True}, lambda t_s: setattr(p, "identify", None))
