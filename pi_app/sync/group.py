@@ -57,7 +57,7 @@ from typing import Any
 
 from ..errors import ControlError, LatentDMXError
 from ..sync_config import SyncConfig
-from ..vocabulary import args_text
+from ..vocabulary import args_text, lookup
 from .clock import FastSyncClock, SyncClock
 from .state import capture, check, digest, models_of, restore
 from .wire import Guard, Refused, Signer
@@ -459,8 +459,6 @@ class Lockstep:
     def _prepare(self, body: dict[str, Any]) -> Callable[[float], None]:
         """A change message -> the function the frame loop applies (this thread: validates,
         loads a model, reads a preset)."""
-        from ..vocabulary import lookup
-
         command = lookup(body["cmd"])
         if not (command.live and command.group):
             raise ControlError(f"{command.name} is not a group command", field="cmd")
