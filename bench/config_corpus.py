@@ -654,7 +654,8 @@ def _reload(base_path: Path, path: Path, records: _Records) -> tuple[str, str]:
     """A show of the unmutated base, on virtual time, told to reload the mutated file at
     frame 20, and played 2 s past it."""
     from pi_app.clock import FastClock
-    from pi_app.commands.run import load_run_config, load_show_model
+    from pi_app.commands.run import load_show_model
+    from pi_app.config import load_run_config
     from pi_app.outputs import output_for
     from pi_app.patch import Patch
     from pi_app.show import Show

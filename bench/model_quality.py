@@ -91,9 +91,9 @@ def walk_tears(ms, model, config, fixture_hours: float = 1.0, seed: int = 0) -> 
 
 
 def show_figures(ms, config, model, minutes: float, seed: int = 0) -> dict:
+    from pi_app.decode import Rig
     from pi_app.patch import Patch
     from pi_app.views.render import simulate
-    from pi_app.views.state import Rig
 
     frames, _ = simulate(config, model, seed=seed, duration_s=minutes * 60)
     rig = Rig.from_patch(Patch(config))

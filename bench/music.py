@@ -41,11 +41,11 @@ from flash_counter import fixture_light, rig_from_config
 
 from pi_app.clock import FastClock, FrameClock
 from pi_app.config import load_config
+from pi_app.decode import Rig
 from pi_app.music.analysis import Tracker
 from pi_app.outputs.sim import SimOutput
 from pi_app.patch import Patch
 from pi_app.show import Show
-from pi_app.views.state import Rig
 
 MATCH_S = 0.05
 

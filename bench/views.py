@@ -40,10 +40,10 @@ from pi_app.config import PreviewConfig, load_config
 
 TOKEN = "bench-token-0123456789"        # the page wants one on localhost too
 from pi_app.control import ControlClient
+from pi_app.decode import live_state
 from pi_app.outputs.sim import SimOutput
 from pi_app.patch import Patch
 from pi_app.show import Show
-from pi_app.views.state import live_state
 
 POLLER = """
 import sys, time, urllib.request

@@ -12,7 +12,6 @@ import difflib
 import functools
 import math
 import os
-import reprlib
 import stat
 import tomllib
 import typing
@@ -21,7 +20,8 @@ from pathlib import Path
 
 from . import secrecy
 from .config_rules import check_rules
-from .errors import ConfigError
+from .errors import ConfigError, fixture_label
+from .errors import shown as _show
 from .fpp_config import FppConfig
 from .install_config import (
     LocationConfig,
@@ -34,10 +34,10 @@ from .install_config import (
     TrimConfig,
     validate_install,
 )
-from .mqtt.config import MqttConfig, validate_mqtt
+from .mqtt_config import MqttConfig, validate_mqtt
 from .outputs.ola import OlaConfig as OlaConfig
 from .outputs.uart import UartConfig as UartConfig
-from .sync.config import SyncConfig
+from .sync_config import SyncConfig
 
 SCHEMA = 1
 MIN_FPS = 1.0
@@ -46,8 +46,6 @@ SLOTS = 512
 MAX_FILE_BYTES = 1 << 20        # a rig config is a few KB; anything this big is a mistake
 MAX_STRING = 4096               # longest string value (a path, a name)
 MAX_UNIVERSE = 65535
-_REPR = reprlib.Repr()
-_REPR.maxstring = _REPR.maxother = 40
 
 # Safety ceilings (README "Safety"): a setting may make the safety stage stricter than these,
 # never looser. The stop budget must fit in the unit's TimeoutStopSec (a test reads it).
@@ -215,11 +213,6 @@ def default_config_path() -> Path:
 def _type_name(tp) -> str:
     return {int: "a whole number", float: "a number", bool: "true or false",
             str: "a string"}.get(tp, str(tp))
-
-
-def _show(value) -> str:
-    """A value for an error message: short, and safe for any depth or size."""
-    return _REPR.repr(value)
 
 
 def _coerce(value, tp, file: str, fld: str):
@@ -444,13 +437,6 @@ def validate(cfg: Config) -> Config:
     return cfg
 
 
-def fixture_label(index: int, name: object = "") -> str:
-    """How errors name a fixture: ``fixtures[3] ('par-1')``, counted from 1 as the
-    [[fixtures]] tables are read (every list index in a config error counts from 1)."""
-    return f"fixtures[{index}] ({_show(name)})" if isinstance(name, str) and name else \
-        f"fixtures[{index}]"
-
-
 def _validate_music(cfg: Config) -> None:
     f, m, a = cfg.path, cfg.music, cfg.audio
     if a.device and a.file:
@@ -629,3 +615,24 @@ def _model_beside(model: str, folder: Path) -> str:
     return model
 
 
+def load_run_config(config_path, *, output=None, model=None, fps=None, seed=None):
+    """The config with CLI overrides applied and validated (shared by run/render/identify)."""
+    cfg = load_config(config_path)
+    changes: dict[str, object] = {}
+    if fps is not None:
+        changes["fps"] = float(fps)
+    if seed is not None:
+        changes["seed"] = int(seed)
+    if model is not None:
+        changes["model"] = model
+    if output is not None:
+        changes["output"] = dataclasses.replace(cfg.output, kind=output)
+    if changes:
+        cfg = cfg.replace(**changes)
+        try:
+            cfg = validate(cfg)
+        except ConfigError as exc:   # a flag, not the file, is wrong: say so
+            flag = {"fps": "--fps", "output.kind": "--output", "seed": "--seed",
+                    "model": "--model"}.get(exc.field or "", exc.field)
+            raise ConfigError(exc.what, file="command line", field=flag, fix=exc.fix) from None
+    return cfg

@@ -355,7 +355,7 @@ def config_warnings(cfg: Any, now: dt.datetime | None = None) -> list[str]:
                   f"saved (`latentdmx preset save {name}`) where the show runs")
     s = cfg.sync
     if s.group:
-        from .sync.config import parse_epoch
+        from .sync_config import parse_epoch
 
         start = parse_epoch(s.epoch)
         if start > now:

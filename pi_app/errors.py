@@ -7,6 +7,8 @@ A `LatentDMXError` carries the file, the field and the fix, so the CLI can print
 
 from __future__ import annotations
 
+import reprlib
+
 
 class LatentDMXError(Exception):
     """A user mistake or an environment problem, told in one line."""
@@ -43,3 +45,20 @@ class OutputError(LatentDMXError, OSError):
 
 class ControlError(LatentDMXError, RuntimeError):
     """The running daemon cannot be reached, or refused a request."""
+
+
+# -- how errors show what they name -------------------------------------------------------
+_REPR = reprlib.Repr()
+_REPR.maxstring = _REPR.maxother = 40
+
+
+def shown(value: object) -> str:
+    """A value for an error message: short, and safe for any depth or size."""
+    return _REPR.repr(value)
+
+
+def fixture_label(index: int, name: object = "") -> str:
+    """How errors name a fixture: ``fixtures[3] ('par-1')``, counted from 1 as the
+    [[fixtures]] tables are read (every list index in a config error counts from 1)."""
+    return f"fixtures[{index}] ({shown(name)})" if isinstance(name, str) and name else \
+        f"fixtures[{index}]"

@@ -25,12 +25,42 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .vocabulary import _achieved_fps, _state
 
 THERMAL_ZONE = Path("/sys/class/thermal/thermal_zone0/temp")
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 _ERROR_KEYS = ("errors", "dropped", "refused")      # outputs' counts of frames not delivered
 _hashes: dict[int, tuple[Any, str]] = {}            # id(config) -> (config, its hash)
+
+
+def achieved_fps(show: Any) -> float | None:
+    """Frames computed per second over the last few seconds; None while the show computes
+    none (a quiet spell: paused, blacked out or dark, the same frame re-sent)."""
+    if show.holding_still:
+        return None
+    times = tuple(show._times)                  # (one read: the frame loop may clear it)
+    if len(times) > 2 and times[-1] > times[0]:
+        return round((len(times) - 1) / (times[-1] - times[0]), 2)
+    return 0.0
+
+
+def show_state(show: Any) -> str:
+    """What the show is doing, in a word: what a console's display would say first."""
+    p, d = show.pipeline, show.director
+    if show.stop_requested:
+        return "stopping"
+    if d.idle:
+        return "dark"               # by the schedule: the dark frame, no pipeline work
+    if d.going_dark:
+        return "fading"             # the schedule's window closed: fading out
+    if p.safety.stopping:
+        return "stopping"           # the end of --duration
+    if p.blacked_out:
+        return "blackout"
+    if p.paused:
+        return "paused"
+    if p.identify is not None:
+        return "identify"
+    return "playing"
 
 
 def quantile(samples: list[float], q: float) -> float:
@@ -100,10 +130,10 @@ def health_of(show: Any) -> dict[str, Any]:
     group, members, offset_s = _group(show)
     clock = show.clock
     return {
-        "state": _state(show),
+        "state": show_state(show),
         "frames_sent": int(show.frames_out),
         "frames_late": int(clock.late) if clock is not None else 0,
-        "fps_achieved": _achieved_fps(show),
+        "fps_achieved": achieved_fps(show),
         "fps": float(show.fps),
         "frame_work_p50_ms": round(quantile(work, 0.5) * 1000.0, 3),
         "frame_work_p99_ms": round(quantile(work, 0.99) * 1000.0, 3),

@@ -22,7 +22,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import ConfigError
+from .errors import ConfigError, fixture_label
 from .hosts import is_loopback
 from .phase import PHASE_FIX, phase_ok
 
@@ -368,8 +368,6 @@ def validate_install(cfg: Any) -> None:
         raise ConfigError(f"OSC on {osc.host} needs an allow-list", file=f, field="osc.allow",
                           fix='list the tablets, e.g. allow = ["192.168.1.20"], or host = '
                               '"127.0.0.1"')
-    from .config import fixture_label
-
     for i, fx in enumerate(cfg.fixtures, 1):
         t = fx.trim
         fld = f"{fixture_label(i, fx.name)}.trim"

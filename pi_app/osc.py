@@ -51,6 +51,7 @@ from .accounts import admitted, socket_owner
 from .errors import ConfigError, LatentDMXError
 from .install_config import allowed_networks
 from .secrecy import Backoff
+from .vocabulary import COMMANDS, lookup
 
 log = logging.getLogger("latentdmx")
 
@@ -66,8 +67,6 @@ DROPPED_REPORT_S = 60.0       # unreadable packets: one summary line at most thi
 def feedback_values(show: Any, result: dict[str, Any] | None = None) -> list[tuple[str, Any]]:
     """(address, value) for every command whose state the status shows, `result` on top
     (a change the frame loop has not applied yet)."""
-    from .vocabulary import COMMANDS
-
     status = dict(show.status_snapshot)
     status.update(result or {})
     out = []
@@ -276,8 +275,6 @@ class OscServer:
 
     # -- messages -------------------------------------------------------------------------
     def _on_message(self, client: tuple[str, int], address: str, *values: Any) -> None:
-        from .vocabulary import lookup
-
         reply_to = self._reply_address(client)
         now = time.monotonic()
         if address == PREFIX + "auth":

@@ -32,6 +32,7 @@ from .patch import Patch
 from .pipeline import Pipeline
 from .runtime import MAX_MODEL_SHARE, Model, load_model
 from .sim.record import ShowRecorder
+from .vocabulary import args_text
 
 log = logging.getLogger("latentdmx")
 QUIET_REFRESH_S = 0.25      # a show holding still sends its frame this often (keep-alive)
@@ -156,12 +157,12 @@ class Show:
             change = command.run(self, values)
         except LatentDMXError as exc:
             if self._log_budget.take():
-                log.info("%s: %s %s refused: %s", origin, str(cmd)[:40], _args_text(args), exc)
+                log.info("%s: %s %s refused: %s", origin, str(cmd)[:40], args_text(args), exc)
             raise
         if command.reads:
-            log.debug("%s: %s %s", origin, command.name, _args_text(values))
+            log.debug("%s: %s %s", origin, command.name, args_text(values))
         elif self._log_budget.take():
-            log.info("%s: %s %s", origin, command.name, _args_text(values))
+            log.info("%s: %s %s", origin, command.name, args_text(values))
         if change.apply is not None:
             if self.lockstep is not None and command.live and command.group:   # all, in step
                 return self.lockstep.submit(command, values, change, origin)
@@ -345,8 +346,8 @@ class Show:
             if claim is not None:
                 from .laststate import LastFramesWriter
                 last = LastFramesWriter.open(claim.targets, self.pipeline.patch)
-            if self.config.preview.web:          # the live web page (pi_app/views/web.py)
-                from .views.web import start_web
+            if self.config.preview.web:          # the live web page (pi_app/web.py)
+                from .web import start_web
                 web = start_web(self, self.config.preview)
             self.output.open()
             if self.music.audio is not None:     # sound card / file / libraries: before frame 0
@@ -527,14 +528,6 @@ def _untrimmed(config: Config) -> list:
     from .install_config import TrimConfig
 
     return [dataclasses.replace(f, trim=TrimConfig()) for f in config.fixtures]
-
-
-def _args_text(args: object) -> str:
-    """``level=0.5 name='dusk'`` for the log (one line, bounded)."""
-    if not isinstance(args, dict) or not args:
-        return ""
-    text = " ".join(f"{k}={v!r}" for k, v in args.items())
-    return " ".join(text.split())[:200]
 
 
 class _LogBudget:

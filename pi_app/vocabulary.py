@@ -28,13 +28,16 @@ validated arguments, and return a `Change`.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import math
+import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from typing import Any
 
 from .errors import ControlError
+from .health import achieved_fps, health_of, show_state
 from .install_config import NAME_FIX, NAME_RE
 
 # -- validators ---------------------------------------------------------------------------
@@ -377,41 +380,18 @@ def lookup(name: object) -> Command:
     return cmd
 
 
+def args_text(args: object) -> str:
+    """``level=0.5 name='dusk'`` for the log (one line, bounded)."""
+    if not isinstance(args, dict) or not args:
+        return ""
+    text = " ".join(f"{k}={v!r}" for k, v in args.items())
+    return " ".join(text.split())[:200]
+
+
 # -- the status record -------------------------------------------------------------------
 def stat(label: str, read: Callable[[Any], Any]) -> dict[str, Any]:
     """A status field's metadata: its label for `latentdmx status`, how it is read."""
     return {"label": label, "read": read}
-
-
-def _achieved_fps(show: Any) -> float | None:
-    """Frames computed per second over the last few seconds; None while the show computes
-    none (a quiet spell: paused, blacked out or dark, the same frame re-sent)."""
-    if show.holding_still:
-        return None
-    times = tuple(show._times)                  # (one read: the frame loop may clear it)
-    if len(times) > 2 and times[-1] > times[0]:
-        return round((len(times) - 1) / (times[-1] - times[0]), 2)
-    return 0.0
-
-
-def _state(show: Any) -> str:
-    """What the show is doing, in a word: what a console's display would say first."""
-    p, d = show.pipeline, show.director
-    if show.stop_requested:
-        return "stopping"
-    if d.idle:
-        return "dark"               # by the schedule: the dark frame, no pipeline work
-    if d.going_dark:
-        return "fading"             # the schedule's window closed: fading out
-    if p.safety.stopping:
-        return "stopping"           # the end of --duration
-    if p.blacked_out:
-        return "blackout"
-    if p.paused:
-        return "paused"
-    if p.identify is not None:
-        return "identify"
-    return "playing"
 
 
 STATES = {
@@ -429,12 +409,12 @@ STATES = {
 class Status:
     """What `latentdmx status`, the web page, `watch` and OSC feedback show. One line each:
     ``name: type = field(metadata=stat("label", read))`` (`read` takes the show, on any thread)."""
-    state: str = field(metadata=stat("state", _state))     # one of `STATES`
+    state: str = field(metadata=stat("state", show_state))     # one of `STATES`
     model: str = field(metadata=stat("model", lambda s: s.pipeline.model.info.name))
     output: str = field(metadata=stat("output", lambda s: s.output.name))
     output_health: dict = field(metadata=stat("output health", lambda s: s.output_health()))
     fps: float = field(metadata=stat("fps target", lambda s: s.fps))
-    fps_achieved: float | None = field(metadata=stat("fps achieved", _achieved_fps))
+    fps_achieved: float | None = field(metadata=stat("fps achieved", achieved_fps))
     late_frames: int = field(metadata=stat("late frames", lambda s: s.late_frames()))
     frames: int = field(metadata=stat("frames", lambda s: s.frames_out))
     uptime_s: float = field(metadata=stat("uptime", lambda s: s.uptime_s()))
@@ -504,15 +484,13 @@ def _status(show: Any, a: dict[str, Any]) -> Change:
          "offset, the audio lock, memory, uptime, CPU temperature and the config's hash (what "
          "`GET /metrics` and the MQTT sensors show).", reads=True, show_as="table")
 def _health(show: Any, a: dict[str, Any]) -> Change:
-    from .health import health_of
-
     return Change(health_of(show))
 
 
 @command("scene", help="The rig's live state, decoded from the last frame (for `watch`).",
          reads=True, cli=False, web=False)
 def _scene(show: Any, a: dict[str, Any]) -> Change:
-    from .views.state import live_state
+    from .decode import live_state  # NumPy: not on the command line's import path
 
     return Change(live_state(show))
 
@@ -713,9 +691,52 @@ def _playlist_next(show: Any, a: dict[str, Any]) -> Change:
               "running show; every frame still goes through the flash limiter).",
          live=True, group=False, cli=False, web=False)
 def _identify(show: Any, a: dict[str, Any]) -> Change:
-    from .identify import identify_change
-
     return identify_change(show, a)
+
+
+def identify_change(show, a: dict):
+    """The ``identify`` control command (`pi_app.vocabulary`) on a running `Show`: validated
+    arguments -> a live change that starts (or with ``cancel`` ends) an `IdentifySequence`."""
+    from .identify import IdentifySequence  # NumPy: not on the command line's import path
+
+    p = show.pipeline
+    if a.get("cancel"):
+        return Change({"cancelled": True}, lambda t_s: setattr(p, "identify", None))
+    names = [f.name for f in p.patch.fixtures]
+    wanted = names if a.get("all") else a.get("fixtures")
+    if not wanted:
+        raise ControlError("identify needs fixture names", field="identify",
+                           fix="e.g. `latentdmx identify par-1`")
+    for name in wanted:
+        if name not in names:
+            close = difflib.get_close_matches(name, names, n=1)
+            raise ControlError(f"the running show has no fixture {name!r}", field="identify",
+                               fix=(f"did you mean {close[0]!r}? " if close else "") +
+                               f"its fixtures: {', '.join(names)}")
+    d = show.director
+    if d.idle or getattr(d, "_going_dark", False):    # the schedule's dark spell
+        nxt = d.next_event_text()
+        raise ControlError("the show is dark outside its schedule" +
+                           (f" (next: {nxt})" if nxt else ""), field="identify",
+                           fix="identify while it plays, or stop it (sudo systemctl stop "
+                               "latentdmx) and identify on its own")
+    if show.stop_requested or p.safety.stopping:
+        raise ControlError("the show is stopping", field="identify",
+                           fix="run identify again once it has stopped")
+    if p.blacked_out:
+        raise ControlError("the show is blacked out", field="identify",
+                           fix="`latentdmx resume` first")
+    indices = [names.index(n) for n in wanted]
+    level, seconds = float(a["level"]), float(a["seconds"])
+    fixtures = [{"name": f.name, "universe": f.universe,
+                 "addresses": f"{f.address}-{f.last_address}",
+                 "profile": f"{f.profile.key} {f.mode.name}"}
+                for f in (p.patch.fixtures[i] for i in indices)]
+    return Change({"fixtures": fixtures, "seconds": seconds, "level": level,
+                   "master": p.safety.master * p.safety.level,   # what the white goes under
+                   "pid": os.getpid()},
+                  lambda t_s: setattr(p, "identify",
+                                      IdentifySequence(p.patch, indices, level, seconds, t_s)))
 
 
 # -- following a Falcon Player master (pi_app/fpp.py) ---------------------------------------

@@ -10,6 +10,8 @@
 #    PulseAudio null sink: live capture with no sound card). Installed with apt-get when
 #    missing (root or sudo).
 #  - Python: a venv in .venv with torch==2.13.0 (CPU; training tests) and `.[train,test,music]`.
+#  - Checks before the tests: ruff, mypy, import-linter (the layers of docs/architecture.md),
+#    the manual's build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -45,6 +47,8 @@ ruff check --quiet .                                 # lint (rules in pyproject.
 echo "ruff: clean"
 mypy --no-error-summary                              # types of pi_app ([tool.mypy])
 echo "mypy: clean"
+lint="$(lint-imports 2>&1)" || { echo "$lint"; exit 1; }   # the layers ([tool.importlinter])
+echo "import-linter: layers kept, no import cycle"
 NO_MKDOCS_2_WARNING=1 mkdocs build --strict --quiet --site-dir "$(mktemp -d)"   # the manual
 echo "mkdocs: the manual builds, every link and anchor found"
 exec python -m pytest "$@"

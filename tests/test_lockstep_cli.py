@@ -57,8 +57,8 @@ def test_check_names_the_group(tmp_path):
 
 
 def test_the_service_allow_list_lets_the_group_through(tmp_path):
+    from pi_app.allow import allowed
     from pi_app.config import load_config
-    from pi_app.outputs.allow import allowed
 
     assert "239.192.77.13" not in allowed(load_config(None))
     cfg = load_config(_rig(tmp_path, f'group = "foyer"\n{KEY}\naddress = "239.192.9.9"'))

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 
 from pi_app.config import load_config
+from pi_app.decode import Rig
 from pi_app.patch import Patch
 from pi_app.scene import N_ATTRS
 from pi_app.training import measures as ms
-from pi_app.views.state import Rig
 
 
 def test_distances_rank_distributions():

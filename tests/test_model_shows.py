@@ -1,7 +1,7 @@
 """Every bundled model's show, recorded by `latentdmx run --record` and read back as DMX:
 no lit sweeps, no head pinned at a limit, and the heads still move.
 
-The checks decode the recorded bytes through the rig's patch (`views.state.Rig`) and count
+The checks decode the recorded bytes through the rig's patch (`decode.Rig`) and count
 with their own few lines of NumPy (not `training.measures`), so they judge the show as a
 viewer would: a lit sweep is a moving head's pan or tilt travelling more than 20 % of its
 configured range within one second while its light stays above 10 % all that second.
@@ -17,10 +17,10 @@ import numpy as np
 import pytest
 
 from pi_app.config import load_config
+from pi_app.decode import Rig
 from pi_app.patch import Patch
 from pi_app.runtime import list_models
 from pi_app.sim.record import read_show
-from pi_app.views.state import Rig
 
 BUNDLED = sorted(n for n, where in list_models() if where == "bundled")
 SECONDS = 120

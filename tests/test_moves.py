@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 
 from pi_app.config import load_config
+from pi_app.decode import Rig
 from pi_app.pipeline import Pipeline
 from pi_app.runtime import load_model
 from pi_app.scene import DIMMER, N_ATTRS, PAN, RED, TILT, WHITE
-from pi_app.views.state import Rig
 
 FPS = 40
 

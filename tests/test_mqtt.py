@@ -489,7 +489,7 @@ def test_daemon_health_cli_and_last_will_when_it_dies(broker, tmp_path):
                                             ("127.0.0.1", []), ("localhost", []),
                                             ("homeassistant.local", ["192.168.0.0/16"])])
 def test_the_service_may_reach_the_broker(tmp_path, host, want):
-    from pi_app.outputs.allow import allowed
+    from pi_app.allow import allowed
 
     path = tmp_path / "rig.toml"
     path.write_text(default_config_path().read_text() + f'\n[mqtt]\nhost = "{host}"\n')

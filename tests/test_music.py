@@ -29,6 +29,7 @@ from flash_counter import count, rig_from_config
 
 from pi_app.clock import FastClock, FrameClock
 from pi_app.config import load_config
+from pi_app.decode import Rig
 from pi_app.errors import ConfigError
 from pi_app.music import make_drive
 from pi_app.music.analysis import Tracker
@@ -36,7 +37,6 @@ from pi_app.outputs.sim import SimOutput
 from pi_app.patch import Patch
 from pi_app.show import Show
 from pi_app.sim.record import read_show
-from pi_app.views.state import Rig
 
 try:                                   # the browser test's headless Chromium fixture
     from test_views_browser import chromium  # noqa: F401

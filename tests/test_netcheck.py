@@ -10,8 +10,8 @@ import pytest
 from netns import BROADCAST, LIGHTS_IP, Lan, lan_missing_reason
 from olad_fixture import Olad, olad_missing_reason
 
+from pi_app import allow, netcheck
 from pi_app.config import parse_config
-from pi_app.outputs import allow, netcheck
 
 RIG = '[[fixtures]]\nname = "p"\nprofile = "generic-rgbw-par"\nmode = "4ch"\n'
 NOBODY = "10.77.0.9"          # on the test LAN, no host has it

@@ -18,11 +18,11 @@ from pythonosc.udp_client import SimpleUDPClient
 
 from pi_app.config import default_config_path, load_config
 from pi_app.control import ControlClient
+from pi_app.decode import Rig
 from pi_app.errors import ControlError
 from pi_app.looks import kelvin_rgb
 from pi_app.patch import Patch
 from pi_app.sim.record import read_show
-from pi_app.views.state import Rig
 
 REPO = Path(__file__).resolve().parents[1]
 FPS = 40

@@ -16,12 +16,12 @@ import pytest
 
 from pi_app.clock import FastClock
 from pi_app.config import default_config_path, parse_config
+from pi_app.decode import Rig
 from pi_app.errors import ControlError
 from pi_app.outputs.sim import SimOutput
 from pi_app.patch import Patch
 from pi_app.presets import Preset, PresetStore, atomic_write
 from pi_app.show import Show
-from pi_app.views.state import Rig
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -17,10 +17,10 @@ from click.testing import CliRunner
 
 from pi_app.cli import main
 from pi_app.config import load_config
+from pi_app.decode import Rig as ViewRig
 from pi_app.patch import Patch
 from pi_app.scene import ATTRS
 from pi_app.sim.record import read_show
-from pi_app.views.state import Rig as ViewRig
 
 sys.path.insert(0, str(Path(__file__).parent))
 from flash_counter import count, read_show_file, rig_from_config

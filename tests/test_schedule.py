@@ -13,13 +13,13 @@ from click.testing import CliRunner
 from pi_app.cli import main
 from pi_app.clock import FastClock
 from pi_app.config import parse_config
+from pi_app.decode import Rig
 from pi_app.errors import ConfigError
 from pi_app.install_config import LocationConfig, ScheduleEntry, parse_time
 from pi_app.outputs.sim import SimOutput
 from pi_app.patch import Patch
 from pi_app.schedule import Schedule
 from pi_app.show import Show
-from pi_app.views.state import Rig
 
 BERLIN = LocationConfig(52.52, 13.40, "Europe/Berlin")
 TROMSO = LocationConfig(69.65, 18.96, "Europe/Oslo")

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from pi_app import allow
 from pi_app.cli import main
 from pi_app.config import parse_config
-from pi_app.outputs import allow
 
 ROOT = Path(__file__).resolve().parents[1]
 UNIT = ROOT / "systemd" / "latentdmx.service"

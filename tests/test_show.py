@@ -111,7 +111,7 @@ def test_sigterm_fades_out_then_blackout(tmp_path, default_config):
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
     frames, _, _ = read_show(show)
-    from pi_app.views.state import Rig
+    from pi_app.decode import Rig
 
     light = light_slots(default_config)
     fade = default_config.safety.fade_out_s * default_config.fps

@@ -21,6 +21,7 @@ from PIL import Image
 
 from pi_app.cli import main
 from pi_app.config import PreviewConfig, load_config
+from pi_app.decode import Rig
 from pi_app.errors import ConfigError
 from pi_app.outputs.sim import SimOutput
 from pi_app.patch import Patch
@@ -28,7 +29,6 @@ from pi_app.runtime import load_model
 from pi_app.show import Show
 from pi_app.sim.record import read_show
 from pi_app.views import render as rd
-from pi_app.views.state import Rig
 
 FPS = 10
 SEED = 5
@@ -356,7 +356,7 @@ def test_web_endpoints_and_control(cfg):
 
 
 def test_web_token_and_lan_refusal(cfg):
-    from pi_app.views.web import check_preview
+    from pi_app.web import check_preview
 
     with pytest.raises(ConfigError, match="too weak"):
         check_preview(PreviewConfig(web=True, host="0.0.0.0", token="s3cret"))

@@ -139,7 +139,7 @@ def test_a_new_command_is_one_entry(show, glow):
 
     assert show.handle_control("glow", {"level": 0.4}) == {"master": 0.4}
     from pi_app.commands import control as cc
-    from pi_app.views.web import vocabulary_json
+    from pi_app.web import vocabulary_json
 
     assert "glow" in cc._build()
     assert "glow" in [c["name"] for c in vocabulary_json(show)["commands"]]

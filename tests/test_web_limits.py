@@ -15,8 +15,8 @@ import urllib.request
 import pytest
 from test_views import TEST_TOKEN, start_web_show
 
+from pi_app import web
 from pi_app.config import load_config
-from pi_app.views import web
 
 
 @pytest.fixture

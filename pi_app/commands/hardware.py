@@ -58,9 +58,10 @@ def identify(fixture, all_, seconds, level, config_path, output, verbose):
     program on those lights (another identify) makes it stop with the reason.
     """
     from .. import outputs
+    from ..config import load_run_config
     from ..identify import identify_scene
     from ..patch import Patch
-    from .run import _logging, load_run_config
+    from .run import _logging
 
     _logging(verbose)
     if not all_ and not fixture:
@@ -182,8 +183,9 @@ def darken(config_path, output):
     for the UART it uses the last frames the show kept in RAM. If a show drives the lights
     again, it leaves them to that show. Exit 0 when the rig is dark.
     """
+    from ..config import load_run_config
     from ..darken import darken as send_blackout
-    from .run import _logging, load_run_config
+    from .run import _logging
 
     _logging(False)
     cfg = load_run_config(config_path, output=output)
@@ -580,7 +582,7 @@ def doctor(config_path, output, rdm):
     the config does not know; and their sensors (temperature, lamp hours). Sends no SET.
     Exit 0 when all is well, 1 when a problem was found.
     """
-    from .run import load_run_config
+    from ..config import load_run_config
 
     cfg = load_run_config(config_path)
     kind = output or (cfg.output.kind if cfg.output.kind in registry.doctor_names() else "ola")

@@ -1,5 +1,5 @@
 """`latentdmx service-network`: the systemd drop-in that lets the service reach exactly the
-addresses its configured output (and web page) need (`pi_app.outputs.allow`)."""
+addresses its configured output (and web page) need (`pi_app.allow`)."""
 
 from __future__ import annotations
 
@@ -32,8 +32,8 @@ def service_network(config_path, install, check, dropin):
       sudo systemctl daemon-reload && sudo systemctl restart latentdmx
     Run it again after changing [output] or [preview]; `latentdmx doctor` says when.
     """
+    from .. import allow
     from ..config import load_config
-    from ..outputs import allow
 
     if config_path is None and allow.SERVICE_CONFIG.is_file():
         config_path = str(allow.SERVICE_CONFIG)

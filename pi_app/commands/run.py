@@ -8,6 +8,7 @@ import sys
 
 import click
 
+from ..config import load_run_config
 from ..errors import ConfigError, LatentDMXError
 from ..outputs import registry
 
@@ -15,32 +16,6 @@ from ..outputs import registry
 def _logging(verbose: bool) -> None:
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, stream=sys.stderr,
                         format="%(levelname)s %(name)s: %(message)s")
-
-
-def load_run_config(config_path, *, output=None, model=None, fps=None, seed=None):
-    """The config with CLI overrides applied and validated (shared by run/render/identify)."""
-    from ..config import load_config, validate
-
-    cfg = load_config(config_path)
-    changes: dict[str, object] = {}
-    if fps is not None:
-        changes["fps"] = float(fps)
-    if seed is not None:
-        changes["seed"] = int(seed)
-    if model is not None:
-        changes["model"] = model
-    if output is not None:
-        import dataclasses
-        changes["output"] = dataclasses.replace(cfg.output, kind=output)
-    if changes:
-        cfg = cfg.replace(**changes)
-        try:
-            cfg = validate(cfg)
-        except ConfigError as exc:   # a flag, not the file, is wrong: say so
-            flag = {"fps": "--fps", "output.kind": "--output", "seed": "--seed",
-                    "model": "--model"}.get(exc.field or "", exc.field)
-            raise ConfigError(exc.what, file="command line", field=flag, fix=exc.fix) from None
-    return cfg
 
 
 def load_show_model(cfg, from_flag: bool):

@@ -53,10 +53,10 @@ def render(config_path, model, seed, fps, duration, recording, raw, out_path, fs
     """
     from pathlib import Path
 
+    from ..config import load_run_config
+    from ..decode import Rig
     from ..patch import Patch
     from ..views import render as rd
-    from ..views.state import Rig
-    from .run import load_run_config
 
     if fseq_path is not None:
         if out_path or recording or raw:
@@ -143,11 +143,11 @@ def _fseq(path, config_path, model, seed, fps, duration, audio) -> None:
     from pathlib import Path
 
     from .. import __version__
+    from ..config import load_run_config
     from ..errors import LatentDMXError
     from ..runtime import load_model
     from ..sim.fseq import FseqWriter, step_ms, universe_ranges
     from ..views import render as rd
-    from .run import load_run_config
 
     if path.is_dir() or not path.parent.is_dir():
         raise ConfigError(f"cannot write {path}" + (" (a folder)" if path.is_dir() else

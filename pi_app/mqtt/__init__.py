@@ -1,3 +1,4 @@
-"""Home Assistant over MQTT (``[mqtt]``): `config` (the settings, checked with the rest of the
-config) and `bridge` (the client: discovery, state, commands through the control vocabulary).
-Only `bridge` imports paho-mqtt, and only when a ``[mqtt]`` section names a host."""
+"""Home Assistant over MQTT (``[mqtt]``): `bridge` (the client: discovery, state, commands
+through the control vocabulary); its settings, checked with the rest of the config, are
+`pi_app.mqtt_config`. Only `bridge` imports paho-mqtt, and only when a ``[mqtt]`` section
+names a host."""

@@ -38,9 +38,9 @@ import paho.mqtt.client as paho
 from .. import __version__
 from ..errors import ConfigError, LatentDMXError
 from ..health import cpu_temp_c, health_of
+from ..mqtt_config import MqttConfig
 from ..runtime import list_models
 from ..vocabulary import Status, lookup
-from .config import MqttConfig
 
 log = logging.getLogger("latentdmx")
 

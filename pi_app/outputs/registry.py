@@ -61,11 +61,11 @@ KINDS: tuple[OutputKind, ...] = (
     OutputKind("uart", "uart", "UartOutput", "the Pi's UART and an RS-485 HAT, one universe",
                doctor="pi_app.commands.hardware:check_uart"),
     OutputKind("sacn", "sacn", "SacnOutput", "E1.31/sACN to nodes and WLED, multicast or "
-               "unicast", doctor="pi_app.outputs.netcheck:check_sacn"),
+               "unicast", doctor="pi_app.netcheck:check_sacn"),
     OutputKind("artnet", "artnet", "ArtNetOutput", "Art-Net 4 to nodes and WLED, unicast or "
-               "broadcast", doctor="pi_app.outputs.netcheck:check_artnet"),
+               "broadcast", doctor="pi_app.netcheck:check_artnet"),
     OutputKind("ddp", "ddp", "DdpOutput", "DDP to WLED, FPP and xLights controllers, one flat "
-               "byte range", doctor="pi_app.outputs.netcheck:check_ddp"),
+               "byte range", doctor="pi_app.netcheck:check_ddp"),
 )
 
 

@@ -6,11 +6,13 @@ at ``epoch + k / fps`` on every member and the walk's phase is a function of sho
 group's live changes (`pi_app.phase`). Nothing is streamed; the members only tell each other
 about live changes, and who they are.
 
-* `config` — ``[sync]``: group, epoch, key, multicast address, lead time.
 * `clock` — `SyncClock`: the frame clock on the wall clock, slewing small clock corrections
   and jumping large ones safely; `FastSyncClock` on a virtual wall clock for tests.
 * `wire` — messages: JSON signed with HMAC-SHA256, replays refused.
 * `state` — a member's live state as a snapshot (for late joiners and repairs).
 * `group` — `Lockstep`: the member itself (socket, peers, scheduled changes, status).
 * `timestate` — is this machine's clock synchronised (adjtimex, chrony, timedatectl)?
+
+Its config section, ``[sync]`` (group, epoch, key, multicast address, lead time), is
+`pi_app.sync_config`, beside the other sections.
 """

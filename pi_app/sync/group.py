@@ -56,8 +56,9 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ControlError, LatentDMXError
+from ..sync_config import SyncConfig
+from ..vocabulary import args_text, lookup
 from .clock import FastSyncClock, SyncClock
-from .config import SyncConfig
 from .state import capture, check, digest, models_of, prepare, restore
 from .wire import Guard, Refused, Signer
 
@@ -458,8 +459,6 @@ class Lockstep:
     def _prepare(self, body: dict[str, Any]) -> Callable[[float], None]:
         """A change message -> the function the frame loop applies (this thread: validates,
         loads a model, reads a preset)."""
-        from ..vocabulary import lookup
-
         command = lookup(body["cmd"])
         if not (command.live and command.group):
             raise ControlError(f"{command.name} is not a group command", field="cmd")
@@ -541,10 +540,8 @@ class Lockstep:
 
     def _apply(self, item: _Due) -> None:
         if item.origin != "here":
-            from ..show import _args_text
-
             log.info("group: %s %s from %s, at frame %d", item.body.get("cmd"),
-                     _args_text(item.body.get("args")), item.origin, item.cid[0])
+                     args_text(item.body.get("args")), item.origin, item.cid[0])
         try:
             item.apply(item.cid[0] / self.fps)
         except Exception:

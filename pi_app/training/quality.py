@@ -191,8 +191,8 @@ def draw_nat(model: Model, picture: np.ndarray, path: Path, n: int = N_SAMPLES) 
 def measure_show(model: Model, minutes: float = SHOW_MINUTES, seed: int = 0) -> dict:
     """A show of `minutes` on the demo rig, decoded from its DMX frames (see module doc)."""
     from ..config import load_config
+    from ..decode import Rig
     from ..pipeline import Pipeline
-    from ..views.state import Rig
 
     config = load_config(None)
     pipe = Pipeline(config, model, seed=seed)

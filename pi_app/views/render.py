@@ -27,10 +27,10 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw
 
+from ..decode import Rig
 from ..errors import LatentDMXError
 from . import draw as dr
 from . import music_lane
-from .state import Rig
 
 ROW_H = 16           # timeline row height (px), including ROW_GAP
 ROW_GAP = 2

@@ -178,12 +178,12 @@ def watch_daemon(client, *, rate: float = 10.0, duration_s: float | None = None,
 def watch_local(config_path=None, *, model=None, seed=None, rate: float = 10.0,
                 duration_s: float | None = None, console: Console | None = None) -> int:
     """No daemon: play a show on the simulator in a thread here and watch it."""
-    from ..commands.run import load_run_config
+    from ..config import load_run_config
+    from ..decode import live_state
     from ..outputs.sim import SimOutput
     from ..patch import Patch
     from ..runtime import load_model
     from ..show import Show
-    from .state import live_state
 
     console = console or Console()
     cfg = load_run_config(config_path, output="sim", model=model, seed=seed)

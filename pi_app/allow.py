@@ -26,7 +26,11 @@ from __future__ import annotations
 import ipaddress
 from pathlib import Path
 
-from ..hosts import is_loopback
+from .fpp_config import MULTICAST
+from .hosts import is_loopback
+from .outputs import output_for
+from .patch import Patch
+from .sync_config import SyncConfig
 
 UNIT_NAME = "latentdmx.service"
 UNIT_PATH = Path("/etc/systemd/system/latentdmx.service")      # installed by setup-pi.sh
@@ -37,9 +41,6 @@ LAN = ("link-local", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7"
 
 def allowed(config) -> list[str]:
     """The ``IPAddressAllow=`` entries the config needs beyond ``localhost``."""
-    from ..patch import Patch
-    from . import output_for
-
     addrs = []
     for a in output_for(config, Patch(config)).addresses():
         ip = ipaddress.ip_address(a)
@@ -60,16 +61,12 @@ def allowed(config) -> list[str]:
                 nets.append(_entry(net))
     fpp = getattr(config, "fpp", None)
     if fpp is not None and fpp.remote and not is_loopback(fpp.host):  # FPP masters
-        from ..fpp_config import MULTICAST
-
         want = [MULTICAST] if fpp.multicast else []
         want += [_entry(ipaddress.ip_network(a.strip(), strict=False)) for a in fpp.allow] \
             if fpp.allow else list(LAN)
         nets += [n for n in want if n not in nets]
     sync = getattr(config, "sync", None)
     if sync is not None and sync.group:      # a lockstep group: its address, members on the LAN
-        from ..sync.config import allow_entries
-
         nets += [n for n in allow_entries(sync) if n not in nets]
     mqtt = getattr(config, "mqtt", None)
     if mqtt is not None and mqtt.enabled and not is_loopback(mqtt.host):
@@ -79,6 +76,12 @@ def allowed(config) -> list[str]:
             broker = list(LAN)
         nets += [n for n in broker if n not in nets]
     return nets
+
+
+def allow_entries(sync: SyncConfig) -> list[str]:
+    """What the service's network allow-list needs for the group: its multicast address,
+    and the LAN its members send from."""
+    return [sync.address, *LAN] if sync.group else []
 
 
 def _entry(net) -> str:

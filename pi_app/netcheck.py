@@ -33,8 +33,9 @@ import time
 import uuid
 from pathlib import Path
 
-from .doctor import Finding
-from .net import SIOCGIFADDR, interface_address
+from . import allow
+from .outputs.doctor import Finding
+from .outputs.net import SIOCGIFADDR, interface_address
 
 IFF_UP, IFF_RUNNING, IFF_MULTICAST = 0x1, 0x40, 0x1000
 SIOCGIFFLAGS = 0x8913
@@ -232,8 +233,6 @@ def _udp_holders(port: int) -> list[str]:
 
 
 def check_service(cfg) -> list[Finding]:
-    from . import allow
-
     if not allow.UNIT_PATH.exists():            # no service here: nothing to allow
         return []
     have = allow.installed_entries(allow.DROPIN_PATH)
@@ -251,8 +250,8 @@ def check_service(cfg) -> list[Finding]:
 
 # -- the two outputs ----------------------------------------------------------------
 def check_sacn(cfg) -> list[Finding]:
-    from . import e131
-    from .sacn import SacnOutput
+    from .outputs import e131
+    from .outputs.sacn import SacnOutput
 
     c = cfg.output.sacn
     out = SacnOutput(sorted({f.universe for f in cfg.fixtures}), config=c,
@@ -284,7 +283,7 @@ def check_sacn(cfg) -> list[Finding]:
 
 
 def check_artnet(cfg) -> list[Finding]:
-    from .artnet import ArtNetOutput
+    from .outputs.artnet import ArtNetOutput
 
     c = cfg.output.artnet
     out = ArtNetOutput(sorted({f.universe for f in cfg.fixtures}), config=c)
@@ -301,7 +300,7 @@ def check_artnet(cfg) -> list[Finding]:
 
 
 def check_ddp(cfg) -> list[Finding]:
-    from .ddp import DdpOutput, header
+    from .outputs.ddp import DdpOutput, header
 
     c = cfg.output.ddp
     out = DdpOutput(sorted({f.universe for f in cfg.fixtures}), config=c)
@@ -325,7 +324,7 @@ def check_ddp(cfg) -> list[Finding]:
 
 def _poll(dests: list[str], port: int, source: str, *, broadcast: bool) -> list[Finding]:
     """ArtPoll the nodes (or the broadcast address); the ArtPollReplies name them."""
-    from .artnet import OP_POLL_REPLY, poll_packet
+    from .outputs.artnet import OP_POLL_REPLY, poll_packet
 
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     try:

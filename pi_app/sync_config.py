@@ -18,7 +18,7 @@ import ipaddress
 import re
 from dataclasses import dataclass
 
-from ..errors import ConfigError
+from .errors import ConfigError
 
 GROUP_RE = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")     # \Z: no "foyer\n"
 KEY_FIX = ('set key = "..." to the same long random string on every member, e.g. the output '
@@ -68,7 +68,7 @@ class SyncConfig:
                               field="sync.epoch", fix='e.g. epoch = "2026-01-01T00:00:00Z"')
         if not self.key:
             raise ConfigError("a group needs a key", file=file, field="sync.key", fix=KEY_FIX)
-        from ..secrecy import check_key
+        from .secrecy import check_key
 
         check_key(self.key, file=file, field="sync.key_file" if self.key_file else "sync.key")
         try:
@@ -80,7 +80,7 @@ class SyncConfig:
                               field="sync.address",
                               fix='use one in 239.192.0.0/14 (organisation-local), e.g. '
                                   '"239.192.77.13"')
-        from ..outputs.net import check_interface, check_port
+        from .outputs.net import check_interface, check_port
 
         check_port(self.port, file=file, field="sync.port")
         check_interface(self.interface, file=file, field="sync.interface")
@@ -108,11 +108,3 @@ def parse_epoch(text: str) -> dt.datetime:
     if when.tzinfo is None:
         raise ValueError(f"{text!r} has no time zone")
     return when
-
-
-def allow_entries(sync: SyncConfig) -> list[str]:
-    """What the service's network allow-list needs for the group: its multicast address,
-    and the LAN its members send from."""
-    from ..outputs.allow import LAN
-
-    return [sync.address, *LAN] if sync.group else []

@@ -23,7 +23,7 @@ import socket
 import ssl
 from dataclasses import dataclass
 
-from ..errors import ConfigError
+from .errors import ConfigError
 
 MAX_TOPIC = 200
 _HOST_RE = re.compile(r"^[A-Za-z0-9._:\[\]-]{1,253}$")

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..fixtures.profile import SUBTRACTIVE
+from .fixtures.profile import SUBTRACTIVE
 
 SLOTS = 512
 _COLOURS = ("red", "green", "blue", "white")

@@ -54,15 +54,17 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from .. import secrecy
-from ..accounts import socket_owner
-from ..admission import make_room
-from ..errors import ConfigError, LatentDMXError
-from ..health import health_of, prometheus_text
-from ..hosts import is_loopback
-from ..paths import state_dir
-from ..secrecy import Backoff
-from ..vocabulary import COMMANDS, lookup
+from . import secrecy
+from .accounts import socket_owner
+from .admission import make_room
+from .decode import live_state
+from .errors import ConfigError, LatentDMXError
+from .health import health_of, prometheus_text
+from .hosts import is_loopback
+from .paths import state_dir
+from .runtime import list_models
+from .secrecy import Backoff
+from .vocabulary import COMMANDS, lookup
 
 log = logging.getLogger("latentdmx")
 
@@ -394,8 +396,6 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(200, prometheus_text(health_of(self.show)).encode(),
                        "text/plain; version=0.0.4; charset=utf-8")
         elif path == "/state":
-            from .state import live_state
-
             if not self.show.status_snapshot:
                 self._json(503, {"ok": False, "error": "no frame yet"})
                 return
@@ -445,8 +445,6 @@ def web_commands() -> list[str]:
 
 def vocabulary_json(show) -> dict:
     """The commands the page may send, with their arguments, and names to suggest."""
-    from ..runtime import list_models
-
     looks = show.pipeline.looks
     try:
         models = [name for name, _ in list_models()]
