@@ -25,6 +25,7 @@ from typing import Any
 from .errors import ConfigError
 from .hosts import is_loopback
 from .phase import PHASE_FIX, phase_ok
+from .ranges import check_ranges, ranged
 
 DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 FULL_DAY_NAMES = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
@@ -68,13 +69,16 @@ class PresetConfig:
 class PlaylistConfig:
     items: tuple[object, ...] = ()      # preset names, or { model = "...", seed = N } tables
     every: str = "15m"                  # "90s", "15m", "1h30m"
-    fade_s: float = 2.0                 # cross-fade between items
+    fade_s: float = ranged(2.0, 0, 60, "use 0..60 seconds",        # cross-fade between items
+                           "fade {value:g} s is outside {lo}..{hi}")
 
 
 @dataclass(frozen=True)
 class PaletteConfig:
     hues: tuple[float, ...] = ()        # degrees: 0 red, 60 yellow, 120 green, 240 blue
-    width_deg: float = 30.0             # each hue's band; colours outside move to the nearest
+    # each hue's band; colours outside move to the nearest
+    width_deg: float = ranged(30.0, 1, 360, "use e.g. 30 (degrees of hue)",
+                              "width {value:g} is outside {lo}..{hi}")
     kelvin: float = 0.0                 # > 0: warm white only, at this colour temperature
     white: bool = True                  # false: the white emitter stays off (hue palettes)
 
@@ -95,11 +99,17 @@ class OscConfig:
                                         # 0: back to the port it sent from
 
 
+_NAMED_OUTSIDE = "{name} {value:g} is outside {lo}..{hi}"
+
+
 @dataclass(frozen=True)
 class TrimConfig:
-    max_intensity: float = 1.0          # 0..1: the dimmer never goes above this
+    # 0..1: the dimmer never goes above this
+    max_intensity: float = ranged(1.0, 0, 1, "use 0..1 (0.7 = 70 %)", _NAMED_OUTSIDE)
     colour_balance: tuple[float, float, float, float] = (1.0, 1.0, 1.0, 1.0)   # R, G, B, W gains
-    dimmer_gamma: float = 1.0           # dimmer curve: out = in ** gamma (2.2: gentle lows)
+    # dimmer curve: out = in ** gamma (2.2: gentle lows)
+    dimmer_gamma: float = ranged(1.0, 0.2, 5, "use 1 (linear), 2.2 (gentle lows) or 0.2..5",
+                                 _NAMED_OUTSIDE)
 
 
 # -- time specs ----------------------------------------------------------------------------
@@ -239,6 +249,16 @@ def system_timezone() -> str:
 def validate_install(cfg: Any) -> None:
     """Cross-field checks of the installation sections (called by `config.validate`)."""
     f = cfg.path
+    _validate_location(cfg, f)
+    _validate_schedule(cfg, f)
+    _validate_presets(cfg, f)
+    _validate_playlists(cfg, f)
+    _validate_palettes(cfg, f)
+    _validate_osc(cfg.osc, f)
+    _validate_trims(cfg, f)
+
+
+def _validate_location(cfg: Any, f: str) -> None:
     loc = cfg.location
     uses_sun = any(
         (spec := parse_time(t)) is not None and spec.event != "clock"
@@ -256,6 +276,9 @@ def validate_install(cfg: Any) -> None:
                               'timezone = "Europe/Berlin"')
     if loc.timezone:
         check_timezone(loc.timezone, f, "location.timezone")
+
+
+def _validate_schedule(cfg: Any, f: str) -> None:
     for i, e in enumerate(cfg.schedule, 1):          # counted from 1, as the tables are read
         fld = f"schedule[{i}]"
         for key in ("on", "off"):
@@ -292,6 +315,9 @@ def validate_install(cfg: Any) -> None:
         if e.preset and not NAME_RE.match(e.preset):
             raise ConfigError(f"{e.preset!r} is not a preset name", file=f,
                               field=f"{fld}.preset", fix=NAME_FIX)
+
+
+def _validate_presets(cfg: Any, f: str) -> None:
     for name, p in cfg.presets.items():
         fld = f"presets.{name}"
         if not NAME_RE.match(name):
@@ -312,15 +338,16 @@ def validate_install(cfg: Any) -> None:
         if p.palette and p.palette not in cfg.palettes:
             raise ConfigError(f"no palette {p.palette!r}", file=f, field=f"{fld}.palette",
                               fix=_known("palettes", cfg.palettes))
+
+
+def _validate_playlists(cfg: Any, f: str) -> None:
     for name, pl in cfg.playlists.items():
         fld = f"playlists.{name}"
         every = parse_duration_s(pl.every)
         if every is None or every < 10:
             raise ConfigError(f"{pl.every!r} is not a duration of 10 s or more", file=f,
                               field=f"{fld}.every", fix='write e.g. "15m", "1h30m" or "90s"')
-        if not 0 <= pl.fade_s <= 60:
-            raise ConfigError(f"fade {pl.fade_s:g} s is outside 0..60", file=f,
-                              field=f"{fld}.fade_s", fix="use 0..60 seconds")
+        check_ranges(pl, f, fld)
         if not pl.items:
             raise ConfigError("the playlist is empty", file=f, field=f"{fld}.items",
                               fix='list preset names, e.g. items = ["dusk", "aurora"], or '
@@ -330,6 +357,9 @@ def validate_install(cfg: Any) -> None:
     if cfg.playlist and cfg.playlist not in cfg.playlists:
         raise ConfigError(f"no playlist {cfg.playlist!r}", file=f, field="playlist",
                           fix=_known("playlists", cfg.playlists))
+
+
+def _validate_palettes(cfg: Any, f: str) -> None:
     for name, pal in cfg.palettes.items():
         fld = f"palettes.{name}"
         if not NAME_RE.match(name):
@@ -342,13 +372,13 @@ def validate_install(cfg: Any) -> None:
         if pal.kelvin and not 1000 <= pal.kelvin <= 10000:
             raise ConfigError(f"{pal.kelvin:g} K is outside 1000..10000", file=f,
                               field=f"{fld}.kelvin", fix="warm white is 2200..3000 K")
-        if not 1 <= pal.width_deg <= 360:
-            raise ConfigError(f"width {pal.width_deg:g} is outside 1..360", file=f,
-                              field=f"{fld}.width_deg", fix="use e.g. 30 (degrees of hue)")
+        check_ranges(pal, f, fld)
     if cfg.looks.palette and cfg.looks.palette not in cfg.palettes:
         raise ConfigError(f"no palette {cfg.looks.palette!r}", file=f, field="looks.palette",
                           fix=_known("palettes", cfg.palettes))
-    osc = cfg.osc
+
+
+def _validate_osc(osc: Any, f: str) -> None:
     if not 1 <= osc.port <= 65535 or not 0 <= osc.reply_port <= 65535:
         raise ConfigError("port out of range", file=f,
                           field="osc.port" if not 1 <= osc.port <= 65535 else "osc.reply_port",
@@ -368,23 +398,21 @@ def validate_install(cfg: Any) -> None:
         raise ConfigError(f"OSC on {osc.host} needs an allow-list", file=f, field="osc.allow",
                           fix='list the tablets, e.g. allow = ["192.168.1.20"], or host = '
                               '"127.0.0.1"')
+
+
+def _validate_trims(cfg: Any, f: str) -> None:
     from .config import fixture_label
 
     for i, fx in enumerate(cfg.fixtures, 1):
         t = fx.trim
         fld = f"{fixture_label(i, fx.name)}.trim"
-        if not 0 <= t.max_intensity <= 1:
-            raise ConfigError(f"max_intensity {t.max_intensity:g} is outside 0..1", file=f,
-                              field=f"{fld}.max_intensity", fix="use 0..1 (0.7 = 70 %)")
+        check_ranges(t, f, fld, ("max_intensity",))
         if any(not 0 <= g <= 1 for g in t.colour_balance):
             raise ConfigError(f"colour_balance {list(t.colour_balance)} is outside 0..1",
                               file=f, field=f"{fld}.colour_balance",
                               fix="give [red, green, blue, white] gains in 0..1, e.g. "
                                   "[1, 1, 0.8, 1] for a fixture that is too blue")
-        if not 0.2 <= t.dimmer_gamma <= 5:
-            raise ConfigError(f"dimmer_gamma {t.dimmer_gamma:g} is outside 0.2..5", file=f,
-                              field=f"{fld}.dimmer_gamma",
-                              fix="use 1 (linear), 2.2 (gentle lows) or 0.2..5")
+        check_ranges(t, f, fld, ("dimmer_gamma",))
 
 
 def check_timezone(name: str, file: str | None, fld: str) -> None:
