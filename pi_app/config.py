@@ -259,6 +259,9 @@ class FixtureConfig:
     # [[pan_lo, pan_hi, tilt_lo, tilt_hi], ...] in 0..1 (a bare `tuple` could not be parsed)
     keep_out: tuple[tuple[float, float, float, float], ...] = ()
     trim: TrimConfig = field(default_factory=TrimConfig)   # max intensity, colour, dimmer curve
+    # the scene's held attributes (scene.HELD_ATTRS: zoom): { zoom = 0.5 } holds it at that
+    # (0..1 of its channel's range), { zoom = [0.2, 0.8] } lets the show drive it within them
+    held: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -514,6 +517,7 @@ def _validate_fixtures(cfg: Config) -> None:
                                   fix=f"use [min, max] with 0 <= min < max <= {full:g}")
         _validate_aim(cfg, fx, prof, fld)
         _validate_keep_out(fx, f, fld)
+        _validate_held(fx, mode, f, fld)
 
 
 def _profile_of(fx: FixtureConfig, profiles: dict, broken: list, f: str, fld: str):
@@ -545,6 +549,29 @@ def _validate_slots(fx: FixtureConfig, footprint: int, used: dict[tuple[int, int
                               f"{other!r}", file=f, field=f"{fld}.address",
                               fix="move one of them so their channels do not overlap")
         used[(fx.universe, slot)] = fx.name
+
+
+def _validate_held(fx: FixtureConfig, mode, f: str, fld: str) -> None:
+    """``held = { zoom = 0.5 }`` or ``{ zoom = [lo, hi] }``: attributes of the scene's
+    layout that the fixture's mode has, at a value or within limits in 0..1."""
+    from .scene import HELD_ATTRS
+
+    for name, v in fx.held.items():
+        where = f"{fld}.held.{name}"
+        if name not in HELD_ATTRS:
+            raise ConfigError(f"{_show(name)} is not a held attribute", file=f, field=where,
+                              fix=f"use one of: {', '.join(HELD_ATTRS) or 'none'}")
+        if not mode.has(name):
+            raise ConfigError(f"mode {mode.name!r} of {fx.profile!r} has no {name} channel",
+                              file=f, field=where, fix="delete the line, or use a mode with it")
+        numbers = v if isinstance(v, list) else [v]
+        ok = len(numbers) == (2 if isinstance(v, list) else 1) and all(
+            isinstance(x, int | float) and not isinstance(x, bool) and 0 <= x <= 1
+            for x in numbers) and numbers[0] <= numbers[-1]
+        if not ok:
+            raise ConfigError(f"{_show(v)} is not a value or limits in 0..1", file=f,
+                              field=where, fix=f"write {name} = 0.5 (held there) or {name} = "
+                                              "[0.2, 0.8] (driven within them)")
 
 
 def _validate_keep_out(fx: FixtureConfig, f: str, fld: str) -> None:
