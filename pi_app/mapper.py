@@ -63,7 +63,7 @@ class PointsMapper:
         return scene
 
     def many(self, out: np.ndarray) -> np.ndarray:
-        """`__call__` for n frames' outputs (n, fixtures, fields) at once: (n, fixtures, 7),
+        """`__call__` for n frames' outputs (n, fixtures, fields) at once: (n, fixtures, N_ATTRS),
         a new array, each frame's the very numbers `__call__` gives (element by element,
         the same operations in the same order)."""
         scene = np.zeros((*out.shape[:-1], len(ATTRS)), np.float32)
