@@ -47,6 +47,7 @@ LAYOUT: tuple[Attr, ...] = (
     Attr("green", "colour", luma=0.7152, red=-1.0),
     Attr("blue", "colour", luma=0.0722, red=-1.0),
     Attr("white", "colour", luma=1.0, red=-1.0),     # a white emitter counts fully
+    Attr("zoom", "held", rest=0.5, spelled="Zoom"),  # 0..1 over its channel's DMX range
 )
 
 
@@ -78,7 +79,7 @@ RED, GREEN, BLUE, WHITE = _COL["red"], _COL["green"], _COL["blue"], _COL["white"
 AIM = _SLICES["aim"]                     # pan, tilt
 INTENSITY = _SLICES["intensity"]         # dimmer (a one-column slice: keeps the 2-D shape)
 COLOUR = _SLICES["colour"]               # red, green, blue, white
-HELD = _SLICES["held"]                   # none yet
+HELD = _SLICES["held"]                   # zoom
 HELD_ATTRS: tuple[str, ...] = ATTRS[HELD]
 LIGHT = slice(INTENSITY.start, COLOUR.stop)       # everything that emits light
 COLOUR_ATTRS: tuple[str, ...] = ATTRS[COLOUR]
