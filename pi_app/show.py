@@ -354,9 +354,12 @@ class Show:
         lights are dark), the control surfaces after it, then the clock."""
         from .notify import Notifier
 
+        stack.callback(self.output.close)        # however the run ends (idempotent; see below)
         stack.callback(self.director.close)
         if self.lockstep is not None:
             stack.callback(self.lockstep.close)
+        if self.music.audio is not None:
+            stack.callback(self.music.audio.close)
         notifier = Notifier()
         stack.callback(notifier.close)
         for sig, old in self._install_signals():
@@ -376,13 +379,12 @@ class Show:
             last = LastFramesWriter.open(claim.targets, self.pipeline.patch)
             if last is not None:
                 stack.callback(last.close)
-        stack.callback(self.output.close)        # closed (dark) before the claim is released
+        stack.callback(self.output.close)        # dark before the claim is released
         if self.config.preview.web:              # the live web page (pi_app/views/web.py)
             from .views.web import start_web
             stack.callback(start_web(self, self.config.preview).close)
         self.output.open()
         if self.music.audio is not None:         # sound card / file / libraries: before frame 0
-            stack.callback(self.music.audio.close)
             self.music.audio.prepare()
         self._live = True                        # status answers before frame 0 too
         self._start_surfaces(stack)
