@@ -38,6 +38,7 @@ from .mqtt.config import MqttConfig, validate_mqtt
 from .outputs.ola import OlaConfig as OlaConfig
 from .outputs.uart import UartConfig as UartConfig
 from .ranges import Range, check_ranges, ranged
+from .scene import HELD_ATTRS
 from .sync.config import SyncConfig
 
 SCHEMA = 1
@@ -554,8 +555,6 @@ def _validate_slots(fx: FixtureConfig, footprint: int, used: dict[tuple[int, int
 def _validate_held(fx: FixtureConfig, mode, f: str, fld: str) -> None:
     """``held = { zoom = 0.5 }`` or ``{ zoom = [lo, hi] }``: attributes of the scene's
     layout that the fixture's mode has, at a value or within limits in 0..1."""
-    from .scene import HELD_ATTRS
-
     for name, v in fx.held.items():
         where = f"{fld}.held.{name}"
         if name not in HELD_ATTRS:
