@@ -24,6 +24,7 @@ sys.path.insert(0, str(ROOT))
 from pi_app.config import parse_config
 from pi_app.patch import Patch
 from pi_app.safety import Safety
+from pi_app.scene import N_ATTRS
 
 PERIOD_US = 1e6 / 44
 
@@ -44,11 +45,11 @@ def per_frame_us(n: int, frames: int, kind: str) -> float:
     safety = Safety(cfg, Patch(cfg), cfg.fps)
     rng = np.random.default_rng(0)
     if kind == "smooth":
-        ph = rng.random((n, 7)) * 6.28      # 20-s sinusoids: well within every limit
+        ph = rng.random((n, N_ATTRS)) * 6.28      # 20-s sinusoids: well within every limit
         scenes = (0.5 + 0.3 * np.sin(np.arange(880)[:, None, None] / 880 * 6.28 + ph)
                   ).astype(np.float32)
     else:
-        scenes = rng.random((64, n, 7), dtype=np.float32)
+        scenes = rng.random((64, n, N_ATTRS), dtype=np.float32)
     m = len(scenes)
     for k in range(100):
         safety(scenes[k % m], k / 44)

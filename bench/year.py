@@ -35,6 +35,7 @@ import re
 import sys
 import tempfile
 import time
+import tracemalloc
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -129,7 +130,12 @@ def main() -> None:
     ap.add_argument("--stride", type=int, default=1, help="play every N-th day's events")
     ap.add_argument("--around", type=int, default=4, help="frames played at each event")
     ap.add_argument("--out", type=Path, help="also write the report here")
+    ap.add_argument("--trace", type=int, default=0, metavar="DAYS",
+                    help="trace Python's allocations (tracemalloc; slower), and print what "
+                         "grew since day 1 every DAYS days")
     args = ap.parse_args()
+    if args.trace:
+        tracemalloc.start(8)
     lines: list[str] = []
 
     def say(msg: str) -> None:
@@ -195,6 +201,7 @@ def main() -> None:
             k = next(self._plan, None)
             if k is None:                         # the stop's fade-out: on, frame by frame
                 k = self.frame
+                label[k] = "stop (fade-out)"
             self._virtual = max(self._virtual, self.due(k))
             self.frame = k + 1
             self._last = k
@@ -241,6 +248,12 @@ def main() -> None:
             state["day"] = day
             if day >= 1 and not state["rss"]:          # after the first day
                 state["rss"].append(rss_mb())
+                if args.trace:
+                    state["snap"] = tracemalloc.take_snapshot()
+            elif args.trace and "snap" in state and day % args.trace == 0:
+                top = tracemalloc.take_snapshot().compare_to(state["snap"], "lineno")[:8]
+                print(f"  day {day}: Python's allocations since day 1, the largest growth:\n" +
+                      "\n".join(f"    {x}" for x in top), file=sys.stderr, flush=True)
             if day % (10 * args.stride) == 0 or day == int(args.days) - 1:
                 print(f"  day {day}: {sum(map(len, work.values())):,} frames, "
                       f"{time.perf_counter() - state['t0']:.0f} s, RSS {rss_mb():.1f} MB, "

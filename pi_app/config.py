@@ -37,6 +37,8 @@ from .install_config import (
 from .mqtt_config import MqttConfig, validate_mqtt
 from .outputs.ola import OlaConfig as OlaConfig
 from .outputs.uart import UartConfig as UartConfig
+from .ranges import Range, check_ranges, ranged
+from .scene import HELD_ATTRS
 from .sync_config import SyncConfig
 
 SCHEMA = 1
@@ -70,10 +72,17 @@ REMOVED_KEYS = {
 
 @dataclass(frozen=True)
 class WalkConfig:
-    seconds_per_waypoint: float = 6.0   # time from one latent waypoint to the next, at tempo 1
-    tempo: float = 1.0                  # speed multiplier (2 = twice as fast)
+    # time from one latent waypoint to the next, at tempo 1
+    seconds_per_waypoint: float = ranged(6.0, 0.1, 3600, "use 0.1..3600 seconds")
+    tempo: float = ranged(1.0, 0.01, 100, "use 0.01..100")   # speed multiplier (2: twice as fast)
     loop_waypoints: int = 0             # 0: endless new waypoints; N: loop through N waypoints
-    spread: float = 1.0                 # waypoint radius scale (1 = the model's N(0, I))
+    spread: float = ranged(1.0, 0.0, 10, "use 0..10")   # waypoint radius (1: the model's N(0, I))
+
+    def validate(self, file: str) -> None:
+        check_ranges(self, file, "walk")
+        if self.loop_waypoints < 0 or self.loop_waypoints == 1:
+            raise ConfigError("a loop needs at least 2 waypoints", file=file,
+                              field="walk.loop_waypoints", fix="use 0 (endless) or 2 or more")
 
 
 # [output]: `kind` plus one section per output that has settings, from the output table
@@ -101,19 +110,44 @@ else:
     OutputConfig = _output_config_class()
 
 
+_ANY_RATE = Range(0, 3600, "use 0 or more")
+
+
 @dataclass(frozen=True)
 class SafetyConfig:
-    master: float = 1.0                 # master dimmer 0..1
-    fade_in_s: float = 1.0
-    fade_out_s: float = 1.0
-    max_flashes_per_s: float = 3.0      # WCAG 2.3.1 general flash threshold; at most 3
-    flash_delta: float = 0.1            # luminance change that counts as half a flash; <= 0.1
-    pan_slew_deg_per_s: float = 0.0     # 0: the profile default (its fastest allowed)
-    tilt_slew_deg_per_s: float = 0.0
-    colour_slew_per_s: float = 0.0      # 0: colour not rate-limited
+    """Every safety field: a setting may make the safety stage stricter, never looser."""
+    master: float = ranged(1.0, 0, 1, "use 0..1")               # master dimmer 0..1
+    fade_in_s: float = ranged(1.0, _ANY_RATE.lo, _ANY_RATE.hi, _ANY_RATE.fix)
+    fade_out_s: float = ranged(
+        1.0, 0, MAX_FADE_OUT_S,
+        f"use 0..{MAX_FADE_OUT_S:g} s: a stop must end before systemd kills the daemon "
+        f"(TimeoutStopSec, {STOP_BUDGET_S:g} s with parking and blackout)")
+    # WCAG 2.3.1 general flash threshold; at most 3
+    max_flashes_per_s: float = ranged(3.0, 0, WCAG_MAX_FLASHES_PER_S,
+                                      "WCAG 2.3.1 allows at most 3 flashes a second: use 0..3")
+    # luminance change that counts as half a flash; <= 0.1
+    flash_delta: float = ranged(
+        0.1, MIN_FLASH_DELTA, WCAG_FLASH_DELTA,
+        f"WCAG 2.3.1 counts changes of 10 %; a larger step lets bigger flashes through: use "
+        f"{MIN_FLASH_DELTA:g}..{WCAG_FLASH_DELTA:g} (smaller is stricter)")
+    # 0: the profile default (its fastest allowed)
+    pan_slew_deg_per_s: float = ranged(0.0, _ANY_RATE.lo, _ANY_RATE.hi, _ANY_RATE.fix)
+    tilt_slew_deg_per_s: float = ranged(0.0, _ANY_RATE.lo, _ANY_RATE.hi, _ANY_RATE.fix)
+    # 0: colour not rate-limited
+    colour_slew_per_s: float = ranged(0.0, _ANY_RATE.lo, _ANY_RATE.hi, _ANY_RATE.fix)
 
     def replace_master(self, master: float) -> SafetyConfig:
         return dataclasses.replace(self, master=master)
+
+    def validate(self, file: str) -> None:
+        check_ranges(self, file, "safety", ("master", "fade_in_s", "pan_slew_deg_per_s",
+                                            "tilt_slew_deg_per_s", "colour_slew_per_s",
+                                            "fade_out_s", "max_flashes_per_s"))
+        if self.max_flashes_per_s <= 0:       # 0 would freeze every light change (safety.py)
+            raise ConfigError("0 flashes a second would forbid any change of light", file=file,
+                              field="safety.max_flashes_per_s",
+                              fix="use a number above 0, up to 3")
+        check_ranges(self, file, "safety", ("flash_delta",))
 
 
 @dataclass(frozen=True)
@@ -121,14 +155,29 @@ class ControlConfig:
     socket: str = ""                    # empty: $RUNTIME_DIRECTORY or $XDG_RUNTIME_DIR
     enabled: bool = True
 
+    def validate(self, file: str) -> None:
+        if self.socket and len(os.fsencode(self.socket)) > 107:
+            raise ConfigError("the socket path is longer than 107 bytes", file=file,
+                              field="control.socket", fix="choose a shorter path")
+
 
 @dataclass(frozen=True)
 class PreviewConfig:
     web: bool = False
     host: str = "127.0.0.1"
-    port: int = 8044
+    port: int = ranged(8044, 1, 65535, "use 1..65535, e.g. 8044", "port {value} is out of range")
     token: str = ""                     # empty: the daemon's own (`latentdmx web-token`)
     token_file: str = ""                # or a file holding it (pi_app/secrecy.py)
+
+    def validate(self, file: str) -> None:
+        check_ranges(self, file, "preview")
+        if not self.host:
+            raise ConfigError("no host", file=file, field="preview.host",
+                              fix='use "127.0.0.1" (this machine) or "0.0.0.0" (the LAN, with '
+                                  'a token)')
+        if self.token:
+            secrecy.check_token(self.token, file=file, field="preview.token_file"
+                                if self.token_file else "preview.token")
 
 
 @dataclass(frozen=True)
@@ -137,6 +186,16 @@ class AudioConfig:
     file: str = ""                      # a sound file played in real time (as `run --audio`)
     samplerate: int = 0                 # 0: the device's own
 
+    def validate(self, file: str) -> None:
+        if self.device and self.file:
+            raise ConfigError("both a capture device and a file are set", file=file,
+                              field="audio.file",
+                              fix="keep one: device for live sound, file for a recording")
+        if self.samplerate and not 8000 <= self.samplerate <= 192000:
+            raise ConfigError(f"samplerate {self.samplerate} is not a sound card rate", file=file,
+                              field="audio.samplerate",
+                              fix="use 0 (the device's own) or e.g. 44100")
+
 
 @dataclass(frozen=True)
 class MusicConfig:
@@ -144,12 +203,39 @@ class MusicConfig:
     align: str = "bar"                  # ... arriving on beat 1 of a bar ("bar") or any beat
     energy_to: str = "master"           # master | intensity | none
     energy_range: tuple[float, float] = (0.35, 1.0)   # light level at silence .. at the loudest
-    silence_db: float = -50.0           # quieter than this (dBFS) ...
-    silence_s: float = 2.0              # ... for this long is silence: back to the free walk
-    release_s: float = 4.0              # how long the drift back to the free walk takes
+    # quieter than this (dBFS) ...
+    silence_db: float = ranged(-50.0, -120, 0, "use a level in dBFS, e.g. -50")
+    # ... for this long is silence: back to the free walk
+    silence_s: float = ranged(2.0, 0.1, 60, "use 0.1..60 seconds")
+    # how long the drift back to the free walk takes
+    release_s: float = ranged(4.0, 0, 60, "use 0..60 seconds")
     bpm: float = 0.0                    # a fixed tempo; 0: follow the audio (or `tap`)
     min_bpm: float = 60.0               # the tempo range the tracker looks in
     max_bpm: float = 200.0
+
+    def validate(self, file: str) -> None:
+        f = file
+        if not 1 <= self.beats_per_waypoint <= 64:
+            raise ConfigError(f"{self.beats_per_waypoint} beats per waypoint", file=f,
+                              field="music.beats_per_waypoint", fix="use 1..64, e.g. 4 (one bar)")
+        if self.align not in ("bar", "beat"):
+            raise ConfigError(f"unknown alignment {self.align!r}", file=f, field="music.align",
+                              fix='use "bar" or "beat"')
+        if self.energy_to not in ("master", "intensity", "none"):
+            raise ConfigError(f"unknown energy target {self.energy_to!r}", file=f,
+                              field="music.energy_to", fix='use "master", "intensity" or "none"')
+        lo, hi = self.energy_range
+        if not 0 <= lo <= hi <= 1:
+            raise ConfigError(f"energy_range [{lo:g}, {hi:g}] is not inside 0..1", file=f,
+                              field="music.energy_range",
+                              fix="use [low, high], 0 <= low <= high <= 1")
+        check_ranges(self, f, "music")
+        if not 30 <= self.min_bpm < self.max_bpm <= 300:
+            raise ConfigError(f"tempo range {self.min_bpm:g}..{self.max_bpm:g} BPM", file=f,
+                              field="music.max_bpm", fix="use 30 <= min_bpm < max_bpm <= 300")
+        if self.bpm and not 20 <= self.bpm <= 400:
+            raise ConfigError(f"bpm {self.bpm:g} is out of range", file=f, field="music.bpm",
+                              fix="use 0 (follow the music) or 20..400")
 
 
 @dataclass(frozen=True)
@@ -157,8 +243,10 @@ class FixtureConfig:
     name: str = ""
     profile: str = ""
     mode: str = ""
-    universe: int = 1
-    address: int = 1                    # 1-based DMX start address
+    universe: int = ranged(1, 0, MAX_UNIVERSE, "use an OLA universe number, e.g. 1",
+                           "universe {value} is out of range")
+    address: int = ranged(1, 1, SLOTS, "use 1..512, as on the fixture display",
+                          "address {value} is not a DMX address")       # 1-based
     position: tuple[float, float] = (0.5, 0.5)   # x, y in the rig, seen from the audience
     pan_limits_deg: tuple[float, float] = (0.0, 0.0)    # (0, 0): the profile's full range
     tilt_limits_deg: tuple[float, float] = (0.0, 0.0)
@@ -170,6 +258,9 @@ class FixtureConfig:
     # [[pan_lo, pan_hi, tilt_lo, tilt_hi], ...] in 0..1 (a bare `tuple` could not be parsed)
     keep_out: tuple[tuple[float, float, float, float], ...] = ()
     trim: TrimConfig = field(default_factory=TrimConfig)   # max intensity, colour, dimmer curve
+    # the scene's held attributes (scene.HELD_ATTRS: zoom): { zoom = 0.5 } holds it at that
+    # (0..1 of its channel's range), { zoom = [0.2, 0.8] } lets the show drive it within them
+    held: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -216,38 +307,11 @@ def _type_name(tp) -> str:
 
 
 def _coerce(value, tp, file: str, fld: str):
+    """`value` read from the TOML as type `tp` (a scalar, a table, a dataclass, a tuple)."""
+    scalar = _SCALARS.get(tp)
+    if scalar is not None:
+        return scalar(value, file, fld)
     origin = typing.get_origin(tp)
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"{_show(value)} is not true/false", file=file, field=fld,
-                              fix="write true or false")
-        return value
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{_show(value)} is not a whole number", file=file, field=fld,
-                              fix="write a whole number, e.g. 1")
-        return value
-    if tp is float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ConfigError(f"{_show(value)} is not a number", file=file, field=fld,
-                              fix="write a number, e.g. 1.0")
-        try:
-            number = float(value)
-        except OverflowError:               # a whole number too big for a float
-            number = math.inf
-        if not math.isfinite(number):
-            raise ConfigError(f"{_show(value)} is not a finite number", file=file, field=fld,
-                              fix="write an ordinary number, e.g. 1.0")
-        return number
-    if tp is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"{_show(value)} is not a string", file=file, field=fld,
-                              fix='write it in quotes, e.g. "name"')
-        if "\0" in value or len(value) > MAX_STRING:
-            raise ConfigError("has a NUL character" if "\0" in value else
-                              f"is longer than {MAX_STRING} characters", file=file, field=fld,
-                              fix="write a shorter, plain string")
-        return value
     if tp is dict:
         if not isinstance(value, dict):
             raise ConfigError("expected a table", file=file, field=fld,
@@ -264,21 +328,67 @@ def _coerce(value, tp, file: str, fld: str):
     if dataclasses.is_dataclass(tp):
         return _build(tp, value, file, fld)
     if origin is tuple:
-        args = typing.get_args(tp)
-        if not isinstance(value, list):
-            raise ConfigError(f"{_show(value)} is not a list", file=file, field=fld,
-                              fix="write a list in square brackets")
-        if len(args) == 2 and args[1] is Ellipsis:
-            return tuple(_coerce(v, args[0], file, f"{fld}[{i}]")
-                         for i, v in enumerate(value, 1))
-        if not args:     # loosely typed list (validated by its user)
-            return tuple(tuple(v) if isinstance(v, list) else v for v in value)
-        if len(value) != len(args):
-            raise ConfigError(f"expected {len(args)} values, got {len(value)}", file=file,
-                              field=fld, fix=f"write [{', '.join(_type_name(a) for a in args)}]")
-        return tuple(_coerce(v, a, file, f"{fld}[{i}]") for i, (v, a) in
-                     enumerate(zip(value, args, strict=True), 1))
+        return _coerce_tuple(value, typing.get_args(tp), file, fld)
     raise TypeError(f"unsupported config type {tp}")  # pragma: no cover - programming error
+
+
+def _coerce_bool(value, file: str, fld: str) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(f"{_show(value)} is not true/false", file=file, field=fld,
+                          fix="write true or false")
+    return value
+
+
+def _coerce_int(value, file: str, fld: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"{_show(value)} is not a whole number", file=file, field=fld,
+                          fix="write a whole number, e.g. 1")
+    return value
+
+
+def _coerce_float(value, file: str, fld: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigError(f"{_show(value)} is not a number", file=file, field=fld,
+                          fix="write a number, e.g. 1.0")
+    try:
+        number = float(value)
+    except OverflowError:               # a whole number too big for a float
+        number = math.inf
+    if not math.isfinite(number):
+        raise ConfigError(f"{_show(value)} is not a finite number", file=file, field=fld,
+                          fix="write an ordinary number, e.g. 1.0")
+    return number
+
+
+def _coerce_str(value, file: str, fld: str) -> str:
+    if not isinstance(value, str):
+        raise ConfigError(f"{_show(value)} is not a string", file=file, field=fld,
+                          fix='write it in quotes, e.g. "name"')
+    if "\0" in value or len(value) > MAX_STRING:
+        raise ConfigError("has a NUL character" if "\0" in value else
+                          f"is longer than {MAX_STRING} characters", file=file, field=fld,
+                          fix="write a shorter, plain string")
+    return value
+
+
+_SCALARS: dict[object, typing.Callable[[typing.Any, str, str], typing.Any]] = {
+    bool: _coerce_bool, int: _coerce_int, float: _coerce_float, str: _coerce_str}
+
+
+def _coerce_tuple(value, args: tuple, file: str, fld: str) -> tuple:
+    if not isinstance(value, list):
+        raise ConfigError(f"{_show(value)} is not a list", file=file, field=fld,
+                          fix="write a list in square brackets")
+    if len(args) == 2 and args[1] is Ellipsis:
+        return tuple(_coerce(v, args[0], file, f"{fld}[{i}]")
+                     for i, v in enumerate(value, 1))
+    if not args:     # loosely typed list (validated by its user)
+        return tuple(tuple(v) if isinstance(v, list) else v for v in value)
+    if len(value) != len(args):
+        raise ConfigError(f"expected {len(args)} values, got {len(value)}", file=file,
+                          field=fld, fix=f"write [{', '.join(_type_name(a) for a in args)}]")
+    return tuple(_coerce(v, a, file, f"{fld}[{i}]") for i, (v, a) in
+                 enumerate(zip(value, args, strict=True), 1))
 
 
 @functools.cache
@@ -314,9 +424,34 @@ def _check_range(value: float, lo: float, hi: float, file: str, fld: str, fix: s
 
 
 def validate(cfg: Config) -> Config:
-    """Cross-field checks: fps, output kind, addresses, profiles, overlaps."""
-    from .fixtures.profile import missing_profile_error, scan_profiles
+    """Every section validates itself (its ranges are declared with its fields), then what
+    ties the sections together: fixtures against their profiles, the installation, and what
+    the config must mean (`check_rules`)."""
+    f = cfg.path
+    _validate_top(cfg)
+    cfg.walk.validate(f)
+    cfg.safety.validate(f)
+    from .outputs import registry
 
+    for name in registry.sections():                # every [output.<name>] section
+        section = getattr(cfg.output, name)
+        if hasattr(section, "validate"):
+            section.validate(f)
+    cfg.control.validate(f)
+    cfg.preview.validate(f)
+    cfg.audio.validate(f)
+    cfg.music.validate(f)
+    _validate_fixtures(cfg)
+    validate_install(cfg)
+    validate_mqtt(cfg.mqtt, f)
+    cfg.sync.validate(f)
+    cfg.fpp.validate(f)
+    check_rules(cfg)                # what it must mean: one validation for check, run, reload
+    return cfg
+
+
+def _validate_top(cfg: Config) -> None:
+    """The top-level keys: schema, fps, seed and the output's kind."""
     f = cfg.path
     if cfg.schema != SCHEMA:
         raise ConfigError(f"schema {cfg.schema} is not supported", file=f, field="schema",
@@ -334,35 +469,14 @@ def validate(cfg: Config) -> Config:
     if cfg.output.kind not in registry.names():
         raise ConfigError(f"unknown output {cfg.output.kind!r}", file=f, field="output.kind",
                           fix=f"use one of: {', '.join(registry.names())}")
-    w = cfg.walk
-    _check_range(w.seconds_per_waypoint, 0.1, 3600, f, "walk.seconds_per_waypoint",
-                 "use 0.1..3600 seconds")
-    _check_range(w.tempo, 0.01, 100, f, "walk.tempo", "use 0.01..100")
-    _check_range(w.spread, 0.0, 10, f, "walk.spread", "use 0..10")
-    if w.loop_waypoints < 0 or w.loop_waypoints == 1:
-        raise ConfigError("a loop needs at least 2 waypoints", file=f,
-                          field="walk.loop_waypoints", fix="use 0 (endless) or 2 or more")
-    _validate_safety(cfg)
-    for name in registry.sections():                # every [output.<name>] section
-        section = getattr(cfg.output, name)
-        if hasattr(section, "validate"):
-            section.validate(f)
-    c = cfg.control
-    if c.socket and len(os.fsencode(c.socket)) > 107:
-        raise ConfigError("the socket path is longer than 107 bytes", file=f,
-                          field="control.socket", fix="choose a shorter path")
-    pv = cfg.preview
-    if not 1 <= pv.port <= 65535:
-        raise ConfigError(f"port {pv.port} is out of range", file=f, field="preview.port",
-                          fix="use 1..65535, e.g. 8044")
-    if not pv.host:
-        raise ConfigError("no host", file=f, field="preview.host",
-                          fix='use "127.0.0.1" (this machine) or "0.0.0.0" (the LAN, with a '
-                              'token)')
-    if pv.token:
-        secrecy.check_token(pv.token, file=f, field="preview.token_file" if pv.token_file
-                            else "preview.token")
-    _validate_music(cfg)
+
+
+def _validate_fixtures(cfg: Config) -> None:
+    """Every fixture: its name, profile and mode, where it is patched (no two fixtures on
+    one slot), its aim and keep-out boxes."""
+    from .fixtures.profile import scan_profiles
+
+    f = cfg.path
     if not cfg.fixtures:
         raise ConfigError("no fixtures patched", file=f, field="fixtures",
                           fix="add at least one [[fixtures]] table")
@@ -378,34 +492,13 @@ def validate(cfg: Config) -> Config:
             raise ConfigError(f"name {fx.name!r} is used twice", file=f, field=f"{fld}.name",
                               fix="give every fixture its own name")
         names.add(fx.name)
-        prof = profiles.get(fx.profile)
-        if prof is None:
-            exc = missing_profile_error(fx.profile, profiles, broken)
-            if exc.file:
-                raise exc                  # the profile's own file is broken: say why
-            raise ConfigError(exc.what, file=f, field=f"{fld}.profile", fix=exc.fix)
+        prof = _profile_of(fx, profiles, broken, f, fld)
         mode = prof.mode(fx.mode)
         if mode is None:
             raise ConfigError(f"profile {prof.key!r} has no mode {fx.mode!r}", file=f,
                               field=f"{fld}.mode", fix=f"use one of: {', '.join(prof.mode_names)}")
-        if not 0 <= fx.universe <= MAX_UNIVERSE:
-            raise ConfigError(f"universe {fx.universe} is out of range", file=f,
-                              field=f"{fld}.universe", fix="use an OLA universe number, e.g. 1")
-        if not 1 <= fx.address <= SLOTS:
-            raise ConfigError(f"address {fx.address} is not a DMX address", file=f,
-                              field=f"{fld}.address", fix="use 1..512, as on the fixture display")
-        last = fx.address + mode.footprint - 1
-        if last > SLOTS:
-            raise ConfigError(f"{mode.footprint} channels from {fx.address} run past slot 512 "
-                              f"(to {last})", file=f, field=f"{fld}.address",
-                              fix=f"use an address of at most {SLOTS - mode.footprint + 1}")
-        for slot in range(fx.address, last + 1):
-            other = used.get((fx.universe, slot))
-            if other is not None:
-                raise ConfigError(f"slot {slot} of universe {fx.universe} is also used by "
-                                  f"{other!r}", file=f, field=f"{fld}.address",
-                                  fix="move one of them so their channels do not overlap")
-            used[(fx.universe, slot)] = fx.name
+        check_ranges(fx, f, fld, ("universe", "address"))
+        _validate_slots(fx, mode.footprint, used, f, fld)
         for j, v in enumerate(fx.position, 1):
             _check_range(v, 0, 1, f, f"{fld}.position[{j}]", "use x, y in 0..1")
         for j, v in enumerate(fx.park, 1):
@@ -417,76 +510,77 @@ def validate(cfg: Config) -> Config:
                                   field=f"{fld}.{lim}",
                                   fix=f"use [min, max] with 0 <= min < max <= {full:g}")
         _validate_aim(cfg, fx, prof, fld)
-        for j, box in enumerate(fx.keep_out, 1):
-            ok = (isinstance(box, tuple) and len(box) == 4 and
-                  all(isinstance(v, int | float) and not isinstance(v, bool) and 0 <= v <= 1
-                      for v in box) and box[0] < box[1] and box[2] < box[3])
-            if not ok:
-                raise ConfigError(f"bad keep-out box {_show(box)}", file=f,
-                                  field=f"{fld}.keep_out[{j}]",
-                                  fix="write [pan_lo, pan_hi, tilt_lo, tilt_hi] in 0..1, lo < hi")
-            if box[0] < fx.park[0] < box[1] and box[2] < fx.park[1] < box[3]:
-                raise ConfigError(f"park position {list(fx.park)} is inside keep-out box "
-                                  f"{list(box)}", file=f, field=f"{fld}.park",
-                                  fix="park the head outside its keep-out boxes")
-    validate_install(cfg)
-    validate_mqtt(cfg.mqtt, f)
-    cfg.sync.validate(f)
-    cfg.fpp.validate(f)
-    check_rules(cfg)                # what it must mean: one validation for check, run, reload
-    return cfg
+        _validate_keep_out(fx, f, fld)
+        _validate_held(fx, mode, f, fld)
 
 
-def _validate_music(cfg: Config) -> None:
-    f, m, a = cfg.path, cfg.music, cfg.audio
-    if a.device and a.file:
-        raise ConfigError("both a capture device and a file are set", file=f, field="audio.file",
-                          fix="keep one: device for live sound, file for a recording")
-    if a.samplerate and not 8000 <= a.samplerate <= 192000:
-        raise ConfigError(f"samplerate {a.samplerate} is not a sound card rate", file=f,
-                          field="audio.samplerate", fix="use 0 (the device's own) or e.g. 44100")
-    if not 1 <= m.beats_per_waypoint <= 64:
-        raise ConfigError(f"{m.beats_per_waypoint} beats per waypoint", file=f,
-                          field="music.beats_per_waypoint", fix="use 1..64, e.g. 4 (one bar)")
-    if m.align not in ("bar", "beat"):
-        raise ConfigError(f"unknown alignment {m.align!r}", file=f, field="music.align",
-                          fix='use "bar" or "beat"')
-    if m.energy_to not in ("master", "intensity", "none"):
-        raise ConfigError(f"unknown energy target {m.energy_to!r}", file=f,
-                          field="music.energy_to", fix='use "master", "intensity" or "none"')
-    lo, hi = m.energy_range
-    if not 0 <= lo <= hi <= 1:
-        raise ConfigError(f"energy_range [{lo:g}, {hi:g}] is not inside 0..1", file=f,
-                          field="music.energy_range", fix="use [low, high], 0 <= low <= high <= 1")
-    _check_range(m.silence_db, -120, 0, f, "music.silence_db", "use a level in dBFS, e.g. -50")
-    _check_range(m.silence_s, 0.1, 60, f, "music.silence_s", "use 0.1..60 seconds")
-    _check_range(m.release_s, 0, 60, f, "music.release_s", "use 0..60 seconds")
-    if not 30 <= m.min_bpm < m.max_bpm <= 300:
-        raise ConfigError(f"tempo range {m.min_bpm:g}..{m.max_bpm:g} BPM", file=f,
-                          field="music.max_bpm", fix="use 30 <= min_bpm < max_bpm <= 300")
-    if m.bpm and not 20 <= m.bpm <= 400:
-        raise ConfigError(f"bpm {m.bpm:g} is out of range", file=f, field="music.bpm",
-                          fix="use 0 (follow the music) or 20..400")
+def _profile_of(fx: FixtureConfig, profiles: dict, broken: list, f: str, fld: str):
+    """A fixture's profile, or one line saying what is wrong with its name or its file."""
+    from .fixtures.profile import missing_profile_error
+
+    prof = profiles.get(fx.profile)
+    if prof is None:
+        exc = missing_profile_error(fx.profile, profiles, broken)
+        if exc.file:
+            raise exc                  # the profile's own file is broken: say why
+        raise ConfigError(exc.what, file=f, field=f"{fld}.profile", fix=exc.fix)
+    return prof
 
 
-def _validate_safety(cfg: Config) -> None:
-    """Every safety field: a setting may make the safety stage stricter, never looser."""
-    f, s = cfg.path, cfg.safety
-    _check_range(s.master, 0, 1, f, "safety.master", "use 0..1")
-    for name in ("fade_in_s", "pan_slew_deg_per_s", "tilt_slew_deg_per_s",
-                 "colour_slew_per_s"):
-        _check_range(getattr(s, name), 0, 3600, f, f"safety.{name}", "use 0 or more")
-    _check_range(s.fade_out_s, 0, MAX_FADE_OUT_S, f, "safety.fade_out_s",
-                 f"use 0..{MAX_FADE_OUT_S:g} s: a stop must end before systemd kills the "
-                 f"daemon (TimeoutStopSec, {STOP_BUDGET_S:g} s with parking and blackout)")
-    _check_range(s.max_flashes_per_s, 0, WCAG_MAX_FLASHES_PER_S, f, "safety.max_flashes_per_s",
-                 "WCAG 2.3.1 allows at most 3 flashes a second: use 0..3")
-    if s.max_flashes_per_s <= 0:       # 0 would freeze every light change (safety.py)
-        raise ConfigError("0 flashes a second would forbid any change of light", file=f,
-                          field="safety.max_flashes_per_s", fix="use a number above 0, up to 3")
-    _check_range(s.flash_delta, MIN_FLASH_DELTA, WCAG_FLASH_DELTA, f, "safety.flash_delta",
-                 f"WCAG 2.3.1 counts changes of 10 %; a larger step lets bigger flashes "
-                 f"through: use {MIN_FLASH_DELTA:g}..{WCAG_FLASH_DELTA:g} (smaller is stricter)")
+def _validate_slots(fx: FixtureConfig, footprint: int, used: dict[tuple[int, int], str],
+                    f: str, fld: str) -> None:
+    """The fixture's channels fit in the universe and overlap no other fixture's (`used`:
+    the slots taken so far, which this adds to)."""
+    last = fx.address + footprint - 1
+    if last > SLOTS:
+        raise ConfigError(f"{footprint} channels from {fx.address} run past slot 512 "
+                          f"(to {last})", file=f, field=f"{fld}.address",
+                          fix=f"use an address of at most {SLOTS - footprint + 1}")
+    for slot in range(fx.address, last + 1):
+        other = used.get((fx.universe, slot))
+        if other is not None:
+            raise ConfigError(f"slot {slot} of universe {fx.universe} is also used by "
+                              f"{other!r}", file=f, field=f"{fld}.address",
+                              fix="move one of them so their channels do not overlap")
+        used[(fx.universe, slot)] = fx.name
+
+
+def _validate_held(fx: FixtureConfig, mode, f: str, fld: str) -> None:
+    """``held = { zoom = 0.5 }`` or ``{ zoom = [lo, hi] }``: attributes of the scene's
+    layout that the fixture's mode has, at a value or within limits in 0..1."""
+    for name, v in fx.held.items():
+        where = f"{fld}.held.{name}"
+        if name not in HELD_ATTRS:
+            raise ConfigError(f"{_show(name)} is not a held attribute", file=f, field=where,
+                              fix=f"use one of: {', '.join(HELD_ATTRS) or 'none'}")
+        if not mode.has(name):
+            raise ConfigError(f"mode {mode.name!r} of {fx.profile!r} has no {name} channel",
+                              file=f, field=where, fix="delete the line, or use a mode with it")
+        numbers = v if isinstance(v, list) else [v]
+        ok = len(numbers) == (2 if isinstance(v, list) else 1) and all(
+            isinstance(x, int | float) and not isinstance(x, bool) and 0 <= x <= 1
+            for x in numbers) and numbers[0] <= numbers[-1]
+        if not ok:
+            raise ConfigError(f"{_show(v)} is not a value or limits in 0..1", file=f,
+                              field=where, fix=f"write {name} = 0.5 (held there) or {name} = "
+                                              "[0.2, 0.8] (driven within them)")
+
+
+def _validate_keep_out(fx: FixtureConfig, f: str, fld: str) -> None:
+    for j, box in enumerate(fx.keep_out, 1):
+        ok = (isinstance(box, tuple) and len(box) == 4 and
+              all(isinstance(v, int | float) and not isinstance(v, bool) and 0 <= v <= 1
+                  for v in box) and box[0] < box[1] and box[2] < box[3])
+        if not ok:
+            raise ConfigError(f"bad keep-out box {_show(box)}", file=f,
+                              field=f"{fld}.keep_out[{j}]",
+                              fix="write [pan_lo, pan_hi, tilt_lo, tilt_hi] in 0..1, lo < hi")
+        if box[0] < fx.park[0] < box[1] and box[2] < fx.park[1] < box[3]:
+            raise ConfigError(f"park position {list(fx.park)} is inside keep-out box "
+                              f"{list(box)}", file=f, field=f"{fld}.park",
+                              fix="park the head outside its keep-out boxes")
+
+
 
 
 def _validate_aim(cfg: Config, fx: FixtureConfig, prof, fld: str) -> None:

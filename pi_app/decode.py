@@ -20,9 +20,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from .fixtures.profile import SUBTRACTIVE
+from .scene import COLOUR_ATTRS
 
 SLOTS = 512
-_COLOURS = ("red", "green", "blue", "white")
+_COLOURS = COLOUR_ATTRS                  # the scene's colour emitters, in column order
 
 
 @dataclass(frozen=True)

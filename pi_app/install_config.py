@@ -25,6 +25,7 @@ from typing import Any
 from .errors import ConfigError, fixture_label
 from .hosts import is_loopback
 from .phase import PHASE_FIX, phase_ok
+from .ranges import check_ranges, ranged
 
 DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 FULL_DAY_NAMES = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
@@ -41,6 +42,23 @@ class LocationConfig:
     longitude: float = math.nan         # degrees east (west negative)
     timezone: str = ""                  # IANA name; empty: the system's time zone
 
+    def validate(self, file: str, needs_place: bool = False) -> None:
+        """`needs_place`: the schedule has sun times (then latitude and longitude are due)."""
+        f = file
+        if not math.isnan(self.latitude) and not -90 <= self.latitude <= 90:
+            raise ConfigError(f"latitude {self.latitude:g} is not on Earth", file=f,
+                              field="location.latitude", fix="use -90..90 (north positive)")
+        if not math.isnan(self.longitude) and not -180 <= self.longitude <= 180:
+            raise ConfigError(f"longitude {self.longitude:g} is not on Earth", file=f,
+                              field="location.longitude", fix="use -180..180 (east positive)")
+        if needs_place and (math.isnan(self.latitude) or math.isnan(self.longitude)):
+            raise ConfigError("sunrise/sunset times need the rig's place", file=f,
+                              field="location",
+                              fix="add [location] latitude = 52.52, longitude = 13.40, "
+                                  'timezone = "Europe/Berlin"')
+        if self.timezone:
+            check_timezone(self.timezone, f, "location.timezone")
+
 
 @dataclass(frozen=True)
 class ScheduleEntry:
@@ -50,6 +68,40 @@ class ScheduleEntry:
     dates: tuple[str, ...] = ()         # ["MM-DD", "MM-DD"] (or YYYY-MM-DD): inclusive range
     preset: str = ""                    # the look inside the window (cross-faded in)
     playlist: str = ""                  # or a playlist rotating inside the window
+
+    def validate(self, file: str, fld: str) -> None:
+        f = file
+        for key in ("on", "off"):
+            text = getattr(self, key)
+            if not text:
+                example = "sunset+20m" if key == "on" else "23:30"
+                raise ConfigError(f"needs an {key} time", file=f, field=f"{fld}.{key}",
+                                  fix=f'write e.g. {key} = "{example}"')
+            if parse_time(text) is None:
+                raise ConfigError(f"{text!r} is not a time", file=f, field=f"{fld}.{key}",
+                                  fix='write "HH:MM", "sunrise", "sunset", "dawn", "dusk", or '
+                                      'one of them with an offset such as "sunset+20m", '
+                                      '"sunrise-1h30m"')
+        if same_time(parse_time(self.on), parse_time(self.off)):
+            raise ConfigError(f"on ({self.on!r}) and off ({self.off!r}) are the same time", file=f,
+                              field=f"{fld}.off", fix="give the window a length")
+        for j, d in enumerate(self.days):
+            if day_names(d) is None:
+                raise ConfigError(f"{d!r} is not a day", file=f, field=f"{fld}.days[{j}]",
+                                  fix="use mon..sun (or monday..sunday), weekdays, "
+                                      "weekends or daily")
+        if self.dates:
+            if len(self.dates) != 2 or any(parse_date(d) is None for d in self.dates):
+                raise ConfigError(f"bad date range {list(self.dates)!r}", file=f,
+                                  field=f"{fld}.dates",
+                                  fix='write ["MM-DD", "MM-DD"] (inclusive; may run over New '
+                                      'Year) or ["YYYY-MM-DD", "YYYY-MM-DD"]')
+        if self.preset and self.playlist:
+            raise ConfigError("both a preset and a playlist", file=f, field=f"{fld}.playlist",
+                              fix="choose one")
+        if self.preset and not NAME_RE.match(self.preset):
+            raise ConfigError(f"{self.preset!r} is not a preset name", file=f,
+                              field=f"{fld}.preset", fix=NAME_FIX)
 
 
 @dataclass(frozen=True)
@@ -63,20 +115,63 @@ class PresetConfig:
     heads_still: bool = False
     music: dict = field(default_factory=dict)   # music settings (reserved for the music stage)
 
+    def validate(self, file: str, fld: str) -> None:
+        f = file
+        if self.seed < -1:
+            raise ConfigError("seed must be 0 or more", file=f, field=f"{fld}.seed",
+                              fix="use a whole number from 0")
+        if not phase_ok(self.phase):
+            raise ConfigError(f"phase {self.phase!r} is not a finite number in range", file=f,
+                              field=f"{fld}.phase", fix=PHASE_FIX)
+        if self.tempo and not 0.01 <= self.tempo <= 100:
+            raise ConfigError(f"tempo {self.tempo:g} is outside 0.01..100", file=f,
+                              field=f"{fld}.tempo", fix="use 0.01..100")
+        if self.master != -1.0 and not 0 <= self.master <= 1:
+            raise ConfigError(f"master {self.master:g} is outside 0..1", file=f,
+                              field=f"{fld}.master", fix="use 0..1")
+
 
 @dataclass(frozen=True)
 class PlaylistConfig:
     items: tuple[object, ...] = ()      # preset names, or { model = "...", seed = N } tables
     every: str = "15m"                  # "90s", "15m", "1h30m"
-    fade_s: float = 2.0                 # cross-fade between items
+    fade_s: float = ranged(2.0, 0, 60, "use 0..60 seconds",        # cross-fade between items
+                           "fade {value:g} s is outside {lo}..{hi}")
+
+    def validate(self, file: str, fld: str) -> None:
+        f = file
+        every = parse_duration_s(self.every)
+        if every is None or every < 10:
+            raise ConfigError(f"{self.every!r} is not a duration of 10 s or more", file=f,
+                              field=f"{fld}.every", fix='write e.g. "15m", "1h30m" or "90s"')
+        check_ranges(self, f, fld)
+        if not self.items:
+            raise ConfigError("the playlist is empty", file=f, field=f"{fld}.items",
+                              fix='list preset names, e.g. items = ["dusk", "aurora"], or '
+                                  '{ model = "iae-glyphs", seed = 3 } tables')
+        for j, item in enumerate(self.items):
+            check_playlist_item(item, f, f"{fld}.items[{j}]")
 
 
 @dataclass(frozen=True)
 class PaletteConfig:
     hues: tuple[float, ...] = ()        # degrees: 0 red, 60 yellow, 120 green, 240 blue
-    width_deg: float = 30.0             # each hue's band; colours outside move to the nearest
+    # each hue's band; colours outside move to the nearest
+    width_deg: float = ranged(30.0, 1, 360, "use e.g. 30 (degrees of hue)",
+                              "width {value:g} is outside {lo}..{hi}")
     kelvin: float = 0.0                 # > 0: warm white only, at this colour temperature
     white: bool = True                  # false: the white emitter stays off (hue palettes)
+
+    def validate(self, file: str, fld: str) -> None:
+        f = file
+        if bool(self.hues) == (self.kelvin > 0):
+            raise ConfigError("a palette needs hues or a kelvin temperature (not both)",
+                              file=f, field=fld,
+                              fix="write hues = [20, 40] (degrees) or kelvin = 2700")
+        if self.kelvin and not 1000 <= self.kelvin <= 10000:
+            raise ConfigError(f"{self.kelvin:g} K is outside 1000..10000", file=f,
+                              field=f"{fld}.kelvin", fix="warm white is 2200..3000 K")
+        check_ranges(self, f, fld)
 
 
 @dataclass(frozen=True)
@@ -94,12 +189,50 @@ class OscConfig:
     reply_port: int = 0                 # feedback goes to the sender's address at this port;
                                         # 0: back to the port it sent from
 
+    def validate(self, file: str) -> None:
+        f = file
+        if not 1 <= self.port <= 65535 or not 0 <= self.reply_port <= 65535:
+            raise ConfigError("port out of range", file=f,
+                              field="osc.port" if not 1 <= self.port <= 65535
+                              else "osc.reply_port",
+                              fix="use 1..65535 (OSC's usual port is 9000)")
+        for j, a in enumerate(self.allow):
+            try:
+                net = ipaddress.ip_network(a.strip(), strict=False)
+            except ValueError:
+                raise ConfigError(f"{a!r} is not an address or network", file=f,
+                                  field=f"osc.allow[{j}]",
+                                  fix='write e.g. "192.168.1.20" or "192.168.1.0/24"') from None
+            if net.prefixlen < (8 if net.version == 4 else 16):      # 0.0.0.0/0, ::/0 and kin
+                raise ConfigError(f"{a!r} lets most of the internet control the show", file=f,
+                                  field=f"osc.allow[{j}]",
+                                  fix='list the tablets or the LAN, e.g. "192.168.1.0/24"')
+        if self.enabled and not is_loopback(self.host) and not self.allow:
+            raise ConfigError(f"OSC on {self.host} needs an allow-list", file=f, field="osc.allow",
+                              fix='list the tablets, e.g. allow = ["192.168.1.20"], or host = '
+                                  '"127.0.0.1"')
+
+
+_NAMED_OUTSIDE = "{name} {value:g} is outside {lo}..{hi}"
+
 
 @dataclass(frozen=True)
 class TrimConfig:
-    max_intensity: float = 1.0          # 0..1: the dimmer never goes above this
+    # 0..1: the dimmer never goes above this
+    max_intensity: float = ranged(1.0, 0, 1, "use 0..1 (0.7 = 70 %)", _NAMED_OUTSIDE)
     colour_balance: tuple[float, float, float, float] = (1.0, 1.0, 1.0, 1.0)   # R, G, B, W gains
-    dimmer_gamma: float = 1.0           # dimmer curve: out = in ** gamma (2.2: gentle lows)
+    # dimmer curve: out = in ** gamma (2.2: gentle lows)
+    dimmer_gamma: float = ranged(1.0, 0.2, 5, "use 1 (linear), 2.2 (gentle lows) or 0.2..5",
+                                 _NAMED_OUTSIDE)
+
+    def validate(self, file: str, fld: str) -> None:
+        check_ranges(self, file, fld, ("max_intensity",))
+        if any(not 0 <= g <= 1 for g in self.colour_balance):
+            raise ConfigError(f"colour_balance {list(self.colour_balance)} is outside 0..1",
+                              file=file, field=f"{fld}.colour_balance",
+                              fix="give [red, green, blue, white] gains in 0..1, e.g. "
+                                  "[1, 1, 0.8, 1] for a fixture that is too blue")
+        check_ranges(self, file, fld, ("dimmer_gamma",))
 
 
 # -- time specs ----------------------------------------------------------------------------
@@ -239,150 +372,71 @@ def system_timezone() -> str:
 def validate_install(cfg: Any) -> None:
     """Cross-field checks of the installation sections (called by `config.validate`)."""
     f = cfg.path
+    _validate_location(cfg, f)
+    _validate_schedule(cfg, f)
+    _validate_presets(cfg, f)
+    _validate_playlists(cfg, f)
+    _validate_palettes(cfg, f)
+    _validate_osc(cfg.osc, f)
+    _validate_trims(cfg, f)
+
+
+def _validate_location(cfg: Any, f: str) -> None:
     loc = cfg.location
     uses_sun = any(
         (spec := parse_time(t)) is not None and spec.event != "clock"
         for e in cfg.schedule for t in (e.on, e.off))
-    if not math.isnan(loc.latitude) and not -90 <= loc.latitude <= 90:
-        raise ConfigError(f"latitude {loc.latitude:g} is not on Earth", file=f,
-                          field="location.latitude", fix="use -90..90 (north positive)")
-    if not math.isnan(loc.longitude) and not -180 <= loc.longitude <= 180:
-        raise ConfigError(f"longitude {loc.longitude:g} is not on Earth", file=f,
-                          field="location.longitude", fix="use -180..180 (east positive)")
-    if uses_sun and (math.isnan(loc.latitude) or math.isnan(loc.longitude)):
-        raise ConfigError("sunrise/sunset times need the rig's place", file=f,
-                          field="location",
-                          fix="add [location] latitude = 52.52, longitude = 13.40, "
-                              'timezone = "Europe/Berlin"')
-    if loc.timezone:
-        check_timezone(loc.timezone, f, "location.timezone")
+    loc.validate(f, needs_place=uses_sun)
+
+
+def _validate_schedule(cfg: Any, f: str) -> None:
     for i, e in enumerate(cfg.schedule, 1):          # counted from 1, as the tables are read
         fld = f"schedule[{i}]"
-        for key in ("on", "off"):
-            text = getattr(e, key)
-            if not text:
-                example = "sunset+20m" if key == "on" else "23:30"
-                raise ConfigError(f"needs an {key} time", file=f, field=f"{fld}.{key}",
-                                  fix=f'write e.g. {key} = "{example}"')
-            if parse_time(text) is None:
-                raise ConfigError(f"{text!r} is not a time", file=f, field=f"{fld}.{key}",
-                                  fix='write "HH:MM", "sunrise", "sunset", "dawn", "dusk", or '
-                                      'one of them with an offset such as "sunset+20m", '
-                                      '"sunrise-1h30m"')
-        if same_time(parse_time(e.on), parse_time(e.off)):
-            raise ConfigError(f"on ({e.on!r}) and off ({e.off!r}) are the same time", file=f,
-                              field=f"{fld}.off", fix="give the window a length")
-        for j, d in enumerate(e.days):
-            if day_names(d) is None:
-                raise ConfigError(f"{d!r} is not a day", file=f, field=f"{fld}.days[{j}]",
-                                  fix="use mon..sun (or monday..sunday), weekdays, "
-                                      "weekends or daily")
-        if e.dates:
-            if len(e.dates) != 2 or any(parse_date(d) is None for d in e.dates):
-                raise ConfigError(f"bad date range {list(e.dates)!r}", file=f,
-                                  field=f"{fld}.dates",
-                                  fix='write ["MM-DD", "MM-DD"] (inclusive; may run over New '
-                                      'Year) or ["YYYY-MM-DD", "YYYY-MM-DD"]')
-        if e.preset and e.playlist:
-            raise ConfigError("both a preset and a playlist", file=f, field=f"{fld}.playlist",
-                              fix="choose one")
+        e.validate(f, fld)
         if e.playlist and e.playlist not in cfg.playlists:
             raise ConfigError(f"no playlist {e.playlist!r}", file=f, field=f"{fld}.playlist",
                               fix=_known("playlists", cfg.playlists))
-        if e.preset and not NAME_RE.match(e.preset):
-            raise ConfigError(f"{e.preset!r} is not a preset name", file=f,
-                              field=f"{fld}.preset", fix=NAME_FIX)
+
+
+def _validate_presets(cfg: Any, f: str) -> None:
     for name, p in cfg.presets.items():
         fld = f"presets.{name}"
         if not NAME_RE.match(name):
             raise ConfigError(f"{name!r} is not a preset name", file=f,
                               field=f"presets.{name!r}", fix=NAME_FIX)   # repr: one line
-        if p.seed < -1:
-            raise ConfigError("seed must be 0 or more", file=f, field=f"{fld}.seed",
-                              fix="use a whole number from 0")
-        if not phase_ok(p.phase):
-            raise ConfigError(f"phase {p.phase!r} is not a finite number in range", file=f,
-                              field=f"{fld}.phase", fix=PHASE_FIX)
-        if p.tempo and not 0.01 <= p.tempo <= 100:
-            raise ConfigError(f"tempo {p.tempo:g} is outside 0.01..100", file=f,
-                              field=f"{fld}.tempo", fix="use 0.01..100")
-        if p.master != -1.0 and not 0 <= p.master <= 1:
-            raise ConfigError(f"master {p.master:g} is outside 0..1", file=f,
-                              field=f"{fld}.master", fix="use 0..1")
+        p.validate(f, fld)
         if p.palette and p.palette not in cfg.palettes:
             raise ConfigError(f"no palette {p.palette!r}", file=f, field=f"{fld}.palette",
                               fix=_known("palettes", cfg.palettes))
+
+
+def _validate_playlists(cfg: Any, f: str) -> None:
     for name, pl in cfg.playlists.items():
         fld = f"playlists.{name}"
-        every = parse_duration_s(pl.every)
-        if every is None or every < 10:
-            raise ConfigError(f"{pl.every!r} is not a duration of 10 s or more", file=f,
-                              field=f"{fld}.every", fix='write e.g. "15m", "1h30m" or "90s"')
-        if not 0 <= pl.fade_s <= 60:
-            raise ConfigError(f"fade {pl.fade_s:g} s is outside 0..60", file=f,
-                              field=f"{fld}.fade_s", fix="use 0..60 seconds")
-        if not pl.items:
-            raise ConfigError("the playlist is empty", file=f, field=f"{fld}.items",
-                              fix='list preset names, e.g. items = ["dusk", "aurora"], or '
-                                  '{ model = "iae-glyphs", seed = 3 } tables')
-        for j, item in enumerate(pl.items):
-            check_playlist_item(item, f, f"{fld}.items[{j}]")
+        pl.validate(f, fld)
     if cfg.playlist and cfg.playlist not in cfg.playlists:
         raise ConfigError(f"no playlist {cfg.playlist!r}", file=f, field="playlist",
                           fix=_known("playlists", cfg.playlists))
+
+
+def _validate_palettes(cfg: Any, f: str) -> None:
     for name, pal in cfg.palettes.items():
         fld = f"palettes.{name}"
         if not NAME_RE.match(name):
             raise ConfigError(f"{name!r} is not a palette name", file=f,
                               field=f"palettes.{name!r}", fix=NAME_FIX)
-        if bool(pal.hues) == (pal.kelvin > 0):
-            raise ConfigError("a palette needs hues or a kelvin temperature (not both)",
-                              file=f, field=fld,
-                              fix="write hues = [20, 40] (degrees) or kelvin = 2700")
-        if pal.kelvin and not 1000 <= pal.kelvin <= 10000:
-            raise ConfigError(f"{pal.kelvin:g} K is outside 1000..10000", file=f,
-                              field=f"{fld}.kelvin", fix="warm white is 2200..3000 K")
-        if not 1 <= pal.width_deg <= 360:
-            raise ConfigError(f"width {pal.width_deg:g} is outside 1..360", file=f,
-                              field=f"{fld}.width_deg", fix="use e.g. 30 (degrees of hue)")
+        pal.validate(f, fld)
     if cfg.looks.palette and cfg.looks.palette not in cfg.palettes:
         raise ConfigError(f"no palette {cfg.looks.palette!r}", file=f, field="looks.palette",
                           fix=_known("palettes", cfg.palettes))
-    osc = cfg.osc
-    if not 1 <= osc.port <= 65535 or not 0 <= osc.reply_port <= 65535:
-        raise ConfigError("port out of range", file=f,
-                          field="osc.port" if not 1 <= osc.port <= 65535 else "osc.reply_port",
-                          fix="use 1..65535 (OSC's usual port is 9000)")
-    for j, a in enumerate(osc.allow):
-        try:
-            net = ipaddress.ip_network(a.strip(), strict=False)
-        except ValueError:
-            raise ConfigError(f"{a!r} is not an address or network", file=f,
-                              field=f"osc.allow[{j}]",
-                              fix='write e.g. "192.168.1.20" or "192.168.1.0/24"') from None
-        if net.prefixlen < (8 if net.version == 4 else 16):      # 0.0.0.0/0, ::/0 and kin
-            raise ConfigError(f"{a!r} lets most of the internet control the show", file=f,
-                              field=f"osc.allow[{j}]",
-                              fix='list the tablets or the LAN, e.g. "192.168.1.0/24"')
-    if osc.enabled and not is_loopback(osc.host) and not osc.allow:
-        raise ConfigError(f"OSC on {osc.host} needs an allow-list", file=f, field="osc.allow",
-                          fix='list the tablets, e.g. allow = ["192.168.1.20"], or host = '
-                              '"127.0.0.1"')
+
+
+def _validate_osc(osc: Any, f: str) -> None:
+    osc.validate(f)
+
+def _validate_trims(cfg: Any, f: str) -> None:
     for i, fx in enumerate(cfg.fixtures, 1):
-        t = fx.trim
-        fld = f"{fixture_label(i, fx.name)}.trim"
-        if not 0 <= t.max_intensity <= 1:
-            raise ConfigError(f"max_intensity {t.max_intensity:g} is outside 0..1", file=f,
-                              field=f"{fld}.max_intensity", fix="use 0..1 (0.7 = 70 %)")
-        if any(not 0 <= g <= 1 for g in t.colour_balance):
-            raise ConfigError(f"colour_balance {list(t.colour_balance)} is outside 0..1",
-                              file=f, field=f"{fld}.colour_balance",
-                              fix="give [red, green, blue, white] gains in 0..1, e.g. "
-                                  "[1, 1, 0.8, 1] for a fixture that is too blue")
-        if not 0.2 <= t.dimmer_gamma <= 5:
-            raise ConfigError(f"dimmer_gamma {t.dimmer_gamma:g} is outside 0.2..5", file=f,
-                              field=f"{fld}.dimmer_gamma",
-                              fix="use 1 (linear), 2.2 (gentle lows) or 0.2..5")
+        fx.trim.validate(f, f"{fixture_label(i, fx.name)}.trim")
 
 
 def check_timezone(name: str, file: str | None, fld: str) -> None:

@@ -11,10 +11,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 import numpy as np
 
 from .columns import colwise, copyto
-from .scene import ATTRS, DIMMER, PAN, RED, TILT, WHITE
+from .scene import ATTRS, DIMMER, HELD, HELD_ATTRS, PAN, RED, REST, TILT, WHITE
 
 _EPS = 1e-6
 
@@ -60,7 +63,7 @@ class PointsMapper:
         return scene
 
     def many(self, out: np.ndarray) -> np.ndarray:
-        """`__call__` for n frames' outputs (n, fixtures, fields) at once: (n, fixtures, 7),
+        """`__call__` for n frames' outputs (n, fixtures, fields) at once: (n, fixtures, N_ATTRS),
         a new array, each frame's the very numbers `__call__` gives (element by element,
         the same operations in the same order)."""
         scene = np.zeros((*out.shape[:-1], len(ATTRS)), np.float32)
@@ -178,6 +181,37 @@ class ImageMapper:
         np.maximum(peak, _EPS, out=peak)
         for j in range(4):
             np.divide(rgbw[j], peak, out=scene[:, RED + j])
+        return scene
+
+
+class HeldColumns:
+    """The held scene attributes (`scene.HELD`: zoom, ...) of the fixtures whose mode has
+    them: each held at the fixture's ``held = { zoom = 0.5 }`` (0..1 of the channel's range;
+    unset: the attribute's rest), or, given limits (``held = { zoom = [0.2, 0.8] }``), driven
+    within them by the mapper's light: lo + (hi - lo) x the fixture's dimmer (wider as it
+    brightens). A rig with no such channel is left as the mapper made it."""
+
+    def __init__(self, fixtures: Sequence[Any]) -> None:    # patch.PatchedFixture
+        n, k = len(fixtures), len(HELD_ATTRS)
+        self._lo = np.repeat(REST[None, HELD], n, axis=0)
+        self._span = np.zeros((n, k), np.float32)
+        self.active = False
+        for i, f in enumerate(fixtures):
+            for j, name in enumerate(HELD_ATTRS):
+                if not f.mode.has(name):
+                    continue
+                self.active = True
+                v = f.config.held.get(name)
+                if isinstance(v, list | tuple):
+                    self._lo[i, j], self._span[i, j] = v[0], v[1] - v[0]
+                elif v is not None:
+                    self._lo[i, j] = v
+
+    def __call__(self, scene: np.ndarray) -> np.ndarray:
+        """`scene` (..., n, N_ATTRS) with its held columns written, in place."""
+        if self.active:
+            light = np.clip(scene[..., DIMMER:DIMMER + 1], 0.0, 1.0)
+            scene[..., HELD] = self._lo + self._span * light
         return scene
 
 

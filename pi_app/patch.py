@@ -192,7 +192,7 @@ class Patch:
         return len(self.fixtures)
 
     def frames(self, scene: np.ndarray) -> dict[int, np.ndarray]:
-        """Scene (n, 7) in [0, 1] -> {universe: uint8[512]}.
+        """Scene (n, N_ATTRS) in [0, 1] -> {universe: uint8[512]}.
 
         The arrays are the patch's own buffers, valid until the next call: copy to keep
         (`Output.send` and the recorder copy)."""

@@ -22,7 +22,7 @@ from .errors import ControlError
 from .identify import IdentifySequence
 from .lean import trim_heap
 from .looks import Looks
-from .mapper import make_mapper, streams_for
+from .mapper import HeldColumns, make_mapper, streams_for
 from .moves import Moves
 from .patch import Patch
 from .phase import PHASE_FIX, PhaseLine, phase_ok
@@ -191,6 +191,7 @@ class Pipeline:
         self.looks = Looks(config, self.patch)  # palette, still heads, trims (before safety)
         self.safety = Safety(config, self.patch, self.fps)
         self.moves = Moves(self.patch, self.fps)     # heads reposition in the dark
+        self.held = HeldColumns(self.patch.fixtures)  # zoom, ...: held or driven in limits
         self.seed = config.seed if seed is None else int(seed)
         self.source = _Source(model, config, self.seed, self.positions)
         self._old: _Source | None = None        # the model being cross-faded out
@@ -466,6 +467,7 @@ class Pipeline:
                 old = self._old.scene_ahead(phase + off,
                                             lambda n: [p + off for p in ahead(n)])
                 scene = (1.0 - a) * old + a * scene
+        scene = self.held(scene)
         if music is not None:
             scene = music.light(scene)
         if self.blacked_out:

@@ -46,8 +46,9 @@ import numpy as np
 
 from .config import Config
 from .fixtures.capability import Cap
-from .fixtures.profile import SUBTRACTIVE
+from .fixtures.profile import LIGHT_KINDS, SUBTRACTIVE
 from .safety import _COLOUR_ATTRS, light_weights, segments_enter, slew_limits_deg_per_s
+from .scene import HELD_ATTRS
 
 WCAG_MAX_FLASHES = 3.0
 WCAG_DELTA = 0.1
@@ -403,10 +404,9 @@ class Checker:
             self.notes.append(f"{fx.name}: {path.name} has no mode {fx.mode.name!r} of "
                               f"{fx.mode.footprint} channels: judged by its profile only")
             return
-        uses = {"pan": "pan", "tilt": "tilt", "dimmer": "light", "intensity": "light",
-                "red": "light", "green": "light", "blue": "light", "white": "light",
-                "cyan": "light", "magenta": "light", "yellow": "light",
-                "strobe": "light", "hold": "hold"}
+        uses = {"pan": "pan", "tilt": "tilt", "hold": "hold",
+                **{a: "light" for a in LIGHT_KINDS | SUBTRACTIVE.keys()},
+                **{a: a for a in HELD_ATTRS}}            # zoom, ...: its own range
         for j, (ch, sc) in enumerate(zip(fx.mode.channels, chans, strict=True)):
             use = uses.get(ch.attr)
             if sc is None or use is None or sc.role == "fine" or self._col(fx, j) < 0:

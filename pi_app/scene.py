@@ -35,6 +35,8 @@ class Attr:
     rest: float = 0.0      # its value in a dark scene with heads centred (`empty_scene`)
     luma: float = 0.0      # colour: weight in relative luminance (Rec. 709 / WCAG)
     red: float = 0.0       # colour: weight in the red signal (+1 red, -1 every other light)
+    spelled: str = ""      # held: what fixture files call it (a QLC+ preset's or channel's
+    #                        word, an OFL capability type, a GDTF attribute), e.g. "Zoom"
 
 
 LAYOUT: tuple[Attr, ...] = (
@@ -45,6 +47,7 @@ LAYOUT: tuple[Attr, ...] = (
     Attr("green", "colour", luma=0.7152, red=-1.0),
     Attr("blue", "colour", luma=0.0722, red=-1.0),
     Attr("white", "colour", luma=1.0, red=-1.0),     # a white emitter counts fully
+    Attr("zoom", "held", rest=0.5, spelled="Zoom"),  # 0..1 over its channel's DMX range
 )
 
 
@@ -76,7 +79,8 @@ RED, GREEN, BLUE, WHITE = _COL["red"], _COL["green"], _COL["blue"], _COL["white"
 AIM = _SLICES["aim"]                     # pan, tilt
 INTENSITY = _SLICES["intensity"]         # dimmer (a one-column slice: keeps the 2-D shape)
 COLOUR = _SLICES["colour"]               # red, green, blue, white
-HELD = _SLICES["held"]                   # none yet
+HELD = _SLICES["held"]                   # zoom
+HELD_ATTRS: tuple[str, ...] = ATTRS[HELD]
 LIGHT = slice(INTENSITY.start, COLOUR.stop)       # everything that emits light
 COLOUR_ATTRS: tuple[str, ...] = ATTRS[COLOUR]
 N_COLOUR = len(COLOUR_ATTRS)
@@ -89,6 +93,18 @@ assert LIGHT.stop - LIGHT.start == 1 + N_COLOUR
 LUMA = np.array([a.luma for a in LAYOUT[COLOUR]], dtype=np.float32)
 RED_W = np.array([a.red for a in LAYOUT[COLOUR]], dtype=np.float32)
 REST = np.array([a.rest for a in LAYOUT], dtype=np.float32)
+
+
+def held_named(text: str, *, within: bool = False) -> str | None:
+    """The held attribute a fixture file's `text` names (its `Attr.spelled`, any case), or
+    None; `within`: the spelling may be a word inside `text` ("BeamZoomSmallBig", "Zoom
+    fine" for QLC+)."""
+    low = text.lower()
+    for a in LAYOUT[HELD]:
+        word = a.spelled.lower()
+        if word and (low == word or (within and word in low)):
+            return a.name
+    return None
 
 
 def column(name: str) -> int:

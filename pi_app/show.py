@@ -10,6 +10,7 @@ frame loop between frames, so a client can never stall the clock.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import queue
@@ -19,7 +20,9 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .ahead import RunAhead
 from .clock import FastClock, FrameClock
@@ -27,12 +30,17 @@ from .config import Config, load_config
 from .config_rules import check_here, config_warnings
 from .errors import ControlError, LatentDMXError
 from .health import config_hash
-from .outputs import Output, output_for
+from .outputs import Frames, Output, output_for
 from .patch import Patch
 from .pipeline import Pipeline
 from .runtime import MAX_MODEL_SHARE, Model, load_model
 from .sim.record import ShowRecorder
 from .vocabulary import args_text
+
+if TYPE_CHECKING:
+    from .laststate import LastFramesWriter
+    from .notify import Notifier
+    from .sync.group import Lockstep
 
 log = logging.getLogger("latentdmx")
 QUIET_REFRESH_S = 0.25      # a show holding still sends its frame this often (keep-alive)
@@ -322,196 +330,230 @@ class Show:
             return None
 
     def run(self) -> int:
+        """Set up (`_set_up`: one `ExitStack` holds everything the show opens and closes it,
+        last opened first closed), then one `_frame` after another until the show is over,
+        then the blackout frame. An exception: blackout at once (before anything closes),
+        then it propagates."""
+        with contextlib.ExitStack() as stack:
+            try:
+                r = self._set_up(stack)
+                while not self._frame(r):
+                    pass
+                self._send_out(r, self.pipeline.blackout_frames(), r.clock.frame)   # dark
+            except BaseException:
+                self._dark_after_error()
+                raise
+        return 0
+
+    def _dark_after_error(self) -> None:
+        try:
+            if self.ahead is not None:
+                self.ahead.rollback()            # the last frame sent: what the blackout holds
+            if not self.output.closed and self.pipeline.scene is not None:
+                self.output.send(self.pipeline.blackout_frames())
+        except Exception:        # the output itself may be what failed
+            log.exception("could not send the blackout frame")
+
+    def _set_up(self, stack: contextlib.ExitStack) -> _Running:
+        """Everything a show opens, each one's close put on `stack` as it is opened: the
+        show's own parts first (closed last), the claim before the output (released once the
+        lights are dark), the control surfaces after it, then the clock."""
         from .notify import Notifier
 
+        stack.callback(self.output.close)        # however the run ends (idempotent; see below)
+        stack.callback(self.director.close)
+        if self.lockstep is not None:
+            stack.callback(self.lockstep.close)
+        if self.music.audio is not None:
+            stack.callback(self.music.audio.close)
         notifier = Notifier()
-        saved = self._install_signals()
+        stack.callback(notifier.close)
+        for sig, old in self._install_signals():
+            stack.callback(signal.signal, sig, old)
         # The frame loop gets the GIL back within 1 ms when another thread (the control
         # socket under load, the web page) is busy, instead of Python's default 5 ms.
-        switch = sys.getswitchinterval()
-        sys.setswitchinterval(min(switch, SWITCH_INTERVAL_S))
+        stack.callback(sys.setswitchinterval, sys.getswitchinterval())
+        sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL_S))
         recorder = ShowRecorder(self.record_path, self.fps) if self.record_path else None
-        server = None
-        web = None
-        claim = None
+        if recorder is not None:
+            stack.callback(recorder.close)
         last = None
-        osc = None
-        fpp = None
-        mqtt = None
-        fading = False
-        clean = False
-        fade_at = None
-        try:
-            claim = self._claim()                # refused here: nothing has been sent
-            if claim is not None:
-                from .laststate import LastFramesWriter
-                last = LastFramesWriter.open(claim.targets, self.pipeline.patch)
-            if self.config.preview.web:          # the live web page (pi_app/web.py)
-                from .web import start_web
-                web = start_web(self, self.config.preview)
-            self.output.open()
-            if self.music.audio is not None:     # sound card / file / libraries: before frame 0
-                self.music.audio.prepare()
-            self._live = True                           # status answers before frame 0 too
-            server = self._start_control()
-            if self.config.osc.enabled:          # tablets: pi_app/osc.py
-                from .osc import start_osc
-                osc = start_osc(self, self.config.osc, self._web_token())
-            if self.config.fpp.remote:           # an FPP MultiSync master: pi_app/fpp.py
-                from .fpp import start_fpp
-                fpp = start_fpp(self, self.config.fpp)
-            if self.config.mqtt.enabled:         # Home Assistant: pi_app/mqtt/
-                from .mqtt.bridge import start_mqtt
-                mqtt = start_mqtt(self, self.config.mqtt)
-            sync = self.lockstep
-            clock: FrameClock
-            if sync is not None:                 # frame k at epoch + k / fps (pi_app/sync)
-                sync.start()
-                self.clock = clock = sync.make_clock(self._make_clock, self.fps, self._wake)
-                sync.join()                      # the group's state before the first frame
-            else:
-                self.clock = clock = self._make_clock(self.fps, stop=self._wake)
-            # virtual time: a playlist's rotation waits for its item's load, and a frame for
-            # a reload's reading (the same show every run, however fast the loader and the
-            # reader threads); real time never waits
-            virtual = self.director.waits = isinstance(clock, FastClock)
-            if self.music.audio is not None:     # listening starts with the show's clock
-                self.music.audio.start(clock.start_s)
-            k0 = clock.frame                     # the first frame's index (0 unless in a group)
-            if self.duration_s is not None:
-                fade_at = k0 / self.fps + max(0.0, self.duration_s -
-                                              self.config.safety.fade_out_s)
-            self.director.start(k0 / self.fps)          # dark from the start if off-schedule
-            quiet, frames = False, {}
-            director, fps = self.director, self.fps
-            work_s, perf_counter = self.work_s, time.perf_counter
-            ahead = self.ahead = RunAhead(self.pipeline, 1.0 / fps,   # frames worked out ahead
-                                          pack=self.output.prepare)
+        claim = self._claim()                    # refused here: nothing has been sent
+        if claim is not None:
+            stack.callback(claim.close)
+            from .laststate import LastFramesWriter
+            last = LastFramesWriter.open(claim.targets, self.pipeline.patch)
+            if last is not None:
+                stack.callback(last.close)
+        stack.callback(self.output.close)        # dark before the claim is released
+        if self.config.preview.web:              # the live web page (pi_app/web.py)
+            from .web import start_web
+            stack.callback(start_web(self, self.config.preview).close)
+        self.output.open()
+        if self.music.audio is not None:         # sound card / file / libraries: before frame 0
+            self.music.audio.prepare()
+        self._live = True                        # status answers before frame 0 too
+        self._start_surfaces(stack)
+        return self._start_clock(notifier, recorder, last)
 
-            def ticks(n: int) -> list[float]:   # this tick and the next, while nothing is due
-                out = []
-                for i in range(n):
-                    t_i = (k + i) / fps
-                    if (fade_at is not None and t_i >= fade_at) or not director.calm(t_i):
-                        break
-                    out.append(t_i)
-                return out
-            while True:
-                k = clock.idle(QUIET_REFRESH_S) if quiet else clock.wait()
-                woke = perf_counter()
-                t = k / self.fps
-                if self._wake.is_set():          # (clear() takes a lock: only when set)
-                    self._wake.clear()
-                if sync is not None:             # frames a short stall skipped: walked too
-                    sync.catch_up(k, fading)
-                # the changes queued by other threads so far: taken before the rollback,
-                # so that one arriving meanwhile waits for the next frame (applied without
-                # a rollback, the batch's restore would undo it)
-                if virtual and self._reading is not None:
-                    self._reading.join()         # virtual time: its change at the next frame
-                pending = [self._commands.get_nowait() for _ in range(self._commands.qsize())]
-                changed = bool(pending) or self._reload_requested
-                if (not ahead.next_is(t) or changed or self._stop_requested
-                        or not director.calm(t)):   # something other than the walk is due:
-                    ahead.rollback()             # the pipeline as after the last frame sent
-                for change in pending:
-                    self._apply(change, t)
-                if sync is not None:
-                    sync.before_frame(k, t)
-                if self._reload_requested:      # on virtual time at once, else read aside
-                    self._apply(self._reload if self._offline else
-                                lambda _t: self._reload_aside(), t)
-                pipe = self.pipeline
-                if not fading and (self._stop_requested or (fade_at is not None and
-                                                            t >= fade_at)):
-                    fading = True
-                    pipe.safety.start_fade_out(t)
-                    notifier.stopping("fading out")
-                # outside the schedule's windows: the same dark frame, no pipeline work
-                idle = self.director.step(t, stopping=fading)
-                if idle and sync is not None:    # a group's walk goes on in the dark
-                    pipe.keep_up(t)
-                if quiet and not (changed or fading or idle):      # still the same frame
-                    pass
-                else:
-                    if quiet and not idle:
-                        pipe.resume(t)
-                    frames = self.director.idle_frames if idle else ahead.frames(t)
-                # holding still (paused, blacked out or dark, and settled): a quiet spell,
-                # the same frame a few times a second, no pipeline work, until a change
-                # (not in a group: its members compute every frame, to stay in step)
-                quiet = self._quiet = (not self._offline and recorder is None and not fading
-                                       and sync is None and (idle or pipe.settled(t)))
-                self.output.send(frames)
-                work_s.append(perf_counter() - woke)
-                if last is not None:
-                    last.write(frames)
-                if recorder:        # in a group: as played (a clock step is no gap)
-                    recorder.write(frames, t if sync is None else clock.due(k))
-                if sync is not None:
-                    sync.after_frame(k)
-                if quiet or idle:                # no frames computed: no fps to measure
-                    if self._times:
-                        self._times.clear()
-                else:
-                    self._times.append(clock.now())
-                if k == k0:
-                    notifier.ready("first frame out")
-                notifier.watchdog()
-                self.frames_out = k - k0 + 1
-                for listener in tuple(self.listeners):   # a listener may remove itself
-                    listener(self)
-                if fading and (idle or pipe.show_over(t, self.duration_s)):
-                    break
-                if not (quiet or idle):          # the frame is out: the next ones, if known
-                    ahead.prepare(t, ticks)
-            # The last frame out is dark: blackout, flushed.
-            frames = self.pipeline.blackout_frames()
-            self.output.send(frames)
-            if last is not None:
-                last.write(frames)
-            if recorder:
-                recorder.write(frames, clock.frame / self.fps if sync is None else
-                               clock.due(clock.frame))
-            clean = True
-            return 0
-        except BaseException:
-            if not clean:
-                try:
-                    if self.ahead is not None:
-                        self.ahead.rollback()    # the last frame sent: what the blackout holds
-                    if not self.output.closed and self.pipeline.scene is not None:
-                        self.output.send(self.pipeline.blackout_frames())
-                except Exception:    # the output itself may be what failed
-                    log.exception("could not send the blackout frame")
-            raise
-        finally:
-            if self.music.audio is not None:
-                self.music.audio.close()
-            self.output.close()
-            if recorder:
-                recorder.close()
-            if server is not None:
-                server.close()
-            if web is not None:
-                web.close()
-            if osc is not None:
-                osc.close()
-            if fpp is not None:
-                fpp.close()
-            if mqtt is not None:                 # says "offline" (retained)
-                mqtt.close()
-            self.director.close()
-            if self.lockstep is not None:
-                self.lockstep.close()
-            notifier.close()
-            sys.setswitchinterval(switch)
-            for sig, old in saved:
-                signal.signal(sig, old)
-            if last is not None:
-                last.close()
-            if claim is not None:                # released last: the lights are dark now
-                claim.close()
+    def _start_surfaces(self, stack: contextlib.ExitStack) -> None:
+        """The control socket, OSC, the FPP remote, MQTT: each closed by `stack`."""
+        server = self._start_control()
+        if server is not None:
+            stack.callback(server.close)
+        if self.config.osc.enabled:              # tablets: pi_app/osc.py
+            from .osc import start_osc
+            stack.callback(start_osc(self, self.config.osc, self._web_token()).close)
+        if self.config.fpp.remote:               # an FPP MultiSync master: pi_app/fpp.py
+            from .fpp import start_fpp
+            stack.callback(start_fpp(self, self.config.fpp).close)
+        if self.config.mqtt.enabled:             # Home Assistant: pi_app/mqtt/
+            from .mqtt.bridge import start_mqtt
+            stack.callback(start_mqtt(self, self.config.mqtt).close)   # says "offline"
+
+    def _start_clock(self, notifier: Notifier, recorder: ShowRecorder | None,
+                     last: LastFramesWriter | None) -> _Running:
+        """The frame clock (in a group: the group's, after joining it), listening, the
+        schedule's state at the first frame, and the frames worked out ahead."""
+        sync = self.lockstep
+        clock: FrameClock
+        if sync is not None:                     # frame k at epoch + k / fps (pi_app/sync)
+            sync.start()
+            self.clock = clock = sync.make_clock(self._make_clock, self.fps, self._wake)
+            sync.join()                          # the group's state before the first frame
+        else:
+            self.clock = clock = self._make_clock(self.fps, stop=self._wake)
+        # virtual time: a playlist's rotation waits for its item's load, and a frame for
+        # a reload's reading (the same show every run, however fast the loader and the
+        # reader threads); real time never waits
+        self.director.waits = isinstance(clock, FastClock)
+        if self.music.audio is not None:         # listening starts with the show's clock
+            self.music.audio.start(clock.start_s)
+        k0 = clock.frame                         # the first frame's index (0 unless in a group)
+        fade_at = None
+        if self.duration_s is not None:
+            fade_at = k0 / self.fps + max(0.0, self.duration_s - self.config.safety.fade_out_s)
+        self.director.start(k0 / self.fps)       # dark from the start if off-schedule
+        self.ahead = RunAhead(self.pipeline, 1.0 / self.fps,     # frames worked out ahead
+                              pack=self.output.prepare)
+        return _Running(notifier=notifier, clock=clock, sync=sync, recorder=recorder,
+                        last=last, ahead=self.ahead, k0=k0, fade_at=fade_at)
+
+    def _frame(self, r: _Running) -> bool:
+        """One tick of the frame loop: wait for the frame, apply what is due, compute the frame
+        (or keep the one of a quiet spell), send it. True once the show is over."""
+        k = r.clock.idle(QUIET_REFRESH_S) if r.quiet else r.clock.wait()
+        woke = time.perf_counter()
+        t = k / self.fps
+        changed = self._between_frames(r, k, t)
+        pipe = self.pipeline
+        if not r.fading and (self._stop_requested or (r.fade_at is not None and
+                                                      t >= r.fade_at)):
+            r.fading = True
+            pipe.safety.start_fade_out(t)
+            r.notifier.stopping("fading out")
+        # outside the schedule's windows: the same dark frame, no pipeline work
+        idle = self.director.step(t, stopping=r.fading)
+        if idle and r.sync is not None:          # a group's walk goes on in the dark
+            pipe.keep_up(t)
+        if not r.quiet or changed or r.fading or idle:    # else: still the same frame
+            if r.quiet and not idle:
+                pipe.resume(t)
+            r.frames = self.director.idle_frames if idle else r.ahead.frames(t)
+        # holding still (paused, blacked out or dark, and settled): a quiet spell,
+        # the same frame a few times a second, no pipeline work, until a change
+        # (not in a group: its members compute every frame, to stay in step)
+        r.quiet = self._quiet = (not self._offline and r.recorder is None and not r.fading
+                                 and r.sync is None and (idle or pipe.settled(t)))
+        self._send_out(r, r.frames, k, woke)
+        self._after_frame(r, k, computed=not (r.quiet or idle))
+        if r.fading and (idle or pipe.show_over(t, self.duration_s)):
+            return True
+        if not (r.quiet or idle):                # the frame is out: the next ones, if known
+            r.ahead.prepare(t, functools.partial(self._ticks, r, k))
+        return False
+
+    def _between_frames(self, r: _Running, k: int, t: float) -> bool:
+        """Before frame k: what is due (commands, the group's changes, a reload), the
+        pipeline rolled back first if anything but the walk changes it. True if anything
+        was due."""
+        if self._wake.is_set():                  # (clear() takes a lock: only when set)
+            self._wake.clear()
+        if r.sync is not None:                   # frames a short stall skipped: walked too
+            r.sync.catch_up(k, r.fading)
+        if self.director.waits and self._reading is not None:
+            self._reading.join()                 # virtual time: its change at the next frame
+        # the changes queued by other threads so far: taken before the rollback, so that
+        # one arriving meanwhile waits for the next frame (applied without a rollback, the
+        # batch's restore would undo it)
+        pending = [self._commands.get_nowait() for _ in range(self._commands.qsize())]
+        changed = bool(pending) or self._reload_requested
+        if (not r.ahead.next_is(t) or changed or self._stop_requested
+                or not self.director.calm(t)):   # something other than the walk is due:
+            r.ahead.rollback()                   # the pipeline as after the last frame sent
+        for change in pending:
+            self._apply(change, t)
+        if r.sync is not None:
+            r.sync.before_frame(k, t)
+        if self._reload_requested:               # on virtual time at once, else read aside
+            self._apply(self._reload if self._offline else
+                        lambda _t: self._reload_aside(), t)
+        return changed
+
+    def _send_out(self, r: _Running, frames: Frames, k: int,
+                  woke: float | None = None) -> None:
+        """Frame k to the output, the last-state file and the recording (in a group as
+        played: a clock step is no gap); `woke`: the tick's work is measured."""
+        self.output.send(frames)
+        if woke is not None:
+            self.work_s.append(time.perf_counter() - woke)
+        if r.last is not None:
+            r.last.write(frames)
+        if r.recorder:
+            r.recorder.write(frames, k / self.fps if r.sync is None else r.clock.due(k))
+
+    def _after_frame(self, r: _Running, k: int, computed: bool) -> None:
+        """After frame k is out: the group, the fps figures, systemd, the listeners."""
+        if r.sync is not None:
+            r.sync.after_frame(k)
+        if not computed:                         # no frames computed: no fps to measure
+            if self._times:
+                self._times.clear()
+        else:
+            self._times.append(r.clock.now())
+        if k == r.k0:
+            r.notifier.ready("first frame out")
+        r.notifier.watchdog()
+        self.frames_out = k - r.k0 + 1
+        for listener in tuple(self.listeners):   # a listener may remove itself
+            listener(self)
+
+    def _ticks(self, r: _Running, k: int, n: int) -> list[float]:
+        """The show times of frame k and up to n - 1 after it, while nothing is due (the
+        fade-out, the schedule): the frames `RunAhead` may work out now."""
+        out = []
+        for i in range(n):
+            t_i = (k + i) / self.fps
+            if (r.fade_at is not None and t_i >= r.fade_at) or not self.director.calm(t_i):
+                break
+            out.append(t_i)
+        return out
+
+
+@dataclass
+class _Running:
+    """One run's frame loop state besides the show's own: made by `Show._set_up`."""
+    notifier: Notifier
+    clock: FrameClock
+    sync: Lockstep | None
+    recorder: ShowRecorder | None
+    last: LastFramesWriter | None
+    ahead: RunAhead
+    k0: int                                      # the first frame's index
+    fade_at: float | None                        # show time the fade-out starts (--duration)
+    quiet: bool = False                          # a quiet spell: the same frame, resent
+    fading: bool = False
+    frames: Frames = field(default_factory=dict)      # the frame out (a quiet spell's too)
 
 
 def _epoch_wall(epoch_s: float) -> Callable[[float], float]:

@@ -24,7 +24,7 @@ from pi_app.config import load_config, parse_config
 from pi_app.mapper import ImageMapper, PointsMapper
 from pi_app.patch import Patch
 from pi_app.safety import Safety, sum_last
-from pi_app.scene import DIMMER, PAN, RED, TILT, WHITE
+from pi_app.scene import DIMMER, N_ATTRS, PAN, RED, TILT, WHITE
 
 
 def same_bits(a: np.ndarray, b: np.ndarray) -> bool:
@@ -115,18 +115,18 @@ PIXELS = "".join(f'[[fixtures]]\nname = "p{i}"\nprofile = "generic-rgb"\nmode = 
 
 
 def _scenes(kind: int, n: int, frames: int, rng: np.random.Generator):
-    base = rng.random((n, 7)).astype(np.float32)
+    base = rng.random((n, N_ATTRS)).astype(np.float32)
     for k in range(frames):
         if kind == 0:                                      # noise
-            s = rng.random((n, 7)).astype(np.float32)
+            s = rng.random((n, N_ATTRS)).astype(np.float32)
         elif kind == 1:                                    # red strobe with junk
             s = base.copy()
             s[:, 2], s[:, 3], s[:, 4:] = (k // 3) % 2, 1.0, 0.05 * (k % 4 == 0)
         elif kind == 2:                                    # slow drift: the quick gate
             s = (base + 0.002 * k) % 1.0
         else:                                              # hostile values
-            s = awkward((n, 7), k) * np.float32(1e-30)
-            s[rng.random(n) < 0.5] = rng.random(7).astype(np.float32)
+            s = awkward((n, N_ATTRS), k) * np.float32(1e-30)
+            s[rng.random(n) < 0.5] = rng.random(N_ATTRS).astype(np.float32)
         yield s.astype(np.float32)
 
 
@@ -225,8 +225,8 @@ def test_patch_is_the_broadcast_patch(rig, monkeypatch):
 
     cfg = load_config(None) if rig == "demo" else parse_config(PIXELS, "<pixels>")
     rng = np.random.default_rng(7)
-    scenes = [rng.random((len(cfg.fixtures), 7)).astype(np.float32) for _ in range(20)]
-    scenes.append(awkward((len(cfg.fixtures), 7), 3))
+    scenes = [rng.random((len(cfg.fixtures), N_ATTRS)).astype(np.float32) for _ in range(20)]
+    scenes.append(awkward((len(cfg.fixtures), N_ATTRS), 3))
 
     def play() -> list[bytes]:
         p = Patch(cfg)

@@ -46,11 +46,13 @@ def test_viva_cmy_every_mode_pan_tilt_degrees_16_bit_and_cmy():
     assert m.channels[-2].min == m.channels[-2].max == 32     # shutter open, never swept
     # Nothing else is driven: every other channel is held.
     driven = {"pan", "pan_fine", "tilt", "tilt_fine", "cyan", "magenta", "yellow", "strobe",
-              "dimmer"}
+              "dimmer", "zoom"}                  # zoom: the scene's held attribute
+    assert "zoom" in got
     assert all(c.attr == "hold" for c in m.channels if c.attr not in driven)
     m1 = prof.mode("Mode 1 - Standard 16 bit")
     assert m1 is not None and m1.footprint == 32
-    assert m1.driven == ("pan", "tilt", "dimmer", "red", "green", "blue")    # red by cyan ...
+    assert m1.driven == ("pan", "tilt", "dimmer", "red", "green", "blue",    # red by cyan ...
+                         "zoom")
 
 
 def test_every_held_and_driven_value_is_allowed_by_the_file():
@@ -68,7 +70,7 @@ def test_every_held_and_driven_value_is_allowed_by_the_file():
                     continue
                 if ch.attr == "hold":
                     assert hold_allowed(sc.caps, ch.value), (f.name, sc.name, ch.value)
-                elif ch.attr in ("pan", "tilt"):
+                elif ch.attr in ("pan", "tilt", "zoom"):     # zoom: in its continuous range
                     assert all(drive_allowed(ch.attr, sc.caps, v)
                                for v in range(ch.min, ch.max + 1)), (f.name, sc.name)
                 elif ch.attr not in ("pan_fine", "tilt_fine"):

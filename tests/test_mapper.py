@@ -7,7 +7,7 @@ import pytest
 
 from pi_app.mapper import ImageMapper, PointsMapper, make_mapper, streams_for
 from pi_app.runtime import list_models, load_model
-from pi_app.scene import BLUE, DIMMER, GREEN, PAN, RED, TILT, WHITE
+from pi_app.scene import BLUE, DIMMER, GREEN, N_ATTRS, PAN, RED, TILT, WHITE
 from pi_app.walk import LatentWalk
 
 
@@ -19,7 +19,7 @@ def test_bundled_models_give_scenes_in_range(name):
     walk = LatentWalk(1, streams_for(model.info, 9), model.info.latent_dim)
     scenes = np.stack([mapper(model.generate(walk.at(p))).copy()
                        for p in np.linspace(0, 6, 120)])
-    assert scenes.shape == (120, 9, 7)
+    assert scenes.shape == (120, 9, N_ATTRS)
     assert np.isfinite(scenes).all() and scenes.min() >= 0 and scenes.max() <= 1
     assert scenes.std(axis=0)[:, DIMMER].mean() > 0.02      # the show changes over the walk
     assert scenes[:, :, RED:WHITE + 1].max(axis=2).min() > 0.99 or \

@@ -16,7 +16,7 @@ FPS = 40
 
 
 def play(wanted_at, seconds: float, model: str = "nat-aurora"):
-    """Frames of a show whose mapper output at time t is `wanted_at(t)` (n, 7)."""
+    """Frames of a show whose mapper output at time t is `wanted_at(t)` (n, N_ATTRS)."""
     config = load_config(None)
     pipe = Pipeline(config, load_model(model), seed=0)
     clock = {"t": 0.0}

@@ -11,7 +11,7 @@ from hypothesis.extra.numpy import arrays
 from pi_app.config import parse_config
 from pi_app.fixtures import find_profile
 from pi_app.patch import Patch
-from pi_app.scene import ATTRS, blackout
+from pi_app.scene import ATTRS, N_ATTRS, blackout
 
 RIG = """
 [[fixtures]]
@@ -73,7 +73,7 @@ def test_full_scene_values(patch):
     assert f[2][511] == 255                  # dimmer: dimmer x luminance(1,1,1,1) clipped
 
 
-@given(arrays(np.float32, (4, 7), elements=st.floats(-1, 2, width=32)))
+@given(arrays(np.float32, (4, N_ATTRS), elements=st.floats(-1, 2, width=32)))
 def test_forbidden_ranges_never_written(patch, scene):
     u1 = patch.frames(scene)[1]
     for base, dimmer_at, held in ((0, 5, (4, 10, 11, 12, 13)), (19, 2, (7, 8))):

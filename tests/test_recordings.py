@@ -28,7 +28,7 @@ from pi_app.config import load_config
 from pi_app.errors import LatentDMXError
 from pi_app.patch import Patch
 from pi_app.safety_check import check_frames, jitter_s, proven_speed, timing_error_s
-from pi_app.scene import ATTRS
+from pi_app.scene import ATTRS, N_ATTRS
 from pi_app.sim.record import ShowRecorder, open_show, read_show
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,7 +38,7 @@ N = len(BASE.fixtures)
 
 
 def scene(**cols) -> np.ndarray:
-    s = np.zeros((N, 7), np.float32)
+    s = np.zeros((N, N_ATTRS), np.float32)
     s[:, 0:2] = 0.5
     for k, v in cols.items():
         s[:, ATTRS.index(k)] = v
@@ -240,7 +240,7 @@ def test_shutter_at_its_open_value_is_not_a_violation(tmp_path, monkeypatch):
     path = tmp_path / "show.txt"
     rec = ShowRecorder(path, 40)
     for k in range(80):
-        s = np.zeros((1, 7), np.float32)
+        s = np.zeros((1, N_ATTRS), np.float32)
         s[0, 2:] = 0.5 + 0.2 * np.sin(k / 20)
         frames = patch.frames(s) if k < 78 else patch.blackout_frames(patch.frames(s))
         rec.write(frames, k / 40)
@@ -361,7 +361,7 @@ def _efx_show(tmp_path, profile: dict, key: str, pan_values) -> tuple[Path, Path
     path = tmp_path / f"{key}.show"
     rec = ShowRecorder(path, 40)
     for k, pan in enumerate(pan_values):
-        s = np.zeros((1, 7), np.float32)
+        s = np.zeros((1, N_ATTRS), np.float32)
         s[0, 2] = 0.5
         frames = {u: f.copy() for u, f in patch.frames(s).items()}
         frames[1][5] = pan

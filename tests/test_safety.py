@@ -15,7 +15,7 @@ from pi_app.config import load_config, parse_config, validate
 from pi_app.errors import ConfigError
 from pi_app.patch import Patch
 from pi_app.safety import DARK, Safety, segments_enter
-from pi_app.scene import ATTRS
+from pi_app.scene import ATTRS, N_ATTRS
 
 BASE = load_config(None)
 N = len(BASE.fixtures)
@@ -29,7 +29,7 @@ def make(fps=40.0, fixtures=None, **safety):
 
 
 def scene(**cols) -> np.ndarray:
-    s = np.zeros((N, 7), np.float32)
+    s = np.zeros((N, N_ATTRS), np.float32)
     s[:, 0:2] = 0.5
     for k, v in cols.items():
         s[:, ATTRS.index(k)] = v
@@ -128,11 +128,11 @@ def test_blackout_holds_pan_tilt():
 
 def test_bad_input_is_made_safe():
     _, _, safety = make(fade_in_s=0.0)
-    bad = np.full((N, 7), np.nan, np.float32)
+    bad = np.full((N, N_ATTRS), np.nan, np.float32)
     bad[0] = np.inf
     bad[1] = -5
     out = safety(bad, 0.0)
-    assert out.dtype == np.float32 and out.shape == (N, 7)
+    assert out.dtype == np.float32 and out.shape == (N, N_ATTRS)
     assert np.isfinite(out).all() and out.min() >= 0 and out.max() <= 1
 
 
@@ -141,13 +141,13 @@ def test_bad_input_is_made_safe():
 def test_slew_limits_respected(fps, seed, pan_slew, tilt_slew):
     cfg, _patch, safety = make(fps, pan_slew_deg_per_s=pan_slew, tilt_slew_deg_per_s=tilt_slew)
     rng = np.random.default_rng(seed)
-    prev = safety(rng.random((N, 7), np.float32), 0.0).copy()
+    prev = safety(rng.random((N, N_ATTRS), np.float32), 0.0).copy()
     lim = np.array([pan_slew or 540 / 3, tilt_slew or 270 / 3])
     span = np.array([[(f.pan_limits_deg[1] - f.pan_limits_deg[0]) or 540,
                       (f.tilt_limits_deg[1] - f.tilt_limits_deg[0]) or 270]
                      for f in cfg.fixtures[:3]])            # degrees of scene 0..1
     for k in range(1, 30):
-        out = safety(rng.integers(0, 2, (N, 7)).astype(np.float32), k / fps).copy()
+        out = safety(rng.integers(0, 2, (N, N_ATTRS)).astype(np.float32), k / fps).copy()
         deg = np.abs(out[:3, 0:2] - prev[:3, 0:2]) * span
         assert (deg <= lim / fps * (1 + 1e-5) + 1e-4).all()
         prev = out
@@ -171,10 +171,10 @@ def test_keep_out_never_entered_or_crossed(seed, fps):
                      if "head" in f.name else f for f in BASE.fixtures)
     _, _, safety = make(fps, fixtures=fixtures, pan_slew_deg_per_s=180.0)   # the fastest allowed
     rng = np.random.default_rng(seed)
-    prev = safety(rng.random((N, 7), np.float32), 0.0)[:3, 0:2].astype(np.float64).copy()
+    prev = safety(rng.random((N, N_ATTRS), np.float32), 0.0)[:3, 0:2].astype(np.float64).copy()
     box = np.broadcast_to(np.array(BOX, np.float64), (3, 4))
     for k in range(1, 60):
-        target = rng.random((N, 7), np.float32)
+        target = rng.random((N, N_ATTRS), np.float32)
         target[:3, 0:2] = rng.choice([0.05, 0.5, 0.95], size=(3, 2))     # through the box
         cur = safety(target, k / fps)[:3, 0:2].astype(np.float64).copy()
         assert not segments_enter(prev, cur, box).any()

@@ -16,7 +16,7 @@ from pi_app.cli import main
 from pi_app.config import load_config, validate
 from pi_app.patch import Patch
 from pi_app.safety_check import check_frames, max_in_window, transition_frames
-from pi_app.scene import ATTRS
+from pi_app.scene import ATTRS, N_ATTRS
 from pi_app.sim.record import ShowRecorder
 
 BASE = load_config(None)
@@ -35,7 +35,7 @@ def unsafe_stream(cfg, scene_at, seconds=2.0):
 
 
 def scene(**cols):
-    s = np.zeros((N, 7), np.float32)
+    s = np.zeros((N, N_ATTRS), np.float32)
     s[:, 0:2] = 0.5
     for k, v in cols.items():
         s[:, ATTRS.index(k)] = v

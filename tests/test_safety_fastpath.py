@@ -17,16 +17,17 @@ from hypothesis import strategies as st
 from pi_app.config import load_config, parse_config
 from pi_app.patch import Patch
 from pi_app.safety import Safety
+from pi_app.scene import N_ATTRS
 
 HEADS = "".join(f'[[fixtures]]\nname = "h{i}"\nprofile = "lumeri-wash-7-10"\nmode = "14ch"\n'
                 f"address = {i * 14 + 1}\n" for i in range(12))
 
 
 def _scenes(kind: int, n: int, frames: int, rng: np.random.Generator):
-    base = rng.random((n, 7)).astype(np.float32)
+    base = rng.random((n, N_ATTRS)).astype(np.float32)
     for k in range(frames):
         if kind == 0:                                    # noise
-            yield rng.random((n, 7)).astype(np.float32)
+            yield rng.random((n, N_ATTRS)).astype(np.float32)
         elif kind == 1:                                  # red square wave, in phase
             s = base.copy()
             s[:, 2], s[:, 3], s[:, 4:] = (k // 3) % 2, 1.0, 0.05 * (k % 4 == 0)
@@ -36,7 +37,7 @@ def _scenes(kind: int, n: int, frames: int, rng: np.random.Generator):
             s[:, 2], s[:, 3], s[:, 4], s[:, 5], s[:, 6] = 1.0, 0.1, k % 2, 1 - k % 2, 0.0
             yield s
         else:                                            # quantised levels: exact ties
-            yield (rng.integers(0, 5, (n, 7)) / 4).astype(np.float32)
+            yield (rng.integers(0, 5, (n, N_ATTRS)) / 4).astype(np.float32)
 
 
 @settings(max_examples=12, deadline=None)

@@ -19,6 +19,7 @@ from pi_app.config import load_config, validate
 from pi_app.patch import Patch
 from pi_app.safety import Safety
 from pi_app.safety_check import check_frames
+from pi_app.scene import N_ATTRS
 
 BASE = load_config(None)
 
@@ -86,7 +87,7 @@ def test_square_waves_are_limited(fps, hz, red, phase, duty):
 
     def scene_at(k):
         on = ((k / fps * hz + offs) % 1.0) < duty
-        s = np.zeros((N, 7), np.float32)
+        s = np.zeros((N, N_ATTRS), np.float32)
         s[:, 0:2] = 0.5
         s[:, 2] = on
         s[:, 3:7] = colour
@@ -101,7 +102,7 @@ def test_square_waves_are_limited(fps, hz, red, phase, duty):
 def test_random_noise(fps, seed, keep_out):
     cfg = rig(fps, keep_out=keep_out)
     rng = np.random.default_rng(seed)
-    frames, unis, times, *_ = run_chain(cfg, lambda k: rng.random((N, 7), np.float32), 2.5)
+    frames, unis, times, *_ = run_chain(cfg, lambda k: rng.random((N, N_ATTRS), np.float32), 2.5)
     assert_safe(cfg, frames, unis, times)
 
 
@@ -111,7 +112,7 @@ def test_full_range_pan_jumps(fps, every, keep_out, pan_slew):
     cfg = rig(fps, keep_out=keep_out, pan_slew_deg_per_s=pan_slew)
 
     def scene_at(k):
-        s = np.ones((N, 7), np.float32)
+        s = np.ones((N, N_ATTRS), np.float32)
         s[:, 0] = (k // every) % 2
         s[:, 1] = (k // (2 * every)) % 2
         return s
@@ -125,19 +126,20 @@ def test_full_range_pan_jumps(fps, every, keep_out, pan_slew):
 @given(fps=FPS, period=st.integers(1, 6))
 def test_master_toggled_every_frame(fps, period):
     cfg = rig(fps)
-    full = np.ones((N, 7), np.float32)
+    full = np.ones((N, N_ATTRS), np.float32)
     frames, unis, times, *_ = run_chain(cfg, lambda k: full, 2.5,
                                         master_at=lambda k: float((k // period) % 2))
     assert_safe(cfg, frames, unis, times)
 
 
 def random_mlp(rng, width: int, gain: float):
-    """A random-weight MLP: latent z (8,) -> scene (N, 7) through tanh layers and a sigmoid."""
+    """A random-weight MLP: latent z (8,) -> scene (N, N_ATTRS) through tanh layers and a
+    sigmoid."""
     w1 = rng.normal(0, gain, (8, width))
-    w2 = rng.normal(0, gain, (width, N * 7))
+    w2 = rng.normal(0, gain, (width, N * N_ATTRS))
 
     def f(z):
-        return (1 / (1 + np.exp(-(np.tanh(z @ w1) @ w2)))).reshape(N, 7).astype(np.float32)
+        return (1 / (1 + np.exp(-(np.tanh(z @ w1) @ w2)))).reshape(N, N_ATTRS).astype(np.float32)
 
     return f
 

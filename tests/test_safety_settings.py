@@ -25,6 +25,7 @@ from pi_app.config import load_config, parse_config, validate
 from pi_app.control import ControlClient
 from pi_app.errors import ConfigError
 from pi_app.patch import Patch
+from pi_app.scene import N_ATTRS
 
 BASE = load_config(None)
 TEXT = rig_text()
@@ -163,7 +164,7 @@ def test_limits_hold_after_offset_and_invert(lp, lt, fp, ft, ip, it, scene):
     fx = _head(lp, lt, fp * span_p, ft * span_t, ip, it)
     cfg = validate(BASE.replace(fixtures=(fx,)))
     patch = Patch(cfg)
-    s = np.zeros((1, 7), np.float32)
+    s = np.zeros((1, N_ATTRS), np.float32)
     s[0, :2] = scene
     f = patch.frames(s)[1]
     pan = (int(f[0]) * 256 + int(f[1])) / 65535 * 540        # 14ch: pan, pan fine, tilt, ...
@@ -180,7 +181,7 @@ def test_a_small_offset_still_moves_and_is_clamped_at_the_limit():
     patch = Patch(validate(BASE.replace(fixtures=(fx,))))
     pans = []
     for v in (0.0, 0.5, 1.0):
-        s = np.zeros((1, 7), np.float32)
+        s = np.zeros((1, N_ATTRS), np.float32)
         s[0, :2] = v
         f = patch.frames(s)[1]
         pans.append((int(f[0]) * 256 + int(f[1])) / 65535 * 540)
@@ -195,7 +196,7 @@ def test_safety_check_reports_aim_outside_the_limits(tmp_path):
     from pi_app.safety_check import check_frames
 
     patch = Patch(BASE)
-    s = np.zeros((40, len(patch), 7), np.float32)
+    s = np.zeros((40, len(patch), N_ATTRS), np.float32)
     s[:, :, :2] = 0.5
     frames = []
     for k in range(40):

@@ -27,6 +27,7 @@ from procs import REPO, env_for, public_dir, rig_text, run_cli, stop, wait_for
 from pi_app.config import load_config
 from pi_app.errors import ConfigError
 from pi_app.patch import Patch
+from pi_app.scene import N_ATTRS
 
 pytest_plugins = ["tests.olad_fixture"]
 
@@ -311,7 +312,7 @@ def test_last_frames_are_kept_in_ram_only(monkeypatch):
     monkeypatch.setenv("RUNTIME_DIRECTORY", str(ram))
     w = laststate.LastFramesWriter.open(targets, PATCH)
     assert w is not None
-    frames = PATCH.frames(np.full((len(PATCH), 7), 0.6, np.float32))
+    frames = PATCH.frames(np.full((len(PATCH), N_ATTRS), 0.6, np.float32))
     w.write(frames)
     back = laststate.read(laststate.state_path(targets))
     w.close()

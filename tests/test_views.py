@@ -26,6 +26,7 @@ from pi_app.errors import ConfigError
 from pi_app.outputs.sim import SimOutput
 from pi_app.patch import Patch
 from pi_app.runtime import load_model
+from pi_app.scene import N_ATTRS
 from pi_app.show import Show
 from pi_app.sim.record import read_show
 from pi_app.views import render as rd
@@ -100,7 +101,7 @@ def test_decode_inverts_the_patch(cfg):
     patch = Patch(cfg)
     rig = Rig.from_patch(patch)
     rng = np.random.default_rng(0)
-    scene = rng.uniform(0, 1, (len(patch), 7)).astype(np.float32)
+    scene = rng.uniform(0, 1, (len(patch), N_ATTRS)).astype(np.float32)
     look = rig.decode(rig.frames_array(patch.frames(scene)))
     for f in patch.fixtures:          # pan/tilt: the physical fraction of the full range
         if not f.moves:
