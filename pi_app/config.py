@@ -36,6 +36,7 @@ from .install_config import (
 )
 from .mqtt.config import MqttConfig, validate_mqtt
 from .outputs.ola import OlaConfig as OlaConfig
+from .outputs.several import OutputEntry
 from .outputs.uart import UartConfig as UartConfig
 from .sync.config import SyncConfig
 
@@ -182,6 +183,7 @@ class Config:
     model: str = "nat-aurora"
     walk: WalkConfig = field(default_factory=WalkConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
+    outputs: tuple[OutputEntry, ...] = ()      # [[outputs]]: several (pi_app/outputs/several.py)
     safety: SafetyConfig = field(default_factory=SafetyConfig)
     control: ControlConfig = field(default_factory=ControlConfig)
     preview: PreviewConfig = field(default_factory=PreviewConfig)
@@ -269,6 +271,9 @@ def _coerce(value, tp, file: str, fld: str):
         val_tp = typing.get_args(tp)[1]
         return {str(k): _coerce(v, val_tp, file, f"{fld}.{k}") for k, v in value.items()}
     if dataclasses.is_dataclass(tp):
+        from_table = getattr(tp, "from_table", None)    # a table whose keys depend on it
+        if from_table is not None:
+            return from_table(value, file, fld, _build)
         return _build(tp, value, file, fld)
     if origin is tuple:
         args = typing.get_args(tp)

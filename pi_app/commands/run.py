@@ -10,6 +10,7 @@ import click
 
 from ..errors import ConfigError, LatentDMXError
 from ..outputs import registry
+from ..outputs.several import kinds_text
 
 
 def _logging(verbose: bool) -> None:
@@ -32,6 +33,7 @@ def load_run_config(config_path, *, output=None, model=None, fps=None, seed=None
     if output is not None:
         import dataclasses
         changes["output"] = dataclasses.replace(cfg.output, kind=output)
+        changes["outputs"] = ()          # --output: that one output for every universe
     if changes:
         cfg = cfg.replace(**changes)
         try:
@@ -147,7 +149,7 @@ def run(config_path, output, model, fps, seed, duration, record, web, audio, ver
     with _blamed_on(cfg):
         out = output_for(cfg, patch)
     show = Show(cfg, out, model=mdl, duration_s=duration, record_path=record,
-                config_path=config_path, clock=_clock(cfg.output.kind), audio=audio)
+                config_path=config_path, clock=_clock(kinds_text(cfg)), audio=audio)
     show.pipeline.check_model(mdl)      # finite, and cheap enough for the frame period
     log = logging.getLogger("latentdmx")
     from ..config_rules import config_warnings
@@ -156,7 +158,7 @@ def run(config_path, output, model, fps, seed, duration, record, web, audio, ver
         log.warning("%s", line)
     show.listeners.append(_status_logger(log, every_s=30.0))
     started = (f"playing {mdl.info.name} ({mdl.info.family}) on {len(cfg.fixtures)} fixtures, "
-               f"{len(patch.universes)} universe(s), output {cfg.output.kind}, {cfg.fps:g} fps, "
+               f"{len(patch.universes)} universe(s), output {kinds_text(cfg)}, {cfg.fps:g} fps, "
                f"seed {show.pipeline.seed}" + (f", recording to {record}" if record else "") +
                (f", music from {show.music.audio.describe}" if show.music.audio else ""))
 
@@ -264,7 +266,7 @@ def check(config_path):
     console = Console(width=max(100, Console().width))
     console.print(table)
     console.print(f"ok: model {cfg.model!r} ({mdl.info.family}, {mdl.info.kind}, from "
-                  f"{mdl.info.path}), output {cfg.output.kind}, {cfg.fps:g} fps")
+                  f"{mdl.info.path}), output {kinds_text(cfg)}, {cfg.fps:g} fps")
     if cfg.sync.group:                  # a lockstep group (README "Lockstep")
         s = cfg.sync
         console.print(f"group {s.group!r}: epoch {s.epoch}, {s.address}:{s.port} on "

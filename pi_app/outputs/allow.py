@@ -5,10 +5,12 @@ The unit itself allows only ``localhost`` (olad, and nothing else). What the con
 needs beyond that goes into a drop-in, ``/etc/systemd/system/latentdmx.service.d/network.conf``,
 written by ``sudo latentdmx service-network --install`` (and by ``scripts/setup-pi.sh``):
 
-* the output's own addresses (`Output.addresses`): for ``sacn`` the multicast group of every
-  universe (239.255.<hi>.<lo>), the sync universe's and the discovery universe's, or the
-  unicast destinations; for ``artnet`` the nodes, or the broadcast address, and the broadcast
-  address for ArtSync; for ``ola`` olad's address when it is not this machine;
+* the output's own addresses (`Output.addresses`; with ``[[outputs]]`` every output's): for
+  ``sacn`` the multicast group of every universe (239.255.<hi>.<lo>), the sync universe's
+  and the discovery universe's, or the unicast destinations; for ``artnet`` the nodes, or the
+  broadcast address, and the broadcast address for ArtSync; for ``ddp`` the destinations or
+  the broadcast address; for ``ola`` olad's address when it is not this machine; the local
+  networks when a node is given by host name (its address may change under DHCP);
 * the local networks when the web page listens beyond localhost (``[preview] web`` on a host
   other than 127.0.0.1: its viewers are on the LAN);
 * the OSC senders (``[osc] allow``) when the OSC server listens beyond localhost;
@@ -41,8 +43,13 @@ def allowed(config) -> list[str]:
     from . import output_for
 
     addrs = []
+    names = False                       # a node given by host name: its address may change
     for a in output_for(config, Patch(config)).addresses():
-        ip = ipaddress.ip_address(a)
+        try:
+            ip = ipaddress.ip_address(a)
+        except ValueError:
+            names = True
+            continue
         if not ip.is_loopback:
             addrs.append(ip)
     nets = [_entry(n) for n in ipaddress.collapse_addresses(
@@ -50,7 +57,7 @@ def allowed(config) -> list[str]:
     nets += [_entry(n) for n in ipaddress.collapse_addresses(
         ipaddress.IPv6Network(a) for a in addrs if isinstance(a, ipaddress.IPv6Address))]
     pv = config.preview
-    if pv.web and not is_loopback(pv.host):
+    if names or (pv.web and not is_loopback(pv.host)):
         nets += [n for n in LAN if n not in nets]
     osc = getattr(config, "osc", None)
     if osc is not None and osc.enabled and not is_loopback(osc.host):

@@ -31,7 +31,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import ConfigError
 from . import net
 from .base import Frames
 from .net import NetOutput
@@ -104,11 +103,9 @@ class ArtNetConfig:
     def validate(self, file: str) -> None:
         s = "output.artnet"
         for i, host in enumerate(self.nodes):
-            ip = net.ipv4(host, file=file, field=f"{s}.nodes[{i}]")
-            if ip.is_multicast:
-                raise ConfigError(f"{host} is a multicast address", file=file,
-                                  field=f"{s}.nodes[{i}]",
-                                  fix="Art-Net is unicast or broadcast: list node addresses")
+            net.node(host, file=file, field=f"{s}.nodes[{i}]",
+                     multicast_fix="Art-Net is unicast or broadcast: list node addresses "
+                                   "or host names")
         net.ipv4(self.broadcast, file=file, field=f"{s}.broadcast")
         net.check_port(self.port, file=file, field=f"{s}.port")
         net.universe_keys(self.universe_map, file=file, field=f"{s}.universe_map", lo=0,
@@ -129,7 +126,7 @@ class ArtNetOutput(NetOutput):
         super().__init__(universes, blackout=blackout)
         self.config = c = config or ArtNetConfig()
         self.port_address = self._map(c.universe_map, port_address, "Port-Address")
-        hosts = tuple(str(net.ipv4(h, file="", field="")) for h in c.nodes) or (c.broadcast,)
+        hosts = tuple(net.host(h, file="", field="") for h in c.nodes) or (c.broadcast,)
         self.dests = tuple((h, c.port) for h in hosts)
         self._sync_dest = (c.broadcast, c.port)
         self._index = {u: i for i, u in enumerate(self.universes)}
@@ -141,7 +138,7 @@ class ArtNetOutput(NetOutput):
     def _open(self) -> None:
         self._packets = np.stack([dmx_packet(self.port_address[u]) for u in self.universes])
         self._views = [memoryview(row) for row in self._packets]   # type: ignore[arg-type]
-        self._open_socket(self.config.interface)
+        self._open_socket(self.config.interface, (h for h, _ in self.dests))
 
     def _send(self, frames: Frames) -> None:
         send, packets, dests, seq = (self.sender.send, self._packets,  # type: ignore

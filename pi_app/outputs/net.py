@@ -22,11 +22,12 @@ import logging
 import socket
 import struct
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from ..errors import ConfigError, OutputError
 from .base import Output
+from .resolve import Resolver, host, is_name
 
 log = logging.getLogger("latentdmx.net")
 
@@ -56,6 +57,16 @@ def ipv4(text: object, *, file: str, field: str) -> ipaddress.IPv4Address:
         raise ConfigError(f"{text!r} is not an IPv4 address", file=file, field=field,
                           fix='write the node\'s address, e.g. "192.168.1.50" (give the node '
                               'a fixed address or a DHCP reservation)') from None
+
+
+def node(text: object, *, file: str, field: str, multicast_fix: str) -> str:
+    """A receiver's address from the config: an IPv4 literal that is not multicast, or a
+    host name (`resolve.host`); a one-line `ConfigError` otherwise."""
+    h = host(text, file=file, field=field)
+    if not is_name(h) and ipaddress.IPv4Address(h).is_multicast:
+        raise ConfigError(f"{h} is a multicast address", file=file, field=field,
+                          fix=multicast_fix)
+    return h
 
 
 def check_port(port: int, *, file: str, field: str) -> None:
@@ -122,12 +133,24 @@ def interface_address(name: str) -> str:
 
 # -- the socket -----------------------------------------------------------------------------------
 class UdpSender:
-    """A non-blocking UDP socket that counts what it could not send and says why, once."""
+    """A non-blocking UDP socket that counts what it could not send and says why, once.
 
-    def __init__(self, owner: str, *, interface: str = "", broadcast: bool = False) -> None:
-        self.owner = owner                  # "sacn" / "artnet", for the log and errors
+    Destinations are ``(host, port)`` where host is an address or a host name: names go to
+    their current address (`resolve.Resolver`, its own thread; `names` lists them, and
+    `lookup` replaces the system resolver in tests). A packet for a name that has not
+    resolved yet is skipped and counted (`unresolved`); a send error asks the resolver again."""
+
+    def __init__(self, owner: str, *, interface: str = "", broadcast: bool = False,
+                 names: Iterable[str] = (), lookup=None) -> None:
+        self.owner = owner                  # "sacn" / "artnet" / "ddp", for the log and errors
         self.interface = interface
         self.broadcast = broadcast
+        names = [n for n in dict.fromkeys(names) if is_name(n)]
+        self.resolver: Resolver | None = None
+        if names:
+            self.resolver = Resolver(names, owner, **({"lookup": lookup} if lookup else {}))
+        self._names = frozenset(names)
+        self.unresolved = 0                 # not sent: the host name has no address yet
         self.sock: socket.socket | None = None
         self.source = ""                    # the local address bound to ("" = any)
         self.packets = 0                    # datagrams handed to the kernel
@@ -141,6 +164,8 @@ class UdpSender:
         """Set the socket up. An interface that exists but has no address yet (a Pi
         booting, Wi-Fi joining) is waited for: logged once, retried every second from
         `send`, frames meanwhile counted as errors. A missing interface is an error."""
+        if self.resolver is not None:
+            self.resolver.start()
         try:
             self._setup()
         except NoAddressYet as exc:
@@ -173,6 +198,8 @@ class UdpSender:
 
     def close(self) -> None:
         self._retry_at = 0.0
+        if self.resolver is not None:
+            self.resolver.close()
         sock, self.sock = self.sock, None
         if sock is not None:
             sock.close()
@@ -182,8 +209,15 @@ class UdpSender:
         if self.sock is None and not self._retry():
             self.errors += 1
             return False
+        to = dest
+        if dest[0] in self._names:
+            addr = self.resolver.addresses.get(dest[0])   # type: ignore[union-attr]
+            if addr is None:
+                self.unresolved += 1
+                return False
+            to = (addr, dest[1])
         try:
-            self.sock.sendto(data, dest)     # type: ignore[union-attr]
+            self.sock.sendto(data, to)       # type: ignore[union-attr]
         except (BlockingIOError, InterruptedError):
             self.dropped += 1
             return False
@@ -219,6 +253,8 @@ class UdpSender:
 
     def _failed(self, dest: tuple[str, int], exc: OSError) -> None:
         self.errors += 1
+        if dest[0] in self._names:
+            self.resolver.again()            # type: ignore[union-attr]  # moved, perhaps
         code = exc.errno or 0
         if self._failing.get(dest) != code:
             self._failing[dest] = code
@@ -231,12 +267,18 @@ class UdpSender:
     def failing(self) -> list[str]:
         return [f"{h}:{p}" for h, p in self._failing]
 
+    @property
+    def unresolved_names(self) -> list[str]:
+        return sorted(self.resolver.failing.keys() | (self._names - set(
+            self.resolver.addresses))) if self.resolver is not None else []
+
 
 # -- the base output ----------------------------------------------------------------------------
 class NetOutput(Output):
     """The part of the sACN and Art-Net outputs that is the same: map, socket, health."""
 
     broadcast = False              # Art-Net sets SO_BROADCAST
+    lookup: Callable[[str], str] | None = None   # tests: a resolver instead of the system's
 
     def __init__(self, universes: Iterable[int], *, blackout=None) -> None:
         super().__init__(universes, blackout=blackout)
@@ -256,8 +298,10 @@ class NetOutput(Output):
             out[u] = v
         return out
 
-    def _open_socket(self, interface: str) -> None:
-        self.sender = UdpSender(self.name, interface=interface, broadcast=self.broadcast)
+    def _open_socket(self, interface: str, hosts: Iterable[str] = ()) -> None:
+        """The socket; `hosts`: the destinations, names among them resolved (resolve.py)."""
+        self.sender = UdpSender(self.name, interface=interface, broadcast=self.broadcast,
+                                names=hosts, lookup=self.lookup)
         try:
             self.sender.open()
         except OutputError as exc:
@@ -274,5 +318,9 @@ class NetOutput(Output):
         if s is not None:
             h.update(packets=s.packets, dropped=s.dropped, errors=s.errors,
                      last_error=s.last_error, failing=s.failing)
-            h["ok"] = h["ok"] and s.sock is not None and not s.failing
+            if s.resolver is not None:
+                h.update(unresolved=s.unresolved, unresolved_names=s.unresolved_names,
+                         resolved=dict(s.resolver.addresses))
+            h["ok"] = h["ok"] and s.sock is not None and not s.failing and \
+                not h.get("unresolved_names")
         return h

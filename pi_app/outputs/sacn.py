@@ -60,12 +60,9 @@ class SacnConfig:
     def validate(self, file: str) -> None:
         s = "output.sacn"
         for i, host in enumerate(self.unicast):
-            ip = net.ipv4(host, file=file, field=f"{s}.unicast[{i}]")
-            if ip.is_multicast:
-                raise ConfigError(f"{host} is a multicast address", file=file,
-                                  field=f"{s}.unicast[{i}]",
-                                  fix="leave unicast empty for multicast; list only the "
-                                      "addresses of receivers here")
+            net.node(host, file=file, field=f"{s}.unicast[{i}]",
+                     multicast_fix="leave unicast empty for multicast; list only the "
+                                   "addresses (or host names) of receivers here")
         net.check_port(self.port, file=file, field=f"{s}.port")
         for fld, value in (("priority", self.priority),
                            *((f"universe_priority.{k}", v)
@@ -121,7 +118,7 @@ class SacnOutput(NetOutput):
         self.source_name = c.source_name or default_source_name()
         self.sync_address = c.sync_universe if c.sync else 0
         self.auto_sync = True           # False: the caller sends `send_sync()` itself
-        self.unicast = tuple(str(net.ipv4(h, file="", field="")) for h in c.unicast)
+        self.unicast = tuple(net.host(h, file="", field="") for h in c.unicast)
         self.cid = cid
         self._index = {u: i for i, u in enumerate(self.universes)}
         self._dests = [self._destinations(self.sacn_universe[u]) for u in self.universes]
@@ -146,7 +143,7 @@ class SacnOutput(NetOutput):
                              priority=self.priority[u], sync_address=self.sync_address)
             for u in self.universes])
         self._views = [memoryview(row) for row in self._packets]   # type: ignore[arg-type]
-        self._open_socket(self.config.interface)
+        self._open_socket(self.config.interface, self.unicast)
 
     def _send(self, frames: Frames) -> None:
         send, packets, seq = self.sender.send, self._packets, self._seq  # type: ignore
