@@ -203,7 +203,7 @@ def _clock(kind: str):
 
     from ..clock import FastClock, FrameClock
 
-    if os.environ.get("LATENTDMX_FAKE_CLOCK") == "1" and kind == "sim":
+    if os.environ.get("LATENTDMX_FAKE_CLOCK") == "1" and set(kind.split("+")) == {"sim"}:
         return FastClock
     return FrameClock
 
