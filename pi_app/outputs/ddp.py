@@ -123,9 +123,7 @@ class DdpOutput(NetOutput):
         self.ranges = self._ranges()
         # (packet row, column, length, universe, byte in the universe): where frames go
         self._pieces: dict[int, list[tuple[int, int, int, int]]] = {}
-        self._packets = np.zeros((0, HEADER_LEN + MAX_DATA), np.uint8)
-        self._views: list[memoryview] = []
-        self._seq = 0
+        self._frame_seq = 0
 
     def _ranges(self) -> list[tuple[int, list[int]]]:
         """(first byte, rig universes in order) for each run of adjacent blocks."""
@@ -167,9 +165,8 @@ class DdpOutput(NetOutput):
                     pieces[u].append((r, HEADER_LEN + col, n, done))
                     done += n
             row += -(-len(us) * SLOTS // MAX_DATA)
-        self._packets, self._pieces = packets, pieces
-        self._views = [memoryview(packets[i])[:HEADER_LEN + n]
-                       for i, (_, n) in enumerate(layout)]
+        self._pieces = pieces
+        self._keep_packets(packets, (HEADER_LEN + n for _, n in layout))
         self._open_socket(self.config.interface, (h for h, _ in self.dests))
 
     def _send(self, frames: Frames) -> None:
@@ -177,8 +174,8 @@ class DdpOutput(NetOutput):
         for u, frame in frames.items():
             for r, col, n, src in pieces[u]:
                 packets[r, col:col + n] = frame[src:src + n]
-        self._seq = self._seq % MAX_SEQUENCE + 1             # 1..15, never 0 (= unused)
-        packets[:, SEQUENCE] = self._seq
+        self._frame_seq = self._frame_seq % MAX_SEQUENCE + 1  # 1..15, never 0 (= unused)
+        packets[:, SEQUENCE] = self._frame_seq
         send = self.sender.send                              # type: ignore[union-attr]
         for dest in self.dests:
             for view in self._views:

@@ -1,5 +1,6 @@
-"""What the network outputs (``sacn``, ``artnet``) share: one non-blocking UDP socket, sent
-to on the frame clock's own thread, and the error bookkeeping around it.
+"""What the network outputs (``sacn``, ``artnet``, ``ddp``) share: one non-blocking UDP socket,
+sent to on the frame clock's own thread, the error bookkeeping around it, node addresses that
+are host names (`resolve.py`), and the send loop of a frame's prebuilt packets.
 
 No thread and no event loop: a frame is a few dozen ``sendto`` calls on a socket that never
 blocks (a full send buffer drops that packet and counts it; the next frame carries fresh
@@ -8,9 +9,9 @@ data anyway). A destination that fails (no route, network down, the service's
 again, and the show goes on: lights on the network get the frames as soon as the network is
 back, with nothing to reconnect.
 
-`NetOutput` is the base of both outputs: rig universe -> protocol universe map, the socket,
-`health()`. Subclasses build their packets once at `open()` and only patch the data, the
-sequence number and the flags per frame.
+`NetOutput` is the base of the three outputs: rig universe -> protocol universe map, the
+socket, `health()`. Subclasses build their packets once at `open()` and only patch the data,
+the sequence number and the flags per frame.
 """
 
 from __future__ import annotations
@@ -22,8 +23,10 @@ import logging
 import socket
 import struct
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
+
+import numpy as np
 
 from ..errors import ConfigError, OutputError
 from .base import Output
@@ -275,14 +278,48 @@ class UdpSender:
 
 # -- the base output ----------------------------------------------------------------------------
 class NetOutput(Output):
-    """The part of the sACN and Art-Net outputs that is the same: map, socket, health."""
+    """What the network outputs share: the universe map, the socket (and its host names),
+    the packets of a frame built once at `open()` and patched per frame, health.
 
-    broadcast = False              # Art-Net sets SO_BROADCAST
+    sACN and Art-Net send one packet per universe (`_send_universes`: the slots at
+    `data_at`, the universe's own sequence number at `sequence_at`, to its destinations);
+    DDP packs the universes into a byte range and sends `_views` whole."""
+
+    broadcast = False              # Art-Net and DDP set SO_BROADCAST
+    data_at = 0                    # where a universe's 512 slots start in its packet
+    sequence_at = 0                # where its sequence number is
     lookup: Callable[[str], str] | None = None   # tests: a resolver instead of the system's
 
     def __init__(self, universes: Iterable[int], *, blackout=None) -> None:
         super().__init__(universes, blackout=blackout)
         self.sender: UdpSender | None = None
+        self._index = {u: i for i, u in enumerate(self.universes)}
+        self._packets = np.zeros((0, 0), np.uint8)   # one row per packet (`_keep_packets`)
+        self._views: list[memoryview] = []
+        self._seq = [0] * len(self.universes)       # per universe, as in the packets
+
+    def _keep_packets(self, packets: np.ndarray, lengths: Iterable[int] | None = None) -> None:
+        """A frame's packets, one a row (its first `lengths` bytes sent, default all)."""
+        self._packets = packets
+        n = [packets.shape[1]] * len(packets) if lengths is None else list(lengths)
+        self._views = [memoryview(row)[:k] for row, k in zip(packets, n, strict=True)]
+
+    def _send_universes(self, frames: Mapping[int, np.ndarray],
+                        dests: Sequence[Sequence[tuple[str, int]]],
+                        step: Callable[[int], int]) -> None:
+        """One packet per universe of `frames` (its row: the slots, the next sequence number
+        by `step`) to each of that universe's `dests`."""
+        send = self.sender.send                              # type: ignore[union-attr]
+        packets, views, seq = self._packets, self._views, self._seq
+        at, seq_at, index = self.data_at, self.sequence_at, self._index
+        for u, frame in frames.items():
+            i = index[u]
+            row = packets[i]
+            row[at:] = frame
+            row[seq_at] = seq[i] = step(seq[i])
+            view = views[i]
+            for dest in dests[i]:
+                send(view, dest)
 
     def _map(self, mapping: dict, default_of, what: str) -> dict[int, int]:
         """rig universe -> protocol universe; two rig universes on one is refused."""
