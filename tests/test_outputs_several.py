@@ -342,3 +342,14 @@ def test_output_flag_replaces_the_outputs(tmp_path):
                    '[[outputs]]\nkind = "sim"\nuniverses = [2]\n' + RIG2)
     cfg = load_run_config(str(rig), output="sim")
     assert cfg.outputs == () and output_for(cfg, Patch(cfg)).name == "sim"
+
+
+def test_the_manuals_gallery_example_is_a_valid_config():
+    """docs/outputs.md's UART + WLED strip example: parsed, validated and built as `run`
+    builds it (not opened: no UART or strip here)."""
+    text = (ROOT / "docs" / "outputs.md").read_text(encoding="utf-8")
+    block = text.split("## Several outputs in one show", 1)[1].split("```toml", 1)[1]
+    cfg = parse_config(block.split("```", 1)[0], "outputs.md")
+    assert [(e.kind, e.universes) for e in cfg.outputs] == [("uart", (1,)), ("ddp", (2,))]
+    out = output_for(cfg, Patch(cfg))
+    assert out.targets() == ("uart:/dev/ttyAMA0", "ddp:wled-strip.local:4048/u2")
