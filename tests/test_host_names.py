@@ -167,3 +167,19 @@ def test_localhost_goes_through_the_system_resolver():
         finally:
             out.close()
             cap.close()
+
+
+def test_doctor_says_what_a_name_resolves_to_or_that_it_does_not():
+    from pi_app.outputs.netcheck import check_unicast
+
+    cap = UdpCapture(0, bind="127.0.0.1")
+    try:
+        found = check_unicast(["localhost", "no-such-node.invalid"], cap.port, b"x", "DDP",
+                              "enable it")
+    finally:
+        cap.close()
+    said = [(f.ok, f.what) for f in found]
+    assert (True, "localhost is 127.0.0.1") in said
+    bad = [f for f in found if "no-such-node.invalid" in f.what]
+    assert len(bad) == 1 and not bad[0].ok and "does not resolve" in bad[0].what
+    assert "libnss-mdns" in bad[0].fix

@@ -6,8 +6,10 @@ output; one line for every mistake from `check` and `run` alike."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -353,3 +355,65 @@ def test_the_manuals_gallery_example_is_a_valid_config():
     assert [(e.kind, e.universes) for e in cfg.outputs] == [("uart", (1,)), ("ddp", (2,))]
     out = output_for(cfg, Patch(cfg))
     assert out.targets() == ("uart:/dev/ttyAMA0", "ddp:wled-strip.local:4048/u2")
+
+
+def test_sigkill_then_exec_stop_post_darkens_the_uart_and_the_strip():
+    """The unit's way: the daemon plays the head on the UART (a pty) and the pars over DDP,
+    is SIGKILLed mid-show, and ExecStopPost (`darken`) darkens both from the show's last
+    frames: light 0, the head's pan/tilt where the show left it."""
+    from procs import env_for, public_dir, stop
+    from test_stop import PtyReader, exec_start, exec_stop_post
+
+    pty = PtyReader()
+    ddp = UdpCapture(0, bind="127.0.0.1")
+    d = public_dir(ram=True)
+    rig = d / "rig.toml"
+    rig.write_text(TWO_UNIVERSE_RIG +
+                   f'[[outputs]]\nkind = "uart"\nuniverses = [1]\ndevice = "{pty.path}"\n'
+                   'driver_enable_gpio = -1\n'
+                   f'[[outputs]]\nkind = "ddp"\nuniverses = [2]\n'
+                   f'destinations = ["localhost:{ddp.port}"]\n'
+                   '[safety]\nfade_in_s = 0.2\n')
+    patch = Patch(parse_config(rig.read_text(), str(rig)))
+    light1 = light_slots(patch, 1)
+    light2 = [512 + i for i in light_slots(patch, 2)]     # universe 2: DDP bytes 512..1023
+    size = 1 + max(f.last_address for f in patch.fixtures if f.universe == 1)
+
+    def shown() -> list[bytes]:
+        rx = WledStyleReceiver(1024)
+        for _, _, _, raw in list(ddp.packets):
+            rx.feed(raw)
+        return rx.shown
+    env = env_for(runtime=d)
+    show = exec_start(rig, env)
+    try:
+        deadline = time.monotonic() + 60
+        while show.poll() is None and time.monotonic() < deadline and not (
+                len(pty.frames(size)) and pty.frames(size)[-1][1:][light1].any()
+                and any(s[i] for s in shown()[-3:] for i in light2)):
+            time.sleep(0.05)
+        assert show.poll() is None and time.monotonic() < deadline, \
+            (len(pty.data), len(ddp.packets), stop(show))
+        show.send_signal(signal.SIGKILL)
+        show.wait()
+        time.sleep(0.3)
+        before_uart, before_ddp = pty.frames(size), len(shown())
+        said = exec_stop_post(rig, env)
+        time.sleep(0.5)
+        ddp.settle()
+        after_uart, after_ddp = pty.frames(size)[len(before_uart):], shown()[before_ddp:]
+    finally:
+        if show.poll() is None:
+            show.kill()
+            show.wait()
+        pty.close()
+        ddp.close()
+    assert "uart: blackout sent" in said[0] and "ddp: blackout sent" in said[0], said
+    assert said[0].count("the show's last frames") == 2, said
+    assert len(after_uart) >= 3 and len(after_ddp) >= 3
+    assert not after_uart[-1][1:][light1].any()
+    assert not any(after_ddp[-1][i] for i in light2)
+    aim = [f.address - 1 + j for f in patch.fixtures if f.universe == 1
+           for j, ch in enumerate(f.mode.channels) if ch.attr in ("pan", "tilt")]
+    assert aim and (after_uart[-1][1:][aim].astype(int) -
+                    before_uart[-1][1:][aim].astype(int)).__abs__().max() <= 8   # held
