@@ -183,3 +183,30 @@ def test_doctor_says_what_a_name_resolves_to_or_that_it_does_not():
     bad = [f for f in found if "no-such-node.invalid" in f.what]
     assert len(bad) == 1 and not bad[0].ok and "does not resolve" in bad[0].what
     assert "libnss-mdns" in bad[0].fix
+
+
+@pytest.mark.parametrize("days", [1 / 24, 1, 30, 365])
+def test_an_hour_to_a_year_of_refreshes_keeps_nothing_growing(days, caplog):
+    """A node on a flaky network, asked every 30 s for an hour .. a year of show time (the
+    refresh steps run directly: virtual time): the log has two lines per outage and the
+    resolver keeps one entry per name, whatever the age."""
+    steps = int(days * 86400 / 30)
+    outage_every, outage_len = 997, 3                 # an outage of 3 asks every ~8 hours
+    state = {"k": 0}
+
+    def flaky(name: str) -> str:
+        k = state["k"]
+        if k % outage_every < outage_len:
+            raise OSError(-3, "Temporary failure in name resolution")
+        return f"10.0.0.{1 + (k // outage_every) % 2}"   # moves after each outage
+    r = Resolver(["strip.lan"], "ddp", lookup=flaky)
+    with caplog.at_level(logging.INFO, "latentdmx.net"):
+        for k in range(steps):
+            state["k"] = k
+            r.resolve_all()
+    outages = -(-steps // outage_every)
+    msgs = [rec.getMessage() for rec in caplog.records]
+    assert sum("does not resolve" in m for m in msgs) == outages
+    assert len(msgs) <= 2 * outages + 1
+    assert len(r.addresses) == 1 and len(r.failing) <= 1 and r.lookups == steps
+    assert r.version <= outages + 1

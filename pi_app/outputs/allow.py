@@ -29,6 +29,7 @@ import ipaddress
 from pathlib import Path
 
 from ..hosts import is_loopback
+from .several import kinds_text
 
 UNIT_NAME = "latentdmx.service"
 UNIT_PATH = Path("/etc/systemd/system/latentdmx.service")      # installed by setup-pi.sh
@@ -97,9 +98,9 @@ def dropin_text(config) -> str:
     why = ", ".join(entries) if entries else "nothing beyond localhost"
     lines = [
         f"# Made by `latentdmx service-network --install` from {config.path}:",
-        f"# output {config.output.kind} (and the web page) talk to {len(entries)} address "
+        f"# output {kinds_text(config)} (and the web page) talk to {len(entries)} address "
         "block(s) beyond localhost.",
-        "# Run it again after changing [output] or [preview], then",
+        "# Run it again after changing [output], [[outputs]] or [preview], then",
         "# `sudo systemctl daemon-reload && sudo systemctl restart latentdmx`.",
         "[Service]",
     ]
