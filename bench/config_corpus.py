@@ -437,7 +437,15 @@ def outputs_mutations() -> list[Mutation]:
              ({"kind": "sacn", "universes": [1], "unicast": ["127.0.0.1"], "port": PORT + 5},
               {"kind": "sacn", "universes": [2], "unicast": ["127.0.0.1"], "port": PORT + 5,
                "universe_map": {"2": 1}}), "refuse"),
-            ("bad setting in one", (sim1, {**ddp2, "port": 0}), "refuse")]:
+            ("bad setting in one", (sim1, {**ddp2, "port": 0}), "refuse"),
+            ("two multicast sACN outputs on one sync universe",
+             ({"kind": "sacn", "universes": [1], "port": PORT + 6, "discovery": False},
+              {"kind": "sacn", "universes": [2], "port": PORT + 6, "discovery": False}),
+             "refuse"),
+            ("two multicast sACN outputs, each its own sync universe",
+             ({"kind": "sacn", "universes": [1], "port": PORT + 7, "discovery": False},
+              {"kind": "sacn", "universes": [2], "port": PORT + 7, "discovery": False,
+               "sync_universe": 63998}), "accept")]:
         r.append(Mutation("several outputs", name, "network", outputs(*tables), exp))
     r.append(Mutation("several outputs", "[output] kind beside [[outputs]]", "network",
                       chain(outputs(sim1, sim2),

@@ -197,12 +197,22 @@ def test_two_outputs_on_the_same_lights_are_refused_in_one_line(tmp_path):
         cfg = parse_config(
             '[[outputs]]\nkind = "sacn"\nuniverses = [1]\nunicast = ["192.0.2.5"]\n'
             '[[outputs]]\nkind = "sacn"\nuniverses = [2]\nunicast = ["192.0.2.5"]\n'
-            'universe_map = { "2" = 1 }\n'
+            'universe_map = { "2" = 1 }\nsync = false\n'
             f'[[fixtures]]\nname = "a"\n{PAR}[[fixtures]]\nname = "b"\n{PAR}universe = 2\n',
             str(tmp_path / "rig.toml"))
         output_for(cfg, Patch(cfg))
     assert err.value.field == "outputs[2]" and "both drive sacn:192.0.2.5:5568/u1" in str(
         err.value)
+
+
+def test_two_sacn_outputs_to_the_same_receivers_need_their_own_sync_universe(tmp_path):
+    two = ('[[outputs]]\nkind = "sacn"\nuniverses = [1]\nunicast = ["192.0.2.5", "n.lan"]\n'
+           '[[outputs]]\nkind = "sacn"\nuniverses = [2]\nunicast = ["n.lan"]\n')
+    with pytest.raises(ConfigError) as err:
+        parse_config(two + RIG2, "rig.toml")
+    assert err.value.field == "outputs[2].sync_universe" and "63998" in err.value.fix
+    parse_config(two + "sync_universe = 63998\n" + RIG2, "rig.toml")
+    parse_config(two.replace('["n.lan"]', '["m.lan"]') + RIG2, "rig.toml")   # other nodes
 
 
 # -- mistakes: one line, check and run alike ---------------------------------------------------

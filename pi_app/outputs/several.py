@@ -173,6 +173,28 @@ def check_entries(cfg: Any) -> None:
         if e.settings is not None and hasattr(e.settings, "validate"):
             with blamed(cfg, i):
                 e.settings.validate(f)
+    _one_sync_each(cfg)
+
+
+def _one_sync_each(cfg: Any) -> None:
+    """Two sACN outputs that reach the same receivers (both multicast, or a node in both)
+    with universe sync need their own sync universes: one source (one CID) counting two
+    sync streams on one universe looks to receivers like packets out of order."""
+    seen: list[tuple[int, Any]] = []
+    for i, e in enumerate(cfg.outputs, 1):
+        c = e.settings
+        if e.kind != "sacn" or not c.sync:
+            continue
+        free = 63998 if c.sync_universe != 63998 else 63997
+        for j, other in seen:
+            if other.sync_universe == c.sync_universe and (
+                    (not c.unicast and not other.unicast) or set(c.unicast) & set(other.unicast)):
+                raise ConfigError(f"outputs[{j}] and outputs[{i}] both send sync packets on "
+                                  f"universe {c.sync_universe} to the same receivers",
+                                  file=cfg.path, field=f"outputs[{i}].sync_universe",
+                                  fix="give this one its own, a universe no data goes on, e.g. "
+                                      f"sync_universe = {free}")
+        seen.append((i, c))
 
 
 class _PartPatch:
