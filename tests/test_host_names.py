@@ -210,3 +210,31 @@ def test_an_hour_to_a_year_of_refreshes_keeps_nothing_growing(days, caplog):
     assert len(msgs) <= 2 * outages + 1
     assert len(r.addresses) == 1 and len(r.failing) <= 1 and r.lookups == steps
     assert r.version <= outages + 1
+
+
+def test_a_send_error_to_a_name_looks_it_up_again_before_the_refresh(caplog):
+    """The name first gives an address the socket refuses (broadcast, without SO_BROADCAST:
+    EACCES, as a stale lease might); the error asks the resolver again at once, so the frames
+    reach the node's new address in about a second, not at the next 30 s refresh."""
+    cap = UdpCapture(0, bind="127.0.0.1")
+    names = Names({"strip.lan": "255.255.255.255"})
+    out = SacnOutput([1], config=SacnConfig(unicast=("strip.lan",), port=cap.port,
+                                            discovery=False, sync=False))
+    out.lookup = names
+    try:
+        out.open()
+        deadline = time.monotonic() + 5
+        while out.health()["errors"] == 0 and time.monotonic() < deadline:
+            out.send(FRAME)
+            time.sleep(0.02)
+        assert out.health()["errors"] > 0
+        names.table["strip.lan"] = "127.0.0.1"
+        t0 = time.monotonic()
+        while not cap.packets and time.monotonic() < deadline + 5:
+            out.send(FRAME)
+            time.sleep(0.02)
+        assert cap.packets and time.monotonic() - t0 < 5      # not the 30 s refresh
+        assert out.sender.resolver.refresh_s == 30.0
+    finally:
+        out.close()
+        cap.close()
