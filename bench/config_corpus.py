@@ -447,6 +447,9 @@ def outputs_mutations() -> list[Mutation]:
               {"kind": "sacn", "universes": [2], "port": PORT + 7, "discovery": False,
                "sync_universe": 63998}), "accept")]:
         r.append(Mutation("several outputs", name, "network", outputs(*tables), exp))
+    r.append(Mutation("several outputs", "[output.ddp] beside [[outputs]]", "network",
+                      chain(outputs(sim1, sim2), lambda d, f: d.update(
+                          output={"ddp": {"destinations": ["10.0.0.9"]}})), "refuse"))
     r.append(Mutation("several outputs", "[output] kind beside [[outputs]]", "network",
                       chain(outputs(sim1, sim2),
                             lambda d, f: d.update(output={"kind": "ola"})), "refuse"))

@@ -246,6 +246,9 @@ RIG2 = f'[[fixtures]]\nname = "a"\n{PAR}[[fixtures]]\nname = "b"\n{PAR}universe 
      "1..63999"),
     ('[output]\nkind = "ola"\n[[outputs]]\nkind = "sim"\nuniverses = [1, 2]\n',
      "output.kind", "beside [[outputs]]"),
+    ('[output.uart]\ndevice = "/dev/ttyAMA0"\n[[outputs]]\nkind = "uart"\nuniverses = [1]\n'
+     '[[outputs]]\nkind = "sim"\nuniverses = [2]\n', "output.uart", "not read when there "
+     "are [[outputs]]"),
 ])
 def test_a_mistake_in_outputs_is_one_line_from_check_and_run(tmp_path, outputs, field, words):
     rig = tmp_path / "rig.toml"

@@ -148,6 +148,12 @@ def check_entries(cfg: Any) -> None:
                           field="output.kind",
                           fix="keep one: [[outputs]] (one table per output), or [output] "
                               "kind for a single output")
+    for name, section in registry.sections().items():   # read by nobody: say so
+        if getattr(cfg.output, name) != section():
+            raise ConfigError(f"[output.{name}] is not read when there are [[outputs]]", file=f,
+                              field=f"output.{name}",
+                              fix=f'move its keys into the [[outputs]] table with kind = '
+                                  f'"{name}"')
     patched = {fx.universe: fx.name for fx in cfg.fixtures}
     owner: dict[int, int] = {}
     for i, e in enumerate(cfg.outputs, 1):
