@@ -118,6 +118,8 @@ def check_routes(dests: list[str], port: int, interface: str, multicast: bool,
     found = []
     by_dev: dict[str, list[str]] = {}
     for d in dests:
+        if is_name(d) and resolve_finding(d)[0] is None:
+            continue                            # check_unicast says it does not resolve
         dev, err = _route(d, port, source)
         if dev is None:
             fix = (f'set {field} = "eth0" (the interface the lights are on): multicast then '
