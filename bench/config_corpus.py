@@ -393,6 +393,69 @@ def network_mutations() -> list[Mutation]:
     return r
 
 
+def outputs_mutations() -> list[Mutation]:
+    """``[[outputs]]`` on the two-universe rig: each universe to one output, no more, no less."""
+    def outputs(*tables: dict) -> Callable[[dict, Path], None]:
+        def edit(doc: dict, folder: Path) -> None:
+            doc.pop("output", None)
+            doc["outputs"] = [dict(t) for t in tables]
+        return edit
+
+    sim1, sim2 = {"kind": "sim", "universes": [1]}, {"kind": "sim", "universes": [2]}
+    ddp2 = {"kind": "ddp", "universes": [2], "destinations": [f"127.0.0.1:{PORT + 2}"]}
+    r = []
+    for name, tables, exp in [
+            ("sim + sim", (sim1, sim2), "accept"),
+            ("sim + ddp", (sim1, ddp2), "accept"),
+            ("sim + artnet to a host name", (sim1, {"kind": "artnet", "universes": [2],
+                                                   "nodes": ["localhost"], "port": PORT + 3}),
+             "accept"),
+            ("sim + sacn to a host name", (sim1, {"kind": "sacn", "universes": [2],
+                                                 "unicast": ["localhost"], "port": PORT + 4,
+                                                 "discovery": False}), "accept"),
+            ("one output for both universes", ({"kind": "sim", "universes": [1, 2]},),
+             "accept"),
+            ("universe 2 twice", (sim1, sim2, {"kind": "sim", "universes": [2]}), "refuse"),
+            ("universe 2 listed twice in one", ({"kind": "sim", "universes": [1, 2, 2]},),
+             "refuse"),
+            ("universe 2 to no output", (sim1,), "refuse"),
+            ("a universe nothing is patched in", (sim1, {"kind": "sim", "universes": [2, 9]}),
+             "refuse"),
+            ("unknown kind", (sim1, {"kind": "dmx", "universes": [2]}), "refuse"),
+            ("no kind", (sim1, {"universes": [2]}), "refuse"),
+            ("no universes", (sim1, {"kind": "sim"}), "refuse"),
+            ("empty universes", (sim1, {"kind": "sim", "universes": []}), "refuse"),
+            ("universes not numbers", (sim1, {"kind": "sim", "universes": ["2"]}), "refuse"),
+            ("a key sim does not have", (sim1, {**sim2, "device": "/dev/x"}), "refuse"),
+            ("a key ddp does not have", (sim1, {**ddp2, "nodes": ["10.0.0.1"]}), "refuse"),
+            ("uart with two universes", ({"kind": "uart", "universes": [1, 2]},), "refuse"),
+            ("malformed host name", (sim1, {**ddp2, "destinations": ["wled_strip.local"]}),
+             "refuse"),
+            ("address out of range", (sim1, {**ddp2, "destinations": ["10.0.0.300"]}),
+             "refuse"),
+            ("two outputs on the same lights",
+             ({"kind": "sacn", "universes": [1], "unicast": ["127.0.0.1"], "port": PORT + 5},
+              {"kind": "sacn", "universes": [2], "unicast": ["127.0.0.1"], "port": PORT + 5,
+               "universe_map": {"2": 1}}), "refuse"),
+            ("bad setting in one", (sim1, {**ddp2, "port": 0}), "refuse"),
+            ("two multicast sACN outputs on one sync universe",
+             ({"kind": "sacn", "universes": [1], "port": PORT + 6, "discovery": False},
+              {"kind": "sacn", "universes": [2], "port": PORT + 6, "discovery": False}),
+             "refuse"),
+            ("two multicast sACN outputs, each its own sync universe",
+             ({"kind": "sacn", "universes": [1], "port": PORT + 7, "discovery": False},
+              {"kind": "sacn", "universes": [2], "port": PORT + 7, "discovery": False,
+               "sync_universe": 63998}), "accept")]:
+        r.append(Mutation("several outputs", name, "network", outputs(*tables), exp))
+    r.append(Mutation("several outputs", "[output.ddp] beside [[outputs]]", "network",
+                      chain(outputs(sim1, sim2), lambda d, f: d.update(
+                          output={"ddp": {"destinations": ["10.0.0.9"]}})), "refuse"))
+    r.append(Mutation("several outputs", "[output] kind beside [[outputs]]", "network",
+                      chain(outputs(sim1, sim2),
+                            lambda d, f: d.update(output={"kind": "ola"})), "refuse"))
+    return r
+
+
 def sync_mutations() -> list[Mutation]:
     key = "k3Yq9-2vX_8mWc4ZrT1pLs6NdHf0BgJe"
     base = {"group": "foyer", "key": key, "epoch": "2026-01-01T00:00:00Z"}
@@ -588,7 +651,7 @@ def all_mutations() -> list[Mutation]:
         out += unknown_key_mutations(name, b[name])
     out += range_mutations() + collision_mutations() + network_mutations()
     out += sync_mutations() + schedule_mutations() + playlist_preset_mutations()
-    out += file_mutations()
+    out += file_mutations() + outputs_mutations()
     return out
 
 

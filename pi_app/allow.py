@@ -5,10 +5,12 @@ The unit itself allows only ``localhost`` (olad, and nothing else). What the con
 needs beyond that goes into a drop-in, ``/etc/systemd/system/latentdmx.service.d/network.conf``,
 written by ``sudo latentdmx service-network --install`` (and by ``scripts/setup-pi.sh``):
 
-* the output's own addresses (`Output.addresses`): for ``sacn`` the multicast group of every
-  universe (239.255.<hi>.<lo>), the sync universe's and the discovery universe's, or the
-  unicast destinations; for ``artnet`` the nodes, or the broadcast address, and the broadcast
-  address for ArtSync; for ``ola`` olad's address when it is not this machine;
+* the output's own addresses (`Output.addresses`; with ``[[outputs]]`` every output's): for
+  ``sacn`` the multicast group of every universe (239.255.<hi>.<lo>), the sync universe's
+  and the discovery universe's, or the unicast destinations; for ``artnet`` the nodes, or the
+  broadcast address, and the broadcast address for ArtSync; for ``ddp`` the destinations or
+  the broadcast address; for ``ola`` olad's address when it is not this machine; the local
+  networks when a node is given by host name (its address may change under DHCP);
 * the local networks when the web page listens beyond localhost (``[preview] web`` on a host
   other than 127.0.0.1: its viewers are on the LAN);
 * the OSC senders (``[osc] allow``) when the OSC server listens beyond localhost;
@@ -29,6 +31,7 @@ from pathlib import Path
 from .fpp_config import MULTICAST
 from .hosts import is_loopback
 from .outputs import output_for
+from .outputs.several import kinds_text
 from .patch import Patch
 from .sync_config import SyncConfig
 
@@ -42,8 +45,13 @@ LAN = ("link-local", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7"
 def allowed(config) -> list[str]:
     """The ``IPAddressAllow=`` entries the config needs beyond ``localhost``."""
     addrs = []
+    names = False                       # a node given by host name: its address may change
     for a in output_for(config, Patch(config)).addresses():
-        ip = ipaddress.ip_address(a)
+        try:
+            ip = ipaddress.ip_address(a)
+        except ValueError:
+            names = True
+            continue
         if not ip.is_loopback:
             addrs.append(ip)
     nets = [_entry(n) for n in ipaddress.collapse_addresses(
@@ -51,7 +59,7 @@ def allowed(config) -> list[str]:
     nets += [_entry(n) for n in ipaddress.collapse_addresses(
         ipaddress.IPv6Network(a) for a in addrs if isinstance(a, ipaddress.IPv6Address))]
     pv = config.preview
-    if pv.web and not is_loopback(pv.host):
+    if names or (pv.web and not is_loopback(pv.host)):
         nets += [n for n in LAN if n not in nets]
     osc = getattr(config, "osc", None)
     if osc is not None and osc.enabled and not is_loopback(osc.host):
@@ -93,9 +101,9 @@ def dropin_text(config) -> str:
     why = ", ".join(entries) if entries else "nothing beyond localhost"
     lines = [
         f"# Made by `latentdmx service-network --install` from {config.path}:",
-        f"# output {config.output.kind} (and the web page) talk to {len(entries)} address "
+        f"# output {kinds_text(config)} (and the web page) talk to {len(entries)} address "
         "block(s) beyond localhost.",
-        "# Run it again after changing [output] or [preview], then",
+        "# Run it again after changing [output], [[outputs]] or [preview], then",
         "# `sudo systemctl daemon-reload && sudo systemctl restart latentdmx`.",
         "[Service]",
     ]

@@ -36,6 +36,7 @@ from .install_config import (
 )
 from .mqtt_config import MqttConfig, validate_mqtt
 from .outputs.ola import OlaConfig as OlaConfig
+from .outputs.several import OutputEntry
 from .outputs.uart import UartConfig as UartConfig
 from .ranges import Range, check_ranges, ranged
 from .scene import HELD_ATTRS
@@ -271,6 +272,7 @@ class Config:
     model: str = "nat-aurora"
     walk: WalkConfig = field(default_factory=WalkConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
+    outputs: tuple[OutputEntry, ...] = ()      # [[outputs]]: several (pi_app/outputs/several.py)
     safety: SafetyConfig = field(default_factory=SafetyConfig)
     control: ControlConfig = field(default_factory=ControlConfig)
     preview: PreviewConfig = field(default_factory=PreviewConfig)
@@ -326,6 +328,9 @@ def _coerce(value, tp, file: str, fld: str):
         val_tp = typing.get_args(tp)[1]
         return {str(k): _coerce(v, val_tp, file, f"{fld}.{k}") for k, v in value.items()}
     if dataclasses.is_dataclass(tp):
+        from_table = getattr(tp, "from_table", None)    # a table whose keys depend on it
+        if from_table is not None:
+            return from_table(value, file, fld, _build)
         return _build(tp, value, file, fld)
     if origin is tuple:
         return _coerce_tuple(value, typing.get_args(tp), file, fld)
@@ -721,6 +726,7 @@ def load_run_config(config_path, *, output=None, model=None, fps=None, seed=None
         changes["model"] = model
     if output is not None:
         changes["output"] = dataclasses.replace(cfg.output, kind=output)
+        changes["outputs"] = ()          # --output: that one output for every universe
     if changes:
         cfg = cfg.replace(**changes)
         try:

@@ -23,6 +23,8 @@ from typing import Any
 
 from .errors import ConfigError
 from .install_config import expand_days, parse_date, parse_time, ref_minutes
+from .outputs.resolve import is_name
+from .outputs.several import blamed, check_entries, sub_configs
 
 MAX_SUN_OFFSET_S = 12 * 3600.0      # "sunset+13h" is the next morning: write that time instead
 DAY_MINUTES = 24 * 60
@@ -170,6 +172,12 @@ def _sync(cfg: Any) -> None:
 
 # -- outputs ---------------------------------------------------------------------------------
 def _outputs(cfg: Any) -> None:
+    if cfg.outputs:                     # [[outputs]]: the universes' split, then each part
+        check_entries(cfg)              # as if it were the one [output]
+        for i, sub in enumerate(sub_configs(cfg)):
+            with blamed(cfg, i):
+                _outputs(sub)
+        return
     f = cfg.path
     universes = sorted({fx.universe for fx in cfg.fixtures})
     o = cfg.output
@@ -206,6 +214,9 @@ def check_here(cfg: Any) -> None:
     """What `run` needs of this machine, for `check` (which runs where the show will): the
     interface the output and the group send on. Not part of `check_rules`: a config is also
     read where its show does not run (`latentdmx doctor` reports a missing interface)."""
+    for i, sub in enumerate(sub_configs(cfg) if cfg.outputs else ()):
+        with blamed(cfg, i):
+            check_here(sub)
     o = cfg.output
     for fld, name, used in (("output.sacn.interface", o.sacn.interface, o.kind == "sacn"),
                             ("output.artnet.interface", o.artnet.interface,
@@ -240,7 +251,9 @@ def _interface_here(name: str, file: str, fld: str) -> None:
 
 
 def _unicast(host: str, file: str, fld: str) -> None:
-    ip = ipaddress.IPv4Address(host.strip())        # the section's validate: an IPv4 address
+    if is_name(host.strip()):                      # the section's validate: a host name
+        return
+    ip = ipaddress.IPv4Address(host.strip())        # or an IPv4 address
     if ip.is_unspecified or ip in ipaddress.IPv4Network("0.0.0.0/8") or \
             ip == ipaddress.IPv4Address("255.255.255.255"):
         raise ConfigError(f"{host} is not a receiver's address", file=file, field=fld,

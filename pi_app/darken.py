@@ -35,8 +35,9 @@ from . import laststate
 from .accounts import trusted_uids
 from .claims import Claim, ClaimError, own_unit
 from .config import Config
-from .errors import OutputError
+from .errors import LatentDMXError, OutputError
 from .outputs import output_for
+from .outputs.several import blamed, labels, sub_configs
 from .patch import Patch
 from .scene import AIM, empty_scene
 
@@ -71,7 +72,33 @@ def _olad_frames(cfg: Config, universes) -> dict[int, np.ndarray] | None:
 
 
 def darken(cfg: Config) -> str:
-    """Send the blackout to the config's output; returns what was done, in one line."""
+    """Send the blackout to the config's output (every one of its ``[[outputs]]``); returns
+    what was done, in one line (one per output)."""
+    if cfg.outputs:
+        return _darken_each(cfg)
+    return _darken(cfg)
+
+
+def _darken_each(cfg: Config) -> str:
+    """Each of the ``[[outputs]]`` in turn, as if it were the one output; the show's last
+    frames are in one file for all of them (named by all their targets). One output that
+    fails does not keep the others lit: its error is raised after they are dark."""
+    every = output_for(cfg, Patch(cfg)).targets()
+    lines, failed = [], None
+    for i, (label, sub) in enumerate(zip(labels(cfg), sub_configs(cfg), strict=True)):
+        try:
+            with blamed(cfg, i):
+                lines.append(f"{label}: {_darken(sub, last_targets=every)}")
+        except LatentDMXError as exc:
+            failed = failed or exc
+    if failed is not None:
+        for line in lines:
+            log.info("%s", line)
+        raise failed
+    return "\n".join(lines)
+
+
+def _darken(cfg: Config, last_targets: tuple[str, ...] | None = None) -> str:
     patch = Patch(cfg)
     kind = cfg.output.kind
     out = output_for(cfg, patch)
@@ -91,7 +118,7 @@ def darken(cfg: Config) -> str:
         else:
             raise
     with claim:
-        path = laststate.state_path(targets)
+        path = laststate.state_path(last_targets or targets)
         last = laststate.read(path) if path is not None else None
         light = last.light if last is not None else patch.light_slots()
         source = "the show's last frames"

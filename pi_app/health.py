@@ -28,7 +28,8 @@ from . import __version__
 
 THERMAL_ZONE = Path("/sys/class/thermal/thermal_zone0/temp")
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
-_ERROR_KEYS = ("errors", "dropped", "refused")      # outputs' counts of frames not delivered
+# outputs' counts of what was not delivered ("unresolved": to a host name with no address)
+_ERROR_KEYS = ("errors", "dropped", "refused", "unresolved")
 _hashes: dict[int, tuple[Any, str]] = {}            # id(config) -> (config, its hash)
 
 
@@ -141,6 +142,9 @@ def health_of(show: Any) -> dict[str, Any]:
         "output": str(out.get("output", show.output.name)),
         "output_ok": bool(out.get("ok", False)),
         "output_errors": output_errors(out),
+        "outputs": [{"output": str(p.get("label", p.get("output", ""))),
+                     "ok": bool(p.get("ok", False)), "errors": output_errors(p)}
+                    for p in out.get("outputs", ())],      # [[outputs]]: each one's own
         "limiter_interventions": int(show.pipeline.safety.interventions),
         "group": group,
         "group_members": members,
@@ -203,6 +207,17 @@ def prometheus_text(h: dict[str, Any]) -> str:
             continue
         lines += [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}",
                   f"{name} {_number(value, scale)}"]
+    parts = h.get("outputs") or []
+    for name, help_text, key in (
+            ("latentdmx_outputs_ok", "1 when this one of several outputs is delivering.",
+             "ok"),
+            ("latentdmx_outputs_errors_total", "What this one of several outputs could not "
+             "deliver.", "errors")):
+        if parts:
+            kind = "gauge" if key == "ok" else "counter"
+            lines += [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}"]
+            lines += [f'{name}{{output="{_label(p["output"])}"}} {_number(p[key], 1)}'
+                      for p in parts]
     name = "latentdmx_frame_work_seconds"
     lines += [f"# HELP {name} Time from a tick's wake to its frame out, over the last "
               "frames.", f"# TYPE {name} gauge"]

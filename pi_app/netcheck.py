@@ -36,6 +36,7 @@ from pathlib import Path
 from . import allow
 from .outputs.doctor import Finding
 from .outputs.net import SIOCGIFADDR, interface_address
+from .outputs.resolve import is_name, system_lookup
 
 IFF_UP, IFF_RUNNING, IFF_MULTICAST = 0x1, 0x40, 0x1000
 SIOCGIFFLAGS = 0x8913
@@ -118,6 +119,8 @@ def check_routes(dests: list[str], port: int, interface: str, multicast: bool,
     found = []
     by_dev: dict[str, list[str]] = {}
     for d in dests:
+        if is_name(d) and resolve_finding(d)[0] is None:
+            continue                            # check_unicast says it does not resolve
         dev, err = _route(d, port, source)
         if dev is None:
             fix = (f'set {field} = "eth0" (the interface the lights are on): multicast then '
@@ -180,10 +183,29 @@ def _port_refused(host: str, port: int, probe: bytes, source: str = "") -> bool:
     return False
 
 
+def resolve_finding(name: str) -> tuple[str | None, Finding | None]:
+    """A node given by host name: its address now (the system resolver, as the output
+    asks it), or a finding saying it does not resolve; (name, None) for an address."""
+    if not is_name(name):
+        return name, None
+    try:
+        ip = system_lookup(name)
+    except OSError as exc:
+        return None, Finding(False, f"{name} does not resolve ({exc.strerror or exc})",
+                             "is the node on and on this network? `.local` names need mDNS "
+                             "(`sudo apt install libnss-mdns`); or write its address")
+    return ip, Finding(True, f"{name} is {ip}")
+
+
 def check_unicast(hosts: list[str], port: int, probe: bytes | None, protocol: str,
                   enable_fix: str, source: str = "") -> list[Finding]:
     found = []
-    for h in hosts:
+    for name in hosts:
+        h, said = resolve_finding(name)
+        if said is not None:
+            found.append(said)
+        if h is None:
+            continue
         refused = probe is not None and _port_refused(h, port, probe, source)
         pong = _ping(h)
         if pong is None:                     # no ping here: ask the neighbour table
@@ -326,6 +348,7 @@ def _poll(dests: list[str], port: int, source: str, *, broadcast: bool) -> list[
     """ArtPoll the nodes (or the broadcast address); the ArtPollReplies name them."""
     from .outputs.artnet import OP_POLL_REPLY, poll_packet
 
+    ip_of = {d: resolve_finding(d)[0] for d in dests}     # nodes given by host name
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     try:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
@@ -340,8 +363,10 @@ def _poll(dests: list[str], port: int, source: str, *, broadcast: bool) -> list[
                                   "port; if that is olad's Art-Net plugin, it is a second "
                                   "Art-Net source)")]
         for d in dests:
+            if ip_of[d] is None:                # does not resolve: said by check_unicast
+                continue
             try:
-                s.sendto(poll_packet(), (d, port))
+                s.sendto(poll_packet(), (ip_of[d], port))
             except OSError as exc:
                 return [Finding(False, f"cannot ArtPoll {d} ({exc.strerror or exc})",
                                 "see the route finding above")]
@@ -368,8 +393,11 @@ def _poll(dests: list[str], port: int, source: str, *, broadcast: bool) -> list[
             f"{n!r} ({ip})" for ip, n in sorted(replies.items())))]
     found = []
     for d in dests:
-        if d in replies:
-            found.append(Finding(True, f"{d} answers ArtPoll: {replies[d]!r}"))
+        ip = ip_of[d]
+        if ip is None:
+            continue
+        if ip in replies:
+            found.append(Finding(True, f"{d} answers ArtPoll: {replies[ip]!r}"))
         else:
             found.append(Finding(False, f"{d} does not answer ArtPoll",
                                  "is Art-Net enabled on the node (WLED: Config > Sync "

@@ -242,7 +242,7 @@ class Show:
             model = None                         # a model swap a reading ago: already here
         restart = [name for name, changed in (
             ("fixtures", _untrimmed(new) != _untrimmed(old)),    # trims are live
-            ("output", new.output != old.output),
+            ("output", new.output != old.output or new.outputs != old.outputs),
             ("fps", new.fps != old.fps), ("audio", new.audio != old.audio),
             ("sync", new.sync != old.sync),         # the group is joined once, at start
             ("fpp", new.fpp.replace_map() != old.fpp.replace_map()),   # [fpp.map] is live

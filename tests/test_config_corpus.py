@@ -20,7 +20,7 @@ def test_the_corpus_is_big_and_classified_before_it_is_tried():
     kinds = Counter(m.kind for m in MUTATIONS)
     for kind in ("bad date", "bad time", "bad day", "collision", "nan/inf", "wrong type",
                  "unknown key", "missing / wrong file", "playlist item", "preset field",
-                 "lockstep group", "network address", "model weights"):
+                 "lockstep group", "network address", "model weights", "several outputs"):
         assert kinds[kind] > 0, kind
 
 
@@ -33,7 +33,8 @@ def _wrong(results) -> list[str]:
 def test_a_sample_of_the_corpus():
     """Every 12th mutation, and every one of the kinds the issue names."""
     named = {"bad date", "bad time", "bad day", "collision", "lockstep group",
-             "network address", "playlist item", "model weights", "missing / wrong file"}
+             "network address", "playlist item", "model weights", "missing / wrong file",
+             "several outputs"}
     sample = [m for i, m in enumerate(MUTATIONS) if i % 12 == 0 or m.kind in named]
     results = sweep(sample)
     wrong = _wrong(results)

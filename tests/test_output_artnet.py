@@ -114,7 +114,7 @@ def test_port_address_forms():
 
 
 @pytest.mark.parametrize("section, field, fix", [
-    ('nodes = ["wled.local"]', "output.artnet.nodes[0]", "node's address"),
+    ('nodes = ["wled_strip.local"]', "output.artnet.nodes[0]", "node's address"),
     ('nodes = ["239.1.1.1"]', "output.artnet.nodes[0]", "unicast or broadcast"),
     ('universe_map = { "1" = "0:16:0" }', "output.artnet.universe_map", "net:sub:uni"),
     ('universe_map = { "x" = 1 }', "output.artnet.universe_map", "Port-Address"),

@@ -178,7 +178,7 @@ def test_the_patch_blackout_holds_pan_and_tilt():
 
 
 @pytest.mark.parametrize("section, field, fix", [
-    ('destinations = ["wled.local"]', "output.ddp.destinations[1]", "192.168.1.50"),
+    ('destinations = ["wled_strip.local"]', "output.ddp.destinations[1]", "192.168.1.50"),
     ('destinations = ["10.0.0.7:x"]', "output.ddp.destinations[1]", "10.0.0.7:4048"),
     ('destinations = ["10.0.0.7:70000"]', "output.ddp.destinations[1]", "1..65535"),
     ('destinations = ["239.1.2.3"]', "output.ddp.destinations[1]", "unicast or broadcast"),

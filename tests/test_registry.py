@@ -61,7 +61,7 @@ def test_unknown_kind_names_every_kind(tmp_path):
 
 def test_every_section_is_validated_even_when_another_output_is_chosen(tmp_path):
     path = tmp_path / "rig.toml"
-    path.write_text('[output]\nkind = "sim"\n[output.artnet]\nnodes = ["nope"]\n'
+    path.write_text('[output]\nkind = "sim"\n[output.artnet]\nnodes = ["no_pe"]\n'
                     '[[fixtures]]\nname = "p"\nprofile = "generic-rgbw-par"\nmode = "4ch"\n')
     with pytest.raises(ConfigError, match=r"output\.artnet\.nodes\[0\]"):
         load_config(path)

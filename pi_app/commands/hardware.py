@@ -23,6 +23,7 @@ import click
 from ..errors import ConfigError, LatentDMXError, OutputError
 from ..outputs import registry
 from ..outputs.doctor import Finding
+from ..outputs.several import kinds_text
 from .rdm_check import rdm_findings
 
 SETUP = "sudo scripts/setup-pi.sh"
@@ -81,8 +82,8 @@ def identify(fixture, all_, seconds, level, config_path, output, verbose):
         hint = f"did you mean {close[0]!r}? " if close else ""
         raise ConfigError(f"no fixture named {fixture!r}", file=cfg.path, field="fixtures",
                           fix=f"{hint}fixtures: {', '.join(names)}")
-    kind = cfg.output.kind
-    out = outputs.output_for(cfg, patch, kind)
+    kind = kinds_text(cfg)
+    out = outputs.output_for(cfg, patch)        # [[outputs]]: every one of them
     from ..claims import Claim, ClaimError
 
     try:
@@ -557,11 +558,25 @@ def _doctor_target(kind: str, cfg) -> str:
     return ", ".join(targets[:3]) + more
 
 
+def _output_findings(kind: str, cfg) -> list[Finding]:
+    """One output kind's doctor checks on `cfg` (a check that crashes is a finding)."""
+    checks = registry.get(kind).doctor_checks()
+    try:
+        return checks(cfg)
+    except LatentDMXError:
+        raise
+    except Exception as exc:        # a doctor must not crash on odd systems
+        logging.getLogger("latentdmx").debug("doctor failed", exc_info=True)
+        return [Finding(False, f"the check itself failed ({exc.__class__.__name__}: {exc})",
+                        "run with LATENTDMX_DEBUG=1 and report it")]
+
+
 @click.command()
 @click.option("--config", "config_path", type=click.Path(dir_okay=False),
               help="Rig config (TOML). Default: the bundled demo rig.")
 @click.option("--output", type=click.Choice(registry.doctor_names()),
-              help="The output to check. Default: the config's output.kind (sim: ola).")
+              help="The output to check. Default: the config's output.kind (sim: ola), or "
+                   "each of its [[outputs]].")
 @click.option("--rdm", is_flag=True,
               help="Also ask the fixtures on each OLA universe over RDM whether they are where "
                    "the config says (address, mode) and what they measure. Read-only.")
@@ -583,24 +598,30 @@ def doctor(config_path, output, rdm):
     Exit 0 when all is well, 1 when a problem was found.
     """
     from ..config import load_run_config
+    from ..outputs.several import blamed, labels, sub_configs
 
     cfg = load_run_config(config_path)
-    kind = output or (cfg.output.kind if cfg.output.kind in registry.doctor_names() else "ola")
-    checks = registry.get(kind).doctor_checks()
-    click.echo(f"checking output {kind} ({_doctor_target(kind, cfg)}), config {cfg.path}")
-    try:
-        found = checks(cfg)
-    except LatentDMXError:
-        raise
-    except Exception as exc:        # a doctor must not crash on odd systems
-        logging.getLogger("latentdmx").debug("doctor failed", exc_info=True)
-        found = [Finding(False, f"the check itself failed ({exc.__class__.__name__}: {exc})",
-                         "run with LATENTDMX_DEBUG=1 and report it")]
+    if cfg.outputs and output is None:      # [[outputs]]: each one, as if it were the one
+        found = []
+        for i, (label, sub) in enumerate(zip(labels(cfg), sub_configs(cfg), strict=True)):
+            if sub.output.kind not in registry.doctor_names():
+                continue
+            with blamed(cfg, i):
+                click.echo(f"checking outputs[{i + 1}] {label} "
+                           f"({_doctor_target(sub.output.kind, sub)}), config {cfg.path}")
+                found += _output_findings(sub.output.kind, sub)
+        kind = kinds_text(cfg)
+    else:
+        kind = output or (cfg.output.kind if cfg.output.kind in registry.doctor_names()
+                          else "ola")
+        cfg = next((sub for sub in sub_configs(cfg) if sub.output.kind == kind), cfg)
+        click.echo(f"checking output {kind} ({_doctor_target(kind, cfg)}), config {cfg.path}")
+        found = _output_findings(kind, cfg)
     from ..sync.doctor import sync_findings  # the clock, and a [sync] group's socket
 
     found += sync_findings(cfg)
     if rdm:
-        if kind != "ola":
+        if kind != "ola":               # (with [[outputs]]: --rdm --output ola)
             found.append(Finding(False, f"--rdm needs the ola output (this is {kind})",
                                  "run: latentdmx doctor --rdm --output ola"))
         else:

@@ -11,6 +11,7 @@ import click
 from ..config import load_run_config
 from ..errors import ConfigError, LatentDMXError
 from ..outputs import registry
+from ..outputs.several import kinds_text
 
 
 def _logging(verbose: bool) -> None:
@@ -122,7 +123,7 @@ def run(config_path, output, model, fps, seed, duration, record, web, audio, ver
     with _blamed_on(cfg):
         out = output_for(cfg, patch)
     show = Show(cfg, out, model=mdl, duration_s=duration, record_path=record,
-                config_path=config_path, clock=_clock(cfg.output.kind), audio=audio)
+                config_path=config_path, clock=_clock(kinds_text(cfg)), audio=audio)
     show.pipeline.check_model(mdl)      # finite, and cheap enough for the frame period
     log = logging.getLogger("latentdmx")
     from ..config_rules import config_warnings
@@ -131,7 +132,7 @@ def run(config_path, output, model, fps, seed, duration, record, web, audio, ver
         log.warning("%s", line)
     show.listeners.append(_status_logger(log, every_s=30.0))
     started = (f"playing {mdl.info.name} ({mdl.info.family}) on {len(cfg.fixtures)} fixtures, "
-               f"{len(patch.universes)} universe(s), output {cfg.output.kind}, {cfg.fps:g} fps, "
+               f"{len(patch.universes)} universe(s), output {kinds_text(cfg)}, {cfg.fps:g} fps, "
                f"seed {show.pipeline.seed}" + (f", recording to {record}" if record else "") +
                (f", music from {show.music.audio.describe}" if show.music.audio else ""))
 
@@ -176,7 +177,7 @@ def _clock(kind: str):
 
     from ..clock import FastClock, FrameClock
 
-    if os.environ.get("LATENTDMX_FAKE_CLOCK") == "1" and kind == "sim":
+    if os.environ.get("LATENTDMX_FAKE_CLOCK") == "1" and set(kind.split("+")) == {"sim"}:
         return FastClock
     return FrameClock
 
@@ -239,7 +240,7 @@ def check(config_path):
     console = Console(width=max(100, Console().width))
     console.print(table)
     console.print(f"ok: model {cfg.model!r} ({mdl.info.family}, {mdl.info.kind}, from "
-                  f"{mdl.info.path}), output {cfg.output.kind}, {cfg.fps:g} fps")
+                  f"{mdl.info.path}), output {kinds_text(cfg)}, {cfg.fps:g} fps")
     if cfg.sync.group:                  # a lockstep group (README "Lockstep")
         s = cfg.sync
         console.print(f"group {s.group!r}: epoch {s.epoch}, {s.address}:{s.port} on "

@@ -28,7 +28,12 @@ def backend_kwargs(kind: str, config, patch) -> dict:
 
 
 def output_for(config, patch, kind: str | None = None) -> Output:
-    """The output for a patched rig: its universes, the patch's blackout, backend extras."""
+    """The output for a patched rig: its universes, the patch's blackout, backend extras;
+    with ``[[outputs]]`` (and no `kind` asked for) one `several.MultiOutput` of them all."""
+    if kind is None and getattr(config, "outputs", None):
+        from . import several
+
+        return several.build(config, patch)
     kind = kind or config.output.kind
     return make_output(kind, config, patch.universes, blackout=patch.blackout_frames,
                        **backend_kwargs(kind, config, patch))

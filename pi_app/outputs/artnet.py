@@ -31,7 +31,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import ConfigError
 from . import net
 from .base import Frames
 from .net import NetOutput
@@ -104,11 +103,9 @@ class ArtNetConfig:
     def validate(self, file: str) -> None:
         s = "output.artnet"
         for i, host in enumerate(self.nodes):
-            ip = net.ipv4(host, file=file, field=f"{s}.nodes[{i}]")
-            if ip.is_multicast:
-                raise ConfigError(f"{host} is a multicast address", file=file,
-                                  field=f"{s}.nodes[{i}]",
-                                  fix="Art-Net is unicast or broadcast: list node addresses")
+            net.node(host, file=file, field=f"{s}.nodes[{i}]",
+                     multicast_fix="Art-Net is unicast or broadcast: list node addresses "
+                                   "or host names")
         net.ipv4(self.broadcast, file=file, field=f"{s}.broadcast")
         net.check_port(self.port, file=file, field=f"{s}.port")
         net.universe_keys(self.universe_map, file=file, field=f"{s}.universe_map", lo=0,
@@ -117,43 +114,35 @@ class ArtNetConfig:
         net.check_interface(self.interface, file=file, field=f"{s}.interface")
 
 
+def _next_sequence(seq: int) -> int:
+    return seq % 255 + 1                    # 1..255 per Port-Address, never 0 (= off)
+
+
 class ArtNetOutput(NetOutput):
     """ArtDmx to nodes or broadcast, ArtSync after each frame (see the module doc)."""
 
     name = "artnet"
     config_class = ArtNetConfig
     broadcast = True
+    data_at, sequence_at = HEADER_LEN, SEQUENCE
 
     def __init__(self, universes, *, config: ArtNetConfig | None = None,
                  blackout=None) -> None:
         super().__init__(universes, blackout=blackout)
         self.config = c = config or ArtNetConfig()
         self.port_address = self._map(c.universe_map, port_address, "Port-Address")
-        hosts = tuple(str(net.ipv4(h, file="", field="")) for h in c.nodes) or (c.broadcast,)
+        hosts = tuple(net.host(h, file="", field="") for h in c.nodes) or (c.broadcast,)
         self.dests = tuple((h, c.port) for h in hosts)
         self._sync_dest = (c.broadcast, c.port)
-        self._index = {u: i for i, u in enumerate(self.universes)}
-        self._packets = np.zeros((0, DMX_LEN), np.uint8)
-        self._views: list[memoryview] = []
-        self._seq = [0] * len(self.universes)
+        self._dests = [self.dests] * len(self.universes)    # every universe to every node
         self.syncs_sent = 0
 
     def _open(self) -> None:
-        self._packets = np.stack([dmx_packet(self.port_address[u]) for u in self.universes])
-        self._views = [memoryview(row) for row in self._packets]   # type: ignore[arg-type]
-        self._open_socket(self.config.interface)
+        self._keep_packets(np.stack([dmx_packet(self.port_address[u]) for u in self.universes]))
+        self._open_socket(self.config.interface, (h for h, _ in self.dests))
 
     def _send(self, frames: Frames) -> None:
-        send, packets, dests, seq = (self.sender.send, self._packets,  # type: ignore
-                                     self.dests, self._seq)
-        for u, frame in frames.items():
-            i = self._index[u]
-            row = packets[i]
-            row[HEADER_LEN:] = frame
-            row[SEQUENCE] = seq[i] = seq[i] % 255 + 1        # 1..255, never 0
-            view = self._views[i]
-            for dest in dests:
-                send(view, dest)
+        self._send_universes(frames, self._dests, _next_sequence)
         if self.config.sync:
             self.send_sync()
 

@@ -47,10 +47,11 @@ MAX_BLOCK = (2**32 - 1) // SLOTS     # the last 512-byte block a 32-bit offset r
 
 def parse_destination(text: object, default_port: int, *, file: str,
                       field: str) -> tuple[str, int]:
-    """``"HOST"`` or ``"HOST:PORT"`` (IPv4) -> (address, port); a one-line `ConfigError`."""
+    """``"HOST"`` or ``"HOST:PORT"`` (an IPv4 address or a host name) -> (host, port); a
+    one-line `ConfigError`."""
     if not isinstance(text, str):
         raise ConfigError(f"{text!r} is not a destination", file=file, field=field,
-                          fix='write "192.168.1.50" or "192.168.1.50:4048"')
+                          fix='write "192.168.1.50", "192.168.1.50:4048" or "wled-strip.local"')
     host, sep, port_text = text.strip().partition(":")
     port = default_port
     if sep:
@@ -60,11 +61,9 @@ def parse_destination(text: object, default_port: int, *, file: str,
                                   f"{default_port}")
         port = int(port_text)
         net.check_port(port, file=file, field=field)
-    ip = net.ipv4(host, file=file, field=field)
-    if ip.is_multicast:
-        raise ConfigError(f"{host} is a multicast address", file=file, field=field,
-                          fix="DDP is unicast or broadcast: list the controllers' addresses")
-    return str(ip), port
+    return net.node(host, file=file, field=field,
+                    multicast_fix="DDP is unicast or broadcast: list the controllers' "
+                                  "addresses or host names"), port
 
 
 def block_of(value: object) -> int:
@@ -124,9 +123,7 @@ class DdpOutput(NetOutput):
         self.ranges = self._ranges()
         # (packet row, column, length, universe, byte in the universe): where frames go
         self._pieces: dict[int, list[tuple[int, int, int, int]]] = {}
-        self._packets = np.zeros((0, HEADER_LEN + MAX_DATA), np.uint8)
-        self._views: list[memoryview] = []
-        self._seq = 0
+        self._frame_seq = 0
 
     def _ranges(self) -> list[tuple[int, list[int]]]:
         """(first byte, rig universes in order) for each run of adjacent blocks."""
@@ -168,18 +165,17 @@ class DdpOutput(NetOutput):
                     pieces[u].append((r, HEADER_LEN + col, n, done))
                     done += n
             row += -(-len(us) * SLOTS // MAX_DATA)
-        self._packets, self._pieces = packets, pieces
-        self._views = [memoryview(packets[i])[:HEADER_LEN + n]
-                       for i, (_, n) in enumerate(layout)]
-        self._open_socket(self.config.interface)
+        self._pieces = pieces
+        self._keep_packets(packets, (HEADER_LEN + n for _, n in layout))
+        self._open_socket(self.config.interface, (h for h, _ in self.dests))
 
     def _send(self, frames: Frames) -> None:
         packets, pieces = self._packets, self._pieces
         for u, frame in frames.items():
             for r, col, n, src in pieces[u]:
                 packets[r, col:col + n] = frame[src:src + n]
-        self._seq = self._seq % MAX_SEQUENCE + 1             # 1..15, never 0 (= unused)
-        packets[:, SEQUENCE] = self._seq
+        self._frame_seq = self._frame_seq % MAX_SEQUENCE + 1  # 1..15, never 0 (= unused)
+        packets[:, SEQUENCE] = self._frame_seq
         send = self.sender.send                              # type: ignore[union-attr]
         for dest in self.dests:
             for view in self._views:

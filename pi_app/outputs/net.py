@@ -1,5 +1,6 @@
-"""What the network outputs (``sacn``, ``artnet``) share: one non-blocking UDP socket, sent
-to on the frame clock's own thread, and the error bookkeeping around it.
+"""What the network outputs (``sacn``, ``artnet``, ``ddp``) share: one non-blocking UDP socket,
+sent to on the frame clock's own thread, the error bookkeeping around it, node addresses that
+are host names (`resolve.py`), and the send loop of a frame's prebuilt packets.
 
 No thread and no event loop: a frame is a few dozen ``sendto`` calls on a socket that never
 blocks (a full send buffer drops that packet and counts it; the next frame carries fresh
@@ -8,9 +9,9 @@ data anyway). A destination that fails (no route, network down, the service's
 again, and the show goes on: lights on the network get the frames as soon as the network is
 back, with nothing to reconnect.
 
-`NetOutput` is the base of both outputs: rig universe -> protocol universe map, the socket,
-`health()`. Subclasses build their packets once at `open()` and only patch the data, the
-sequence number and the flags per frame.
+`NetOutput` is the base of the three outputs: rig universe -> protocol universe map, the
+socket, `health()`. Subclasses build their packets once at `open()` and only patch the data,
+the sequence number and the flags per frame.
 """
 
 from __future__ import annotations
@@ -22,11 +23,14 @@ import logging
 import socket
 import struct
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
+
+import numpy as np
 
 from ..errors import ConfigError, OutputError
 from .base import Output
+from .resolve import Resolver, host, is_name
 
 log = logging.getLogger("latentdmx.net")
 
@@ -56,6 +60,16 @@ def ipv4(text: object, *, file: str, field: str) -> ipaddress.IPv4Address:
         raise ConfigError(f"{text!r} is not an IPv4 address", file=file, field=field,
                           fix='write the node\'s address, e.g. "192.168.1.50" (give the node '
                               'a fixed address or a DHCP reservation)') from None
+
+
+def node(text: object, *, file: str, field: str, multicast_fix: str) -> str:
+    """A receiver's address from the config: an IPv4 literal that is not multicast, or a
+    host name (`resolve.host`); a one-line `ConfigError` otherwise."""
+    h = host(text, file=file, field=field)
+    if not is_name(h) and ipaddress.IPv4Address(h).is_multicast:
+        raise ConfigError(f"{h} is a multicast address", file=file, field=field,
+                          fix=multicast_fix)
+    return h
 
 
 def check_port(port: int, *, file: str, field: str) -> None:
@@ -122,12 +136,24 @@ def interface_address(name: str) -> str:
 
 # -- the socket -----------------------------------------------------------------------------------
 class UdpSender:
-    """A non-blocking UDP socket that counts what it could not send and says why, once."""
+    """A non-blocking UDP socket that counts what it could not send and says why, once.
 
-    def __init__(self, owner: str, *, interface: str = "", broadcast: bool = False) -> None:
-        self.owner = owner                  # "sacn" / "artnet", for the log and errors
+    Destinations are ``(host, port)`` where host is an address or a host name: names go to
+    their current address (`resolve.Resolver`, its own thread; `names` lists them, and
+    `lookup` replaces the system resolver in tests). A packet for a name that has not
+    resolved yet is skipped and counted (`unresolved`); a send error asks the resolver again."""
+
+    def __init__(self, owner: str, *, interface: str = "", broadcast: bool = False,
+                 names: Iterable[str] = (), lookup=None) -> None:
+        self.owner = owner                  # "sacn" / "artnet" / "ddp", for the log and errors
         self.interface = interface
         self.broadcast = broadcast
+        names = [n for n in dict.fromkeys(names) if is_name(n)]
+        self.resolver: Resolver | None = None
+        if names:
+            self.resolver = Resolver(names, owner, **({"lookup": lookup} if lookup else {}))
+        self._names = frozenset(names)
+        self.unresolved = 0                 # not sent: the host name has no address yet
         self.sock: socket.socket | None = None
         self.source = ""                    # the local address bound to ("" = any)
         self.packets = 0                    # datagrams handed to the kernel
@@ -141,6 +167,8 @@ class UdpSender:
         """Set the socket up. An interface that exists but has no address yet (a Pi
         booting, Wi-Fi joining) is waited for: logged once, retried every second from
         `send`, frames meanwhile counted as errors. A missing interface is an error."""
+        if self.resolver is not None:
+            self.resolver.start()
         try:
             self._setup()
         except NoAddressYet as exc:
@@ -173,6 +201,8 @@ class UdpSender:
 
     def close(self) -> None:
         self._retry_at = 0.0
+        if self.resolver is not None:
+            self.resolver.close()
         sock, self.sock = self.sock, None
         if sock is not None:
             sock.close()
@@ -182,8 +212,15 @@ class UdpSender:
         if self.sock is None and not self._retry():
             self.errors += 1
             return False
+        to = dest
+        if dest[0] in self._names:
+            addr = self.resolver.addresses.get(dest[0])   # type: ignore[union-attr]
+            if addr is None:
+                self.unresolved += 1
+                return False
+            to = (addr, dest[1])
         try:
-            self.sock.sendto(data, dest)     # type: ignore[union-attr]
+            self.sock.sendto(data, to)       # type: ignore[union-attr]
         except (BlockingIOError, InterruptedError):
             self.dropped += 1
             return False
@@ -219,6 +256,8 @@ class UdpSender:
 
     def _failed(self, dest: tuple[str, int], exc: OSError) -> None:
         self.errors += 1
+        if dest[0] in self._names:
+            self.resolver.again()            # type: ignore[union-attr]  # moved, perhaps
         code = exc.errno or 0
         if self._failing.get(dest) != code:
             self._failing[dest] = code
@@ -231,16 +270,56 @@ class UdpSender:
     def failing(self) -> list[str]:
         return [f"{h}:{p}" for h, p in self._failing]
 
+    @property
+    def unresolved_names(self) -> list[str]:
+        return sorted(self.resolver.failing.keys() | (self._names - set(
+            self.resolver.addresses))) if self.resolver is not None else []
+
 
 # -- the base output ----------------------------------------------------------------------------
 class NetOutput(Output):
-    """The part of the sACN and Art-Net outputs that is the same: map, socket, health."""
+    """What the network outputs share: the universe map, the socket (and its host names),
+    the packets of a frame built once at `open()` and patched per frame, health.
 
-    broadcast = False              # Art-Net sets SO_BROADCAST
+    sACN and Art-Net send one packet per universe (`_send_universes`: the slots at
+    `data_at`, the universe's own sequence number at `sequence_at`, to its destinations);
+    DDP packs the universes into a byte range and sends `_views` whole."""
+
+    broadcast = False              # Art-Net and DDP set SO_BROADCAST
+    data_at = 0                    # where a universe's 512 slots start in its packet
+    sequence_at = 0                # where its sequence number is
+    lookup: Callable[[str], str] | None = None   # tests: a resolver instead of the system's
 
     def __init__(self, universes: Iterable[int], *, blackout=None) -> None:
         super().__init__(universes, blackout=blackout)
         self.sender: UdpSender | None = None
+        self._index = {u: i for i, u in enumerate(self.universes)}
+        self._packets = np.zeros((0, 0), np.uint8)   # one row per packet (`_keep_packets`)
+        self._views: list[memoryview] = []
+        self._seq = [0] * len(self.universes)       # per universe, as in the packets
+
+    def _keep_packets(self, packets: np.ndarray, lengths: Iterable[int] | None = None) -> None:
+        """A frame's packets, one a row (its first `lengths` bytes sent, default all)."""
+        self._packets = packets
+        n = [packets.shape[1]] * len(packets) if lengths is None else list(lengths)
+        self._views = [memoryview(row)[:k] for row, k in zip(packets, n, strict=True)]
+
+    def _send_universes(self, frames: Mapping[int, np.ndarray],
+                        dests: Sequence[Sequence[tuple[str, int]]],
+                        step: Callable[[int], int]) -> None:
+        """One packet per universe of `frames` (its row: the slots, the next sequence number
+        by `step`) to each of that universe's `dests`."""
+        send = self.sender.send                              # type: ignore[union-attr]
+        packets, views, seq = self._packets, self._views, self._seq
+        at, seq_at, index = self.data_at, self.sequence_at, self._index
+        for u, frame in frames.items():
+            i = index[u]
+            row = packets[i]
+            row[at:] = frame
+            row[seq_at] = seq[i] = step(seq[i])
+            view = views[i]
+            for dest in dests[i]:
+                send(view, dest)
 
     def _map(self, mapping: dict, default_of, what: str) -> dict[int, int]:
         """rig universe -> protocol universe; two rig universes on one is refused."""
@@ -256,8 +335,10 @@ class NetOutput(Output):
             out[u] = v
         return out
 
-    def _open_socket(self, interface: str) -> None:
-        self.sender = UdpSender(self.name, interface=interface, broadcast=self.broadcast)
+    def _open_socket(self, interface: str, hosts: Iterable[str] = ()) -> None:
+        """The socket; `hosts`: the destinations, names among them resolved (resolve.py)."""
+        self.sender = UdpSender(self.name, interface=interface, broadcast=self.broadcast,
+                                names=hosts, lookup=self.lookup)
         try:
             self.sender.open()
         except OutputError as exc:
@@ -274,5 +355,9 @@ class NetOutput(Output):
         if s is not None:
             h.update(packets=s.packets, dropped=s.dropped, errors=s.errors,
                      last_error=s.last_error, failing=s.failing)
-            h["ok"] = h["ok"] and s.sock is not None and not s.failing
+            if s.resolver is not None:
+                h.update(unresolved=s.unresolved, unresolved_names=s.unresolved_names,
+                         resolved=dict(s.resolver.addresses))
+            h["ok"] = h["ok"] and s.sock is not None and not s.failing and \
+                not h.get("unresolved_names")
         return h

@@ -60,12 +60,9 @@ class SacnConfig:
     def validate(self, file: str) -> None:
         s = "output.sacn"
         for i, host in enumerate(self.unicast):
-            ip = net.ipv4(host, file=file, field=f"{s}.unicast[{i}]")
-            if ip.is_multicast:
-                raise ConfigError(f"{host} is a multicast address", file=file,
-                                  field=f"{s}.unicast[{i}]",
-                                  fix="leave unicast empty for multicast; list only the "
-                                      "addresses of receivers here")
+            net.node(host, file=file, field=f"{s}.unicast[{i}]",
+                     multicast_fix="leave unicast empty for multicast; list only the "
+                                   "addresses (or host names) of receivers here")
         net.check_port(self.port, file=file, field=f"{s}.port")
         for fld, value in (("priority", self.priority),
                            *((f"universe_priority.{k}", v)
@@ -97,6 +94,10 @@ class SacnConfig:
                                       "print(uuid.uuid4())'` prints") from None
 
 
+def _next_sequence(seq: int) -> int:
+    return (seq + 1) & 0xFF                 # 0..255, per universe
+
+
 def default_source_name() -> str:
     import socket
 
@@ -110,6 +111,7 @@ class SacnOutput(NetOutput):
 
     name = "sacn"
     config_class = SacnConfig
+    data_at, sequence_at = e131.HEADER_LEN, e131.SEQUENCE
 
     def __init__(self, universes, *, config: SacnConfig | None = None, blackout=None,
                  cid: uuid.UUID | None = None) -> None:
@@ -121,14 +123,10 @@ class SacnOutput(NetOutput):
         self.source_name = c.source_name or default_source_name()
         self.sync_address = c.sync_universe if c.sync else 0
         self.auto_sync = True           # False: the caller sends `send_sync()` itself
-        self.unicast = tuple(str(net.ipv4(h, file="", field="")) for h in c.unicast)
+        self.unicast = tuple(net.host(h, file="", field="") for h in c.unicast)
         self.cid = cid
-        self._index = {u: i for i, u in enumerate(self.universes)}
         self._dests = [self._destinations(self.sacn_universe[u]) for u in self.universes]
         self._sync_dests = self._destinations(c.sync_universe)
-        self._packets = np.zeros((0, e131.DATA_LEN), np.uint8)
-        self._views: list[memoryview] = []
-        self._seq = [0] * len(self.universes)      # per universe, as in the packets
         self._sync_seq = 0
         self._next_discovery = 0.0
         self.syncs_sent = 0
@@ -141,23 +139,14 @@ class SacnOutput(NetOutput):
     def _open(self) -> None:
         if self.cid is None:
             self.cid = e131.installation_cid(self.config.cid)
-        self._packets = np.stack([
+        self._keep_packets(np.stack([
             e131.data_packet(self.cid, self.source_name, self.sacn_universe[u],
                              priority=self.priority[u], sync_address=self.sync_address)
-            for u in self.universes])
-        self._views = [memoryview(row) for row in self._packets]   # type: ignore[arg-type]
-        self._open_socket(self.config.interface)
+            for u in self.universes]))
+        self._open_socket(self.config.interface, self.unicast)
 
     def _send(self, frames: Frames) -> None:
-        send, packets, seq = self.sender.send, self._packets, self._seq  # type: ignore
-        for u, frame in frames.items():
-            i = self._index[u]
-            row = packets[i]
-            row[e131.HEADER_LEN:] = frame
-            row[e131.SEQUENCE] = seq[i] = (seq[i] + 1) & 0xFF
-            view = self._views[i]
-            for dest in self._dests[i]:
-                send(view, dest)
+        self._send_universes(frames, self._dests, _next_sequence)
         if self.sync_address and self.auto_sync:
             self._send_sync()
         if self.config.discovery:
