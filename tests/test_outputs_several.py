@@ -19,12 +19,13 @@ from test_output_ddp import WledStyleReceiver
 from test_output_uart import Pty, packets
 from udp_capture import UdpCapture
 
+from pi_app import allow
 from pi_app.claims import Claim, ClaimError
 from pi_app.config import parse_config
 from pi_app.errors import ConfigError
 from pi_app.fixtures.profile import LIGHT_KINDS
 from pi_app.health import prometheus_text
-from pi_app.outputs import allow, output_for
+from pi_app.outputs import output_for
 from pi_app.outputs.several import MultiOutput
 from pi_app.patch import Patch
 
