@@ -167,8 +167,13 @@ def main() -> None:
         for j in range(k, k + args.around - 1):
             label.setdefault(j, what)
 
-    work: dict[str, list[float]] = {}         # event kind -> each tick's work (s), wall
-    cpu: dict[str, list[float]] = {}          # ... CPU of the frame loop thread
+    # each tick's work (s): wall, and CPU of the frame loop thread, and its kind; kept in
+    # arrays made at the start, so that the bench's own records do not grow the RSS it reports
+    size = len(plan) + 100_000                # (the stop's fade-out: a few hundred more)
+    work_a, cpu_a = np.zeros(size), np.zeros(size)
+    kind_a = np.zeros(size, np.int16)
+    kinds: list[str] = []
+    ticks = [0]
     client = [0.0, 0.0]                       # the current tick's client work (wall, CPU)
     gc_s = [0.0, 0.0]                         # the current tick's GC time; a pass's start
     slow: list[tuple[float, str, int, float, float]] = []   # CPU > period: (ms, kind, k, ...)
@@ -192,11 +197,14 @@ def main() -> None:
             now, c = time.perf_counter(), time.thread_time()
             if self._mark is not None:
                 kind = label.get(self._last, jumped.get(self._last, "play"))
-                work.setdefault(kind, []).append(now - self._mark[0] - client[0])
-                cpu.setdefault(kind, []).append(c - self._mark[1] - client[1])
-                if cpu[kind][-1] > PERIOD or work[kind][-1] > 4 * PERIOD:
-                    slow.append((1e3 * cpu[kind][-1], kind, self._last,
-                                 1e3 * work[kind][-1], 1e3 * gc_s[0]))
+                if kind not in kinds:
+                    kinds.append(kind)
+                i = ticks[0]
+                ticks[0] += 1
+                w_s, c_s = now - self._mark[0] - client[0], c - self._mark[1] - client[1]
+                work_a[i], cpu_a[i], kind_a[i] = w_s, c_s, kinds.index(kind)
+                if c_s > PERIOD or w_s > 4 * PERIOD:
+                    slow.append((1e3 * c_s, kind, self._last, 1e3 * w_s, 1e3 * gc_s[0]))
             client[0] = client[1] = gc_s[0] = 0.0
             k = next(self._plan, None)
             if k is None:                         # the stop's fade-out: on, frame by frame
@@ -240,7 +248,9 @@ def main() -> None:
                 reloads[0] += 1
                 path.write_text(re.sub(r'(?m)^model = "nat-aurora"',
                                        f'model = "{MODELS[reloads[0] % 3]}"', text, count=1))
-                s._reload_aside()               # SIGHUP's way on a live daemon
+                s._reload_aside()               # SIGHUP's way on a live daemon: read aside
+                if s._reading is not None:      # (done between frames, as on a daemon whose
+                    s._reading.join()           # frames go on meanwhile; not the loop's work)
         if k_end - int(fps) <= k <= k_end:
             kept.append({u: f.copy() for u, f in last.items()})
         day = int(t // 86400)
@@ -255,7 +265,7 @@ def main() -> None:
                 print(f"  day {day}: Python's allocations since day 1, the largest growth:\n" +
                       "\n".join(f"    {x}" for x in top), file=sys.stderr, flush=True)
             if day % (10 * args.stride) == 0 or day == int(args.days) - 1:
-                print(f"  day {day}: {sum(map(len, work.values())):,} frames, "
+                print(f"  day {day}: {ticks[0]:,} frames, "
                       f"{time.perf_counter() - state['t0']:.0f} s, RSS {rss_mb():.1f} MB, "
                       f"phase {s.pipeline.phase:,.1f}", file=sys.stderr, flush=True)
         if k >= k_end:
@@ -308,19 +318,20 @@ def main() -> None:
                 zip(mine, kept, strict=False) for u in a]
         say(f"  (the last second's frames differ by up to {max(diff)} of 255 in a slot)")
 
-    frames = sum(map(len, work.values()))
+    frames = ticks[0]
+    work_a, cpu_a, kind_a = work_a[:frames], cpu_a[:frames], kind_a[:frames]
     say(f"played {frames:,} frames of {args.days:g} days of show time (every "
         f"{args.stride}. day's events) in {wall_s:.0f} s; "
         f"the year's end at phase {f['line'].at(f['t']):,.1f}")
     say(f"{'event':15} {'ticks':>8} {'> 1 period':>10} {'wall max ms':>11} "
         f"{'wall p99 ms':>11} {'CPU > 1 period':>14} {'CPU max ms':>10} {'CPU p99 ms':>10}")
-    for kind in sorted(work):
-        w, c = np.array(work[kind]), np.array(cpu[kind])
+    for kind in sorted(kinds):
+        mine = kind_a == kinds.index(kind)
+        w, c = work_a[mine], cpu_a[mine]
         say(f"{kind:15} {len(w):8,} {(w > PERIOD).sum():10,} {1e3 * w.max():11.1f} "
             f"{1e3 * np.percentile(w, 99):11.1f} {(c > PERIOD).sum():14,} "
             f"{1e3 * c.max():10.1f} {1e3 * np.percentile(c, 99):10.1f}")
-    w_all = np.concatenate([np.array(v) for v in work.values()])
-    c_all = np.concatenate([np.array(v) for v in cpu.values()])
+    w_all, c_all = work_a, cpu_a
     say(f"{'all':15} {len(w_all):8,} {(w_all > PERIOD).sum():10,} {1e3 * w_all.max():11.1f} "
         f"{1e3 * np.percentile(w_all, 99):11.1f} {(c_all > PERIOD).sum():14,} "
         f"{1e3 * c_all.max():10.1f} {1e3 * np.percentile(c_all, 99):10.1f}")
