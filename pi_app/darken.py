@@ -5,9 +5,10 @@ clean stop, a crash, the watchdog's abort, the OOM killer, SIGKILL after Timeout
 Only a clean stop leaves the rig dark by itself; olad keeps sending the last frame it got,
 and most fixtures hold the last frame they received when a UART falls silent.
 
-What it sends is the blackout (docs/architecture.md): light channels 0, pan/tilt and held
-channels where they are, so no head swings. Where they are comes from the lights' own
-source of truth:
+What it sends is the blackout (docs/architecture.md): light channels at their dark value (0,
+or a closed value that keeps the lamp on where the fixture's 0 switches it off), pan/tilt and
+held channels (lamp on, fan auto) where they are, so no head swings and no lamp goes out. Where they
+are comes from the lights' own source of truth:
 
 - ``ola``: the universe's current frame, read back from olad;
 - otherwise (the UART, sACN, Art-Net): the show's last frames (`pi_app.laststate`, kept in
@@ -38,7 +39,7 @@ from .config import Config
 from .errors import OutputError
 from .outputs import output_for
 from .patch import Patch
-from .scene import AIM, empty_scene
+from .scene import AIM, dark_frames, empty_scene, lit_slots
 
 log = logging.getLogger("latentdmx")
 
@@ -93,7 +94,7 @@ def darken(cfg: Config) -> str:
     with claim:
         path = laststate.state_path(targets)
         last = laststate.read(path) if path is not None else None
-        light = last.light if last is not None else patch.light_slots()
+        light, dark_v = (last.light, last.dark_v) if last is not None else patch.dark_slots()
         source = "the show's last frames"
         frames: dict[int, np.ndarray] | None = None
         if kind == "ola":
@@ -105,12 +106,8 @@ def darken(cfg: Config) -> str:
             frames = {u: last.frames[u] for u in patch.universes if u in last.frames}
         if not frames or set(frames) != set(patch.universes):
             frames, source = _park_frames(cfg, patch), "no last frame known: heads to park"
-        dark = {}
-        for u, f in frames.items():
-            d = f.copy()
-            d[light.get(u, np.zeros(0, np.int64))] = 0
-            dark[u] = d
-        lit = sum(int(np.count_nonzero(frames[u][light.get(u, [])])) for u in frames)
+        dark = dark_frames(frames, light, dark_v)      # shutters closed, lamps kept on
+        lit = lit_slots(frames, light, dark_v)
         if kind == "ola" and lit == 0:
             return f"already dark ({', '.join(targets)})"
         with out:

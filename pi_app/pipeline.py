@@ -513,9 +513,10 @@ class Pipeline:
 
     def blackout_frames(self) -> dict[int, np.ndarray]:
         """Blackout of the last safe scene: light 0, pan/tilt held, held channels held
-        (before any frame: the safety stage's start state, heads at park)."""
+        (before any frame: the safety stage's start state, heads at park), as the rig's dark
+        frame (`Patch.blackout_frames`: shutters closed at a value that keeps the lamp on)."""
         self.scene = dark = self.safety.blackout(self.scene)
-        return self.patch.frames(dark)
+        return self.patch.blackout_frames(self.patch.frames(dark))
 
 
 def base_line(config: Config) -> PhaseLine:

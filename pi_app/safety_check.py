@@ -471,14 +471,15 @@ class Checker:
                                                f"{int(v[bad[0]])} at "
                                                f"{times_ms[bad[0]] / 1000:g} s")
                 elif ch.attr == "strobe":
-                    bad = np.flatnonzero((v != 0) & (v != ch.min))
+                    bad = np.flatnonzero((v != ch.dark) & (v != ch.min))
                     if len(bad):
                         self._violation(where, f"{where}: strobe channel at {int(v[bad[0]])} "
-                                               f"(open is {ch.min}, closed 0) at "
+                                               f"(open is {ch.min}, closed {ch.dark}) at "
                                                f"{times_ms[bad[0]] / 1000:g} s")
                 elif ch.attr in ("dimmer", "intensity") or ch.attr in _COLOUR_ATTRS \
                         or ch.attr in SUBTRACTIVE:
-                    bad = np.flatnonzero(((v < ch.min) | (v > ch.max)) & (v != 0))
+                    # its range, or its dark value (0 unless its 0 switches the lamp off)
+                    bad = np.flatnonzero(((v < ch.min) | (v > ch.max)) & (v != ch.dark))
                     if len(bad):
                         self._violation(where, f"{where}: {int(v[bad[0]])} is outside its light "
                                                f"range {ch.min}..{ch.max} (strobe/macro part) "

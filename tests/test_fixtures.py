@@ -366,7 +366,8 @@ def test_sweep_every_written_value_is_allowed_by_the_source_file(capsys):
                        "white": "light"}.get(ch.attr)
                 if use is not None:
                     lo = ch.min
-                    for v in {lo, ch.max, (lo + ch.max) // 2} | ({0} if use == "light" else set()):
+                    dark = {ch.dark} if use == "light" else set()      # what a blackout writes
+                    for v in {lo, ch.max, (lo + ch.max) // 2} | dark:
                         if not drive_allowed(use, sc.caps, v):
                             bad.append(f"{f.name}: {mode.name}: {sc.name!r} {ch.attr} {v}")
                 elif ch.attr == "hold" and not ch.warn and not hold_allowed(sc.caps, ch.value) \
