@@ -37,13 +37,14 @@ from .accounts import trusted_uids
 from .claims import Claim, ClaimError, own_unit
 from .config import Config
 from .errors import OutputError
-from .outputs import output_for
+from .outputs import backend_kwargs, make_output
 from .patch import Patch
 from .scene import AIM, dark_frames, empty_scene, lit_slots
 
 log = logging.getLogger("latentdmx")
 
 REPEAT_S = 0.25               # frames sent (not to olad) so every receiver has seen one
+LAMPS_OFF_S = 6.0             # --lamps-off: long enough for "lamp off after 5 s" (OFL hold 5s)
 
 
 def _park_frames(cfg: Config, patch: Patch) -> dict[int, np.ndarray]:
@@ -71,11 +72,21 @@ def _olad_frames(cfg: Config, universes) -> dict[int, np.ndarray] | None:
     return out
 
 
-def darken(cfg: Config) -> str:
-    """Send the blackout to the config's output; returns what was done, in one line."""
+def darken(cfg: Config, *, lamps_off: bool = False) -> str:
+    """Send the blackout to the config's output; returns what was done, in one line.
+
+    `lamps_off` (``latentdmx darken --lamps-off``, the end of the day): the blackout with
+    every lamp-off value the fixture files name (`Patch.lamps_off_slots`), held for
+    `LAMPS_OFF_S`; refused while a show drives the lights. Never by default: a discharge lamp
+    switched off takes minutes to strike again."""
     patch = Patch(cfg)
     kind = cfg.output.kind
-    out = output_for(cfg, patch)
+    sent: dict[int, np.ndarray] = {}
+    # Closing sends the blackout of the last frames: here, what this command sent (with
+    # --lamps-off the patch's blackout would put the lamps' held "on" values back).
+    out = make_output(kind, cfg, patch.universes,
+                      blackout=lambda frames: {u: f.copy() for u, f in sent.items()},
+                      **backend_kwargs(kind, cfg, patch))
     targets = out.targets()
     if not targets:
         return f"nothing to do: output {kind} drives no lights"
@@ -86,6 +97,10 @@ def darken(cfg: Config) -> str:
         if own_unit():                          # the service's: whatever the claim says
             log.warning("darkening anyway: %s is claimed by %s", exc.target,
                         exc.holder.describe())
+        elif lamps_off:
+            raise OutputError(f"{exc.target} is driven by {exc.holder.describe()}: lamps are "
+                              "never switched off under a running show", field="--lamps-off",
+                              fix="stop the show first (systemctl stop latentdmx)") from None
         elif exc.holder.role == "show" and exc.holder.uid in trusted_uids():
             return (f"nothing to do: {exc.target} is driven by {exc.holder.describe()}, "
                     "which keeps it safe")
@@ -108,10 +123,17 @@ def darken(cfg: Config) -> str:
             frames, source = _park_frames(cfg, patch), "no last frame known: heads to park"
         dark = dark_frames(frames, light, dark_v)      # shutters closed, lamps kept on
         lit = lit_slots(frames, light, dark_v)
-        if kind == "ola" and lit == 0:
+        n_off = 0
+        if lamps_off:
+            off = patch.lamps_off_slots()
+            n_off = sum(len(v) for v in off[0].values())
+            dark = dark_frames(dark, *off)
+        elif kind == "ola" and lit == 0:
             return f"already dark ({', '.join(targets)})"
+        sent.update(dark)
         with out:
-            t_end = time.monotonic() + (REPEAT_S if kind != "ola" else 0.0)
+            t_end = time.monotonic() + (LAMPS_OFF_S if lamps_off else
+                                        REPEAT_S if kind != "ola" else 0.0)
             period = 1.0 / cfg.fps
             while True:
                 out.send(dark)
@@ -122,5 +144,7 @@ def darken(cfg: Config) -> str:
         if kind == "ola" and not health.get("delivered"):
             raise OutputError(f"olad at {health.get('server')} did not take the blackout",
                               field="output.ola", fix="check olad (`latentdmx doctor`)")
+        lamps = (f"; lamp-off value sent on {n_off} channel{'s' if n_off != 1 else ''}"
+                 if lamps_off else "")
         return (f"blackout sent to {', '.join(targets)} ({lit} light channel"
-                f"{'s' if lit != 1 else ''} were on; from {source})")
+                f"{'s' if lit != 1 else ''} were on; from {source}{lamps})")

@@ -103,6 +103,8 @@ class Patch:
         bake = np.array([not (f.mode.has("dimmer") or f.mode.has("intensity")) for f in fixtures])
         s8, src8, lo8, span8, s16c, s16f, src16, held, held_v, light = ([] for _ in range(10))
         dark_v: list[int] = []       # each light slot's dark value (`Channel.dark`)
+        off_s: list[int] = []        # slots with a lamp-off value (`Channel.lamp_off`), and it
+        off_v: list[int] = []
         lo16: list[int] = []         # 16-bit pan/tilt: the coarse channel's min..max, x 256
         span16: list[int] = []
         for f in fixtures:
@@ -110,6 +112,9 @@ class Patch:
             chans = f.mode.channels
             for j, ch in enumerate(chans):
                 slot = base + j
+                if ch.lamp_off >= 0:
+                    off_s.append(slot)
+                    off_v.append(ch.lamp_off)
                 if ch.attr in LIGHT_KINDS:
                     light.append(slot)
                     dark_v.append(ch.dark)
@@ -166,6 +171,7 @@ class Patch:
         self._dark_v = np.asarray(dark_v, np.uint8)
         self._dark = self._per_universe(self._light, self._dark_v)
         self._held_u = self._per_universe(self._held, self._held_v)
+        self._lamps_off = self._per_universe(i64(off_s), np.asarray(off_v, np.uint8))
         self._bake = bake.any()
         self._intensity = any(f.mode.has("intensity") for f in fixtures)
         self._buf = np.zeros(n_slots, np.uint8)
@@ -247,6 +253,11 @@ class Patch:
         """The light slots per universe and the value a blackout writes to each (`dark_frames`
         takes them): 0, unless the profile names another `dark` value."""
         return dict(self._dark[0]), dict(self._dark[1])
+
+    def lamps_off_slots(self) -> tuple[dict[int, np.ndarray], dict[int, np.ndarray]]:
+        """The slots whose fixture file names a lamp-off value, and that value, per universe:
+        sent by `latentdmx darken --lamps-off` only (the end of the day), never by a show."""
+        return dict(self._lamps_off[0]), dict(self._lamps_off[1])
 
     def slot_map(self) -> dict[tuple[int, int], tuple[int, str]]:
         """(universe, 1-based slot) -> (fixture index, channel attr): for checkers and viewers."""

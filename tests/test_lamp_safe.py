@@ -316,3 +316,36 @@ def test_uart_sigterm_and_sigkill_then_darken_keep_the_lamps_on(profiles):
                 _assert_dark_and_lamps_on(after[-1][1:], profiles, "UART SIGKILL + darken")
         finally:
             pty.close()
+
+
+B5R_LAMP = 19 + 15            # B5R 16-channel: "Lamp Control", 26..100 "Lamp OFF after 5 s"
+
+
+def test_lamps_off_only_when_asked_and_never_under_a_show(profiles, olad):
+    """The end of the day: `darken --lamps-off` sends the fixture files' lamp-off values (the
+    Kolorado's 127, the B5R's 26) with the dimmers dark; refused, in one line, while a show
+    drives the lights; plain `darken` never does."""
+    section = f'[output]\nkind = "ola"\n[output.ola]\nport = {olad.rpc_port}\n'
+    cfg, env = _rig(profiles, section)
+    show = subprocess.Popen([sys.executable, "-m", "pi_app.cli", "run", "--config", str(cfg),
+                             "--seed", "3"], env=env, cwd=REPO, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_for(lambda: show.poll() is not None or olad.get_dmx()[B5R_DIMMER] > 40, 60,
+                 "a lit frame in olad")
+        hand = env_for(xdg=public_dir(), XDG_CONFIG_HOME=str(profiles))
+        r = run_cli("darken", "--config", str(cfg), "--lamps-off", env=hand)
+        assert r.returncode != 0 and "never switched off under a running show" in r.stderr
+        assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
+        assert olad.get_dmx()[KOLORADO_LAMP] <= 126
+    finally:
+        stop(show)
+    r = run_cli("darken", "--config", str(cfg), env=env)
+    assert r.returncode == 0, r.stderr
+    f = olad.get_dmx()
+    assert f[KOLORADO_LAMP] <= 126 and not 26 <= f[B5R_LAMP] <= 100
+    r = run_cli("darken", "--config", str(cfg), "--lamps-off", env=env)
+    assert r.returncode == 0 and "lamp-off value sent" in r.stdout, r.stdout + r.stderr
+    f = olad.get_dmx()
+    assert f[KOLORADO_LAMP] >= 127 and 26 <= f[B5R_LAMP] <= 100
+    assert f[KOLORADO_DIMMER] == 0 and f[B5R_DIMMER] == 0
