@@ -105,6 +105,8 @@ class Patch:
         dark_v: list[int] = []       # each light slot's dark value (`Channel.dark`)
         off_s: list[int] = []        # slots with a lamp-off value (`Channel.lamp_off`), and it
         off_v: list[int] = []
+        wheel_s: list[int] = []      # colour wheels: held value here, turned by the show
+        wheel_v: list[int] = []
         lo16: list[int] = []         # 16-bit pan/tilt: the coarse channel's min..max, x 256
         span16: list[int] = []
         for f in fixtures:
@@ -121,6 +123,9 @@ class Patch:
                 if ch.attr == "hold":
                     held.append(slot)
                     held_v.append(ch.value)
+                elif ch.attr == "wheel":        # its held value; `pi_app.wheels` turns it
+                    wheel_s.append(slot)
+                    wheel_v.append(ch.value)
                 elif ch.attr in ("pan_fine", "tilt_fine"):
                     continue      # written with its coarse channel
                 elif ch.attr in ("pan", "tilt") and any(
@@ -158,6 +163,7 @@ class Patch:
         offset = np.zeros(n_slots, np.float32)
         shift = np.zeros(n_slots, np.int32)
         offset[held] = held_v                            # in write order: held, then 8-bit
+        offset[wheel_s] = wheel_v
         gather[s8], scale[s8], offset[s8] = src8, span8, lo8   # and coarse, then fine
         for c, fine_slot, g, lo, span in zip(s16c, s16f, src16, lo16, span16, strict=True):
             gather[c] = gather[fine_slot] = g

@@ -322,6 +322,7 @@ class Checker:
         self.violations: list[str] = []
         self.notes: list[str] = []
         self._seen_violation: set[str] = set()
+        self._wheel_prev: dict[tuple[int, int], int] = {}    # a wheel's last value
         if raw:
             self._setup_raw(lit)
         else:
@@ -406,7 +407,7 @@ class Checker:
         uses = {"pan": "pan", "tilt": "tilt", "dimmer": "light", "intensity": "light",
                 "red": "light", "green": "light", "blue": "light", "white": "light",
                 "cyan": "light", "magenta": "light", "yellow": "light",
-                "strobe": "light", "hold": "hold"}
+                "strobe": "light", "hold": "hold", "wheel": "hold"}
         for j, (ch, sc) in enumerate(zip(fx.mode.channels, chans, strict=True)):
             use = uses.get(ch.attr)
             if sc is None or use is None or sc.role == "fine" or self._col(fx, j) < 0:
@@ -438,6 +439,33 @@ class Checker:
         if key not in self._seen_violation:
             self._seen_violation.add(key)
             self.violations.append(text)
+
+    def _check_wheel(self, fx, col, times_ms: np.ndarray) -> None:
+        """A colour wheel (`pi_app.wheels`) is only ever at its held value or a static slot,
+        and turns only on a frame where the fixture's dimmer is at its dark value."""
+        chans = fx.mode.channels
+        dim = next((j for j, c in enumerate(chans) if c.attr in ("dimmer", "intensity")
+                    and c.max > c.min), None)
+        for j, ch in enumerate(chans):
+            if ch.attr != "wheel":
+                continue
+            v = col(fx, j)
+            where = f"{fx.name} channel {j + 1} ({ch.label or ch.attr})"
+            bad = np.flatnonzero(~np.isin(v, [ch.value, *(s for s, _ in ch.slots)]))
+            if len(bad):
+                self._violation(where, f"{where}: colour wheel at {int(v[bad[0]])}, not a static "
+                                       f"slot, at {times_ms[bad[0]] / 1000:g} s")
+            prev = self._wheel_prev.get((fx.index, j), int(v[0]) if len(v) else 0)
+            turned = v != np.concatenate([[prev], v[:-1]])
+            if dim is not None:
+                d, dc = col(fx, dim), chans[dim]
+                turned &= (d != dc.min) & (d != dc.dark)
+            bad = np.flatnonzero(turned)
+            if len(bad):
+                self._violation(where + " turn", f"{where}: colour wheel turned while lit at "
+                                                 f"{times_ms[bad[0]] / 1000:g} s")
+            if len(v):
+                self._wheel_prev[(fx.index, j)] = int(v[-1])
 
     def _feed_rig(self, flat: np.ndarray, times_ms: np.ndarray) -> None:
         t = len(flat)
@@ -492,6 +520,7 @@ class Checker:
                         colour[:, _COLOUR_ATTRS.index(SUBTRACTIVE[ch.attr])] = 1.0 - level
                     else:
                         colour[:, _COLOUR_ATTRS.index(ch.attr)] = level
+            self._check_wheel(fx, col, times_ms)
             wy, wr = light_weights(fx.mode)
             if any(fx.mode.has_colour(a) for a in _COLOUR_ATTRS):
                 Y[:, fx.index] = dim * (colour @ wy.astype(np.float64))

@@ -229,6 +229,8 @@ def written_values(ch) -> list[int]:
     if ch.attr == "hold":
         return [ch.value]
     dark = getattr(ch, "dark", 0)
+    if ch.attr == "wheel":
+        return sorted({ch.value, *(v for v, _ in ch.slots)})
     if ch.attr == "strobe":
         return sorted({ch.min, dark})
     if ch.attr in ("pan_fine", "tilt_fine"):
@@ -257,7 +259,9 @@ def judge(profile, source: Path) -> list[str]:
         for j, (ch, rc) in enumerate(zip(mode.channels, src, strict=True)):
             if rc is None or (ch.attr == "hold" and ch.value == 0 and FINE.search(rc.name)):
                 continue                   # a fine channel at 0 does nothing on its own
-            why = _bad_values(ch.attr, rc, written_values(ch))
+            # a colour wheel sits at static slots: judged as a held channel at each of them
+            attr = "hold" if ch.attr == "wheel" else ch.attr
+            why = _bad_values(attr, rc, written_values(ch))
             if why:
                 warned = " [warned]" if getattr(ch, "warn", "") else ""
                 bad.append(f"{mode.name} ch{j + 1} {rc.name!r} {ch.attr} {why}{warned}")
