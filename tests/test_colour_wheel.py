@@ -1,8 +1,9 @@
 """Colour wheels: a static slot nearest the model's colour, turned only while the head is dark.
 
 Real files: the Stairville B5R's colour wheel (qlcplus-data, QLC+ ``ColorMacro`` slots with
-their colours) and the Fun Generation PicoSpot 45 LED's (OFL ``WheelSlot`` on a wheel of
-``Color`` slots). Checked on the DMX bytes of a recorded show: the wheel is only ever at a
+their colours), the Fun Generation PicoSpot 45 LED's (OFL ``WheelSlot`` on a wheel of
+``Color`` slots) and the ACME AE-610 Beam's (GDTF ``Color1`` wheel slots in CIE xyY).
+Checked on the DMX bytes of a recorded show: the wheel is only ever at a
 static slot (never a rotation or split-colour range), changes only on frames where the
 fixture's dimmer is 0, and follows the colour the model wants.
 """
@@ -21,6 +22,7 @@ from procs import REPO, env_for, public_dir, run_cli
 QLC = Path("/usr/share/qlcplus/fixtures")
 B5R = QLC / "Stairville/Stairville-Beam-Moving-Head-B5R.qxf"
 PICO = REPO / "tests/data/fixtures/ofl-corpus/fun-generation/picospot-45-led.json"
+ACME = REPO / "tests/data/gdtf/ACME@ACME_AE-610_BEAM@ACME_AE-610_BEAM.gdtf"
 
 pytestmark = pytest.mark.skipif(not B5R.is_file(), reason="Debian's qlcplus-data is not installed")
 
@@ -89,6 +91,14 @@ def test_wheels_are_imported_as_static_slots(profiles):
         assert "rotation" not in cap.text.lower() and "+" not in cap.text, (v, cap.text)
     pico = _load(profiles, "fun-generation-picospot-45-led").mode("9ch")
     assert pico is not None and sum(c.attr == "wheel" for c in pico.channels) == 1
+    # a GDTF wheel: its slots' CIE colours (the ACME's "Color 1" is x 0.6401, y 0.33: the sRGB
+    # red primary), its spin ranges never
+    from pi_app.fixtures.importing import import_file as imp
+
+    acme, _ = imp(ACME)
+    (gw,) = [c for c in acme.modes[0].channels if c.attr == "wheel"]
+    assert gw.value == 0 and len(gw.slots) >= 10 and (12, "#ff0000") in gw.slots
+    assert all(v < 128 for v, _ in gw.slots)           # 128-255: "Color Spin"
 
     from pi_app.errors import LatentDMXError
     from pi_app.fixtures.importing import import_file
