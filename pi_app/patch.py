@@ -244,6 +244,12 @@ class Patch:
             by_slot[u], by_val[u] = slots[m] - k * SLOTS, values[m]
         return by_slot, by_val
 
+    @property
+    def buffer(self) -> np.ndarray:
+        """The flat frame buffer `frames` writes (every universe's 512 slots in a row; its
+        views are the frames): for stages that write after the patch (`pi_app.wheels`)."""
+        return self._buf
+
     def blackout_frames(self, frames) -> dict[int, np.ndarray]:
         """The rig's dark frame of `frames` (docs/architecture.md): every light slot at its
         dark value (`dark_slots`: 0, or a closed value that does not switch the lamp off),

@@ -21,8 +21,6 @@ snapshot copies), so a frame worked out ahead is the frame of a loop that never 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
 from .config import SLOTS
@@ -34,66 +32,76 @@ def _rgb(hex_colour: str) -> np.ndarray:
     return np.array([int(hex_colour[i:i + 2], 16) for i in (1, 3, 5)], np.float64) / 255.0
 
 
-@dataclass(frozen=True)
-class _Wheel:
-    fixture: int                 # index in the patch
-    universe: int
-    slot: int                    # 0-based slot of the wheel channel in its universe
-    held: int                    # its held (open) value
-    values: np.ndarray           # the slots' DMX values, red slots left out
-    colours: np.ndarray          # (k, 3) their colours, scaled to their brightest component
-    dimmer: int                  # 0-based slot of the fixture's dimmer (-1: none: never turns)
-    dark: frozenset[int]         # the dimmer's dark values
-
-
 class Wheels:
-    """``write(frames, colour, state)`` after ``patch.frames``: every wheel at its slot."""
+    """``write(frames, colour, state)`` after ``patch.frames``: every wheel at its slot.
+
+    Vectorised over the wheels: a dozen NumPy calls a frame whatever the rig size."""
 
     def __init__(self, patch) -> None:
-        wheels = []
+        fixture, flat, held, dimmer, dark_a, dark_b, tables = ([] for _ in range(7))
+        uidx = {u: k for k, u in enumerate(patch.universes)}
         for f in patch.fixtures:
             chans = f.mode.channels
+            base = uidx[f.universe] * SLOTS + f.address - 1
             dim = next((j for j, c in enumerate(chans) if c.attr in ("dimmer", "intensity")
                         and c.max > c.min), None)
-            for j, ch in enumerate(chans):
-                if ch.attr != "wheel":
+            j = next((j for j, c in enumerate(chans) if c.attr == "wheel"), None)
+            if j is None:
+                continue                               # one wheel per fixture
+            keep = []
+            for v, col in chans[j].slots:
+                rgb = _rgb(col)
+                if rgb.sum() > 0 and rgb[0] / rgb.sum() >= RED_SHARE:
                     continue
-                keep = []
-                for v, col in ch.slots:
-                    rgb = _rgb(col)
-                    if rgb.sum() > 0 and rgb[0] / rgb.sum() >= RED_SHARE:
-                        continue
-                    keep.append((v, rgb / max(rgb.max(), 1e-6)))
-                d = chans[dim] if dim is not None else None
-                wheels.append(_Wheel(
-                    f.index, f.universe, f.address - 1 + j, ch.value,
-                    np.array([v for v, _ in keep], np.int64),
-                    np.array([c for _, c in keep], np.float64).reshape(-1, 3),
-                    f.address - 1 + dim if dim is not None else -1,
-                    frozenset({d.dark, d.min}) if d is not None else frozenset()))
-                break                                  # one wheel per fixture
-        self.wheels: tuple[_Wheel, ...] = tuple(wheels)
-        assert all(0 <= w.slot < SLOTS for w in self.wheels)
+                keep.append((v, rgb / max(rgb.max(), 1e-6)))
+            d = chans[dim] if dim is not None else None
+            fixture.append(f.index)
+            flat.append(base + j)
+            held.append(chans[j].value)
+            dimmer.append(base + dim if dim is not None else -1)
+            dark_a.append(d.dark if d is not None else -1)
+            dark_b.append(d.min if d is not None else -1)
+            tables.append(keep)
+        n, k = len(fixture), max((len(t) for t in tables), default=0)
+        self.fixture = np.asarray(fixture, np.int64)
+        self.flat = np.asarray(flat, np.int64)          # the wheel's slot in the patch buffer
+        self.held = np.asarray(held, np.int64)
+        self.dimmer = np.maximum(np.asarray(dimmer, np.int64), 0)
+        self.turns = np.asarray(dimmer, np.int64) >= 0  # no dimmer: never dark, never turns
+        self.dark_a = np.asarray(dark_a, np.int64)
+        self.dark_b = np.asarray(dark_b, np.int64)
+        # slot tables padded to k slots: a missing slot is infinitely far from any colour
+        self.values = np.zeros((n, max(k, 1)), np.int64)
+        self.colours = np.full((n, max(k, 1), 3), np.inf)
+        for w, t in enumerate(tables):
+            for s, (v, rgb) in enumerate(t):
+                self.values[w, s], self.colours[w, s] = v, rgb
+        self.turns &= np.array([len(t) > 0 for t in tables], bool)
+        self._rows = np.arange(n)
+        self._buffer = patch.buffer
 
     def __len__(self) -> int:
-        return len(self.wheels)
+        return len(self.fixture)
 
     def state(self) -> np.ndarray:
         """A fresh state: every wheel at its held value (-1)."""
-        return np.full(len(self.wheels), -1, np.int64)
+        return np.full(len(self.fixture), -1, np.int64)
 
     def write(self, frames, colour: np.ndarray | None, state: np.ndarray) -> None:
         """Turn the dark heads' wheels towards `colour` (n_fixtures, 4: R, G, B, W wanted;
-        None: keep) and write every wheel's value into `frames` (the patch's buffers).
-        `state` (from `state`) is updated in place."""
-        for k, w in enumerate(self.wheels):
-            frame = frames[w.universe]
-            if colour is not None and w.dimmer >= 0 and len(w.values) \
-                    and int(frame[w.dimmer]) in w.dark:
-                r, g, b, white = (float(x) for x in colour[w.fixture])
-                want = np.array([r + white, g + white, b + white])
-                top = want.max()
-                if top > 1e-3:
-                    d = ((w.colours - want / top) ** 2).sum(axis=1)
-                    state[k] = int(np.argmin(d))
-            frame[w.slot] = w.held if state[k] < 0 else w.values[state[k]]
+        None: keep) and write every wheel's value into the patch's buffers (`frames` are
+        their views). `state` (from `state`) is updated in place."""
+        buf = self._buffer
+        if colour is not None:
+            d = buf[self.dimmer]
+            dark = self.turns & ((d == self.dark_a) | (d == self.dark_b))
+            if dark.any():
+                c = np.asarray(colour, np.float64)[self.fixture]
+                want = c[:, :3] + c[:, 3:4]
+                top = want.max(axis=1)
+                dark &= top > 1e-3
+                want /= np.maximum(top, 1e-3)[:, None]
+                dist = ((self.colours - want[:, None, :]) ** 2).sum(axis=2)
+                np.copyto(state, dist.argmin(axis=1), where=dark)
+        buf[self.flat] = np.where(state < 0, self.held,
+                                  self.values[self._rows, np.maximum(state, 0)])

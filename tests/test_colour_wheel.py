@@ -214,3 +214,19 @@ def test_a_recorded_show_turns_wheels_only_in_the_dark(profiles, tmp_path):
     bad.write_text("\n".join(lines) + "\n")
     r = run_cli("safety-check", str(bad), "--config", str(cfg), env=env)
     assert r.returncode == 1 and "colour wheel turned while lit" in r.stdout, r.stdout
+
+
+def test_wheels_run_ahead_and_roll_back_to_the_same_frames(profiles, monkeypatch):
+    """The chosen slot is the pipeline's state: a show of wheel fixtures worked out ahead, with
+    commands inside its batches (rollbacks), sends every frame byte for byte as a show that
+    never ran ahead — and its wheels do turn."""
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(profiles))
+    from test_run_ahead import same_show
+
+    from pi_app.config import parse_config
+
+    cfg = parse_config(RIG, "rig.toml")
+    show = same_show({40: [("dim", {"level": 0.0})], 120: [("dim", {"level": 1.0})],
+                      200: [("seed", {"seed": 5})]}, config=cfg, seconds=12.0)
+    assert show.ahead is not None and show.ahead.rollbacks >= 2
+    assert (show.pipeline.wheel_slot >= 0).any()       # the wheels left their white slot
