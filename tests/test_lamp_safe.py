@@ -70,6 +70,7 @@ B5R_SHUTTER = 20              # 0..1 "No strobe effect, lamp off", 2..7 "... lam
 B5R_DIMMER = 21
 KOLORADO_LAMP = 39            # 0..126 "Lamp on", 127..255 "Lamp off"
 KOLORADO_DIMMER = 40
+ACME_LAMP = 49 + 11           # GDTF LampControl: 130..139 "Lamp On", 230..239 "Lamp Off"
 
 
 @pytest.fixture(scope="module")
@@ -106,6 +107,7 @@ def _assert_dark_and_lamps_on(frame: np.ndarray, profiles: Path, what: str) -> N
     assert 9 <= f[JUNIOR_SHUTTER] <= 15, f"{what}: junior's shutter at {f[JUNIOR_SHUTTER]}"
     assert 2 <= f[B5R_SHUTTER] <= 7, f"{what}: B5R's shutter at {f[B5R_SHUTTER]}"
     assert f[KOLORADO_LAMP] <= 126, f"{what}: Kolorado's lamp at {f[KOLORADO_LAMP]}"
+    assert 130 <= f[ACME_LAMP] <= 139, f"{what}: the ACME's lamp at {f[ACME_LAMP]}"
     for slot, bad in _lamp_off_values(profiles).items():
         assert int(f[slot]) not in bad, f"{what}: slot {slot + 1} at {f[slot]} is lamp off/reset"
 
@@ -348,4 +350,5 @@ def test_lamps_off_only_when_asked_and_never_under_a_show(profiles, olad):
     assert r.returncode == 0 and "lamp-off value sent" in r.stdout, r.stdout + r.stderr
     f = olad.get_dmx()
     assert f[KOLORADO_LAMP] >= 127 and 26 <= f[B5R_LAMP] <= 100
+    assert 230 <= f[ACME_LAMP] <= 239                  # GDTF "Lamp Off"
     assert f[KOLORADO_DIMMER] == 0 and f[B5R_DIMMER] == 0
