@@ -105,6 +105,8 @@ class Patch:
         dark_v: list[int] = []       # each light slot's dark value (`Channel.dark`)
         off_s: list[int] = []        # slots with a lamp-off value (`Channel.lamp_off`), and it
         off_v: list[int] = []
+        switch_s: list[int] = []     # light channels that only switch (min == max) ...
+        switch_v: list[int] = []     # ... and their dark values
         wheel_s: list[int] = []      # colour wheels: held value here, turned by the show
         wheel_v: list[int] = []
         lo16: list[int] = []         # 16-bit pan/tilt: the coarse channel's min..max, x 256
@@ -120,6 +122,9 @@ class Patch:
                 if ch.attr in LIGHT_KINDS:
                     light.append(slot)
                     dark_v.append(ch.dark)
+                    if ch.attr in ("dimmer", "intensity") and ch.min == ch.max:
+                        switch_s.append(slot)       # a shutter switched open: no dimming
+                        switch_v.append(ch.dark)
                 if ch.attr == "hold":
                     held.append(slot)
                     held_v.append(ch.value)
@@ -178,6 +183,8 @@ class Patch:
         self._dark = self._per_universe(self._light, self._dark_v)
         self._held_u = self._per_universe(self._held, self._held_v)
         self._lamps_off = self._per_universe(i64(off_s), np.asarray(off_v, np.uint8))
+        self._switch, self._switch_v = i64(switch_s), np.asarray(switch_v, np.uint8)
+        self.has_switches = bool(len(switch_s))
         self._bake = bake.any()
         self._intensity = any(f.mode.has("intensity") for f in fixtures)
         self._buf = np.zeros(n_slots, np.uint8)
@@ -243,6 +250,12 @@ class Patch:
             m = (slots >= k * SLOTS) & (slots < (k + 1) * SLOTS)
             by_slot[u], by_val[u] = slots[m] - k * SLOTS, values[m]
         return by_slot, by_val
+
+    def close_switches(self) -> None:
+        """Close the shutters that only switch (a fixture whose shutter is its light: open
+        on every frame while the show plays) at their dark values, in the last `frames`:
+        for a blackout while the show runs, which darkens the dimmers alone otherwise."""
+        self._buf[self._switch] = self._switch_v
 
     @property
     def buffer(self) -> np.ndarray:

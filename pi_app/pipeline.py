@@ -508,6 +508,8 @@ class Pipeline:
         frames = self.patch.frames(self.safe_scene(t_s))
         if self.wheels is not None:
             self.wheels.write(frames, self.wanted_colour, self.wheel_slot)
+        if self.blacked_out and self.patch.has_switches:
+            self.patch.close_switches()          # a shutter-only fixture has no dimmer to dim
         return frames
 
     def show_over(self, t_s: float, duration_s: float | None) -> bool:

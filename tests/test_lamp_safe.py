@@ -352,3 +352,27 @@ def test_lamps_off_only_when_asked_and_never_under_a_show(profiles, olad):
     assert f[KOLORADO_LAMP] >= 127 and 26 <= f[B5R_LAMP] <= 100
     assert 230 <= f[ACME_LAMP] <= 239                  # GDTF "Lamp Off"
     assert f[KOLORADO_DIMMER] == 0 and f[B5R_DIMMER] == 0
+
+
+def test_a_live_blackout_closes_the_shutter_only_fixture_but_keeps_its_lamp(profiles,
+                                                                           monkeypatch):
+    """`latentdmx blackout` while the show runs: the dimmers go dark, and the GLP Junior Scan 1,
+    whose shutter is its only light (open on every frame while playing), closes too — at 9,
+    not at its lamp-off 0. After the blackout it opens again."""
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(profiles))
+    from pi_app.config import parse_config
+    from pi_app.pipeline import Pipeline
+    from pi_app.runtime import load_model
+
+    cfg = parse_config(RIG, "rig.toml")
+    pipe = Pipeline(cfg, load_model(cfg.model), seed=3)
+    for k in range(200):
+        frame = pipe.frames(k / 40)[1]
+    assert frame[JUNIOR_SHUTTER] == 240 and frame[B5R_DIMMER] > 0
+    pipe.set_blackout(True, 5.0)
+    for k in range(200, 400):
+        frame = pipe.frames(k / 40)[1]
+        assert frame[JUNIOR_SHUTTER] == 9, k
+    _assert_dark_and_lamps_on(frame.copy(), profiles, "live blackout")
+    pipe.set_blackout(False, 10.0)
+    assert pipe.frames(400 / 40)[1][JUNIOR_SHUTTER] == 240
