@@ -240,6 +240,19 @@ class MusicConfig:
 
 
 @dataclass(frozen=True)
+class RdmConfig:
+    """``[rdm]``: RDM sensors in `latentdmx status` (OLA output; `pi_app.rdm_sensors`)."""
+    sensors: bool = False               # read the responders' sensors and lamp hours
+    interval_s: float = 60.0            # how often (off the frame loop)
+
+    def validate(self, file: str) -> None:
+        if not 5.0 <= self.interval_s <= 86400.0:
+            raise ConfigError(f"interval_s {self.interval_s:g} is out of range", file=file,
+                              field="rdm.interval_s",
+                              fix="read the sensors every 5 s to 86400 s (60 is usual)")
+
+
+@dataclass(frozen=True)
 class FixtureConfig:
     name: str = ""
     profile: str = ""
@@ -292,6 +305,7 @@ class Config:
     fpp: FppConfig = field(default_factory=FppConfig)      # FPP MultiSync remote (pi_app/fpp.py)
 
     mqtt: MqttConfig = field(default_factory=MqttConfig)   # Home Assistant (pi_app/mqtt/)
+    rdm: RdmConfig = field(default_factory=RdmConfig)      # RDM sensors in `status`
     path: str = "<default>"
 
     def replace(self, **changes) -> Config:
@@ -451,6 +465,7 @@ def validate(cfg: Config) -> Config:
     validate_mqtt(cfg.mqtt, f)
     cfg.sync.validate(f)
     cfg.fpp.validate(f)
+    cfg.rdm.validate(f)
     check_rules(cfg)                # what it must mean: one validation for check, run, reload
     return cfg
 

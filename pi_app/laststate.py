@@ -10,8 +10,10 @@ copy per universe and no system call. The file is written only where the directo
 RAM file system (tmpfs): never on the SD card.
 
 Format: one JSON line (``pid``, ``targets``, ``universes``, and the show's own light slots
-per universe, so the blackout zeroes what the show drove even if the config has changed
-since), padded to `HEADER_BYTES`, then ``512`` bytes per universe in the order listed.
+per universe, so the blackout darkens what the show drove even if the config has changed
+since, and ``dark``: the light slots whose dark value is not 0 — a shutter whose 0 switches the
+lamp off — as ``[slot, value]`` pairs per universe), padded to
+`HEADER_BYTES`, then ``512`` bytes per universe in the order listed.
 """
 
 from __future__ import annotations
@@ -22,10 +24,12 @@ import logging
 import mmap
 import os
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from .scene import dark_frames
 
 log = logging.getLogger(__name__)
 
@@ -80,15 +84,12 @@ class LastFrames:
     targets: tuple[str, ...]
     frames: dict[int, np.ndarray]
     light: dict[int, np.ndarray]        # 0-based slot indices per universe
+    dark_v: dict[int, np.ndarray] = field(default_factory=dict)   # per light slot (else 0)
 
     def dark(self) -> dict[int, np.ndarray]:
-        """The blackout of these frames: light slots 0, everything else as it was."""
-        out = {}
-        for u, f in self.frames.items():
-            d = f.copy()
-            d[self.light.get(u, np.zeros(0, np.int64))] = 0
-            out[u] = d
-        return out
+        """The blackout of these frames: light slots at their dark values, everything else as
+        it was (`pi_app.scene.dark_frames`)."""
+        return dark_frames(self.frames, self.light, self.dark_v)
 
 
 def read(path: Path) -> LastFrames | None:
@@ -104,7 +105,14 @@ def read(path: Path) -> LastFrames | None:
                 return None
             frames[u] = np.frombuffer(chunk, np.uint8).copy()
         light = {int(u): np.asarray(v, np.int64) for u, v in head["light"].items()}
-        return LastFrames(int(head["pid"]), tuple(head["targets"]), frames, light)
+        dark_v = {}
+        for u, slots in light.items():
+            vals = np.zeros(len(slots), np.uint8)
+            pairs = dict((int(s), int(v)) for s, v in head.get("dark", {}).get(str(u), []))
+            for i, s in enumerate(slots.tolist()):
+                vals[i] = pairs.get(s, 0)
+            dark_v[u] = vals
+        return LastFrames(int(head["pid"]), tuple(head["targets"]), frames, light, dark_v)
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
@@ -113,13 +121,19 @@ class LastFramesWriter:
     """Keeps a show's last frames at `path` (`write` per frame: copies into an mmap)."""
 
     def __init__(self, path: Path, targets: Iterable[str], universes: Iterable[int],
-                 light: Mapping[int, Iterable[int]]) -> None:
+                 light: Mapping[int, Iterable[int]],
+                 dark: Mapping[int, Iterable[int]] | None = None) -> None:
         self.path = path
         self.universes = tuple(universes)
+        dark = dark or {}
+        pairs = {str(u): [[int(s), int(v)] for s, v in zip(light.get(u, ()), dark.get(u, ()),
+                                                         strict=False) if v]
+                 for u in self.universes}
         head = json.dumps({"v": 1, "pid": os.getpid(), "targets": sorted(targets),
                            "universes": list(self.universes),
                            "light": {str(u): [int(s) for s in light.get(u, ())]
-                                     for u in self.universes}}).encode() + b"\n"
+                                     for u in self.universes},
+                           "dark": {u: p for u, p in pairs.items() if p}}).encode() + b"\n"
         if len(head) > HEADER_BYTES:
             raise ValueError("too many light slots for the header")
         size = HEADER_BYTES + SLOTS * len(self.universes)
@@ -151,7 +165,7 @@ class LastFramesWriter:
                 log.info("last frames not kept: %s is on %s, not in RAM (`latentdmx darken` "
                          "will park the heads instead)", path.parent, kind or "an unknown fs")
                 return None
-            return cls(path, targets, patch.universes, patch.light_slots())
+            return cls(path, targets, patch.universes, *patch.dark_slots())
         except (OSError, ValueError) as exc:
             log.warning("last frames not kept at %s: %s", path, exc)
             return None

@@ -20,7 +20,7 @@ from .config import SLOTS, Config, FixtureConfig
 from .fixtures import Mode, Profile, find_profile
 from .fixtures.profile import LIGHT_KINDS
 from .fixtures.profile import SUBTRACTIVE as _SUBTRACTIVE
-from .scene import AIM, ATTRS, COLOUR, DIMMER, INTENSITY, LUMA, N_ATTRS, N_COLOUR
+from .scene import AIM, ATTRS, COLOUR, DIMMER, INTENSITY, LUMA, N_ATTRS, N_COLOUR, dark_frames
 
 # Columns of the per-frame source matrix the channels read from: the scene's attributes (in
 # the scene's layout), then the patch's own: intensity (dimmer x colour luminance, for
@@ -102,6 +102,13 @@ class Patch:
                 a0[f.index, k] = a_lim
         bake = np.array([not (f.mode.has("dimmer") or f.mode.has("intensity")) for f in fixtures])
         s8, src8, lo8, span8, s16c, s16f, src16, held, held_v, light = ([] for _ in range(10))
+        dark_v: list[int] = []       # each light slot's dark value (`Channel.dark`)
+        off_s: list[int] = []        # slots with a lamp-off value (`Channel.lamp_off`), and it
+        off_v: list[int] = []
+        switch_s: list[int] = []     # light channels that only switch (min == max) ...
+        switch_v: list[int] = []     # ... and their dark values
+        wheel_s: list[int] = []      # colour wheels: held value here, turned by the show
+        wheel_v: list[int] = []
         lo16: list[int] = []         # 16-bit pan/tilt: the coarse channel's min..max, x 256
         span16: list[int] = []
         for f in fixtures:
@@ -109,11 +116,21 @@ class Patch:
             chans = f.mode.channels
             for j, ch in enumerate(chans):
                 slot = base + j
+                if ch.lamp_off >= 0:
+                    off_s.append(slot)
+                    off_v.append(ch.lamp_off)
                 if ch.attr in LIGHT_KINDS:
                     light.append(slot)
+                    dark_v.append(ch.dark)
+                    if ch.attr in ("dimmer", "intensity") and ch.min == ch.max:
+                        switch_s.append(slot)       # a shutter switched open: no dimming
+                        switch_v.append(ch.dark)
                 if ch.attr == "hold":
                     held.append(slot)
                     held_v.append(ch.value)
+                elif ch.attr == "wheel":        # its held value; `pi_app.wheels` turns it
+                    wheel_s.append(slot)
+                    wheel_v.append(ch.value)
                 elif ch.attr in ("pan_fine", "tilt_fine"):
                     continue      # written with its coarse channel
                 elif ch.attr in ("pan", "tilt") and any(
@@ -151,6 +168,7 @@ class Patch:
         offset = np.zeros(n_slots, np.float32)
         shift = np.zeros(n_slots, np.int32)
         offset[held] = held_v                            # in write order: held, then 8-bit
+        offset[wheel_s] = wheel_v
         gather[s8], scale[s8], offset[s8] = src8, span8, lo8   # and coarse, then fine
         for c, fine_slot, g, lo, span in zip(s16c, s16f, src16, lo16, span16, strict=True):
             gather[c] = gather[fine_slot] = g
@@ -161,6 +179,12 @@ class Patch:
         self._offset = offset + np.float32(0.5)
         self._held, self._held_v = i64(held), np.asarray(held_v, np.uint8)
         self._light = i64(light)
+        self._dark_v = np.asarray(dark_v, np.uint8)
+        self._dark = self._per_universe(self._light, self._dark_v)
+        self._held_u = self._per_universe(self._held, self._held_v)
+        self._lamps_off = self._per_universe(i64(off_s), np.asarray(off_v, np.uint8))
+        self._switch, self._switch_v = i64(switch_s), np.asarray(switch_v, np.uint8)
+        self.has_switches = bool(len(switch_s))
         self._bake = bake.any()
         self._intensity = any(f.mode.has("intensity") for f in fixtures)
         self._buf = np.zeros(n_slots, np.uint8)
@@ -218,22 +242,47 @@ class Patch:
         np.right_shift(ival, self._shift, out=self._buf, casting="unsafe")
         return self._views
 
+    def _per_universe(self, slots: np.ndarray, values: np.ndarray
+                      ) -> tuple[dict[int, np.ndarray], dict[int, np.ndarray]]:
+        """Flat slots (and their values) split per universe: 0-based slots, values."""
+        by_slot, by_val = {}, {}
+        for u, k in self._uidx.items():
+            m = (slots >= k * SLOTS) & (slots < (k + 1) * SLOTS)
+            by_slot[u], by_val[u] = slots[m] - k * SLOTS, values[m]
+        return by_slot, by_val
+
+    def close_switches(self) -> None:
+        """Close the shutters that only switch (a fixture whose shutter is its light: open
+        on every frame while the show plays) at their dark values, in the last `frames`:
+        for a blackout while the show runs, which darkens the dimmers alone otherwise."""
+        self._buf[self._switch] = self._switch_v
+
+    @property
+    def buffer(self) -> np.ndarray:
+        """The flat frame buffer `frames` writes (every universe's 512 slots in a row; its
+        views are the frames): for stages that write after the patch (`pi_app.wheels`)."""
+        return self._buf
+
     def blackout_frames(self, frames) -> dict[int, np.ndarray]:
-        """Blackout of `frames` (docs/architecture.md): light and colour slots 0, pan/tilt and
-        held channels keep their values."""
-        out = {u: np.array(f, dtype=np.uint8, copy=True) for u, f in frames.items()}
-        for u, f in out.items():
-            k = self._uidx.get(u)
-            if k is None:
-                continue
-            idx = self._light[(self._light >= k * SLOTS) & (self._light < (k + 1) * SLOTS)]
-            f[idx - k * SLOTS] = 0
-        return out
+        """The rig's dark frame of `frames` (docs/architecture.md): every light slot at its
+        dark value (`dark_slots`: 0, or a closed value that does not switch the lamp off),
+        held channels at their held value (lamp on, fan auto...), pan/tilt as they are."""
+        out = dark_frames(frames, *self._held_u)
+        return dark_frames(out, *self._dark)
 
     def light_slots(self) -> dict[int, np.ndarray]:
-        """0-based slots a blackout zeroes (intensity, colour, strobe), per universe."""
-        return {u: self._light[(self._light >= k * SLOTS) & (self._light < (k + 1) * SLOTS)]
-                - k * SLOTS for u, k in self._uidx.items()}
+        """0-based slots a blackout darkens (intensity, colour, strobe), per universe."""
+        return dict(self._dark[0])
+
+    def dark_slots(self) -> tuple[dict[int, np.ndarray], dict[int, np.ndarray]]:
+        """The light slots per universe and the value a blackout writes to each (`dark_frames`
+        takes them): 0, unless the profile names another `dark` value."""
+        return dict(self._dark[0]), dict(self._dark[1])
+
+    def lamps_off_slots(self) -> tuple[dict[int, np.ndarray], dict[int, np.ndarray]]:
+        """The slots whose fixture file names a lamp-off value, and that value, per universe:
+        sent by `latentdmx darken --lamps-off` only (the end of the day), never by a show."""
+        return dict(self._lamps_off[0]), dict(self._lamps_off[1])
 
     def slot_map(self) -> dict[tuple[int, int], tuple[int, str]]:
         """(universe, 1-based slot) -> (fixture index, channel attr): for checkers and viewers."""

@@ -28,8 +28,9 @@ from .patch import Patch
 from .phase import PHASE_FIX, PhaseLine, phase_ok
 from .runtime import MAX_MODEL_SHARE, Model
 from .safety import Safety
-from .scene import LIGHT, N_ATTRS
+from .scene import COLOUR, LIGHT, N_ATTRS
 from .walk import CHAIN_BLOCK, LatentWalk
+from .wheels import Wheels
 
 if TYPE_CHECKING:
     from .music.drive import MusicDrive
@@ -192,6 +193,10 @@ class Pipeline:
         self.safety = Safety(config, self.patch, self.fps)
         self.moves = Moves(self.patch, self.fps)     # heads reposition in the dark
         self.held = HeldColumns(self.patch.fixtures)  # zoom, ...: held or driven in limits
+        wheels = Wheels(self.patch)                  # colour wheels turn in the dark
+        self.wheels = wheels if len(wheels) else None
+        self.wheel_slot = wheels.state()             # each wheel's slot (-1: held)
+        self.wanted_colour: np.ndarray | None = None  # the last scene's colour before safety
         self.seed = config.seed if seed is None else int(seed)
         self.source = _Source(model, config, self.seed, self.positions)
         self._old: _Source | None = None        # the model being cross-faded out
@@ -483,6 +488,8 @@ class Pipeline:
                 self.identify = None
             elif not self.blacked_out:
                 scene = ident
+        if self.wheels is not None:              # what a wheel turns to: before safety,
+            self.wanted_colour = np.array(scene[:, COLOUR])     # which whitens wheel heads
         self.moves.on_the_beat(self.music is not None and self.music.active)
         self.scene = self.safety(self.moves(scene, self.scene), t_s)   # heads move in black
         if self.paused or self.blacked_out:      # holding still: is it still yet?
@@ -510,7 +517,12 @@ class Pipeline:
 
     def frames(self, t_s: float) -> dict[int, np.ndarray]:
         """The DMX frames of the frame due at show time `t_s` (the patch's own buffers)."""
-        return self.patch.frames(self.safe_scene(t_s))
+        frames = self.patch.frames(self.safe_scene(t_s))
+        if self.wheels is not None:
+            self.wheels.write(frames, self.wanted_colour, self.wheel_slot)
+        if self.blacked_out and self.patch.has_switches:
+            self.patch.close_switches()          # a shutter-only fixture has no dimmer to dim
+        return frames
 
     def show_over(self, t_s: float, duration_s: float | None) -> bool:
         """Once a stop has begun: is the show over at frame time `t_s`?
@@ -525,9 +537,13 @@ class Pipeline:
 
     def blackout_frames(self) -> dict[int, np.ndarray]:
         """Blackout of the last safe scene: light 0, pan/tilt held, held channels held
-        (before any frame: the safety stage's start state, heads at park)."""
+        (before any frame: the safety stage's start state, heads at park), as the rig's dark
+        frame (`Patch.blackout_frames`: shutters closed at a value that keeps the lamp on)."""
         self.scene = dark = self.safety.blackout(self.scene)
-        return self.patch.frames(dark)
+        frames = self.patch.frames(dark)
+        if self.wheels is not None:
+            self.wheels.write(frames, self.wanted_colour, self.wheel_slot)
+        return self.patch.blackout_frames(frames)
 
 
 def base_line(config: Config) -> PhaseLine:

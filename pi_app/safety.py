@@ -89,7 +89,10 @@ def quantisation(modes) -> tuple[float, float]:
     """Worst rounding error of one DMX value of (Y, red) over the patched modes."""
     qy = qr = 0.0
     for m in modes:
-        dims = [c.max - c.min for c in m.channels if c.attr in ("dimmer", "intensity")]
+        # A shutter switched open (min == max: open on every frame, closed only by a
+        # blackout) takes no part: its one step would leave the limiter no room at all.
+        dims = [c.max - c.min for c in m.channels
+                if c.attr in ("dimmer", "intensity") and c.max > c.min]
         cols = [c.max - c.min for c in m.channels
                 if c.attr in _COLOUR_ATTRS or c.attr in SUBTRACTIVE]
         qd = 0.5 / max(min(dims), 1) if dims else 0.0

@@ -323,6 +323,7 @@ class Checker:
         self.violations: list[str] = []
         self.notes: list[str] = []
         self._seen_violation: set[str] = set()
+        self._wheel_prev: dict[tuple[int, int], int] = {}    # a wheel's last value
         if raw:
             self._setup_raw(lit)
         else:
@@ -404,8 +405,8 @@ class Checker:
             self.notes.append(f"{fx.name}: {path.name} has no mode {fx.mode.name!r} of "
                               f"{fx.mode.footprint} channels: judged by its profile only")
             return
-        uses = {"pan": "pan", "tilt": "tilt", "hold": "hold",
-                **{a: "light" for a in LIGHT_KINDS | SUBTRACTIVE.keys()},
+        uses = {"pan": "pan", "tilt": "tilt", "hold": "hold", "wheel": "hold",
+                **{a: "light" for a in LIGHT_KINDS | SUBTRACTIVE.keys() | {"strobe"}},
                 **{a: a for a in HELD_ATTRS}}            # zoom, ...: its own range
         for j, (ch, sc) in enumerate(zip(fx.mode.channels, chans, strict=True)):
             use = uses.get(ch.attr)
@@ -439,6 +440,33 @@ class Checker:
             self._seen_violation.add(key)
             self.violations.append(text)
 
+    def _check_wheel(self, fx, col, times_ms: np.ndarray) -> None:
+        """A colour wheel (`pi_app.wheels`) is only ever at its held value or a static slot,
+        and turns only on a frame where the fixture's dimmer is at its dark value."""
+        chans = fx.mode.channels
+        dim = next((j for j, c in enumerate(chans) if c.attr in ("dimmer", "intensity")
+                    and c.max > c.min), None)
+        for j, ch in enumerate(chans):
+            if ch.attr != "wheel":
+                continue
+            v = col(fx, j)
+            where = f"{fx.name} channel {j + 1} ({ch.label or ch.attr})"
+            bad = np.flatnonzero(~np.isin(v, [ch.value, *(s for s, _ in ch.slots)]))
+            if len(bad):
+                self._violation(where, f"{where}: colour wheel at {int(v[bad[0]])}, not a static "
+                                       f"slot, at {times_ms[bad[0]] / 1000:g} s")
+            prev = self._wheel_prev.get((fx.index, j), int(v[0]) if len(v) else 0)
+            turned = v != np.concatenate([[prev], v[:-1]])
+            if dim is not None:
+                d, dc = col(fx, dim), chans[dim]
+                turned &= (d != dc.min) & (d != dc.dark)
+            bad = np.flatnonzero(turned)
+            if len(bad):
+                self._violation(where + " turn", f"{where}: colour wheel turned while lit at "
+                                                 f"{times_ms[bad[0]] / 1000:g} s")
+            if len(v):
+                self._wheel_prev[(fx.index, j)] = int(v[-1])
+
     def _feed_rig(self, flat: np.ndarray, times_ms: np.ndarray) -> None:
         t = len(flat)
         unchecked = [u for u, k in self.uidx.items() if u not in self.rig_universes
@@ -471,14 +499,15 @@ class Checker:
                                                f"{int(v[bad[0]])} at "
                                                f"{times_ms[bad[0]] / 1000:g} s")
                 elif ch.attr == "strobe":
-                    bad = np.flatnonzero((v != 0) & (v != ch.min))
+                    bad = np.flatnonzero((v != ch.dark) & (v != ch.min))
                     if len(bad):
                         self._violation(where, f"{where}: strobe channel at {int(v[bad[0]])} "
-                                               f"(open is {ch.min}, closed 0) at "
+                                               f"(open is {ch.min}, closed {ch.dark}) at "
                                                f"{times_ms[bad[0]] / 1000:g} s")
                 elif ch.attr in ("dimmer", "intensity") or ch.attr in _COLOUR_ATTRS \
                         or ch.attr in SUBTRACTIVE:
-                    bad = np.flatnonzero(((v < ch.min) | (v > ch.max)) & (v != 0))
+                    # its range, or its dark value (0 unless its 0 switches the lamp off)
+                    bad = np.flatnonzero(((v < ch.min) | (v > ch.max)) & (v != ch.dark))
                     if len(bad):
                         self._violation(where, f"{where}: {int(v[bad[0]])} is outside its light "
                                                f"range {ch.min}..{ch.max} (strobe/macro part) "
@@ -491,6 +520,7 @@ class Checker:
                         colour[:, _COLOUR_ATTRS.index(SUBTRACTIVE[ch.attr])] = 1.0 - level
                     else:
                         colour[:, _COLOUR_ATTRS.index(ch.attr)] = level
+            self._check_wheel(fx, col, times_ms)
             wy, wr = light_weights(fx.mode)
             if any(fx.mode.has_colour(a) for a in _COLOUR_ATTRS):
                 Y[:, fx.index] = dim * (colour @ wy.astype(np.float64))

@@ -122,3 +122,34 @@ def blackout(scene: np.ndarray) -> np.ndarray:
     out = np.array(scene, dtype=np.float32, copy=True)
     out[:, LIGHT] = 0.0
     return out
+
+
+def dark_frames(frames, light, dark=None) -> dict[int, np.ndarray]:
+    """The one definition of a dark frame: `frames` ({universe: uint8[512]}) with every light
+    slot (``light``: {universe: 0-based slots}) at its dark value (``dark``: {universe: values,
+    one per slot in ``light``}; missing: 0) and every other slot as it was. A light channel's
+    dark value is 0 unless its 0 switches a lamp off or resets the fixture (`Patch.dark_slots`
+    is the rig's; a blackout, `latentdmx darken` and the end of a show all go through here)."""
+    out = {}
+    for u, f in frames.items():
+        d = np.array(f, dtype=np.uint8, copy=True)
+        slots = light.get(u)
+        if slots is not None and len(slots):
+            vals = None if dark is None else dark.get(u)
+            d[np.asarray(slots, np.int64)] = 0 if vals is None else np.asarray(vals, np.uint8)
+        out[u] = d
+    return out
+
+
+def lit_slots(frames, light, dark=None) -> int:
+    """How many light slots of `frames` are not at their dark value (see `dark_frames`)."""
+    n = 0
+    for u, f in frames.items():
+        slots = light.get(u)
+        if slots is None or not len(slots):
+            continue
+        vals = None if dark is None else dark.get(u)
+        ref = 0 if vals is None else np.asarray(vals, np.uint8)
+        n += int(np.count_nonzero(np.asarray(f)[np.asarray(slots, np.int64)] != ref))
+    return n
+

@@ -33,6 +33,7 @@ from .health import config_hash
 from .outputs import Frames, Output, output_for
 from .patch import Patch
 from .pipeline import Pipeline
+from .rdm_sensors import SensorPoller
 from .runtime import MAX_MODEL_SHARE, Model, load_model
 from .sim.record import ShowRecorder
 from .vocabulary import args_text
@@ -91,6 +92,7 @@ class Show:
         self.work_s: deque[float] = deque(maxlen=WORK_SAMPLES)   # wake -> frame out (health)
         self._live = False           # the output is open: status has something to say
         self.listeners: list[Callable[[Show], None]] = []   # called after each frame (viewers)
+        self.sensors: SensorPoller | None = None   # RDM sensors for `status`, if on
         # the installation: schedule, playlists, presets (pi_app/director.py); the wall clock
         # maps show time to Unix time (injected by tests: a night on virtual time)
         from .director import Director

@@ -454,6 +454,9 @@ class Status:
     frame_index: int = field(metadata=stat("frame index", lambda s: s.clock.frame - 1
                                            if s.clock else 0))
     config: str = field(metadata=stat("config", lambda s: str(s.config.path)))
+    # [rdm] sensors = true (pi_app/rdm_sensors.py): what the responders measure, read off the loop
+    sensors: list = field(metadata=stat("sensors", lambda s: s.sensors.lines()
+                                        if getattr(s, "sensors", None) else []))
 
     @classmethod
     def of(cls, show: Any) -> Status:

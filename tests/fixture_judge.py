@@ -4,8 +4,9 @@ It reads the fixture file itself — QLC+ XML or OFL JSON, with its own small pa
 importer's — and checks every DMX value the patch can write for each channel of a profile:
 
 - a driven pan/tilt channel: every value of ``min..max`` (16-bit pairs: the coarse range);
-- a driven light channel (dimmer, intensity, red...): ``min..max`` and 0 (a blackout writes 0);
-- a ``strobe`` channel: its open value (``min``) and 0;
+- a driven light channel (dimmer, intensity, red...): ``min..max`` and its dark value (what a
+  blackout writes: ``dark``, 0 unless the profile names another);
+- a ``strobe`` channel: its open value (``min``) and its dark value;
 - a ``hold`` channel: its value.
 
 A value is **bad** when the file's capability at that value says it strobes or starts
@@ -13,9 +14,11 @@ something (macro, auto, sound/music/audio, program, rotation, shake, chase, rese
 effect, trigger), by its QLC+ preset or OFL type, or by its free text — unless the text says it
 is off/stopped/open ("No rotation", "Strobe off", "Shutter open"). A driven pan/tilt value must
 also not be a speed or be left undefined; a driven light value must not be a lit value of some
-other function. Only the text and structure of the file decide: the judge does not use the
-importer's classification. It works on the profiles of any LatentDMX version (mode names map
-through ``source_modes`` when the profile has them).
+other function. A reset or a lamp off is bad on every channel, whatever else its text says
+("Shutter closed, lamp off after 1 min", "No strobe, lamp off"): a discharge lamp stays on
+through blackouts and stops. Only the text and structure of the file decide: the judge does
+not use the importer's classification. It works on the profiles of any LatentDMX version
+(mode names map through ``source_modes`` when the profile has them).
 """
 
 from __future__ import annotations
@@ -225,14 +228,17 @@ def written_values(ch) -> list[int]:
     """Every value the patch can write to a profile channel (see the module docstring)."""
     if ch.attr == "hold":
         return [ch.value]
+    dark = getattr(ch, "dark", 0)
+    if ch.attr == "wheel":
+        return sorted({ch.value, *(v for v, _ in ch.slots)})
     if ch.attr == "strobe":
-        return sorted({ch.min, 0})
+        return sorted({ch.min, dark})
     if ch.attr in ("pan_fine", "tilt_fine"):
         return []
     vals = set(range(ch.min, ch.max + 1))
     if ch.attr in ("pan", "tilt"):
         return sorted(vals)
-    return sorted(vals | {0})
+    return sorted(vals | {dark})
 
 
 def judge(profile, source: Path) -> list[str]:
@@ -253,7 +259,9 @@ def judge(profile, source: Path) -> list[str]:
         for j, (ch, rc) in enumerate(zip(mode.channels, src, strict=True)):
             if rc is None or (ch.attr == "hold" and ch.value == 0 and FINE.search(rc.name)):
                 continue                   # a fine channel at 0 does nothing on its own
-            why = _bad_values(ch.attr, rc, written_values(ch))
+            # a colour wheel sits at static slots: judged as a held channel at each of them
+            attr = "hold" if ch.attr == "wheel" else ch.attr
+            why = _bad_values(attr, rc, written_values(ch))
             if why:
                 warned = " [warned]" if getattr(ch, "warn", "") else ""
                 bad.append(f"{mode.name} ch{j + 1} {rc.name!r} {ch.attr} {why}{warned}")
@@ -287,9 +295,8 @@ def _bad_values(attr: str, rc: RawChannel, values: list[int]) -> str:
 
 
 def _bad_cap(attr: str, c: RawCap, value: int | None = None) -> str:
-    if attr == "hold" and NEVER.search(c.text) and not (value == c.lo
-                                                        and STARTS_AT_REST.search(c.text)):
-        return repr(c.text)          # a held channel never sends a reset or a lamp off
+    if NEVER.search(c.text) and not (value == c.lo and STARTS_AT_REST.search(c.text)):
+        return repr(c.text)          # no channel ever sends a reset or a lamp off
     if attr == "hold" and c.hold_ok(value):
         return ""
     if c.forbidden():

@@ -98,9 +98,10 @@ QXF_EXPECTED = {
                       "hold=0"],
         "3 Channel": ["pan", "tilt", "intensity"]}),
     "Stairville-MH-X60th-LED-Spot.qxf": ("stairville-mh-x60th-led-spot", 540, 270, {
-        # 14 ch: shutter open (4; 0 = closed on blackout), the electronic dimmer dims; 8 ch: no
-        # dimmer, so the shutter is the light: open (4) while playing, 0 (closed) on blackout.
-        "14 ch mode": ["pan", "tilt", "pan_fine", "tilt_fine", "hold=0", "hold=0", "strobe[4-4]",
+        # 14 ch: shutter open (4; 0 = closed on blackout), the electronic dimmer dims, the colour
+        # wheel turns in the dark; 8 ch: no dimmer, so the shutter is the light: open (4) while
+        # playing, 0 (closed) on blackout, and the wheel is held (never dark while playing).
+        "14 ch mode": ["pan", "tilt", "pan_fine", "tilt_fine", "hold=0", "wheel", "strobe[4-4]",
                        "intensity", "hold=0", "hold=0", "hold=0", "hold=0", "hold=0", "hold=0"],
         "8 ch mode": ["pan", "tilt", "hold=0", "dimmer[4-4]", "hold=0", "hold=0", "hold=0",
                       "hold=0"]}),
@@ -366,7 +367,8 @@ def test_sweep_every_written_value_is_allowed_by_the_source_file(capsys):
                        "white": "light"}.get(ch.attr)
                 if use is not None:
                     lo = ch.min
-                    for v in {lo, ch.max, (lo + ch.max) // 2} | ({0} if use == "light" else set()):
+                    dark = {ch.dark} if use == "light" else set()      # what a blackout writes
+                    for v in {lo, ch.max, (lo + ch.max) // 2} | dark:
                         if not drive_allowed(use, sc.caps, v):
                             bad.append(f"{f.name}: {mode.name}: {sc.name!r} {ch.attr} {v}")
                 elif ch.attr == "hold" and not ch.warn and not hold_allowed(sc.caps, ch.value) \

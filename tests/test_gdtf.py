@@ -70,6 +70,9 @@ def test_every_held_and_driven_value_is_allowed_by_the_file():
                     continue
                 if ch.attr == "hold":
                     assert hold_allowed(sc.caps, ch.value), (f.name, sc.name, ch.value)
+                elif ch.attr == "wheel":          # a colour wheel: held at each static slot
+                    for v in (ch.value, *(s for s, _ in ch.slots)):
+                        assert hold_allowed(sc.caps, v), (f.name, sc.name, v)
                 elif ch.attr in ("pan", "tilt", "zoom"):     # zoom: in its continuous range
                     assert all(drive_allowed(ch.attr, sc.caps, v)
                                for v in range(ch.min, ch.max + 1)), (f.name, sc.name)

@@ -98,6 +98,8 @@ def show_cmd(key: str) -> None:
         for i, c in enumerate(m.channels, 1):
             if c.attr == "hold":
                 what = f"hold {c.value}"
+            elif c.attr == "wheel":
+                what = f"wheel {c.value} +{len(c.slots)}"
             elif (c.min, c.max) != (0, 255):
                 what = f"{c.attr} {c.min}..{c.max}"
             else:

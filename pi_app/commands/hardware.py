@@ -172,9 +172,13 @@ def _identify_through_show(held, names: list[str] | None, seconds: float,
               help="Rig config (TOML). Default: the bundled demo rig.")
 @click.option("--output", type=click.Choice(registry.names()),
               help="The output to darken. Default: the config's output.kind.")
-def darken(config_path, output):
-    """Black the rig out now, without the daemon: light channels to 0, pan/tilt and held
-    channels where they are.
+@click.option("--lamps-off", is_flag=True,
+              help="Also switch discharge lamps off (the end of the day): the lamp-off values "
+                   "the fixture files name, held 6 s. Refused while a show runs.")
+def darken(config_path, output, lamps_off):
+    """Black the rig out now, without the daemon: light channels to their dark value (0, or
+    a closed value that keeps the lamp on), pan/tilt and held channels (lamp on) where they
+    are. Lamps stay on unless --lamps-off.
 
     \b
     The systemd unit runs it after the daemon ends, however it ends (ExecStopPost=):
@@ -190,7 +194,7 @@ def darken(config_path, output):
 
     _logging(False)
     cfg = load_run_config(config_path, output=output)
-    click.echo(send_blackout(cfg))
+    click.echo(send_blackout(cfg, lamps_off=lamps_off))
 
 
 # -- doctor -----------------------------------------------------------------------------

@@ -148,7 +148,19 @@ def run(config_path, output, model, fps, seed, duration, record, web, audio, ver
 
     show.listeners.insert(0, first_frame)
     show.listeners.append(settled_in)
-    code = show.run()
+    poller = None
+    if cfg.rdm.sensors and cfg.output.kind == "ola":    # RDM sensors in `status`, off the loop
+        from ..rdm_sensors import SensorPoller
+
+        show.sensors = poller = SensorPoller(cfg).start()
+    elif cfg.rdm.sensors:
+        log.warning("[rdm] sensors: RDM is read through olad; output %s has none",
+                    cfg.output.kind)
+    try:
+        code = show.run()
+    finally:
+        if poller is not None:
+            poller.stop()
     snap = show.status_snapshot
     log.info("stopped after %s frames (%s late)%s", snap.get("frames", 0),
              snap.get("late_frames", 0), f"; recording: {record}" if record else "")
