@@ -292,9 +292,12 @@ class Pipeline:
 
     def set_seed(self, seed: int, t_s: float | None = None) -> None:
         """A new walk from phase 0 at show time `t_s` (default: the last frame's)."""
-        self.seed = int(seed)
+        t = self._t if t_s is None else t_s
+        if self._old is not None:                # a cross-fade under way: the walk fading
+            self._old_offset += self.line.at(t)  # out goes on where it is (the new one
+        self.seed = int(seed)                    # starts at phase 0)
         self.source = self._source(self.source.model, self.seed, 0)
-        self.line = self.line.jump(self._t if t_s is None else t_s, 0.0)
+        self.line = self.line.jump(t, 0.0)
         self.phase = 0.0
 
     def check_model(self, model: Model) -> None:

@@ -440,3 +440,25 @@ def test_a_snapshot_taken_mid_show_costs_the_frame_loop_no_climb(tmp_path, monke
     else:                                        # the climb this avoids
         assert n >= 20, n
     np.testing.assert_array_equal(got, a.pipeline.raw_scene(t_now))
+
+
+def test_a_new_seed_during_a_cross_fade_leaves_the_fading_walk_where_it_is():
+    """A seed change while a recall's cross-fade is under way: the new walk starts at phase
+    0, and the walk fading out goes on from where it is (before, its phase jumped with the
+    show's, to another part of its walk, mid-fade)."""
+    cfg = parse_config(default_config_path().read_text(), "rig.toml")
+    p = Pipeline(cfg, load_model(cfg.model))
+    t = AGES["a day"]
+    p.frames(t)
+    p.recall(load_model("nat-neon"), 4, 100.0, t, 2.0)
+    for k in range(1, 21):
+        p.frames(t + k / 40)
+    t_seed = t + 21 / 40
+
+    def old_phase(at: float) -> float:
+        return p.line.at(at) + p._old_offset
+
+    before = old_phase(t_seed)
+    p.set_seed(9, t_seed)
+    assert p._old is not None and p.line.at(t_seed) == 0.0
+    assert old_phase(t_seed) == pytest.approx(before, abs=1e-9)
