@@ -85,6 +85,7 @@ def run_age(age_s: float, rig: str, gap_s: float, repeat: int, log
     from rigs import rig_toml
 
     from pi_app.config import parse_config
+    from pi_app.lean import settle_after_start
     from pi_app.outputs.sim import SimOutput
     from pi_app.patch import Patch
     from pi_app.show import Show
@@ -101,6 +102,7 @@ def run_age(age_s: float, rig: str, gap_s: float, repeat: int, log
     show = Show(cfg, SimOutput(Patch(cfg).universes), clock=aged_clock(k0, works),
                 control=False, config_path=path, presets_dir=tmp / "presets",
                 wall_clock=lambda t: 1.78e9 + t)
+    settle_after_start(show)                 # as the daemon: start-up's objects frozen
     marks: list[tuple[str, int]] = []
 
     def client() -> None:

@@ -45,6 +45,7 @@ import numpy as np
 
 from pi_app.clock import FastClock
 from pi_app.config import default_config_path, parse_config
+from pi_app.lean import settle_after_start
 from pi_app.outputs.sim import SimOutput
 from pi_app.patch import Patch
 from pi_app.pipeline import Pipeline
@@ -219,6 +220,7 @@ def main() -> None:
     out = SimOutput(Patch(cfg).universes)
     show = Show(cfg, out, clock=YearClock, control=False, config_path=path,
                 presets_dir=tmp / "presets", wall_clock=lambda t: WALL0 + t)
+    settle_after_start(show)                 # as the daemon: start-up's objects frozen
     saved: list[str] = []
     reloads = [0]
     kept: list[dict[int, np.ndarray]] = []

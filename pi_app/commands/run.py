@@ -99,9 +99,7 @@ def run(config_path, output, model, fps, seed, duration, record, web, audio, ver
     One show per set of lights: if another LatentDMX program already drives the same olad
     universe or serial port (however it was started), this one is refused, naming it.
     """
-    import gc
-
-    from ..lean import trim_heap, without_openssl
+    from ..lean import settle_after_start, without_openssl
 
     without_openssl()                           # before NumPy's random module: 3.4 MB less
     from ..show import Show
@@ -140,14 +138,8 @@ def run(config_path, output, model, fps, seed, duration, record, web, audio, ver
         log.info("%s", started)
         s.listeners.remove(first_frame)
 
-    def settled_in(s) -> None:                  # start-up's freed heap back to the system
-        if s.frames_out >= 2 * s.fps:
-            trim_heap()
-            gc.freeze()                         # start-up's objects: out of the cyclic GC's
-            s.listeners.remove(settled_in)      # sight (its collections cost ~7 % of CPU)
-
     show.listeners.insert(0, first_frame)
-    show.listeners.append(settled_in)
+    settle_after_start(show)                    # heap trimmed, start-up's objects frozen
     poller = None
     if cfg.rdm.sensors and cfg.output.kind == "ola":    # RDM sensors in `status`, off the loop
         from ..rdm_sensors import SensorPoller
