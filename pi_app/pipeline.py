@@ -196,6 +196,7 @@ class Pipeline:
         wheels = Wheels(self.patch)                  # colour wheels turn in the dark
         self.wheels = wheels if len(wheels) else None
         self.wheel_slot = wheels.state()             # each wheel's slot (-1: held)
+        self.wheel_until = wheels.dwell_state()      # ... and its dwell's end (show time)
         self.wanted_colour: np.ndarray | None = None  # the last scene's colour before safety
         self.seed = config.seed if seed is None else int(seed)
         self.source = _Source(model, config, self.seed, self.positions)
@@ -491,7 +492,10 @@ class Pipeline:
         if self.wheels is not None:              # what a wheel turns to: before safety,
             self.wanted_colour = np.array(scene[:, COLOUR])     # which whitens wheel heads
         self.moves.on_the_beat(self.music is not None and self.music.active)
-        self.scene = self.safety(self.moves(scene, self.scene), t_s)   # heads move in black
+        scene = self.moves(scene, self.scene)    # heads move in black
+        if self.wheels is not None:              # a wheel on its way: dark
+            scene = self.wheels.hold_dark(scene, self.wheel_until, t_s)
+        self.scene = self.safety(scene, t_s)
         if self.paused or self.blacked_out:      # holding still: is it still yet?
             self._steady = self._held is not None and np.array_equal(self._held, self.scene)
             self._held = self.scene.copy()
@@ -506,7 +510,8 @@ class Pipeline:
         show may send it without computing it (`Show`'s quiet spell; `resume`)."""
         music = self.music is not None and self.music.active
         return (self._steady and not music and self.identify is None and self._old is None
-                and self.safety.steady(t_s) and self.moves.steady())
+                and self.safety.steady(t_s) and self.moves.steady()
+                and (self.wheels is None or not self.wheels.dwelling(self.wheel_until, t_s)))
 
     def resume(self, t_s: float) -> None:
         """After a quiet spell (frames sent, not computed): on as if the frame before show
@@ -519,7 +524,8 @@ class Pipeline:
         """The DMX frames of the frame due at show time `t_s` (the patch's own buffers)."""
         frames = self.patch.frames(self.safe_scene(t_s))
         if self.wheels is not None:
-            self.wheels.write(frames, self.wanted_colour, self.wheel_slot)
+            self.wheels.write(frames, self.wanted_colour, self.wheel_slot, self.wheel_until,
+                              t_s)
         if self.blacked_out and self.patch.has_switches:
             self.patch.close_switches()          # a shutter-only fixture has no dimmer to dim
         return frames
@@ -541,8 +547,8 @@ class Pipeline:
         frame (`Patch.blackout_frames`: shutters closed at a value that keeps the lamp on)."""
         self.scene = dark = self.safety.blackout(self.scene)
         frames = self.patch.frames(dark)
-        if self.wheels is not None:
-            self.wheels.write(frames, self.wanted_colour, self.wheel_slot)
+        if self.wheels is not None:              # the wheels stay: no dwell to wait out
+            self.wheels.write(frames, None, self.wheel_slot)
         return self.patch.blackout_frames(frames)
 
 
