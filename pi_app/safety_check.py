@@ -531,8 +531,11 @@ class Checker:
                         self._violation(where, f"{where}: {int(v[bad[0]])} is outside its light "
                                                f"range {ch.min}..{ch.max} (strobe/macro part) "
                                                f"at {times_ms[bad[0]] / 1000:g} s")
-                    level = np.clip((v.astype(np.float64) - ch.min) / max(ch.max - ch.min, 1),
-                                    0.0, 1.0)
+                    if ch.max == ch.min:     # a shutter that only switches: full when open
+                        level = (v == ch.max).astype(np.float64)
+                    else:
+                        level = np.clip((v.astype(np.float64) - ch.min)
+                                        / max(ch.max - ch.min, 1), 0.0, 1.0)
                     if ch.attr in ("dimmer", "intensity"):
                         dim *= level
                     elif ch.attr in SUBTRACTIVE:        # a colour filter: cyan takes red out
