@@ -107,6 +107,7 @@ class Patch:
         off_v: list[int] = []
         switch_s: list[int] = []     # light channels that only switch (min == max) ...
         switch_v: list[int] = []     # ... and their dark values
+        switch_f: list[int] = []     # ... and their fixtures
         wheel_s: list[int] = []      # colour wheels: held value here, turned by the show
         wheel_v: list[int] = []
         lo16: list[int] = []         # 16-bit pan/tilt: the coarse channel's min..max, x 256
@@ -125,6 +126,7 @@ class Patch:
                     if ch.attr in ("dimmer", "intensity") and ch.min == ch.max:
                         switch_s.append(slot)       # a shutter switched open: no dimming
                         switch_v.append(ch.dark)
+                        switch_f.append(f.index)
                 if ch.attr == "hold":
                     held.append(slot)
                     held_v.append(ch.value)
@@ -184,6 +186,7 @@ class Patch:
         self._held_u = self._per_universe(self._held, self._held_v)
         self._lamps_off = self._per_universe(i64(off_s), np.asarray(off_v, np.uint8))
         self._switch, self._switch_v = i64(switch_s), np.asarray(switch_v, np.uint8)
+        self.switch_fixture = i64(switch_f)     # the fixture of each switch (`close_switches`)
         self.has_switches = bool(len(switch_s))
         self._bake = bake.any()
         self._intensity = any(f.mode.has("intensity") for f in fixtures)
@@ -251,11 +254,15 @@ class Patch:
             by_slot[u], by_val[u] = slots[m] - k * SLOTS, values[m]
         return by_slot, by_val
 
-    def close_switches(self) -> None:
+    def close_switches(self, which: np.ndarray | None = None) -> None:
         """Close the shutters that only switch (a fixture whose shutter is its light: open
-        on every frame while the show plays) at their dark values, in the last `frames`:
-        for a blackout while the show runs, which darkens the dimmers alone otherwise."""
-        self._buf[self._switch] = self._switch_v
+        on every frame `frames` writes) at their dark values, in the last `frames`: every one
+        (a blackout while the show runs, which darkens the dimmers alone otherwise), or
+        those `which` (a bool per switch, in `switch_fixture`'s order) says."""
+        if which is None:
+            self._buf[self._switch] = self._switch_v
+        else:
+            self._buf[self._switch[which]] = self._switch_v[which]
 
     @property
     def buffer(self) -> np.ndarray:

@@ -28,7 +28,7 @@ from .patch import Patch
 from .phase import PHASE_FIX, PhaseLine, phase_ok
 from .runtime import MAX_MODEL_SHARE, Model
 from .safety import Safety
-from .scene import COLOUR, LIGHT, N_ATTRS
+from .scene import COLOUR, DIMMER, LIGHT, N_ATTRS
 from .walk import CHAIN_BLOCK, LatentWalk
 from .wheels import Wheels
 
@@ -36,6 +36,13 @@ if TYPE_CHECKING:
     from .music.drive import MusicDrive
 
 MODEL_XFADE_S = 2.0
+# A shutter-only fixture (its shutter is its light, open or closed: `Patch.close_switches`)
+# closes when its light is 0 (below what an 8-bit dimmer writes as 1) and opens again when
+# its light is back at SWITCH_OPEN_AT; either way only SWITCH_HOLD_S after its last change, so
+# it cannot flash (at most one flash in two seconds) whatever the light does.
+SWITCH_CLOSE_BELOW = 0.5 / 255.0
+SWITCH_OPEN_AT = 0.1
+SWITCH_HOLD_S = 1.0
 AHEAD_FRAMES = 8         # walk + model of the next frames in one call (small rigs) ...
 AHEAD_ROWS = 256         # ... as long as frames x streams stays within this; else the walk
 AHEAD_WALK_ROWS = 8192   # alone, within this (1,024 streams: 512 KB of latents)
@@ -196,7 +203,12 @@ class Pipeline:
         wheels = Wheels(self.patch)                  # colour wheels turn in the dark
         self.wheels = wheels if len(wheels) else None
         self.wheel_slot = wheels.state()             # each wheel's slot (-1: held)
+        self.wheel_until = wheels.dwell_state()      # ... and its dwell's end (show time)
         self.wanted_colour: np.ndarray | None = None  # the last scene's colour before safety
+        n_sw = len(self.patch.switch_fixture)         # shutter-only fixtures: closed at the
+        self.switch_open = np.zeros(n_sw, bool)       # start, open once their light is up,
+        self.switch_since = np.full(n_sw, -np.inf)    # each state held SWITCH_HOLD_S at least
+        self._switch_pending = False                  # a change waits for its hold time
         self.seed = config.seed if seed is None else int(seed)
         self.source = _Source(model, config, self.seed, self.positions)
         self._old: _Source | None = None        # the model being cross-faded out
@@ -494,7 +506,10 @@ class Pipeline:
         if self.wheels is not None:              # what a wheel turns to: before safety,
             self.wanted_colour = np.array(scene[:, COLOUR])     # which whitens wheel heads
         self.moves.on_the_beat(self.music is not None and self.music.active)
-        self.scene = self.safety(self.moves(scene, self.scene), t_s)   # heads move in black
+        scene = self.moves(scene, self.scene)    # heads move in black
+        if self.wheels is not None:              # a wheel on its way: dark
+            scene = self.wheels.hold_dark(scene, self.wheel_until, t_s)
+        self.scene = self.safety(scene, t_s)
         if self.paused or self.blacked_out:      # holding still: is it still yet?
             self._steady = self._held is not None and np.array_equal(self._held, self.scene)
             self._held = self.scene.copy()
@@ -509,7 +524,9 @@ class Pipeline:
         show may send it without computing it (`Show`'s quiet spell; `resume`)."""
         music = self.music is not None and self.music.active
         return (self._steady and not music and self.identify is None and self._old is None
-                and self.safety.steady(t_s) and self.moves.steady())
+                and self.safety.steady(t_s) and self.moves.steady()
+                and (self.wheels is None or not self.wheels.dwelling(self.wheel_until, t_s))
+                and not self._switch_pending)
 
     def resume(self, t_s: float) -> None:
         """After a quiet spell (frames sent, not computed): on as if the frame before show
@@ -522,10 +539,32 @@ class Pipeline:
         """The DMX frames of the frame due at show time `t_s` (the patch's own buffers)."""
         frames = self.patch.frames(self.safe_scene(t_s))
         if self.wheels is not None:
-            self.wheels.write(frames, self.wanted_colour, self.wheel_slot)
-        if self.blacked_out and self.patch.has_switches:
-            self.patch.close_switches()          # a shutter-only fixture has no dimmer to dim
+            self.wheels.write(frames, self.wanted_colour, self.wheel_slot, self.wheel_until,
+                              t_s)
+        if self.patch.has_switches:              # a shutter-only fixture has no dimmer to dim
+            self._switches(t_s)
         return frames
+
+    def _switches(self, t_s: float) -> None:
+        """Open or close the shutter-only fixtures on the frame `frames` just wrote: closed
+        through a blackout; else closed when their light (the safe scene's dimmer) is 0, open
+        again at `SWITCH_OPEN_AT`, each change `SWITCH_HOLD_S` after the last (show time)."""
+        if self.blacked_out:
+            self.patch.close_switches()
+            return
+        assert self.scene is not None
+        light = self.scene[self.patch.switch_fixture, DIMMER]
+        is_open = self.switch_open
+        want = np.where(is_open, light >= SWITCH_CLOSE_BELOW, light >= SWITCH_OPEN_AT)
+        since = self.switch_since
+        free = (t_s - since >= SWITCH_HOLD_S - 1e-9) | (since > t_s + 1e-9)  # or time went back
+        flip = (want != is_open) & free
+        if flip.any():
+            np.logical_xor(is_open, flip, out=is_open)
+            since[flip] = t_s
+        self._switch_pending = bool((want != is_open).any())
+        if not is_open.all():
+            self.patch.close_switches(~is_open)
 
     def show_over(self, t_s: float, duration_s: float | None) -> bool:
         """Once a stop has begun: is the show over at frame time `t_s`?
@@ -544,8 +583,8 @@ class Pipeline:
         frame (`Patch.blackout_frames`: shutters closed at a value that keeps the lamp on)."""
         self.scene = dark = self.safety.blackout(self.scene)
         frames = self.patch.frames(dark)
-        if self.wheels is not None:
-            self.wheels.write(frames, self.wanted_colour, self.wheel_slot)
+        if self.wheels is not None:              # the wheels stay: no dwell to wait out
+            self.wheels.write(frames, None, self.wheel_slot)
         return self.patch.blackout_frames(frames)
 
 

@@ -49,6 +49,7 @@ from .fixtures.capability import Cap
 from .fixtures.profile import LIGHT_KINDS, SUBTRACTIVE
 from .safety import _COLOUR_ATTRS, light_weights, segments_enter, slew_limits_deg_per_s
 from .scene import HELD_ATTRS
+from .wheels import WHEEL_DWELL_S
 
 WCAG_MAX_FLASHES = 3.0
 WCAG_DELTA = 0.1
@@ -324,6 +325,7 @@ class Checker:
         self.notes: list[str] = []
         self._seen_violation: set[str] = set()
         self._wheel_prev: dict[tuple[int, int], int] = {}    # a wheel's last value
+        self._wheel_ms: dict[tuple[int, int], float] = {}    # ... and when it last turned
         if raw:
             self._setup_raw(lit)
         else:
@@ -440,9 +442,13 @@ class Checker:
             self._seen_violation.add(key)
             self.violations.append(text)
 
+    DWELL_SLACK_MS = 20.0      # a recording's timing: its frames' times jitter a little
+
     def _check_wheel(self, fx, col, times_ms: np.ndarray) -> None:
         """A colour wheel (`pi_app.wheels`) is only ever at its held value or a static slot,
-        and turns only on a frame where the fixture's dimmer is at its dark value."""
+        turns only on a frame where the fixture's dimmer is at its dark value, and the
+        fixture stays dark for `WHEEL_DWELL_S` after it turns (less `DWELL_SLACK_MS` of a
+        recording's timing): a wheel is never seen on its way."""
         chans = fx.mode.channels
         dim = next((j for j, c in enumerate(chans) if c.attr in ("dimmer", "intensity")
                     and c.max > c.min), None)
@@ -457,13 +463,26 @@ class Checker:
                                        f"slot, at {times_ms[bad[0]] / 1000:g} s")
             prev = self._wheel_prev.get((fx.index, j), int(v[0]) if len(v) else 0)
             turned = v != np.concatenate([[prev], v[:-1]])
+            lit = np.zeros(len(v), bool)
             if dim is not None:
                 d, dc = col(fx, dim), chans[dim]
-                turned &= (d != dc.min) & (d != dc.dark)
-            bad = np.flatnonzero(turned)
+                lit = (d != dc.min) & (d != dc.dark)
+            bad = np.flatnonzero(turned & lit)
             if len(bad):
                 self._violation(where + " turn", f"{where}: colour wheel turned while lit at "
                                                  f"{times_ms[bad[0]] / 1000:g} s")
+            # the show time of each frame's last turn (carried over from the last chunk)
+            last = np.maximum.accumulate(np.where(
+                turned, times_ms, self._wheel_ms.get((fx.index, j), -np.inf)))
+            early = lit & (times_ms - last < WHEEL_DWELL_S * 1000.0 - self.DWELL_SLACK_MS)
+            bad = np.flatnonzero(early)
+            if len(bad):
+                k = bad[0]
+                self._violation(where + " dwell", f"{where}: lit {(times_ms[k] - last[k]) / 1000:g}"
+                                f" s after its colour wheel turned, at {times_ms[k] / 1000:g} s:"
+                                f" a wheel is seen on its way for {WHEEL_DWELL_S:g} s")
+            if len(v):
+                self._wheel_ms[(fx.index, j)] = float(last[-1])
             if len(v):
                 self._wheel_prev[(fx.index, j)] = int(v[-1])
 
@@ -512,8 +531,11 @@ class Checker:
                         self._violation(where, f"{where}: {int(v[bad[0]])} is outside its light "
                                                f"range {ch.min}..{ch.max} (strobe/macro part) "
                                                f"at {times_ms[bad[0]] / 1000:g} s")
-                    level = np.clip((v.astype(np.float64) - ch.min) / max(ch.max - ch.min, 1),
-                                    0.0, 1.0)
+                    if ch.max == ch.min:     # a shutter that only switches: full when open
+                        level = (v == ch.max).astype(np.float64)
+                    else:
+                        level = np.clip((v.astype(np.float64) - ch.min)
+                                        / max(ch.max - ch.min, 1), 0.0, 1.0)
                     if ch.attr in ("dimmer", "intensity"):
                         dim *= level
                     elif ch.attr in SUBTRACTIVE:        # a colour filter: cyan takes red out

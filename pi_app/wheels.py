@@ -13,10 +13,18 @@ static colour slots its file names, each with its colour. Per frame, after the p
   at least 80 % of R + G + B, WCAG 2.3.1's red) is never chosen: the flash limiter counts a
   wheel fixture as white and would not see its red flashes;
 - a wheel is only ever at its held (open) value or one of its slots' values, never in a
-  rotation, split-colour or effect range.
+  rotation, split-colour or effect range;
+- after a wheel changes, its fixture stays dark for `WHEEL_DWELL_S` of show time, the time a
+  wheel takes to reach its slot (GDTF files sometimes give a wheel's timing, QLC+ and OFL
+  files never: one constant for every wheel, long enough for a full-wheel turn of common
+  spots and beams), and the wheel does not change again within it: nobody sees a wheel
+  travel. The dwell darkens the fixture's light before the safety stage (`hold_dark`), so
+  the flash limiter sees the light come back as any other rise.
 
-The chosen slot is the pipeline's state (`Pipeline.wheel_slot`, an array the run-ahead's
-snapshot copies), so a frame worked out ahead is the frame of a loop that never ran ahead.
+The chosen slot and the end of each wheel's dwell are the pipeline's state
+(`Pipeline.wheel_slot`, `Pipeline.wheel_until`: arrays the run-ahead's snapshot copies) and
+the dwell is counted in show time, so a frame worked out ahead is the frame of a loop that
+never ran ahead.
 """
 
 from __future__ import annotations
@@ -24,8 +32,10 @@ from __future__ import annotations
 import numpy as np
 
 from .config import SLOTS
+from .scene import LIGHT
 
 RED_SHARE = 0.8          # WCAG 2.3.1: saturated red is R / (R + G + B) >= 0.8
+WHEEL_DWELL_S = 0.5      # dark after a wheel change: the wheel reaches its slot unseen
 
 
 def _rgb(hex_colour: str) -> np.ndarray:
@@ -87,14 +97,41 @@ class Wheels:
         """A fresh state: every wheel at its held value (-1)."""
         return np.full(len(self.fixture), -1, np.int64)
 
-    def write(self, frames, colour: np.ndarray | None, state: np.ndarray) -> None:
+    def dwell_state(self) -> np.ndarray:
+        """A fresh dwell state: the show time each wheel's dwell ends (none running)."""
+        return np.full(len(self.fixture), -np.inf, np.float64)
+
+    def dwelling(self, until: np.ndarray, t_s: float) -> bool:
+        """Is any wheel's dwell still running at show time `t_s`?"""
+        return bool(len(until)) and bool((until > t_s + 1e-9).any())
+
+    def hold_dark(self, scene: np.ndarray, until: np.ndarray, t_s: float) -> np.ndarray:
+        """`scene` with the light of every fixture whose wheel is still on its way (its dwell
+        running at show time `t_s`) at 0: a copy if any, else `scene` itself. A dwell longer
+        than `WHEEL_DWELL_S` from `t_s` (show time went back) is cut to it."""
+        if not len(until):
+            return scene
+        np.minimum(until, t_s + WHEEL_DWELL_S, out=until)
+        on = until > t_s + 1e-9
+        if not on.any():
+            return scene
+        scene = scene.copy()
+        scene[self.fixture[on], LIGHT] = 0.0
+        return scene
+
+    def write(self, frames, colour: np.ndarray | None, state: np.ndarray,
+              until: np.ndarray | None = None, t_s: float = 0.0) -> None:
         """Turn the dark heads' wheels towards `colour` (n_fixtures, 4: R, G, B, W wanted;
         None: keep) and write every wheel's value into the patch's buffers (`frames` are
-        their views). `state` (from `state`) is updated in place."""
+        their views). `state` (from `state`) is updated in place; so is `until` (from
+        `dwell_state`): a wheel that changes at show time `t_s` dwells until
+        ``t_s + WHEEL_DWELL_S``, and one still dwelling does not change."""
         buf = self._buffer
         if colour is not None:
             d = buf[self.dimmer]
             dark = self.turns & ((d == self.dark_a) | (d == self.dark_b))
+            if until is not None:
+                dark &= until <= t_s + 1e-9
             if dark.any():
                 c = np.asarray(colour, np.float64)[self.fixture]
                 want = c[:, :3] + c[:, 3:4]
@@ -102,6 +139,13 @@ class Wheels:
                 dark &= top > 1e-3
                 want /= np.maximum(top, 1e-3)[:, None]
                 dist = ((self.colours - want[:, None, :]) ** 2).sum(axis=2)
-                np.copyto(state, dist.argmin(axis=1), where=dark)
-        buf[self.flat] = np.where(state < 0, self.held,
-                                  self.values[self._rows, np.maximum(state, 0)])
+                slot = dist.argmin(axis=1)
+                if until is not None:              # a change of the wheel's DMX value
+                    moved = dark & (self._value(slot) != self._value(state))
+                    until[moved] = t_s + WHEEL_DWELL_S
+                np.copyto(state, slot, where=dark)
+        buf[self.flat] = self._value(state)
+
+    def _value(self, state: np.ndarray) -> np.ndarray:
+        """Each wheel's DMX value at `state` (-1: its held value)."""
+        return np.where(state < 0, self.held, self.values[self._rows, np.maximum(state, 0)])

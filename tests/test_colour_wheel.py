@@ -216,6 +216,85 @@ def test_a_recorded_show_turns_wheels_only_in_the_dark(profiles, tmp_path):
     assert r.returncode == 1 and "colour wheel turned while lit" in r.stdout, r.stdout
 
 
+def test_a_wheel_is_never_seen_travelling(profiles, tmp_path):
+    """After every wheel change the head stays dark for the wheel's dwell (0.5 s: 20 frames
+    at 40 fps) so the wheel reaches its slot unseen, and the wheel does not change again
+    within it; the show still passes `safety-check` (its flash counter and the wheel rules)."""
+    from pi_app.wheels import WHEEL_DWELL_S
+
+    rec, cfg, env = _record(profiles, tmp_path, 120)
+    frames = _frames(rec)
+    dwell = int(np.ceil(WHEEL_DWELL_S * 40 - 1e-9))
+    assert dwell >= 10
+    turns = 0
+    for ws, ds in zip(B5R_WHEEL, B5R_DIMMER, strict=True):
+        w, d = frames[:, ws].astype(int), frames[:, ds].astype(int)
+        changed = np.flatnonzero(np.diff(w)) + 1
+        seen = [(int(k), int(np.flatnonzero(d[k:k + dwell])[0]))
+                for k in changed if d[k:k + dwell].any()]
+        assert not seen, f"lit before the wheel arrived (frame, frames after): {seen[:5]}"
+        assert (np.diff(changed) >= dwell).all(), np.diff(changed).min()
+        turns += len(changed)
+        assert (d > 0).any()
+    assert turns >= 3, "the wheels never turned: held at one slot"
+    r = run_cli("safety-check", str(rec), "--config", str(cfg), env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    # the checker can fail: the head lit 5 frames after its wheel turned
+    w = frames[:, B5R_WHEEL[0]].astype(int)
+    k = int(np.flatnonzero(np.diff(w))[0]) + 1 + 5
+    lines = rec.read_text().splitlines()
+    vals = lines[1 + 2 * k].split(" ", 1)[1].split(",")
+    vals[B5R_DIMMER[0]] = "40"
+    lines[1 + 2 * k] = "1 " + ",".join(vals)
+    bad = tmp_path / "bad.txt"
+    bad.write_text("\n".join(lines) + "\n")
+    r = run_cli("safety-check", str(bad), "--config", str(cfg), env=env)
+    assert r.returncode == 1 and "s after its colour wheel turned" in r.stdout, r.stdout
+
+
+@pytest.mark.parametrize("t0", [0.0, 3600.0, 86400.0, 30 * 86400.0, 365 * 86400.0])
+def test_the_dwell_on_show_time_from_an_hour_to_a_year(profiles, monkeypatch, t0):
+    """The stage on the patch's buffers at an hour, a day, a month and a year of show time:
+    a wheel that changes at `t0` keeps its head dark (`hold_dark`) and does not change again
+    for 20 frames at 40 fps, then the head may light; show time that goes back (a new show)
+    cuts a dwell to at most `WHEEL_DWELL_S`."""
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(profiles))
+    from pi_app.config import parse_config
+    from pi_app.patch import Patch
+    from pi_app.scene import DIMMER, LIGHT, empty_scene
+    from pi_app.wheels import WHEEL_DWELL_S, Wheels
+
+    patch = Patch(parse_config(RIG, "rig.toml"))
+    wheels = Wheels(patch)
+    state, until = wheels.state(), wheels.dwell_state()
+    n = len(patch.fixtures)
+    dark = empty_scene(n)
+    dark[:, DIMMER] = 0.0
+    lit = dark.copy()
+    lit[:, DIMMER] = 0.8
+    green = np.tile(np.array([0, 1, 0, 0], np.float32), (n, 1))
+    blue = np.tile(np.array([0, 0, 1, 0], np.float32), (n, 1))
+    frames = patch.frames(dark)
+    wheels.write(frames, green, state, until, t0)
+    first = int(frames[1][B5R_WHEEL[0]])
+    assert first != 0 and (until == t0 + WHEEL_DWELL_S)[:3].all()
+    frames_in = round(WHEEL_DWELL_S * 40)
+    for k in range(1, frames_in):               # on its way: dark, and it stays put
+        t = t0 + k / 40.0
+        held = wheels.hold_dark(lit, until, t)
+        assert held is not lit and not held[wheels.fixture, LIGHT].any(), k
+        frames = patch.frames(held)
+        wheels.write(frames, blue, state, until, t)
+        assert int(frames[1][B5R_WHEEL[0]]) == first, k
+    t = t0 + frames_in / 40.0                   # arrived: may light, or turn again
+    assert wheels.hold_dark(lit, until, t) is lit
+    frames = patch.frames(dark)
+    wheels.write(frames, blue, state, until, t)
+    assert int(frames[1][B5R_WHEEL[0]]) != first        # dark at the dwell's end: turns
+    wheels.hold_dark(lit, until, 1.0)                   # a new show from 1 s
+    assert (until <= 1.0 + WHEEL_DWELL_S).all()
+
+
 def test_wheels_run_ahead_and_roll_back_to_the_same_frames(profiles, monkeypatch):
     """The chosen slot is the pipeline's state: a show of wheel fixtures worked out ahead, with
     commands inside its batches (rollbacks), sends every frame byte for byte as a show that

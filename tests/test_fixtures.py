@@ -781,6 +781,48 @@ def test_reset_and_lamp_off_are_never_held(tmp_path):
         import_file(f)
 
 
+@need_qlc
+def test_a_lamp_control_channel_is_held_at_lamp_on_not_unused():
+    """Stairville B5R (qlcplus-data): 'Lamp Control' 0-25 unused, 26-100 lamp off after five
+    seconds, 101-255 lamp on after five seconds. A discharge lamp is held on from the show's
+    start (it was held at 'Unused', so the lamp never struck); the judge agrees, and the
+    rig's dark frame keeps it on."""
+    from fixture_judge import judge
+
+    f = QLC_SYSTEM / "Stairville/Stairville-Beam-Moving-Head-B5R.qxf"
+    prof, _ = import_file(f)
+    for mode in prof.modes:
+        lamp = next((c for c in mode.channels if c.label.startswith("Lamp Control")), None)
+        if lamp is None:
+            continue
+        assert lamp.attr == "hold" and 101 <= lamp.value <= 255 and not lamp.warn, lamp
+        assert lamp.lamp_off == 26
+    assert not judge(prof, f)
+
+
+def test_lamp_on_over_no_function_only_where_something_darkens(tmp_path):
+    """A lamp channel of 'no function', 'lamp on', 'lamp off' is held at lamp on beside a
+    dimmer; with nothing beside it that darkens the fixture it stays at no function (never
+    lit through a blackout), as a channel whose file names no lamp-on value does."""
+    caps = [{"dmxRange": [0, 9], "type": "NoFunction"},
+            {"dmxRange": [10, 99], "type": "Maintenance", "comment": "Lamp on"},
+            {"dmxRange": [100, 255], "type": "Maintenance", "comment": "Lamp off"}]
+    prof, _ = import_file(_one_channel(tmp_path, caps))
+    assert layout(prof.mode("m")) == ["intensity", "hold=10"]
+    doc = {"name": "Lamp only", "availableChannels": {"Lamp": {"capabilities": caps},
+                                                      "Gobo": {"capability": {
+                                                          "type": "NoFunction"}}},
+           "modes": [{"name": "2ch", "channels": ["Lamp", "Gobo"]}]}
+    f = tmp_path / "lamp.json"
+    f.write_text(json.dumps(doc))
+    prof, _ = import_file(f)
+    assert layout(prof.mode("2ch")) == ["hold=0", "hold=0"]
+    prof, _ = import_file(_one_channel(tmp_path, [
+        {"dmxRange": [0, 9], "type": "NoFunction"},
+        {"dmxRange": [10, 255], "type": "Maintenance", "comment": "Lamp off"}]))
+    assert layout(prof.mode("m")) == ["intensity", "hold=0"]
+
+
 def test_a_lamp_held_on_needs_something_that_darkens(tmp_path):
     """Lamp on is a safe hold only when a dimmer, colour or shutter can still darken the
     fixture: a mode with nothing but the lamp is refused, not lit through every blackout."""

@@ -376,3 +376,79 @@ def test_a_live_blackout_closes_the_shutter_only_fixture_but_keeps_its_lamp(prof
     _assert_dark_and_lamps_on(frame.copy(), profiles, "live blackout")
     pipe.set_blackout(False, 10.0)
     assert pipe.frames(400 / 40)[1][JUNIOR_SHUTTER] == 240
+
+
+def test_a_shutter_only_fixture_closes_when_its_light_is_0(profiles, monkeypatch):
+    """The GLP Junior Scan 1's shutter is its only light (open at 240, closed at 9): under
+    `dim 0` and through the fade-out it closes once its light is 0 (it stayed open at full
+    until the final dark frame), never at its lamp-off 0..8; it opens again when the light
+    comes back. With hysteresis: each state is held `SWITCH_HOLD_S` at least, so it cannot
+    flash, whatever the light does."""
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(profiles))
+    from pi_app.config import parse_config
+    from pi_app.pipeline import SWITCH_HOLD_S, Pipeline
+    from pi_app.runtime import load_model
+
+    cfg = parse_config(RIG, "rig.toml")
+    pipe = Pipeline(cfg, load_model(cfg.model), seed=3)
+    shutter = []
+    for k in range(1200):
+        t = k / 40
+        if k == 200:
+            pipe.safety.master = 0.0                    # `dim 0`
+        elif k == 500:
+            pipe.safety.master = 1.0
+        elif 700 <= k < 900:                            # the light flickers around 0
+            pipe.safety.master = float(k % 3 == 0)
+        elif k == 900:
+            pipe.safety.master = 1.0
+        elif k == 1000:
+            pipe.safety.start_fade_out(t)
+        shutter.append(int(pipe.frames(t)[1][JUNIOR_SHUTTER]))
+    s = np.array(shutter)
+    assert set(s.tolist()) <= {9, 240}, "never at its lamp-off 0..8"
+    assert s[199] == 240 and (s[300:500] == 9).all(), s[190:320].tolist()
+    assert (s[500:700] == 240).any()                    # the light is back: open again
+    closed = np.flatnonzero(s[1000:] == 9)
+    assert len(closed) and (s[1000 + closed[0]:] == 9).all() and 1000 + closed[0] < 1199
+    changes = np.flatnonzero(np.diff(s)) + 1
+    assert (np.diff(changes) >= SWITCH_HOLD_S * 40 - 1e-9).all(), changes.tolist()
+
+
+def test_a_shutter_only_fixture_is_seen_by_the_flash_check(profiles, tmp_path):
+    """A 40 s recorded show: the Junior Scan's shutter opens and closes with the light, and
+    `safety-check` passes, counting the open shutter as full light; the same recording with
+    the shutter switched every 3 frames for a second fails as flashing."""
+    cfg, env = _rig(profiles)
+    rec = _sim_run(cfg, env, tmp_path, "--duration", "40")
+    frames = _frames(rec)
+    s = frames[:, JUNIOR_SHUTTER]
+    assert len(frames) >= 1500 and (s == 240).any() and s[-1] == 9
+    r = run_cli("safety-check", str(rec), "--config", str(cfg), env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    lines = rec.read_text().splitlines()
+    for k in range(400, 440):
+        vals = lines[1 + 2 * k].split(" ", 1)[1].split(",")
+        vals[JUNIOR_SHUTTER] = "240" if k // 3 % 2 else "9"
+        lines[1 + 2 * k] = "1 " + ",".join(vals)
+    bad = tmp_path / "bad.txt"
+    bad.write_text("\n".join(lines) + "\n")
+    r = run_cli("safety-check", str(bad), "--config", str(cfg), env=env)
+    assert r.returncode == 1 and "junior" in r.stdout and "flash" in r.stdout, r.stdout
+
+
+def test_shutter_only_fixtures_run_ahead_and_roll_back_to_the_same_frames(profiles,
+                                                                         monkeypatch):
+    """The shutters' open/closed state and hold times are the pipeline's state: a show worked
+    out ahead, with `dim 0`, `dim 1` and a pause inside its batches, sends every frame byte
+    for byte as a show that never ran ahead."""
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(profiles))
+    from test_run_ahead import same_show
+
+    from pi_app.config import parse_config
+
+    cfg = parse_config(RIG, "rig.toml")
+    show = same_show({40: [("dim", {"level": 0.0})], 150: [("dim", {"level": 1.0})],
+                      230: [("pause", {})], 300: [("resume", {})]}, config=cfg, seconds=12.0)
+    assert show.ahead is not None and show.ahead.rollbacks >= 2
+    assert show.pipeline.switch_since.max() > 1.0      # the shutter did close and open
