@@ -182,8 +182,15 @@ class LatentWalk:
         ch = self._chain
         if ch is None or ch[0] > k or ch[3] != start:
             w = self.waypoint(start)
-            self.steps += 1
-            ch = (start, w, self._next(start, w, end), start, end)
+            ahead = self._ahead                  # a block's first look, worked out ahead
+            if ahead is not None and ahead[0] == start and ahead[2] == end and \
+                    np.array_equal(ahead[1], w):
+                self._ahead = None
+                w, w1 = ahead[1], ahead[3].result()
+            else:
+                self.steps += 1
+                w1 = self._next(start, w, end)
+            ch = (start, w, w1, start, end)
         while ch[0] < k:
             j = ch[0] + 1
             ch = (j, ch[2], self._ahead_or_next(j, ch[2], end), start, end)
@@ -200,9 +207,17 @@ class LatentWalk:
         return self._next(j, w, end)
 
     def _look_ahead(self, j: int, w: np.ndarray, end: int) -> None:
-        """Start working out waypoint j + 1 (after w = w_j) on the helper thread."""
-        if self.ahead:
-            self._ahead = (j, w, end, _helper().submit(self._next, j, w, end))
+        """Start working out waypoint j + 1 (after w = w_j) on the helper thread; at a
+        block's last segment, the next block's first look (its chain starts afresh at
+        plain waypoint j = `end`), so crossing into a block costs the frame no look."""
+        if not self.ahead:
+            return
+        if j >= end:
+            start, end = self.span(j)
+            if start != j:
+                return
+            w = self.waypoint(j)
+        self._ahead = (j, w, end, _helper().submit(self._next, j, w, end))
 
     def _next(self, k: int, w: np.ndarray, end: int | None = None) -> np.ndarray:
         """Waypoint k + 1 after w_k, in the chain that ends at plain waypoint `end` (default:

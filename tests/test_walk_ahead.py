@@ -90,3 +90,31 @@ def test_no_helper_thread_for_an_unguarded_walk(monkeypatch):
     for phase in np.arange(0.0, 3.0, 0.5):
         walk.at(phase)
     assert not called
+
+
+@pytest.mark.parametrize("anchor", [None, 45])
+def test_crossing_into_a_block_costs_the_frame_no_look(anchor):
+    """Every chain restarts at a block's plain first waypoint (every `chain_block`, and once
+    after an anchor); that first look is worked out on the helper thread while the block's
+    last segment plays, like any other, so the frame thread never makes one after the start
+    (on a large rig one look costs more than a frame period). The same walk as without."""
+    _, guard = nat_guard("nat-aurora")
+    frame_thread = threading.get_ident()
+    on_frame: list[int] = []
+
+    def watched(z: np.ndarray) -> np.ndarray:
+        if threading.get_ident() == frame_thread:
+            on_frame.append(len(z))
+        return guard(z)
+
+    walk = LatentWalk(4, 7, 16, guard=watched, anchor=anchor)
+    reference = LatentWalk(4, 7, 16, guard=guard, ahead=False, anchor=anchor)
+    b = walk.chain_block
+    first = anchor or 0
+    phases = np.arange(first + 0.5, first + 3 * b + 0.5, 0.25)
+    for i, phase in enumerate(phases):
+        assert np.array_equal(walk.at(phase), reference.at(phase)), phase
+        if i == 0:
+            on_frame.clear()                            # the start: its first look, as ever
+        time.sleep(0.01)                                # the helper works while a segment plays
+    assert on_frame == [], f"{len(on_frame)} guard calls on the frame thread"
