@@ -93,10 +93,11 @@ class Director:
         self.configure(config)  # comes at its frame whatever the loader thread's speed
 
     # -- config ---------------------------------------------------------------------------
-    def configure(self, config: Config) -> None:
-        """(Re)read the installation sections: schedule, presets, playlists."""
+    def configure(self, config: Config, schedule: Schedule | None = None) -> None:
+        """(Re)read the installation sections: schedule (`schedule`: made already, on a
+        reload's reader thread), presets, playlists."""
         self.config = config
-        self.schedule = Schedule(config.schedule, config.location)
+        self.schedule = schedule or Schedule(config.schedule, config.location)
         self.presets.config_presets = config_presets(config)
         self._next_check_s = -math.inf               # look at the schedule again
         if self.playlist and self.playlist.name not in config.playlists:

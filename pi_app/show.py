@@ -11,6 +11,7 @@ frame loop between frames, so a client can never stall the clock.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import functools
 import logging
 import queue
@@ -35,6 +36,7 @@ from .patch import Patch
 from .pipeline import Pipeline
 from .rdm_sensors import SensorPoller
 from .runtime import MAX_MODEL_SHARE, Model, load_model
+from .schedule import Schedule
 from .sim.record import ShowRecorder
 from .vocabulary import args_text
 
@@ -194,9 +196,9 @@ class Show:
         self._reload_requested = False
         self._reloaded(self._read_reload(), t_s)
 
-    def _read_reload(self) -> tuple[Config, Model | None] | None:
-        """A reload's reading: the config, its model loaded and tried (any thread; None and
-        logged: rejected)."""
+    def _read_reload(self) -> tuple[Config, Model | None, Schedule] | None:
+        """A reload's reading: the config, its model loaded and tried, its schedule with
+        today's sun worked out (any thread; None and logged: rejected)."""
         try:
             new = load_config(self.config_path)
             output_for(new, Patch(new))         # what `run` refuses (built, never opened)
@@ -210,10 +212,13 @@ class Show:
                 pipe.prepare_walk(model, pipe.seed, pipe.phase, config=new)
                 if new.seed != self.config.seed:
                     pipe.prepare_walk(model, new.seed, 0.0, config=new)
+            schedule = Schedule(new.schedule, new.location)
+            now = self.director.wall_s(self.pipeline.last_t)
+            schedule.state(dt.datetime.fromtimestamp(now, dt.UTC))   # its sun, worked out
         except LatentDMXError as exc:
             log.error("reload rejected, the show goes on with the old config: %s", exc)
             return None
-        return new, model
+        return new, model, schedule
 
     def _reload_aside(self) -> None:
         """SIGHUP on a live show: the config and its model are read and tried on a thread of
@@ -234,11 +239,12 @@ class Show:
         self._reading = threading.Thread(target=read, name="latentdmx-reload", daemon=True)
         self._reading.start()
 
-    def _reloaded(self, got: tuple[Config, Model | None] | None, t_s: float) -> None:
+    def _reloaded(self, got: tuple[Config, Model | None, Schedule] | None,
+                  t_s: float) -> None:
         """Apply a reload's reading between frames (what can change live)."""
         if got is None:
             return
-        new, model = got
+        new, model, schedule = got
         path, old = self.config_path, self.config
         if model is not None and new.model == old.model:
             model = None                         # a model swap a reading ago: already here
@@ -259,7 +265,7 @@ class Show:
         if new.music != old.music:              # the music's settings apply live
             self.music.reconfigure(new.music, t_s)
             changes.append("music")
-        self.director.configure(new)
+        self.director.configure(new, schedule)
         self.config = new
         config_hash(new)
         log.info("reloaded %s: %s", path or "the default config",

@@ -462,3 +462,41 @@ def test_a_new_seed_during_a_cross_fade_leaves_the_fading_walk_where_it_is():
     p.set_seed(9, t_seed)
     assert p._old is not None and p.line.at(t_seed) == 0.0
     assert old_phase(t_seed) == pytest.approx(before, abs=1e-9)
+
+
+def test_a_reloads_schedule_is_worked_out_by_its_reader(tmp_path, monkeypatch):
+    """A reload makes the new config's schedule and works out today's sun on the reader's
+    thread; the frame that applies it only swaps it in (the first schedule check after a
+    reload cost the frame loop 15 ms of sun positions)."""
+    from pi_app.schedule import Schedule
+
+    text = default_config_path().read_text() + (
+        '\n[location]\nlatitude = 52.52\nlongitude = 13.40\ntimezone = "Europe/Berlin"\n'
+        '\n[[schedule]]\non = "sunrise"\noff = "sunrise-1h"\n')
+    path = tmp_path / "rig.toml"
+    path.write_text(text)
+    cfg = parse_config(text, str(path))
+    where: list[tuple[int, str]] = []
+    real = Schedule._compute_sun
+    show = Show(cfg, SimOutput(Patch(cfg).universes), control=False, config_path=path,
+                presets_dir=tmp_path / "presets", duration_s=3.0,
+                wall_clock=lambda t: WALL0 + t)
+
+    def spy(self, *a, **kw):
+        where.append((show.frames_out, threading.current_thread().name))
+        return real(self, *a, **kw)
+    monkeypatch.setattr(Schedule, "_compute_sun", spy)
+    frame_thread = threading.current_thread().name
+    reloaded: list[int] = []
+
+    def listener(s: Show) -> None:
+        if s.frames_out == 20:
+            path.write_text(text.replace('off = "sunrise-1h"', 'off = "sunrise-2h"'))
+            s.request_reload()
+        if not reloaded and s.config.schedule[0].off == "sunrise-2h":
+            reloaded.append(s.frames_out)
+    show.listeners.append(listener)
+    show.run()
+    assert reloaded, "the reload never applied"
+    after = [name for k, name in where if k >= 20]
+    assert after and frame_thread not in after, where
