@@ -22,6 +22,7 @@ import ipaddress
 from dataclasses import dataclass, field
 
 from .errors import ConfigError
+from .hosts import check_allow_list
 from .install_config import check_playlist_item
 
 PORT = 32320                              # FPP's control port (UDP)
@@ -49,17 +50,7 @@ class FppConfig:
                               field="fpp.host",
                               fix='write "0.0.0.0" (every interface) or this Pi\'s address'
                               ) from None
-        for j, a in enumerate(self.allow, 1):
-            try:
-                net = ipaddress.ip_network(a.strip(), strict=False)
-            except ValueError:
-                raise ConfigError(f"{a!r} is not an address or network", file=file,
-                                  field=f"fpp.allow[{j}]",
-                                  fix='write e.g. "192.168.1.10" or "192.168.1.0/24"') from None
-            if net.prefixlen < (8 if net.version == 4 else 16):
-                raise ConfigError(f"{a!r} lets most of the internet start sequences", file=file,
-                                  field=f"fpp.allow[{j}]",
-                                  fix='list the masters or the LAN, e.g. "192.168.1.0/24"')
+        check_allow_list(self.allow, file, "fpp.allow", "start sequences", "192.168.1.10")
         for name, item in self.map.items():
             fld = f'fpp.map."{name}"'
             if not name.strip() or len(name) > MAX_NAME or any(ord(c) < 32 for c in name):

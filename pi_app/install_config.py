@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import ConfigError, fixture_label
-from .hosts import is_loopback
+from .hosts import check_allow_list, is_loopback
 from .phase import PHASE_FIX, phase_ok
 from .ranges import check_ranges, ranged
 
@@ -196,17 +196,7 @@ class OscConfig:
                               field="osc.port" if not 1 <= self.port <= 65535
                               else "osc.reply_port",
                               fix="use 1..65535 (OSC's usual port is 9000)")
-        for j, a in enumerate(self.allow):
-            try:
-                net = ipaddress.ip_network(a.strip(), strict=False)
-            except ValueError:
-                raise ConfigError(f"{a!r} is not an address or network", file=f,
-                                  field=f"osc.allow[{j}]",
-                                  fix='write e.g. "192.168.1.20" or "192.168.1.0/24"') from None
-            if net.prefixlen < (8 if net.version == 4 else 16):      # 0.0.0.0/0, ::/0 and kin
-                raise ConfigError(f"{a!r} lets most of the internet control the show", file=f,
-                                  field=f"osc.allow[{j}]",
-                                  fix='list the tablets or the LAN, e.g. "192.168.1.0/24"')
+        check_allow_list(self.allow, f, "osc.allow", "control the show", "192.168.1.20")
         if self.enabled and not is_loopback(self.host) and not self.allow:
             raise ConfigError(f"OSC on {self.host} needs an allow-list", file=f, field="osc.allow",
                               fix='list the tablets, e.g. allow = ["192.168.1.20"], or host = '

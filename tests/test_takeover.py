@@ -688,7 +688,7 @@ def test_osc_allow_lists_open_to_everyone_are_refused(tmp_path):
         cfg.write_text(default_config_path().read_text() +
                        f'\n[osc]\nenabled = true\nhost = "0.0.0.0"\nallow = ["{net}"]\n')
         r = run_cli("check", str(cfg), env=env_for(xdg=public_dir()))
-        assert r.returncode == 2 and "osc.allow[0]" in r.stderr, r.stderr
+        assert r.returncode == 2 and "osc.allow[1]" in r.stderr, r.stderr
     row("osc", "allow = [\"0.0.0.0/0\"] (or ::/0)", "refused by check, one line")
 
 
