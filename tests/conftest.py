@@ -1,7 +1,15 @@
-"""Shared pytest set-up: hypothesis profiles (tests/hypothesis_profiles.py), the `sim` fixture."""
+"""Shared pytest set-up: hypothesis profiles (tests/hypothesis_profiles.py), the `sim` fixture,
+per-test folders, and the two tiers.
+
+The tiers: `pytest -m "not slow"` is the inner loop (about a minute; `scripts/fast.sh` adds the
+coverage figure); the whole suite is `bash scripts/test.sh`. A test that takes more than
+`FAST_LIMIT_S` is marked ``slow``; olad and browser tests are slow whatever they take (they
+start daemons). At the end of a run, the tests of the fast tier that took longer than the
+limit are listed (``LATENTDMX_TIER_STRICT=1`` makes that a failure)."""
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -16,6 +24,37 @@ import hypothesis_profiles  # noqa: F401  (the one place the profiles are set)
 
 _FOREIGN_ENV = ("RUNTIME_DIRECTORY", "STATE_DIRECTORY", "NOTIFY_SOCKET", "WATCHDOG_USEC",
                 "WATCHDOG_PID", "LATENTDMX_SOCKET", "INVOCATION_ID", "LATENTDMX_SYSTEM_DIR")
+
+
+FAST_LIMIT_S = 2.0          # a test of the fast tier takes less than this (setup to teardown)
+_too_slow: dict[str, float] = {}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if ("olad" in item.keywords or "browser" in item.keywords) \
+                and "slow" not in item.keywords:
+            item.add_marker(pytest.mark.slow)
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Adds up each fast-tier test's setup, call and teardown (under xdist too: the reports
+    reach the controller with their keywords)."""
+    if "slow" in report.keywords or report.skipped:
+        return
+    _too_slow[report.nodeid] = _too_slow.get(report.nodeid, 0.0) + report.duration
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    over = sorted(((s, n) for n, s in _too_slow.items() if s > FAST_LIMIT_S), reverse=True)
+    if not over:
+        return
+    terminalreporter.section(f"fast-tier tests over {FAST_LIMIT_S:g} s (mark them slow, or "
+                             "put their show on virtual time)")
+    for s, n in over:
+        terminalreporter.line(f"{s:6.2f} s  {n}")
+    if os.environ.get("LATENTDMX_TIER_STRICT") == "1" and exitstatus == 0:
+        terminalreporter.session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 @pytest.fixture(autouse=True)

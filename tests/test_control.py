@@ -137,6 +137,7 @@ def test_no_daemon_is_one_line_exit_2(tmp_path):
          "`latentdmx run` or `systemctl start latentdmx`")]
 
 
+@pytest.mark.slow
 def test_a_daemon_between_bind_and_listen_is_waited_for(tmp_path):
     """The socket file exists from the daemon's bind(), a moment before its listen(): a
     client that comes in between (`watch` right after `run`) waits for the listen instead of

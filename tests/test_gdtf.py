@@ -53,6 +53,7 @@ def test_viva_cmy_every_mode_pan_tilt_degrees_16_bit_and_cmy():
     assert m1.driven == ("pan", "tilt", "dimmer", "red", "green", "blue")    # red by cyan ...
 
 
+@pytest.mark.slow
 def test_every_held_and_driven_value_is_allowed_by_the_file():
     """The importer's promise, judged on the file's own capabilities (every mode, every file
     that imports): driven channels only inside position/intensity ranges, held ones at a
@@ -99,6 +100,7 @@ def test_placeholder_gdtf_refused_in_one_line():
     assert "Traceback" not in res.output and len(res.output.strip().splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_fixtures_import_gdtf_keeps_the_file_and_safety_check_reads_it(user_dir):
     res = CliRunner().invoke(main, ["fixtures", "import", str(VIVA)])
     assert res.exit_code == 0, res.output
@@ -133,6 +135,7 @@ def test_broken_gdtf_is_one_line(tmp_path, raw):
     assert "broken.gdtf" in res.output
 
 
+@pytest.mark.slow
 def test_mutated_gdtf_never_crashes(tmp_path):
     """Random damage to a real file's description.xml: a profile or one FixtureError."""
     xml = zipfile.ZipFile(VIVA).read("description.xml")

@@ -96,6 +96,7 @@ def played(rec: Path) -> list[tuple[int, np.ndarray]]:
     return list(zip(ks, frames, strict=False))
 
 
+@pytest.mark.slow
 def test_members_started_apart_play_the_same_frames(ns, tmp_path):
     """No message needed: the config (a playlist rotating presets across two models) and
     the clock decide every frame; a member started 7.3 s later joins on the same frames."""
@@ -114,6 +115,7 @@ def test_members_started_apart_play_the_same_frames(ns, tmp_path):
     assert len({a[k].tobytes() for k in steady}) > len(steady) // 2
 
 
+@pytest.mark.slow
 def test_a_clock_step_is_slewed_or_jumped_without_flash_or_whip(ns, tmp_path, caplog):
     cfg = _config()
     w0 = EPOCH + 10_000_000.0
@@ -144,6 +146,7 @@ def test_a_clock_step_is_slewed_or_jumped_without_flash_or_whip(ns, tmp_path, ca
     assert all(same[2 * FPS:301])              # a slew changes no frame, only when it plays
 
 
+@pytest.mark.slow
 def test_a_late_member_takes_the_live_state_from_a_snapshot(ns, tmp_path):
     """capture() on one show, restore() on a fresh one: the same walk from then on — a new
     seed and tempo, a model cross-fade half done, a palette, heads still, paused and on."""

@@ -121,6 +121,7 @@ def beat_scores(tr: mt.Track, ts, states, start_s: float, end_s: float, relock: 
     return first, (np.mean(hits) if hits else 0.0), (max(bpm_err) if bpm_err else 1.0)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", mt.TRACKS)
 def test_tracker_locks_within_4s_to_1_percent_and_95_percent_of_beats(tracks, name):
     tr, _ = tracks[name]
@@ -138,6 +139,7 @@ def test_tracker_locks_within_4s_to_1_percent_and_95_percent_of_beats(tracks, na
         assert bpm_err <= 0.01, (name, start, bpm_err)
 
 
+@pytest.mark.slow
 def test_tracker_finds_beat_one_where_the_bar_is_marked(tracks):
     """four_on_the_floor marks beat 1 (crash, louder bass): the bar estimate finds it."""
     tr, _ = tracks["four_on_the_floor"]
@@ -152,6 +154,7 @@ def test_tracker_finds_beat_one_where_the_bar_is_marked(tracks):
     assert np.mean(ok) >= 0.95
 
 
+@pytest.mark.slow
 def test_silence_is_detected_and_energy_follows_loudness(tracks):
     tr, _ = tracks["silence_break"]
     ts, states = track_states(tr)
@@ -183,6 +186,7 @@ def waypoint_hits(rig, frames, times, expected_s: np.ndarray, window_s: float):
     return [abs(mm.rest_near(times, speeds, t, window_s) - t) <= MATCH_S for t in expected_s]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("name", "align"), [("four_on_the_floor", "bar"), ("swing", "bar"),
                                              ("syncopated", "beat"), ("loud", "beat")])
 def test_waypoints_land_on_the_beat_in_the_dmx_frames(tracks, heads_cfg, name, align):
@@ -216,6 +220,7 @@ def test_waypoints_land_on_the_beat_in_the_dmx_frames(tracks, heads_cfg, name, a
     assert free < 0.5
 
 
+@pytest.mark.slow
 def test_silence_drifts_back_to_the_free_walk_and_the_beat_comes_back(tracks, heads_cfg):
     tr, wav = tracks["silence_break"]
     cfg = heads_cfg
@@ -246,6 +251,7 @@ def test_silence_drifts_back_to_the_free_walk_and_the_beat_comes_back(tracks, he
 
 
 # -- safety: loud music can never make a strobe -----------------------------------------
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["loud", "gated"])
 def test_loud_beat_heavy_track_stays_under_3_flashes_per_second(tracks, name):
     """The default rig, the most eager music settings (a waypoint on every beat, the light
@@ -341,6 +347,7 @@ def test_live_capture_through_the_device_path(tracks, heads_cfg, tmp_path):
     assert _aligned_from_recording(rec, heads_cfg, tr, after_s=6.0) >= 0.9
 
 
+@pytest.mark.slow
 def test_missing_device_is_one_line_and_the_show_plays_on(tmp_path):
     """A device name that does not exist, through the real PortAudio: one log line with the
     fix; the show plays without music and stops cleanly."""
@@ -363,6 +370,7 @@ def test_missing_device_is_one_line_and_the_show_plays_on(tmp_path):
     assert len(frames) >= 70 and frames[:, 0, :56].any()
 
 
+@pytest.mark.slow
 def test_bad_audio_file_and_missing_library_are_one_line(tracks, tmp_path):
     r = latentdmx("run", "--audio", str(tmp_path / "nope.wav"), "--duration", "1",
                   env=dict(ENV, XDG_RUNTIME_DIR=str(tmp_path)))
@@ -395,6 +403,7 @@ def test_bad_audio_file_and_missing_library_are_one_line(tracks, tmp_path):
     assert len(errors) == 1 and "the show plays without music" in errors[0]
 
 
+@pytest.mark.slow
 def test_audio_thread_never_delays_the_frame_loop(tracks, monkeypatch):
     """The analysis made CPU-bound and 1.5x slower than real time (pure Python, holding the
     GIL as long as Python lets it): it falls behind, the frame loop stays on time."""
@@ -415,6 +424,7 @@ def test_audio_thread_never_delays_the_frame_loop(tracks, monkeypatch):
     assert len(frames) >= 4.0 * cfg.fps - 2
 
 
+@pytest.mark.slow
 def test_tap_and_bpm_on_the_running_daemon(tmp_path):
     from pi_app.control import ControlClient
 
@@ -493,6 +503,7 @@ def test_music_config_mistakes_are_one_line(tmp_path, toml, field, fix):
     assert e.value.field == field and fix in (e.value.fix or "")
 
 
+@pytest.mark.slow
 def test_render_audio_draws_beats_and_energy_under_the_timeline(tracks, tmp_path):
     tr, wav = tracks["four_on_the_floor"]
     out, plain = tmp_path / "song.png", tmp_path / "plain.png"
@@ -551,6 +562,7 @@ def test_make_drive_without_music_is_inactive_and_the_show_unchanged(sim, defaul
     assert all(np.array_equal(x[1], y[1]) for x, y in zip(a.history, b.history, strict=True))
 
 
+@pytest.mark.slow
 def test_tracker_state_is_causal(tracks):
     """The state after a block depends only on the audio so far: an offline render and a
     live show agree (the same track cut short gives the same states up to the cut)."""
@@ -561,6 +573,7 @@ def test_tracker_state_is_causal(tracks):
     assert part == full[: len(part)]
 
 
+@pytest.mark.slow
 def test_show_status_is_json_and_carries_the_music(tracks):
     import json
 
@@ -574,6 +587,7 @@ def test_show_status_is_json_and_carries_the_music(tracks):
 
 
 
+@pytest.mark.slow
 @pytest.mark.browser
 def test_web_page_tap_button_sets_the_tempo_and_shows_it(chromium):
     """The page's Tap button, clicked in headless Chromium at 120 BPM: the daemon takes the

@@ -179,6 +179,7 @@ def test_olad_killed_mid_show_is_noticed_without_spinning_and_resumes(olad, ola_
           f"reconnected {back:.2f} s after olad was up")
 
 
+@pytest.mark.slow
 def test_olad_death_noticed_while_idle_without_spinning(olad, ola_config):
     """OLA's own client misses this (it idles in Run() and spins at 100 %): we must not."""
     with OlaOutput([1], config=ola_config) as out:

@@ -269,6 +269,7 @@ def test_olad_receives_the_simulators_show(lan, e131_olad, tmp_path):
     run_against_olad(lan, e131_olad, tmp_path, "sacn", '[output.sacn]\ninterface = "vpi"\n')
 
 
+@pytest.mark.slow
 @pytest.mark.olad
 def test_a_higher_priority_source_wins_at_olad_and_latentdmx_resumes(lan, e131_olad):
     """A console at priority 150 (python-sacn's sender: another implementation) takes

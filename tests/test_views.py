@@ -204,6 +204,7 @@ def test_render_refuses_bad_output(model_dir, tmp_path):
 
 # -------------------------------------------------------------------------- watch
 
+@pytest.mark.slow
 def test_watch_view_and_local_show(cfg, model_dir):
     from rich.console import Console
 
@@ -225,6 +226,7 @@ def test_watch_view_and_local_show(cfg, model_dir):
     assert "BLACKOUT" in out and "270°" in out and "135°" in out and "late 2" in out
 
 
+@pytest.mark.slow
 def test_watch_attaches_to_the_daemon(cfg, tmp_path):
     """`scene` over the control socket: the watcher's view of a running show."""
     import dataclasses
@@ -314,6 +316,7 @@ def light_slots(cfg) -> np.ndarray:
                      if attr in lights])
 
 
+@pytest.mark.slow
 def test_web_endpoints_and_control(cfg):
     show, out, url = start_web_show(cfg)
     try:
