@@ -59,7 +59,7 @@ trap 'rm -rf "$checks"' EXIT
 ( NO_MKDOCS_2_WARNING=1 mkdocs build --strict --quiet --site-dir "$checks/site" \
       > "$checks/mkdocs" 2>&1; echo $? > "$checks/mkdocs.rc" ) &
 status=0
-python -m pytest -n "${LATENTDMX_TEST_WORKERS:-4}" --dist worksteal "$@" || status=$?
+python -m pytest -n "${LATENTDMX_TEST_WORKERS:-4}" --dist load "$@" || status=$?
 wait
 cat "$checks/mypy"                                   # types of pi_app ([tool.mypy])
 if [ "$(cat "$checks/mypy.rc")" = 0 ]; then echo "mypy: clean"; else status=1; fi

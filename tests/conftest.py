@@ -30,11 +30,15 @@ FAST_LIMIT_S = 2.0          # a test of the fast tier takes less than this (setu
 _too_slow: dict[str, float] = {}
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         if ("olad" in item.keywords or "browser" in item.keywords) \
                 and "slow" not in item.keywords:
             item.add_marker(pytest.mark.slow)
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        # on pytest-xdist's workers: the slow tests first (each worker collects the same
+        # order), so that no long test starts near the end while the others have finished
+        items.sort(key=lambda item: "slow" not in item.keywords)
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:

@@ -810,7 +810,6 @@ def _rate(files: list[Path]) -> tuple[int, int]:
     return ok, n
 
 
-@pytest.mark.slow
 def test_import_rate_of_the_ofl_corpus():
     """At least 95 % of the non-laser files of the OFL test corpus (a seeded sample of OFL,
     tests/data/fixtures/README.md) import; bench/import_rate.py lists the rest and why."""

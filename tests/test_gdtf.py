@@ -100,7 +100,6 @@ def test_placeholder_gdtf_refused_in_one_line():
     assert "Traceback" not in res.output and len(res.output.strip().splitlines()) == 1
 
 
-@pytest.mark.slow
 def test_fixtures_import_gdtf_keeps_the_file_and_safety_check_reads_it(user_dir):
     res = CliRunner().invoke(main, ["fixtures", "import", str(VIVA)])
     assert res.exit_code == 0, res.output

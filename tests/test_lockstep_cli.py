@@ -74,7 +74,6 @@ def _kernel_synchronised() -> bool:
     return ret != 5 and not status & 0x40
 
 
-@pytest.mark.slow
 @pytest.mark.skipif(lan_missing_reason() is not None, reason=lan_missing_reason() or "")
 def test_doctor_checks_the_clock_and_the_group(tmp_path):
     path = _rig(tmp_path, f'group = "foyer"\n{KEY}\ninterface = "127.0.0.1"')

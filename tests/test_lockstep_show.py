@@ -146,7 +146,6 @@ def test_a_clock_step_is_slewed_or_jumped_without_flash_or_whip(ns, tmp_path, ca
     assert all(same[2 * FPS:301])              # a slew changes no frame, only when it plays
 
 
-@pytest.mark.slow
 def test_a_late_member_takes_the_live_state_from_a_snapshot(ns, tmp_path):
     """capture() on one show, restore() on a fresh one: the same walk from then on — a new
     seed and tempo, a model cross-fade half done, a palette, heads still, paused and on."""

@@ -155,6 +155,7 @@ def test_nat_trains_exports_and_improves(picture, tmp_path):
     assert f"**{show['lit_sweeps']}**" in card and "per fixture-hour" in card
 
 
+@pytest.mark.slow
 def test_nat_ctrl_c_saves_checkpoint_and_export(picture, tmp_path, monkeypatch):
     calls = {"n": 0}
     real = nat.assign_batch

@@ -139,7 +139,6 @@ def test_tracker_locks_within_4s_to_1_percent_and_95_percent_of_beats(tracks, na
         assert bpm_err <= 0.01, (name, start, bpm_err)
 
 
-@pytest.mark.slow
 def test_tracker_finds_beat_one_where_the_bar_is_marked(tracks):
     """four_on_the_floor marks beat 1 (crash, louder bass): the bar estimate finds it."""
     tr, _ = tracks["four_on_the_floor"]
@@ -154,7 +153,6 @@ def test_tracker_finds_beat_one_where_the_bar_is_marked(tracks):
     assert np.mean(ok) >= 0.95
 
 
-@pytest.mark.slow
 def test_silence_is_detected_and_energy_follows_loudness(tracks):
     tr, _ = tracks["silence_break"]
     ts, states = track_states(tr)
@@ -562,7 +560,6 @@ def test_make_drive_without_music_is_inactive_and_the_show_unchanged(sim, defaul
     assert all(np.array_equal(x[1], y[1]) for x, y in zip(a.history, b.history, strict=True))
 
 
-@pytest.mark.slow
 def test_tracker_state_is_causal(tracks):
     """The state after a block depends only on the audio so far: an offline render and a
     live show agree (the same track cut short gives the same states up to the cut)."""
@@ -573,7 +570,6 @@ def test_tracker_state_is_causal(tracks):
     assert part == full[: len(part)]
 
 
-@pytest.mark.slow
 def test_show_status_is_json_and_carries_the_music(tracks):
     import json
 

@@ -65,7 +65,6 @@ def test_full_disk_stops_the_recording_not_the_show(tiny_fs, tmp_path):
     check(run_recording(path, tmp_path), path)
 
 
-@pytest.mark.slow
 def test_file_size_limit_stops_the_recording_not_the_show(tmp_path):
     path = tmp_path / "show.txt"
 

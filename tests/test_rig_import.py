@@ -57,7 +57,6 @@ def tables(cfg_path: Path) -> dict[str, object]:
 
 # --- MVR --------------------------------------------------------------------------------
 
-@pytest.mark.slow
 def test_mvr_every_fixture_at_its_mvr_address_and_place(env):
     out = env / "rig.toml"
     code, text = rig_import(str(RIG_MVR), "--out", str(out))
@@ -102,7 +101,6 @@ def test_second_import_same_config_and_no_overwrite_without_force(env):
     assert code == 0 and first.decode() in printed
 
 
-@pytest.mark.slow
 def test_gdtf_dir_replaces_an_embedded_placeholder(env):
     """A visualiser's placeholder of a real fixture in the MVR; the maker's file in a folder."""
     placeholder = zipfile.ZipFile(GDTF / "Robe@Robin MMX Spot@r3046.gdtf").read(
@@ -265,7 +263,6 @@ def _modes(name: str) -> list[str]:
     return [m for m, _ in src.modes]
 
 
-@pytest.mark.slow
 def test_qxw_fixtures_modes_universes_addresses_and_monitor(env):
     spot_mode = _modes("Stairville-MH-X60th-LED-Spot.qxf")[0]
     par_mode = _modes("Varytec-LED-PAR56.qxf")[0]

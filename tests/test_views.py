@@ -226,7 +226,6 @@ def test_watch_view_and_local_show(cfg, model_dir):
     assert "BLACKOUT" in out and "270°" in out and "135°" in out and "late 2" in out
 
 
-@pytest.mark.slow
 def test_watch_attaches_to_the_daemon(cfg, tmp_path):
     """`scene` over the control socket: the watcher's view of a running show."""
     import dataclasses
