@@ -14,6 +14,9 @@
 #  - Python: a venv in .venv with torch==2.13.0 (CPU; training tests) and `.[train,test,music]`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# pytest keeps its rewritten test modules as bytecode: without it, every run compiles them
+# all again (~4 s)
+unset PYTHONDONTWRITEBYTECODE
 
 # apt_install [apt-get options] -- PACKAGE...: install the ones that are missing
 apt_install() {

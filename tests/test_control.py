@@ -225,7 +225,9 @@ def test_hanging_client_does_not_stall_others(server, sock_path):
         hangers.append(s)
     t0 = time.monotonic()
     assert ControlClient(sock_path, timeout=1.0).request("status")["model"] == "nat-default"
-    assert time.monotonic() - t0 < 0.5
+    # not held up by the hanging clients: waiting for one of them would take the read
+    # timeout (1 s here); the margin below it is for a busy machine
+    assert time.monotonic() - t0 < 0.9
     # the hanging clients are dropped after the read timeout (1 s here)
     hangers[0].settimeout(3.0)
     assert hangers[0].recv(100) == b""

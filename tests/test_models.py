@@ -174,6 +174,7 @@ def test_nat_ctrl_c_saves_checkpoint_and_export(picture, tmp_path, monkeypatch):
     assert (tmp_path / "checkpoint.pt").is_file() and load_model(tmp_path).info.latent_dim == 4
 
 
+@pytest.mark.slow
 def test_resume_with_other_settings_is_refused(picture, tmp_path):
     from pi_app.errors import LatentDMXError
 

@@ -351,6 +351,7 @@ def _bundle(inner: bytes) -> bytes:
     return b"#bundle\0" + b"\0" * 7 + b"\1" + struct.pack(">i", len(inner)) + inner
 
 
+@pytest.mark.slow
 def test_unreadable_osc_is_one_line_a_minute(daemon):
     before = daemon.log_text()
     deep = _osc_message("/latentdmx/status")
@@ -530,6 +531,7 @@ def test_the_control_socket_refuses_another_account(daemon):
         "PermissionError (folder 0700, socket 0660)")
 
 
+@pytest.mark.slow
 def test_root_looks_for_the_service_first():
     from pi_app.control import client_socket_path
 

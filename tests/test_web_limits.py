@@ -100,6 +100,7 @@ def test_keep_alive_requests_each_open_a_new_window(page):
     conn.close()
 
 
+@pytest.mark.slow
 def test_resets_log_no_tracebacks(page, caplog, capfd):
     _show, url, port = page
     caplog.set_level(logging.INFO, logger="latentdmx")
