@@ -10,6 +10,13 @@ limit are listed (``LATENTDMX_TIER_STRICT=1`` makes that a failure)."""
 from __future__ import annotations
 
 import os
+
+# One BLAS thread, as the daemon has (pi_app/__init__), set before anything imports NumPy: with
+# OpenBLAS's thread pool, a fork (subprocess with user=, os.fork) runs OpenBLAS's pre-fork
+# handler, which joins the pool while the forking thread holds the GIL — and a show thread
+# waiting for the GIL after a matrix product deadlocks the test (seen under pytest-xdist).
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
 import sys
 from pathlib import Path
 
