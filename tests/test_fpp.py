@@ -129,6 +129,7 @@ def running(tmp_path):
     run.close()
 
 
+@pytest.mark.slow
 def test_discovery_is_answered_with_a_remote_ping(running):
     _, master = running
     got = master.discover()

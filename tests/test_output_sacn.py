@@ -217,6 +217,7 @@ def test_interface_down_is_logged_once_and_the_show_goes_on(lan, caplog):
         cap.close()
 
 
+@pytest.mark.slow
 def test_an_interface_without_an_address_yet_is_waited_for(lan, caplog):
     """A Pi booting: wlan0 exists but DHCP has not answered. The show starts anyway and the
     frames flow once the address comes; a misspelt interface is an error at once."""

@@ -357,6 +357,7 @@ def test_web_endpoints_and_control(cfg):
         show._test_thread.join(5)
 
 
+@pytest.mark.slow
 def test_web_token_and_lan_refusal(cfg):
     from pi_app.views.web import check_preview
 
