@@ -1,6 +1,21 @@
-"""Shared pytest set-up: hypothesis profiles (tests/hypothesis_profiles.py), the `sim` fixture."""
+"""Shared pytest set-up: hypothesis profiles (tests/hypothesis_profiles.py), the `sim` fixture,
+per-test folders, and the two tiers.
+
+The tiers: `pytest -m "not slow"` is the inner loop (about a minute; `scripts/fast.sh` adds the
+coverage figure); the whole suite is `bash scripts/test.sh`. A test that takes more than
+`FAST_LIMIT_S` is marked ``slow``; olad and browser tests are slow whatever they take (they
+start daemons). At the end of a run, the tests of the fast tier that took longer than the
+limit are listed (``LATENTDMX_TIER_STRICT=1`` makes that a failure)."""
 
 from __future__ import annotations
+
+import os
+
+# One BLAS thread, as the daemon has (pi_app/__init__), set before anything imports NumPy: with
+# OpenBLAS's thread pool, a fork (subprocess with user=, os.fork) runs OpenBLAS's pre-fork
+# handler, which joins the pool while the forking thread holds the GIL — and a show thread
+# waiting for the GIL after a matrix product deadlocks the test (seen under pytest-xdist).
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import sys
 from pathlib import Path
@@ -16,6 +31,51 @@ import hypothesis_profiles  # noqa: F401  (the one place the profiles are set)
 
 _FOREIGN_ENV = ("RUNTIME_DIRECTORY", "STATE_DIRECTORY", "NOTIFY_SOCKET", "WATCHDOG_USEC",
                 "WATCHDOG_PID", "LATENTDMX_SOCKET", "INVOCATION_ID", "LATENTDMX_SYSTEM_DIR")
+
+
+FAST_LIMIT_S = 2.0          # a test of the fast tier takes less than this (setup to teardown)
+_too_slow: dict[str, float] = {}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if ("olad" in item.keywords or "browser" in item.keywords) \
+                and "slow" not in item.keywords:
+            item.add_marker(pytest.mark.slow)
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        # on pytest-xdist's workers: the slow tests first (each worker collects the same
+        # order), so that no long test starts near the end while the others have finished
+        items.sort(key=lambda item: "slow" not in item.keywords)
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Adds up each fast-tier test's setup, call and teardown (under xdist too: the reports
+    reach the controller with their keywords)."""
+    if "slow" in report.keywords or report.skipped:
+        return
+    _too_slow[report.nodeid] = _too_slow.get(report.nodeid, 0.0) + report.duration
+
+
+def _over_limit() -> list[tuple[float, str]]:
+    return sorted(((s, n) for n, s in _too_slow.items() if s > FAST_LIMIT_S), reverse=True)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if os.environ.get("LATENTDMX_TIER_STRICT") == "1" and exitstatus == 0 \
+            and not os.environ.get("PYTEST_XDIST_WORKER") and _over_limit():
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    over = _over_limit()
+    if not over:
+        return
+    terminalreporter.section(f"fast-tier tests over {FAST_LIMIT_S:g} s (mark them slow, or "
+                             "put their show on virtual time)")
+    for s, n in over:
+        terminalreporter.line(f"{s:6.2f} s  {n}")
+    if os.environ.get("LATENTDMX_TIER_STRICT") == "1":
+        terminalreporter.line("LATENTDMX_TIER_STRICT=1: these fail the run")
 
 
 @pytest.fixture(autouse=True)

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from procs import public_dir
 
 from pi_app.config import default_config_path
 from pi_app.control import ControlClient
@@ -54,9 +55,10 @@ class Daemon:
     def __init__(self, ns, config: Path, tmp: Path, name: str, duration_s: float) -> None:
         self.name = name
         home = tmp / f"{name}-home"
-        run = tmp / f"{name}-run"
-        for d in (home, run):
-            d.mkdir(exist_ok=True)
+        home.mkdir(exist_ok=True)
+        # the runtime folder (its control socket) under a short path of its own: a socket's
+        # path has at most 107 bytes, and pytest-xdist's tmp_path is longer than pytest's
+        run = public_dir(f"ldmx-{name}-")
         self.rec = tmp / f"{name}.txt"
         self.log_path = tmp / f"{name}.log"
         self.socket = run / "latentdmx" / "control.sock"

@@ -107,6 +107,7 @@ OPS = {   # what a client does, at the tick it is done (`show`, `path` of its co
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("age", AGES)
 def test_every_operation_costs_the_same_at_any_age(tmp_path, monkeypatch, age):
     """At an hour, a day, a month and a year of show time: each operation, and every tick
@@ -149,6 +150,7 @@ def test_every_operation_costs_the_same_at_any_age(tmp_path, monkeypatch, age):
     assert p.source.walk.anchor is not None and p.source.walk.anchor <= math.floor(p.phase)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("age", AGES)
 def test_an_anchored_walk_is_a_pure_function_of_its_inputs(monkeypatch, age):
     """A walk made at a phase (a recall, a swap) is the same walk however it got there: a
@@ -191,6 +193,7 @@ def test_a_config_preset_phase_out_of_range_is_refused_in_one_line(phase):
     assert "a year" in line or "finite" in line
 
 
+@pytest.mark.slow
 def test_check_refuses_the_phase_that_froze_the_show(tmp_path):
     """`latentdmx check` and `run` refuse it in one line (on 52dfd6e the show froze at the
     recall and ignored SIGTERM)."""
@@ -235,6 +238,7 @@ def test_anything_else_that_sets_a_phase_refuses_one_out_of_range():
         PhaseLine.from_json([math.nan, 1.0, 1.0, 6.0, False])
 
 
+@pytest.mark.slow
 def test_a_reload_reads_and_loads_off_the_frame_loop(tmp_path, monkeypatch):
     """SIGHUP on a live show: the config is read and its model loaded and tried on a thread
     of its own, and applied at a frame (on 52dfd6e the frame loop did it all: a model's load
@@ -274,6 +278,7 @@ def test_a_reload_reads_and_loads_off_the_frame_loop(tmp_path, monkeypatch):
     assert swap == [0]                    # the new model's walk: made by the reader too
 
 
+@pytest.mark.slow
 def test_a_late_joiner_takes_the_anchor_with_the_walk(tmp_path):
     """A group's snapshot carries the walk's anchor (and the cross-fade's): a member that
     takes it plays the very walk the others play; a snapshot with a bad anchor is refused."""
@@ -307,6 +312,7 @@ def test_a_late_joiner_takes_the_anchor_with_the_walk(tmp_path):
             snap.check(state | {"still": {"model": "nat-aurora", "seed": 1, "phase": bad}})
 
 
+@pytest.mark.slow
 def test_a_client_makes_the_new_walk_on_its_own_thread(tmp_path, monkeypatch):
     """A recall, a new seed, a model swap: the client's thread makes the new walk and its
     first look at a segment (on a large rig one look costs more than a frame period), and
@@ -336,6 +342,7 @@ def test_a_client_makes_the_new_walk_on_its_own_thread(tmp_path, monkeypatch):
         looks.tick(0)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("keep_up", [True, False])
 def test_a_group_member_dark_by_the_schedule_wakes_without_a_climb(monkeypatch, keep_up):
     """A lockstep member dark for 20 minutes of the group's show: its walk went on (the

@@ -100,7 +100,7 @@ def play(monkeypatch, ahead_frames: int, t_list: list[float], rows: int = 256) -
     return out
 
 
-@pytest.mark.parametrize("rows", [256, 8])
+@pytest.mark.parametrize("rows", [pytest.param(256, marks=pytest.mark.slow), 8])
 def test_frames_worked_out_ahead_are_the_frames(monkeypatch, rows):
     """Tempo, pause, seed, a model cross-fade, blackout, a preset recall, waypoints crossed
     and frames skipped (a late frame): byte for byte as frame by frame; with the model's

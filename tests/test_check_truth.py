@@ -170,6 +170,7 @@ def _two_universes(text: str) -> str:
     return "[[fixtures]]".join(parts)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind,mapping", [("sacn", '{ "1" = 2 }'), ("artnet", '{ "2" = 1 }'),
                                           ("ola", '{ "1" = 2 }')])
 def test_universe_map_collisions_are_refused_by_check(kind, mapping, tmp_path):
@@ -183,6 +184,7 @@ def test_universe_map_collisions_are_refused_by_check(kind, mapping, tmp_path):
     assert "Traceback" not in res.stderr and len(res.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind,universe", [("artnet", 40000), ("sacn", 64000), ("sacn", 0)])
 def test_a_rig_universe_the_protocol_has_not_is_refused_not_a_traceback(tmp_path, kind,
                                                                        universe):
@@ -200,6 +202,7 @@ def test_a_rig_universe_the_protocol_has_not_is_refused_not_a_traceback(tmp_path
     assert _cli("check", str(path)).returncode == 0      # sim: the other sections' defaults
 
 
+@pytest.mark.slow
 def test_a_uart_rig_on_two_universes_is_refused_by_check(tmp_path):
     path = tmp_path / "rig.toml"
     path.write_text(_two_universes(DEFAULT).replace('kind = "sim"', 'kind = "uart"', 1))
@@ -256,6 +259,7 @@ def test_a_saved_preset_with_bad_numbers_is_unreadable_not_fatal(tmp_path, field
         PresetStore(tmp_path).get("p")
 
 
+@pytest.mark.slow
 def test_playlist_start_with_a_bad_tempo_cannot_reach_the_daemon(tmp_path):
     """On 52dfd6e `tempo = nan` in a playlist item passed check and killed the daemon on
     `playlist start`; now the config never loads, so a reload keeps the old one."""
@@ -315,6 +319,7 @@ def _heavy_model(folder: Path) -> Path:
     return folder
 
 
+@pytest.mark.slow
 def test_a_model_slower_than_half_the_period_is_refused_with_the_figure(tmp_path):
     """On 52dfd6e such a model loaded and played with most frames late, no warning."""
     folder = _heavy_model(tmp_path / "heavy")
@@ -329,6 +334,7 @@ def test_a_model_slower_than_half_the_period_is_refused_with_the_figure(tmp_path
 
 
 # -- safety-check ------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_safety_check_reads_a_huge_single_line_in_bounded_memory(tmp_path):
     rec = tmp_path / "show.txt"
     with open(rec, "wb") as fh:
@@ -362,6 +368,7 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
 
 
 # -- a running daemon ------------------------------------------------------------------------
+@pytest.mark.slow
 def test_a_daemon_rejects_a_reload_to_a_date_that_does_not_exist(tmp_path):
     """On 52dfd6e the reload logged a ValueError traceback (and the same config made `run`
     crash at start, so the service crash-looped); now one line, and the show goes on."""
@@ -394,6 +401,7 @@ def test_a_daemon_rejects_a_reload_to_a_date_that_does_not_exist(tmp_path):
     assert "schedule[1].dates" in res.stderr.strip().splitlines()[-1]
 
 
+@pytest.mark.slow
 def test_check_prints_each_warning_on_one_line_and_passes(tmp_path):
     last = dt.date.today().year - 1
     path = tmp_path / "rig.toml"
@@ -405,6 +413,7 @@ def test_check_prints_each_warning_on_one_line_and_passes(tmp_path):
                ln.endswith("for every year)") for ln in lines), res.stdout
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("host", ["::1", "[::1]"])
 def test_the_web_page_serves_on_an_ipv6_address(host):
     """On 52dfd6e `check` passed `host = "::"`/`"::1"` and `run --web` refused it."""
@@ -447,6 +456,7 @@ def test_the_web_page_serves_on_an_ipv6_address(host):
         th.join(10)
 
 
+@pytest.mark.slow
 def test_a_playlist_or_preset_model_too_slow_is_refused_naming_its_field(tmp_path):
     folder = _heavy_model(tmp_path / "heavy")
     path = tmp_path / "rig.toml"

@@ -124,6 +124,7 @@ _WHY_NOT = _why_not_nobody()
 needs_nobody = pytest.mark.skipif(bool(_WHY_NOT), reason=_WHY_NOT or "-")
 
 
+@pytest.mark.slow
 @needs_nobody
 def test_a_claim_held_by_another_user_refuses_a_show(tmp_path):
     """Another user's program on the same target: `run` is refused, naming it."""
@@ -188,6 +189,7 @@ def test_a_hung_client_does_not_block_the_claim():
             s.close()
 
 
+@pytest.mark.slow
 def test_a_show_with_no_targets_claims_nothing(tmp_path):
     """The simulator drives no lights: two simulated shows may run side by side."""
     d = public_dir()

@@ -130,6 +130,7 @@ def _scenes(kind: int, n: int, frames: int, rng: np.random.Generator):
         yield s.astype(np.float32)
 
 
+@pytest.mark.slow
 @settings(max_examples=10, deadline=None)
 @given(st.integers(0, 3), st.sampled_from(["demo", "heads", "pixels"]),
        st.integers(0, 2**32 - 1))
@@ -216,6 +217,7 @@ def test_points_mapper_is_the_broadcast_mapper(fields):
 
 
 # -- the patch ----------------------------------------------------------------------------------
+@pytest.mark.slow
 @pytest.mark.parametrize("rig", ["demo", "pixels"])
 @pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")  # NaN -> int
 def test_patch_is_the_broadcast_patch(rig, monkeypatch):

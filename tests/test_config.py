@@ -71,6 +71,7 @@ def test_cli_prints_one_line_and_exits_2(tmp_path, case):
     assert "Traceback" not in result.output
 
 
+@pytest.mark.slow
 def test_missing_file_in_a_real_process(tmp_path):
     missing = tmp_path / "nope.toml"
     proc = subprocess.run([sys.executable, "-m", "pi_app.cli", "run", "--config", str(missing),
@@ -126,6 +127,7 @@ def test_unknown_model_is_blamed_on_the_config_field(tmp_path):
     assert "nat-aurora" in result.output            # the fix lists the models there are
 
 
+@pytest.mark.slow
 def test_models_lists_the_bundled_models():
     result = CliRunner().invoke(main, ["models"])
     assert result.exit_code == 0

@@ -137,6 +137,7 @@ def test_no_daemon_is_one_line_exit_2(tmp_path):
          "`latentdmx run` or `systemctl start latentdmx`")]
 
 
+@pytest.mark.slow
 def test_a_daemon_between_bind_and_listen_is_waited_for(tmp_path):
     """The socket file exists from the daemon's bind(), a moment before its listen(): a
     client that comes in between (`watch` right after `run`) waits for the listen instead of
@@ -224,7 +225,9 @@ def test_hanging_client_does_not_stall_others(server, sock_path):
         hangers.append(s)
     t0 = time.monotonic()
     assert ControlClient(sock_path, timeout=1.0).request("status")["model"] == "nat-default"
-    assert time.monotonic() - t0 < 0.5
+    # not held up by the hanging clients: waiting for one of them would take the read
+    # timeout (1 s here); the margin below it is for a busy machine
+    assert time.monotonic() - t0 < 0.9
     # the hanging clients are dropped after the read timeout (1 s here)
     hangers[0].settimeout(3.0)
     assert hangers[0].recv(100) == b""

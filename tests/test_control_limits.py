@@ -62,6 +62,7 @@ def closed_by_server(s: socket.socket, within_s: float) -> float | None:
     return None
 
 
+@pytest.mark.slow
 def test_a_trickle_does_not_extend_the_deadline(sock_path):
     server, h = serve(sock_path)
     try:
@@ -98,6 +99,7 @@ def test_a_trickle_does_not_extend_the_deadline(sock_path):
         server.close()
 
 
+@pytest.mark.slow
 def test_a_client_that_never_reads_costs_one_answer(sock_path):
     server, h = serve(sock_path)
     try:
@@ -305,6 +307,7 @@ def _thread_cpu_s(native_id: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+@pytest.mark.slow
 def test_greedy_clients_get_half_a_core_at_most(sock_path):
     """Clients asking as fast as they can (and reading every answer) cost the daemon at most
     about `cpu_share` of a core: the frame loop keeps the rest."""

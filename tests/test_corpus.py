@@ -17,6 +17,7 @@ def test_the_corpus_is_there():
     assert all(c.expect in ("ok", "refused") for c in CORPUS)
 
 
+@pytest.mark.slow
 def test_every_corpus_input_is_judged_right():
     results = sweep(CORPUS, timeout_s=20.0)          # each in its own process, 2 at a time
     wrong = [f"{c.name}: {v}: {d}" for c, v, d in results if v not in ("refused cleanly", "ok")]

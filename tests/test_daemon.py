@@ -12,6 +12,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from pi_app.config import default_config_path
 from pi_app.control import ControlClient
 
@@ -40,6 +42,7 @@ def status(tmp_path: Path, timeout_s: float = 20.0) -> dict:
             time.sleep(0.1)
 
 
+@pytest.mark.slow
 def test_notify_ready_and_watchdog(tmp_path):
     addr = str(tmp_path / "notify.sock")
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
@@ -71,6 +74,7 @@ def test_notify_ready_and_watchdog(tmp_path):
     assert any("STOPPING=1" in m for m in msgs + rest)
 
 
+@pytest.mark.slow
 def test_sighup_reload_good_and_bad(tmp_path):
     config = tmp_path / "rig.toml"
     text = default_config_path().read_text()
@@ -99,6 +103,7 @@ def test_sighup_reload_good_and_bad(tmp_path):
     assert "reload rejected" in out and "fps" in out and "Traceback" not in out
 
 
+@pytest.mark.slow
 def test_sighup_restart_only_changes_are_rejected(tmp_path):
     """Moving a fixture to another universe needs a restart: rejected, the show goes on."""
     config = tmp_path / "rig.toml"

@@ -317,6 +317,7 @@ def _sweep_files() -> list[Path]:
     return files
 
 
+@pytest.mark.slow
 def test_sweep_every_written_value_is_allowed_by_the_source_file(capsys):
     """Issue 11 part 3. For every profile the importer makes from every qlcplus-data file and
     the OFL test files: every DMX value the patch can write (driven ranges, 0 on blackout, the
@@ -552,6 +553,7 @@ def _service_env(tmp_path, system_dir):
     return env
 
 
+@pytest.mark.slow
 def test_service_finds_fixtures_imported_with_system(tmp_path, user_dir, monkeypatch):
     """`HOME=/nonexistent latentdmx check rig.toml` (as the service runs): a fixture imported
     into the user folder is not found, and the error says where it looked; imported with
@@ -603,6 +605,7 @@ def test_a_broken_profile_file_is_named_not_hidden(tmp_path, user_dir):
     assert "broken:" in res.output and "varytec-led-par56.json" in res.output
 
 
+@pytest.mark.slow
 def test_a_mangled_ofl_file_is_one_line_never_a_traceback():
     """Values of the wrong type anywhere in an OFL file (600 seeded mutations of the test
     files): reading and converting it either works or is one `FixtureError` line."""
@@ -858,6 +861,7 @@ def test_import_rate_of_the_ofl_corpus():
     assert n > 70 and ok >= 0.95 * n, (ok, n)
 
 
+@pytest.mark.slow
 @need_qlc
 def test_import_rate_of_debian_qlcplus_data():
     ok, n = _rate(sorted(QLC_SYSTEM.rglob("*.qxf")))

@@ -129,6 +129,7 @@ def running(tmp_path):
     run.close()
 
 
+@pytest.mark.slow
 def test_discovery_is_answered_with_a_remote_ping(running):
     _, master = running
     got = master.discover()
@@ -140,6 +141,7 @@ def test_discovery_is_answered_with_a_remote_ping(running):
     assert got["ranges"] == "0-511"
 
 
+@pytest.mark.slow
 def test_start_sync_seek_and_stop_follow_the_master_within_a_frame(running, caplog):
     run, master = running
     p = run.show.pipeline
@@ -280,6 +282,7 @@ def test_bad_fpp_config_is_one_line(tmp_path, section, field, fix):
     assert msg.startswith(f"{path}: {field}: ") and fix in msg and "\n" not in msg, msg
 
 
+@pytest.mark.slow
 def test_remote_without_a_map_is_one_line_from_check(tmp_path):
     import subprocess
     import sys
@@ -294,6 +297,7 @@ def test_remote_without_a_map_is_one_line_from_check(tmp_path):
     assert len(lines) == 1 and "fpp.map" in lines[0] and "show.fseq" in lines[0], done.stderr
 
 
+@pytest.mark.slow
 def test_the_daemon_follows_a_master_and_logs_it_with_origin_fpp(tmp_path):
     """`latentdmx run` itself (its own process, its control socket in its own folder)."""
     import os

@@ -114,6 +114,7 @@ def render(tmp_path: Path, *args: str, timeout: float = 120) -> subprocess.Compl
     (1, 2, []),                                          # from channel 1: no sparse range
     (2, 5, [(512, 512), (2048, 512)]),                   # sparse: two ranges
 ])
+@pytest.mark.slow
 def test_every_frame_equals_the_simulators_recording(tmp_path, u1, u2, ranges):
     rig = tmp_path / "rig.toml"
     rig.write_text(RIG.format(u1=u1, u2=u2))
@@ -134,6 +135,7 @@ def test_every_frame_equals_the_simulators_recording(tmp_path, u1, u2, ranges):
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".show.fseq")]
 
 
+@pytest.mark.slow
 def test_audio_names_the_media_file(tmp_path):
     pytest.importorskip("aubio", reason="needs the music extra")
     pytest.importorskip("soundfile", reason="needs the music extra")
@@ -175,6 +177,7 @@ def test_an_error_midway_leaves_no_file(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_ctrl_c_leaves_no_file(tmp_path):
     """A long render interrupted (SIGINT, as Ctrl-C): nothing under the name, no part file."""
     out = tmp_path / "long.fseq"
@@ -199,6 +202,7 @@ def test_ctrl_c_leaves_no_file(tmp_path):
     (["--duration", "0"], "--duration", "seconds"),
     (["--out", "x.png"], "--fseq", "drop --out"),
 ])
+@pytest.mark.slow
 def test_bad_export_is_one_line(tmp_path, args, field, fix):
     done = render(tmp_path, "--fseq", str(tmp_path / "x.fseq"), *args)
     assert done.returncode != 0
@@ -207,6 +211,7 @@ def test_bad_export_is_one_line(tmp_path, args, field, fix):
     assert not list(tmp_path.glob("*.fseq")) and not list(tmp_path.glob(".x.fseq*"))
 
 
+@pytest.mark.slow
 def test_config_fps_and_universe_0_are_one_line(tmp_path):
     rig = tmp_path / "rig.toml"
     rig.write_text(RIG.format(u1=1, u2=2).replace("fps = 40", "fps = 44"))
@@ -225,6 +230,7 @@ def test_config_fps_and_universe_0_are_one_line(tmp_path):
     assert not list(tmp_path.glob("*.fseq"))
 
 
+@pytest.mark.slow
 def test_the_daemon_never_imports_zstandard(tmp_path):
     """Only the export loads zstandard: a show played through `run`'s code path does not."""
     code = (

@@ -55,6 +55,7 @@ def test_viva_cmy_every_mode_pan_tilt_degrees_16_bit_and_cmy():
                          "zoom")
 
 
+@pytest.mark.slow
 def test_every_held_and_driven_value_is_allowed_by_the_file():
     """The importer's promise, judged on the file's own capabilities (every mode, every file
     that imports): driven channels only inside position/intensity ranges, held ones at a
@@ -138,6 +139,7 @@ def test_broken_gdtf_is_one_line(tmp_path, raw):
     assert "broken.gdtf" in res.output
 
 
+@pytest.mark.slow
 def test_mutated_gdtf_never_crashes(tmp_path):
     """Random damage to a real file's description.xml: a profile or one FixtureError."""
     xml = zipfile.ZipFile(VIVA).read("description.xml")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import threading
 import time
 
+import pytest
+
 from pi_app.outputs.handover import LatestFrames
 
 
@@ -53,6 +55,7 @@ def test_a_post_wakes_a_thread_sleeping_in_select():
     h.close()
 
 
+@pytest.mark.slow
 def test_a_busy_producer_never_blocks_on_the_pipe():
     h: LatestFrames[int, int] = LatestFrames()
     t0 = time.monotonic()

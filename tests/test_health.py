@@ -47,6 +47,7 @@ def scrape(url: str, headers: dict[str, str]) -> tuple[int, str, str]:
         return exc.code, "", exc.read().decode()
 
 
+@pytest.mark.slow
 def test_metrics_on_the_page_server_behind_its_token(tmp_path):
     path = tmp_path / "rig.toml"
     path.write_text(default_config_path().read_text(), encoding="utf-8")
@@ -89,6 +90,7 @@ def test_metrics_on_the_page_server_behind_its_token(tmp_path):
         show._test_thread.join(10)
 
 
+@pytest.mark.slow
 def test_the_frame_loop_keeps_a_bounded_window_of_frame_work():
     cfg = load_config(None)
     patch = Patch(cfg)

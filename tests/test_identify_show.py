@@ -43,6 +43,7 @@ def lit(frame, rig) -> set[str]:
     return {f.name for f in rig if any(frame[c.slot] for c in f.channels)}
 
 
+@pytest.mark.slow
 def test_identify_all_walks_the_rig_then_returns_to_the_show():
     rig = rig_from_config(None)
     names = [f.name for f in rig]

@@ -12,6 +12,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import numpy as np
+import pytest
 
 from pi_app.clock import FastClock
 from pi_app.config import default_config_path, parse_config
@@ -38,6 +39,7 @@ def test_readme_osc_table_lists_every_command():
     assert sorted(listed) == sorted(c.name for c in COMMANDS.values() if c.cli)
 
 
+@pytest.mark.slow
 def test_the_readme_installation_plays_as_documented(tmp_path):
     text = default_config_path().read_text() + readme_block("installation-example")
     cfg = parse_config(text, "rig.toml")                      # valid, LAN OSC and all

@@ -116,6 +116,7 @@ Leap status     : Normal
     assert parse_chrony_tracking("506 Cannot talk to daemon") is None
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(lan_missing_reason() is not None, reason=lan_missing_reason() or "")
 def test_status_of_a_daemon_in_a_group(tmp_path):
     path = _rig(tmp_path, f'group = "foyer"\n{KEY}\ninterface = "127.0.0.1"')

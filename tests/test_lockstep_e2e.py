@@ -76,6 +76,7 @@ class Sniffer:
         self.sock.close()
 
 
+@pytest.mark.slow
 def test_two_daemons_one_show_changes_from_either_and_strangers_refused(tmp_path):
     with GroupLan(2) as lan:
         cfg = group_config(tmp_path / "rig.toml")
@@ -134,6 +135,7 @@ def test_two_daemons_one_show_changes_from_either_and_strangers_refused(tmp_path
     assert np.mean(spread <= 1) >= 0.995 and spread.max() <= 2, np.bincount(spread)
 
 
+@pytest.mark.slow
 def test_four_daemons_one_killed_and_restarted_one_receiver(tmp_path):
     """Four members started 1.2 s apart send sACN (universe sync on) to one receiver; one is
     killed with SIGKILL mid-show and started again: it rejoins in phase."""
@@ -205,6 +207,7 @@ def test_four_daemons_one_killed_and_restarted_one_receiver(tmp_path):
     assert np.mean(spread <= 1) >= 0.99 and spread.max() <= 3, np.bincount(spread)
 
 
+@pytest.mark.slow
 def test_a_member_that_missed_a_change_catches_up(tmp_path):
     """Its cable is pulled while a seed change goes out; plugged back, it sees the change in
     the others' announcements and takes their state."""

@@ -96,6 +96,7 @@ def played(rec: Path) -> list[tuple[int, np.ndarray]]:
     return list(zip(ks, frames, strict=False))
 
 
+@pytest.mark.slow
 def test_members_started_apart_play_the_same_frames(ns, tmp_path):
     """No message needed: the config (a playlist rotating presets across two models) and
     the clock decide every frame; a member started 7.3 s later joins on the same frames."""
@@ -114,6 +115,7 @@ def test_members_started_apart_play_the_same_frames(ns, tmp_path):
     assert len({a[k].tobytes() for k in steady}) > len(steady) // 2
 
 
+@pytest.mark.slow
 def test_a_clock_step_is_slewed_or_jumped_without_flash_or_whip(ns, tmp_path, caplog):
     cfg = _config()
     w0 = EPOCH + 10_000_000.0

@@ -50,6 +50,7 @@ def slots(cfg, fixture: str) -> dict[str, int]:
     return {attr: slot - 1 for (u, slot), (i, attr) in patch.slot_map().items() if i == idx}
 
 
+@pytest.mark.slow
 def test_trims_on_the_recorded_bytes(tmp_path):
     plain_cfg = config()
     trimmed_cfg = config(fixture_trims={
@@ -76,6 +77,7 @@ def test_trims_on_the_recorded_bytes(tmp_path):
     np.testing.assert_array_equal(plain[:, p4], trimmed[:, p4])
 
 
+@pytest.mark.slow
 def test_warm_white_palette_on_the_recorded_bytes(tmp_path):
     cfg = config('[looks]\npalette = "warm"\n[palettes.warm]\nkelvin = 2700\n')
     frames = record(cfg, tmp_path)
@@ -93,6 +95,7 @@ def test_warm_white_palette_on_the_recorded_bytes(tmp_path):
     assert np.abs(plain[:, s["blue"]] / np.maximum(plain[:, s["red"]], 1)).max() > 1
 
 
+@pytest.mark.slow
 def test_hue_palette_on_the_recorded_bytes(tmp_path):
     cfg = config('[looks]\npalette = "sea"\n[palettes.sea]\nhues = [200]\nwidth_deg = 40\n'
                  'white = false\n')
@@ -111,6 +114,7 @@ def test_hue_palette_on_the_recorded_bytes(tmp_path):
     assert ((hues >= 180 - 4) & (hues <= 220 + 4)).all(), (hues.min(), hues.max())
 
 
+@pytest.mark.slow
 def test_heads_still_freezes_aim_and_keeps_colour(tmp_path):
     cfg = config('[looks]\nheads_still = true\n')
     fps = int(cfg.fps)

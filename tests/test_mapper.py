@@ -11,6 +11,7 @@ from pi_app.scene import BLUE, DIMMER, GREEN, N_ATTRS, PAN, RED, TILT, WHITE
 from pi_app.walk import LatentWalk
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted({n for n, where in list_models() if where == "bundled"}))
 def test_bundled_models_give_scenes_in_range(name):
     model = load_model(name)
@@ -79,6 +80,7 @@ def _dense_image_mapper(img, pos, window=0.12, reach=0.03, margin=0.02):
     return aim, peak, rgbw / np.maximum(peak, 1e-6)[:, None]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("shape", [(32, 32), (16, 24), (64, 48), (4, 4)])
 def test_image_mapper_is_the_plain_formula(shape):
     """The separable window and the corner-by-corner colour give the plain formula's scene:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from pi_app.config import load_config
 from pi_app.decode import Rig
@@ -11,6 +12,7 @@ from pi_app.scene import N_ATTRS
 from pi_app.training import measures as ms
 
 
+@pytest.mark.slow
 def test_distances_rank_distributions():
     rng = np.random.default_rng(0)
     a, b = rng.random((1500, 6)), rng.random((1500, 6))
@@ -20,6 +22,7 @@ def test_distances_rank_distributions():
     assert abs(ms.gap_closed(0.02, 0.1, 0.0) - 0.8) < 1e-9 and ms.gap_closed(0.2, 0.1, 0.0) < 0
 
 
+@pytest.mark.slow
 def test_off_target_counts_samples_off_the_support():
     rng = np.random.default_rng(1)
     ring = rng.standard_normal((6000, 2))

@@ -74,6 +74,7 @@ def test_bundled_show_never_sweeps_lit_nor_pins_a_head(name, tmp_path):
         assert (light > 0.1).mean() > 0.5, f"{name}: {head} is dark most of the show"
 
 
+@pytest.mark.slow
 def test_render_of_a_show_whose_heads_park_in_the_dark_completes():
     """Parking waits for dark, so the stop can outlast `fade_out_s`: the offline render must
     make room for it (it overran its frame buffer for iae-glyphs, seed 0, 30 s)."""

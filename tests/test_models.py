@@ -113,6 +113,7 @@ def test_picture_target_samples(picture):
     assert np.allclose(np.minimum(np.minimum(r, g), b), 0)  # the common part went to w
 
 
+@pytest.mark.slow
 def test_nat_trains_exports_and_improves(picture, tmp_path):
     cfg = nat.NATConfig(image=str(picture), latent_dim=4, width=32, depth=2, n_points=256,
                         batch_size=64, lr=5e-3, steps=150, ckpt_every=100)
@@ -154,6 +155,7 @@ def test_nat_trains_exports_and_improves(picture, tmp_path):
     assert f"**{show['lit_sweeps']}**" in card and "per fixture-hour" in card
 
 
+@pytest.mark.slow
 def test_nat_ctrl_c_saves_checkpoint_and_export(picture, tmp_path, monkeypatch):
     calls = {"n": 0}
     real = nat.assign_batch
@@ -172,6 +174,7 @@ def test_nat_ctrl_c_saves_checkpoint_and_export(picture, tmp_path, monkeypatch):
     assert (tmp_path / "checkpoint.pt").is_file() and load_model(tmp_path).info.latent_dim == 4
 
 
+@pytest.mark.slow
 def test_resume_with_other_settings_is_refused(picture, tmp_path):
     from pi_app.errors import LatentDMXError
 
@@ -187,6 +190,7 @@ def test_resume_with_other_settings_is_refused(picture, tmp_path):
 # ----------------------------------------------------------------------------- inverted AE
 
 
+@pytest.mark.slow
 def test_iae_trains_exports_and_matches_torch(tmp_path):
     cfg = iae.IAEConfig(latent_dim=6, size=8, channels=8, batch_size=16, steps=25)
     out = tmp_path / "iae"
@@ -268,6 +272,7 @@ def test_cli_quality_needs_a_model_folder(tmp_path):
     assert r.exit_code == 2 and "model.json" in r.output
 
 
+@pytest.mark.slow
 def test_cli_minutes_is_the_budget_and_the_end_says_how_to_play(picture, tmp_path,
                                                                  monkeypatch):
     """`--minutes` alone: no 20000-step cap, a bar in % of the time budget (its estimate is

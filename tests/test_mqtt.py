@@ -31,7 +31,6 @@ from pi_app.outputs.sim import SimOutput
 from pi_app.patch import Patch
 from pi_app.show import Show
 
-pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[1]
 
 LOOKS = """
@@ -234,6 +233,7 @@ EXPECTED = {"light": "light", "model": "select", "playlist": "select", "palette"
             "rss": "sensor", "uptime": "sensor", "config_hash": "sensor"}
 
 
+@pytest.mark.slow
 def test_home_assistant_discovers_the_device_and_drives_the_show(broker, tmp_path, caplog):
     caplog.set_level(logging.INFO, logger="latentdmx")
     base = "ldmx-test/" + uuid.uuid4().hex[:8]
@@ -341,6 +341,7 @@ def test_home_assistant_discovers_the_device_and_drives_the_show(broker, tmp_pat
     assert ha_avail
 
 
+@pytest.mark.slow
 def test_wrong_password_is_one_line_and_the_show_plays_on(broker, tmp_path, caplog):
     caplog.set_level(logging.DEBUG, logger="latentdmx")
     base = "ldmx-test/" + uuid.uuid4().hex[:8]
@@ -361,6 +362,7 @@ def test_wrong_password_is_one_line_and_the_show_plays_on(broker, tmp_path, capl
         run.stop()
 
 
+@pytest.mark.slow
 def test_broker_down_at_start_then_up_and_killed_mid_show(tmp_path, caplog):
     caplog.set_level(logging.INFO, logger="latentdmx")
     broker = Broker(tmp_path / "broker", port=free_port(), tls_port=free_port())
@@ -447,6 +449,7 @@ def test_no_section_no_host_no_mqtt():
     assert not cfg.mqtt.enabled
 
 
+@pytest.mark.slow
 def test_daemon_health_cli_and_last_will_when_it_dies(broker, tmp_path):
     """A real `latentdmx run` daemon: `latentdmx health` answers over the control socket;
     SIGKILL (no goodbye): the broker publishes the last will, Home Assistant sees offline."""
@@ -497,6 +500,7 @@ def test_the_service_may_reach_the_broker(tmp_path, host, want):
     assert all(w in got for w in want) and (want or got == [])
 
 
+@pytest.mark.slow
 def test_check_and_run_say_a_bad_mqtt_section_in_one_line(tmp_path):
     path = tmp_path / "rig.toml"
     path.write_text(default_config_path().read_text() + '\n[mqtt]\nhost = "b"\nport = 99999\n')
@@ -524,6 +528,7 @@ def test_a_reload_that_changes_mqtt_says_it_needs_a_restart(tmp_path, caplog):
     assert any("changes to mqtt need a restart" in r.getMessage() for r in caplog.records)
 
 
+@pytest.mark.slow
 def test_a_broker_whose_certificate_our_ca_did_not_sign_is_one_line(broker, tmp_path, caplog):
     from mosquitto_fixture import make_ca
 
@@ -544,6 +549,7 @@ def test_a_broker_whose_certificate_our_ca_did_not_sign_is_one_line(broker, tmp_
         run.stop()
 
 
+@pytest.mark.slow
 def test_state_is_published_on_change_only(broker, tmp_path):
     base = "ldmx-test/" + uuid.uuid4().hex[:8]
     counts: dict[str, int] = {}
@@ -571,6 +577,7 @@ def test_state_is_published_on_change_only(broker, tmp_path):
         ha.close()
 
 
+@pytest.mark.slow
 def test_a_broker_that_never_answers_does_not_hold_the_show(tmp_path, caplog):
     import socket
 
@@ -595,6 +602,7 @@ def test_a_broker_that_never_answers_does_not_hold_the_show(tmp_path, caplog):
         silent.close()
 
 
+@pytest.mark.slow
 def test_a_command_from_home_assistant_plays_on_every_member_of_a_group(tmp_path, caplog):
     """Two members of a lockstep group, one with [mqtt]: Home Assistant's tempo reaches the
     other member too, at the same frame (the vocabulary's group path), in a namespace with

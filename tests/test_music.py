@@ -121,6 +121,7 @@ def beat_scores(tr: mt.Track, ts, states, start_s: float, end_s: float, relock: 
     return first, (np.mean(hits) if hits else 0.0), (max(bpm_err) if bpm_err else 1.0)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", mt.TRACKS)
 def test_tracker_locks_within_4s_to_1_percent_and_95_percent_of_beats(tracks, name):
     tr, _ = tracks[name]
@@ -183,6 +184,7 @@ def waypoint_hits(rig, frames, times, expected_s: np.ndarray, window_s: float):
     return [abs(mm.rest_near(times, speeds, t, window_s) - t) <= MATCH_S for t in expected_s]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("name", "align"), [("four_on_the_floor", "bar"), ("swing", "bar"),
                                              ("syncopated", "beat"), ("loud", "beat")])
 def test_waypoints_land_on_the_beat_in_the_dmx_frames(tracks, heads_cfg, name, align):
@@ -216,6 +218,7 @@ def test_waypoints_land_on_the_beat_in_the_dmx_frames(tracks, heads_cfg, name, a
     assert free < 0.5
 
 
+@pytest.mark.slow
 def test_silence_drifts_back_to_the_free_walk_and_the_beat_comes_back(tracks, heads_cfg):
     tr, wav = tracks["silence_break"]
     cfg = heads_cfg
@@ -246,6 +249,7 @@ def test_silence_drifts_back_to_the_free_walk_and_the_beat_comes_back(tracks, he
 
 
 # -- safety: loud music can never make a strobe -----------------------------------------
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["loud", "gated"])
 def test_loud_beat_heavy_track_stays_under_3_flashes_per_second(tracks, name):
     """The default rig, the most eager music settings (a waypoint on every beat, the light
@@ -341,6 +345,7 @@ def test_live_capture_through_the_device_path(tracks, heads_cfg, tmp_path):
     assert _aligned_from_recording(rec, heads_cfg, tr, after_s=6.0) >= 0.9
 
 
+@pytest.mark.slow
 def test_missing_device_is_one_line_and_the_show_plays_on(tmp_path):
     """A device name that does not exist, through the real PortAudio: one log line with the
     fix; the show plays without music and stops cleanly."""
@@ -363,6 +368,7 @@ def test_missing_device_is_one_line_and_the_show_plays_on(tmp_path):
     assert len(frames) >= 70 and frames[:, 0, :56].any()
 
 
+@pytest.mark.slow
 def test_bad_audio_file_and_missing_library_are_one_line(tracks, tmp_path):
     r = latentdmx("run", "--audio", str(tmp_path / "nope.wav"), "--duration", "1",
                   env=dict(ENV, XDG_RUNTIME_DIR=str(tmp_path)))
@@ -395,6 +401,7 @@ def test_bad_audio_file_and_missing_library_are_one_line(tracks, tmp_path):
     assert len(errors) == 1 and "the show plays without music" in errors[0]
 
 
+@pytest.mark.slow
 def test_audio_thread_never_delays_the_frame_loop(tracks, monkeypatch):
     """The analysis made CPU-bound and 1.5x slower than real time (pure Python, holding the
     GIL as long as Python lets it): it falls behind, the frame loop stays on time."""
@@ -415,6 +422,7 @@ def test_audio_thread_never_delays_the_frame_loop(tracks, monkeypatch):
     assert len(frames) >= 4.0 * cfg.fps - 2
 
 
+@pytest.mark.slow
 def test_tap_and_bpm_on_the_running_daemon(tmp_path):
     from pi_app.control import ControlClient
 
@@ -493,6 +501,7 @@ def test_music_config_mistakes_are_one_line(tmp_path, toml, field, fix):
     assert e.value.field == field and fix in (e.value.fix or "")
 
 
+@pytest.mark.slow
 def test_render_audio_draws_beats_and_energy_under_the_timeline(tracks, tmp_path):
     tr, wav = tracks["four_on_the_floor"]
     out, plain = tmp_path / "song.png", tmp_path / "plain.png"
@@ -574,6 +583,7 @@ def test_show_status_is_json_and_carries_the_music(tracks):
 
 
 
+@pytest.mark.slow
 @pytest.mark.browser
 def test_web_page_tap_button_sets_the_tempo_and_shows_it(chromium):
     """The page's Tap button, clicked in headless Chromium at 120 BPM: the daemon takes the

@@ -56,6 +56,7 @@ def test_missing_and_down_interfaces(lan):
     assert not found[0].ok and "is down" in found[0].what, text(found)
 
 
+@pytest.mark.slow
 def test_unicast_host_that_does_not_answer_and_port_with_nobody_listening(lan):
     found = doctor(lan, "sacn", f'unicast = ["{NOBODY}"]')
     assert any(not f.ok and f"{NOBODY} does not answer" in f.what for f in found), text(found)
@@ -66,6 +67,7 @@ def test_unicast_host_that_does_not_answer_and_port_with_nobody_listening(lan):
     assert "enable E1.31" in bad[0].fix
 
 
+@pytest.mark.slow
 def test_ddp_destinations_answer_or_not_and_a_listener_is_found(lan):
     found = doctor(lan, "ddp", f'destinations = ["{NOBODY}", "{LIGHTS_IP}:4049"]')
     bad = [f for f in found if not f.ok]
@@ -84,6 +86,7 @@ def test_ddp_destinations_answer_or_not_and_a_listener_is_found(lan):
     assert all(f.ok for f in found) and "cannot be asked" in text(found), text(found)
 
 
+@pytest.mark.slow
 @pytest.mark.olad
 def test_artnet_nodes_answer_artpoll_by_name(lan):
     if reason := olad_missing_reason():

@@ -9,6 +9,7 @@ from olad_fixture import Olad, olad_missing_reason
 pytestmark = pytest.mark.olad
 
 
+@pytest.mark.slow
 def test_two_test_olads_run_side_by_side():
     """What a Pi set up with --with-ola has: one olad running already. A second (the test's
     own) must start on its own ports and answer, and so must a third."""

@@ -253,6 +253,7 @@ def test_a_failing_destination_is_one_log_line_and_frames_flow_again(lan, caplog
         cap.close()
 
 
+@pytest.mark.slow
 def test_a_show_over_ddp_reaches_the_receiver(tmp_path):
     """The daemon itself (`latentdmx run --output ddp`), two seconds, to a loopback
     receiver: frames shown, the last one dark."""
@@ -285,6 +286,7 @@ def test_a_show_over_ddp_reaches_the_receiver(tmp_path):
     '[output]\nkind = "ddp"\n',                                     # universe 0: no place
     '[output]\nkind = "sacn"\n[output.sacn]\nuniverse_map = { "0" = 1 }\n',   # 0 and 1 on 1
 ])
+@pytest.mark.slow
 def test_an_output_map_mistake_is_one_line_from_check_and_run(tmp_path, section):
     rig = tmp_path / "rig.toml"
     rig.write_text(section + '[[fixtures]]\nname = "a"\nprofile = "generic-rgbw-par"\n'
@@ -300,6 +302,7 @@ def test_an_output_map_mistake_is_one_line_from_check_and_run(tmp_path, section)
         assert f"{rig}: output." in lines[0] and "universe_map" in lines[0]
 
 
+@pytest.mark.slow
 def test_darken_sends_the_blackout_over_ddp(tmp_path):
     """`latentdmx darken` (what the service runs after the daemon): dark frames to the
     controller, pushed, for about a second; nothing lit in any of them."""

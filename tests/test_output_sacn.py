@@ -217,6 +217,7 @@ def test_interface_down_is_logged_once_and_the_show_goes_on(lan, caplog):
         cap.close()
 
 
+@pytest.mark.slow
 def test_an_interface_without_an_address_yet_is_waited_for(lan, caplog):
     """A Pi booting: wlan0 exists but DHCP has not answered. The show starts anyway and the
     frames flow once the address comes; a misspelt interface is an error at once."""
@@ -269,6 +270,7 @@ def test_olad_receives_the_simulators_show(lan, e131_olad, tmp_path):
     run_against_olad(lan, e131_olad, tmp_path, "sacn", '[output.sacn]\ninterface = "vpi"\n')
 
 
+@pytest.mark.slow
 @pytest.mark.olad
 def test_a_higher_priority_source_wins_at_olad_and_latentdmx_resumes(lan, e131_olad):
     """A console at priority 150 (python-sacn's sender: another implementation) takes

@@ -134,6 +134,7 @@ def test_power_cut_mid_save_leaves_the_old_preset_whole(tmp_path):
     assert not temps[0].exists()
 
 
+@pytest.mark.slow
 def test_killed_at_random_moments_never_leaves_a_broken_file(tmp_path):
     """Kill a process saving big presets in a loop at random moments: each time, the file on
     disk is one whole preset (the old or the new), never a mix or a truncation."""
@@ -164,6 +165,7 @@ def test_killed_at_random_moments_never_leaves_a_broken_file(tmp_path):
     assert len(seen) > 1                                  # the saves did happen
 
 
+@pytest.mark.slow
 def test_recall_cross_fades_on_the_recorded_frames(default_config, tmp_path):
     """Recall at t = 4 s with a 2-s fade, against the same recall as a cut (fade 0): before
     the recall both equal the show without it; during the fade the light moves step by step

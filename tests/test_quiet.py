@@ -8,6 +8,7 @@ import threading
 import time
 
 import numpy as np
+import pytest
 
 from pi_app.config import load_config
 from pi_app.outputs.sim import SimOutput
@@ -48,6 +49,7 @@ def stop(show, thread) -> None:
     assert not thread.is_alive()
 
 
+@pytest.mark.slow
 def test_paused_show_goes_quiet_keeps_refreshing_and_resumes_where_it_was(tmp_path):
     show, out, computed, thread = start(tmp_path)
     try:
@@ -76,6 +78,7 @@ def test_paused_show_goes_quiet_keeps_refreshing_and_resumes_where_it_was(tmp_pa
     assert show.late_frames() <= 2
 
 
+@pytest.mark.slow
 def test_blacked_out_show_goes_quiet_dark_and_holds_its_heads(tmp_path):
     show, out, computed, thread = start(tmp_path)
     try:
@@ -95,6 +98,7 @@ def test_blacked_out_show_goes_quiet_dark_and_holds_its_heads(tmp_path):
         stop(show, thread)
 
 
+@pytest.mark.slow
 def test_a_playing_show_never_goes_quiet(tmp_path):
     show, out, computed, thread = start(tmp_path)
     try:

@@ -105,6 +105,7 @@ def doctor(cfg: str):
                               catch_exceptions=False)
 
 
+@pytest.mark.slow
 def test_doctor_rdm_on_a_matching_line_finds_nothing(rdm_olad, tmp_path, profile):
     line = Line(rdm_olad.rpc_port)
     for i, (name, mode, address) in enumerate(RIG):

@@ -59,6 +59,7 @@ def check(r: subprocess.CompletedProcess, path: Path) -> None:
     assert path.read_bytes().endswith(b"\n")
 
 
+@pytest.mark.slow
 def test_full_disk_stops_the_recording_not_the_show(tiny_fs, tmp_path):
     path = tiny_fs / "show.txt"
     check(run_recording(path, tmp_path), path)
@@ -89,6 +90,7 @@ def test_a_frame_cut_in_half_is_dropped(tiny_fs):
     assert "No space left" in rec.failed
 
 
+@pytest.mark.slow
 def test_last_frames_on_a_full_run_dir_are_refused_not_a_crash(tiny_fs):
     """The last-frames file is an mmap in /run: on a full tmpfs its pages must be had at
     open (one warning), never by a SIGBUS in the middle of the show."""

@@ -75,6 +75,7 @@ def _jittered_times(n: int, fps: float, jitter_ms: float, seed: int) -> np.ndarr
     return np.concatenate([[0.0], np.cumsum(delays)]) / 1000.0
 
 
+@pytest.mark.slow
 @given(jitter_ms=st.floats(0.0, 12.0), seed=st.integers(0, 2**16),
        fps=st.sampled_from([25.0, 40.0, 44.0]))
 def test_jitter_cannot_fake_a_speed_violation(jitter_ms, seed, fps):
@@ -87,6 +88,7 @@ def test_jitter_cannot_fake_a_speed_violation(jitter_ms, seed, fps):
     assert not [v for v in rep.violations if "moves at" in v], rep.violations
 
 
+@pytest.mark.slow
 @given(jump_deg=st.floats(12.0, 180.0), at=st.integers(10, 100), seed=st.integers(0, 2**16),
        jitter_ms=st.floats(0.0, 12.0))
 @example(jump_deg=12.0, at=10, seed=10840, jitter_ms=12.0)
@@ -144,6 +146,7 @@ def _stop(proc: subprocess.Popen) -> None:
     proc.wait(10)
 
 
+@pytest.mark.slow
 def test_ola_recorder_capture_of_our_show_has_no_false_violations(olad_ns, tmp_path):  # noqa: F811
     """`latentdmx run --output ola` recorded by `ola_recorder` through a real olad (jittery
     arrival times, delays truncated to ms): checked with the rig's config, no violations —
@@ -190,6 +193,7 @@ SENDER = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_real_snap_and_overspeed_through_olad_are_caught(olad_ns, tmp_path):  # noqa: F811
     """Frames with a 72-degree pan snap and a 1.4 x overspeed, sent to a real olad and
     recorded by ola_recorder: both caught, and each violation line shows the table's figure
@@ -324,6 +328,7 @@ def corpus_files() -> list[Path]:
     return sorted(p for p in CORPUS.iterdir() if p.is_file() and p.suffix != ".md")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", corpus_files(), ids=lambda p: p.name)
 def test_corpus_recording_checked_or_refused_in_one_line(path):
     """Every file of tests/corpus/recordings/: checked (exit 0/1) or refused with one line

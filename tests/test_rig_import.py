@@ -87,6 +87,7 @@ def test_mvr_every_fixture_at_its_mvr_address_and_place(env):
     assert "[safety]" in written            # the commented default sections come along
 
 
+@pytest.mark.slow
 def test_second_import_same_config_and_no_overwrite_without_force(env):
     out = env / "rig.toml"
     assert rig_import(str(RIG_MVR), "--out", str(out))[0] == 0
@@ -151,6 +152,7 @@ def test_not_a_rig_file(env):
 
 # --- CMY through the patch ---------------------------------------------------------------
 
+@pytest.mark.slow
 def test_cmy_driven_from_the_models_colour(env):
     out = env / "rig.toml"
     assert rig_import(str(RIG_MVR), "--out", str(out))[0] == 0
@@ -177,6 +179,7 @@ def test_cmy_driven_from_the_models_colour(env):
 
 # --- it plays, safely ---------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_imported_mvr_rig_plays_safely(env):
     out = env / "rig.toml"
     assert rig_import(str(RIG_MVR), "--out", str(out))[0] == 0
@@ -294,6 +297,7 @@ def test_qlcplus_sample_workspace_from_the_system_fixture_folders(env):
     assert [f.address for f in dimmers[:6]] == list(range(59, 65))
 
 
+@pytest.mark.slow
 def test_a_capture_export_of_placeholders_is_refused_fixture_by_fixture(env):
     """A real MVR export (Capture 2023): 76 fixtures, every GDTF a placeholder."""
     out = env / "capture.toml"
@@ -307,6 +311,7 @@ def test_a_capture_export_of_placeholders_is_refused_fixture_by_fixture(env):
     assert "--gdtf-dir" in err[0] and "Traceback" not in text
 
 
+@pytest.mark.slow
 def test_darken_and_blackout_keep_the_lamp_on_and_darken_by_dimmer_and_shutter(env):
     from pi_app.darken import _park_frames
     out = env / "rig.toml"
@@ -326,6 +331,7 @@ def test_darken_and_blackout_keep_the_lamp_on_and_darken_by_dimmer_and_shutter(e
                     assert v == 0, (f.name, ch.label)           # dark by dimmer (and shutter)
 
 
+@pytest.mark.slow
 def test_mangled_mvr_scenes_are_one_line_or_a_config(env):
     """Random damage to the scene XML of a real rig: a config or one line, never a
     traceback, never a half-written file."""
@@ -351,6 +357,7 @@ def test_mangled_mvr_scenes_are_one_line_or_a_config(env):
             assert len([ln for ln in text.splitlines() if ln.startswith("error: ")]) == 1
 
 
+@pytest.mark.slow
 def test_two_revisions_of_one_fixture_type_get_two_profiles(env):
     viva = (GDTF / "Robe_Lighting@Robin_Viva_CMY@13042021.gdtf").read_bytes()
     xml = zipfile.ZipFile(GDTF / "Robe_Lighting@Robin_Viva_CMY@13042021.gdtf").read(
@@ -382,6 +389,7 @@ def test_two_revisions_of_one_fixture_type_get_two_profiles(env):
     assert cfg["s1-1"].mode == "Mode 2 - Reduced"
 
 
+@pytest.mark.slow
 def test_system_import_for_the_service(env, monkeypatch):
     system = env / "system"
     monkeypatch.setenv("LATENTDMX_SYSTEM_DIR", str(system))

@@ -110,6 +110,7 @@ def test_a_command_inside_a_batch_rolls_back_and_applies_at_its_frame():
     assert show.ahead.rollbacks == 3             # not the resume: a paused show holds still
 
 
+@pytest.mark.slow
 @settings(deadline=None)
 @given(st.dictionaries(st.integers(0, 230),
                        st.lists(st.sampled_from(range(len(COMMANDS))), min_size=1, max_size=3),
@@ -128,6 +129,7 @@ def test_how_far_ahead_is_what_fits_in_the_frame_period(cost_s, size):
     assert (show.ahead.batches > 0) == (size > 1)
 
 
+@pytest.mark.slow
 def test_a_slow_spell_shortens_the_batches_and_they_grow_back():
     """Frames that cost 12 ms for a while (another program on the core): the loop stops
     running ahead at once, and starts again, 2, 4, 8 ... frames, when they are cheap again."""
@@ -149,6 +151,7 @@ def test_a_slow_spell_shortens_the_batches_and_they_grow_back():
     assert all(a < b <= 2 * a for a, b in itertools.pairwise(grow))  # far each batch
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("cost_ms", [0.5, 12.0])
 def test_a_large_rig_runs_ahead_when_it_fits_and_plays_the_same_frames(cost_ms):
     """100 fixtures: bigger state to save and restore, the same frames either way."""
@@ -161,6 +164,7 @@ def test_a_large_rig_runs_ahead_when_it_fits_and_plays_the_same_frames(cost_ms):
     assert show.ahead.batches > 3 if cost_ms < 10 else show.ahead.batches == 0
 
 
+@pytest.mark.slow
 def test_skipped_frames_roll_back(monkeypatch):
     """A late frame skips ticks: the frames worked out for them are dropped, and the frame
     after the gap is computed from the state after the last frame sent, as without."""
@@ -191,6 +195,7 @@ PLAYLIST = 'playlist = "p"\n' + RIG + (
     '{ model = "nat-neon", seed = 2 }]\nevery = "10s"\nfade_s = 1.0\n')
 
 
+@pytest.mark.slow
 def test_a_playlist_switch_on_the_show_clock_ends_a_batch():
     """The installation's playlist switches model on the wall clock; when it maps show time
     (a group's epoch, tests), no batch runs past the switch."""
@@ -200,6 +205,7 @@ def test_a_playlist_switch_on_the_show_clock_ends_a_batch():
     assert show.ahead.batches > 20 and show.ahead.rollbacks == 0
 
 
+@pytest.mark.slow
 def test_a_playlist_switch_on_the_wall_clock_rolls_back():
     """On `time.time()` (the daemon's), a batch cannot know the switch: the frame loop sees
     it due at its frame and rolls back first."""

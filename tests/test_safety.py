@@ -136,6 +136,7 @@ def test_bad_input_is_made_safe():
     assert np.isfinite(out).all() and out.min() >= 0 and out.max() <= 1
 
 
+@pytest.mark.slow
 @given(fps=st.floats(1, 44), seed=st.integers(0, 2**32 - 1),
        pan_slew=st.sampled_from([0.0, 45.0, 150.0]), tilt_slew=st.sampled_from([0.0, 10.0]))
 def test_slew_limits_respected(fps, seed, pan_slew, tilt_slew):
@@ -165,6 +166,7 @@ def test_colour_slew():
 BOX = (0.4, 0.6, 0.3, 0.7)
 
 
+@pytest.mark.slow
 @given(seed=st.integers(0, 2**32 - 1), fps=st.floats(1, 44))
 def test_keep_out_never_entered_or_crossed(seed, fps):
     fixtures = tuple(dataclasses.replace(f, keep_out=(BOX,), park=(0.2, 0.5))

@@ -117,6 +117,7 @@ def test_keep_out_crossing_caught():
     assert not any("moves at" in v for v in rep.violations)
 
 
+@pytest.mark.slow
 @given(hz=st.floats(3.6, 20.0), fps=st.integers(10, 44))
 def test_any_fast_square_wave_is_caught(hz, fps):
     cfg = validate(BASE.replace(fps=float(fps)))

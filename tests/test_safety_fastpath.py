@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hypothesis_profiles  # noqa: F401  (registers and loads the profile)
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -40,6 +41,7 @@ def _scenes(kind: int, n: int, frames: int, rng: np.random.Generator):
             yield (rng.integers(0, 5, (n, N_ATTRS)) / 4).astype(np.float32)
 
 
+@pytest.mark.slow
 @settings(max_examples=12, deadline=None)
 @given(st.integers(0, 3), st.sampled_from(["demo", "heads"]), st.integers(0, 2**32 - 1))
 def test_shortcuts_match_limit(kind, rig, seed):

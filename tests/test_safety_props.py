@@ -12,6 +12,7 @@ import dataclasses
 
 import hypothesis_profiles  # noqa: F401  (registers and loads the profile)
 import numpy as np
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -78,6 +79,7 @@ N = len(BASE.fixtures)
 FPS = st.one_of(st.integers(1, 44).map(float), st.floats(1.0, 44.0))
 
 
+@pytest.mark.slow
 @given(fps=FPS, hz=st.floats(1.0, 25.0), red=st.booleans(), phase=st.booleans(),
        duty=st.floats(0.1, 0.9))
 def test_square_waves_are_limited(fps, hz, red, phase, duty):
@@ -98,6 +100,7 @@ def test_square_waves_are_limited(fps, hz, red, phase, duty):
     assert rep.rig.flashes_per_s <= 3 and rep.rig.red_flashes_per_s <= 3
 
 
+@pytest.mark.slow
 @given(fps=FPS, seed=st.integers(0, 2**32 - 1), keep_out=st.booleans())
 def test_random_noise(fps, seed, keep_out):
     cfg = rig(fps, keep_out=keep_out)
@@ -106,6 +109,7 @@ def test_random_noise(fps, seed, keep_out):
     assert_safe(cfg, frames, unis, times)
 
 
+@pytest.mark.slow
 @given(fps=FPS, every=st.integers(1, 20), keep_out=st.booleans(),
        pan_slew=st.sampled_from([0.0, 30.0, 180.0]))
 def test_full_range_pan_jumps(fps, every, keep_out, pan_slew):
@@ -123,6 +127,7 @@ def test_full_range_pan_jumps(fps, every, keep_out, pan_slew):
         assert np.allclose(outs[-1][:3, 0:2], 0.5, atol=1e-4)
 
 
+@pytest.mark.slow
 @given(fps=FPS, period=st.integers(1, 6))
 def test_master_toggled_every_frame(fps, period):
     cfg = rig(fps)
@@ -144,6 +149,7 @@ def random_mlp(rng, width: int, gain: float):
     return f
 
 
+@pytest.mark.slow
 @given(fps=FPS, seed=st.integers(0, 2**32 - 1), speed=st.floats(0.1, 30.0),
        gain=st.floats(0.5, 8.0))
 def test_random_weight_models(fps, seed, speed, gain):

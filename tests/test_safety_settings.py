@@ -91,6 +91,7 @@ def test_the_cli_says_flash_delta_in_one_line(tmp_path):
     assert r.stderr.startswith(f"error: {cfg}: safety.flash_delta: 1.0 is outside 0.05..0.1 — ")
 
 
+@pytest.mark.slow
 def test_dim_toggled_over_the_socket_stays_under_3_flashes(tmp_path):
     """The issue's reproduction, at the largest flash_delta now allowed: `dim 0` and `dim 1`
     over the control socket every 25 ms, on a real daemon; the recorded show counted by the
@@ -211,6 +212,7 @@ def test_safety_check_reports_aim_outside_the_limits(tmp_path):
 
 
 # -- strobe: removed with its promise --------------------------------------------------------
+@pytest.mark.slow
 @pytest.mark.parametrize("key, value", [("allow_strobe", "true"), ("allow_strobe", "false"),
                                         ("strobe_max_hz", "3.0")])
 def test_old_strobe_keys_get_one_line_saying_what_to_do(tmp_path, key, value):

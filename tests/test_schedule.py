@@ -197,6 +197,7 @@ def play(cfg, start: dt.datetime, seconds: float, tmp_path, calls: list | None =
 LOCATION = '[location]\nlatitude = 52.52\nlongitude = 13.40\ntimezone = "Europe/Berlin"\n'
 
 
+@pytest.mark.slow
 def test_show_across_the_dst_night(tmp_path):
     """01:50 CET to 03:10 CEST on 29 March 2026 is 20 minutes of light, not 80; dark before
     and after, heads parked, and no model work while dark."""
@@ -224,6 +225,7 @@ def test_show_across_the_dst_night(tmp_path):
         np.testing.assert_allclose(look.pan[k, heads], park[:, 0], atol=0.01)
 
 
+@pytest.mark.slow
 def test_show_across_midnight_and_status_next_event(tmp_path):
     cfg = installation(LOCATION + '[[schedule]]\non = "23:55"\noff = "00:05"\n')
     look, _ = play(cfg, berlin(2026, 6, 1, 23, 50), 16 * 60, tmp_path)

@@ -188,6 +188,7 @@ def tree_hash(root: Path) -> str:
 
 
 # -- idempotency, both boot layouts ----------------------------------------------------------
+@pytest.mark.slow
 @pytest.mark.parametrize("layout", list(LAYOUTS))
 def test_second_run_changes_nothing(tmp_path, layout, default_toml):
     root = make_pi_root(tmp_path, layout)
@@ -217,6 +218,7 @@ def test_second_run_changes_nothing(tmp_path, layout, default_toml):
         assert (root / "boot" / "config.txt").read_text() == BOOKWORM_STUB
 
 
+@pytest.mark.slow
 def test_bookworm_files_written(tmp_path, default_toml):
     root = make_pi_root(tmp_path, "bookworm-pi4")
     out = run(root, "--with-ola", "--default-config", str(default_toml)).stdout
@@ -247,6 +249,7 @@ def test_bookworm_files_written(tmp_path, default_toml):
     assert "reboot needed: the boot files changed" in out
 
 
+@pytest.mark.slow
 def test_legacy_old_firmware_gets_uart_clock(tmp_path, default_toml):
     root = make_pi_root(tmp_path, "stretch-pi3-old-firmware")
     run(root, "--default-config", str(default_toml))
@@ -261,6 +264,7 @@ def test_legacy_old_firmware_gets_uart_clock(tmp_path, default_toml):
     assert "init_uart_clock" not in config2 and "[pi3]\ndtoverlay=disable-bt\n" in config2
 
 
+@pytest.mark.slow
 def test_pi5_keeps_debug_console_and_bluetooth(tmp_path, default_toml):
     root = make_pi_root(tmp_path, "bookworm-pi5")
     out = run(root, "--default-config", str(default_toml)).stdout
@@ -271,6 +275,7 @@ def test_pi5_keeps_debug_console_and_bluetooth(tmp_path, default_toml):
 
 
 # -- dry run ------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_dry_run_changes_nothing(tmp_path, default_toml):
     root = make_pi_root(tmp_path, "bookworm-pi4")
     before = tree_hash(root)
@@ -291,6 +296,7 @@ def test_dry_run_changes_nothing(tmp_path, default_toml):
 
 
 # -- the user's config ---------------------------------------------------------------------
+@pytest.mark.slow
 def test_user_config_survives_runs_and_upgrade(tmp_path, default_toml):
     root = make_pi_root(tmp_path, "bookworm-pi4")
     mine = root / "etc/latentdmx/config.toml"
@@ -308,6 +314,7 @@ def test_user_config_survives_runs_and_upgrade(tmp_path, default_toml):
 
 
 # -- OLA ----------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_ola_files(tmp_path, default_toml):
     root = make_pi_root(tmp_path, "bookworm-pi4")
     ola = root / "etc/ola"
@@ -348,6 +355,7 @@ def test_bad_options_exit_2(tmp_path):
 
 
 # -- uninstall ---------------------------------------------------------------------------
+@pytest.mark.slow
 @pytest.mark.parametrize("layout", ["bookworm-pi4", "bullseye-pi3"])
 def test_uninstall_reverts(tmp_path, layout, default_toml):
     root = make_pi_root(tmp_path, layout)
@@ -369,6 +377,7 @@ def test_uninstall_reverts(tmp_path, layout, default_toml):
     assert tree(root, skip=("run",)) == original               # as before the set-up
 
 
+@pytest.mark.slow
 def test_uninstall_keeps_later_cmdline_edits(tmp_path, default_toml):
     root = make_pi_root(tmp_path, "bookworm-pi4")
     run(root, "--default-config", str(default_toml))
@@ -379,6 +388,7 @@ def test_uninstall_keeps_later_cmdline_edits(tmp_path, default_toml):
 
 
 # -- where the service finds fixtures and models -------------------------------------------
+@pytest.mark.slow
 def test_system_folders_for_the_service(tmp_path, default_toml):
     """/var/lib/latentdmx/{fixtures,models}: the service reads them, root and the latentdmx
     group write them (setgid keeps the group); an uninstall keeps what is in them."""
@@ -405,6 +415,7 @@ def test_system_folders_for_the_service(tmp_path, default_toml):
     assert not sysdir.exists()
 
 
+@pytest.mark.slow
 def test_network_dropin_is_made_from_the_config_and_removed(tmp_path, default_toml):
     """The unit allows localhost only; the set-up writes the config's network allow-list
     (`latentdmx service-network --install`, a live step) and an uninstall removes it."""
@@ -420,6 +431,7 @@ def test_network_dropin_is_made_from_the_config_and_removed(tmp_path, default_to
     assert not dropin.exists() and not dropin.parent.exists()
 
 
+@pytest.mark.slow
 def test_bundled_default_config_is_used(tmp_path):
     bundled = REPO / "pi_app" / "data" / "default.toml"
     if not bundled.exists():
@@ -433,6 +445,7 @@ def test_bundled_default_config_is_used(tmp_path):
     assert len(written.splitlines()) >= len(bundled.read_text().splitlines())
 
 
+@pytest.mark.slow
 def test_script_is_shellcheck_clean():
     if not shutil.which("shellcheck"):
         pytest.skip("shellcheck not installed")

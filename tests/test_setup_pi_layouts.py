@@ -193,6 +193,7 @@ def _files_behind(root: Path, rel: str) -> bytes:
     return (root / rel).read_bytes()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("layout", LAYOUTS, ids=lambda x: x.name)
 def test_layout_round_trip(tmp_path, layout: Layout, default_toml):
     root = pi_root(tmp_path)
@@ -234,6 +235,7 @@ def test_layout_round_trip(tmp_path, layout: Layout, default_toml):
     assert tree(root, skip=("run",)) == before
 
 
+@pytest.mark.slow
 def test_missing_config_txt_is_made_and_removed_again(tmp_path, default_toml):
     root = pi_root(tmp_path, config=None)
     before = tree(root)
@@ -246,6 +248,7 @@ def test_missing_config_txt_is_made_and_removed_again(tmp_path, default_toml):
     assert tree(root, skip=("run",)) == before
 
 
+@pytest.mark.slow
 def test_missing_cmdline_txt_is_a_warning(tmp_path, default_toml):
     root = pi_root(tmp_path, cmdline=None)
     before = tree(root)
@@ -256,6 +259,7 @@ def test_missing_cmdline_txt_is_a_warning(tmp_path, default_toml):
     assert tree(root, skip=("run",)) == before
 
 
+@pytest.mark.slow
 def test_block_in_an_included_file_is_managed_there(tmp_path, default_toml):
     root = pi_root(tmp_path)
     _include_with_block(root)
@@ -270,6 +274,7 @@ def test_block_in_an_included_file_is_managed_there(tmp_path, default_toml):
     assert (root / FW / "config.txt").read_bytes() == config
 
 
+@pytest.mark.slow
 def test_miniuart_bt_in_an_included_file_is_warned_about(tmp_path, default_toml):
     root = pi_root(tmp_path)
     _include_without_block(root)
@@ -282,6 +287,7 @@ def test_miniuart_bt_in_an_included_file_is_warned_about(tmp_path, default_toml)
 USER_AFTER = b"# my own settings, after the block\ndtparam=i2c_arm=on\nhdmi_force_hotplug=1\n"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("damage", ["no-end", "no-begin", "two-blocks", "other-case",
                                     "trailing-blanks"])
 def test_damaged_markers_around_our_block_are_repaired(tmp_path, damage, default_toml):
@@ -367,6 +373,7 @@ def test_read_only_boot_partition_is_refused_before_any_change(tmp_path, default
 
 
 # -- a second run, or an uninstall, after hand edits --------------------------------------------
+@pytest.mark.slow
 def test_hand_edits_inside_the_block_are_saved_before_it_is_rewritten(tmp_path, default_toml):
     root = pi_root(tmp_path)
     run(root, "--default-config", str(default_toml))
@@ -381,6 +388,7 @@ def test_hand_edits_inside_the_block_are_saved_before_it_is_rewritten(tmp_path, 
     assert b"enable_uart=1\n" in block and b"my_line=1\n" not in block
 
 
+@pytest.mark.slow
 def test_end_marker_deleted_after_setup_then_lines_added(tmp_path, default_toml):
     """The user deletes the end marker and adds lines: the next run keeps them, and so does
     --uninstall (which then keeps the original in the backup and says so)."""
@@ -399,6 +407,7 @@ def test_end_marker_deleted_after_setup_then_lines_added(tmp_path, default_toml)
     assert (root / STATE / "backup" / FW / "config.txt").read_bytes() == BOOKWORM_CONFIG.encode()
 
 
+@pytest.mark.slow
 def test_edit_between_two_runs_that_changed_the_block_survives_uninstall(tmp_path,
                                                                          default_toml):
     """Set-up, a hand edit, a second set-up that rewrites the block (here: the UART clock
@@ -415,6 +424,7 @@ def test_edit_between_two_runs_that_changed_the_block_survives_uninstall(tmp_pat
     assert "restored  /boot/firmware/cmdline.txt" in out     # that one nobody touched
 
 
+@pytest.mark.slow
 def test_uninstall_keeps_lines_after_the_block_in_the_section_they_were_in(tmp_path,
                                                                             default_toml):
     """config.txt ended inside a [pi4] section; the user added a line after the block (whose
@@ -430,6 +440,7 @@ def test_uninstall_keeps_lines_after_the_block_in_the_section_they_were_in(tmp_p
     assert "an [all] line stays where the block was" in out
 
 
+@pytest.mark.slow
 def test_console_added_back_by_hand_is_removed_again_and_uninstall_is_exact(tmp_path,
                                                                              default_toml):
     root = pi_root(tmp_path)
@@ -443,6 +454,7 @@ def test_console_added_back_by_hand_is_removed_again_and_uninstall_is_exact(tmp_
     assert cmdline.read_bytes() == BOOKWORM_CMDLINE.encode()
 
 
+@pytest.mark.slow
 def test_cmdline_edited_after_setup_keeps_the_edit_and_gets_its_console_back(tmp_path,
                                                                               default_toml):
     original = BOOKWORM_CMDLINE.encode() + b"second line\n"
@@ -457,6 +469,7 @@ def test_cmdline_edited_after_setup_keeps_the_edit_and_gets_its_console_back(tmp
 
 
 # -- files the set-up replaces that are not its own ---------------------------------------------
+@pytest.mark.slow
 def test_someone_elses_latentdmx_command_comes_back(tmp_path, default_toml):
     root = pi_root(tmp_path)
     mine = root / "usr/local/bin/latentdmx"
@@ -472,6 +485,7 @@ def test_someone_elses_latentdmx_command_comes_back(tmp_path, default_toml):
     assert tree(root, skip=("run",)) == before
 
 
+@pytest.mark.slow
 def test_a_linked_unit_comes_back_as_the_link(tmp_path, default_toml):
     root = pi_root(tmp_path)
     unit = root / "etc/systemd/system/latentdmx.service"

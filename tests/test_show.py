@@ -57,6 +57,7 @@ def test_run_records_five_seconds_smoothly(tmp_path, default_config):
                           frames[-2, 0, [0, 2, 14, 16, 28, 29]])
 
 
+@pytest.mark.slow
 def test_fast_clock_plays_the_real_time_show_frame_for_frame(tmp_path, monkeypatch):
     """The virtual-time clock is a seam for tests only if it changes nothing but the waiting."""
     env = dict(ENV, XDG_RUNTIME_DIR=str(tmp_path))
@@ -92,6 +93,7 @@ def test_same_seed_same_show(sim):
     assert fa.shape != fc.shape or not np.array_equal(fa, fc)
 
 
+@pytest.mark.slow
 def test_cli_recordings_identical(tmp_path):
     env = dict(ENV, XDG_RUNTIME_DIR=str(tmp_path), LATENTDMX_FAKE_CLOCK="1")
     for name in ("a", "b"):
@@ -101,6 +103,7 @@ def test_cli_recordings_identical(tmp_path):
     assert (tmp_path / "a.txt").read_bytes() == (tmp_path / "b.txt").read_bytes()
 
 
+@pytest.mark.slow
 def test_sigterm_fades_out_then_blackout(tmp_path, default_config):
     show = tmp_path / "show.txt"
     proc = subprocess.Popen([sys.executable, "-m", "pi_app.cli", "run", "--record", str(show)],

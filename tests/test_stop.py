@@ -123,6 +123,7 @@ def start_lit_show(olad, cfg: Path, env: dict):
     return show
 
 
+@pytest.mark.slow
 def test_sigkill_then_exec_stop_post_leaves_the_rig_dark(olad):
     d = public_dir(ram=True)                           # /run/latentdmx: a tmpfs
     cfg = d / "rig.toml"
@@ -151,6 +152,7 @@ def test_sigkill_then_exec_stop_post_leaves_the_rig_dark(olad):
     assert max(c.max_per_s().values()) <= 3.0, c.summary()
 
 
+@pytest.mark.slow
 def test_a_long_fade_out_ends_before_the_unit_kills_it(olad):
     """fade_out_s = 20, SIGTERM, SIGKILL at the unit's TimeoutStopSec if still running (what
     systemd does), then ExecStopPost: the daemon finished its fade by itself and the rig is
@@ -186,6 +188,7 @@ def test_a_long_fade_out_ends_before_the_unit_kills_it(olad):
     assert max(c.max_per_s().values()) <= 3.0, c.summary()
 
 
+@pytest.mark.slow
 def test_darken_leaves_a_running_show_alone(olad):
     d = public_dir(ram=True)
     cfg = d / "rig.toml"
@@ -244,6 +247,7 @@ class PtyReader:
         os.close(self.master)
 
 
+@pytest.mark.slow
 def test_sigkill_on_the_uart_then_exec_stop_post_leaves_the_rig_dark():
     """A UART falls silent when the daemon dies, and fixtures hold the last frame they got:
     ExecStopPost sends the blackout, with pan/tilt from the show's last frames (kept in RAM,
@@ -322,6 +326,7 @@ def test_last_frames_are_kept_in_ram_only(monkeypatch):
     assert not dark[LIGHT].any() and (dark[AIM] == frames[1][AIM]).all()
 
 
+@pytest.mark.slow
 def test_doctor_sees_a_lit_frame_nobody_drives(olad):
     """After a SIGKILL without the service (a daemon started by hand), doctor says the rig
     was left on and how to darken it; after `darken` it is dark."""

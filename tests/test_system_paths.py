@@ -107,6 +107,7 @@ def test_models_without_a_home_lists_bundled_and_system_only(tmp_path):
     assert f"bundled  {REPO / 'models'}" in lines
 
 
+@pytest.mark.slow
 def test_train_system_writes_where_the_service_looks(tmp_path):
     pytest.importorskip("torch")
     system = tmp_path / "var-lib-latentdmx"

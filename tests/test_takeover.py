@@ -329,6 +329,7 @@ except OSError:
 """
 
 
+@pytest.mark.slow
 def test_osc_from_another_account_is_dropped(daemon):
     r = as_nobody(OSC_SEND, str(daemon.osc_port), "0.2")
     assert r.stdout.strip() == "no reply", r.stdout + r.stderr
@@ -350,6 +351,7 @@ def _bundle(inner: bytes) -> bytes:
     return b"#bundle\0" + b"\0" * 7 + b"\1" + struct.pack(">i", len(inner)) + inner
 
 
+@pytest.mark.slow
 def test_unreadable_osc_is_one_line_a_minute(daemon):
     before = daemon.log_text()
     deep = _osc_message("/latentdmx/status")
@@ -370,6 +372,7 @@ def test_unreadable_osc_is_one_line_a_minute(daemon):
         f"{len(lines)} log line(s), no traceback")
 
 
+@pytest.mark.slow
 def test_osc_replies_no_larger_than_the_request_until_authenticated(tmp_path):
     """A sender on the LAN (a real network namespace): replies no larger than its request,
     no pushes; after ``/latentdmx/auth TOKEN``, full feedback."""
@@ -475,6 +478,7 @@ print(json.dumps(out))
 """
 
 
+@pytest.mark.slow
 def test_a_squatted_runtime_folder_is_refused():
     """Another account made /tmp/latentdmx-0/control.sock first (in a private /tmp): the
     operator's daemon refuses to start there, and the operator's `blackout` never believes
@@ -527,6 +531,7 @@ def test_the_control_socket_refuses_another_account(daemon):
         "PermissionError (folder 0700, socket 0660)")
 
 
+@pytest.mark.slow
 def test_root_looks_for_the_service_first():
     from pi_app.control import client_socket_path
 
@@ -576,6 +581,7 @@ def _service_cgroup() -> Path | None:
     return d
 
 
+@pytest.mark.slow
 def test_forged_claims_are_not_believed(olad):
     from test_stop import LIGHT, lit, rig_on, start_lit_show
 
@@ -629,6 +635,7 @@ def test_forged_claims_are_not_believed(olad):
 
 
 # -- secrets --------------------------------------------------------------------------------
+@pytest.mark.slow
 @pytest.mark.parametrize("key", ["Zq0a7...a long random string", " " * 16, "a" * 16,
                                  "abcdabcdabcdabcdabcdabcdabcdabcd"])
 def test_weak_group_keys_are_refused_by_check_and_run(key, tmp_path):
@@ -646,6 +653,7 @@ def test_weak_group_keys_are_refused_by_check_and_run(key, tmp_path):
     row("secrets", f"group key {key[:20]!r}", "refused by check and run, one line")
 
 
+@pytest.mark.slow
 def test_secret_files_and_world_readable_warnings(tmp_path):
     import secrets as pysecrets
 
@@ -680,6 +688,7 @@ def test_secret_files_and_world_readable_warnings(tmp_path):
     row("secrets", "config holding the token inline, mode 0644", "one warning line")
 
 
+@pytest.mark.slow
 def test_osc_allow_lists_open_to_everyone_are_refused(tmp_path):
     from pi_app.config import default_config_path
 
@@ -693,6 +702,7 @@ def test_osc_allow_lists_open_to_everyone_are_refused(tmp_path):
 
 
 # -- MQTT (not built yet): the vocabulary's origin rule covers it ---------------------------
+@pytest.mark.slow
 def test_every_other_origin_takes_no_paths():
     from pi_app.errors import ModelError
     from pi_app.vocabulary import is_local, lookup

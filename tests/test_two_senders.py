@@ -43,6 +43,7 @@ def start_show(olad, cap, cfg, env):
     return show
 
 
+@pytest.mark.slow
 def test_identify_goes_through_the_running_show(olad):
     d = public_dir()
     cfg = d / "rig.toml"
@@ -74,6 +75,7 @@ def test_identify_goes_through_the_running_show(olad):
     assert any(lit(f, rig) - {"par-1"} for t, f in window if t >= t1 + 2.0), out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("second_env", ["service", "own-socket"])
 def test_second_show_is_refused_whatever_socket_or_environment(olad, second_env):
     d1, d2 = public_dir(), public_dir()
@@ -107,6 +109,7 @@ def test_second_show_is_refused_whatever_socket_or_environment(olad, second_env)
                         lines[0]), lines[0]
 
 
+@pytest.mark.slow
 def test_identify_is_refused_while_another_identify_runs(olad):
     d = public_dir()
     cfg = d / "rig.toml"
@@ -130,6 +133,7 @@ def test_identify_is_refused_while_another_identify_runs(olad):
     assert lit(bytes(olad.wait_dmx(lambda f: not lit(bytes(f), rig), 5.0)), rig) == set()
 
 
+@pytest.mark.slow
 def test_doctor_names_another_sender_and_the_merge_mode(olad):
     from pi_app.outputs.ola import OlaQuery, import_ola
 

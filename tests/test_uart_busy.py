@@ -90,6 +90,7 @@ def cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
                           text=True, env=env, cwd=REPO, timeout=60, check=False)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("how", list(HOLDERS))
 def test_run_and_doctor_agree_on_a_port_held_by_another_process(tmp_path, wire, how):
     holder = hold(wire.path, how)
@@ -117,6 +118,7 @@ def test_run_and_doctor_agree_on_a_port_held_by_another_process(tmp_path, wire, 
     assert f"fix: {fix}" in doctor.stdout
 
 
+@pytest.mark.slow
 def test_run_and_doctor_agree_on_a_free_port(tmp_path, wire):
     wire.release_slave()
     config = rig(tmp_path, wire.path)

@@ -205,6 +205,7 @@ def test_render_refuses_bad_output(model_dir, tmp_path):
 
 # -------------------------------------------------------------------------- watch
 
+@pytest.mark.slow
 def test_watch_view_and_local_show(cfg, model_dir):
     from rich.console import Console
 
@@ -315,6 +316,7 @@ def light_slots(cfg) -> np.ndarray:
                      if attr in lights])
 
 
+@pytest.mark.slow
 def test_web_endpoints_and_control(cfg):
     show, out, url = start_web_show(cfg)
     try:
@@ -356,6 +358,7 @@ def test_web_endpoints_and_control(cfg):
         show._test_thread.join(5)
 
 
+@pytest.mark.slow
 def test_web_token_and_lan_refusal(cfg):
     from pi_app.web import check_preview
 

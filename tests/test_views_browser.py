@@ -151,6 +151,7 @@ def wait_for(fn, timeout=10.0, step=0.05):
     raise AssertionError("timed out")
 
 
+@pytest.mark.slow
 def test_web_page_in_chromium(cfg, chromium, tmp_path):
     show, out, url = start_web_show(cfg)
     try:
@@ -219,6 +220,7 @@ def test_web_page_in_chromium(cfg, chromium, tmp_path):
         show._test_thread.join(5)
 
 
+@pytest.mark.slow
 def test_web_page_asks_for_the_token_once(cfg, chromium):
     """Opened without a token, the page asks once (a prompt); the answer is kept in the
     browser, so a reload asks nothing and works."""

@@ -171,6 +171,7 @@ def test_live_changes_wait_for_the_frame_loop(show):
     assert show.pipeline.safety.master == 0.1
 
 
+@pytest.mark.slow
 def test_running_show_applies_commands_from_other_threads(default_config, tmp_path):
     patch = Patch(default_config)
     out = SimOutput(patch.universes, blackout=patch.blackout_frames)

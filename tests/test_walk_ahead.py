@@ -38,6 +38,7 @@ def nat_guard(name: str):
     return model, lambda z: model.generate_scratch(z)[:, xy]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name,streams,seed", [("nat-aurora", 7, 0), ("nat-aurora", 80, 3),
                                                ("nat-retina", 7, 5), ("nat-neon", 33, 9)])
 def test_lazy_look_ahead_chooses_as_the_full_one(name, streams, seed):
@@ -61,6 +62,7 @@ def test_scratch_generate_is_generate_and_keeps_no_buffers():
     assert set(mlp.buf) == kept                       # a one-off batch leaves nothing behind
 
 
+@pytest.mark.slow
 def test_the_guard_sees_bounded_batches_on_the_helper_thread():
     _, guard = nat_guard("nat-aurora")
     seen: list[tuple[str, int]] = []

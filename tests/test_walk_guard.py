@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+import pytest
 
 from pi_app.walk import LatentWalk
 
@@ -25,6 +26,7 @@ def tears(xy: np.ndarray) -> int:
     return int((np.linalg.norm(np.diff(xy, axis=0), axis=-1) > 0.1).sum())
 
 
+@pytest.mark.slow
 def test_guard_avoids_most_tears_and_stays_reproducible():
     free = track(LatentWalk(3, 4, 8), 150)
     a = LatentWalk(3, 4, 8, guard=seam)
@@ -68,6 +70,7 @@ def test_a_stream_that_stays_put_does_not_fall_to_zero():
     assert np.allclose(zs, zs[0], atol=1e-6) and np.abs(zs[0]).sum() > 0
 
 
+@pytest.mark.slow
 def test_a_forked_child_walks_on_its_own_helper_thread():
     """The walk works its next waypoint out on one helper thread per process. A child forked
     after the parent made it (the input sweep forks a child per case) has no such thread: it

@@ -45,6 +45,7 @@ def watch_in_pty(columns: int, rows: int = 40) -> list[str]:
     return [ln for ln in text.split("\n") if ln.strip()]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("columns", [60, 120])
 def test_watch_fits_the_terminal(columns):
     lines = watch_in_pty(columns)

@@ -68,6 +68,7 @@ def _save_presets(show) -> None:
         show.handle_control("preset/save", {"name": name})
 
 
+@pytest.mark.slow
 def test_page_fits_a_phone_and_the_map_keeps_its_proportions(cfg, chromium):  # noqa: F811
     show, _, url = start_web_show(cfg)
     try:
@@ -109,6 +110,7 @@ def test_page_fits_a_phone_and_the_map_keeps_its_proportions(cfg, chromium):  # 
         show._test_thread.join(5)
 
 
+@pytest.mark.slow
 def test_presets_are_buttons_and_a_tap_recalls_one(cfg, chromium):  # noqa: F811
     show, _, url = start_web_show(cfg)
     try:
@@ -137,6 +139,7 @@ def test_presets_are_buttons_and_a_tap_recalls_one(cfg, chromium):  # noqa: F811
         show._test_thread.join(5)
 
 
+@pytest.mark.slow
 def test_the_page_says_paused_rather_than_an_fps(cfg, chromium):  # noqa: F811
     """Pause from the phone: the badge says PAUSED, and once the show holds still (the
     frame re-sent, none computed) the fps gives way to what the show is doing."""

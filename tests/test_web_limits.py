@@ -51,6 +51,7 @@ def get_state(url: str) -> dict:
         return json.loads(r.read())
 
 
+@pytest.mark.slow
 def test_idle_connections_are_capped_and_timed_out(page):
     _show, url, port = page
     socks = [socket.create_connection(("127.0.0.1", port)) for _ in range(100)]
@@ -64,6 +65,7 @@ def test_idle_connections_are_capped_and_timed_out(page):
         s.close()
 
 
+@pytest.mark.slow
 def test_a_trickle_does_not_extend_the_deadline(page):
     _show, _url, port = page
     s = socket.create_connection(("127.0.0.1", port))
@@ -83,6 +85,7 @@ def test_a_trickle_does_not_extend_the_deadline(page):
     s.close()
 
 
+@pytest.mark.slow
 def test_keep_alive_requests_each_open_a_new_window(page):
     _show, _url, port = page
     import http.client
@@ -97,6 +100,7 @@ def test_keep_alive_requests_each_open_a_new_window(page):
     conn.close()
 
 
+@pytest.mark.slow
 def test_resets_log_no_tracebacks(page, caplog, capfd):
     _show, url, port = page
     caplog.set_level(logging.INFO, logger="latentdmx")
@@ -115,6 +119,7 @@ def test_resets_log_no_tracebacks(page, caplog, capfd):
     assert "Traceback" not in caplog.text + capfd.readouterr().err   # the stdlib prints them
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("span_s", [3600, 86400, 30 * 86400, 365 * 86400])
 def test_token_backoff_stays_bounded_on_virtual_time(span_s):
     """A guesser at every opening for an hour, a day, a month, a year of virtual time: the
