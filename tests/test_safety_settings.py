@@ -245,19 +245,19 @@ def test_scene_roles_drive_the_column_sets():
     assert sc.ATTRS[sc.AIM] == ("pan", "tilt")
     assert sc.ATTRS[sc.LIGHT] == ("dimmer", "red", "green", "blue", "white")
     assert sc.COLOUR_ATTRS == ("red", "green", "blue", "white")
-    assert sc.HELD.stop == sc.HELD.start                      # none yet
+    assert sc.ATTRS[sc.HELD] == ("zoom",)                      # held or driven in limits
     np.testing.assert_allclose(sc.LUMA, [0.2126, 0.7152, 0.0722, 1.0], rtol=1e-6)
 
 
 def test_a_new_attribute_cannot_count_as_light_by_accident():
     from pi_app.scene import LAYOUT, Attr, _role_slices
 
-    zoom = Attr("zoom", "held", rest=0.5)
-    slices = _role_slices((*LAYOUT, zoom))
-    assert slices["held"] == slice(7, 8)
+    iris = Attr("iris", "held", rest=0.5)                       # another held one, after zoom
+    slices = _role_slices((*LAYOUT, iris))
+    assert slices["held"] == slice(7, 9)
     assert (slices["intensity"].start, slices["colour"].stop) == (2, 7)    # light: 2..6
     with pytest.raises(ValueError, match="grouped by role"):
-        _role_slices((*LAYOUT[:2], zoom, *LAYOUT[2:]))         # zoom among the light
+        _role_slices((*LAYOUT[:2], iris, *LAYOUT[2:]))         # iris among the light
     with pytest.raises(ValueError, match="no known role"):
         _role_slices((*LAYOUT, Attr("gobo", "mystery")))
     with pytest.raises(ValueError, match="one intensity"):
