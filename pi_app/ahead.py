@@ -21,17 +21,18 @@ frame's tick).
 Only a plain walk runs ahead: not in a lockstep group, not while the music leads, identify
 runs, the show holds still (a quiet spell is cheaper still) or fades out.
 
-How far ahead is measured, not guessed: a batch is worked out after a frame is out, before the
-next is due, so it must stay well inside a frame period. `RunAhead` times the frames it
-computes (`cost_s`, seconds a frame: a frame computed alone, or a batch's mean) and makes the
-next batch as many frames as fit in `AHEAD_BUDGET` of the period, at most `AHEAD_FRAMES`,
-growing at most twice from one batch to the next. The demo rig runs 32 frames ahead on the
-development machine (a batch of 32 costs about 3 ms there); 1,024 pars on a Pi Zero 2 W, whose
-frame alone takes half the period, run none ahead. A batch slowed by another program makes
-the next one shorter. A frame computed alone costs more than one in a batch (cold caches), so
-the estimate errs short, never long. The longer the batch, the less each frame pays for the
-cold start of its batch (the demo rig, `latentdmx run`: 8 frames 390 µs of CPU a frame, 16
-frames 345, 32 frames 315).
+How far ahead is measured, not guessed: a batch is worked out after a frame is out, before
+the next is due, so it must stay well inside a frame period. `RunAhead` times the frames it
+computes (`cost_s`, seconds a frame: a frame computed alone, or a batch's mean) and makes
+the next batch as many frames as fit in `AHEAD_BUDGET` of the period, at most
+`AHEAD_FRAMES`, growing at most twice from one batch to the next, and from one frame again
+after a rollback (a change may make a frame dearer: a cross-fade works out two walks). The
+demo rig runs 32 frames ahead on the development machine (a batch of 32 costs about 3 ms
+there); 1,024 pars on a Pi Zero 2 W, whose frame alone takes half the period, run none
+ahead. A batch slowed by another program makes the next one shorter. A frame computed alone
+costs more than one in a batch (cold caches), so the estimate errs short, never long. The
+longer the batch, the less each frame pays for the cold start of its batch (the demo rig,
+`latentdmx run`: 8 frames 390 µs of CPU a frame, 16 frames 345, 32 frames 315).
 
 The frames kept are the output's own checked copies (`Output.prepare`, with OLA's wire bytes
 packed), so the tick that sends one does the least it can.
@@ -177,6 +178,9 @@ class RunAhead:
         if saved is None:
             return
         self._saved, self._times, self._frames, self._phases, self._used = None, [], [], [], 0
+        # a change may change what a frame costs (a cross-fade works out two walks): the
+        # batches start again from one frame and grow back as they are measured
+        self.size = 1
         if used == len(times):                   # the whole batch was handed out: as it is
             return
         for s in saved:

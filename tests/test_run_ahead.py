@@ -243,3 +243,19 @@ def test_a_change_arriving_while_the_loop_decides_on_a_rollback_is_not_undone():
     assert show.ahead.batches > 0 and plain.ahead.batches == 0
     assert show.pipeline.seed == plain.pipeline.seed == 3
     assert len(got) == len(want) and all(g == w for g, w in zip(got, want, strict=True))
+
+
+def test_after_a_change_the_batches_start_small_and_grow_back():
+    """A change can make a frame dearer (a model swap's cross-fade works out two walks): a
+    batch sized for the cheaper frames would overrun the period, so after a rollback the
+    batches start again at one frame and grow back as they are measured."""
+    sizes: dict[int, int] = {}                   # frames out -> the next batch's size
+
+    def watch(s: Show) -> None:
+        sizes[s.frames_out] = s.ahead.size
+    _, _, show = play({60: [("model", {"name": "nat-neon"})]}, ahead=True, listener=watch)
+    assert show.ahead.rollbacks >= 1
+    assert sizes[61] == 32                       # before the swap (it applies at frame 62)
+    assert sizes[62] <= 2                        # the swap's frame: measured alone, then 2
+    grown = [sizes[k] for k in range(62, 100)]
+    assert grown == sorted(grown) and grown[-1] == 32    # and grown back, doubling
