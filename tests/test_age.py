@@ -471,6 +471,7 @@ def test_a_new_seed_during_a_cross_fade_leaves_the_fading_walk_where_it_is():
     assert old_phase(t_seed) == pytest.approx(before, abs=1e-9)
 
 
+@pytest.mark.slow
 def test_a_reloads_schedule_is_worked_out_by_its_reader(tmp_path, monkeypatch):
     """A reload makes the new config's schedule and works out today's sun on the reader's
     thread; the frame that applies it only swaps it in (the first schedule check after a

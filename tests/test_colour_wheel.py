@@ -180,6 +180,7 @@ def _frames(rec: Path) -> np.ndarray:
     return np.array(rows, np.uint8)
 
 
+@pytest.mark.slow
 def test_a_recorded_show_turns_wheels_only_in_the_dark(profiles, tmp_path):
     """Three minutes of show on the DMX bytes: every wheel value a static slot of its file;
     a wheel changes only on a frame where its dimmer is 0; the wheels do turn (not held at
@@ -216,6 +217,7 @@ def test_a_recorded_show_turns_wheels_only_in_the_dark(profiles, tmp_path):
     assert r.returncode == 1 and "colour wheel turned while lit" in r.stdout, r.stdout
 
 
+@pytest.mark.slow
 def test_a_wheel_is_never_seen_travelling(profiles, tmp_path):
     """After every wheel change the head stays dark for the wheel's dwell (0.5 s: 20 frames
     at 40 fps) so the wheel reaches its slot unseen, and the wheel does not change again

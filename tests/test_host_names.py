@@ -105,6 +105,7 @@ def test_the_thread_refreshes_and_a_send_error_asks_again_soon():
     assert not any(t.name.startswith("latentdmx-resolve") for t in threading.enumerate())
 
 
+@pytest.mark.slow
 def test_frames_wait_for_a_name_and_flow_when_it_resolves_then_follow_it():
     """The output sends nothing to a name without an address (counted, never blocking the
     caller), sends as soon as it resolves, and follows it to a new address."""
@@ -169,6 +170,7 @@ def test_localhost_goes_through_the_system_resolver():
             cap.close()
 
 
+@pytest.mark.slow
 def test_doctor_says_what_a_name_resolves_to_or_that_it_does_not():
     from pi_app.netcheck import check_unicast
 

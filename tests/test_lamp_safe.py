@@ -174,6 +174,7 @@ def test_the_show_never_writes_lamp_off_and_ends_dark_with_lamps_on(profiles, tm
     assert r.returncode == 0, r.stdout + r.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["sacn", "artnet", "ddp"])
 def test_every_network_output_ends_dark_with_lamps_on(profiles, kind):
     """A real daemon on a network output, its packets captured on loopback: the last data it
@@ -228,6 +229,7 @@ def _dmx(kind: str, raw: bytes) -> np.ndarray | None:
     return out
 
 
+@pytest.mark.slow
 def test_sigterm_sigkill_and_darken_on_olad_keep_the_lamps_on(profiles, olad):
     """The service's ways to end on a real olad: SIGTERM (fade, blackout), then the unit's
     ExecStopPost `latentdmx darken`; and a SIGKILL of a lit show then `darken`, which reads
@@ -278,6 +280,7 @@ def test_old_last_frames_file_without_dark_values_still_reads(tmp_path):
     assert dark[3] == dark[4] == 0 and dark[5] == 7
 
 
+@pytest.mark.slow
 def test_uart_sigterm_and_sigkill_then_darken_keep_the_lamps_on(profiles):
     """The UART (a real pseudo-terminal): the show's end by SIGTERM is the dark frame; after a
     SIGKILL, `darken` sends the dark frame from the show's last frames (kept in RAM, with each
@@ -323,6 +326,7 @@ def test_uart_sigterm_and_sigkill_then_darken_keep_the_lamps_on(profiles):
 B5R_LAMP = 19 + 15            # B5R 16-channel: "Lamp Control", 26..100 "Lamp OFF after 5 s"
 
 
+@pytest.mark.slow
 def test_lamps_off_only_when_asked_and_never_under_a_show(profiles, olad):
     """The end of the day: `darken --lamps-off` sends the fixture files' lamp-off values (the
     Kolorado's 127, the B5R's 26) with the dimmers dark; refused, in one line, while a show
@@ -415,6 +419,7 @@ def test_a_shutter_only_fixture_closes_when_its_light_is_0(profiles, monkeypatch
     assert (np.diff(changes) >= SWITCH_HOLD_S * 40 - 1e-9).all(), changes.tolist()
 
 
+@pytest.mark.slow
 def test_a_shutter_only_fixture_is_seen_by_the_flash_check(profiles, tmp_path):
     """A 40 s recorded show: the Junior Scan's shutter opens and closes with the light, and
     `safety-check` passes, counting the open shutter as full light; the same recording with

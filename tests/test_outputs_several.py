@@ -371,6 +371,7 @@ def test_the_manuals_gallery_example_is_a_valid_config():
     assert out.targets() == ("uart:/dev/ttyAMA0", "ddp:wled-strip.local:4048/u2")
 
 
+@pytest.mark.slow
 def test_sigkill_then_exec_stop_post_darkens_the_uart_and_the_strip():
     """The unit's way: the daemon plays the head on the UART (a pty) and the pars over DDP,
     is SIGKILLed mid-show, and ExecStopPost (`darken`) darkens both from the show's last

@@ -66,6 +66,7 @@ def _start(olad, rdm: str):
     return show, env
 
 
+@pytest.mark.slow
 def test_status_shows_the_responders_sensors_read_off_the_frame_loop(rdm_olad):
     show, env = _start(rdm_olad, "[rdm]\nsensors = true\ninterval_s = 5\n")
     try:
@@ -86,6 +87,7 @@ def test_status_shows_the_responders_sensors_read_off_the_frame_loop(rdm_olad):
     assert "Traceback" not in out, out
 
 
+@pytest.mark.slow
 def test_sensors_are_off_by_default(rdm_olad):
     show, env = _start(rdm_olad, "")
     try:

@@ -94,6 +94,7 @@ def test_no_helper_thread_for_an_unguarded_walk(monkeypatch):
     assert not called
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("anchor", [None, 45])
 def test_crossing_into_a_block_costs_the_frame_no_look(anchor):
     """Every chain restarts at a block's plain first waypoint (every `chain_block`, and once
