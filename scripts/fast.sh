@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The inner loop, to run after every change: the fast tier of the tests (`pytest -m "not
-# slow"`: about a minute on 2 cores) with coverage.py over pi_app, then the share of pi_app's
-# lines it ran. `bash scripts/fast.sh [pytest args]` (e.g. `-x`, `-n 2`, `tests/test_show.py`);
+# slow"`, on 4 xdist workers: under a minute on 2 cores) with coverage.py over pi_app, then the
+# share of pi_app's lines it ran. `bash scripts/fast.sh [pytest args]` (e.g. `-x`, `-n 0`, a file);
 # needs the venv that scripts/test.sh makes. Fails if a test fails, or (run without
 # arguments) if the coverage falls under 80 %. The whole suite: `bash scripts/test.sh`.
 set -euo pipefail
