@@ -19,6 +19,8 @@ import numpy as np
 import pytest
 from procs import REPO, env_for, public_dir, run_cli
 
+from pi_app.sim.record import read_show
+
 QLC = Path("/usr/share/qlcplus/fixtures")
 B5R = QLC / "Stairville/Stairville-Beam-Moving-Head-B5R.qxf"
 PICO = REPO / "tests/data/fixtures/ofl-corpus/fun-generation/picospot-45-led.json"
@@ -171,13 +173,9 @@ def _record(profiles: Path, tmp: Path, seconds: int) -> tuple[Path, Path, dict]:
 
 
 def _frames(rec: Path) -> np.ndarray:
-    rows = []
-    for line in rec.read_text().splitlines()[1:]:
-        parts = line.split(" ", 1)
-        if len(parts) == 2 and parts[0] == "1":
-            v = [int(x) for x in parts[1].split(",") if x]
-            rows.append(v + [0] * (512 - len(v)))
-    return np.array(rows, np.uint8)
+    """Universe 1's frames of a recording (uint8 [n, 512])."""
+    frames, universes, _ = read_show(rec)
+    return frames[:, universes.index(1)]
 
 
 @pytest.mark.slow

@@ -25,6 +25,8 @@ from olad_fixture import free_port
 from procs import REPO, env_for, public_dir, run_cli, stop, wait_for
 from udp_capture import UdpCapture
 
+from pi_app.sim.record import read_show
+
 QLC = Path("/usr/share/qlcplus/fixtures")
 GLP = QLC / "GLP/GLP-Junior-Scan-1.qxf"
 B5R = QLC / "Stairville/Stairville-Beam-Moving-Head-B5R.qxf"
@@ -148,13 +150,9 @@ def _sim_run(cfg: Path, env: dict, tmp: Path, *extra: str) -> Path:
 
 
 def _frames(rec: Path) -> np.ndarray:
-    rows = []
-    for line in rec.read_text().splitlines()[1:]:
-        parts = line.split(" ", 1)
-        if len(parts) == 2 and parts[0] == "1":
-            v = [int(x) for x in parts[1].split(",") if x]
-            rows.append(v + [0] * (512 - len(v)))
-    return np.array(rows, np.uint8)
+    """Universe 1's frames of a recording (uint8 [n, 512])."""
+    frames, universes, _ = read_show(rec)
+    return frames[:, universes.index(1)]
 
 
 def test_the_show_never_writes_lamp_off_and_ends_dark_with_lamps_on(profiles, tmp_path):

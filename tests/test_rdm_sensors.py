@@ -10,8 +10,9 @@ import time
 import pytest
 from procs import env_for, latentdmx, public_dir, run_cli, stop, wait_for
 
-from tests.olad_fixture import Olad, olad_missing_reason
-from tests.test_rdm_doctor import DUMMY
+from tests import test_rdm_doctor
+
+rdm_olad = test_rdm_doctor.rdm_olad          # the fixture: olad with its dummy RDM responders
 
 RIG = """
 fps = 40
@@ -30,17 +31,6 @@ position = [0.5, 0.5]
 """
 
 
-@pytest.fixture(scope="module")
-def rdm_olad():
-    reason = olad_missing_reason()
-    if reason:
-        pytest.skip(reason)
-    daemon = Olad(plugins={"dummy": DUMMY})
-    try:
-        daemon.start()
-        yield daemon
-    finally:
-        daemon.cleanup()
 
 
 def _status(env: dict) -> str:
