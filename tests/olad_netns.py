@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 from olad_fixture import OLAD, Olad, olad_missing_reason
+from procs import interruptible
 
 
 class OladNamespace:
@@ -34,6 +35,8 @@ class OladNamespace:
         return ["ip", "netns", "exec", self.name, *args]
 
     def popen(self, args: list[str], **kw) -> subprocess.Popen:
+        """Start `args` in the namespace; SIGINT stops it (`procs.interruptible`)."""
+        kw.setdefault("preexec_fn", interruptible)
         return subprocess.Popen(self.run(args), **kw)
 
     def start(self, timeout_s: float = 10.0) -> OladNamespace:

@@ -62,6 +62,14 @@ def env_for(runtime: Path | None = None, xdg: Path | None = None, **extra: str) 
     return env
 
 
+def interruptible() -> None:
+    """A `preexec_fn` for a process a test stops with SIGINT (as Ctrl-C): SIGINT back to its
+    default. pytest-xdist's workers ignore SIGINT, and an ignored signal stays ignored across
+    exec, so a Python child would never see its KeyboardInterrupt (and an OLA tool never
+    stop)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def latentdmx(*args: str, env: dict, **kw) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "pi_app.cli", *args], env=env, cwd=REPO,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kw)

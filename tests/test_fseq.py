@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import zstandard
+from procs import interruptible
 
 from pi_app.errors import ConfigError
 from pi_app.sim.fseq import FseqWriter
@@ -184,7 +185,7 @@ def test_ctrl_c_leaves_no_file(tmp_path):
     env = {**ENV, "STATE_DIRECTORY": str(tmp_path / "state")}
     proc = subprocess.Popen([sys.executable, "-m", "pi_app.cli", "render", "--duration",
                              "3600", "--fseq", str(out)], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, preexec_fn=interruptible)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and not any(tmp_path.glob(".long.fseq.*")):
         time.sleep(0.1)
