@@ -612,7 +612,9 @@ def test_web_page_tap_button_sets_the_tempo_and_shows_it(chromium):
         text = chromium.js("document.getElementById('music').textContent")
         bpm = float(text.split("♪ ", 1)[1].split(" BPM")[0])
         tapped = 60.0 / float(np.median(np.diff(clicked)))     # 120 on a quiet machine
-        assert abs(bpm - tapped) < 6 and abs(bpm - 120) < 15, (text, tapped)
+        # (the clicks are timed here when CDP has taken them, the page times them when they
+        # arrive: on a busy machine the two differ by a few BPM either way)
+        assert abs(bpm - tapped) < 12 and abs(bpm - 120) < 15, (text, tapped)
         assert "beat " in text and "(tap)" in text
 
         def page_bpm() -> float:
