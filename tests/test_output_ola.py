@@ -150,7 +150,8 @@ def test_olad_down_at_start_then_up():
             out.send({1: frame(9)})
             got = daemon.wait_dmx(lambda f: np.array_equal(f, frame(9)), timeout_s=5)
             assert np.array_equal(got, frame(9))
-            assert out.health()["connected"]
+            # (olad shows the frame before its ack reaches the output's sender thread)
+            assert wait_for(lambda: out.health()["connected"], 3)
     finally:
         daemon.cleanup()
 
