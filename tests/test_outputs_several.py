@@ -14,9 +14,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import test_output_uart
 from network_show import TWO_UNIVERSE_RIG
 from test_output_ddp import WledStyleReceiver
-from test_output_uart import Pty, packets
+from test_output_uart import packets
 from udp_capture import UdpCapture
 
 from pi_app import allow
@@ -28,6 +29,8 @@ from pi_app.health import prometheus_text
 from pi_app.outputs import output_for
 from pi_app.outputs.several import MultiOutput
 from pi_app.patch import Patch
+
+pty = test_output_uart.pty                  # the fixture: a pty pair standing for the UART
 
 sacn_messages = pytest.importorskip("sacn.messages.data_packet")
 from sacn.messages.data_packet import DataPacket  # noqa: E402
@@ -57,13 +60,6 @@ def sacn_data(cap: UdpCapture, universe: int) -> list[bytes]:
         if p.universe == universe and not p.option_StreamTerminated:
             out.append(bytes(p.dmxData))
     return out
-
-
-@pytest.fixture
-def pty():
-    p = Pty()
-    yield p
-    p.close()
 
 
 @pytest.fixture
