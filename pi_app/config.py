@@ -34,7 +34,7 @@ from .install_config import (
     TrimConfig,
     validate_install,
 )
-from .mqtt_config import MqttConfig, validate_mqtt
+from .mqtt_config import MqttConfig
 from .outputs.ola import OlaConfig as OlaConfig
 from .outputs.several import OutputEntry
 from .outputs.uart import UartConfig as UartConfig
@@ -462,7 +462,7 @@ def validate(cfg: Config) -> Config:
     cfg.music.validate(f)
     _validate_fixtures(cfg)
     validate_install(cfg)
-    validate_mqtt(cfg.mqtt, f)
+    cfg.mqtt.validate(f)
     cfg.sync.validate(f)
     cfg.fpp.validate(f)
     cfg.rdm.validate(f)

@@ -24,6 +24,7 @@ import ssl
 from dataclasses import dataclass
 
 from .errors import ConfigError
+from .ranges import check_ranges, ranged
 
 MAX_TOPIC = 200
 _HOST_RE = re.compile(r"^[A-Za-z0-9._:\[\]-]{1,253}$")
@@ -33,7 +34,8 @@ _NODE_RE = re.compile(r"[^A-Za-z0-9_-]+")
 @dataclass(frozen=True)
 class MqttConfig:
     host: str = ""
-    port: int = 1883
+    port: int = ranged(1883, 1, 65535, "use 1883 (plain) or 8883 (TLS), or your broker's port",
+                       "port {value} is outside {lo}..{hi}")
     username: str = ""
     password: str = ""               # better: password_file (read into this at load)
     password_file: str = ""
@@ -42,8 +44,11 @@ class MqttConfig:
     discovery_prefix: str = "homeassistant"
     topic_prefix: str = ""
     name: str = ""
-    keepalive_s: int = 30
-    stats_s: float = 10.0            # health sensors (fps, frame work, memory...) this often
+    keepalive_s: int = ranged(30, 5, 3600, "use 30 (the default)",
+                              "keepalive {value} s is outside {lo}..{hi}")
+    # health sensors (fps, frame work, memory...) this often
+    stats_s: float = ranged(10.0, 1.0, 3600.0, "use 10 (the default)",
+                            "stats_s {value:g} is outside {lo:g}..{hi:g}")
 
     @property
     def enabled(self) -> bool:
@@ -58,6 +63,24 @@ class MqttConfig:
 
     def device_name(self) -> str:
         return self.name or f"LatentDMX {node_name()}"
+
+    def validate(self, file: str) -> None:
+        """The ``[mqtt]`` section's own checks (ports, topics, credentials, CA file)."""
+        check_ranges(self, file, "mqtt")
+        if not self.enabled:
+            return
+        if not _HOST_RE.match(self.host):
+            raise ConfigError(f"{self.host!r} is not a host name or address", file=file,
+                              field="mqtt.host", fix='write e.g. "homeassistant.local" or '
+                                                     '"192.168.1.10"')
+        _check_topic(self.discovery_prefix, file, "mqtt.discovery_prefix", empty_ok=False)
+        _check_topic(self.topic_prefix, file, "mqtt.topic_prefix", empty_ok=True)
+        if self.password and not self.username:
+            raise ConfigError("a password without a username", file=file,
+                              field="mqtt.password_file" if self.password_file
+                              else "mqtt.password", fix="set [mqtt] username too")
+        if self.ca_file:
+            _check_ca(self, file)
 
 
 def node_name() -> str:
@@ -78,41 +101,18 @@ def _check_topic(text: str, file: str, fld: str, *, empty_ok: bool) -> None:
                           fix='use plain topic levels, e.g. "latentdmx/gallery"')
 
 
-def validate_mqtt(m: MqttConfig, file: str) -> None:
-    """The ``[mqtt]`` section's own checks (ports, topics, credentials, CA file)."""
-    if not m.enabled:
-        return
-    if not _HOST_RE.match(m.host):
-        raise ConfigError(f"{m.host!r} is not a host name or address", file=file,
-                          field="mqtt.host", fix='write e.g. "homeassistant.local" or '
-                                                 '"192.168.1.10"')
-    if not 1 <= m.port <= 65535:
-        raise ConfigError(f"port {m.port} is outside 1..65535", file=file, field="mqtt.port",
-                          fix="use 1883 (plain) or 8883 (TLS), or your broker's port")
-    if not 5 <= m.keepalive_s <= 3600:
-        raise ConfigError(f"keepalive {m.keepalive_s} s is outside 5..3600", file=file,
-                          field="mqtt.keepalive_s", fix="use 30 (the default)")
-    if not 1.0 <= m.stats_s <= 3600.0:
-        raise ConfigError(f"stats_s {m.stats_s:g} is outside 1..3600", file=file,
-                          field="mqtt.stats_s", fix="use 10 (the default)")
-    _check_topic(m.discovery_prefix, file, "mqtt.discovery_prefix", empty_ok=False)
-    _check_topic(m.topic_prefix, file, "mqtt.topic_prefix", empty_ok=True)
-    if m.password and not m.username:
-        raise ConfigError("a password without a username", file=file,
-                          field="mqtt.password_file" if m.password_file else "mqtt.password",
-                          fix="set [mqtt] username too")
-    if m.ca_file:
-        if not m.tls:
-            raise ConfigError("ca_file is set but tls is off", file=file, field="mqtt.ca_file",
-                              fix="set tls = true (or remove ca_file)")
-        path = os.path.expanduser(m.ca_file)
-        if not os.path.isfile(path) or not os.access(path, os.R_OK):
-            raise ConfigError(f"cannot read {path}", file=file, field="mqtt.ca_file",
-                              fix="give the path of the PEM file of the broker's CA")
-        try:
-            ssl.create_default_context(cafile=path)
-        except (ssl.SSLError, ValueError) as exc:
-            raise ConfigError(f"{path} holds no CA certificate ({exc.__class__.__name__})",
-                              file=file, field="mqtt.ca_file",
-                              fix="give the PEM file of the CA that signed the broker's "
-                                  "certificate") from None
+def _check_ca(m: MqttConfig, file: str) -> None:
+    if not m.tls:
+        raise ConfigError("ca_file is set but tls is off", file=file, field="mqtt.ca_file",
+                          fix="set tls = true (or remove ca_file)")
+    path = os.path.expanduser(m.ca_file)
+    if not os.path.isfile(path) or not os.access(path, os.R_OK):
+        raise ConfigError(f"cannot read {path}", file=file, field="mqtt.ca_file",
+                          fix="give the path of the PEM file of the broker's CA")
+    try:
+        ssl.create_default_context(cafile=path)
+    except (ssl.SSLError, ValueError) as exc:
+        raise ConfigError(f"{path} holds no CA certificate ({exc.__class__.__name__})",
+                          file=file, field="mqtt.ca_file",
+                          fix="give the PEM file of the CA that signed the broker's "
+                              "certificate") from None
