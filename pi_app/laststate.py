@@ -104,7 +104,7 @@ def read(path: Path) -> LastFrames | None:
             if len(chunk) != SLOTS:
                 return None
             frames[u] = np.frombuffer(chunk, np.uint8).copy()
-        light = {int(u): np.asarray(v, np.int64) for u, v in head["light"].items()}
+        light = {int(u): np.asarray(v, np.intp) for u, v in head["light"].items()}
         dark_v = {}
         for u, slots in light.items():
             vals = np.zeros(len(slots), np.uint8)

@@ -43,6 +43,9 @@ MOVE_TIMEOUT_S = 4.0      # give up waiting for the head (blocked by a keep-out 
 FOLLOW, DIM, MOVE, RISE = range(4)
 FEW_HEADS = 16            # up to this many heads, the fast path's test is a Python loop
 _JUMP32 = float(np.float32(JUMP))   # NumPy compares a float32 with JUMP rounded to float32
+# JUMP as a float32 scalar: a float32 maximum compared with it is a float32 comparison on
+# every NumPy (1.x would compare a float32 scalar with the Python float in float64).
+_JUMP_F32 = np.float32(JUMP)
 _DARK32 = float(np.float32(DARK))
 _ARRIVED32 = float(np.float32(ARRIVED))
 _F32 = struct.Struct("f")
@@ -161,7 +164,7 @@ class Moves:
         np.add(aim, d, out=new)
         np.subtract(w, new, out=d)
         if _jump(d.tolist()) if len(d) <= FEW_HEADS else \
-                np.maximum.reduce(np.abs(d, out=d), axis=None) > JUMP:  # |w - new|.max()
+                np.maximum.reduce(np.abs(d, out=d), axis=None) > _JUMP_F32:  # |w - new|.max()
             return False
         self._aim_m, self._new = new, aim               # the new aims (no copy)
         out[heads, PAN:TILT + 1] = new
@@ -298,7 +301,7 @@ class Moves:
         step = np.clip(want - aim, -self._step, self._step)
         aim[lit] += step[lit]
         lag = np.abs(want - aim).max(axis=1)
-        start_dim = lit & (mode != DIM) & (lag > JUMP)
+        start_dim = lit & (mode != DIM) & (lag > _JUMP_F32)
         self.moves_in_black += int(start_dim.sum())
         mode[start_dim] = DIM
         m_dim = (mode == DIM) & moving

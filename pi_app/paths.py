@@ -17,7 +17,10 @@ the error for something not found names every folder it looked in (`where_looked
 
 from __future__ import annotations
 
+import contextlib
 import os
+import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 
 SYSTEM_DIR_DEFAULT = "/var/lib/latentdmx"
@@ -81,3 +84,32 @@ def state_dir() -> Path:
 def where_looked(dirs: list[Path]) -> str:
     """``looked in A, B`` for error messages."""
     return "looked in " + ", ".join(str(d) for d in dirs)
+
+
+# -- atomic files: what a power cut leaves is the old file or the new one, whole -----------
+def atomic_write(path: Path, chunks: Iterable[bytes], mode: int = 0o640) -> None:
+    """Write `chunks` to `path` so that a crash at any moment leaves the old file or the new
+    one, whole: temp file in the same folder -> fsync -> rename -> fsync the folder."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            for chunk in chunks:
+                fh.write(chunk)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    fsync_dir(path.parent)
+
+
+def fsync_dir(folder: Path) -> None:
+    dfd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)

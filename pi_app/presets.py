@@ -21,16 +21,14 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import os
-import tempfile
 import time
-from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from .errors import ControlError
 from .install_config import NAME_FIX, NAME_RE
+from .paths import atomic_write, fsync_dir
 from .phase import PHASE_FIX, phase_ok
 
 SCHEMA = 1
@@ -85,35 +83,6 @@ def check_phase(preset: Preset, file: object) -> None:
     if not phase_ok(preset.phase):
         raise ControlError(f"preset {preset.name!r}: phase {preset.phase!r} is not a finite "
                            "number in range", file=file, field="phase", fix=PHASE_FIX)
-
-
-# -- atomic files ---------------------------------------------------------------------------
-def atomic_write(path: Path, chunks: Iterable[bytes], mode: int = 0o640) -> None:
-    """Write `chunks` to `path` so that a crash at any moment leaves the old file or the new
-    one, whole: temp file in the same folder -> fsync -> rename -> fsync the folder."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            for chunk in chunks:
-                fh.write(chunk)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    fsync_dir(path.parent)
-
-
-def fsync_dir(folder: Path) -> None:
-    dfd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
 
 
 # -- the store ------------------------------------------------------------------------------

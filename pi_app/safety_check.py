@@ -157,7 +157,7 @@ def transition_frames(x: np.ndarray, delta: float, dark: np.ndarray) -> list[np.
     darker-state < 0.8 rule. Returns one array of frame indices per signal."""
     tr = Transitions(x.shape[1], delta, dark)
     tr.feed(x, np.arange(len(x), dtype=np.float64))
-    return [e.astype(np.int64) for e in tr.events()]
+    return [e.astype(np.intp) for e in tr.events()]
 
 
 def max_in_window(frames_idx: np.ndarray, times_ms: np.ndarray, window_ms: int = 1000) -> int:
@@ -683,7 +683,7 @@ def check_frames(frames: np.ndarray, universes: tuple[int, ...], times_s: np.nda
     lit = None
     if raw:
         lit = np.flatnonzero(frames.reshape(len(frames), -1).max(axis=0) > 0) if len(frames) \
-            else np.zeros(0, np.int64)
+            else np.zeros(0, np.intp)
     checker = Checker(universes, config, raw=raw, max_flashes=max_flashes, delta=delta,
                       path=path, sources=sources, lit=lit)
     checker.feed(frames, times_ms)

@@ -136,7 +136,7 @@ def dark_frames(frames, light, dark=None) -> dict[int, np.ndarray]:
         slots = light.get(u)
         if slots is not None and len(slots):
             vals = None if dark is None else dark.get(u)
-            d[np.asarray(slots, np.int64)] = 0 if vals is None else np.asarray(vals, np.uint8)
+            d[np.asarray(slots, np.intp)] = 0 if vals is None else np.asarray(vals, np.uint8)
         out[u] = d
     return out
 
@@ -150,6 +150,6 @@ def lit_slots(frames, light, dark=None) -> int:
             continue
         vals = None if dark is None else dark.get(u)
         ref = 0 if vals is None else np.asarray(vals, np.uint8)
-        n += int(np.count_nonzero(np.asarray(f)[np.asarray(slots, np.int64)] != ref))
+        n += int(np.count_nonzero(np.asarray(f)[np.asarray(slots, np.intp)] != ref))
     return n
 

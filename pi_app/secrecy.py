@@ -29,6 +29,7 @@ import zlib
 from pathlib import Path
 
 from .errors import ConfigError
+from .paths import fsync_dir
 
 log = logging.getLogger("latentdmx")
 
@@ -150,6 +151,11 @@ def web_token(state: Path) -> str:
         raise ConfigError(f"cannot read the web token ({exc})", file=path,
                           field="preview.token", fix="remove the file: a new one is made"
                           ) from None
+    if not existing and path.exists():
+        # empty or blank: a power cut between making the file and its bytes reaching the
+        # card (tokens are fsync'ed before they appear now); never a token being written
+        log.warning("web page: %s is empty; making a new token", path)
+        path.unlink(missing_ok=True)
     if existing:
         if os.stat(path).st_mode & 0o077:
             os.chmod(path, 0o600)
@@ -161,8 +167,11 @@ def web_token(state: Path) -> str:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(token + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())               # on the card before it has its name
         try:
             os.link(tmp, path)                  # never replace one made meanwhile
+            fsync_dir(state)
         except FileExistsError:
             return web_token(state)
         finally:

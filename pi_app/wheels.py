@@ -73,10 +73,10 @@ class Wheels:
             dark_b.append(d.min if d is not None else -1)
             tables.append(keep)
         n, k = len(fixture), max((len(t) for t in tables), default=0)
-        self.fixture = np.asarray(fixture, np.int64)
-        self.flat = np.asarray(flat, np.int64)          # the wheel's slot in the patch buffer
+        self.fixture = np.asarray(fixture, np.intp)
+        self.flat = np.asarray(flat, np.intp)          # the wheel's slot in the patch buffer
         self.held = np.asarray(held, np.int64)
-        self.dimmer = np.maximum(np.asarray(dimmer, np.int64), 0)
+        self.dimmer = np.maximum(np.asarray(dimmer, np.intp), 0)
         self.turns = np.asarray(dimmer, np.int64) >= 0  # no dimmer: never dark, never turns
         self.dark_a = np.asarray(dark_a, np.int64)
         self.dark_b = np.asarray(dark_b, np.int64)

@@ -358,6 +358,17 @@ unit_state() {   # enabled | disabled | masked | static | missing (live system o
     systemctl is-enabled "$1" 2>/dev/null || true
 }
 
+# apt-get install, after one `apt-get update` per run: a fresh image's package lists are
+# empty or stale, and an install from them fails (404s) or gets old versions.
+APT_UPDATED=0
+apt_install() {
+    if [ $APT_UPDATED = 0 ]; then
+        live apt-get update
+        APT_UPDATED=1
+    fi
+    live apt-get install -y --no-install-recommends "$@"
+}
+
 pkg_installed() {
     [ -n "$ROOT" ] && return 1
     dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"
@@ -565,12 +576,13 @@ setup_venv() {
         || die "nothing to install: pass --wheel, or run the script from a checkout"
     want="$(source_fingerprint)  $src"
     if ! pkg_installed python3-venv; then
-        live apt-get install -y --no-install-recommends python3-venv python3-pip
+        apt_install python3-venv python3-pip
     fi
-    # RPi.GPIO drives the RS-485 HAT's driver-enable pin; rpi-lgpio's drop-in works on every
-    # Pi, the Pi 5 included. The venv sees it (and ola-python) through the system packages.
-    if ! pkg_installed python3-rpi-lgpio && ! pkg_installed python3-rpi.gpio; then
-        live apt-get install -y --no-install-recommends python3-rpi-lgpio
+    # rpi-lgpio drives the RS-485 HAT's driver-enable pin on every Pi, the Pi 5 included (it
+    # provides the RPi.GPIO module; the old RPi.GPIO package does not work on a Pi 5). The
+    # venv sees it (and ola-python) through the system packages.
+    if ! pkg_installed python3-rpi-lgpio; then
+        apt_install python3-rpi-lgpio
     fi
     if [ ! -x "$R$VENV/bin/python" ]; then
         live python3 -m venv --system-site-packages "$VENV"
@@ -717,7 +729,7 @@ setup_ola() {
     local plugin file
     OLA_PENDING=()
     if ! pkg_installed ola; then
-        live apt-get install -y --no-install-recommends ola ola-python
+        apt_install ola ola-python
     fi
     ola_conf /etc/ola/ola-uartdmx.conf "enabled=true" "device=$DMX_DEVICE" \
         "$DMX_DEVICE-break=$OLA_BREAK_US" "$DMX_DEVICE-malf=$OLA_MALF_US"

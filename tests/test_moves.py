@@ -103,8 +103,9 @@ def test_a_fast_sweep_is_never_lit(speed):
 
 
 def test_the_fast_paths_jump_test_is_numpys():
-    """`_jump` (a Python loop over a few heads) says what ``np.abs(d).max() > JUMP`` says,
-    at the edge (JUMP in float32), with signed zeros and with NaN."""
+    """`_jump` (a Python loop over a few heads) says what the many-heads path's
+    ``np.abs(d).max() > float32(JUMP)`` says, at the edge, with signed zeros and with NaN -
+    on NumPy 1.x too, which compares a float32 scalar with a Python float in float64."""
     from pi_app.moves import JUMP, _jump
 
     edge = np.float32(JUMP)
@@ -115,7 +116,7 @@ def test_the_fast_paths_jump_test_is_numpys():
               np.array([[np.nan, 0.5]], np.float32), np.array([[0.5, np.nan]], np.float32),
               np.array([[0.0, -0.0]], np.float32)]
     for d in cases:
-        assert _jump(d.tolist()) == bool(np.abs(d).max() > JUMP), d
+        assert _jump(d.tolist()) == bool(np.abs(d).max() > edge), d
 
 
 def test_few_heads_in_python_floats_are_numpys_bit_for_bit():

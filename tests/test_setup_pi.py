@@ -477,3 +477,25 @@ def test_unit_essentials():
                  "StateDirectory=latentdmx/state", "StateDirectoryMode=0750"):
         assert re.search(rf"^{re.escape(line)}$", text, re.MULTILINE), line
     assert not re.search(r"^PrivateUsers=yes", text, re.MULTILINE)   # would lose dialout/gpio
+
+
+@pytest.mark.slow
+def test_package_lists_are_updated_before_any_install(tmp_path, default_toml):
+    """A fresh Lite image has stale or empty package lists: `apt-get update` comes first,
+    once, before the first `apt-get install`."""
+    root = make_pi_root(tmp_path, "bookworm-pi4")
+    out = run(root, "--with-ola", "--default-config", str(default_toml)).stdout
+    apt = [line.split(None, 1)[1] for line in out.splitlines()
+           if line.startswith("  on-pi") and " apt-get " in f" {line.split(None, 1)[1]}"]
+    assert apt[0] == "apt-get update", apt
+    assert apt.count("apt-get update") == 1
+    assert any("python3-rpi-lgpio" in a for a in apt)
+    assert not any("rpi.gpio" in a.lower().replace("rpi-lgpio", "") for a in apt)
+
+
+def test_the_service_starts_in_its_runtime_folder():
+    """rpi-lgpio makes its pipes in the working directory: the unit starts the daemon in its
+    own tmpfs runtime folder, not in the read-only /."""
+    text = UNIT.read_text()
+    runtime = re.search(r"^RuntimeDirectory=(\S+)$", text, re.MULTILINE).group(1)
+    assert re.search(rf"^WorkingDirectory=/run/{re.escape(runtime)}$", text, re.MULTILINE)

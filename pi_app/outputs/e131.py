@@ -20,13 +20,14 @@ synchronization (0: a receiver that loses synchronization holds its last look).
 from __future__ import annotations
 
 import logging
-import os
 import socket
 import struct
 import uuid
 from pathlib import Path
 
 import numpy as np
+
+from ..paths import atomic_write
 
 log = logging.getLogger("latentdmx.sacn")
 
@@ -146,9 +147,7 @@ def installation_cid(explicit: str = "", directory: Path | None = None) -> uuid.
     cid = uuid.uuid4()
     try:
         directory.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{CID_FILE}.{os.getpid()}.tmp")
-        tmp.write_text(f"{cid}\n", encoding="ascii")
-        os.replace(tmp, path)
+        atomic_write(path, [f"{cid}\n".encode("ascii")], 0o644)   # a power cut: old or new
         log.info("sACN source CID %s (kept in %s)", cid, path)
         return cid
     except OSError as exc:
