@@ -15,8 +15,12 @@ Needs root (to make cgroups). Printed per rig and quota:
   is logged once the first frame is out);
 - the cgroup's CPU use and throttled time; and the show's threads' run-queue wait
   (``/proc/PID/task/*/schedstat``) minus the throttled time: waiting for a CPU that other
-  programs held (this machine is shared). A run with late frames and contention above
-  `CONTENDED_S` is run again (``--reruns``), and every attempt is printed;
+  programs held (this machine is shared). The show's cgroup is pinned to one CPU (cpuset:
+  a quota spread over two CPUs strands its 5-ms slices on one of them and throttles the
+  show below its share) and has the most CPU weight there is (a slow Pi has its core to
+  itself; capped by the quota, it takes no more than that from the others). A run with
+  late frames and contention above `CONTENDED_S` is run again (``--reruns``), and every
+  attempt is printed;
 - the machine's load (``/proc/loadavg``) and the busy share of its CPUs over the run.
 
 Then:
@@ -52,6 +56,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from rigs import LABELS, rig_toml
 
+CORE = 1                   # the quota's show runs on this CPU alone (cpuset)
 CONTENDED_S = 0.5          # run-queue wait beyond the quota's throttling: a contended run
 GOALS = {("demo", 10): 0.0, ("pars512", 10): 0.0, ("pars1024", 10): 0.01,
          ("pars1024", 25): 0.0}
@@ -77,12 +82,20 @@ class CGroup:
             quota = "max" if share is None else str(int(share * period_us))
             (d / "cpu.max").write_text(f"{quota} {period_us}")
             (d / "cpu.weight").write_text("10000")          # see below
+            with contextlib.suppress(OSError):             # one core (see below)
+                (root / "cgroup.subtree_control").write_text("+cpuset")
+                (d / "cpuset.cpus").write_text(str(CORE))
         else:
             cpu, acct = Path("/sys/fs/cgroup/cpu") / name, Path("/sys/fs/cgroup/cpuacct") / name
-            for d in (cpu, acct):
+            cpuset = Path("/sys/fs/cgroup/cpuset") / name
+            for d in (cpu, acct, cpuset):
                 if d.parent.is_dir() and d not in self.dirs:
                     d.mkdir(exist_ok=True)
                     self.dirs.append(d)
+            if cpuset in self.dirs:              # one core, as the quota's share is of one
+                (cpuset / "cpuset.mems").write_text(
+                    (cpuset.parent / "cpuset.mems").read_text().strip())
+                (cpuset / "cpuset.cpus").write_text(str(CORE))
             (cpu / "cpu.cfs_period_us").write_text(str(period_us))
             (cpu / "cpu.cfs_quota_us").write_text(
                 "-1" if share is None else str(int(share * period_us)))
@@ -164,7 +177,7 @@ class Run:
             cmd += ["--record", str(record)]
         self.lines: list[tuple[float, str]] = []
         self.t0 = time.monotonic()
-        self.proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL,
+        self.proc = subprocess.Popen(cmd, env=env, cwd=str(ROOT), stdout=subprocess.DEVNULL,
                                      stderr=subprocess.PIPE, text=True,
                                      preexec_fn=group.join if group else None)
         self._reader = threading.Thread(target=self._read, daemon=True)
@@ -339,7 +352,7 @@ def main() -> None:
                         goal = GOALS.get((rig, int(q)))
                         ok = goal is None or r["late"] <= goal * r["frames"]
                         first = "-" if r["first_s"] is None else f"{r['first_s']:.1f} s"
-                        due = r["frames"] + r["late"]
+                        due = r["frames"]           # frames due (the late ones among them)
                         print(f"  {LABELS[rig]:32s} {q:4.0f} %  late {r['late']:4d} of "
                               f"{due:5d} ({r['late'] / max(1, due):6.2%})"
                               f"  first frame {first:>7s}  cpu {r['usage_s']:5.1f} s "
