@@ -71,8 +71,11 @@ class Patch:
 
     def __init__(self, config: Config) -> None:
         fixtures = []
+        known: dict[str, Profile | None] = {}    # each profile read once, not once a fixture
         for i, fx in enumerate(config.fixtures):
-            prof = find_profile(fx.profile)
+            if fx.profile not in known:
+                known[fx.profile] = find_profile(fx.profile)
+            prof = known[fx.profile]
             assert prof is not None, "config.validate() checks profiles"
             mode = prof.mode(fx.mode)
             assert mode is not None

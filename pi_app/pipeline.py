@@ -46,6 +46,13 @@ SWITCH_HOLD_S = 1.0
 AHEAD_FRAMES = 8         # walk + model of the next frames in one call (small rigs) ...
 AHEAD_ROWS = 256         # ... as long as frames x streams stays within this; else the walk
 AHEAD_WALK_ROWS = 8192   # alone, within this (1,024 streams: 512 KB of latents)
+# A machine too slow for the model at every frame: the model at key frames, every
+# `model_every` frames (at tempo 1), its outputs interpolated between them; late frames
+# (`LATE_TO_LOWER` within `LATE_WINDOW_S`) halve the model's rate, down to a key every
+# `MODEL_EVERY_MAX` frames, before a frame is given up.
+MODEL_EVERY_MAX = 8
+LATE_TO_LOWER = 3
+LATE_WINDOW_S = 10.0
 
 
 class _Guard:
@@ -77,9 +84,13 @@ class _Source:
     it costs one guarded step whatever the phase."""
 
     def __init__(self, model: Model, config: Config, seed: int, positions: np.ndarray,
-                 anchor: int | None = None):
+                 anchor: int | None = None, every: int = 1):
         self.model = model
         self.seed = seed
+        self.every = 1                          # the model at every frame (see `set_every`)
+        self._per_waypoint = config.walk.seconds_per_waypoint * config.fps
+        self._keys_per_waypoint = 0
+        self._keys: dict[int, np.ndarray] = {}
         info = model.info
         guard = None
         if info.kind == "points":                 # re-route segments that would tear
@@ -101,8 +112,49 @@ class _Source:
         self._row_of: dict[float, int] = {}                     # ... by phase
         self._scenes: np.ndarray | None = None                  # ... and their scenes
         self._scene = np.zeros((len(positions), N_ATTRS), np.float32)   # this frame's
+        self.set_every(every)
+
+    def set_every(self, every: int) -> None:
+        """The model at every frame (1), or at key frames `every` frames apart at tempo 1,
+        its outputs interpolated (linearly) between them. The keys lie on a fixed grid of
+        the walk's phase (``i / K``, K keys a waypoint, a whole number), so a frame is a
+        pure function of its phase, as ever: the same show for a seed, however its frames
+        are worked out (ahead or not, after a rollback), on whichever member of a group
+        plays at the same rate. Not within one 8-bit step of every frame's evaluation for
+        the bundled models (`bench/slow_core.py` measures it), so only a machine too slow
+        for every frame plays this way (`Pipeline.lower_model_rate`)."""
+        self.every = max(1, int(every))
+        self._keys_per_waypoint = 0 if self.every == 1 else \
+            max(1, round(self._per_waypoint / self.every))
+        self._keys = {}
+        self._row_of = {}
+
+    def _keyed(self, phase: float) -> np.ndarray:
+        """The model's outputs at `phase` from the key frames on either side."""
+        x = phase * self._keys_per_waypoint
+        i = math.floor(x)
+        f = np.float32(x - i)
+        r0 = self._key(i)
+        if f == 0:
+            return r0.copy()
+        r1 = self._key(i + 1)
+        out = r1 - r0
+        out *= f
+        out += r0
+        return out
+
+    def _key(self, i: int) -> np.ndarray:
+        rows = self._keys.get(i)
+        if rows is None:
+            if len(self._keys) > 2:                  # the two in use and the one before
+                self._keys = {j: r for j, r in self._keys.items() if j >= i - 1}
+            rows = self._keys[i] = self.model.generate(
+                self.walk.at(i / self._keys_per_waypoint))
+        return rows
 
     def scene(self, phase: float) -> np.ndarray:
+        if self.every > 1:
+            return self.mapper(self._keyed(phase))
         return self.mapper(self.model.generate(self.walk.at(phase)))
 
     def scene_ahead(self, phase: float, ahead: Callable[[int], list[float]]) -> np.ndarray:
@@ -115,7 +167,7 @@ class _Source:
         The walk and the model are pure functions of the phase, so a row worked out ahead
         is the row the frame would have computed (`LatentWalk.at_many`,
         `Model.generate_stacked`: bit for bit)."""
-        if not self._stacks:                              # image models: frame by frame
+        if not self._stacks or self.every > 1:          # image models: frame by frame
             return self.scene(phase)
         j = self._row_of.get(phase)
         if j is None:
@@ -141,6 +193,26 @@ class _Source:
             return self.mapper(self._rows[j])
         np.copyto(self._scene, self._scenes[j])
         return self._scene
+
+
+class LateFrames:
+    """When late frames call for a lower model rate: `LATE_TO_LOWER` of them within
+    `LATE_WINDOW_S` of show time (a single hiccup does not)."""
+
+    def __init__(self) -> None:
+        self.seen = 0                            # the clock's late count, as last seen
+        self._times: list[float] = []
+
+    def lower(self, late: int, t_s: float) -> bool:
+        """`late`: the clock's count so far, at show time `t_s`. True: lower the rate."""
+        new, self.seen = late - self.seen, late
+        if new <= 0:
+            return False
+        self._times = [t for t in self._times if t > t_s - LATE_WINDOW_S] + [t_s] * new
+        if len(self._times) < LATE_TO_LOWER:
+            return False
+        self._times = []
+        return True
 
 
 COST_RUNS = 5                # a model's frame cost: the fastest of this many frames
@@ -210,6 +282,7 @@ class Pipeline:
         self.switch_since = np.full(n_sw, -np.inf)    # each state held SWITCH_HOLD_S at least
         self._switch_pending = False                  # a change waits for its hold time
         self.seed = config.seed if seed is None else int(seed)
+        self.model_every = 1                     # the model at every frame (`lower_model_rate`)
         self.source = _Source(model, config, self.seed, self.positions)
         self._old: _Source | None = None        # the model being cross-faded out
         self._xfade_t0 = 0.0
@@ -291,7 +364,7 @@ class Pipeline:
         if anchor is True:
             anchor = math.floor(phase)
         config = self.config if config is None else config
-        source = _Source(model, config, int(seed), self.positions, anchor)
+        source = _Source(model, config, int(seed), self.positions, anchor, self.model_every)
         source.walk.at(phase)
         self._prepared.put((model, int(seed), anchor, config, source))
 
@@ -299,8 +372,10 @@ class Pipeline:
         """The walk of (model, seed, anchor): made ahead (`prepare_walk`), or now."""
         ready = self._prepared.take(model, seed, anchor, self.config)
         if ready is not None:
+            if ready.every != self.model_every:
+                ready.set_every(self.model_every)
             return ready
-        return _Source(model, self.config, seed, self.positions, anchor)
+        return _Source(model, self.config, seed, self.positions, anchor, self.model_every)
 
     def set_seed(self, seed: int, t_s: float | None = None) -> None:
         """A new walk from phase 0 at show time `t_s` (default: the last frame's)."""
@@ -356,6 +431,19 @@ class Pipeline:
         self.source = self._source(model, self.seed, math.floor(phase))
         self.line = self.line.jump(t_s, phase)
         self.phase = float(phase)
+
+    def lower_model_rate(self) -> int:
+        """This machine is too slow for the frames: the model at half its rate (key frames
+        twice as far apart, `_Source.set_every`) before a frame is given up. Returns the
+        new number of frames from one key to the next, or 0 when it is already at
+        `MODEL_EVERY_MAX` (the frames must go then). Call between frames, after a rollback."""
+        if self.model_every >= MODEL_EVERY_MAX:
+            return 0
+        self.model_every *= 2
+        for src in (self.source, self._old):
+            if src is not None:
+                src.set_every(self.model_every)
+        return self.model_every
 
     def wake(self, t_s: float) -> None:
         """Play again after an idle dark spell (the schedule's next window): the walk goes on
@@ -425,7 +513,7 @@ class Pipeline:
         """The mapper's scene of (model, seed, anchor) at `phase` (a fresh walk; not the
         show's)."""
         return _Source(model, self.config, int(seed), self.positions,
-                       anchor).scene(phase).copy()
+                       anchor, self.model_every).scene(phase).copy()
 
     def reconfigure(self, new: Config, model: Model | None, t_s: float) -> list[str]:
         """Apply a reloaded config's live parts (same fixtures, output, fps and safety):
@@ -440,7 +528,7 @@ class Pipeline:
             changes.append(f"seed {new.seed}")
         elif new.walk != old.walk and model is None:    # the same walk, new settings
             self.source = _Source(self.source.model, new, self.seed, self.positions,
-                                  math.floor(self.line.at(t_s)))
+                                  math.floor(self.line.at(t_s)), self.model_every)
         if new.walk.tempo != old.walk.tempo:            # a live `tempo` stays unless changed
             self.set_tempo(new.walk.tempo, t_s)
         if new.walk != old.walk:

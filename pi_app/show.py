@@ -33,7 +33,7 @@ from .errors import ControlError, LatentDMXError
 from .health import config_hash
 from .outputs import Frames, Output, output_for
 from .patch import Patch
-from .pipeline import Pipeline
+from .pipeline import LateFrames, Pipeline
 from .rdm_sensors import SensorPoller
 from .runtime import MAX_MODEL_SHARE, Model, load_model
 from .schedule import Schedule
@@ -72,6 +72,7 @@ class Show:
         self._offline = offline              # virtual time: never a quiet spell
         self.ahead: RunAhead | None = None    # the next frames worked out ahead (ahead.py)
         self._quiet = False                  # holding still: a frame a few times a second
+        self._said_slower = False            # the log said the model runs slower (once)
         self.music = make_drive(config, audio_file=str(audio) if audio else None,
                                 offline=offline)
         self.pipeline.music = self.music
@@ -455,6 +456,8 @@ class Show:
         t = k / self.fps
         changed = self._between_frames(r, k, t)
         pipe = self.pipeline
+        if r.clock.late != r.late.seen and r.late.lower(r.clock.late, t) and r.sync is None:
+            self._slower_model(r)
         if not r.fading and (self._stop_requested or (r.fade_at is not None and
                                                       t >= r.fade_at)):
             r.fading = True
@@ -480,6 +483,19 @@ class Show:
         if not (r.quiet or idle):                # the frame is out: the next ones, if known
             r.ahead.prepare(t, functools.partial(self._ticks, r, k))
         return False
+
+    def _slower_model(self, r: _Running) -> None:
+        """Frames come late: the model at a lower rate before frames are given up (said
+        once in the log). Not in a lockstep group: its members play the same bytes."""
+        r.ahead.rollback()
+        every = self.pipeline.lower_model_rate()
+        if every and not self._said_slower:
+            self._said_slower = True
+            log.warning("this machine is too slow for the model at every frame: the model "
+                        "now runs at %g fps (a key frame every %d frames, interpolated "
+                        "between), the show at %g fps", self.fps / every, every, self.fps)
+        elif every:
+            log.debug("model at %g fps", self.fps / every)
 
     def _between_frames(self, r: _Running, k: int, t: float) -> bool:
         """Before frame k: what is due (commands, the group's changes, a reload), the
@@ -562,6 +578,7 @@ class _Running:
     quiet: bool = False                          # a quiet spell: the same frame, resent
     fading: bool = False
     frames: Frames = field(default_factory=dict)      # the frame out (a quiet spell's too)
+    late: LateFrames = field(default_factory=LateFrames)   # ... calling for a slower model
 
 
 def _epoch_wall(epoch_s: float) -> Callable[[float], float]:

@@ -37,9 +37,11 @@ group shares the anchor with the walk (`pi_app.sync.state`).
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import math
 import os
 import threading
+import time
 from collections.abc import Callable
 
 import numpy as np
@@ -50,6 +52,7 @@ GUARD_ROWS = 1024         # latents per guard call, at most (its working memory:
 TEAR_STEP = 0.05          # output step between two of them that counts as a tear
 CHAIN_BLOCK = 32          # the guarded chain restarts at every multiple of this
 END_PROPOSALS = 4         # a block's last waypoint: this many times the proposals
+LOOK_PACE = 2.0           # the look ahead rests this many times each guard call's wall time
 
 
 class LatentWalk:
@@ -71,6 +74,7 @@ class LatentWalk:
         self._chain: tuple[int, np.ndarray, np.ndarray, int, int] | None = None
         self.ahead = ahead                     # work out the next waypoint on a thread
         self._ahead: tuple[int, np.ndarray, int, cf.Future] | None = None   # j, w_j, end, w_j+1
+        self._hurry = threading.Event()        # a frame waits for the look ahead: no rests
         self.p_tear = float(p_tear)
         if int(chain_block) < 2:
             raise ValueError("chain_block must be 2 or more")
@@ -151,13 +155,34 @@ class LatentWalk:
         assert self.guard is not None
         per = max(1, GUARD_ROWS // GUARD_SAMPLES)          # streams per guard call
         out = np.empty(len(w0), np.float32)
+        rest = threading.current_thread().name.startswith(_HELPER_NAME)
+        t0 = time.perf_counter()
         for i in range(0, len(w0), per):
+            if rest and i:
+                self._rest(time.perf_counter() - t0)
+            t0 = time.perf_counter()
             path = _slerp(w0[i:i + per], w1[i:i + per], e)               # (m, S, d)
             m = len(path)
             xy = self.guard(path.reshape(-1, self.dim).astype(np.float32))
             xy = xy.reshape(m, GUARD_SAMPLES, -1)
             out[i:i + m] = np.linalg.norm(np.diff(xy, axis=1), axis=-1).max(axis=1)
         return out
+
+    def _rest(self, call_s: float) -> None:
+        """On the helper thread, between two guard calls: rest `LOOK_PACE` times the last
+        call's wall time, so a large rig's look (1,024 pars: about 170 ms of CPU a
+        segment) is spread over the segment instead of taking a slow core's whole CPU
+        share at once (under a CPU quota the frames would wait for the next period). A
+        frame that needs the result now (`_hurry`) ends the rests. The result is the same;
+        only when it is worked out changes."""
+        if not self._hurry.is_set():
+            self._hurry.wait(min(LOOK_PACE * call_s, 0.25))
+
+    def _result(self, fut: cf.Future) -> np.ndarray:
+        """The look ahead's waypoint, now: it stops resting while this frame waits."""
+        if not fut.done():
+            self._hurry.set()
+        return fut.result()
 
     def span(self, k: int) -> tuple[int, int]:
         """The chain through segment k (k >= 0): its first and last waypoints, both plain
@@ -186,7 +211,7 @@ class LatentWalk:
             if ahead is not None and ahead[0] == start and ahead[2] == end and \
                     np.array_equal(ahead[1], w):
                 self._ahead = None
-                w, w1 = ahead[1], ahead[3].result()
+                w, w1 = ahead[1], self._result(ahead[3])
             else:
                 self.steps += 1
                 w1 = self._next(start, w, end)
@@ -202,7 +227,7 @@ class LatentWalk:
     def _ahead_or_next(self, j: int, w: np.ndarray, end: int) -> np.ndarray:
         ahead, self._ahead = self._ahead, None
         if ahead is not None and ahead[0] == j and ahead[1] is w and ahead[2] == end:
-            return ahead[3].result()
+            return self._result(ahead[3])
         self.steps += 1
         return self._next(j, w, end)
 
@@ -217,6 +242,7 @@ class LatentWalk:
             if start != j:
                 return
             w = self.waypoint(j)
+        self._hurry.clear()
         self._ahead = (j, w, end, _helper().submit(self._next, j, w, end))
 
     def _next(self, k: int, w: np.ndarray, end: int | None = None) -> np.ndarray:
@@ -308,6 +334,15 @@ class LatentWalk:
 
 _HELPER: cf.ThreadPoolExecutor | None = None
 _HELPER_LOCK = threading.Lock()
+_HELPER_NAME = "latentdmx-walk"
+
+
+def _idle_priority() -> None:
+    """The helper thread at the lowest priority (nice 19, this thread alone: Linux), so a
+    slow core computes the frames first and the look ahead in what is left. Not SCHED_IDLE:
+    a busy neighbour could starve it, and an unprivileged daemon could not raise it back."""
+    with contextlib.suppress(AttributeError, OSError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
 
 
 def _forget_helper() -> None:
@@ -326,7 +361,8 @@ def _helper() -> cf.ThreadPoolExecutor:
     global _HELPER
     with _HELPER_LOCK:
         if _HELPER is None:
-            _HELPER = cf.ThreadPoolExecutor(max_workers=1, thread_name_prefix="latentdmx-walk")
+            _HELPER = cf.ThreadPoolExecutor(max_workers=1, thread_name_prefix=_HELPER_NAME,
+                                            initializer=_idle_priority)
         return _HELPER
 
 
