@@ -209,9 +209,9 @@ def iae(ctx: click.Context, out: Path, steps: int | None, latent: int, size: int
     if not 0.0 <= noise <= 5.0:
         raise LatentDMXError(f"must be in 0..5, got {noise}", field="--noise",
                              fix="about 1 makes bold glyphs; 0.1 makes pastel washes")
-    for name, value in (("--palette", palette), ("--smooth", smooth)):
-        if not 0.0 <= value <= 10.0:
-            raise LatentDMXError(f"must be in 0..10, got {value}", field=name,
+    for flag, weight in (("--palette", palette), ("--smooth", smooth)):
+        if not 0.0 <= weight <= 10.0:
+            raise LatentDMXError(f"must be in 0..10, got {weight}", field=flag,
                                  fix="about 1 keeps glyphs to a few colours in large regions")
     cfg = iaemod.IAEConfig(latent_dim=latent, size=size, channels=channels, batch_size=batch,
                            lr=lr, steps=steps, seed=seed, noise_add=noise, palette=palette,
