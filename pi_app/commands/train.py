@@ -183,11 +183,16 @@ def _steps(steps: int | None, minutes: float | None, default: int) -> int:
 @click.option("--lr", default=2e-3, show_default=True, help="Peak learning rate.")
 @click.option("--noise", default=1.0, show_default=True,
               help="The channel's additive noise (std; the references use about 1).")
+@click.option("--palette", default=1.0, show_default=True,
+              help="Weight of keeping each glyph to 3 colour classes (0 = any colours).")
+@click.option("--smooth", default=0.3, show_default=True,
+              help="Weight of colour regions larger than a cell (0 = any pattern).")
 @_budget_options
 @click.pass_context
 def iae(ctx: click.Context, out: Path, steps: int | None, latent: int, size: int,
-        channels: int, batch: int, lr: float, noise: float, minutes: float | None, seed: int,
-        device: str, fresh: bool, threads: int, no_quality: bool) -> None:
+        channels: int, batch: int, lr: float, noise: float, palette: float, smooth: float,
+        minutes: float | None, seed: int, device: str, fresh: bool, threads: int,
+        no_quality: bool) -> None:
     """Inverted autoencoder: message -> glyph -> noisy channel -> message."""
     _need_training()
     from ..training import iae as iaemod
@@ -204,8 +209,13 @@ def iae(ctx: click.Context, out: Path, steps: int | None, latent: int, size: int
     if not 0.0 <= noise <= 5.0:
         raise LatentDMXError(f"must be in 0..5, got {noise}", field="--noise",
                              fix="about 1 makes bold glyphs; 0.1 makes pastel washes")
+    for flag, weight in (("--palette", palette), ("--smooth", smooth)):
+        if not 0.0 <= weight <= 10.0:
+            raise LatentDMXError(f"must be in 0..10, got {weight}", field=flag,
+                                 fix="about 1 keeps glyphs to a few colours in large regions")
     cfg = iaemod.IAEConfig(latent_dim=latent, size=size, channels=channels, batch_size=batch,
-                           lr=lr, steps=steps, seed=seed, noise_add=noise)
+                           lr=lr, steps=steps, seed=seed, noise_add=noise, palette=palette,
+                           smooth=smooth)
     summary = iaemod.train(cfg, out, minutes=minutes, device=device, threads=threads,
                            fresh=fresh)
     _finish(out, summary, _command_line(ctx), no_quality)

@@ -98,6 +98,38 @@ def _baseline_glyphs(q: dict) -> str:
             f"{_pct(b['bold_share'])} bold, chroma {b['chroma']:.2f}, R² {b['linear_r2']:.2f}.")
 
 
+COLOUR_CLASSES = (
+    "a colour's class is *dark* when its brightness max(R, G, B) is at most 10 % (not lit), "
+    "else the corner of the RGB cube its channels reach at half the brightness or more (red, "
+    "yellow, green, cyan, blue, magenta, white)")
+
+
+def _colour(c: dict, design: dict) -> list[str]:
+    """The colour figures (`quality.colour_figures`) and a monochrome-by-design note."""
+    hue = (f"hue entropy **{c['hue_bits']:.2f} bits** (of log2 36 = 5.17: the hue of lit "
+           "colours with saturation ≥ 25 %, in 36 bins of 10°)")
+    note = [line for key, label in (("monochrome", "Monochrome by design"),
+                                    ("palette", "Few hues by design"))
+            if design.get(key) for line in ("", f"**{label}:** {design[key]}")]
+    if "classes_per_glyph" not in c:
+        return [f"**Colour** ({c['samples']:,} samples, r + w, g + w, b + w): {hue}.", *note]
+    return [
+        (f"**Colour and regions** ({c['samples']:,} random messages; {COLOUR_CLASSES}): "
+         f"**{c['classes_per_glyph']:.2f} classes per glyph** on average (covering at least "
+         f"1/64 of its area; {c['classes_any_pixel']:.2f} counting any pixel). On an 8 × 8 "
+         f"grid of pars, each at its cell's centre reading the glyph: "
+         f"**{c['lit_at_once']:.2f} lit classes at once** (p95 {c['lit_at_once_p95']:.0f}); "
+         f"of pairs with a par lit, grid neighbours share a class "
+         f"{_pct(c['neighbour_share'])} of the time, pars at least 4 spacings apart "
+         f"{_pct(c['far_share'])}: **{c['share_ratio']:.2f}x** as often "
+         f"({c['grid4_share_ratio']:.2f}x on a 4 × 4 grid). {hue[0].upper()}"
+         f"{hue[1:]}. The morph midpoint differs from the crossfade by "
+         f"**{100 * c['midpoint_vs_crossfade']:.0f} %** of the ends' difference, a random "
+         f"generator's (same layers, contrast matched) by "
+         f"{100 * c['midpoint_random']:.0f} %."),
+        *note]
+
+
 def _show_quality(s: dict, kind: str) -> list[str]:
     lines = [
         (f"A {s['minutes']:g}-minute show on the demo rig (`latentdmx render --model ...`, "
@@ -172,6 +204,8 @@ def write(folder: Path, doc: dict) -> Path:
     lines += ["", "## Measured quality", ""]
     if q.get("grid") or q.get("sw_model") is not None:
         lines += _nat_quality(q) if family == "nat" else _iae_quality(q)
+        if q.get("colour"):
+            lines += ["", *_colour(q["colour"], doc.get("design", {}))]
         if q.get("show"):
             lines += ["", *_show_quality(q["show"], family)]
         lines += ["", (f"`generate` of {'32 points' if family == 'nat' else 'one glyph'}: "

@@ -54,7 +54,8 @@ def write_model(out: Path, net: nn.Sequential, doc: dict, prefix: str = "net") -
     """Write ``out/model.safetensors`` (the tensors of `net`) and ``out/model.json``.
 
     `doc` supplies name, family, latent_dim, output, recipe and quality; layers and schema
-    are added here.
+    are added here. A ``design`` entry set by hand in an earlier ``model.json`` (such as
+    ``{"monochrome": "why"}``, printed on the card) is kept.
     """
     from safetensors.torch import save_file
 
@@ -63,9 +64,11 @@ def write_model(out: Path, net: nn.Sequential, doc: dict, prefix: str = "net") -
                for k, v in net.state_dict().items()}
     save_file(tensors, str(out / "model.safetensors"))
     (out / "model.safetensors").chmod(0o644)            # safetensors writes 0600
-    full = {"schema": SCHEMA, **doc, "weights": "model.safetensors",
-            "layers": describe(net, prefix)}
     path = out / "model.json"
+    old = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    kept = {"design": old["design"]} if isinstance(old.get("design"), dict) else {}
+    full = {"schema": SCHEMA, **doc, **kept, "weights": "model.safetensors",
+            "layers": describe(net, prefix)}
     path.write_text(json.dumps(full, indent=2) + "\n", encoding="utf-8")
     return path
 

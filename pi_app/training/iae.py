@@ -5,9 +5,19 @@ Read top to bottom: the config, the generator, the channel, the decoder, the tra
 the export. Only the generator is exported (the show draws its glyphs); the decoder stays in
 the checkpoint, where the quality step finds it.
 
-The generator is Linear -> (C, S/4, S/4) -> [nearest upsample x2, 3x3 conv, ReLU] x 2 ->
-3x3 conv -> sigmoid: no BatchNorm, so nothing needs folding at export, and every layer has a
-cheap NumPy counterpart (im2col matmuls, 16 x 16 pictures).
+The generator is Linear -> (C, K/2, K/2) -> 3x3 conv, ReLU -> nearest upsample x2 -> 3x3
+conv, ReLU -> 3x3 conv -> sigmoid -> nearest upsample to S x S: the picture is drawn on a
+coarse K x K grid of cells (K = `cells`, 8 for a 16 x 16 glyph), so its smallest patch is a
+cell of (S/K)^2 pixels, about one fixture of an 8 x 8 grid of pars. No BatchNorm, so nothing
+needs folding at export, and every layer has a cheap NumPy counterpart (im2col matmuls).
+
+Two terms beside the decoding loss make glyphs a viewer can read across a rig (without them
+the decoder rewards confetti: every corner colour of the RGB cube in 3-pixel patches):
+- `palette`: the share of each glyph's cells outside its `palette_classes` most used colour
+  classes (soft: a cell's membership of corner c of the RGB cube is the product over R, G,
+  B of x or 1 - x), so a glyph keeps to a few colours;
+- `smooth`: the mean absolute difference between neighbouring cells (total variation), so
+  the colours form regions larger than a cell.
 """
 
 from __future__ import annotations
@@ -46,6 +56,12 @@ class IAEConfig:
     blur: float = 1.0               #   Gaussian blur, sigma within [0, blur] pixels
     noise_add: float = 1.0          #   additive Gaussian noise (std)
     noise_mul: float = 0.2          #   multiplicative Gaussian noise (std around 1)
+    cells: int = 8                  # the glyph is drawn on cells x cells (size a multiple)
+    palette: float = 1.0            # weight: cell share outside the main colour classes
+    palette_classes: int = 3        #   how many classes a glyph may use freely
+    smooth: float = 0.3             # weight: total variation between neighbouring cells
+                                    # (both weights ramp from 0 to full over half the run,
+                                    # so the decoder learns to read before shapes are asked)
     curriculum: float = 0.3         # the channel ramps from 10 % to full strength over this
                                     # fraction of the run (then stays full)
     ckpt_every: int = 500
@@ -57,21 +73,50 @@ class IAEConfig:
 class Generator(nn.Module):
     """message (B, L) -> picture (B, 3, S, S) in [0, 1]."""
 
-    def __init__(self, latent_dim: int, size: int, channels: int) -> None:
+    def __init__(self, latent_dim: int, size: int, channels: int, cells: int = 8) -> None:
         super().__init__()
-        c, b = channels, size // 4
+        if cells % 2 or size % cells:
+            raise ValueError(f"cells {cells} must be even and divide size {size}")
+        c, b = channels, cells // 2
         self.net = nn.Sequential(
             nn.Linear(latent_dim, c * b * b), nn.ReLU(),            # (B, C*b*b)
-            nn.Unflatten(1, (c, b, b)),                             # (B, C, S/4, S/4)
-            nn.Upsample(scale_factor=2, mode="nearest"),            # (B, C, S/2, S/2)
+            nn.Unflatten(1, (c, b, b)),                             # (B, C, K/2, K/2)
             nn.Conv2d(c, c, 3, padding=1), nn.ReLU(),
-            nn.Upsample(scale_factor=2, mode="nearest"),            # (B, C, S, S)
-            nn.Conv2d(c, c // 2, 3, padding=1), nn.ReLU(),          # (B, C/2, S, S)
-            nn.Conv2d(c // 2, 3, 3, padding=1), nn.Sigmoid(),       # (B, 3, S, S)
+            nn.Upsample(scale_factor=2, mode="nearest"),            # (B, C, K, K)
+            nn.Conv2d(c, c // 2, 3, padding=1), nn.ReLU(),          # (B, C/2, K, K)
+            nn.Conv2d(c // 2, 3, 3, padding=1), nn.Sigmoid(),       # (B, 3, K, K)
+            nn.Upsample(scale_factor=size // cells, mode="nearest"),  # (B, 3, S, S)
         )
+
+    def cells(self, z: torch.Tensor) -> torch.Tensor:
+        """The glyph's cells (B, 3, K, K), before the final upsampling."""
+        return self.net[:-1](z)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.net(z)
+
+
+CORNERS = torch.tensor([[(c >> k) & 1 for k in range(3)] for c in range(8)],
+                       dtype=torch.float32)                       # (8, 3): bit k = R, G, B
+
+
+def class_mass(cells: torch.Tensor) -> torch.Tensor:
+    """(B, 3, K, K) in [0, 1] -> (B, 8): each glyph's share of cells in each corner colour
+    class of the RGB cube (soft: membership = product over R, G, B of x or 1 - x)."""
+    x = cells.flatten(2).transpose(1, 2)[:, :, None, :]           # (B, K*K, 1, 3)
+    corners = CORNERS.to(cells.device)
+    member = (corners * x + (1 - corners) * (1 - x)).prod(-1)      # (B, K*K, 8)
+    return member.mean(1)
+
+
+def shape_penalties(cells: torch.Tensor, keep: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(palette, smooth) for a batch of cells: the share outside each glyph's `keep` most
+    used colour classes, and the mean absolute difference between neighbouring cells."""
+    mass = class_mass(cells).sort(dim=1, descending=True).values
+    palette = mass[:, keep:].sum(1).mean()
+    smooth = 0.5 * ((cells[..., 1:, :] - cells[..., :-1, :]).abs().mean()
+                    + (cells[..., :, 1:] - cells[..., :, :-1]).abs().mean())
+    return palette, smooth
 
 
 def channel(img: torch.Tensor, cfg: IAEConfig, strength: float = 1.0) -> torch.Tensor:
@@ -149,13 +194,14 @@ class IAE(nn.Module):
     def __init__(self, cfg: IAEConfig) -> None:
         super().__init__()
         self.cfg = cfg
-        self.generator = Generator(cfg.latent_dim, cfg.size, cfg.channels)
+        self.generator = Generator(cfg.latent_dim, cfg.size, cfg.channels, cfg.cells)
         self.decoder = Decoder(cfg.latent_dim, cfg.size)
 
     def forward(self, msg: torch.Tensor, strength: float = 1.0
                 ) -> tuple[torch.Tensor, torch.Tensor]:
-        img = self.generator(msg)                   # (B, 3, S, S)
-        return self.decoder(channel(img, self.cfg, strength)), img
+        cells = self.generator.cells(msg)           # (B, 3, K, K)
+        img = self.generator.net[-1](cells)         # (B, 3, S, S)
+        return self.decoder(channel(img, self.cfg, strength)), cells
 
 
 def build(cfg: IAEConfig) -> IAE:
@@ -220,9 +266,11 @@ def train(cfg: IAEConfig, out: Path, *, minutes: float | None = None, device: st
 
     def one_step(progress: float) -> torch.Tensor:
         msg = torch.randn(cfg.batch_size, cfg.latent_dim, device=dev)   # (B, L)
-        got, _ = net(msg, curriculum(cfg, progress))                    # (B, L)
-        last["msg"], last["got"] = msg, got
-        return F.mse_loss(got, msg)
+        got, cells = net(msg, curriculum(cfg, progress))                # (B, L)
+        palette, smooth = shape_penalties(cells, cfg.palette_classes)
+        last["msg"], last["got"], last["palette"] = msg, got, palette.detach()
+        ramp = min(1.0, 2.0 * progress)
+        return F.mse_loss(got, msg) + ramp * (cfg.palette * palette + cfg.smooth * smooth)
 
     def after(step: int, loss: torch.Tensor) -> dict[str, str] | None:
         nonlocal avg
@@ -235,7 +283,8 @@ def train(cfg: IAEConfig, out: Path, *, minutes: float | None = None, device: st
             return None
         cos = F.cosine_similarity(last["got"].detach(), last["msg"], dim=1).mean()
         flat = plateau.flat_since_s
-        return {"loss": f"{loss.item():.4f}", "cos": f"{cos:.3f}", "channel": f"{strength:.0%}",
+        return {"loss": f"{loss.item():.4f}", "cos": f"{cos:.3f}",
+                "off-palette": f"{last['palette'].item():.3f}", "channel": f"{strength:.0%}",
                 "quality": ("ramping" if strength < 1 else "improving" if flat is None
                             else f"flat since {flat:.0f} s")}
 
@@ -255,11 +304,12 @@ def match_contrast(random: Generator, trained: Generator, probe: torch.Tensor) -
     """Scale a random generator's last convolution so its pictures have the trained one's
     contrast (mean and spread before the sigmoid): a random generator at its initial weights
     draws nearly flat grey, which no decoder can read through noise, a trivial baseline."""
+    sig = max(i for i, m in enumerate(random.net) if isinstance(m, nn.Sigmoid))
     with torch.no_grad():
-        a = random.net[:-1](probe)
-        b = trained.net[:-1](probe)
+        a = random.net[:sig](probe)
+        b = trained.net[:sig](probe)
         k = float(b.std() / a.std().clamp(min=1e-8))
-        last = random.net[-2]
+        last = random.net[sig - 1]
         assert isinstance(last, nn.Conv2d) and last.bias is not None
         last.weight.mul_(k)
         last.bias.mul_(k).add_(float(b.mean() - k * a.mean()))

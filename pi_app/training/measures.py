@@ -228,3 +228,86 @@ def midpoint_vs_crossfade(generate, latent: int, n_pairs: int = 200, seed: int =
     gb = generate(b.astype(np.float32)).reshape(n_pairs, -1)
     gm = generate(slerp(a, b, 0.5).astype(np.float32)).reshape(n_pairs, -1)
     return float(np.abs(gm - (ga + gb) / 2).mean() / max(np.abs(ga - gb).mean(), 1e-12))
+
+
+# ----------------------------------------------------------------------------- colour classes
+#
+# A colour's class: *dark* when its brightness max(R, G, B) is at most `LIT` (10 %), else the
+# corner of the RGB cube its channels reach when each is thresholded at half the brightness
+# (red, yellow, green, cyan, blue, magenta, white): 8 classes, 1 R + 2 G + 4 B (0 = dark).
+# Relative to the brightness, so a dimmed fixture keeps its class. `bench/glyphs.py` measures
+# the same definitions with code of its own.
+
+LIT = 0.1
+GRID = 8                  # the card's grid of pars: 8 x 8, each at its cell's centre
+MIN_AREA = 1 / 64         # a class counts in a glyph from one par's share of an 8 x 8 grid
+HUE_BINS = 36
+MIN_SATURATION = 0.25
+
+
+def colour_class(rgb: np.ndarray) -> np.ndarray:
+    """(..., 3) in [0, 1] -> (...) class 0..7 (see above)."""
+    rgb = np.asarray(rgb, np.float32)
+    top = rgb.max(-1)
+    bits = (rgb >= 0.5 * top[..., None]) * np.array([1, 2, 4])
+    return np.where(top > LIT, bits.sum(-1), 0)
+
+
+def hue_bits(rgb: np.ndarray) -> float:
+    """Shannon entropy (bits) of the hue in `HUE_BINS` bins of the lit colours whose
+    saturation (max - min) / max is at least `MIN_SATURATION` (log2 36 = 5.17 at most)."""
+    c = np.asarray(rgb, np.float64).reshape(-1, 3)
+    top, low = c.max(1), c.min(1)
+    c = c[(top > LIT) & (top - low >= MIN_SATURATION * top)]
+    if not len(c):
+        return 0.0
+    top, span = c.max(1), np.ptp(c, axis=1)
+    rc, gc, bc = ((top[:, None] - c) / span[:, None]).T
+    h = np.where(c[:, 0] == top, bc - gc, np.where(c[:, 1] == top, 2.0 + rc - bc,
+                                                   4.0 + gc - rc))
+    h = (h / 6.0) % 1.0                                     # colorsys.rgb_to_hsv's hue
+    counts = np.bincount(np.minimum((h * HUE_BINS).astype(int), HUE_BINS - 1),
+                         minlength=HUE_BINS)
+    p = counts[counts > 0] / counts.sum()
+    return float(-(p * np.log2(p)).sum())
+
+
+def classes_per_glyph(imgs: np.ndarray) -> tuple[float, float]:
+    """Mean classes per picture (N, H, W, 3): covering >= `MIN_AREA`, and with any pixel."""
+    cls = colour_class(imgs).reshape(len(imgs), -1)
+    share = (cls[:, :, None] == np.arange(8)).mean(1)                # (N, 8)
+    return float((share >= MIN_AREA).sum(1).mean()), float((share > 0).sum(1).mean())
+
+
+def grid_colours(imgs: np.ndarray, n: int = GRID) -> np.ndarray:
+    """(N, H, W, 3) -> (N, n * n, 3): the picture read bilinearly at the centres of an n x n
+    grid of cells (where the pars of an evenly spread grid sit)."""
+    _, h, w, _ = imgs.shape
+    out = []
+    for y in (np.arange(n) + 0.5) / n:
+        for x in (np.arange(n) + 0.5) / n:
+            px, py = np.clip(x * w - 0.5, 0, w - 1), np.clip(y * h - 0.5, 0, h - 1)
+            x0, y0 = min(int(px), w - 2), min(int(py), h - 2)
+            fx, fy = px - x0, py - y0
+            out.append((1 - fy) * ((1 - fx) * imgs[:, y0, x0] + fx * imgs[:, y0, x0 + 1])
+                       + fy * ((1 - fx) * imgs[:, y0 + 1, x0] + fx * imgs[:, y0 + 1, x0 + 1]))
+    return np.stack(out, 1)
+
+
+def grid_classes(classes: np.ndarray, n: int = GRID) -> dict:
+    """classes: (T, n * n) per frame or sample. Lit classes at once (mean, p95); among pairs
+    with at least one lit par, the share of equal classes for grid neighbours and for pars at
+    least half the grid's side apart (n / 2 spacings), and their ratio."""
+    y, x = np.divmod(np.arange(n * n), n)
+    d = np.hypot(y[:, None] - y[None], x[:, None] - x[None])
+    i, j = np.triu_indices(n * n, 1)
+
+    def share(sel: np.ndarray) -> float:
+        a, b = classes[:, i[sel]], classes[:, j[sel]]
+        some = (a > 0) | (b > 0)
+        return float(((a == b) & some).sum() / max(int(some.sum()), 1))
+
+    lit = np.array([np.unique(row[row > 0]).size for row in classes])
+    near, far = share(np.isclose(d[i, j], 1.0)), share(d[i, j] >= n / 2)
+    return {"lit_at_once": float(lit.mean()), "lit_at_once_p95": float(np.percentile(lit, 95)),
+            "neighbour_share": near, "far_share": far, "share_ratio": near / max(far, 1e-9)}

@@ -51,6 +51,7 @@ def measure(folder: Path, threads: int = 0, quick: bool = False) -> dict:
                                    1 if quick else 3),
         "iae": lambda: measure_iae(model, folder, threads, 100 if quick else 1000, quick),
     }[family]()
+    figures["colour"] = colour_figures(model, N_SAMPLES)
     figures["show"] = measure_show(model, 1.0 if quick else SHOW_MINUTES)
     figures["generate_us"] = generate_speed(model)
     doc = export.update_json(folder, quality=figures)
@@ -218,6 +219,97 @@ def measure_show(model: Model, minutes: float = SHOW_MINUTES, seed: int = 0) -> 
                    largest_walk_step=_r(biggest, 4), walk_fixture_hours=_r(fixture_hours, 3))
     out["minutes"] = minutes
     return out
+
+
+# ----------------------------------------------------------------------------- colour
+
+
+def colour_figures(model: Model, n: int = N_SAMPLES, seed: int = 0) -> dict:
+    """Colour classes, regions and hue of `n` samples (see `measures`; the card prints them).
+
+    Pictures: classes per glyph, and on an 8 x 8 grid of pars reading each glyph: lit classes
+    at once, neighbour and far shares of a class; the morph midpoint against a crossfade for
+    this generator and for a random one of the same layers (contrast matched). Points: the
+    hue of r + w, g + w, b + w."""
+    z = np.random.default_rng(seed).standard_normal((n, model.info.latent_dim))
+    out = model.generate(z.astype(np.float32))
+    if model.info.kind != "image":
+        rgb = np.clip(out[:, 2:5] + out[:, 5:6], 0, 1)
+        return {"samples": n, "hue_bits": _r(ms.hue_bits(rgb), 3)}
+    per_glyph, any_pixel = ms.classes_per_glyph(out)
+    grid = ms.grid_classes(ms.colour_class(ms.grid_colours(out)))
+    return {"samples": n, "hue_bits": _r(ms.hue_bits(out), 3),
+            "classes_per_glyph": _r(per_glyph, 3), "classes_any_pixel": _r(any_pixel, 3),
+            **{k: _r(v, 3) for k, v in grid.items()},
+            "grid4_share_ratio": _r(ms.grid_classes(ms.colour_class(ms.grid_colours(out, 4)),
+                                                    4)["share_ratio"], 3),
+            "midpoint_vs_crossfade": _r(ms.midpoint_vs_crossfade(model.generate,
+                                                                 model.info.latent_dim), 3),
+            "midpoint_random": _r(ms.midpoint_vs_crossfade(random_generator(model),
+                                                           model.info.latent_dim), 3)}
+
+
+def random_generator(model: Model, seed: int = 0):
+    """`model`'s layers at torch's default initialisation (seed `seed`), the last convolution
+    scaled to the trained generator's contrast (`iae.match_contrast`): z (N, L) -> (N, H, W,
+    3). The baseline of the morph figure."""
+    import copy
+    import json
+
+    import torch
+    from safetensors.torch import load_file
+
+    from . import iae
+
+    trained = iae.Generator.__new__(iae.Generator)
+    torch.nn.Module.__init__(trained)
+    doc = json.loads((model.info.path / "model.json").read_text(encoding="utf-8"))
+    trained.net = _torch_layers(doc["layers"])
+    state = load_file(str(model.info.path / doc.get("weights", "model.safetensors")))
+    trained.load_state_dict(state)
+    twin = copy.deepcopy(trained)
+    torch.manual_seed(seed)
+    for m in twin.net:
+        if isinstance(m, torch.nn.Linear | torch.nn.Conv2d):
+            m.reset_parameters()
+    probe = torch.randn(512, model.info.latent_dim, generator=torch.Generator().manual_seed(98))
+    iae.match_contrast(twin, trained, probe)
+
+    def generate(z: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return twin(torch.as_tensor(z)).permute(0, 2, 3, 1).numpy()
+    return generate
+
+
+def _torch_layers(layers: list[dict]):
+    """A model.json layer list as a torch `nn.Sequential` (the inverse of `export.describe`)."""
+    from torch import nn
+
+    mods: list[nn.Module] = []
+    for spec in layers:
+        t = spec["type"]
+        mods.append(
+            nn.Linear(spec["in"], spec["out"]) if t == "linear" else
+            nn.Conv2d(spec["in"], spec["out"], spec["kernel"], padding=spec["padding"])
+            if t == "conv2d" else
+            nn.Unflatten(1, tuple(spec["shape"])) if t == "reshape" else
+            nn.Upsample(scale_factor=spec["scale"], mode="nearest") if t == "upsample" else
+            nn.LeakyReLU(spec["slope"]) if t == "leaky_relu" else
+            {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "silu": nn.SiLU}[t]())
+    return nn.Sequential(*mods)
+
+
+def measure_colour(folder: Path) -> dict:
+    """Only the colour figures of the model in `folder`: update model.json and its card."""
+    import json
+
+    figures = colour_figures(load_model(folder))
+    path = folder / "model.json"
+    doc = json.loads(path.read_text(encoding="utf-8"))
+    doc.setdefault("quality", {})["colour"] = figures
+    path.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+    card.write(folder, doc)
+    return figures
 
 
 # ----------------------------------------------------------------------------- inverted AE
