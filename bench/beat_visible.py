@@ -29,12 +29,11 @@ import sys
 import tempfile
 from pathlib import Path
 
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from beat_measure import measure, run_show, steady_track, write_wav  # noqa: E402
+from beat_measure import measure, run_show, steady_track, write_wav
 
 
 def main() -> None:

@@ -446,7 +446,7 @@ class Status:
     audio: str = field(metadata=stat("audio", lambda s: s.music.status()["audio"]))
     excitement: float = field(metadata=stat("excitement", lambda s: s.music.cfg.excitement))
     background: float = field(metadata=stat("background", lambda s: s.music.cfg.background))
-    movement_range: float = field(metadata=stat("movement range",
+    movement_range: float = field(metadata=stat("movement",
                                                 lambda s: s.music.cfg.movement_range))
     # a lockstep group (pi_app/sync/group.py): the group, its members as last heard, the clock
     group: str = field(metadata=stat("group", lambda s: s.lockstep.group_text()

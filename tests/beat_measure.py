@@ -40,7 +40,7 @@ def steady_track(bpm: float, seconds: float, sr: int = SR, seed: int = 1) -> np.
     tb = np.arange(int(60.0 / bpm * sr)) / sr
     period = 60.0 / bpm
     for k in range(int(seconds / period)):
-        i = int(round(k * period * sr))
+        i = round(k * period * sr)
         root = (55.0, 55.0, 65.4, 49.0)[(k // 4) % 4]
         bass = 0.25 * np.sin(2 * np.pi * root * tb) * np.minimum(1, tb / 0.005) * \
             np.exp(-tb / (period / 2.5))

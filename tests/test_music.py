@@ -52,10 +52,12 @@ DEFAULT_TOML = Path(__file__).parents[1] / "pi_app" / "data" / "default.toml"
 
 
 def heads_rig_text(extra: str = "") -> str:
-    """The default config's settings with six Lumeri heads in 14ch mode (16-bit pan/tilt, so
-    where the walk comes to rest can be read from the DMX to a few ms), limited to face the
-    room as the default rig's heads are, instead of its rig."""
+    """The default config's settings (a brisk walk) with six Lumeri heads in 14ch mode (16-bit
+    pan/tilt, so where the walk comes to rest can be read from the DMX to a few ms), limited
+    to face the room as the default rig's heads are, instead of its rig."""
     head = DEFAULT_TOML.read_text().split("\n# One [[fixtures]]", 1)[0]
+    # a brisk walk, 2 s a waypoint: under the beat, a waypoint on every bar at 96-128 BPM
+    head = head.replace("seconds_per_waypoint = 6.0 ", "seconds_per_waypoint = 2.0 ", 1)
     fixtures = "".join(
         f'\n[[fixtures]]\nname = "head-{i + 1}"\nprofile = "lumeri-wash-7-10"\nmode = "14ch"\n'
         f"universe = 1\naddress = {1 + 14 * i}\nposition = [{0.1 + 0.16 * i:.2f}, 0.3]\n"
@@ -191,7 +193,7 @@ def test_waypoints_land_on_the_beat_in_the_dmx_frames(tracks, heads_cfg, name, a
     tr, wav = tracks[name]
     cfg = heads_cfg.replace(music=heads_cfg.music.__class__(align=align))
     show, rig, frames, times = play(cfg, tr.duration_s - 1.0, wav)
-    n = cfg.music.beats_per_waypoint
+    n = show.music.beats_per_waypoint(tr.bpm[0], 1.0 / cfg.walk.seconds_per_waypoint)
     trace = show.music.trace
     lock_t = next(t for t, _, lock, *_ in trace if lock == "locked")
     assert lock_t <= LOCK_WITHIN_S
@@ -201,12 +203,10 @@ def test_waypoints_land_on_the_beat_in_the_dmx_frames(tracks, heads_cfg, name, a
                if (a[2] != b[2] or a[6] != b[6]) and a[0] < end]
     assert changed[-1] < tr.duration_s / 2
     settle = changed[-1] + 2 * n * 60.0 / tr.bpm[0]
-    grid = tr.downbeats_s if align == "bar" else tr.beats_s
-    # the waypoints the walk reaches: every n beats from the chosen beat 1 / any beat
-    candidates = [grid[(grid > settle) & (grid < end)]]
-    if align == "beat":                               # which beat of every n: not known ahead
-        candidates = [tr.beats_s[k::n][(tr.beats_s[k::n] > settle) & (tr.beats_s[k::n] < end)]
-                      for k in range(n)]
+    # the waypoints the walk reaches: every n beats from a beat 1 / any beat (which of every
+    # n: not known ahead)
+    grid, m = (tr.downbeats_s, max(1, n // 4)) if align == "bar" else (tr.beats_s, n)
+    candidates = [grid[k::m][(grid[k::m] > settle) & (grid[k::m] < end)] for k in range(m)]
     hits = max((waypoint_hits(rig, frames, times, c, 0.25 * 60.0 / tr.bpm[0] * n)
                 for c in candidates), key=np.mean)
     assert len(hits) >= 5 and np.mean(hits) >= 0.9, (name, np.mean(hits), len(hits))
@@ -226,7 +226,7 @@ def test_silence_drifts_back_to_the_free_walk_and_the_beat_comes_back(tracks, he
     trace = show.music.trace
     (start, end), = tr.silent
     free_rate = cfg.walk.tempo / cfg.walk.seconds_per_waypoint
-    music_rate = tr.bpm[0] / 60.0 / cfg.music.beats_per_waypoint
+    music_rate = tr.bpm[0] / 60.0 / show.music.beats_per_waypoint(tr.bpm[0], free_rate)
     t = np.array([r[0] for r in trace])
     level = np.array([r[4] for r in trace])
     lock = [r[2] for r in trace]
@@ -485,7 +485,7 @@ def test_tap_and_bpm_on_the_running_daemon(tmp_path):
 @pytest.mark.parametrize(("toml", "field", "fix"), [
     ('[music]\nalign = "phrase"', "music.align", 'use "bar" or "beat"'),
     ("[music]\nenergy_range = [0.8, 0.2]", "music.energy_range", "0 <= low <= high <= 1"),
-    ("[music]\nbeats_per_waypoint = 0", "music.beats_per_waypoint", "use 1..64"),
+    ("[music]\nbeats_per_waypoint = 65", "music.beats_per_waypoint", "or 1..64"),
     ("[music]\nbpm = 5", "music.bpm", "20..400"),
     ('[audio]\ndevice = "hw:1"\nfile = "a.wav"', "audio.file", "keep one"),
     ('[music]\nenergy_to = "strobe"', "music.energy_to", '"master", "intensity" or "none"'),

@@ -56,7 +56,7 @@ def test_the_beat_shows_in_the_light_and_beat_one_most(tmp_path, free_show):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("bpm", [180.0, 240.0])
+@pytest.mark.parametrize("bpm", [180.0, 200.0])
 def test_fast_tempi_accent_every_other_beat_within_three_flashes(tmp_path, bpm):
     """At 180 BPM and above the accents come every other beat (or on the bar), so the light
     still swings visibly and no fixture, nor the rig, flashes more than 3 times a second."""
@@ -154,7 +154,7 @@ def test_feel_controls_over_socket_and_osc_and_refused_without_authorisation(tmp
         time.sleep(0.3)
         st = d.status()
         assert st["excitement"] == 0.3 and st["bpm"] == 120.0
-        with pytest.raises(ControlError, match="0..1"):
+        with pytest.raises(ControlError, match=r"0\.\.1"):
             client.request("feel/background", level=2.0)
         osc = SimpleUDPClient("127.0.0.1", port)
         osc._sock.bind(("127.0.0.1", 0))

@@ -20,6 +20,7 @@ from .audio import (
     OfflineAudio,
     PlaybackDevice,
     PortAudioDevice,
+    no_sound_output,
     require_analysis,
 )
 from .drive import MusicDrive
@@ -32,14 +33,10 @@ __all__ = ["AudioError", "MusicDrive", "make_drive"]
 def playing(path: str, field: str) -> FileDevice | PlaybackDevice:
     """The file through the sound card, or (no sounddevice, PortAudio or output device) one
     log line with the fix and the file followed without playing."""
-    from .audio import _sounddevice
-
-    try:
-        sd = _sounddevice(field="--audio")
-        sd.query_devices(kind="output")
-    except Exception as exc:                     # PortAudioError is not an OSError
+    why = no_sound_output()
+    if why:
         log.warning("audio: not playing %s (%s); following it without sound (--mute to "
-                    "say so)", path, str(exc).split(";")[0])
+                    "say so)", path, why)
         return FileDevice(path, field=field)
     return PlaybackDevice(path, field=field)
 

@@ -170,6 +170,7 @@ class PlaybackDevice:
         self._cb: Callback | None = None
         self._block = 512
         self._over = False
+        self._fallback: FileDevice | None = None       # no sound output: not played
 
     def open(self, callback: Callback, blocksize: int) -> PlaybackDevice:
         sd = _sounddevice(field="--audio")
@@ -180,9 +181,12 @@ class PlaybackDevice:
                 samplerate=self.samplerate, blocksize=blocksize, callback=self._play,
                 latency="low")
         except (ValueError, sd.PortAudioError) as exc:
-            raise AudioError(f"cannot play it through the sound card ({exc})", file=self.path,
-                             field="--audio", fix="connect a sound output, or add --mute to "
-                             "only follow the music") from None
+            log.warning("audio: cannot play %s through the sound card (%s); following it "
+                        "without sound (--mute to say so)", self.path.name, exc)
+            self._fallback = FileDevice(self.path, field="--audio")
+            self._fallback.open(callback, blocksize)
+            self.stamps_heard = False
+            return self
         self.output_latency = float(self._stream.latency)
         return self
 
@@ -206,9 +210,14 @@ class PlaybackDevice:
         self._cb(outdata.mean(axis=1, keepdims=True), frames, time.monotonic() + ahead, status)
 
     def start(self) -> None:
-        self._stream.start()
+        if self._fallback is not None:
+            self._fallback.start()
+        else:
+            self._stream.start()
 
     def close(self) -> None:
+        if self._fallback is not None:
+            self._fallback.close()
         if self._stream is not None:
             try:
                 self._stream.abort()
@@ -292,6 +301,19 @@ def _sounddevice(field: str = "audio.device") -> Any:
         raise AudioError(f"{what} needs PortAudio, which is not installed",
                          field=field, fix=PORTAUDIO_FIX) from None
     return sounddevice
+
+
+def no_sound_output() -> str:
+    """Why nothing can be played (no sounddevice, PortAudio or output device), or ""."""
+    try:
+        sd = _sounddevice(field="--audio")
+    except AudioError as exc:
+        return str(exc).split(" — ")[0]
+    try:
+        sd.query_devices(kind="output")
+    except (ValueError, sd.PortAudioError) as exc:
+        return f"no sound output: {exc}"
+    return ""
 
 
 # -- the analysis thread ------------------------------------------------------------------

@@ -120,7 +120,10 @@ class MusicDrive:
 
     def set_feel(self, **feel: float) -> None:
         """excitement, background, movement_range (0..1) from now (`latentdmx feel`)."""
-        self.cfg = replace(self.cfg, **feel)
+        unknown = set(feel) - {"excitement", "background", "movement_range"}
+        if unknown:
+            raise TypeError(f"not a feel control: {sorted(unknown)}")
+        self.cfg = replace(self.cfg, **feel)  # type: ignore[arg-type]
 
     def reconfigure(self, cfg: MusicConfig, t_s: float) -> None:
         """New `[music]` settings (a reload); a changed fixed `bpm` starts from now."""
