@@ -90,7 +90,8 @@ class MusicDrive:
         self.accent_hold = 0.0            # how much the accents set the light (0..1)
         self._dt = 0.0
         self._ypeak = 0.0
-        # per frame, when a list: (t, beats, lock, energy, light level, bpm, downbeat, rate)
+        # per frame, when a list: (t, beats, lock, energy, light level, bpm, downbeat, rate,
+        # accents' factor of the frame before)
         self.trace: list[tuple] | None = None
 
     @property
@@ -198,7 +199,7 @@ class MusicDrive:
             self.trace.append((t_s, grid.beats_at(t_s) if grid else math.nan, self.lock,
                                self.state.energy, 1.0 - self.hold + self.hold * self.level,
                                grid.bpm if grid else 0.0, grid.downbeat if grid else 0,
-                               self.rate))
+                               self.rate, self.accent))
         return self.rate * max(dt, 0.0)
 
     def _light_level(self, dt: float) -> None:
