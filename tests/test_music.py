@@ -33,6 +33,7 @@ from pi_app.decode import Rig
 from pi_app.errors import ConfigError
 from pi_app.music import make_drive
 from pi_app.music.analysis import Tracker
+from pi_app.music.drive import MusicDrive
 from pi_app.outputs.sim import SimOutput
 from pi_app.patch import Patch
 from pi_app.show import Show
@@ -56,8 +57,8 @@ def heads_rig_text(extra: str = "") -> str:
     pan/tilt, so where the walk comes to rest can be read from the DMX to a few ms), limited
     to face the room as the default rig's heads are, instead of its rig."""
     head = DEFAULT_TOML.read_text().split("\n# One [[fixtures]]", 1)[0]
-    # a brisk walk, 2 s a waypoint: under the beat, a waypoint on every bar at 96-128 BPM
-    head = head.replace("seconds_per_waypoint = 6.0 ", "seconds_per_waypoint = 2.0 ", 1)
+    # a brisker walk, 4 s a waypoint: under the beat, a waypoint every 2 bars at 96-128 BPM
+    head = head.replace("seconds_per_waypoint = 6.0 ", "seconds_per_waypoint = 4.0 ", 1)
     fixtures = "".join(
         f'\n[[fixtures]]\nname = "head-{i + 1}"\nprofile = "lumeri-wash-7-10"\nmode = "14ch"\n'
         f"universe = 1\naddress = {1 + 14 * i}\nposition = [{0.1 + 0.16 * i:.2f}, 0.3]\n"
@@ -243,9 +244,12 @@ def test_silence_drifts_back_to_the_free_walk_and_the_beat_comes_back(tracks, he
     relock = next(tt for tt, lk in zip(t, lock, strict=True) if tt > end and lk == "locked")
     assert relock - end <= LOCK_WITHIN_S
     # and after the break the waypoints land on the bars again (from the DMX frames)
+    n = show.music.beats_per_waypoint(tr.bpm[0], free_rate)
+    m = max(1, n // 4)                                  # a waypoint every m bars
     after = tr.downbeats_s[(tr.downbeats_s > relock + 4.0) & (tr.downbeats_s < times[-1] - 2)]
-    hits = waypoint_hits(rig, frames, times, after, 0.25 * 60.0 / tr.bpm[0] * 4)
-    assert len(hits) >= 3 and np.mean(hits) >= 0.75
+    hits = max((waypoint_hits(rig, frames, times, after[k::m], 0.25 * 60.0 / tr.bpm[0] * n)
+                for k in range(m)), key=np.mean)
+    assert len(hits) >= 2 and np.mean(hits) >= 0.75
 
 
 # -- safety: loud music can never make a strobe -----------------------------------------
@@ -289,7 +293,10 @@ def _aligned_from_recording(path: Path, cfg, tr: mt.Track, after_s: float) -> fl
     frames, _universes, times = read_show(path)
     rig = Rig.from_patch(Patch(cfg))
     bars = tr.downbeats_s[(tr.downbeats_s > after_s) & (tr.downbeats_s < times[-1] - 2.0)]
-    return float(np.mean(waypoint_hits(rig, frames, times, bars, 0.25 * 60 / tr.bpm[0] * 4)))
+    n = MusicDrive(cfg.music).beats_per_waypoint(tr.bpm[0], 1.0 / cfg.walk.seconds_per_waypoint)
+    m = max(1, n // 4)                                  # a waypoint every m bars
+    return max(float(np.mean(waypoint_hits(rig, frames, times, bars[k::m],
+                                           0.25 * 60 / tr.bpm[0] * n))) for k in range(m))
 
 
 @pytest.mark.slow
