@@ -203,14 +203,14 @@ def test_waypoints_land_on_the_beat_in_the_dmx_frames(tracks, heads_cfg, name, a
     changed = [a[0] for a, b in itertools.pairwise(trace)
                if (a[2] != b[2] or a[6] != b[6]) and a[0] < end]
     assert changed[-1] < tr.duration_s / 2
-    settle = changed[-1] + 2 * n * 60.0 / tr.bpm[0]
+    settle = changed[-1] + n * 60.0 / tr.bpm[0] + 2.0     # a waypoint, and the heads' lag
     # the waypoints the walk reaches: every n beats from a beat 1 / any beat (which of every
     # n: not known ahead)
     grid, m = (tr.downbeats_s, max(1, n // 4)) if align == "bar" else (tr.beats_s, n)
     candidates = [grid[k::m][(grid[k::m] > settle) & (grid[k::m] < end)] for k in range(m)]
     hits = max((waypoint_hits(rig, frames, times, c, 0.25 * 60.0 / tr.bpm[0] * n)
                 for c in candidates), key=np.mean)
-    assert len(hits) >= 5 and np.mean(hits) >= 0.9, (name, np.mean(hits), len(hits))
+    assert len(hits) >= 3 and np.mean(hits) >= 0.9, (name, np.mean(hits), len(hits))
 
     # the same rig without music does not land on these beats (the measure can fail)
     _, rig0, frames0, times0 = play(heads_cfg, tr.duration_s - 1.0, None)
@@ -246,7 +246,8 @@ def test_silence_drifts_back_to_the_free_walk_and_the_beat_comes_back(tracks, he
     # and after the break the waypoints land on the bars again (from the DMX frames)
     n = show.music.beats_per_waypoint(tr.bpm[0], free_rate)
     m = max(1, n // 4)                                  # a waypoint every m bars
-    after = tr.downbeats_s[(tr.downbeats_s > relock + 4.0) & (tr.downbeats_s < times[-1] - 2)]
+    after = tr.downbeats_s[(tr.downbeats_s > relock + 4.0 + n * 60.0 / tr.bpm[0]) &
+                           (tr.downbeats_s < times[-1] - 2)]
     hits = max((waypoint_hits(rig, frames, times, after[k::m], 0.25 * 60.0 / tr.bpm[0] * n)
                 for k in range(m)), key=np.mean)
     assert len(hits) >= 2 and np.mean(hits) >= 0.75
