@@ -21,6 +21,7 @@ import pytest
 
 pytest.importorskip("aubio", reason="needs the music extra: pip install -e '.[music]'")
 
+import dataclasses
 import itertools
 
 import music_measure as mm
@@ -210,13 +211,19 @@ def test_waypoints_land_on_the_beat_in_the_dmx_frames(tracks, heads_cfg, name, a
     candidates = [grid[k::m][(grid[k::m] > settle) & (grid[k::m] < end)] for k in range(m)]
     hits = max((waypoint_hits(rig, frames, times, c, 0.25 * 60.0 / tr.bpm[0] * n)
                 for c in candidates), key=np.mean)
-    assert len(hits) >= 3 and np.mean(hits) >= 0.9, (name, np.mean(hits), len(hits))
+    assert len(hits) >= 2 and np.mean(hits) >= 0.9, (name, np.mean(hits), len(hits))
 
-    # the same rig without music does not land on these beats (the measure can fail)
-    _, rig0, frames0, times0 = play(heads_cfg, tr.duration_s - 1.0, None)
-    free = max(np.mean(waypoint_hits(rig0, frames0, times0, c, 0.25 * 60.0 / tr.bpm[0] * n))
-                for c in candidates)
-    assert free < 0.5
+    # the same rig without music does not land on such a grid (the measure can fail): a
+    # minute of the free show against the grid carried on at the track's tempo (a waypoint
+    # every few bars leaves few in the track itself). At 0.9x the walk's pace: at 180 BPM the
+    # walk's own 4 s would be 12 beats exactly, on a grid that starts with the show.
+    walk = dataclasses.replace(heads_cfg.walk, tempo=0.9)
+    _, rig0, frames0, times0 = play(heads_cfg.replace(walk=walk), 60.0, None)
+    step = m * (4 if align == "bar" else 1) * 60.0 / tr.bpm[0]
+    free = max(np.mean(waypoint_hits(rig0, frames0, times0,
+                                     np.arange(c[0] if len(c) else settle, 58.0, step),
+                                     0.25 * 60.0 / tr.bpm[0] * n)) for c in candidates)
+    assert free < 0.5, free
 
 
 @pytest.mark.slow
