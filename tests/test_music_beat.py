@@ -216,9 +216,10 @@ def pulse(tmp_path):
 def test_run_audio_plays_the_file_in_step_with_the_light(tmp_path, pulse):
     """`run --audio` plays the file through the sound card (PortAudio into a private
     PulseAudio null sink, recorded from its monitor on the show's own clock by
-    `beat_in_step.py`): the kicks come out, and the light's accents peak within 60 ms of the
-    kicks as heard (the run with the fewest late frames of up to three: on a machine so
-    loaded that frames come late, the light is late by the machine, not by the design)."""
+    `beat_in_step.py`): the kicks come out, and the light's accents peak with the kicks as
+    heard, within 3 frames (the first run with <= 2 % late frames, else the median of three:
+    on a machine so loaded that frames come late, the light is late by the machine, not by
+    the design)."""
     pytest.importorskip("sounddevice", reason="needs PortAudio", exc_type=OSError)
     import json
 
@@ -233,7 +234,9 @@ def test_run_audio_plays_the_file_in_step_with_the_light(tmp_path, pulse):
         runs.append(json.loads(r.stdout.strip().splitlines()[-1]))
         if runs[-1]["late"] <= 0.02 * runs[-1]["frames"]:
             break
-    got = min(runs, key=lambda g: g["late"])
+    got = runs[-1]
     assert "playing" in got["audio"], got
     assert got["peak"] > 0.1 and got["kicks"] >= 30, got
-    assert abs(got["offset_ms"]) <= 60, got
+    # within 3 frames (75 ms): of a quiet run, else the median of the three
+    offset = got["offset_ms"] if len(runs) < 3 else sorted(r["offset_ms"] for r in runs)[1]
+    assert abs(offset) <= 75, runs
