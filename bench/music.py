@@ -152,7 +152,7 @@ def dmx_alignment(tr: mt.Track, wav: Path) -> dict:
                if (a[2] != b[2] or a[6] != b[6]) and a[0] < end]
     settle = (changed[-1] if changed else 0.0) + 2 * 4 * 60.0 / tr.bpm[-1]
     speeds = mm.aim_motion(rig, frames, mm.fine_heads(patch))
-    n = cfg.music.beats_per_waypoint
+    n = show.music.beats_per_waypoint(tr.bpm[-1], 1.0 / cfg.walk.seconds_per_waypoint)
     best = None
     for k in range(n):                  # which beat of the bar the walk took as beat 1
         want = tr.beats_s[k::n]

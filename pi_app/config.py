@@ -200,7 +200,7 @@ class AudioConfig:
 
 @dataclass(frozen=True)
 class MusicConfig:
-    beats_per_waypoint: int = 4         # a waypoint every N beats ...
+    beats_per_waypoint: int = 0         # a waypoint every N beats (0: whole bars, paced) ...
     align: str = "bar"                  # ... arriving on beat 1 of a bar ("bar") or any beat
     energy_to: str = "master"           # master | intensity | none
     energy_range: tuple[float, float] = (0.35, 1.0)   # light level at silence .. at the loudest
@@ -213,12 +213,17 @@ class MusicConfig:
     bpm: float = 0.0                    # a fixed tempo; 0: follow the audio (or `tap`)
     min_bpm: float = 60.0               # the tempo range the tracker looks in
     max_bpm: float = 200.0
+    # feel (live: `latentdmx feel`): accent depth, the light between accents, head travel
+    excitement: float = ranged(0.8, 0, 1, "use 0 (no accents) .. 1 (deepest)")
+    background: float = ranged(0.35, 0, 1, "use 0 (dark between accents) .. 1 (no dip)")
+    movement_range: float = ranged(0.5, 0, 1, "use 0 (half the free walk's pace) .. 1 (twice)")
 
     def validate(self, file: str) -> None:
         f = file
-        if not 1 <= self.beats_per_waypoint <= 64:
+        if not 0 <= self.beats_per_waypoint <= 64:
             raise ConfigError(f"{self.beats_per_waypoint} beats per waypoint", file=f,
-                              field="music.beats_per_waypoint", fix="use 1..64, e.g. 4 (one bar)")
+                              field="music.beats_per_waypoint",
+                              fix="use 0 (whole bars at the walk's pace) or 1..64, e.g. 4")
         if self.align not in ("bar", "beat"):
             raise ConfigError(f"unknown alignment {self.align!r}", file=f, field="music.align",
                               fix='use "bar" or "beat"')

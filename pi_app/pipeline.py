@@ -576,7 +576,10 @@ class Pipeline:
                                             lambda n: [p + off for p in ahead(n)])
                 scene = (1.0 - a) * old + a * scene
         scene = self.held(scene)
-        if music is not None:
+        if music is not None:             # accents within what the flash limiter passes
+            safety = self.safety
+            music.accent_budget = min(safety.lum_slew_per_s, safety.red_slew_per_s)
+            music.y_weights = safety.y_weights
             scene = music.light(scene)
         if self.blacked_out:
             scene = scene.copy()
@@ -593,7 +596,6 @@ class Pipeline:
                 scene = ident
         if self.wheels is not None:              # what a wheel turns to: before safety,
             self.wanted_colour = np.array(scene[:, COLOUR])     # which whitens wheel heads
-        self.moves.on_the_beat(self.music is not None and self.music.active)
         scene = self.moves(scene, self.scene)    # heads move in black
         if self.wheels is not None:              # a wheel on its way: dark
             scene = self.wheels.hold_dark(scene, self.wheel_until, t_s)

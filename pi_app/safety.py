@@ -481,6 +481,11 @@ class Safety:
         parked = bool(np.all(np.abs(self._out[:, sc.AIM] - self._park) <= 1e-4))
         return (dark and parked) or elapsed >= fade + PARK_GRACE_S
 
+    @property
+    def y_weights(self) -> np.ndarray:
+        """(fixtures, 4): each fixture's luminance weights of its (R, G, B, W) light."""
+        return self._wy
+
     def luminance(self) -> np.ndarray:
         """Relative luminance Y of each fixture's last output: (n,)."""
         o = self._out

@@ -60,7 +60,7 @@ class Show:
                  clock: Callable[..., FrameClock] = FrameClock,
                  wall_clock: Callable[[float], float] | None = None,
                  presets_dir: str | Path | None = None,
-                 audio: str | Path | None = None) -> None:
+                 audio: str | Path | None = None, play_audio: bool = False) -> None:
         self.config = config
         config_hash(config)                  # the file as loaded (`health`), not as edited later
         self.config_path = config_path
@@ -74,7 +74,7 @@ class Show:
         self._quiet = False                  # holding still: a frame a few times a second
         self._said_slower = False            # the log said the model runs slower (once)
         self.music = make_drive(config, audio_file=str(audio) if audio else None,
-                                offline=offline)
+                                offline=offline, play=play_audio)
         self.pipeline.music = self.music
         self.fps = config.fps
         self.duration_s = duration_s

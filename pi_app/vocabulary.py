@@ -444,6 +444,10 @@ class Status:
     bar_beat: int = field(metadata=stat("beat of bar", lambda s: s.music.status()["bar_beat"]))
     energy: float = field(metadata=stat("energy", lambda s: s.music.status()["energy"]))
     audio: str = field(metadata=stat("audio", lambda s: s.music.status()["audio"]))
+    excitement: float = field(metadata=stat("excitement", lambda s: s.music.cfg.excitement))
+    background: float = field(metadata=stat("background", lambda s: s.music.cfg.background))
+    movement_range: float = field(metadata=stat("movement",
+                                                lambda s: s.music.cfg.movement_range))
     # a lockstep group (pi_app/sync/group.py): the group, its members as last heard, the clock
     group: str = field(metadata=stat("group", lambda s: s.lockstep.group_text()
                                      if s.lockstep else "off (no [sync] group)"))
@@ -576,6 +580,33 @@ def _bpm(show: Any, a: dict[str, Any]) -> Change:
                            fix="e.g. `latentdmx bpm 128`, `latentdmx bpm 0`")
     music = show.music
     return Change({"bpm": bpm or "follow the music"}, lambda t_s: music.set_bpm(bpm, t_s))
+
+
+def _feel(show: Any, field_name: str, value: float) -> Change:
+    music = show.music
+    return Change({field_name: value}, lambda t_s: music.set_feel(**{field_name: value}))
+
+
+@command("feel/excitement", Arg("level", Number(0.0, 1.0), "0 = no accents, 1 = deepest"),
+         help="How much the beat shows: the depth of the light's accents on the beat (0..1)."
+              "\n\nThe accents always stay within the flash limit, so at 1 they are as deep as "
+              "the limiter lets through at the tempo.", live=True, state="excitement")
+def _excitement(show: Any, a: dict[str, Any]) -> Change:
+    return _feel(show, "excitement", a["level"])
+
+
+@command("feel/background", Arg("level", Number(0.0, 1.0), "0 = dark, 1 = the show's own"),
+         help="The light between the accents, as a share of the show's own light (0..1).",
+         live=True, state="background")
+def _background(show: Any, a: dict[str, Any]) -> Change:
+    return _feel(show, "background", a["level"])
+
+
+@command("feel/movement", Arg("level", Number(0.0, 1.0), "0 = half the walk's pace, 1 = twice"),
+         help="How far the heads travel per bar while the music leads (0..1; 0.5 = the free "
+              "walk's pace, in whole bars).", live=True, state="movement_range")
+def _movement(show: Any, a: dict[str, Any]) -> Change:
+    return _feel(show, "movement_range", a["level"])
 
 
 @command("model", Arg("name", ModelName(), "a bundled or user model name, or a model folder "

@@ -21,6 +21,7 @@ import pytest
 
 pytest.importorskip("aubio", reason="needs the music extra: pip install -e '.[music]'")
 
+import dataclasses
 import itertools
 
 import music_measure as mm
@@ -33,6 +34,7 @@ from pi_app.decode import Rig
 from pi_app.errors import ConfigError
 from pi_app.music import make_drive
 from pi_app.music.analysis import Tracker
+from pi_app.music.drive import MusicDrive
 from pi_app.outputs.sim import SimOutput
 from pi_app.patch import Patch
 from pi_app.show import Show
@@ -52,10 +54,12 @@ DEFAULT_TOML = Path(__file__).parents[1] / "pi_app" / "data" / "default.toml"
 
 
 def heads_rig_text(extra: str = "") -> str:
-    """The default config's settings with six Lumeri heads in 14ch mode (16-bit pan/tilt, so
-    where the walk comes to rest can be read from the DMX to a few ms), limited to face the
-    room as the default rig's heads are, instead of its rig."""
+    """The default config's settings (a brisk walk) with six Lumeri heads in 14ch mode (16-bit
+    pan/tilt, so where the walk comes to rest can be read from the DMX to a few ms), limited
+    to face the room as the default rig's heads are, instead of its rig."""
     head = DEFAULT_TOML.read_text().split("\n# One [[fixtures]]", 1)[0]
+    # a brisker walk, 4 s a waypoint: under the beat, a waypoint every 2 bars at 96-128 BPM
+    head = head.replace("seconds_per_waypoint = 6.0 ", "seconds_per_waypoint = 4.0 ", 1)
     fixtures = "".join(
         f'\n[[fixtures]]\nname = "head-{i + 1}"\nprofile = "lumeri-wash-7-10"\nmode = "14ch"\n'
         f"universe = 1\naddress = {1 + 14 * i}\nposition = [{0.1 + 0.16 * i:.2f}, 0.3]\n"
@@ -191,7 +195,7 @@ def test_waypoints_land_on_the_beat_in_the_dmx_frames(tracks, heads_cfg, name, a
     tr, wav = tracks[name]
     cfg = heads_cfg.replace(music=heads_cfg.music.__class__(align=align))
     show, rig, frames, times = play(cfg, tr.duration_s - 1.0, wav)
-    n = cfg.music.beats_per_waypoint
+    n = show.music.beats_per_waypoint(tr.bpm[0], 1.0 / cfg.walk.seconds_per_waypoint)
     trace = show.music.trace
     lock_t = next(t for t, _, lock, *_ in trace if lock == "locked")
     assert lock_t <= LOCK_WITHIN_S
@@ -200,22 +204,26 @@ def test_waypoints_land_on_the_beat_in_the_dmx_frames(tracks, heads_cfg, name, a
     changed = [a[0] for a, b in itertools.pairwise(trace)
                if (a[2] != b[2] or a[6] != b[6]) and a[0] < end]
     assert changed[-1] < tr.duration_s / 2
-    settle = changed[-1] + 2 * n * 60.0 / tr.bpm[0]
-    grid = tr.downbeats_s if align == "bar" else tr.beats_s
-    # the waypoints the walk reaches: every n beats from the chosen beat 1 / any beat
-    candidates = [grid[(grid > settle) & (grid < end)]]
-    if align == "beat":                               # which beat of every n: not known ahead
-        candidates = [tr.beats_s[k::n][(tr.beats_s[k::n] > settle) & (tr.beats_s[k::n] < end)]
-                      for k in range(n)]
+    settle = changed[-1] + n * 60.0 / tr.bpm[0] + 2.0     # a waypoint, and the heads' lag
+    # the waypoints the walk reaches: every n beats from a beat 1 / any beat (which of every
+    # n: not known ahead)
+    grid, m = (tr.downbeats_s, max(1, n // 4)) if align == "bar" else (tr.beats_s, n)
+    candidates = [grid[k::m][(grid[k::m] > settle) & (grid[k::m] < end)] for k in range(m)]
     hits = max((waypoint_hits(rig, frames, times, c, 0.25 * 60.0 / tr.bpm[0] * n)
                 for c in candidates), key=np.mean)
-    assert len(hits) >= 5 and np.mean(hits) >= 0.9, (name, np.mean(hits), len(hits))
+    assert len(hits) >= 2 and np.mean(hits) >= 0.9, (name, np.mean(hits), len(hits))
 
-    # the same rig without music does not land on these beats (the measure can fail)
-    _, rig0, frames0, times0 = play(heads_cfg, tr.duration_s - 1.0, None)
-    free = max(np.mean(waypoint_hits(rig0, frames0, times0, c, 0.25 * 60.0 / tr.bpm[0] * n))
-                for c in candidates)
-    assert free < 0.5
+    # the same rig without music does not land on such a grid (the measure can fail): a
+    # minute of the free show against the grid carried on at the track's tempo (a waypoint
+    # every few bars leaves few in the track itself). At 0.9x the walk's pace: at 180 BPM the
+    # walk's own 4 s would be 12 beats exactly, on a grid that starts with the show.
+    walk = dataclasses.replace(heads_cfg.walk, tempo=0.9)
+    _, rig0, frames0, times0 = play(heads_cfg.replace(walk=walk), 60.0, None)
+    step = m * (4 if align == "bar" else 1) * 60.0 / tr.bpm[0]
+    free = max(np.mean(waypoint_hits(rig0, frames0, times0,
+                                     np.arange(c[0] if len(c) else settle, 58.0, step),
+                                     0.25 * 60.0 / tr.bpm[0] * n)) for c in candidates)
+    assert free < 0.5, free
 
 
 @pytest.mark.slow
@@ -226,7 +234,7 @@ def test_silence_drifts_back_to_the_free_walk_and_the_beat_comes_back(tracks, he
     trace = show.music.trace
     (start, end), = tr.silent
     free_rate = cfg.walk.tempo / cfg.walk.seconds_per_waypoint
-    music_rate = tr.bpm[0] / 60.0 / cfg.music.beats_per_waypoint
+    music_rate = tr.bpm[0] / 60.0 / show.music.beats_per_waypoint(tr.bpm[0], free_rate)
     t = np.array([r[0] for r in trace])
     level = np.array([r[4] for r in trace])
     lock = [r[2] for r in trace]
@@ -243,9 +251,13 @@ def test_silence_drifts_back_to_the_free_walk_and_the_beat_comes_back(tracks, he
     relock = next(tt for tt, lk in zip(t, lock, strict=True) if tt > end and lk == "locked")
     assert relock - end <= LOCK_WITHIN_S
     # and after the break the waypoints land on the bars again (from the DMX frames)
-    after = tr.downbeats_s[(tr.downbeats_s > relock + 4.0) & (tr.downbeats_s < times[-1] - 2)]
-    hits = waypoint_hits(rig, frames, times, after, 0.25 * 60.0 / tr.bpm[0] * 4)
-    assert len(hits) >= 3 and np.mean(hits) >= 0.75
+    n = show.music.beats_per_waypoint(tr.bpm[0], free_rate)
+    m = max(1, n // 4)                                  # a waypoint every m bars
+    after = tr.downbeats_s[(tr.downbeats_s > relock + 4.0 + n * 60.0 / tr.bpm[0]) &
+                           (tr.downbeats_s < times[-1] - 2)]
+    hits = max((waypoint_hits(rig, frames, times, after[k::m], 0.25 * 60.0 / tr.bpm[0] * n)
+                for k in range(m)), key=np.mean)
+    assert len(hits) >= 2 and np.mean(hits) >= 0.75
 
 
 # -- safety: loud music can never make a strobe -----------------------------------------
@@ -289,7 +301,10 @@ def _aligned_from_recording(path: Path, cfg, tr: mt.Track, after_s: float) -> fl
     frames, _universes, times = read_show(path)
     rig = Rig.from_patch(Patch(cfg))
     bars = tr.downbeats_s[(tr.downbeats_s > after_s) & (tr.downbeats_s < times[-1] - 2.0)]
-    return float(np.mean(waypoint_hits(rig, frames, times, bars, 0.25 * 60 / tr.bpm[0] * 4)))
+    n = MusicDrive(cfg.music).beats_per_waypoint(tr.bpm[0], 1.0 / cfg.walk.seconds_per_waypoint)
+    m = max(1, n // 4)                                  # a waypoint every m bars
+    return max(float(np.mean(waypoint_hits(rig, frames, times, bars[k::m],
+                                           0.25 * 60 / tr.bpm[0] * n))) for k in range(m))
 
 
 @pytest.mark.slow
@@ -485,7 +500,7 @@ def test_tap_and_bpm_on_the_running_daemon(tmp_path):
 @pytest.mark.parametrize(("toml", "field", "fix"), [
     ('[music]\nalign = "phrase"', "music.align", 'use "bar" or "beat"'),
     ("[music]\nenergy_range = [0.8, 0.2]", "music.energy_range", "0 <= low <= high <= 1"),
-    ("[music]\nbeats_per_waypoint = 0", "music.beats_per_waypoint", "use 1..64"),
+    ("[music]\nbeats_per_waypoint = 65", "music.beats_per_waypoint", "or 1..64"),
     ("[music]\nbpm = 5", "music.bpm", "20..400"),
     ('[audio]\ndevice = "hw:1"\nfile = "a.wav"', "audio.file", "keep one"),
     ('[music]\nenergy_to = "strobe"', "music.energy_to", '"master", "intensity" or "none"'),

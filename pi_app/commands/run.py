@@ -78,11 +78,14 @@ def check_other_models(cfg) -> None:
               help="Serve the live web page ([preview] in the config: host, port, token; "
                    "default http://127.0.0.1:8044/).")
 @click.option("--audio", type=click.Path(dir_okay=False), metavar="FILE",
-              help="Follow the music of a sound file (WAV, FLAC, OGG), played in real time as "
-                   "the show runs (live sound: [audio] device in the config). Needs the music "
-                   "extra.")
+              help="Follow the music of a sound file (WAV, FLAC, OGG), played through the sound "
+                   "card as the show runs, the light in step with it (live sound: [audio] "
+                   "device in the config). Needs the music extra.")
+@click.option("--mute", is_flag=True,
+              help="With --audio: follow the file without playing it (the sound comes from "
+                   "elsewhere).")
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
-def run(config_path, output, model, fps, seed, duration, record, web, audio, verbose):
+def run(config_path, output, model, fps, seed, duration, record, web, audio, mute, verbose):
     """Play a show: walk the model's latent space and send DMX frames.
 
     \b
@@ -91,7 +94,8 @@ def run(config_path, output, model, fps, seed, duration, record, web, audio, ver
       latentdmx run --duration 5 --record show.txt   # record 5 s for ola_recorder
       latentdmx run --config rig.toml --output ola   # real lights through olad
       latentdmx run --config rig.toml --output sacn  # sACN nodes / WLED on the LAN
-      latentdmx run --audio song.wav                 # the walk follows the song's beat
+      latentdmx run --audio song.wav                 # plays the song; the light follows
+      latentdmx run --audio song.wav --mute          # follows it without playing it
 
     Stops cleanly on Ctrl-C or SIGTERM: fade-out, blackout frame, exit 0. SIGHUP reloads the
     config. While it runs, `latentdmx status`, `dim`, `pause`, ... control it.
@@ -121,7 +125,8 @@ def run(config_path, output, model, fps, seed, duration, record, web, audio, ver
     with _blamed_on(cfg):
         out = output_for(cfg, patch)
     show = Show(cfg, out, model=mdl, duration_s=duration, record_path=record,
-                config_path=config_path, clock=_clock(kinds_text(cfg)), audio=audio)
+                config_path=config_path, clock=_clock(kinds_text(cfg)), audio=audio,
+                play_audio=not mute)
     show.pipeline.check_model(mdl)      # finite, and cheap enough for the frame period
     log = logging.getLogger("latentdmx")
     from ..config_rules import config_warnings

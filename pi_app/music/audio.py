@@ -66,8 +66,10 @@ def require_analysis(field: str = "[music]") -> None:
                          field=field, fix=EXTRA_FIX) from None
 
 
-def read_sound(path: str | os.PathLike, field: str = "--audio") -> tuple[np.ndarray, int]:
-    """A sound file as mono float32 and its sample rate (WAV, FLAC, OGG, MP3...)."""
+def read_sound(path: str | os.PathLike, field: str = "--audio",
+               mono: bool = True) -> tuple[np.ndarray, int]:
+    """A sound file as float32 and its sample rate (WAV, FLAC, OGG, MP3...): mono, or
+    (`mono` False) as (samples, channels)."""
     p = Path(path)
     if not p.is_file():
         raise AudioError("no such sound file", file=p, field=field,
@@ -85,6 +87,8 @@ def read_sound(path: str | os.PathLike, field: str = "--audio") -> tuple[np.ndar
     if len(data) == 0:
         raise AudioError("the sound file is empty", file=p, field=field,
                          fix="use a file with some sound in it")
+    if not mono:
+        return np.ascontiguousarray(data, np.float32), int(sr)
     return np.ascontiguousarray(data.mean(axis=1), np.float32), int(sr)
 
 
@@ -140,6 +144,87 @@ class FileDevice:
         self._stop.set()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout=2.0)
+
+
+class PlaybackDevice:
+    """A sound file played through the sound card (PortAudio), and analysed as it is heard.
+
+    PortAudio's output callback asks for each block ahead of time; the block goes to the
+    sound card and, the same instant, to the analysis callback, stamped with the monotonic
+    time its first sample will be heard: now plus PortAudio's ``outputBufferDacTime -
+    currentTime`` (else the stream's output latency). The analysis places its beats by that
+    time, so the light lands with the sound, not ahead of it."""
+
+    stamps_heard = True                  # the callback's time_info is when it is heard
+
+    def __init__(self, path: str | os.PathLike, *, field: str = "--audio",
+                 device: str | int | None = None) -> None:
+        self.path = Path(path)
+        self.audio, self.samplerate = read_sound(path, field, mono=False)
+        self.name = f"file {self.path.name} (playing)"
+        self.latency = 0.0
+        self.output_latency = 0.0
+        self.played = 0                  # samples handed to the sound card so far
+        self._device = device
+        self._stream: Any = None
+        self._cb: Callback | None = None
+        self._block = 512
+        self._over = False
+        self._fallback: FileDevice | None = None       # no sound output: not played
+
+    def open(self, callback: Callback, blocksize: int) -> PlaybackDevice:
+        sd = _sounddevice(field="--audio")
+        self._cb, self._block = callback, blocksize
+        try:
+            self._stream = sd.OutputStream(
+                device=self._device, channels=self.audio.shape[1], dtype="float32",
+                samplerate=self.samplerate, blocksize=blocksize, callback=self._play,
+                latency="low")
+        except (ValueError, sd.PortAudioError) as exc:
+            log.warning("audio: cannot play %s through the sound card (%s); following it "
+                        "without sound (--mute to say so)", self.path.name, exc)
+            self._fallback = FileDevice(self.path, field="--audio")
+            self._fallback.open(callback, blocksize)
+            self.stamps_heard = False
+            return self
+        self.output_latency = float(self._stream.latency)
+        return self
+
+    def _play(self, outdata: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
+        """PortAudio's thread: the next block to the card and to the analysis."""
+        i, x = self.played, self.audio
+        block = x[i:i + frames]
+        outdata[:len(block)] = block
+        outdata[len(block):] = 0.0
+        if len(block) < frames and not self._over:
+            self._over = True
+            log.info("audio: %s is over; the show drifts back to the free walk", self.path.name)
+        self.played = i + frames
+        ahead = self.output_latency
+        try:
+            d = float(time_info.outputBufferDacTime - time_info.currentTime)
+            ahead = d if 0.0 < d < 1.0 else ahead
+        except (AttributeError, TypeError):
+            pass
+        assert self._cb is not None
+        self._cb(outdata.mean(axis=1, keepdims=True), frames, time.monotonic() + ahead, status)
+
+    def start(self) -> None:
+        if self._fallback is not None:
+            self._fallback.start()
+        else:
+            self._stream.start()
+
+    def close(self) -> None:
+        if self._fallback is not None:
+            self._fallback.close()
+        if self._stream is not None:
+            try:
+                self._stream.abort()
+                self._stream.close()
+            except Exception:
+                log.debug("audio: closing the output stream failed", exc_info=True)
+            self._stream = None
 
 
 class PortAudioDevice:
@@ -205,16 +290,30 @@ class PortAudioDevice:
             self._stream = None
 
 
-def _sounddevice() -> Any:
+def _sounddevice(field: str = "audio.device") -> Any:
+    what = "playing sound" if field == "--audio" else "live capture"
     try:
         import sounddevice
     except ImportError:
-        raise AudioError("live capture needs the sounddevice library", field="audio.device",
+        raise AudioError(f"{what} needs the sounddevice library", field=field,
                          fix=EXTRA_FIX) from None
     except OSError:                       # the module imports, PortAudio itself is missing
-        raise AudioError("live capture needs PortAudio, which is not installed",
-                         field="audio.device", fix=PORTAUDIO_FIX) from None
+        raise AudioError(f"{what} needs PortAudio, which is not installed",
+                         field=field, fix=PORTAUDIO_FIX) from None
     return sounddevice
+
+
+def no_sound_output() -> str:
+    """Why nothing can be played (no sounddevice, PortAudio or output device), or ""."""
+    try:
+        sd = _sounddevice(field="--audio")
+    except AudioError as exc:
+        return str(exc).split(" — ")[0]
+    try:
+        sd.query_devices(kind="output")
+    except (ValueError, sd.PortAudioError) as exc:
+        return f"no sound output: {exc}"
+    return ""
 
 
 # -- the analysis thread ------------------------------------------------------------------
@@ -304,7 +403,8 @@ class AudioInput:
 
     def _callback(self, indata: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
         """PortAudio's thread (or FileDevice's): copy, enqueue, return at once."""
-        self._q.put((np.array(indata[:, 0], np.float32), time.monotonic()))
+        stamp = time_info if isinstance(time_info, float) else time.monotonic()
+        self._q.put((np.array(indata[:, 0], np.float32), stamp))
 
     def _listen(self, dev: Any, tracker: Tracker) -> None:
         sr, hop = tracker.sr, tracker.hop
@@ -321,8 +421,12 @@ class AudioInput:
             if item is None:
                 return
             block, arrived = item
-            samples += len(block)
-            arrivals.append(arrived - samples / sr)
+            if getattr(dev, "stamps_heard", False):       # stamped: when its start is heard
+                arrivals.append(arrived - samples / sr)
+                samples += len(block)
+            else:                                         # arrived once its end was heard
+                samples += len(block)
+                arrivals.append(arrived - samples / sr)
             start = min(arrivals) - dev.latency - self._show_start   # show time of sample 0
             if offset is None or abs(start - offset) > 0.0005:
                 offset = start

@@ -39,10 +39,13 @@ class MusicLane:
 
     @classmethod
     def from_trace(cls, trace: list[tuple]) -> MusicLane:
-        cols = list(zip(*trace, strict=True)) if trace else [()] * 8
+        cols = list(zip(*trace, strict=True)) if trace else [()] * 9
         f = np.asarray
+        level = f(cols[4], float)                 # the loudness's level x the accents
+        if len(cols) > 8:
+            level = level * f(cols[8], float)
         return cls(f(cols[0], float), f(cols[1], float), tuple(cols[2]), f(cols[3], float),
-                   f(cols[4], float), f(cols[5], float), f(cols[6], int))
+                   level, f(cols[5], float), f(cols[6], int))
 
     def beat_times(self) -> tuple[np.ndarray, np.ndarray]:
         """(time of every beat of the grid, True where it is beat 1 of a bar)."""
