@@ -100,8 +100,8 @@ class ImageMapper:
         # Continuous pixel coordinates (pixel centres at i + 0.5), clamped to the picture.
         px = np.clip(pos[:, 0] * w - 0.5, 0, w - 1)
         py = np.clip(pos[:, 1] * h - 0.5, 0, h - 1)
-        x0 = np.clip(np.floor(px).astype(np.int64), 0, max(w - 2, 0))
-        y0 = np.clip(np.floor(py).astype(np.int64), 0, max(h - 2, 0))
+        x0 = np.clip(np.floor(px).astype(np.intp), 0, max(w - 2, 0))
+        y0 = np.clip(np.floor(py).astype(np.intp), 0, max(h - 2, 0))
         x1, y1 = np.minimum(x0 + 1, w - 1), np.minimum(y0 + 1, h - 1)
         fx, fy = np.clip(px - x0, 0, 1), np.clip(py - y0, 0, 1)
         # The 4 corners per fixture: flat pixel indices and weights, corner by corner.

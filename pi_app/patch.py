@@ -155,7 +155,7 @@ class Patch:
                     lo8.append(ch.max if sub else ch.min)
                     span8.append(ch.min - ch.max if sub else ch.max - ch.min)
         def i64(v):
-            return np.asarray(v, dtype=np.int64)
+            return np.asarray(v, dtype=np.intp)
         # One dense gather over every slot of every universe, so a frame is four NumPy calls
         # and no scatter: slot k = int(src[gather[k]] * scale[k] + offset[k]) >> shift[k].
         # 8-bit channels scale by their span; 16-bit coarse ones by 65535, shifted right by 8,
@@ -165,7 +165,7 @@ class Patch:
         # A 16-bit pair kept to a coarse range min..max spans min*256 .. max*256 + 255.
         n_slots = len(self.universes) * SLOTS
         zero = n * _N_SRC                                # one more source element, always 0
-        gather = np.full(n_slots, zero, np.int64)
+        gather = np.full(n_slots, zero, np.intp)
         scale = np.zeros(n_slots, np.float32)
         offset = np.zeros(n_slots, np.float32)
         shift = np.zeros(n_slots, np.int32)

@@ -159,7 +159,7 @@ class Safety:
         self._boxes = np.array(boxes, np.float64).reshape(-1, 4)
         self._boxes_exact = np.array([b for f in patch.fixtures for b in f.config.keep_out],
                                      np.float64).reshape(-1, 4)
-        self._owner = np.array(owner, np.int64)
+        self._owner = np.array(owner, np.intp)
         # -- light: signal weights, canonical colour for colourless fixtures ---------------
         wy, wr = (zip(*(light_weights(f.mode) for f in patch.fixtures), strict=True) if n
                   else ((), ()))
