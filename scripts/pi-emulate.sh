@@ -139,10 +139,32 @@ install_project() {   # ARCH ROOT
         rm -rf "$r/opt/latentdmx" "$r/root/.cache/pip"
         echo "[$arch] installing LatentDMX (first time: timed, no pip cache)"
         t0=$(date +%s)
-        in_root "$r" sh -c "python3 -m venv --system-site-packages /opt/latentdmx/venv && \
-            /opt/latentdmx/venv/bin/pip install -q --no-cache-dir '/opt/src[ola]'" \
-            > "$CACHE/install-$arch.log" 2>&1 \
-            || { tail -n 30 "$CACHE/install-$arch.log"; die "install failed in the $arch root"; }
+        rm -f "$r/.install-note"
+        if ! in_root "$r" sh -c "python3 -m venv --system-site-packages /opt/latentdmx/venv && \
+                /opt/latentdmx/venv/bin/pip install -q --no-cache-dir '/opt/src[ola]'" \
+                > "$CACHE/install-$arch.log" 2>&1; then
+            # As the docs say failed (on armhf: a pin above Debian's version of a library
+            # PyPI has no armv7l wheel of, so pip tries to compile it). Say why, then install
+            # the package beside Debian's versions, to see whether it plays with them.
+            echo "the documented install failed: $(grep -m1 -iE 'error: |No matching|Failed to build' \
+                "$CACHE/install-$arch.log" | cut -c1-150); played with Debian's" \
+                "$(echo "${PKGS_ARMHF[*]}" | sed 's/python3-//g') instead (pip install --no-deps)" \
+                > "$r/.install-note"
+            # the package's dependencies and the ola extra's, less those Debian's provide
+            cat > "$r/opt/deps.py" <<'PY'
+import re, sys, tomllib
+p = tomllib.load(open("/opt/src/pyproject.toml", "rb"))["project"]
+skip = {w.replace("python3-", "").replace("pil", "pillow") for w in sys.argv[1:]}
+for d in p["dependencies"] + p["optional-dependencies"]["ola"]:
+    if re.split("[<>=!; ]", d)[0].lower() not in skip:
+        print(d)
+PY
+            in_root "$r" sh -c "/opt/latentdmx/venv/bin/pip install -q --no-deps /opt/src && \
+                /opt/latentdmx/venv/bin/python /opt/deps.py ${PKGS_ARMHF[*]} > /opt/deps.txt && \
+                /opt/latentdmx/venv/bin/pip install -q --no-cache-dir -r /opt/deps.txt" \
+                >> "$CACHE/install-$arch.log" 2>&1 \
+                || { tail -n 30 "$CACHE/install-$arch.log"; die "install failed in the $arch root"; }
+        fi
         secs=$(( $(date +%s) - t0 ))
         in_root "$r" /opt/latentdmx/venv/bin/pip install -q "${TEST_PIP[@]}" \
             >> "$CACHE/install-$arch.log" 2>&1 || die "pip install of the test tools failed"
@@ -165,6 +187,7 @@ run_arch() {   # ARCH
         sed 's/ version/-user/') ($(in_root "$r" uname -m))"
     say "root built in $(cat "$r/.debootstrap-done") s (debootstrap, once); first install of" \
         "LatentDMX into the venv: $(cat "$r/.installed") s"
+    [ -f "$r/.install-note" ] && say "$(cat "$r/.install-note")"
     say "$(in_root "$r" /opt/latentdmx/venv/bin/python -c '
 import sys, numpy, PIL
 cfg = numpy.show_config(mode="dicts") if numpy.__version__ >= "1.25" else None
