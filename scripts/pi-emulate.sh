@@ -225,8 +225,9 @@ print(f"Python {sys.version.split()[0]}, NumPy {numpy.__version__} ({loc}, BLAS:
         if [ "$arch" = arm64 ]; then
             log=$CACHE/cross-cpu.log
             LATENTDMX_PI_ROOTS=$CACHE "$HERE/.venv/bin/python" -m pytest -n 0 -q -p no:cacheprovider \
-                "$HERE/tests/test_cross_cpu.py" > "$log" 2>&1 || true
+                -rA "$HERE/tests/test_cross_cpu.py" > "$log" 2>&1 || true
             say "cross-CPU lockstep (tests/test_cross_cpu.py, x86 vs this root):"
+            grep -E '^[a-z-]+ x86 vs arm64' "$log" | sort -u | sed 's/^/  /' | tee -a "$REPORT" || true
             say "  $(grep -E '(passed|failed|skipped|error)' "$log" | tail -n1 | tr -d '=' | sed 's/^ *//')"
         fi
     fi
