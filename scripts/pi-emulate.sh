@@ -2,7 +2,7 @@
 # An emulated Raspberry Pi: Debian bookworm arm64 and armhf roots under qemu-user.
 #
 #   sudo scripts/pi-emulate.sh [--arch arm64|armhf|both] [--seconds 5] [--cache DIR]
-#                              [--out FILE] [--no-tests] [--reinstall]
+#                              [--out FILE] [--no-tests] [--reinstall] [--cross-seconds 60]
 #
 # For each architecture it
 #  1. builds a bookworm root with debootstrap (qemu-user-static through binfmt runs its
@@ -38,6 +38,7 @@ PLAY_S=5
 OUT=$HERE/bench/results/pi_emulate.txt
 RUN_TESTS=1
 REINSTALL=0
+CROSS_S=60
 MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 TESTS=(tests/test_patch.py tests/test_mapper.py tests/test_config.py tests/test_safety.py
        tests/test_output_ola.py)
@@ -58,6 +59,7 @@ while [ $# -gt 0 ]; do
         --out) OUT=${2:?}; shift ;;
         --no-tests) RUN_TESTS=0 ;;
         --reinstall) REINSTALL=1 ;;
+        --cross-seconds) CROSS_S=${2:?}; shift ;;
         -h|--help) usage; exit 0 ;;
         *) die "unknown option '$1' (see --help)" ;;
     esac
@@ -224,9 +226,9 @@ print(f"Python {sys.version.split()[0]}, NumPy {numpy.__version__} ({loc}, BLAS:
         grep -E '^(FAILED|ERROR) ' "$log" | head -n 20 | sed 's/^/  /' | tee -a "$REPORT" || true
         if [ "$arch" = arm64 ]; then
             log=$CACHE/cross-cpu.log
-            LATENTDMX_PI_ROOTS=$CACHE "$HERE/.venv/bin/python" -m pytest -n 0 -q -p no:cacheprovider \
+            LATENTDMX_PI_ROOTS=$CACHE LATENTDMX_CROSS_CPU_SECONDS=$CROSS_S "$HERE/.venv/bin/python" -m pytest -n 0 -q -p no:cacheprovider \
                 -rA "$HERE/tests/test_cross_cpu.py" > "$log" 2>&1 || true
-            say "cross-CPU lockstep (tests/test_cross_cpu.py, x86 vs this root):"
+            say "cross-CPU lockstep (tests/test_cross_cpu.py, x86 vs this root, ${CROSS_S} s shows):"
             grep -E '^[a-z-]+ x86 vs arm64' "$log" | sort -u | sed 's/^/  /' | tee -a "$REPORT" || true
             say "  $(grep -E '(passed|failed|skipped|error)' "$log" | tail -n1 | tr -d '=' | sed 's/^ *//')"
         fi
