@@ -237,6 +237,11 @@ def test_run_audio_plays_the_file_in_step_with_the_light(tmp_path, pulse):
     got = runs[-1]
     assert "playing" in got["audio"], got
     assert got["peak"] > 0.1 and got["kicks"] >= 30, got
-    # within 3 frames (75 ms): of a quiet run, else the median of the three
+    # within 3 frames (75 ms): of a quiet run, else the median of the three. A machine that
+    # starves the frame loop starves PulseAudio too: its underruns shift the song against
+    # the sample count on both sides, and the figure measures the machine, not the design.
+    if min(r["late"] / max(r["frames"], 1) for r in runs) > 0.05:
+        pytest.skip(f"the machine starves the frame loop (late frames {runs}); "
+                    "not a measurement")
     offset = got["offset_ms"] if len(runs) < 3 else sorted(r["offset_ms"] for r in runs)[1]
     assert abs(offset) <= 75, runs
