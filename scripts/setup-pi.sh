@@ -621,6 +621,13 @@ setup_venv() {
     if ! pkg_installed python3-rpi-lgpio; then
         apt_install python3-rpi-lgpio
     fi
+    # 32-bit Raspberry Pi OS (armhf): PyPI has no NumPy wheel for it; Debian's (1.24.2, the
+    # oldest NumPy LatentDMX supports) reaches the venv through the system packages, and
+    # Pi OS's /etc/pip.conf brings the other wheels from piwheels.org
+    if [ -z "$ROOT" ] && [ "$(dpkg --print-architecture 2>/dev/null)" = armhf ] \
+            && ! pkg_installed python3-numpy; then
+        apt_install python3-numpy
+    fi
     if [ ! -x "$R$VENV/bin/python" ]; then
         live python3 -m venv --system-site-packages "$VENV"
     fi
