@@ -39,6 +39,7 @@ DRY_RUN=0
 UNINSTALL=0
 PURGE=0
 WITH_OLA=0
+READ_ONLY=0
 WHEEL=""
 SOURCE_DIR="$CHECKOUT"
 DEFAULT_CONFIG=""
@@ -70,6 +71,11 @@ usage: $PROG [options]
   --operator USER      add USER to the latentdmx group, to use \`latentdmx status\` etc.
                        (default: \$SUDO_USER)
   --uart-clock MODE    init_uart_clock=16000000: auto (only for old firmware) | yes | no
+  --read-only          put the root file system on a read-only overlay (Raspberry Pi OS's
+                       overlayroot, as raspi-config's Overlay File System); the service's
+                       state on its own small ext4 image on the boot partition; reboot after
+  --read-only --uninstall
+                       the root writable again (after a reboot); the state stays on its image
   --uninstall          undo the set-up: every file it changed put back (and named); keeps
                        /etc/latentdmx and the fixtures and models in /var/lib/latentdmx
   --purge              with --uninstall: also remove those and the latentdmx user
@@ -91,6 +97,7 @@ while [ $# -gt 0 ]; do
         --uninstall) UNINSTALL=1 ;;
         --purge) PURGE=1 ;;
         --with-ola) WITH_OLA=1 ;;
+        --read-only) READ_ONLY=1 ;;
         --wheel) WHEEL=${2:?--wheel needs a path}; shift ;;
         --wheel=*) WHEEL=${1#*=} ;;
         --source) SOURCE_DIR=${2:?}; shift ;;
@@ -118,6 +125,7 @@ case "$UART_CLOCK" in auto|yes|no) ;; *) die "--uart-clock: auto, yes or no" ;; 
 [ -z "$OUTPUT_KIND" ] && { [ $WITH_OLA = 1 ] && OUTPUT_KIND=ola || OUTPUT_KIND=uart; }
 case "$OUTPUT_KIND" in ola|uart|sim) ;; *) die "--output: ola, uart or sim" ;; esac
 [ $PURGE = 1 ] && [ $UNINSTALL = 0 ] && die "--purge only goes with --uninstall"
+[ $PURGE = 1 ] && [ $READ_ONLY = 1 ] && die "--purge does not go with --read-only"
 if [ -n "$ROOT" ]; then
     [ -d "$ROOT" ] || die "--root $ROOT: no such directory"
     ROOT=$(cd "$ROOT" && pwd)
@@ -141,6 +149,10 @@ NETWORK_DROPIN=/etc/systemd/system/latentdmx.service.d/network.conf
 SYSDIR=/var/lib/latentdmx                 # the service's fixtures/, models/, state/
 STATE=$SYSDIR/setup                       # backups and records of this script (root only)
 UNIT=/etc/systemd/system/latentdmx.service
+READ_ONLY_DROPIN=/etc/systemd/system/latentdmx.service.d/read-only.conf
+OVERLAY_TOKEN=overlayroot=tmpfs:recurse=0 # / on tmpfs over the card; other mounts stay as they are
+STATE_IMAGE_NAME=latentdmx-state.img      # on the boot partition: the state under --read-only
+STATE_IMAGE_SIZE=64M
 # OLA plugins that would only get in the way: the dummy device and the network protocols.
 OLA_OFF_PLUGINS="dummy artnet e131 espnet kinet nanoleaf openpixelcontrol osc pathport sandnet shownet"
 OLA_UARTDMX_PLUGIN_ID=20                  # OLA_PLUGIN_UARTDMX in ola/plugin_id.h
@@ -238,21 +250,49 @@ live() {
 
 state_dir() { mkdir -p "$R$STATE" && chmod 0700 "$R$STATE"; }
 
+# A power cut (or a kill) at any moment leaves every file this script writes as it was or as
+# it is meant to be, never half written: the new content goes to a temp file in the same
+# folder, is flushed to the card (sync FILE: fsync), renamed over the old one, and the folder
+# flushed too. A re-run then finds each step done or not done, and finishes the job.
+# atomic_put SRC DEST [MODE]: DEST (a real path here) gets SRC's bytes; MODE for a new file
+# (an existing one keeps its mode and owner).
+atomic_put() {
+    local src=$1 dest=$2 mode=${3:-} tmp="$2.latentdmx-tmp"
+    rm -f -- "$tmp"
+    if [ -f "$dest" ] && [ ! -L "$dest" ]; then cp -p -- "$dest" "$tmp"; fi
+    cat -- "$src" > "$tmp"
+    if [ -n "$mode" ] && { [ ! -f "$dest" ] || [ -L "$dest" ]; }; then chmod "$mode" "$tmp"; fi
+    sync -- "$tmp"
+    mv -f -- "$tmp" "$dest"
+    sync -- "$(dirname "$dest")"
+}
+# atomic_text DEST: DEST (a real path here) gets stdin
+atomic_text() { cat > "$TMP/atomic-text"; atomic_put "$TMP/atomic-text" "$1" "${2:-}"; }
+
 # Keep a copy of FILE as it was before this script first touched it (for --uninstall): its
 # content (a symlink's: the file it points to), a symlink's target in FILE.link, or
 # FILE.absent when there was none.
 backup_once() {
     local file=$1 dest="$R$STATE/backup$1" real
     [ $DRY_RUN = 1 ] && return 0
-    if [ -e "$dest" ] || [ -e "$dest.absent" ] || [ -e "$dest.link" ]; then return 0; fi
+    if [ -e "$dest" ] || [ -e "$dest.absent" ]; then return 0; fi
+    if [ -e "$dest.link" ] && { [ ! -L "$R$file" ] || [ ! -f "$R$(real_path "$file")" ]; }; then
+        return 0                          # a symlink to nothing: its target is the backup
+    fi
     state_dir
     mkdir -p "$(dirname "$dest")"
-    [ -L "$R$file" ] && readlink "$R$file" > "$dest.link"
+    # the backup's own parts first, its main file (or .absent) last: a run killed before
+    # that takes the backup again
     real=$(real_path "$file")
+    if [ -L "$R$file" ]; then
+        readlink "$R$file" | atomic_text "$dest.link"
+        [ -f "$R$real" ] || return 0
+    fi
     if [ -f "$R$real" ]; then
-        cp -p "$R$real" "$dest"
-    elif [ ! -L "$R$file" ]; then
-        : > "$dest.absent"
+        atomic_put "$R$real" "$dest" "$(stat -c %a "$R$real")"
+        touch -r "$R$real" "$dest"
+    else
+        : | atomic_text "$dest.absent"
     fi
 }
 
@@ -297,18 +337,16 @@ put_file() {
     if [ -L "$R$real" ]; then
         note "${label:-add}" "$file${what:+ ($what)}"
         rm -f -- "$R$real"
-        install -m "$mode" "$new" "$R$real"
+        atomic_put "$new" "$R$real" "$mode"
     elif [ -f "$R$real" ]; then
         note "${label:-edit}" "$(shown_path "$file")${what:+ ($what)}"
-        # same directory + rename: never a half-written file, even on the FAT boot partition;
-        # the copy keeps the file's mode and owner
-        cp -p "$R$real" "$R$real.latentdmx-tmp"
-        cat "$new" > "$R$real.latentdmx-tmp"
-        mv -f "$R$real.latentdmx-tmp" "$R$real"
+        # same directory + fsync + rename: never a half-written file, even on the FAT boot
+        # partition; the copy keeps the file's mode and owner
+        atomic_put "$new" "$R$real"
     else
         note "${label:-add}" "$(shown_path "$file")${what:+ ($what)}"
         mkdir -p "$(dirname "$R$real")"
-        install -m "$mode" "$new" "$R$real"
+        atomic_put "$new" "$R$real" "$mode"
     fi
 }
 
@@ -472,12 +510,12 @@ setup_config_txt() {
             && say "  note      $file: the latentdmx block's markers were damaged or doubled; made whole again"
         if [[ $CONFIG_NOTES == *added-eol* ]] && [ $DRY_RUN = 0 ]; then
             state_dir
-            : > "$R$STATE/config.no-eol"     # uninstall takes the added newline away again
+            : | atomic_text "$R$STATE/config.no-eol"   # uninstall takes the newline away again
         fi
         put_file "$file" "$TMP/config.txt" 0755 "UART for DMX"
         if [ $DRY_RUN = 0 ]; then
-            cp "$TMP/block" "$R$STATE/config.block"
-            echo "$file" > "$R$STATE/config.file"
+            atomic_put "$TMP/block" "$R$STATE/config.block"
+            echo "$file" | atomic_text "$R$STATE/config.file"
         fi
         reboot_needed
     fi
@@ -522,10 +560,9 @@ setup_cmdline() {
     [ $CMDLINE_MORE_LINES = 1 ] \
         && say "  note      $file has more than one line: the firmware reads the first; the others are kept as they are"
     if [ $DRY_RUN = 0 ]; then
-        for token in "${CMDLINE_REMOVED[@]}"; do     # every console ever removed, once each
-            grep -qxF -- "$token" "$R$STATE/cmdline.removed" 2>/dev/null \
-                || printf '%s\n' "$token" >> "$R$STATE/cmdline.removed"
-        done
+        { cat "$R$STATE/cmdline.removed" 2>/dev/null || true
+          printf '%s\n' "${CMDLINE_REMOVED[@]}"; } | awk '!seen[$0]++' \
+            | atomic_text "$R$STATE/cmdline.removed"  # every console ever removed, once each
     fi
     reboot_needed
 }
@@ -583,6 +620,13 @@ setup_venv() {
     # venv sees it (and ola-python) through the system packages.
     if ! pkg_installed python3-rpi-lgpio; then
         apt_install python3-rpi-lgpio
+    fi
+    # 32-bit Raspberry Pi OS (armhf): PyPI has no NumPy wheel for it; Debian's (1.24.2, the
+    # oldest NumPy LatentDMX supports) reaches the venv through the system packages, and
+    # Pi OS's /etc/pip.conf brings the other wheels from piwheels.org
+    if [ -z "$ROOT" ] && [ "$(dpkg --print-architecture 2>/dev/null)" = armhf ] \
+            && ! pkg_installed python3-numpy; then
+        apt_install python3-numpy
     fi
     if [ ! -x "$R$VENV/bin/python" ]; then
         live python3 -m venv --system-site-packages "$VENV"
@@ -794,6 +838,111 @@ setup_unit() {
     fi
 }
 
+# -- read-only root -----------------------------------------------------------------------
+# Raspberry Pi OS's Overlay File System (raspi-config) is Debian's overlayroot: with
+# `overlayroot=tmpfs` on cmdline.txt the initramfs mounts the card's root read-only under a
+# tmpfs, so nothing is written to it and a power cut cannot damage it; every change is lost
+# at the next boot. `:recurse=0` keeps the other mounts (the boot partition) as they are.
+# The service's state (presets, the sACN CID, the web token) must survive a reboot: it lives
+# in a small ext4 image on the boot partition ($STATE_IMAGE_NAME), loop-mounted on
+# /var/lib/latentdmx/state by /etc/fstab (ext4's journal: a cut mid-write costs at most that
+# write). The image is made once, from what the state folder holds then.
+fstab_line() {
+    printf '%s %s ext4 loop,noatime,nofail,x-systemd.requires-mounts-for=%s 0 0\n' \
+        "$BOOT_REAL/$STATE_IMAGE_NAME" "$SYSDIR/state" "$BOOT_REAL"
+}
+
+cmdline_has_overlay() { head -n 1 "$R$(real_path "$BOOT/cmdline.txt")" | tr ' ' '\n' | grep -q '^overlayroot='; }
+
+# The root is an overlay now (the live system): only --read-only --uninstall may run.
+overlay_active() { [ -z "$ROOT" ] && [ "$(findmnt -n -o FSTYPE / 2>/dev/null)" = overlay ]; }
+
+setup_read_only() {
+    local img="$BOOT_REAL/$STATE_IMAGE_NAME" cmd real
+    pkg_installed overlayroot || apt_install overlayroot
+    if [ ! -e "$R$img" ]; then
+        [ -z "$ROOT" ] && live systemctl stop latentdmx.service
+        CHANGES=$((CHANGES + 1))
+        if [ $DRY_RUN = 1 ]; then
+            note "would-add" "$img (ext4, $STATE_IMAGE_SIZE: the service's state)"
+        elif ! command -v mke2fs >/dev/null; then
+            note "on-pi" "mke2fs -t ext4 -d $SYSDIR/state $img $STATE_IMAGE_SIZE"
+            PRINTED=$((PRINTED + 1))
+        else
+            note "add" "$img (ext4, $STATE_IMAGE_SIZE: the service's state, from $SYSDIR/state)"
+            rm -f -- "$R$img.latentdmx-tmp"
+            cmd=(mke2fs -q -F -t ext4 -L latentdmx-state -E root_owner=0:0)
+            [ -d "$R$SYSDIR/state" ] && cmd+=(-d "$R$SYSDIR/state")
+            "${cmd[@]}" "$R$img.latentdmx-tmp" "$STATE_IMAGE_SIZE" >/dev/null
+            sync -- "$R$img.latentdmx-tmp"
+            mv -f -- "$R$img.latentdmx-tmp" "$R$img"
+            sync -- "$R$BOOT_REAL"
+        fi
+    fi
+    make_dir "$SYSDIR/state" 0750
+    real=$(real_path /etc/fstab)
+    if [ -f "$R$real" ]; then cp "$R$real" "$TMP/fstab"; else : > "$TMP/fstab"; fi
+    if ! grep -qF "$(fstab_line)" "$TMP/fstab"; then
+        grep -vF " $SYSDIR/state " "$TMP/fstab" > "$TMP/fstab.new" || true
+        fstab_line >> "$TMP/fstab.new"
+        backup_once /etc/fstab
+        put_file /etc/fstab "$TMP/fstab.new" 0644 "the state image on $SYSDIR/state"
+    fi
+    printf '[Unit]\n# the state folder is the image on the boot partition (setup-pi.sh --read-only)\nRequiresMountsFor=%s\n' \
+        "$SYSDIR/state" > "$TMP/read-only.conf"
+    put_file "$READ_ONLY_DROPIN" "$TMP/read-only.conf" 0644 "the service waits for its state"
+    if ! cmdline_has_overlay; then
+        need_writable "$BOOT/cmdline.txt"
+        backup_once "$BOOT/cmdline.txt"
+        real=$(real_path "$BOOT/cmdline.txt")
+        { printf '%s ' "$OVERLAY_TOKEN"; cat "$R$real"; } > "$TMP/cmdline.ro"
+        put_file "$BOOT/cmdline.txt" "$TMP/cmdline.ro" 0755 "root on a read-only overlay"
+        reboot_needed
+    fi
+    [ -z "$ROOT" ] && live systemctl daemon-reload
+    say "  note      read-only root after the reboot: changes outside $SYSDIR/state are lost at"
+    say "            every boot (logs too); to update or change the set-up, run --read-only"
+    say "            --uninstall, reboot, run the set-up, then --read-only again"
+}
+
+uninstall_read_only() {
+    local real
+    real=$(real_path "$BOOT/cmdline.txt")
+    if [ -f "$R$real" ] && cmdline_has_overlay; then
+        need_writable "$BOOT/cmdline.txt"
+        { head -n 1 "$R$real" | tr ' ' '\n' | grep -v '^overlayroot=' | paste -sd ' ' -
+          tail -n +2 "$R$real"; } > "$TMP/cmdline.rw"
+        put_file "$BOOT/cmdline.txt" "$TMP/cmdline.rw" 0755 "root writable again"
+        reboot_needed
+    fi
+    say "  note      the state stays on $BOOT_REAL/$STATE_IMAGE_NAME (mounted on $SYSDIR/state);"
+    say "            --uninstall takes that away too, once the root is writable (after the reboot)"
+}
+
+# The full uninstall: the state image's mount and the drop-in (the image is kept: it holds
+# the state; --purge removes it).
+uninstall_state_image() {
+    local real
+    remove_path "$READ_ONLY_DROPIN"
+    real=$(real_path /etc/fstab)
+    if [ -f "$R$real" ] && grep -qF " $SYSDIR/state " "$R$real"; then
+        grep -vF " $SYSDIR/state " "$R$real" > "$TMP/fstab.rw" || true
+        if { [ -f "$R$STATE/backup/etc/fstab" ] && cmp -s "$TMP/fstab.rw" "$R$STATE/backup/etc/fstab"; } \
+                || { [ -e "$R$STATE/backup/etc/fstab.absent" ] && [ ! -s "$TMP/fstab.rw" ]; }; then
+            restore_backup /etc/fstab
+        else
+            put_file /etc/fstab "$TMP/fstab.rw" 0644 "the state image's line removed"
+        fi
+    fi
+    if [ -e "$R$BOOT_REAL/$STATE_IMAGE_NAME" ]; then
+        if [ $PURGE = 1 ]; then
+            remove_path "$BOOT_REAL/$STATE_IMAGE_NAME"
+        else
+            say "  kept      $BOOT_REAL/$STATE_IMAGE_NAME (the state under --read-only; --purge removes it)"
+        fi
+    fi
+}
+
 # -- uninstall ----------------------------------------------------------------------------
 UNRESTORED=()        # files edited since the set-up: only the set-up's own changes came out
 
@@ -933,6 +1082,9 @@ uninstall_system_dirs() {
 
 uninstall() {
     local file
+    if cmdline_has_overlay || overlay_active; then
+        die "the root is (or after a reboot will be) a read-only overlay: run --read-only --uninstall, reboot, then --uninstall again; nothing was changed"
+    fi
     uninstall_plan_config                   # refusals come before any change
     uninstall_plan_cmdline
     if [ -z "$ROOT" ] && [ "$(unit_state latentdmx.service)" != missing ]; then
@@ -943,6 +1095,7 @@ uninstall() {
         live systemctl disable --now latentdmx.service
     fi
     remove_path "$NETWORK_DROPIN"          # written by `latentdmx service-network`
+    uninstall_state_image
     if [ -d "$R${NETWORK_DROPIN%/*}" ] && [ -z "$(ls -A "$R${NETWORK_DROPIN%/*}")" ]; then
         remove_path "${NETWORK_DROPIN%/*}"
     fi
@@ -982,9 +1135,14 @@ uninstall() {
 say "LatentDMX set-up$([ $UNINSTALL = 1 ] && echo ": uninstall")$([ $DRY_RUN = 1 ] && echo " (dry run: nothing is changed)")"
 say "  root      ${ROOT:-/}   boot files in $BOOT$([ "$BOOT_REAL" != "$BOOT" ] && echo " -> $BOOT_REAL")   ${MODEL:+model: $MODEL}"
 
-if [ $UNINSTALL = 1 ]; then
+if [ $READ_ONLY = 1 ] && [ $UNINSTALL = 1 ]; then
+    uninstall_read_only
+elif [ $UNINSTALL = 1 ]; then
     uninstall
 else
+    if overlay_active; then
+        die "the root is a read-only overlay (--read-only): changes would be lost at the next boot - run --read-only --uninstall, reboot, run the set-up again (then --read-only again); nothing was changed"
+    fi
     plan_config_txt                       # a damaged block or a read-only boot partition
     plan_cmdline                          # stops the set-up here, before any change
     setup_config_txt
@@ -997,6 +1155,7 @@ else
     setup_config
     if [ $WITH_OLA = 1 ]; then setup_ola; fi
     setup_unit
+    if [ $READ_ONLY = 1 ]; then setup_read_only; fi
 fi
 
 say ""
