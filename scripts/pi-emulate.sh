@@ -178,7 +178,7 @@ PY
     fi
 }
 
-say() { echo "$*" | tee -a "$REPORT"; }
+say() { echo "$*" | tee -a "$REPORT"; cp "$REPORT" "$OUT"; }   # figures kept as they come
 
 run_arch() {   # ARCH
     local arch=$1 r=$CACHE/bookworm-$1 m line log
@@ -197,6 +197,14 @@ blas = cfg["Build Dependencies"]["blas"]["name"] if cfg else "Debian (see numpy.
 loc = "Debian" if numpy.__file__.startswith("/usr/lib/") else "PyPI wheel"
 print(f"Python {sys.version.split()[0]}, NumPy {numpy.__version__} ({loc}, BLAS: {blas}), "
       f"Pillow {PIL.__version__}")' 2>&1 | tail -n1)"
+    if [ "$arch" = arm64 ] && [ $RUN_TESTS = 1 ]; then
+        log=$CACHE/cross-cpu.log
+        LATENTDMX_PI_ROOTS=$CACHE LATENTDMX_CROSS_CPU_SECONDS=$CROSS_S "$HERE/.venv/bin/python" -m pytest -n 0 -q -p no:cacheprovider \
+            -rA "$HERE/tests/test_cross_cpu.py" > "$log" 2>&1 || true
+        say "cross-CPU lockstep (tests/test_cross_cpu.py, x86 vs this root, ${CROSS_S} s shows):"
+        grep -E '^[a-z-]+ x86 vs arm64' "$log" | sort -u | sed 's/^/  /' | tee -a "$REPORT" || true
+        say "  $(grep -E '(passed|failed|skipped|error)' "$log" | tail -n1 | tr -d '=' | sed 's/^ *//')"
+    fi
     say "play (bench/paced.py, demo rig, simulator, real frame clock, ${PLAY_S} s each):"
     for m in "$HERE"/models/*/; do
         m=$(basename "$m")
@@ -224,14 +232,6 @@ print(f"Python {sys.version.split()[0]}, NumPy {numpy.__version__} ({loc}, BLAS:
         say "tests (${TESTS[*]##*/}; olad runs inside as user olad):"
         say "  $(grep -E '(passed|failed|error)' "$log" | tail -n1 | tr -d '=' | sed 's/^ *//')"
         grep -E '^(FAILED|ERROR) ' "$log" | head -n 20 | sed 's/^/  /' | tee -a "$REPORT" || true
-        if [ "$arch" = arm64 ]; then
-            log=$CACHE/cross-cpu.log
-            LATENTDMX_PI_ROOTS=$CACHE LATENTDMX_CROSS_CPU_SECONDS=$CROSS_S "$HERE/.venv/bin/python" -m pytest -n 0 -q -p no:cacheprovider \
-                -rA "$HERE/tests/test_cross_cpu.py" > "$log" 2>&1 || true
-            say "cross-CPU lockstep (tests/test_cross_cpu.py, x86 vs this root, ${CROSS_S} s shows):"
-            grep -E '^[a-z-]+ x86 vs arm64' "$log" | sort -u | sed 's/^/  /' | tee -a "$REPORT" || true
-            say "  $(grep -E '(passed|failed|skipped|error)' "$log" | tail -n1 | tr -d '=' | sed 's/^ *//')"
-        fi
     fi
 }
 
