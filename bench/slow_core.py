@@ -363,7 +363,8 @@ def main() -> None:
                             print(f"      log: {line}")
                         if ok or r["contended_s"] < CONTENDED_S:
                             break
-                        print("      contended: again", flush=True)
+                        if _attempt < a.reruns:
+                            print("      contended: again", flush=True)
             print("\nflashes/s (virtual-time render of the same shows; limit 3):")
             for rig in rigs:
                 fx, rg = flashes(tmp, rig, a.seconds)

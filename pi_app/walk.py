@@ -53,6 +53,7 @@ TEAR_STEP = 0.05          # output step between two of them that counts as a tea
 CHAIN_BLOCK = 32          # the guarded chain restarts at every multiple of this
 END_PROPOSALS = 4         # a block's last waypoint: this many times the proposals
 LOOK_PACE = 2.0           # the look ahead rests this many times each guard call's wall time
+HELPER_NICE = 5           # ... on a thread at this nice (a third of the frame loop's weight)
 
 
 class LatentWalk:
@@ -338,11 +339,12 @@ _HELPER_NAME = "latentdmx-walk"
 
 
 def _idle_priority() -> None:
-    """The helper thread at the lowest priority (nice 19, this thread alone: Linux), so a
-    slow core computes the frames first and the look ahead in what is left. Not SCHED_IDLE:
-    a busy neighbour could starve it, and an unprivileged daemon could not raise it back."""
+    """The helper thread a little below the frame loop (nice `HELPER_NICE`, this thread
+    alone: Linux), so a slow core computes the frames first. Not lower: an unprivileged
+    daemon cannot raise it back when a frame waits for its result, and at nice 19 a busy
+    neighbour would all but stop it."""
     with contextlib.suppress(AttributeError, OSError):
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), HELPER_NICE)
 
 
 def _forget_helper() -> None:
