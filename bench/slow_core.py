@@ -2,7 +2,7 @@
 
     sudo python bench/slow_core.py [--seconds 60] [--rigs demo,pars512,pars1024]
                                    [--quotas 10,25] [--period-ms 100] [--reruns 1]
-                                   [--skip-error] [--skip-shows]
+                                   [--skip-error] [--skip-shows] [--checkout DIR]
 
 Each show is ``latentdmx run --output sim --duration SECONDS`` (the simulator: no output
 to wait for), in real time, in a cgroup of its own whose CPU quota is a share of one core:
@@ -333,7 +333,12 @@ def main() -> None:
     ap.add_argument("--tempo", type=float, default=1.7)
     ap.add_argument("--skip-error", action="store_true")
     ap.add_argument("--skip-shows", action="store_true")
+    ap.add_argument("--checkout", type=Path, help="play the shows of another checkout "
+                    "(e.g. `git archive main | tar -x -C /tmp/main`), for a before/after")
     a = ap.parse_args()
+    if a.checkout is not None:
+        global ROOT
+        ROOT = a.checkout.resolve()
     print(f"slow core: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
           f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}, cgroup "
           f"{'v2' if Path('/sys/fs/cgroup/cgroup.controllers').exists() else 'v1'}, "
@@ -363,7 +368,8 @@ def main() -> None:
                             print(f"      log: {line}")
                         if ok or r["contended_s"] < CONTENDED_S:
                             break
-                        print("      contended: again", flush=True)
+                        if _attempt < a.reruns:
+                            print("      contended: again", flush=True)
             print("\nflashes/s (virtual-time render of the same shows; limit 3):")
             for rig in rigs:
                 fx, rg = flashes(tmp, rig, a.seconds)

@@ -53,6 +53,7 @@ TEAR_STEP = 0.05          # output step between two of them that counts as a tea
 CHAIN_BLOCK = 32          # the guarded chain restarts at every multiple of this
 END_PROPOSALS = 4         # a block's last waypoint: this many times the proposals
 LOOK_PACE = 2.0           # the look ahead rests this many times each guard call's wall time
+HELPER_NICE = 5           # ... on a thread at this nice (a third of the frame loop's weight)
 
 
 class LatentWalk:
@@ -74,7 +75,6 @@ class LatentWalk:
         self._chain: tuple[int, np.ndarray, np.ndarray, int, int] | None = None
         self.ahead = ahead                     # work out the next waypoint on a thread
         self._ahead: tuple[int, np.ndarray, int, cf.Future] | None = None   # j, w_j, end, w_j+1
-        self._hurry = threading.Event()        # a frame waits for the look ahead: no rests
         self.p_tear = float(p_tear)
         if int(chain_block) < 2:
             raise ValueError("chain_block must be 2 or more")
@@ -173,16 +173,27 @@ class LatentWalk:
         call's wall time, so a large rig's look (1,024 pars: about 170 ms of CPU a
         segment) is spread over the segment instead of taking a slow core's whole CPU
         share at once (under a CPU quota the frames would wait for the next period). A
-        frame that needs the result now (`_hurry`) ends the rests. The result is the same;
-        only when it is worked out changes."""
-        if not self._hurry.is_set():
-            self._hurry.wait(min(LOOK_PACE * call_s, 0.25))
+        frame waiting for any walk's look (`_result`) ends the rests: the helper thread
+        works for every walk in turn. The result is the same; only when it is worked out
+        changes."""
+        if not _HURRY.is_set():
+            _HURRY.wait(min(LOOK_PACE * call_s, 0.25))
 
     def _result(self, fut: cf.Future) -> np.ndarray:
-        """The look ahead's waypoint, now: it stops resting while this frame waits."""
-        if not fut.done():
-            self._hurry.set()
-        return fut.result()
+        """The look ahead's waypoint, now: the helper stops resting while a frame waits."""
+        global _WAITING
+        if fut.done():
+            return fut.result()
+        with _HELPER_LOCK:
+            _WAITING += 1
+            _HURRY.set()
+        try:
+            return fut.result()
+        finally:
+            with _HELPER_LOCK:
+                _WAITING -= 1
+                if not _WAITING:
+                    _HURRY.clear()
 
     def span(self, k: int) -> tuple[int, int]:
         """The chain through segment k (k >= 0): its first and last waypoints, both plain
@@ -242,7 +253,6 @@ class LatentWalk:
             if start != j:
                 return
             w = self.waypoint(j)
-        self._hurry.clear()
         self._ahead = (j, w, end, _helper().submit(self._next, j, w, end))
 
     def _next(self, k: int, w: np.ndarray, end: int | None = None) -> np.ndarray:
@@ -335,22 +345,26 @@ class LatentWalk:
 _HELPER: cf.ThreadPoolExecutor | None = None
 _HELPER_LOCK = threading.Lock()
 _HELPER_NAME = "latentdmx-walk"
+_HURRY = threading.Event()   # a frame waits for the helper: it does not rest (`_rest`)
+_WAITING = 0                 # ... how many (under _HELPER_LOCK)
 
 
 def _idle_priority() -> None:
-    """The helper thread at the lowest priority (nice 19, this thread alone: Linux), so a
-    slow core computes the frames first and the look ahead in what is left. Not SCHED_IDLE:
-    a busy neighbour could starve it, and an unprivileged daemon could not raise it back."""
+    """The helper thread a little below the frame loop (nice `HELPER_NICE`, this thread
+    alone: Linux), so a slow core computes the frames first. Not lower: an unprivileged
+    daemon cannot raise it back when a frame waits for its result, and at nice 19 a busy
+    neighbour would all but stop it."""
     with contextlib.suppress(AttributeError, OSError):
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), HELPER_NICE)
 
 
 def _forget_helper() -> None:
     """In a forked child: the parent's helper thread is not there (a job queued to its
     executor would wait forever), so the child makes its own when it first needs one."""
-    global _HELPER, _HELPER_LOCK
+    global _HELPER, _HELPER_LOCK, _HURRY, _WAITING
     _HELPER = None
     _HELPER_LOCK = threading.Lock()
+    _HURRY, _WAITING = threading.Event(), 0
 
 
 os.register_at_fork(after_in_child=_forget_helper)
