@@ -18,7 +18,7 @@ The figures (see docs/training.md):
   (`scipy.spatial.cKDTree`), over the same share for a second target draw (about 1 %).
 
 The target is rebuilt here from the picture and the recipe's settings (scikit-image's Otsu
-threshold for `background = auto`, PIL's box filter for `max_side`). The model's samples
+threshold for `background = auto`). The model's samples
 come from the exported model through the NumPy runtime the Pi runs.
 
 Goal: gap closed >= 90 % and off-target <= 2x the floor, in <= 60 s of training, the whole
@@ -72,11 +72,6 @@ class Target:
         from skimage.filters import threshold_otsu
 
         im = Image.open(path).convert("RGB")
-        side = int(cfg.get("max_side", 0))
-        if side and max(im.size) > side:
-            s = side / max(im.size)
-            im = im.resize((max(1, round(im.width * s)), max(1, round(im.height * s))),
-                           Image.Resampling.BOX)
         rgb = np.asarray(im, np.float64) / 255.0
         v = rgb.max(axis=2)
         bg = str(cfg.get("background", "none")).lower()

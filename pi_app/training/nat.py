@@ -55,7 +55,6 @@ class NATConfig:
     ckpt_every: int = 1000          # steps between checkpoints
     gamma: float = 1.0              # mass = brightness ** gamma
     background: str = "none"        # "none", "auto" or a brightness (see the module doc)
-    max_side: int = 0               # long side of the picture in pixels, reduced (0: as is)
 
 
 # ----------------------------------------------------------------------------- the target
@@ -71,21 +70,6 @@ def load_picture(path: str | Path) -> np.ndarray:
     except (OSError, UnidentifiedImageError) as exc:
         raise LatentDMXError(f"cannot read picture ({exc.__class__.__name__})", file=path,
                              field="--image", fix="give a PNG or JPEG file") from None
-
-
-def reduce_picture(picture: np.ndarray, max_side: int) -> np.ndarray:
-    """The picture shrunk to at most `max_side` pixels on its long side, each new pixel the
-    mean of the old pixels it covers (PIL's box filter); as is when it is already that small
-    or `max_side` is 0."""
-    from PIL import Image
-
-    h, w, _ = picture.shape
-    if max_side <= 0 or max(h, w) <= max_side:
-        return picture
-    scale = max_side / max(h, w)
-    size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    return np.stack([np.asarray(Image.fromarray(picture[:, :, c].astype(np.float32), mode="F")
-                                .resize(size, Image.Resampling.BOX)) for c in range(3)], axis=2)
 
 
 def background_level(value: np.ndarray, background: str | float) -> float:
@@ -125,8 +109,7 @@ class PictureTarget:
     """Draws points (x, y, r, g, b, w) from a picture, brightness as probability mass."""
 
     def __init__(self, picture: np.ndarray, threshold: float = 0.06, gamma: float = 1.0,
-                 background: str | float = "none", max_side: int = 0) -> None:
-        picture = reduce_picture(picture, max_side)
+                 background: str | float = "none") -> None:
         self.h, self.w, _ = picture.shape
         value = picture.max(axis=2)                                  # (H, W) brightness V
         self.background = bg = background_level(value, background)
@@ -148,7 +131,7 @@ class PictureTarget:
     def from_config(cls, picture: np.ndarray, cfg: dict) -> PictureTarget:
         """As recorded in a model's recipe (older recipes have no gamma / background)."""
         return cls(picture, float(cfg.get("threshold", 0.06)), float(cfg.get("gamma", 1.0)),
-                   cfg.get("background", "none"), int(cfg.get("max_side", 0)))
+                   cfg.get("background", "none"))
 
     def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
         """n points, float32 (n, 6): x, y in [0, 1] (jittered inside the pixel), r, g, b, w."""
