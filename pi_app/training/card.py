@@ -34,7 +34,7 @@ def _pct(x: float) -> str:
 def _sd(q: dict, key: str, scale: float = 1.0, fmt: str = ".1f") -> str:
     """" ± spread" (the standard deviation over the draws) when it was measured."""
     sd = q.get(f"{key}_sd")
-    return "" if sd is None else f" ± {scale * sd:{fmt}}"
+    return "" if sd is None or q.get("repeats", 1) < 2 else f" ± {scale * sd:{fmt}}"
 
 
 def _nat_quality(q: dict) -> list[str]:
