@@ -6,6 +6,7 @@ and spread (standard deviation) over 3 draws.
     python bench/photo_minute.py                         # the scikit-image photographs
     python bench/photo_minute.py coffee my.jpg           # a scikit-image name or a file
     python bench/photo_minute.py --steps 6000            # a fixed step budget, not minutes
+    python bench/photo_minute.py --blur                  # no training: how sharp is enough
 
 The figures (see docs/training.md):
 
@@ -130,6 +131,26 @@ def figures(target: Target, generate, latent: int, seed: int = 2027) -> dict:
             "ratio_sd": np.std(ratio, ddof=1), "off": np.mean(off)}
 
 
+def blur_table(target: Target, seed: int = 5) -> tuple[float, list[float]]:
+    """The off-target radius, and off-target / floor of a second target draw whose (x, y) is
+    moved by Gaussian noise of `BLURS` of the picture: what a model blurred that much
+    scores (no training involved)."""
+    from scipy.spatial import cKDTree
+
+    rng = np.random.default_rng(seed)
+    tree = cKDTree(target.draw(4 * N, rng)[:, :2])
+    radius = float(np.quantile(tree.query(target.draw(N, rng)[:, :2])[0], 0.99))
+    floor = float((tree.query(target.draw(N, rng)[:, :2])[0] > radius).mean())
+    rows = []
+    for b in BLURS:
+        xy = target.draw(N, rng)[:, :2] + rng.normal(0.0, b, (N, 2))
+        rows.append(float((tree.query(xy)[0] > radius).mean()) / max(floor, 1e-9))
+    return radius, rows
+
+
+BLURS = (0.0025, 0.005, 0.01, 0.02)
+
+
 # ----------------------------------------------------------------------------- the run
 
 
@@ -159,7 +180,21 @@ def main() -> None:
                     help="scikit-image photograph names or picture files")
     ap.add_argument("--minutes", type=float, default=1.0)
     ap.add_argument("--steps", type=int, default=None, help="a step budget as well")
+    ap.add_argument("--blur", action="store_true",
+                    help="no training: off-target of the picture itself, blurred")
     args = ap.parse_args()
+    if args.blur:
+        print(f"off-target / floor of a target draw blurred by a Gaussian of "
+              f"{', '.join(f'{100 * b:g}' for b in BLURS)} % of the picture (n = {N:,})")
+        for name in args.pictures:
+            with tempfile.TemporaryDirectory() as tmp:
+                pic = picture_file(name, Path(tmp))
+                target = Target(pic, {"background": "auto", "threshold": 0.06})
+                radius, rows = blur_table(target)
+            print(f"{Path(name).stem:18s} radius {100 * radius:.2f} % of the picture "
+                  f"({radius * max(target.h, target.w):.1f} px); "
+                  + "  ".join(f"{r:5.1f}x" for r in rows), flush=True)
+        return
     from pi_app.runtime import load_model
 
     print(f"n = {N:,} samples per draw, mean ± sd over {DRAWS} draws; "
