@@ -31,11 +31,20 @@ def _pct(x: float) -> str:
     return f"{100 * x:.1f} %"
 
 
+def _sd(q: dict, key: str, scale: float = 1.0, fmt: str = ".1f") -> str:
+    """" ± spread" (the standard deviation over the draws) when it was measured."""
+    sd = q.get(f"{key}_sd")
+    return "" if sd is None or q.get("repeats", 1) < 2 else f" ± {scale * sd:{fmt}}"
+
+
 def _nat_quality(q: dict) -> list[str]:
+    n, reps = q.get("samples", 2000), q.get("repeats", 1)
+    ed_n = q.get("ed_samples", n)
     return [
-        (f"2,000 samples of the exported model (the NumPy runtime the Pi runs) against 2,000 "
-         f"target samples, mean of {q.get('repeats', 1)} draws; the floor is a second draw "
-         "of the target itself, the baseline a Gaussian fitted to the target's mean and "
+        (f"{n:,} samples of the exported model (the NumPy runtime the Pi runs) against "
+         f"{n:,} target samples, mean of {reps} draws (± the standard deviation over the "
+         f"draws); the energy distance on the first {ed_n:,} of each. The floor is a second "
+         "draw of the target itself, the baseline a Gaussian fitted to the target's mean and "
          "covariance. Lower distances are better."),
         "",
         "| samples from | sliced Wasserstein | energy distance | off-target |",
@@ -47,12 +56,14 @@ def _nat_quality(q: dict) -> list[str]:
         (f"| the target, a second draw (floor) | {q['sw_floor']:.4f} | {q['ed_floor']:.5f} | "
          f"{_pct(q['off_floor'])} |"),
         "",
-        (f"The model closes **{100 * q['sw_gap_closed']:.0f} %** of the gap from the Gaussian "
-         f"to the floor in sliced Wasserstein distance ({100 * q['ed_gap_closed']:.0f} % in "
-         f"energy distance). **{_pct(q['off_model'])}** of its samples land off target "
-         f"({q['off_ratio_to_floor']:.1f}x the floor's share): farther from every target "
-         "point than 99 % of a second target draw is (the floor scores about 1 % by that "
-         "definition)."),
+        (f"The model closes **{100 * q['sw_gap_closed']:.0f}"
+         f"{_sd(q, 'sw_gap_closed', 100, '.0f')} %** of the gap from the Gaussian to the "
+         f"floor in sliced Wasserstein distance ({100 * q['ed_gap_closed']:.0f}"
+         f"{_sd(q, 'ed_gap_closed', 100, '.0f')} % in energy distance). "
+         f"**{_pct(q['off_model'])}** of its samples land off target "
+         f"(**{q['off_ratio_to_floor']:.1f}{_sd(q, 'off_ratio_to_floor')}x** the floor's "
+         "share): farther from every point of a 4x larger target draw than 99 % of a second "
+         "target draw is (the floor scores about 1 % by that definition)."),
     ]
 
 
@@ -160,6 +171,19 @@ def _channel(ch: dict) -> str:
             f"noise {ch['noise_mul']:g} and additive Gaussian noise of std {ch['noise_add']:g}")
 
 
+def _licence(folder: Path, family: str) -> str:
+    """CC0 only for what the project made itself: a glyph model (trained from noise) or a
+    picture drawn by the model's own `make_target.py`. A picture brought by a user keeps
+    its owner's licence, which the card cannot know."""
+    if (folder / "LICENCE.md").is_file():
+        return "- Licence: see [LICENCE.md](LICENCE.md). The code is MIT."
+    if family != "nat" or (folder / "make_target.py").is_file():
+        return "- Licence: the weights and pictures are CC0 (public domain); the code is MIT."
+    return ("- Licence: unknown. The target picture is not part of LatentDMX: it keeps its "
+            "owner's licence, and the weights and `samples.png`, made from it, follow it "
+            "(add a `LICENCE.md` here to say which). The code is MIT.")
+
+
 def write(folder: Path, doc: dict) -> Path:
     """Write ``folder/README.md`` from `doc` (the model.json contents)."""
     recipe, q = doc.get("recipe", {}), doc.get("quality", {})
@@ -219,12 +243,7 @@ def write(folder: Path, doc: dict) -> Path:
               ("- `checkpoint.pt` (the training state, a pickle) is not shipped (git-ignored); "
               "the recipe makes it again. `train quality` needs it for an `iae` model, whose "
               "decoder lives there.")]
-    licence = folder / "LICENCE.md"
-    if licence.is_file():
-        lines.append("- Licence: see [LICENCE.md](LICENCE.md). The code is MIT.")
-    else:
-        lines.append("- Licence: the weights and pictures are CC0 (public domain); the code "
-                     "is MIT.")
+    lines.append(_licence(folder, family))
     if (folder / "make_target.py").is_file():
         lines.append("- `target.png` is made by `make_target.py` (procedural, seeded; CC0).")
     path = folder / "README.md"

@@ -3,10 +3,13 @@
 Every quality sentence on a card is printed from a figure measured here (`measures.py` holds
 the metrics; `bench/model_quality.py` runs the same metrics on any checkout).
 
-NAT: 2,000 samples of the exported NumPy model (what the Pi runs) against a second draw of
-the target (the floor) and a Gaussian fitted to the target's mean and covariance (clipped to
-[0, 1] like the model): sliced Wasserstein distance, energy distance, the share of the
-Gaussian-to-floor gap closed, and the off-target share; mean of 3 draws.
+NAT: 20,000 samples of the exported NumPy model (what the Pi runs) against 20,000 of the
+target, 3 draws; the floor is a second draw of the target, the baseline a Gaussian fitted to
+the target's mean and covariance (clipped to [0, 1] like the model): sliced Wasserstein
+distance, energy distance (on the first 2,000 of each draw: it is quadratic in the count),
+the share of the Gaussian-to-floor gap closed, and the off-target share (a k-d tree). Each
+figure is the mean over the draws, ``*_sd`` its standard deviation. A progress bar counts
+the steps (draws, pictures, each minute of the show).
 
 Inverted AE: the glyphs (bold-pixel share, chroma, held-out R^2 of a linear message -> glyph
 map, the morph midpoint against a crossfade), and the decoding accuracy through the channel
@@ -20,8 +23,10 @@ spread, head speed and moves in black.
 
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
@@ -31,29 +36,50 @@ from . import card, export
 from . import measures as ms
 from .families import family_of
 
-N_SAMPLES = 2000
+
+class Bar(Protocol):
+    """What the measuring steps need of the progress bar (a tqdm)."""
+
+    def update(self, n: float | None = 1) -> bool | None: ...
+
+
+N_SAMPLES = 20_000               # NAT: samples per draw (the floor's own noise is small)
+ED_SAMPLES = 2000                # energy distance: quadratic in the count, the first 2,000
+DRAW_SAMPLES = 2000              # dots on samples.png
+COLOUR_SAMPLES = 2000            # colour classes, regions and hue (every family)
 SHOW_MINUTES = 20.0               # 3 heads x 20 min = one head-hour
 STRENGTHS = (0.25, 0.5, 1.0, 1.5)
 BASELINE_STEPS = 2000            # the random-generator decoder's training (it converges fast)
 BASELINE_KIND = "random generator, contrast matched"
 
 
-def measure(folder: Path, threads: int = 0, quick: bool = False) -> dict:
+def measure(folder: Path, threads: int = 0, quick: bool = False, progress: bool = True,
+            show_minutes: float | None = None) -> dict:
     """Measure the model in `folder`, draw its pictures, update model.json and README.md.
 
-    `quick` (for tests) uses fewer samples, a shorter show and a short baseline; the cards
-    use the full counts.
+    A progress bar (stderr) counts the steps: each draw of samples, the pictures, each
+    minute of the show. `quick` (for tests) uses fewer samples, a shorter show and a short
+    baseline; the cards use the full counts. `show_minutes` (default `SHOW_MINUTES`) sets
+    the show's length.
     """
+    from tqdm import tqdm
+
     model = load_model(folder)
     family = family_of({"family": model.info.family}, folder / "model.json")
-    figures = {
-        "nat": lambda: measure_nat(model, folder, 300 if quick else N_SAMPLES,
-                                   1 if quick else 3),
-        "iae": lambda: measure_iae(model, folder, threads, 100 if quick else 1000, quick),
-    }[family]()
-    figures["colour"] = colour_figures(model, N_SAMPLES)
-    figures["show"] = measure_show(model, 1.0 if quick else SHOW_MINUTES)
-    figures["generate_us"] = generate_speed(model)
+    minutes = 1.0 if quick else (SHOW_MINUTES if show_minutes is None else show_minutes)
+    repeats = 1 if quick else 3
+    units = (3 * repeats + 1 if family == "nat" else 1) + math.ceil(minutes) + 1
+    with tqdm(total=units, desc="measuring", disable=not progress, dynamic_ncols=True,
+              bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining}") as bar:
+        if family == "nat":
+            figures = measure_nat(model, folder, 2000 if quick else N_SAMPLES, repeats, bar)
+        else:
+            figures = measure_iae(model, folder, threads, 100 if quick else 1000, quick)
+            bar.update(1)
+        figures["colour"] = colour_figures(model, COLOUR_SAMPLES)
+        figures["show"] = measure_show(model, minutes, bar=bar)
+        figures["generate_us"] = generate_speed(model)
+        bar.update(1)
     doc = export.update_json(folder, quality=figures)
     card.write(folder, doc)
     return figures
@@ -130,7 +156,12 @@ def find_picture(folder: Path, recorded: str) -> Path:
                          fix=f"put it at {folder / Path(recorded).name}")
 
 
-def measure_nat(model: Model, folder: Path, n: int = N_SAMPLES, repeats: int = 3) -> dict:
+def measure_nat(model: Model, folder: Path, n: int = N_SAMPLES, repeats: int = 3,
+                bar: Bar | None = None) -> dict:
+    """The figures of the module doc, `repeats` draws of `n` samples each: the mean of each
+    figure and its spread (the standard deviation over the draws, ``*_sd``). The energy
+    distance is quadratic in the sample count, so it uses the first `ED_SAMPLES` of each
+    draw."""
     from .nat import PictureTarget, load_picture
 
     cfg = model.info.card.get("recipe", {}).get("config", {})
@@ -140,6 +171,7 @@ def measure_nat(model: Model, folder: Path, n: int = N_SAMPLES, repeats: int = 3
     rng = np.random.default_rng(1234)
     big = target.sample(50_000, rng)
     mean, cov = big.mean(0), np.cov(big, rowvar=False)
+    m = min(n, ED_SAMPLES)
     runs: dict[str, list] = {}
     for r in range(repeats):
         ref = target.sample(n, rng)
@@ -149,18 +181,28 @@ def measure_nat(model: Model, folder: Path, n: int = N_SAMPLES, repeats: int = 3
                  "gaussian": rng.multivariate_normal(mean, cov, n).clip(0, 1)}
         for name, pts in draws.items():
             runs.setdefault(f"sw_{name}", []).append(ms.sliced_wasserstein(pts, ref, seed=r))
-            runs.setdefault(f"ed_{name}", []).append(ms.energy_distance(pts, ref))
+            runs.setdefault(f"ed_{name}", []).append(ms.energy_distance(pts[:m], ref[:m]))
             runs.setdefault(f"off_{name}", []).append(off.fraction(pts))
-    f = {k: _r(np.mean(v), 6) for k, v in runs.items()}
-    f["sw_gap_closed"] = _r(ms.gap_closed(f["sw_model"], f["sw_gaussian"], f["sw_floor"]), 4)
-    f["ed_gap_closed"] = _r(ms.gap_closed(f["ed_model"], f["ed_gaussian"], f["ed_floor"]), 4)
-    f["off_ratio_to_floor"] = _r(f["off_model"] / max(f["off_floor"], 1e-9), 3)
-    f.update(samples=n, repeats=repeats, background=_r(target.background, 4))
+            if bar is not None:
+                bar.update(1)
+        runs.setdefault("sw_gap_closed", []).append(ms.gap_closed(
+            runs["sw_model"][-1], runs["sw_gaussian"][-1], runs["sw_floor"][-1]))
+        runs.setdefault("ed_gap_closed", []).append(ms.gap_closed(
+            runs["ed_model"][-1], runs["ed_gaussian"][-1], runs["ed_floor"][-1]))
+        runs.setdefault("off_ratio_to_floor", []).append(
+            runs["off_model"][-1] / max(runs["off_floor"][-1], 1e-9))
+    f: dict = {}
+    for k, v in runs.items():
+        f[k] = _r(np.mean(v), 6)
+        f[f"{k}_sd"] = _r(np.std(v, ddof=1) if len(v) > 1 else 0.0, 6)
+    f.update(samples=n, ed_samples=m, repeats=repeats, background=_r(target.background, 4))
     draw_nat(model, picture, folder / "samples.png")
+    if bar is not None:
+        bar.update(1)
     return f
 
 
-def draw_nat(model: Model, picture: np.ndarray, path: Path, n: int = N_SAMPLES) -> None:
+def draw_nat(model: Model, picture: np.ndarray, path: Path, n: int = DRAW_SAMPLES) -> None:
     """Three panels: the target | generated samples | samples over the dimmed target."""
     from PIL import Image, ImageDraw
 
@@ -189,7 +231,8 @@ def draw_nat(model: Model, picture: np.ndarray, path: Path, n: int = N_SAMPLES) 
 # ----------------------------------------------------------------------------- the show
 
 
-def measure_show(model: Model, minutes: float = SHOW_MINUTES, seed: int = 0) -> dict:
+def measure_show(model: Model, minutes: float = SHOW_MINUTES, seed: int = 0,
+                 bar: Bar | None = None) -> dict:
     """A show of `minutes` on the demo rig, decoded from its DMX frames (see module doc)."""
     from ..config import load_config
     from ..decode import Rig
@@ -202,8 +245,11 @@ def measure_show(model: Model, minutes: float = SHOW_MINUTES, seed: int = 0) -> 
     n = int(minutes * 60 * fps)
     frames = np.empty((n, len(rig.universes), 512), np.uint8)
     wanted: list[np.ndarray] = []
+    per_minute = max(1, int(60 * fps))
     for k in range(n):
         frames[k] = rig.frames_array(pipe.frames(k / fps))
+        if bar is not None and (k + 1) % per_minute == 0:
+            bar.update(1)
         if model.info.kind == "points":
             wanted.append(model.generate(pipe.source.walk.at(pipe.phase))[:, :2])
     motion = ms.show_motion(rig, frames, fps)
@@ -218,13 +264,15 @@ def measure_show(model: Model, minutes: float = SHOW_MINUTES, seed: int = 0) -> 
         out.update(tears_per_fixture_hour=_r(jumps / fixture_hours, 2),
                    largest_walk_step=_r(biggest, 4), walk_fixture_hours=_r(fixture_hours, 3))
     out["minutes"] = minutes
+    if bar is not None and n % per_minute:
+        bar.update(1)                                            # the last part-minute
     return out
 
 
 # ----------------------------------------------------------------------------- colour
 
 
-def colour_figures(model: Model, n: int = N_SAMPLES, seed: int = 0) -> dict:
+def colour_figures(model: Model, n: int = COLOUR_SAMPLES, seed: int = 0) -> dict:
     """Colour classes, regions and hue of `n` samples (see `measures`; the card prints them).
 
     Pictures: classes per glyph, and on an 8 x 8 grid of pars reading each glyph: lit classes
