@@ -188,9 +188,9 @@ def _steps(steps: int | None, minutes: float | None, default: int) -> int:
 @click.option("--lr", default=2e-3, show_default=True, help="Peak learning rate.")
 @click.option("--noise", default=1.0, show_default=True,
               help="The channel's additive noise (std; the references use about 1).")
-@click.option("--palette", default=1.0, show_default=True,
+@click.option("--palette", default=2.0, show_default=True,
               help="Weight of keeping each glyph to 3 colour classes (0 = any colours).")
-@click.option("--smooth", default=0.3, show_default=True,
+@click.option("--smooth", default=0.6, show_default=True,
               help="Weight of colour regions larger than a cell (0 = any pattern).")
 @_budget_options
 @click.pass_context

@@ -57,9 +57,9 @@ class IAEConfig:
     noise_add: float = 1.0          #   additive Gaussian noise (std)
     noise_mul: float = 0.2          #   multiplicative Gaussian noise (std around 1)
     cells: int = 8                  # the glyph is drawn on cells x cells (size a multiple)
-    palette: float = 1.0            # weight: cell share outside the main colour classes
+    palette: float = 2.0            # weight: cell share outside the main colour classes
     palette_classes: int = 3        #   how many classes a glyph may use freely
-    smooth: float = 0.3             # weight: total variation between neighbouring cells
+    smooth: float = 0.6             # weight: total variation between neighbouring cells
                                     # (both weights ramp from 0 to full over half the run,
                                     # so the decoder learns to read before shapes are asked)
     curriculum: float = 0.3         # the channel ramps from 10 % to full strength over this
