@@ -53,6 +53,7 @@ AHEAD_WALK_ROWS = 8192   # alone, within this (1,024 streams: 512 KB of latents)
 MODEL_EVERY_MAX = 8
 LATE_TO_LOWER = 3
 LATE_WINDOW_S = 10.0
+MODEL_SHARE_TO_LOWER = 0.3    # ... only while the model is this share of a frame's CPU
 
 
 class _Guard:
@@ -197,11 +198,16 @@ class _Source:
 
 class LateFrames:
     """When late frames call for a lower model rate: `LATE_TO_LOWER` of them within
-    `LATE_WINDOW_S` of show time (a single hiccup does not)."""
+    `LATE_WINDOW_S` of show time (a single hiccup does not), while the model is at least
+    `MODEL_SHARE_TO_LOWER` of the frame loop's CPU time a frame. A lower model rate saves
+    only the model's share: when the frames are late for another reason (a busy machine, a
+    large rig's safety stage), the show stays as it is."""
 
     def __init__(self) -> None:
         self.seen = 0                            # the clock's late count, as last seen
         self._times: list[float] = []
+        self._ticks = 0                          # frames out
+        self._cpu: tuple[float, int] | None = None   # (frame loop's CPU time, frames) mark
 
     def lower(self, late: int, t_s: float) -> bool:
         """`late`: the clock's count so far, at show time `t_s`. True: lower the rate."""
@@ -213,6 +219,27 @@ class LateFrames:
             return False
         self._times = []
         return True
+
+    def tick(self) -> None:
+        """One more frame out (the frame loop counts them: late frames skip frame numbers)."""
+        self._ticks += 1
+        if self._cpu is None:                    # the mark: CPU a frame is counted from here
+            self._cpu = (time.thread_time(), self._ticks)
+
+    def frame_cpu_s(self) -> float | None:
+        """The frame loop thread's CPU time a frame out since the last call (or the first
+        frame; None before it). Call from the frame loop."""
+        now, last = time.thread_time(), self._cpu
+        self._cpu = (now, self._ticks)
+        if last is None or self._ticks <= last[1]:
+            return None
+        return (now - last[0]) / (self._ticks - last[1])
+
+    @staticmethod
+    def model_matters(model_s: float, frame_s: float | None) -> bool:
+        """Is the model (`model_s` a frame) enough of a frame's CPU time (`frame_s`) that
+        running it less often makes the frames keep up?"""
+        return frame_s is not None and model_s >= MODEL_SHARE_TO_LOWER * frame_s
 
 
 COST_RUNS = 5                # a model's frame cost: the fastest of this many frames
@@ -283,6 +310,7 @@ class Pipeline:
         self._switch_pending = False                  # a change waits for its hold time
         self.seed = config.seed if seed is None else int(seed)
         self.model_every = 1                     # the model at every frame (`lower_model_rate`)
+        self._model_cost: tuple[Model, float] | None = None      # `model_cost_s`, kept
         self.source = _Source(model, config, self.seed, self.positions)
         self._old: _Source | None = None        # the model being cross-faded out
         self._xfade_t0 = 0.0
@@ -431,6 +459,15 @@ class Pipeline:
         self.source = self._source(model, self.seed, math.floor(phase))
         self.line = self.line.jump(t_s, phase)
         self.phase = float(phase)
+
+    def model_cost_s(self) -> float:
+        """What the playing model and mapper cost a frame here (CPU time; `frame_cost_s` on a
+        fresh source, so the playing one's buffers are not touched), once per model."""
+        model = self.source.model
+        if self._model_cost is None or self._model_cost[0] is not model:
+            src = _Source(model, self.config, self.seed, self.positions)
+            self._model_cost = (model, frame_cost_s(src))
+        return self._model_cost[1]
 
     def lower_model_rate(self) -> int:
         """This machine is too slow for the frames: the model at half its rate (key frames

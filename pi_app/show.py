@@ -73,6 +73,7 @@ class Show:
         self.ahead: RunAhead | None = None    # the next frames worked out ahead (ahead.py)
         self._quiet = False                  # holding still: a frame a few times a second
         self._said_slower = False            # the log said the model runs slower (once)
+        self._said_not_model = False         # ... or that it is not the model (once)
         self.music = make_drive(config, audio_file=str(audio) if audio else None,
                                 offline=offline, play=play_audio)
         self.pipeline.music = self.music
@@ -456,6 +457,7 @@ class Show:
         t = k / self.fps
         changed = self._between_frames(r, k, t)
         pipe = self.pipeline
+        r.late.tick()
         if r.clock.late != r.late.seen and r.late.lower(r.clock.late, t) and r.sync is None:
             self._slower_model(r)
         if not r.fading and (self._stop_requested or (r.fade_at is not None and
@@ -487,6 +489,14 @@ class Show:
     def _slower_model(self, r: _Running) -> None:
         """Frames come late: the model at a lower rate before frames are given up (said
         once in the log). Not in a lockstep group: its members play the same bytes."""
+        frame_s = r.late.frame_cpu_s()
+        model_s = self.pipeline.model_cost_s()
+        if not r.late.model_matters(model_s, frame_s):
+            if not self._said_not_model:
+                self._said_not_model = True
+                log.info("frames come late, but the model is %.0f%% of a frame's work "
+                         "here: it stays at every frame", 100 * model_s / (frame_s or 1))
+            return
         r.ahead.rollback()
         every = self.pipeline.lower_model_rate()
         if every and not self._said_slower:

@@ -11,6 +11,7 @@ import math
 import numpy as np
 import pytest
 
+from bench.rigs import rig_toml
 from pi_app import ahead as ahead_mod
 from pi_app.clock import FrameClock
 from pi_app.config import default_config_path, parse_config
@@ -96,10 +97,9 @@ def test_late_frames_within_a_window_call_for_a_lower_rate():
     assert not late.lower(4, 22.0)       # counted afresh
 
 
-def test_late_frames_lower_the_model_rate_before_the_frame_rate_and_say_so_once(caplog):
-    """Virtual time that runs 2.5 periods a frame: every frame is late. The model's rate
-    halves (down to `MODEL_EVERY_MAX`); the frame rate stays; one line says so."""
-    cfg = parse_config(RIG, "<rig>")
+def _late_show(rig: str, duration_s: float, caplog) -> tuple[Show, list]:
+    """A show on virtual time that runs 2.5 periods a frame: every frame is late."""
+    cfg = parse_config(rig, "<rig>")
     patch = Patch(cfg)
     out = SimOutput(patch.universes, blackout=patch.blackout_frames)
     now = [0.0]
@@ -111,10 +111,19 @@ def test_late_frames_lower_the_model_rate_before_the_frame_rate_and_say_so_once(
     def clock(fps: float, stop=None) -> FrameClock:
         return FrameClock(fps, now=slow_now, stop=stop)
 
-    show = Show(cfg, out, control=False, clock=clock, duration_s=20.0)
+    show = Show(cfg, out, control=False, clock=clock, duration_s=duration_s)
     with caplog.at_level(logging.DEBUG, logger="latentdmx"):
         show.run()
-    said = [r for r in caplog.records if "too slow for the model" in r.getMessage()]
+    return show, caplog.records
+
+
+@pytest.mark.slow
+def test_late_frames_lower_the_model_rate_before_the_frame_rate_and_say_so_once(caplog):
+    """512 pars, where the model is a third of a frame's work: the model's rate halves
+    (down to `MODEL_EVERY_MAX`); the frame rate stays; one line says so."""
+    show, records = _late_show(rig_toml("pars512"), 12.0, caplog)
+    cfg = show.config
+    said = [r for r in records if "too slow for the model" in r.getMessage()]
     assert len(said) == 1 and said[0].levelno == logging.WARNING
     assert "20 fps" in said[0].getMessage() and "show at 40 fps" in said[0].getMessage()
     assert show.pipeline.model_every == MODEL_EVERY_MAX
@@ -122,3 +131,15 @@ def test_late_frames_lower_the_model_rate_before_the_frame_rate_and_say_so_once(
     assert show.late_frames() > 0
     assert math.isclose(show.pipeline.source._per_waypoint,
                         cfg.walk.seconds_per_waypoint * cfg.fps)
+
+
+def test_late_frames_keep_the_model_when_it_is_a_small_share_of_a_frame(caplog):
+    """The demo rig, where the model is a fraction of a frame's work (the safety stage and
+    the patch are most of it): late frames (a busy machine) leave the show as it is, at
+    every frame, and one line says why."""
+    show, records = _late_show(RIG, 4.0, caplog)
+    assert show.late_frames() > 0
+    assert show.pipeline.model_every == 1
+    assert not [r for r in records if "too slow for the model" in r.getMessage()]
+    said = [r for r in records if "stays at every frame" in r.getMessage()]
+    assert len(said) == 1 and said[0].levelno == logging.INFO
