@@ -99,6 +99,8 @@ build_root() {   # ARCH ROOT
     fi
     local want="${PKGS[*]}"
     [ "$arch" = armhf ] && want="$want ${PKGS_ARMHF[*]}"
+    # pip in the root trusts what this machine trusts (a proxy's CA, say): its CA bundle
+    cp "${PIP_CERT:-${SSL_CERT_FILE:-/etc/ssl/certs/ca-certificates.crt}}" "$r/etc/ssl/host-ca.crt"
     if [ "$(cat "$r/.packages" 2>/dev/null)" != "$want" ]; then
         echo "[$arch] apt-get install $want"
         cp /etc/resolv.conf "$r/etc/resolv.conf"
@@ -125,7 +127,8 @@ in_root() {   # ROOT CMD...
         mount -t tmpfs tmpfs "$r/dev/shm"
         mount --bind "$src" "$r/mnt/src" && mount -o remount,bind,ro "$r/mnt/src"
         exec chroot "$r" /usr/bin/env -i PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin \
-            HOME=/root LANG=C.UTF-8 OPENBLAS_NUM_THREADS=1 "$@"' sh "$r" "$HERE" "$@"
+            HOME=/root LANG=C.UTF-8 OPENBLAS_NUM_THREADS=1 PIP_CERT=/etc/ssl/host-ca.crt "$@"' \
+        sh "$r" "$HERE" "$@"
 }
 
 # The project into the root as docs/raspberry-pi.md says: a venv seeing the system packages
