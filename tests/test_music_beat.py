@@ -7,7 +7,6 @@ profiles; flashes by `flash_counter`), not by the show's own code."""
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -16,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from beat_measure import measure, run_show, steady_track, write_wav
+from private_pulse import private_pulse
 
 from pi_app.config import load_config
 from pi_app.control import ControlClient, ControlError
@@ -187,29 +187,9 @@ def test_feel_controls_over_socket_and_osc_and_refused_without_authorisation(tmp
 def pulse(tmp_path):
     """A private PulseAudio with a null sink "loop" as the default output: what a show plays
     can be recorded from its monitor (parecord)."""
-    if not (shutil.which("pulseaudio") and shutil.which("parecord")):
-        pytest.skip("needs pulseaudio and pulseaudio-utils (scripts/test.sh installs them)")
-    run = tmp_path / "pa"
-    (run / "home").mkdir(parents=True)
-    env = dict(ENV, XDG_RUNTIME_DIR=str(run), HOME=str(run / "home"), PULSE_SINK="loop")
-    proc = subprocess.Popen(
-        ["pulseaudio", "--daemonize=no", "--exit-idle-time=-1", "-n", "--use-pid-file=no",
-         "--load=module-native-protocol-unix",
-         "--load=module-null-sink sink_name=loop rate=44100",
-         "--load=module-always-sink"], env=env,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 10
-        while subprocess.run(["pactl", "info"], env=env, capture_output=True,
-                             check=False).returncode != 0:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.skip("pulseaudio did not start here")
-            time.sleep(0.1)
-        subprocess.run(["pactl", "set-default-sink", "loop"], env=env, check=False)
+    with private_pulse(tmp_path / "pa", dict(ENV, PULSE_SINK="loop"), needs="parecord",
+                       default_sink=True) as env:
         yield env
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 @pytest.mark.slow
