@@ -25,6 +25,9 @@ def root_of(arch: str) -> Path:
 
 
 def missing_reason(arch: str) -> str | None:
+    if "LATENTDMX_PI_ROOTS" not in os.environ:     # slow, and a root here may be half built
+        return ("the emulated Pi runs from scripts/pi-emulate.sh (or set LATENTDMX_PI_ROOTS="
+                f"{ROOTS} to compare with the roots it built)")
     r = root_of(arch)
     if not (r / VENV_PY.lstrip("/")).exists():
         return (f"no emulated {arch} Pi at {r} (build it once: sudo scripts/pi-emulate.sh "
