@@ -491,7 +491,9 @@ class Show:
         once in the log). Not in a lockstep group: its members play the same bytes."""
         frame_s = r.late.frame_cpu_s()
         model_s = self.pipeline.model_cost_s()
-        if not r.late.model_matters(model_s, frame_s):
+        # the model's share at every frame decides (once lowered, frames cost less and the
+        # frame loop's count mixes in rolled-back batches: the first verdict stands)
+        if self.pipeline.model_every == 1 and not r.late.model_matters(model_s, frame_s):
             if not self._said_not_model:
                 self._said_not_model = True
                 log.info("frames come late, but the model is %.0f%% of a frame's work "

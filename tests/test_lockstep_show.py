@@ -107,7 +107,9 @@ def test_members_started_apart_play_the_same_frames(ns, tmp_path):
     k_b = min(b)
     assert k_b == min(a) + round(7.3 * FPS)
     fade_out = 60                        # each member's own last 1.5 s (fade-out, park)
-    steady = [k for k in sorted(b) if k_b + 3 * FPS <= k <= max(b) - fade_out]
+    # each member's own first seconds: its stages' state (slew, flash limiter, moves) meets
+    # the other's within 4 s (the retrained iae-glyphs' larger steps: 3.2 s at most here)
+    steady = [k for k in sorted(b) if k_b + 4 * FPS <= k <= max(b) - fade_out]
     assert len(steady) > 9 * FPS
     same = [np.array_equal(a[k], b[k]) for k in steady]
     assert all(same), f"first difference at +{steady[same.index(False)] - k_b} frames"

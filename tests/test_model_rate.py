@@ -121,7 +121,7 @@ def _late_show(rig: str, duration_s: float, caplog) -> tuple[Show, list]:
 def test_late_frames_lower_the_model_rate_before_the_frame_rate_and_say_so_once(caplog):
     """512 pars, where the model is a third of a frame's work: the model's rate halves
     (down to `MODEL_EVERY_MAX`); the frame rate stays; one line says so."""
-    show, records = _late_show(rig_toml("pars512"), 12.0, caplog)
+    show, records = _late_show(rig_toml("pars512"), 20.0, caplog)
     cfg = show.config
     said = [r for r in records if "too slow for the model" in r.getMessage()]
     assert len(said) == 1 and said[0].levelno == logging.WARNING
