@@ -256,6 +256,44 @@ allow = ["192.168.7.0/24"]
     assert not show._commands.empty() and remote.playing == "xmas.fseq"
 
 
+def test_a_packet_read_late_is_aged_by_the_kernels_stamp():
+    """A busy Pi's receive thread may read a sync long after it arrived: the kernel's receive
+    stamp (SO_TIMESTAMPNS) says how long, so the master's position is taken as of now."""
+    from pi_app.fpp import SO_TIMESTAMPNS, _age_s
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as rx, \
+            socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tx:
+        rx.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+        rx.bind(("127.0.0.1", 0))
+        deadline = time.monotonic() + 10
+        while True:         # the kernel turns receive stamping on a moment after it is asked
+            tx.sendto(b"FPPD", rx.getsockname())
+            time.sleep(0.05)
+            if _age_s(rx.recvmsg(2048, 64)[1]) >= 0.04 or time.monotonic() > deadline:
+                break
+        tx.sendto(b"FPPD", rx.getsockname())
+        time.sleep(0.3)                                   # the thread is busy elsewhere
+        _, anc, _, _ = rx.recvmsg(2048, 64)
+    assert 0.29 <= _age_s(anc) < 1.0
+    assert _age_s([]) == 0.0                              # no stamp: as read
+
+
+def test_a_start_read_late_plays_from_where_the_master_is_now(tmp_path, caplog):
+    from pi_app.fpp import FppRemote
+
+    cfg = config(free_udp_port())
+    patch = Patch(cfg)
+    show = Show(cfg, SimOutput(patch.universes), control=False,
+                presets_dir=tmp_path / "presets", clock=FastClock)
+    remote = FppRemote(show, cfg.fpp)
+    extra = b"\x00\x00" + struct.pack("<If", 40, 1.0) + b"xmas.fseq\x00"   # start at 1 s
+    with caplog.at_level(logging.INFO, logger="latentdmx"):
+        remote.handle(b"FPPD\x01" + len(extra).to_bytes(2, "little") + extra, "127.0.0.1",
+                      32320, age_s=0.25)
+    plays = [r.getMessage() for r in caplog.records if "fpp/play" in r.getMessage()]
+    assert len(plays) == 1 and "position_s=1.25 " in plays[0], plays
+
+
 @pytest.mark.parametrize("section, field, fix", [
     ("port = 0", "fpp.port", "32320"),
     ('host = "any"', "fpp.host", "0.0.0.0"),
