@@ -207,6 +207,7 @@ class FppRemote:
         """One packet from `ip`:`port` (the receive thread), which arrived `age_s` seconds
         ago: the master's position is taken as of now, so a busy Pi whose thread reads the
         packet late does not fall out of step with it."""
+        received_at = time.monotonic() - age_s
         pkt = parse(data)
         if pkt is None or not self._allowed(ip):
             return
@@ -227,13 +228,14 @@ class FppRemote:
         action, origin = pkt["action"], f"fpp {ip}"
         try:
             if action in (SYNC_START, SYNC_SYNC):
-                pos = position_s(pkt["frame"], pkt["seconds"]) + age_s
+                pos = position_s(pkt["frame"], pkt["seconds"])
                 start = action == SYNC_START or name != self.playing
-                if not start and fpp_in_step(self.show, name, pos):
+                if not start and fpp_in_step(self.show, name, pos, received_at):
                     self.in_step += 1               # the usual sync: nothing to change
                     return
                 self.show.handle_control("fpp/play", {
-                    "sequence": name, "position_s": pos, "start": start}, origin=origin)
+                    "sequence": name, "position_s": pos, "start": start,
+                    "received_at": received_at}, origin=origin)
                 self.playing = name
             elif action == SYNC_STOP and name == self.playing:
                 self.show.handle_control("fpp/stop", {"sequence": name}, origin=origin)
