@@ -486,19 +486,23 @@ def test_tap_and_bpm_on_the_running_daemon(tmp_path):
         tapper = subprocess.Popen([sys.executable, "-m", "pi_app.cli", "tap", "--socket",
                                    str(sock)], env=env, stdin=subprocess.PIPE,
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        assert tapper.stdin is not None
-        time.sleep(1.0)                                          # the CLI has started
-        t0 = time.monotonic()
-        for k in range(4):
-            time.sleep(max(0.0, t0 + 0.4 * k - time.monotonic()))
-            tapper.stdin.write("\n")
-            tapper.stdin.flush()
-        time.sleep(0.3)
+        assert tapper.stdin is not None and tapper.stdout is not None
+        prompt = tapper.stdout.readline()                        # the CLI reads its stdin now
+        assert prompt.startswith("tap Enter on each beat"), prompt
+        with MachineLateness(40) as machine:                     # a stall bunches the taps
+            t0 = time.monotonic()
+            for k in range(4):
+                time.sleep(max(0.0, t0 + 0.4 * k - time.monotonic()))
+                tapper.stdin.write("\n")
+                tapper.stdin.flush()
+            time.sleep(0.3)
         taps_out, _ = tapper.communicate("q\n", timeout=10)
         assert tapper.returncode == 0
         last = taps_out.strip().splitlines()[-1]
-        assert "(4 taps)" in last and abs(float(last.split()[0]) - 150) < 8, taps_out
-        assert abs(client.request("status")["bpm"] - 150) < 8
+        assert "(4 taps)" in last, taps_out
+        if machine.late == 0:                   # the taps went out 0.4 s apart, as played
+            assert abs(float(last.split()[0]) - 150) < 8, taps_out
+            assert abs(client.request("status")["bpm"] - 150) < 8
     finally:
         proc.terminate()
         proc.communicate(timeout=20)

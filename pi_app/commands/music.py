@@ -65,5 +65,5 @@ def tap(once: bool, socket_path: str | None) -> None:
         if not line or line.strip().lower() == "q":
             break
         r = client.request("tap")
-        click.echo(f"  {r['bpm']:g} BPM ({r['taps']} taps)" if r.get("bpm") else
-                   f"  ({r['taps']} tap)")
+        taps = f"{r['taps']} tap{'' if r['taps'] == 1 else 's'}"
+        click.echo(f"  {r['bpm']:g} BPM ({taps})" if r.get("bpm") else f"  ({taps})")
