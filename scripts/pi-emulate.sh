@@ -23,7 +23,10 @@
 #
 # It needs root (debootstrap, chroot, mounts). Everything it mounts is in a private mount
 # namespace (unshare -m): nothing is left mounted when it ends, however it ends. Not in CI:
-# the first run downloads ~400 MB and takes 20-40 minutes on a 2-core machine.
+# the first run downloads ~400 MB and takes about 50 minutes on a shared 2-core machine.
+# Missing host tools (debootstrap, qemu-user-static, binfmt-support) are installed with
+# apt-get first, and it says so. From a git worktree (no .venv of its own) give this
+# machine's Python with pytest: LATENTDMX_HOST_PYTHON=/path/to/.venv/bin/python.
 #
 # What emulation cannot show: qemu-user runs the Pi's instructions on this machine's kernel,
 # so there is no PL011 UART (the 250 kbaud ioctl, BREAK), no GPIO, no Pi kernel or firmware,
@@ -50,7 +53,7 @@ PKGS=(python3-venv python3-pip ola ola-python procps)
 PKGS_ARMHF=(python3-numpy python3-pil python3-zstandard python3-cffi)
 TEST_PIP=(pytest pytest-xdist hypothesis tomli-w)
 
-usage() { sed -n '2,30p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; }
 die() { echo "pi-emulate: $*" >&2; exit 2; }
 
 while [ $# -gt 0 ]; do

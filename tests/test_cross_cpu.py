@@ -13,7 +13,7 @@ repeats its own bytes exactly.
 qemu computes every IEEE operation exactly as the hardware does (fused multiply-add
 included), so the arm64 root's numbers are a real Pi's for the same NumPy and kernel; what it
 cannot show is timing. Skipped, with the reason, when the root is not built (it is not in CI:
-the first build takes 20-40 minutes).
+the first build takes about 50 minutes).
 """
 
 from __future__ import annotations
