@@ -33,6 +33,7 @@ import select
 import socket
 import struct
 import threading
+import time
 from typing import Any
 
 from . import __version__
@@ -53,6 +54,8 @@ MODE_REMOTE = 0x08
 SYSTEM_UNKNOWN = 0x00              # not an FPP build, not a listed controller
 LAN = ("127.0.0.0/8", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16")
 MAX_UNKNOWN = 256                  # names remembered as "logged once"
+SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)   # Linux; kernel receive stamps
+MAX_AGE_S = 1.0                    # a packet older than this: the clock stepped, age unknown
 
 
 def position_s(frame: int, seconds: float) -> float:
@@ -145,6 +148,7 @@ class FppRemote:
         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         try:
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)   # when each packet arrived
             s.bind((self.cfg.host, self.cfg.port))
             if self.cfg.multicast:
                 try:
@@ -182,11 +186,11 @@ class FppRemote:
             if not select.select([sock], [], [], 0.1)[0]:
                 continue
             try:
-                data, (ip, port) = sock.recvfrom(2048)
+                data, anc, _, (ip, port) = sock.recvmsg(2048, 64)
             except OSError:
                 continue
             try:
-                self.handle(data, ip, port)
+                self.handle(data, ip, port, age_s=_age_s(anc))
             except Exception:     # one bad packet never ends the remote
                 log.exception("FPP: a packet from %s could not be handled", ip)
 
@@ -199,8 +203,11 @@ class FppRemote:
             log.warning("FPP: packets from %s ignored (not in [fpp] allow)", ip)
         return False
 
-    def handle(self, data: bytes, ip: str, port: int) -> None:
-        """One packet from `ip`:`port` (the receive thread)."""
+    def handle(self, data: bytes, ip: str, port: int, age_s: float = 0.0) -> None:
+        """One packet from `ip`:`port` (the receive thread), which arrived `age_s` seconds
+        ago: the master's position is taken as of now, so a busy Pi whose thread reads the
+        packet late does not fall out of step with it."""
+        received_at = time.monotonic() - age_s
         pkt = parse(data)
         if pkt is None or not self._allowed(ip):
             return
@@ -223,11 +230,12 @@ class FppRemote:
             if action in (SYNC_START, SYNC_SYNC):
                 pos = position_s(pkt["frame"], pkt["seconds"])
                 start = action == SYNC_START or name != self.playing
-                if not start and fpp_in_step(self.show, name, pos):
+                if not start and fpp_in_step(self.show, name, pos, received_at):
                     self.in_step += 1               # the usual sync: nothing to change
                     return
                 self.show.handle_control("fpp/play", {
-                    "sequence": name, "position_s": pos, "start": start}, origin=origin)
+                    "sequence": name, "position_s": pos, "start": start,
+                    "received_at": received_at}, origin=origin)
                 self.playing = name
             elif action == SYNC_STOP and name == self.playing:
                 self.show.handle_control("fpp/stop", {"sequence": name}, origin=origin)
@@ -249,6 +257,17 @@ class FppRemote:
                               (ip, port))
         except OSError as exc:
             log.warning("FPP: cannot answer %s's discovery (%s)", ip, exc.strerror or exc)
+
+
+def _age_s(ancillary) -> float:
+    """How long ago the kernel received a packet (its SO_TIMESTAMPNS stamp; 0 without one, or
+    when the clock stepped: at most `MAX_AGE_S`)."""
+    for level, kind, data in ancillary:
+        if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(data) >= 16:
+            sec, nsec = struct.unpack("qq", data[:16])
+            age = time.time() - (sec + nsec * 1e-9)
+            return age if 0.0 <= age <= MAX_AGE_S else 0.0
+    return 0.0
 
 
 def start_fpp(show: Any, cfg: FppConfig) -> FppRemote:

@@ -32,6 +32,7 @@ import difflib
 import math
 import os
 import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from typing import Any
@@ -805,14 +806,30 @@ def _fpp_playing(show: Any, item: object, preset: Any) -> bool:
     return bool(d.model_ref == preset.model and p.seed == preset.seed and not d.preset)
 
 
-def fpp_in_step(show: Any, sequence: str, position_s: float) -> bool:
+MAX_WAITED_S = 1.0      # a packet that waited longer: the clock is not to be trusted
+
+
+def waited_s(received_at: float | None) -> float:
+    """Seconds since a packet arrived at `received_at` (`time.monotonic()` seconds; None:
+    just now): the master's position it carried is that much further on now."""
+    if received_at is None:
+        return 0.0
+    waited = time.monotonic() - received_at
+    return waited if 0.0 <= waited <= MAX_WAITED_S else 0.0
+
+
+def fpp_in_step(show: Any, sequence: str, position_s: float,
+                received_at: float | None = None) -> bool:
     """The show plays `sequence`'s look and its walk is within a frame of where the master's
-    `position_s` puts it, now (a client's thread: reads numbers, and the preset)."""
-    t_rx = _show_time_now(show)
-    if t_rx is None or show.config.fpp.lookup(sequence) is None:
+    `position_s` (in a packet that arrived at `received_at`) puts it, now (a client's thread:
+    reads numbers, and the preset)."""
+    if show.config.fpp.lookup(sequence) is None:
         return False
     _, item, preset, _ = fpp_look(show, sequence)
-    return _in_step(show, item, preset, position_s, t_rx)
+    t_rx = _show_time_now(show)
+    if t_rx is None:
+        return False
+    return _in_step(show, item, preset, position_s + waited_s(received_at), t_rx)
 
 
 def _in_step(show: Any, item: object, preset: Any, position_s: float, t_rx: float) -> bool:
@@ -827,6 +844,9 @@ def _in_step(show: Any, item: object, preset: Any, position_s: float, t_rx: floa
          Arg("position_s", Number(0.0, 1e7), "the master's position in it, in seconds"),
          Arg("start", Flag(), "the master started it (else: a sync)", required=False,
              default=False),
+         Arg("received_at", Number(0.0, 1e12), "when the master's packet arrived "
+             "(time.monotonic() seconds): its position is that much further on now",
+             required=False, default=None),
          help="Play what [fpp.map] maps SEQUENCE to from the master's POSITION_S: the walk's "
               "phase is set to where the look is POSITION_S seconds after its start, so the "
               "show stays within a frame of the master (a sync that is already in step "
@@ -835,14 +855,15 @@ def _in_step(show: Any, item: object, preset: Any, position_s: float, t_rx: floa
 def _fpp_play(show: Any, a: dict[str, Any]) -> Change:
     d, p = show.director, show.pipeline
     t_rx = _show_time_now(show)             # the master's position is of now: before loading
+    position_s = a["position_s"] + waited_s(a.get("received_at"))
     key, item, preset, model = fpp_look(show, a["sequence"])
     if not a["start"] and t_rx is not None and _in_step(show, item, preset,
-                                                        a["position_s"], t_rx):
+                                                        position_s, t_rx):
         return Change({"fpp": key, "in_step": True})       # within a frame: leave it
     look = _fpp_playing(show, item, preset)
 
     def apply(t_s: float) -> None:
-        at = a["position_s"] + (0.0 if t_rx is None else t_s - t_rx)
+        at = position_s + (0.0 if t_rx is None else t_s - t_rx)
         if look and model is p.model:               # the same look: only the phase moves
             p.set_tempo(preset.tempo, t_s)
         else:

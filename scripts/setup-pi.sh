@@ -513,11 +513,18 @@ setup_config_txt() {
             : | atomic_text "$R$STATE/config.no-eol"   # uninstall takes the newline away again
         fi
         put_file "$file" "$TMP/config.txt" 0755 "UART for DMX"
-        if [ $DRY_RUN = 0 ]; then
+        reboot_needed
+    fi
+    # What the block is and where, for --uninstall: also when config.txt was already done
+    # (a run killed between writing config.txt and these two finishes them here)
+    if [ $DRY_RUN = 0 ]; then
+        if ! cmp -s "$TMP/block" "$R$STATE/config.block" 2>/dev/null; then
+            state_dir
             atomic_put "$TMP/block" "$R$STATE/config.block"
+        fi
+        if [ "$(cat "$R$STATE/config.file" 2>/dev/null)" != "$file" ]; then
             echo "$file" | atomic_text "$R$STATE/config.file"
         fi
-        reboot_needed
     fi
     local f
     config_files
@@ -556,14 +563,17 @@ setup_cmdline() {
     [ -f "$R$(real_path "$file")" ] || { say "  warning   no $file; skipping the serial console"; return 0; }
     [ ${#CMDLINE_REMOVED[@]} = 0 ] && return 0
     backup_once "$file"
-    put_file "$file" "$TMP/cmdline.txt" 0755 "serial console ${CMDLINE_REMOVED[*]} removed"
-    [ $CMDLINE_MORE_LINES = 1 ] \
-        && say "  note      $file has more than one line: the firmware reads the first; the others are kept as they are"
+    # what is removed is recorded first (for --uninstall): a run killed after the edit would
+    # find nothing left to remove, and so nothing to record
     if [ $DRY_RUN = 0 ]; then
+        state_dir
         { cat "$R$STATE/cmdline.removed" 2>/dev/null || true
           printf '%s\n' "${CMDLINE_REMOVED[@]}"; } | awk '!seen[$0]++' \
             | atomic_text "$R$STATE/cmdline.removed"  # every console ever removed, once each
     fi
+    put_file "$file" "$TMP/cmdline.txt" 0755 "serial console ${CMDLINE_REMOVED[*]} removed"
+    [ $CMDLINE_MORE_LINES = 1 ] \
+        && say "  note      $file has more than one line: the firmware reads the first; the others are kept as they are"
     reboot_needed
 }
 

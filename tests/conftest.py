@@ -35,6 +35,7 @@ _FOREIGN_ENV = ("RUNTIME_DIRECTORY", "STATE_DIRECTORY", "NOTIFY_SOCKET", "WATCHD
 
 FAST_LIMIT_S = 2.0          # a test of the fast tier takes less than this (setup to teardown)
 _too_slow: dict[str, float] = {}
+_CPU0 = pytest.StashKey[float]()
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -51,9 +52,42 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     """Adds up each fast-tier test's setup, call and teardown (under xdist too: the reports
     reach the controller with their keywords)."""
+    _record_cpu(report)
     if "slow" in report.keywords or report.skipped:
         return
     _too_slow[report.nodeid] = _too_slow.get(report.nodeid, 0.0) + report.duration
+
+
+_cpu: dict[str, float] = {}
+
+
+def _cpu_now() -> float:
+    """CPU seconds of this process and of the children it has waited for."""
+    import resource
+
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(
+        resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    item.stash[_CPU0] = _cpu_now()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call):
+    """Each test's CPU time (its process and the processes it started and waited for), for
+    the summary's CPU list: the whole suite's time on 2 cores is bounded by its CPU."""
+    if call.when == "teardown" and _CPU0 in item.stash:
+        item.user_properties.append(("cpu_s", _cpu_now() - item.stash[_CPU0]))
+    yield
+
+
+def _record_cpu(report: pytest.TestReport) -> None:
+    for key, value in report.user_properties:
+        if key == "cpu_s" and report.when == "teardown":
+            _cpu[report.nodeid] = float(value)
 
 
 def _over_limit() -> list[tuple[float, str]]:
@@ -67,6 +101,12 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    if _cpu and os.environ.get("LATENTDMX_CPU_REPORT"):
+        top = sorted(((s, n) for n, s in _cpu.items()), reverse=True)
+        terminalreporter.section(f"CPU: {sum(_cpu.values()):.0f} s in all tests; the "
+                                 f"{int(os.environ['LATENTDMX_CPU_REPORT'] or 20)} costliest")
+        for s, n in top[:int(os.environ["LATENTDMX_CPU_REPORT"] or 20)]:
+            terminalreporter.line(f"{s:6.1f} s  {n}")
     over = _over_limit()
     if not over:
         return

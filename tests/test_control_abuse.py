@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from lateness import MachineLateness
 
 from bench.control_abuse import run_control, start_daemon
 
@@ -22,14 +23,16 @@ pytestmark = pytest.mark.slow
 def test_blackout_gets_through_200_hostile_clients(tmp_path):
     d = start_daemon(tmp_path, ROOT, fps=40, nice=0)
     try:
-        r = run_control(d, clients=200, tries=3, uid=None)
+        with MachineLateness(40) as machine:             # what the machine does alone
+            r = run_control(d, clients=200, tries=3, uid=None)
         assert r["attack"]["connects"] > 200                   # the attack was on
         for cmd, rows in r["results"].items():
             assert [ok for ok, _, _ in rows] == [True] * 3, (cmd, rows)
         growth_mb = (r["peak_kb"] - r["rss0_kb"]) / 1024
         assert growth_mb < 30, growth_mb                       # bench: ~1 MB; before: 370
         frames = d.request("status")["frames"]
-        assert int(r["late"]) <= max(5, frames // 200), r["late"]   # bench: 0
+        assert int(r["late"]) <= max(5, frames // 200) + machine.allowance(), \
+            (r["late"], machine.late)                                 # bench: 0
         d.request("blackout")                                  # and it still obeys
         deadline = time.monotonic() + 5                        # (applied at the next frame)
         while not d.request("status")["blackout"]:

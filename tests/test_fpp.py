@@ -256,6 +256,42 @@ allow = ["192.168.7.0/24"]
     assert not show._commands.empty() and remote.playing == "xmas.fseq"
 
 
+def test_a_packet_read_late_is_aged_by_the_kernels_stamp():
+    """A busy Pi's receive thread may read a sync long after it arrived: the kernel's receive
+    stamp (SO_TIMESTAMPNS) says how long, so the master's position is taken as of now."""
+    from pi_app.fpp import SO_TIMESTAMPNS, _age_s
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as rx, \
+            socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tx:
+        rx.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+        rx.bind(("127.0.0.1", 0))
+        deadline = time.monotonic() + 10
+        while True:         # the kernel turns receive stamping on a moment after it is asked
+            tx.sendto(b"FPPD", rx.getsockname())
+            time.sleep(0.05)
+            if _age_s(rx.recvmsg(2048, 64)[1]) >= 0.04 or time.monotonic() > deadline:
+                break
+        tx.sendto(b"FPPD", rx.getsockname())
+        time.sleep(0.3)                                   # the thread is busy elsewhere
+        _, anc, _, _ = rx.recvmsg(2048, 64)
+    assert 0.29 <= _age_s(anc) < 1.0
+    assert _age_s([]) == 0.0                              # no stamp: as read
+
+
+@pytest.mark.slow
+def test_a_start_read_late_plays_from_where_the_master_is_now(running):
+    """A start the remote's thread got to 0.25 s after it arrived (a busy Pi): the walk is
+    where the master is now, not 10 frames behind."""
+    run, _master = running
+    rate = 0.5 / SPW
+    m0 = time.monotonic()
+    run.show.handle_control("fpp/play", {"sequence": "xmas.fseq", "position_s": 1.0,
+                                         "start": True, "received_at": m0 - 0.25},
+                            origin="fpp 127.0.0.1")
+    time.sleep(0.4)
+    assert abs(run.phase_error(2.0, rate, m0, 1.25)) <= 1.0
+
+
 @pytest.mark.parametrize("section, field, fix", [
     ("port = 0", "fpp.port", "32320"),
     ('host = "any"', "fpp.host", "0.0.0.0"),

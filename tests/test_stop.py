@@ -294,7 +294,8 @@ def test_sigkill_on_the_uart_then_exec_stop_post_leaves_the_rig_dark():
                 v = int(frame[k]) * 256 + (int(frame[fine]) if fine is not None else 0)
                 return v / (65535 if fine is not None else 65280) * full
 
-            assert abs(deg(last) - deg(before[-1][1:])) <= full / 3 / 40 + 0.5, (f.name, axis)
+            assert abs(deg(last) - deg(before[-1][1:])) <= full / 3 / 40 + 0.5, \
+                (f.name, axis, said, sorted(p.name for p in d.iterdir()))
     np.testing.assert_array_equal(last[HELD], before[-1][1:][HELD])
     assert "the show's last frames" in said[0]
     assert (after[:, 0] == 0).all()                                   # start code

@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 from PIL import Image
+from procs import wait_for
 
 from pi_app.cli import main
 from pi_app.config import PreviewConfig, load_config
@@ -231,8 +232,6 @@ def test_watch_attaches_to_the_daemon(cfg, tmp_path):
     """`scene` over the control socket: the watcher's view of a running show."""
     import dataclasses
 
-    from procs import wait_for
-
     from pi_app.control import ControlClient
     from pi_app.errors import ControlError
 
@@ -335,9 +334,9 @@ def test_web_endpoints_and_control(cfg):
         assert _post(url + "control", {"cmd": "model", "args": {"name": "x"}})[0] == 400
         assert _post(url + "control", {"cmd": "pause"}, ctype="text/plain")[0] == 400
         assert _post(url + "control", {"cmd": "blackout", "args": {"on": True}})[0] == 200
-        time.sleep(0.3)
+        wait_for(lambda: not out.last_frames[1][light_slots(cfg)].any(), 10,
+                 "the blackout's fade reaching dark")
         assert show.pipeline.safety.master == 0.25
-        assert not out.last_frames[1][light_slots(cfg)].any()
         # the whole control vocabulary: the page builds its controls from /vocabulary
         _, v = _get(url + "vocabulary")
         v = json.loads(v)

@@ -55,12 +55,25 @@ class UdpCapture:
         return predicate(self.packets)
 
     def settle(self, quiet_s: float = 0.2, timeout_s: float = 5.0) -> None:
-        """Wait until nothing new arrived for `quiet_s`."""
+        """Wait until nothing new arrived for `quiet_s` and nothing waits unread in the
+        socket (on a busy machine the reading thread may not have run for a while)."""
         deadline = time.monotonic() + timeout_s
         n = -1
-        while time.monotonic() < deadline and n != len(self.packets):
+        while time.monotonic() < deadline and (n != len(self.packets) or self._queued()):
             n = len(self.packets)
             time.sleep(quiet_s)
+
+    def _queued(self) -> int:
+        """Bytes of the next datagram waiting in the socket (SIOCINQ), 0 if none."""
+        import fcntl
+        import struct
+        import termios
+
+        try:
+            got = fcntl.ioctl(self.sock.fileno(), termios.FIONREAD, b"\0\0\0\0")
+        except OSError:
+            return 0
+        return struct.unpack("i", got)[0]
 
     def close(self) -> None:
         self._stop.set()
