@@ -114,7 +114,8 @@ def run_rig(rig: str, *, seconds: float, output: str, ola_port: int | None, mode
                 work.append(time.perf_counter() - woke[0])
             k = super().wait()
             woke[0] = time.perf_counter()
-            if k == round(warm_s * self.fps):            # warm-up over: start counting
+            # warm-up over: start counting (a slow machine may skip the very frame)
+            if not timers.on and k >= round(warm_s * self.fps):
                 timers.on = True
                 marks.update(cpu=time.process_time(), wall=time.monotonic(), k=k)
             return k

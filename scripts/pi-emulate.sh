@@ -23,7 +23,10 @@
 #
 # It needs root (debootstrap, chroot, mounts). Everything it mounts is in a private mount
 # namespace (unshare -m): nothing is left mounted when it ends, however it ends. Not in CI:
-# the first run downloads ~400 MB and takes 20-40 minutes on a 2-core machine.
+# the first run downloads ~400 MB and takes about 50 minutes on a shared 2-core machine.
+# Missing host tools (debootstrap, qemu-user-static, binfmt-support) are installed with
+# apt-get first, and it says so. From a git worktree (no .venv of its own) give this
+# machine's Python with pytest: LATENTDMX_HOST_PYTHON=/path/to/.venv/bin/python.
 #
 # What emulation cannot show: qemu-user runs the Pi's instructions on this machine's kernel,
 # so there is no PL011 UART (the 250 kbaud ioctl, BREAK), no GPIO, no Pi kernel or firmware,
@@ -40,6 +43,9 @@ RUN_TESTS=1
 REINSTALL=0
 CROSS_S=60
 MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
+# this machine's Python with the project's dev tools (pytest): the checkout's .venv, or
+# LATENTDMX_HOST_PYTHON (a git worktree has no .venv of its own)
+HOST_PY=${LATENTDMX_HOST_PYTHON:-$HERE/.venv/bin/python}
 TESTS=(tests/test_patch.py tests/test_mapper.py tests/test_config.py tests/test_safety.py
        tests/test_output_ola.py)
 # Debian packages in every root; armhf adds the compiled libraries PyPI has no armv7l wheel of
@@ -47,7 +53,7 @@ PKGS=(python3-venv python3-pip ola ola-python procps)
 PKGS_ARMHF=(python3-numpy python3-pil python3-zstandard python3-cffi)
 TEST_PIP=(pytest pytest-xdist hypothesis tomli-w)
 
-usage() { sed -n '2,30p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; }
 die() { echo "pi-emulate: $*" >&2; exit 2; }
 
 while [ $# -gt 0 ]; do
@@ -134,7 +140,7 @@ in_root() {   # ROOT CMD...
 # The project into the root as docs/raspberry-pi.md says: a venv seeing the system packages
 # (ola-python; on armhf Debian's NumPy and Pillow), `pip install SRC[ola]`.
 install_project() {   # ARCH ROOT
-    local arch=$1 r=$2 t0 secs
+    local arch=$1 r=$2 t0 secs PIWHEELS=""
     # a copy of this checkout (tracked and new files, as `git ls-files` sees them)
     rm -rf "$r/opt/src"; mkdir -p "$r/opt/src"
     (cd "$HERE" && git ls-files -z --cached --others --exclude-standard \
@@ -142,6 +148,13 @@ install_project() {   # ARCH ROOT
         | tar --null -T - -cf -) | tar -xf - -C "$r/opt/src"
     if [ $REINSTALL = 1 ] || [ ! -f "$r/.installed" ]; then
         rm -rf "$r/opt/latentdmx" "$r/root/.cache/pip"
+        # Raspberry Pi OS's own /etc/pip.conf names piwheels (armv7l wheels): so does the armhf
+        # root, when piwheels can be reached from here
+        PIWHEELS=" not reachable from here"
+        if [ "$arch" = armhf ] && curl -fsS --max-time 15 -o /dev/null https://www.piwheels.org/simple/; then
+            printf '[global]\nextra-index-url=https://www.piwheels.org/simple\n' > "$r/etc/pip.conf"
+            PIWHEELS=" named in the root's /etc/pip.conf as on Raspberry Pi OS"
+        fi
         echo "[$arch] installing LatentDMX (first time: timed, no pip cache)"
         t0=$(date +%s)
         rm -f "$r/.install-note"
@@ -151,8 +164,9 @@ install_project() {   # ARCH ROOT
             # As the docs say failed (on armhf: a pin above Debian's version of a library
             # PyPI has no armv7l wheel of, so pip tries to compile it). Say why, then install
             # the package beside Debian's versions, to see whether it plays with them.
-            echo "the documented install failed: $(grep -m1 -iE 'error: |No matching|Failed to build' \
-                "$CACHE/install-$arch.log" | cut -c1-150); played with Debian's" \
+            echo "the documented install failed ($(grep -m1 -oE 'Failed to build [^ ]+|No matching distribution found for [^ ]+|Building wheel for [^ ]+' \
+                "$CACHE/install-$arch.log" || grep -m1 -iE 'error: ' "$CACHE/install-$arch.log" | cut -c1-120):" \
+                "PyPI has no armv7l wheel; Raspberry Pi OS gets it from piwheels,$PIWHEELS); played with Debian's" \
                 "$(echo "${PKGS_ARMHF[*]}" | sed 's/python3-//g') instead (pip install --no-deps)" \
                 > "$r/.install-note"
             # the package's dependencies and the ola extra's, less those Debian's provide
@@ -184,11 +198,12 @@ PY
 say() { echo "$*" | tee -a "$REPORT"; cp "$REPORT" "$OUT"; }   # figures kept as they come
 
 run_arch() {   # ARCH
-    local arch=$1 r=$CACHE/bookworm-$1 m line log
+    local arch=$1 r=$CACHE/bookworm-$1 m line log t0 qemu
     build_root "$arch" "$r"
     install_project "$arch" "$r"
     say ""
-    say "== $arch: Debian bookworm root under $(qemu-aarch64-static --version | head -n1 | \
+    qemu=qemu-aarch64-static; [ "$arch" = armhf ] && qemu=qemu-arm-static
+    say "== $arch: Debian bookworm root under $($qemu --version | head -n1 | \
         sed 's/ version/-user/') ($(in_root "$r" uname -m))"
     say "root built in $(cat "$r/.debootstrap-done") s (debootstrap, once); first install of" \
         "LatentDMX into the venv: $(cat "$r/.installed") s"
@@ -202,11 +217,25 @@ print(f"Python {sys.version.split()[0]}, NumPy {numpy.__version__} ({loc}, BLAS:
       f"Pillow {PIL.__version__}")' 2>&1 | tail -n1)"
     if [ "$arch" = arm64 ] && [ $RUN_TESTS = 1 ]; then
         log=$CACHE/cross-cpu.log
-        LATENTDMX_PI_ROOTS=$CACHE LATENTDMX_CROSS_CPU_SECONDS=$CROSS_S "$HERE/.venv/bin/python" -m pytest -n 0 -q -p no:cacheprovider \
+        LATENTDMX_PI_ROOTS=$CACHE LATENTDMX_CROSS_CPU_SECONDS=$CROSS_S PYTHONPATH=$HERE \
+            "$HOST_PY" -m pytest -n 0 -q -p no:cacheprovider --basetemp="$CACHE/cross-cpu" \
             -rA "$HERE/tests/test_cross_cpu.py" > "$log" 2>&1 || true
         say "cross-CPU lockstep (tests/test_cross_cpu.py, x86 vs this root, ${CROSS_S} s shows):"
         grep -E '^[a-z-]+ x86 vs arm64' "$log" | sort -u | sed 's/^/  /' | tee -a "$REPORT" || true
         say "  $(grep -E '(passed|failed|skipped|error)' "$log" | tail -n1 | tr -d '=' | sed 's/^ *//')"
+        say "  the channels that differ (bench/show_diff.py, its own decoding of the recordings):"
+        for d in "$CACHE"/cross-cpu/test_x86_*[0-9]; do
+            if [ -d "$d" ]; then
+                PYTHONPATH=$HERE "$HOST_PY" "$HERE/bench/show_diff.py" "$d"/x86-*.txt \
+                    "$d"/arm64-*.txt 2>&1 | sed 's/^/    /' | tee -a "$REPORT" || true
+            fi
+        done
+        # the Pi CPUs' kernels against each other (one show, each kernel's recording)
+        set -- "$CACHE"/cross-cpu/test_x86_*[0-9]/arm64-*-nat-aurora.txt
+        if [ -f "$1" ]; then
+            PYTHONPATH=$HERE "$HOST_PY" "$HERE/bench/show_diff.py" "$@" 2>&1 \
+                | sed 's/^/    /' | tee -a "$REPORT" || true
+        fi
     fi
     say "play (bench/paced.py, demo rig, simulator, real frame clock, ${PLAY_S} s each):"
     for m in "$HERE"/models/*/; do
@@ -214,17 +243,21 @@ print(f"Python {sys.version.split()[0]}, NumPy {numpy.__version__} ({loc}, BLAS:
         log=$CACHE/play-$arch-$m.log
         if in_root "$r" sh -c "cd /opt/src && /opt/latentdmx/venv/bin/python bench/paced.py \
                 --rigs demo --seconds $PLAY_S --model $m" > "$log" 2>&1; then
-            line=$(grep -m1 'frames, ' "$log" | sed 's/.*fps, //')
+            line=$(grep -m1 -E 'fps, [0-9]+ frames, ' "$log" | sed 's/.*fps, //')
+            # the daemon's own word when it lowered the model rate (pi_app: key frames)
+            grep -q 'the model now runs at' "$log" && line="$line (model lowered to $(grep -m1 \
+                -o 'the model now runs at [0-9.]* fps' "$log" | grep -o '[0-9.]* fps'): key frames)"
             say "  $m: $line; $(grep -m1 'whole process' "$log" | sed 's/^ *//')"
         else
             say "  $m: FAILED: $(grep -v '^ ' "$log" | tail -n1)"
         fi
     done
     log=$CACHE/render-$arch.log
-    if in_root "$r" sh -c "cd /tmp && /usr/bin/time -f '%e s' /opt/latentdmx/venv/bin/latentdmx \
+    t0=$(date +%s)      # (a minbase root has no /usr/bin/time)
+    if in_root "$r" sh -c "cd /tmp && /opt/latentdmx/venv/bin/latentdmx \
             render --duration 10 --out /tmp/show.png && ls -l /tmp/show.png" > "$log" 2>&1; then
-        say "render: \`latentdmx render --duration 10 --out show.png\`: ok, $(grep -o '[0-9.]* s$' \
-            "$log" | tail -n1), $(awk '/show.png/ {print $5}' "$log") bytes"
+        say "render: \`latentdmx render --duration 10 --out show.png\`: ok, $(( $(date +%s) - t0 )) s" \
+            "wall, $(awk '/^-.*show.png$/ {print $5}' "$log") bytes"
     else
         say "render: FAILED: $(tail -n1 "$log")"
     fi
