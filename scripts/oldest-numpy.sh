@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
-# The fast test tier on the oldest NumPy LatentDMX supports: Debian bookworm's (1.24.2), the
-# one a 32-bit Raspberry Pi OS gets (PyPI has no armv7l NumPy wheel). scripts/test.sh runs it
+# The fast test tier on the oldest NumPy, Pillow and zstandard LatentDMX supports: Debian
+# bookworm's (NumPy 1.24.2, Pillow 9.4, zstandard 0.20), the ones a 32-bit Raspberry Pi OS
+# gets (PyPI has no armv7l wheel of them). scripts/test.sh runs it
 # after the suite: `bash scripts/oldest-numpy.sh [pytest args]`.
 #
-# A second venv, .venv-oldest-numpy, holds only NumPy and SciPy at Debian bookworm's versions
+# A second venv, .venv-oldest-numpy, holds only those (and SciPy) at Debian bookworm's versions
 # and this checkout (no dependencies); everything else comes from .venv (made by
 # scripts/test.sh) through a .pth file that sits after its own site-packages, so the old
 # NumPy wins and setting it up costs seconds, not a second full install.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 unset PYTHONDONTWRITEBYTECODE
-OLDEST=(numpy==1.24.2 scipy==1.10.1)      # Debian bookworm: python3-numpy, python3-scipy
+# Debian bookworm: python3-numpy, python3-scipy, python3-pil, python3-zstandard
+OLDEST=(numpy==1.24.2 scipy==1.10.1 pillow==9.4.0 zstandard==0.20.0)
 VENV=.venv-oldest-numpy
 [ -x .venv/bin/python ] || { echo "$0: no .venv: run scripts/test.sh first" >&2; exit 2; }
 main_site=$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_path("purelib"))')
@@ -31,11 +33,12 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
 fi
 "$VENV/bin/python" - "${OLDEST[@]}" <<'PY'
 import sys
-import numpy, scipy
-have = {"numpy": numpy.__version__, "scipy": scipy.__version__}
+import numpy, PIL, scipy, zstandard
+have = {"numpy": numpy.__version__, "scipy": scipy.__version__, "pillow": PIL.__version__,
+        "zstandard": zstandard.__version__}
 want = dict(a.split("==") for a in sys.argv[1:])
 assert have == want, f"{have} != {want}: the old versions did not win"
-print(f"oldest supported: NumPy {numpy.__version__}, SciPy {scipy.__version__}")
+print("oldest supported: " + ", ".join(f"{k} {v}" for k, v in have.items()))
 PY
 exec "$VENV/bin/python" -m pytest -m "not slow" -n "${LATENTDMX_TEST_WORKERS:-4}" -q \
     -p no:cacheprovider "$@"

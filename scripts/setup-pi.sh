@@ -631,12 +631,16 @@ setup_venv() {
     if ! pkg_installed python3-rpi-lgpio; then
         apt_install python3-rpi-lgpio
     fi
-    # 32-bit Raspberry Pi OS (armhf): PyPI has no NumPy wheel for it; Debian's (1.24.2, the
-    # oldest NumPy LatentDMX supports) reaches the venv through the system packages, and
-    # Pi OS's /etc/pip.conf brings the other wheels from piwheels.org
-    if [ -z "$ROOT" ] && [ "$(dpkg --print-architecture 2>/dev/null)" = armhf ] \
-            && ! pkg_installed python3-numpy; then
-        apt_install python3-numpy
+    # 32-bit Raspberry Pi OS (armhf): PyPI has no NumPy, Pillow or zstandard wheel for it;
+    # Debian's (NumPy 1.24.2, Pillow 9.4, zstandard 0.20: the oldest LatentDMX supports, its
+    # fast test tier runs on them) reach the venv through the system packages, so pip needs
+    # no compiler and no piwheels.org (which Pi OS's /etc/pip.conf names as well)
+    if [ -z "$ROOT" ] && [ "$(dpkg --print-architecture 2>/dev/null)" = armhf ]; then
+        local p missing=()
+        for p in python3-numpy python3-pil python3-zstandard; do
+            pkg_installed "$p" || missing+=("$p")
+        done
+        [ ${#missing[@]} = 0 ] || apt_install "${missing[@]}"
     fi
     if [ ! -x "$R$VENV/bin/python" ]; then
         live python3 -m venv --system-site-packages "$VENV"
