@@ -7,6 +7,7 @@ holds them with generous margins for a busy CI machine."""
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -21,7 +22,8 @@ pytestmark = pytest.mark.slow
 
 
 def test_blackout_gets_through_200_hostile_clients(tmp_path):
-    d = start_daemon(tmp_path, ROOT, fps=40, nice=0)
+    # at the service's priority (systemd/latentdmx.service: Nice=-5) where the test may set it
+    d = start_daemon(tmp_path, ROOT, fps=40, nice=-5 if os.geteuid() == 0 else 0)
     try:
         with MachineLateness(40) as machine:             # what the machine does alone
             r = run_control(d, clients=200, tries=3, uid=None)

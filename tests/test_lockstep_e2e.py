@@ -16,6 +16,7 @@ import uuid
 import numpy as np
 import pytest
 from group_lan import RECEIVER_IP, GroupLan, lan_missing_reason
+from lateness import MachineLateness
 from lockstep_daemons import (
     FPS,
     KEY,
@@ -147,6 +148,11 @@ def test_two_daemons_one_show_changes_from_either_and_strangers_refused(tmp_path
     assert np.mean(spread <= 1) >= 0.995 and np.mean(spread <= 2) >= 0.999, np.bincount(spread)
 
 
+# the group's show: the restarted member (8.5 s in, its start slower on a busy machine) still
+# joins, settles and plays 4 s in step before it ends
+SHOW_S = 27.0
+
+
 @pytest.mark.slow
 def test_four_daemons_one_killed_and_restarted_one_receiver(tmp_path):
     """Four members started 1.2 s apart send sACN (universe sync on) to one receiver; one is
@@ -156,7 +162,7 @@ def test_four_daemons_one_killed_and_restarted_one_receiver(tmp_path):
     from udp_capture import UdpCapture
 
     members = 4
-    with GroupLan(members) as lan:
+    with GroupLan(members) as lan, MachineLateness(FPS) as machine:
         cap = UdpCapture(5568, ns=lan.sw, bind=RECEIVER_IP)
         daemons = []
         t0 = time.monotonic()
@@ -168,7 +174,7 @@ def test_four_daemons_one_killed_and_restarted_one_receiver(tmp_path):
                        f'cid = "{uuid.UUID(int=i + 1)}"\ninterface = "eth0"\n'
                        f"discovery = false\n",
             )
-            daemons.append(Daemon(lan.members[i], cfg, tmp_path, f"m{i}", 21.0 - 1.2 * i))
+            daemons.append(Daemon(lan.members[i], cfg, tmp_path, f"m{i}", SHOW_S - 1.2 * i))
             time.sleep(1.2)
         for d in daemons:
             d.wait_playing()
@@ -176,7 +182,7 @@ def test_four_daemons_one_killed_and_restarted_one_receiver(tmp_path):
         daemons[2].kill()                                   # mid-show, no goodbye
         time.sleep(1.5)
         again = Daemon(lan.members[2], tmp_path / "rig2.toml", tmp_path, "m2-again",
-                       21.0 - (time.monotonic() - t0))
+                       SHOW_S - (time.monotonic() - t0))
         again.wait_playing()
         for d in (d for i, d in enumerate(daemons) if i != 2):
             assert d.wait() == 0, d.log()
@@ -216,8 +222,11 @@ def test_four_daemons_one_killed_and_restarted_one_receiver(tmp_path):
     hi = min(max(a) for a in arrivals.values())
     spread = index_spread(list(arrivals.values()), lo, hi)
     assert len(spread) > 1000
-    # (an instant or two of a busy machine's scheduling aside: the receiver stamps arrivals)
-    assert np.mean(spread <= 1) >= 0.99 and np.mean(spread <= 3) >= 0.999, np.bincount(spread)
+    # (an instant or two of a busy machine's scheduling aside: the receiver stamps arrivals;
+    # each stall of the machine's own, as a canary frame loop saw them, may hold up a member)
+    stalled = min(0.1, members * machine.late / len(spread))
+    assert np.mean(spread <= 1) >= 0.99 - stalled, (np.bincount(spread), machine.late)
+    assert np.mean(spread <= 3) >= 0.999 - stalled, (np.bincount(spread), machine.late)
 
 
 @pytest.mark.slow
