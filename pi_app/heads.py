@@ -10,9 +10,11 @@ is worked out here, for each head from its own grid of **slots** on the walk's p
   spread over the slot so the heads do not all move at once.
 * At the start of each slot the head has the model's aim at that waypoint (the walk's plain
   waypoint of the seed, `LatentWalk.waypoint`, through the model and the mapper) and goes
-  to the aim at the next slot start, in degrees: a smoothstep ease whose peak speed is at
-  most `ease_deg_per_s` (pan and tilt together), taking ``1.5 * distance / speed`` (at
-  least `MIN_MOVE_SHARE` of the slot), then it rests there until the slot ends.
+  to the aim at the next slot start, in degrees, over the fewest whole waypoints (at least
+  `MIN_MOVE_SHARE` of the slot) that keep its peak speed within `ease_deg_per_s` (pan and
+  tilt together): an equal part of the way each waypoint, eased in and out (smoothstep, as
+  the walk eases), so the head comes to rest on every waypoint of its move, as the walk
+  does; then it rests until the slot ends.
 * A move too far for that within its slot is made at the slot's start at once: the jump
   there makes the move-in-black stage (`moves.py`) dim the head, move it and bring it back.
   So dark repositionings come at most once a slot per head, on a grid of the walk's phase.
@@ -65,7 +67,7 @@ class HeadPaths:
         self.slot_s = self.per_slot * seconds_per_waypoint
         self.offsets = [(j * OFFSET_STEP) % self.per_slot for j in range(len(self.heads))]
         self.ease_deg_per_s = min(EASE_DEG_PER_S, EASE_SHARE * lit_deg_per_s)
-        # per head, the slot in use: (token, slot, a, b, share) - a pure cache
+        # per head, the slot in use: (token, slot, a, b, waypoints) - a pure cache
         self._cut: list[tuple | None] = [None] * len(self.heads)
         self._idx = np.array(self.heads, np.intp)
 
@@ -73,17 +75,19 @@ class HeadPaths:
         return len(self.heads)
 
     def _slot(self, j: int, k: int, aims_at: Callable[[int], np.ndarray]) -> tuple:
-        """Head j's slot k: its start and end aims (pan, tilt), the share of the slot the move
-        takes (0: at once, at the start)."""
+        """Head j's slot k: its start and end aims (pan, tilt), the waypoints the move takes
+        (0: at once, at the start)."""
         q0 = self.offsets[j] + k * self.per_slot
         h = self.heads[j]
         a = aims_at(q0)[h].tolist()
         b = aims_at(q0 + self.per_slot)[h].tolist()
         sp, st = self.spans[j]
         dist = math.hypot((b[0] - a[0]) * sp, (b[1] - a[1]) * st)
-        share = PEAK * dist / self.ease_deg_per_s / self.slot_s
-        share = 0.0 if share > 1.0 else max(share, MIN_MOVE_SHARE)
-        return a, b, share
+        per = self.per_slot
+        need = PEAK * dist / self.ease_deg_per_s / self.slot_s * per     # waypoints
+        if need > per * (1.0 + 1e-9):
+            return a, b, 0                       # too far for its slot: at once, in the dark
+        return a, b, max(math.ceil(need - 1e-9), math.ceil(MIN_MOVE_SHARE * per), 1)
 
     def aims(self, phase: float, aims_at: Callable[[int], np.ndarray],
              token: object = None) -> list[float]:
@@ -97,13 +101,14 @@ class HeadPaths:
             c = cut[j]
             if c is None or c[0] is not token or c[1] != k:
                 c = cut[j] = (token, k, *self._slot(j, k, aims_at))
-            _, _, a, b, share = c
-            u = x - k
-            if share == 0.0 or u >= share:
+            _, _, a, b, steps = c
+            v = phase - (off + k * per)          # waypoints into the slot
+            if v >= steps:                       # there (or a move at once): rest
                 out += b
                 continue
-            s = u / share
-            e = s * s * (3.0 - 2.0 * s)
+            i = math.floor(v)
+            f = v - i
+            e = (i + f * f * (3.0 - 2.0 * f)) / steps
             out.append(a[0] + (b[0] - a[0]) * e)
             out.append(a[1] + (b[1] - a[1]) * e)
         return out
