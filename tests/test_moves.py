@@ -265,3 +265,22 @@ def test_head_aims_are_a_pure_function_of_the_phase():
             x0 = (phases[k] - heads.offsets[j]) / heads.per_slot
             x1 = (phases[k + 1] - heads.offsets[j]) / heads.per_slot
             assert np.floor(x0) != np.floor(x1)
+
+
+def test_a_config_may_lower_the_lit_limit_in_degrees():
+    """`safety.lit_move_deg_per_s` is the lit limit in degrees a second (pan and tilt
+    together), whatever a head's range: the default rig's heads use 180 deg of pan."""
+    import dataclasses
+
+    config = load_config(None)
+    slow = dataclasses.replace(config, safety=dataclasses.replace(config.safety,
+                                                                  lit_move_deg_per_s=10.0))
+    for cfg, deg in ((config, 40.0), (slow, 10.0)):
+        pipe = Pipeline(cfg, load_model("nat-aurora"), seed=0)
+        for j, i in enumerate(pipe.moves._idx):
+            f = pipe.patch.fixtures[i]
+            lo, hi = f.config.pan_limits_deg if f.config.pan_limits_deg != (0.0, 0.0) else \
+                (0.0, f.profile.pan_deg)
+            per_s = float(pipe.moves._hi[j, 0]) * FPS * (hi - lo)
+            assert per_s == pytest.approx(deg / np.sqrt(2), rel=1e-5)
+        assert pipe.heads.ease_deg_per_s <= 0.4 * deg
