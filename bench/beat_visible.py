@@ -19,7 +19,8 @@ safety stage or music code. Measured after the first `--settle` seconds (the tra
 * **bar 1 / others**: the luminance's rise into each beat (peak within +-1/8 beat minus the
   trough of the half beat before), averaged per beat of the bar: beat 1's over the others'.
 * **head speed**: each head's aim (pan, tilt in degrees, from the DMX and the profile's
-  ranges) over 0.25 s windows; the median over heads and windows, music / no music.
+  ranges) over 0.25 s windows; the median over heads and windows (0 when heads rest more
+  than half the time) and the mean, music / no music.
 * **at slew limit**: share of 0.1 s head-windows in which an axis moves at >= 90 % of its
   slew limit (the config's, else the profile's range in 3 s).
 * **flashes/s**: WCAG 2.3.1 flashes in the worst second, worst fixture and the rig.
@@ -53,7 +54,7 @@ def main() -> None:
     free_frames, fps = run_show(args.config, args.seconds, None)
     print(f"rig: {args.config or 'the bundled default'}; {args.seconds:g} s per show on "
           f"virtual time, measured after {args.settle:g} s; figures from the DMX frames")
-    print("track     show      swing  swing/2 beats  bar1/other  head med  at limit  "
+    print("track     show      swing  swing/2 beats  bar1/other  head med (mean)  at limit  "
           "flashes/s fixture/rig  mean light")
     for bpm in args.bpm:
         wav = write_wav(steady_track(bpm, args.seconds + 1.0), tmp / f"steady-{bpm:g}.wav")
@@ -65,10 +66,12 @@ def main() -> None:
         for label, f in (("no music", free), ("music", mus)):
             print(f"{bpm:5.0f} BPM {label:9s} {100 * f.swing:5.1f} %  {100 * two[label]:9.1f} %  "
                   f"{f.bar1:8.2f}  "
-                  f"{f.head_med:6.1f} °/s  {100 * f.at_limit:5.1f} %   {f.flash_fixture:4.1f} / "
+                  f"{f.head_med:6.1f} ({f.head_mean:4.1f}) °/s  {100 * f.at_limit:5.1f} %   "
+                  f"{f.flash_fixture:4.1f} / "
                   f"{f.flash_rig:4.1f}        {f.mean_light:.3f}")
         print(f"{bpm:5.0f} BPM music/free: swing {mus.swing / max(free.swing, 1e-9):.1f}x, "
-              f"head speed {mus.head_med / max(free.head_med, 1e-9):.1f}x")
+              f"head speed median {mus.head_med:.1f} vs {free.head_med:.1f} °/s, mean "
+              f"{mus.head_mean / max(free.head_mean, 1e-9):.1f}x")
 
 
 if __name__ == "__main__":

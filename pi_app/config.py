@@ -57,6 +57,7 @@ WCAG_FLASH_DELTA = 0.1           # WCAG 2.3.1: a change of 10 % of the maximum l
 MIN_FLASH_DELTA = 0.05           # below it the DMX rounding leaves the limiter no room
 FASTEST_TRAVERSE_S = 3.0         # pan/tilt: never faster than the profile's range in 3 s
 MAX_FADE_OUT_S = 30.0            # fade-out on stop
+MAX_LIT_MOVE_DEG_PER_S = 40.0    # a lit head's aim, degrees/s: faster reads as a sweep
 PARK_GRACE_S = 5.0               # after the fade-out, at most this long for heads to park
 STOP_MARGIN_S = 10.0             # the blackout frame, flushing the output, exiting
 STOP_BUDGET_S = MAX_FADE_OUT_S + PARK_GRACE_S + STOP_MARGIN_S
@@ -136,6 +137,11 @@ class SafetyConfig:
     tilt_slew_deg_per_s: float = ranged(0.0, _ANY_RATE.lo, _ANY_RATE.hi, _ANY_RATE.fix)
     # 0: colour not rate-limited
     colour_slew_per_s: float = ranged(0.0, _ANY_RATE.lo, _ANY_RATE.hi, _ANY_RATE.fix)
+    # how fast a lit head's aim may move (pan and tilt together), degrees/s; larger moves dark
+    lit_move_deg_per_s: float = ranged(
+        MAX_LIT_MOVE_DEG_PER_S, 1, MAX_LIT_MOVE_DEG_PER_S,
+        f"use 1..{MAX_LIT_MOVE_DEG_PER_S:g} degrees a second (a faster lit head reads as a "
+        "sweep; larger moves happen in the dark)")
 
     def replace_master(self, master: float) -> SafetyConfig:
         return dataclasses.replace(self, master=master)
@@ -143,7 +149,8 @@ class SafetyConfig:
     def validate(self, file: str) -> None:
         check_ranges(self, file, "safety", ("master", "fade_in_s", "pan_slew_deg_per_s",
                                             "tilt_slew_deg_per_s", "colour_slew_per_s",
-                                            "fade_out_s", "max_flashes_per_s"))
+                                            "fade_out_s", "max_flashes_per_s",
+                                            "lit_move_deg_per_s"))
         if self.max_flashes_per_s <= 0:       # 0 would freeze every light change (safety.py)
             raise ConfigError("0 flashes a second would forbid any change of light", file=file,
                               field="safety.max_flashes_per_s",

@@ -4,13 +4,14 @@ Lighting programmers reposition a head in the dark: dim, move, come back. This s
 for every head, whatever makes its wanted aim jump (a tear of a NAT map, a new seed, a model
 swap, the start of the show):
 
-* **Follow.** While lit, the head's aim follows the wanted aim at most `LIT_SPEED_PER_S` of
-  its configured range per second on each axis (below the 20 %-in-1-s a viewer reads as a
-  sweep), so slow wandering passes unchanged. While the music drives the walk the limit is
-  `BEAT_LIT_SPEED_PER_S`, so heads reach their waypoints on the beat.
+* **Follow.** While lit, the head's aim follows the wanted aim at most `lit_deg_per_s`
+  degrees a second (pan and tilt together: each axis at most that over the square root of
+  2; `safety.lit_move_deg_per_s`, at most `MAX_LIT_MOVE_DEG_PER_S`), whatever the head's
+  range. A backstop: the wanted aim of a head is slow already (`heads.py`), so slow motion
+  passes unchanged.
 * **Dim.** When the wanted aim is more than `JUMP` of the range away from where the head
   aims (it jumped, or ran away faster than a lit head may follow), the light fades out at
-  `DIM_PER_S` while the head holds its course.
+  `DIM_PER_S` while the head holds still.
 * **Move.** Once the light that left the safety stage last frame is dark (`DARK`), the aim
   goes straight to the wanted one; the safety stage slews the head there at its own limit.
 * **Rise.** When the head has arrived (the last safe aim within `ARRIVED`, or after
@@ -25,14 +26,14 @@ and it is deterministic: the same scenes give the same output.
 
 from __future__ import annotations
 
+import math
 import struct
 
 import numpy as np
 
+from .config import MAX_LIT_MOVE_DEG_PER_S
 from .scene import BLUE, DIMMER, N_ATTRS, PAN, RED, TILT, WHITE
 
-LIT_SPEED_PER_S = 0.18    # lit aim speed limit, fraction of the configured range per second
-BEAT_LIT_SPEED_PER_S = 1.0   # ... while the music drives the walk (`on_the_beat`)
 JUMP = 0.1                # lag (fraction of the range) that starts a move in black
 DIM_PER_S = 1.5           # light gain fade-out rate (the flash limiter may slow it)
 RISE_PER_S = 1.0          # light gain fade-in rate after a move
@@ -56,6 +57,20 @@ def _r32(x: float) -> float:
     return _F32.unpack(_F32.pack(x))[0]
 
 
+def lit_steps(patch, fps: float, deg_per_s: float) -> np.ndarray:
+    """(fixtures, 2) float32: the most a lit head's pan and tilt may move in a frame, as a
+    fraction of the range in use (the config's limits, else the profile's), so that the aim
+    moves at most `deg_per_s` degrees a second with pan and tilt together (1: no axis)."""
+    steps = np.ones((len(patch.fixtures), 2), np.float32)
+    for f in patch.fixtures:
+        for k, (full, lim) in enumerate(((f.profile.pan_deg, f.config.pan_limits_deg),
+                                         (f.profile.tilt_deg, f.config.tilt_limits_deg))):
+            span = (lim[1] - lim[0]) if lim != (0.0, 0.0) else full    # degrees of 0..1
+            if span > 0:
+                steps[f.index, k] = deg_per_s / math.sqrt(2.0) / fps / span
+    return steps
+
+
 def _jump(rows: list[list[float]]) -> bool:
     """``np.abs(d).max() > JUMP`` for a float32 array d given as ``d.tolist()`` (a few heads:
     a Python loop costs less than a NumPy reduction): a NaN anywhere makes the maximum NaN,
@@ -75,15 +90,15 @@ def _jump_flat(values) -> bool:
 
 
 class Moves:
-    """``Moves(patch, fps)(wanted, last_safe)`` -> scene (the stage's own buffer)."""
+    """``Moves(patch, fps, lit_deg_per_s)(wanted, last_safe)`` -> scene (the stage's own
+    buffer)."""
 
-    def __init__(self, patch, fps: float) -> None:
+    def __init__(self, patch, fps: float,
+                 lit_deg_per_s: float = MAX_LIT_MOVE_DEG_PER_S) -> None:
         n = len(patch.fixtures)
         self.fps = float(fps)
         self.moving = np.array([bool(f.moves) for f in patch.fixtures], bool)
-        self._step = np.float32(LIT_SPEED_PER_S / self.fps)
-        self._calm_step = self._step
-        self._beat_step = np.float32(BEAT_LIT_SPEED_PER_S / self.fps)
+        self._patch = patch
         self._dim = np.float32(DIM_PER_S / self.fps)
         self._rise = np.float32(RISE_PER_S / self.fps)
         self._timeout = max(1, round(MOVE_TIMEOUT_S * self.fps))
@@ -103,33 +118,26 @@ class Moves:
             np.array_equal(i, np.arange(i[0], i[-1] + 1)) else i
         self._d = np.zeros_like(self._aim_m)            # the fast path's work buffers
         self._new = np.zeros_like(self._aim_m)
-        self._bounds(self._step)
+        self.set_lit(lit_deg_per_s)
         m = len(self._idx)                              # a few heads: in Python floats
         self._few = 0 < m <= FEW_HEADS
         self._f32 = struct.Struct(f"{2 * m}f")          # rounds doubles to float32
         self._aim_l: list[float] | None = None          # the aims, when newer than _aim_m
         self._pan_tilt = (self._idx[:, None] * N_ATTRS + np.array([PAN, TILT])).ravel()
 
+    def set_lit(self, deg_per_s: float) -> None:
+        """The lit speed limit, degrees a second (at most `MAX_LIT_MOVE_DEG_PER_S`): per
+        fixture and axis, and the fast path's clip bounds as arrays (a ufunc with a scalar
+        operand costs more than with an array)."""
+        self._step = lit_steps(self._patch, self.fps, min(deg_per_s, MAX_LIT_MOVE_DEG_PER_S))
+        self._hi = self._step[self._idx]
+        self._lo = -self._hi
+        self._hi_l = self._hi.ravel().tolist()
+
     def steady(self) -> bool:
         """Every head follows its aim (none dimming, moving or rising): with the same wanted
         aim, a head that has reached it stays."""
         return not self._any_moving or (self._following and not self._first)
-
-    def on_the_beat(self, on: bool) -> None:
-        """While the music drives the walk, a lit head may follow as fast as the beat asks
-        (the safety stage's slew limit still holds): its waypoints land on the beat. Jumps
-        still move in the dark."""
-        step = self._beat_step if on else self._calm_step
-        if step != self._step:
-            self._bounds(step)
-
-    def _bounds(self, step: np.float32) -> None:
-        """The lit speed limit, and the fast path's clip bounds as arrays (a ufunc with a
-        scalar operand costs more than with an array)."""
-        self._step = step
-        self._step_f = float(step)
-        self._lo = np.full_like(self._aim_m, -step)
-        self._hi = np.full_like(self._aim_m, step)
 
     def __call__(self, wanted: np.ndarray, last_safe: np.ndarray | None) -> np.ndarray:
         out = self._out
@@ -179,11 +187,12 @@ class Moves:
         aim = self._aim_l
         if aim is None:
             aim = self._aim_m.ravel().tolist()
-        f32, hi = self._f32, self._step_f
+        f32 = self._f32
         try:
             d = f32.unpack(f32.pack(*[a - b for a, b in zip(w, aim, strict=True)]))
             new = f32.unpack(f32.pack(*[a + (hi if x > hi else -hi if x < -hi else x)
-                                        for a, x in zip(aim, d, strict=True)]))
+                                        for a, x, hi in zip(aim, d, self._hi_l,
+                                                            strict=True)]))
             lag = f32.unpack(f32.pack(*[a - b for a, b in zip(w, new, strict=True)]))
         except OverflowError:                           # beyond float32: NumPy's way
             self._aim_m[:] = np.array(aim, np.float32).reshape(-1, 2)
@@ -229,9 +238,10 @@ class Moves:
     def _heads_few(self, rows: list, safe: list | None, aims: list, modes: list,
                    gains: list, frames: list) -> int:
         """`_general_few`'s state machine on lists, in place; returns the dims started."""
-        hi, dim, rise, r32 = self._step_f, float(self._dim), float(self._rise), _r32
+        dim, rise, r32, his = float(self._dim), float(self._rise), _r32, self._hi_l
         dims = 0
         for i, row in enumerate(rows):
+            hp, ht = his[2 * i], his[2 * i + 1]
             wp, wt = row[PAN], row[TILT]
             ap, at = aims[i]
             mode, gain, mf = modes[i], gains[i], frames[i]
@@ -249,11 +259,11 @@ class Moves:
             done = m_move and ((mf > 1 and arrived) or mf >= self._timeout)
             if done:
                 mode, mf = RISE, 0
-            if not m_move:                              # lit: follow at the limit
+            if not m_move and mode != DIM:              # lit: follow at the limit
                 dp, dt = r32(wp - ap), r32(wt - at)
-                ap = r32(ap + (hi if dp > hi else -hi if dp < -hi else dp))
-                at = r32(at + (hi if dt > hi else -hi if dt < -hi else dt))
-                if mode != DIM and max(abs(r32(wp - ap)), abs(r32(wt - at))) > _JUMP32:
+                ap = r32(ap + (hp if dp > hp else -hp if dp < -hp else dp))
+                at = r32(at + (ht if dt > ht else -ht if dt < -ht else dt))
+                if max(abs(r32(wp - ap)), abs(r32(wt - at))) > _JUMP32:
                     dims += 1
                     mode = DIM
             if mode == DIM:
@@ -296,12 +306,12 @@ class Moves:
                          | (self._moving_frames >= self._timeout))
         mode[done] = RISE
         self._moving_frames[done] = 0
-        # Follow / Dim / Rise: the aim follows at the lit speed limit
-        lit = moving & ~m_move
-        step = np.clip(want - aim, -self._step, self._step)
+        # Follow / Rise: the aim follows at the lit speed limit (Dim: it holds)
+        lit = moving & ~m_move & (mode != DIM)
+        step = np.clip(want - aim, -self._step, self._step)   # per head and axis
         aim[lit] += step[lit]
         lag = np.abs(want - aim).max(axis=1)
-        start_dim = lit & (mode != DIM) & (lag > _JUMP_F32)
+        start_dim = lit & (lag > _JUMP_F32)
         self.moves_in_black += int(start_dim.sum())
         mode[start_dim] = DIM
         m_dim = (mode == DIM) & moving

@@ -19,6 +19,7 @@ import numpy as np
 
 from .config import Config
 from .errors import ControlError
+from .heads import HeadPaths
 from .identify import IdentifySequence
 from .lean import trim_heap
 from .looks import Looks
@@ -28,7 +29,7 @@ from .patch import Patch
 from .phase import PHASE_FIX, PhaseLine, phase_ok
 from .runtime import MAX_MODEL_SHARE, Model
 from .safety import Safety
-from .scene import COLOUR, DIMMER, LIGHT, N_ATTRS
+from .scene import COLOUR, DIMMER, LIGHT, N_ATTRS, PAN, TILT
 from .walk import CHAIN_BLOCK, LatentWalk
 from .wheels import Wheels
 
@@ -46,6 +47,7 @@ SWITCH_HOLD_S = 1.0
 AHEAD_FRAMES = 8         # walk + model of the next frames in one call (small rigs) ...
 AHEAD_ROWS = 256         # ... as long as frames x streams stays within this; else the walk
 AHEAD_WALK_ROWS = 8192   # alone, within this (1,024 streams: 512 KB of latents)
+AIMS_KEPT = 64           # model aims kept for the heads' slots (`_Source.aims_at`)
 # A machine too slow for the model at every frame: the model at key frames, every
 # `model_every` frames (at tempo 1), its outputs interpolated between them; late frames
 # (`LATE_TO_LOWER` within `LATE_WINDOW_S`) halve the model's rate, down to a key every
@@ -113,7 +115,21 @@ class _Source:
         self._row_of: dict[float, int] = {}                     # ... by phase
         self._scenes: np.ndarray | None = None                  # ... and their scenes
         self._scene = np.zeros((len(positions), N_ATTRS), np.float32)   # this frame's
+        self._aims: dict[int, np.ndarray] = {}                  # `aims_at`, by waypoint
         self.set_every(every)
+
+    def aims_at(self, q: int) -> np.ndarray:
+        """Every fixture's (pan, tilt) from the model at the walk's plain waypoint q (a pure
+        function of the seed and q: `pi_app/heads.py`'s slots), cached. Uses the mapper's
+        buffer: call before this frame's `scene`."""
+        a = self._aims.get(q)
+        if a is None:
+            if len(self._aims) >= AIMS_KEPT:            # the slots in use are the newest
+                self._aims = {j: v for j, v in self._aims.items()
+                              if j >= max(self._aims) - AIMS_KEPT // 2}
+            scene = self.mapper(self.model.generate(self.walk.waypoint(q)))
+            a = self._aims[q] = scene[:, PAN:TILT + 1].copy()
+        return a
 
     def set_every(self, every: int) -> None:
         """The model at every frame (1), or at key frames `every` frames apart at tempo 1,
@@ -297,7 +313,9 @@ class Pipeline:
         self.positions = np.array([f.position for f in config.fixtures], np.float32)
         self.looks = Looks(config, self.patch)  # palette, still heads, trims (before safety)
         self.safety = Safety(config, self.patch, self.fps)
-        self.moves = Moves(self.patch, self.fps)     # heads reposition in the dark
+        lit = config.safety.lit_move_deg_per_s
+        self.moves = Moves(self.patch, self.fps, lit)    # heads reposition in the dark
+        self.heads = HeadPaths(self.patch, config.walk.seconds_per_waypoint, lit)  # ... slowly
         self.held = HeldColumns(self.patch.fixtures)  # zoom, ...: held or driven in limits
         wheels = Wheels(self.patch)                  # colour wheels turn in the dark
         self.wheels = wheels if len(wheels) else None
@@ -574,6 +592,11 @@ class Pipeline:
             changes.append("walk")
         if self.lockstep and (new.seed != old.seed or new.walk != old.walk):
             self.line = base_line(new)      # every member that reloads it plays the same
+        lit = new.safety.lit_move_deg_per_s
+        if lit != old.safety.lit_move_deg_per_s or \
+                new.walk.seconds_per_waypoint != old.walk.seconds_per_waypoint:
+            self.moves.set_lit(lit)
+            self.heads = HeadPaths(self.patch, new.walk.seconds_per_waypoint, lit)
         if new.safety.master != old.safety.master:
             self.safety.master = new.safety.master
             changes.append(f"master {new.safety.master:g}")
@@ -602,15 +625,23 @@ class Pipeline:
                 return [phase]
             return [line.at((k + i) / fps) for i in range(n)]
 
-        scene = self.source.scene_ahead(phase, ahead)
+        heads, src = self.heads, self.source
+        aims = heads.aims(phase, src.aims_at, src) if len(heads) else None
+        scene = src.scene_ahead(phase, ahead)
+        if aims is not None:                     # the heads' slow moves (pi_app/heads.py)
+            scene = heads.put(scene, aims)
         if self._old is not None:
             a = (t_s - self._xfade_t0) / self._xfade_s
             if a >= 1.0:
                 self._old = None
             else:
                 off = self._old_offset
-                old = self._old.scene_ahead(phase + off,
-                                            lambda n: [p + off for p in ahead(n)])
+                old_src = self._old
+                aims = heads.aims(phase + off, old_src.aims_at, old_src) if len(heads) \
+                    else None
+                old = old_src.scene_ahead(phase + off, lambda n: [p + off for p in ahead(n)])
+                if aims is not None:
+                    old = heads.put(old, aims)
                 scene = (1.0 - a) * old + a * scene
         scene = self.held(scene)
         if music is not None:             # accents within what the flash limiter passes

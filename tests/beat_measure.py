@@ -137,6 +137,7 @@ class Figures:
     flash_fixture: float
     flash_rig: float
     mean_light: float
+    head_mean: float = 0.0       # mean head speed (deg/s): travel a second, rests included
 
 
 def measure(frames: list[dict[int, np.ndarray]], fps: float, cfg_path: str | None,
@@ -175,4 +176,5 @@ def measure(frames: list[dict[int, np.ndarray]], fps: float, cfg_path: str | Non
     at_limit = float(np.mean((d1 >= 0.9 * lim).any(axis=-1))) if len(heads) else 0.0
     per_fixture = max(v for k, v in flashes.items() if k != "rig" and ":" not in k)
     return Figures(swing, bar1, float(np.median(speed)) if speed.size else 0.0, at_limit,
-                   per_fixture, flashes.get("rig", 0.0), float(y[keep].mean()))
+                   per_fixture, flashes.get("rig", 0.0), float(y[keep].mean()),
+                   float(speed.mean()) if speed.size else 0.0)

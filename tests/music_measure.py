@@ -25,16 +25,19 @@ def aim_motion(rig, frames: np.ndarray, heads: list[int]) -> np.ndarray:
 
 def rest_near(times: np.ndarray, speeds: np.ndarray, t_s: float, window_s: float) -> float:
     """When the heads come to rest nearest `t_s`: each head's slowest moment within
-    +-`window_s` (to a fraction of a frame, by a parabola), the median over the heads."""
+    +-`window_s` (to a fraction of a frame, by a parabola; of several equally slow frames,
+    a head at rest, the one nearest `t_s`), the median over the heads that move there (a
+    head that rests throughout has no waypoint to show)."""
     mid = 0.5 * (times[:-1] + times[1:])
     dt = float(np.median(np.diff(times)))
     lo, hi = np.searchsorted(mid, t_s - window_s), np.searchsorted(mid, t_s + window_s)
     found = []
     for i in range(speeds.shape[1]):
         s = speeds[lo:hi, i]
-        if s.size < 3:
+        if s.size < 3 or not s.any():
             continue
-        k = int(np.argmin(s))
+        slowest = np.flatnonzero(s == s.min())
+        k = int(slowest[np.argmin(np.abs(mid[lo + slowest] - t_s))])
         d = 0.0
         if 0 < k < len(s) - 1:
             y0, y1, y2 = s[k - 1], s[k], s[k + 1]

@@ -338,7 +338,10 @@ def test_a_client_makes_the_new_walk_on_its_own_thread(tmp_path, monkeypatch):
         twin.recall(p.model, p.seed, p.line.at(t), t, 0.0) if cmd != "seed" else \
             twin.set_seed(p.seed, t)
         twin.line = p.line
-        assert np.array_equal(twin.raw_scene(t + 3.0)[:, :], p.source.scene(p.line.at(t + 3.0)))
+        ph = p.line.at(t + 3.0)                    # the heads' slow aims (pi_app/heads.py)
+        aims = p.heads.aims(ph, p.source.aims_at, p.source)
+        want = p.heads.put(p.source.scene(ph).copy(), aims)
+        assert np.array_equal(twin.raw_scene(t + 3.0)[:, :], want)
         looks.tick(0)
 
 

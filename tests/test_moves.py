@@ -19,6 +19,7 @@ def play(wanted_at, seconds: float, model: str = "nat-aurora"):
     """Frames of a show whose mapper output at time t is `wanted_at(t)` (n, N_ATTRS)."""
     config = load_config(None)
     pipe = Pipeline(config, load_model(model), seed=0)
+    pipe.heads.heads = []                   # the wanted aim as injected (no slow paths)
     clock = {"t": 0.0}
     pipe.source.scene = lambda phase: wanted_at(clock["t"])
     pipe.source.scene_ahead = lambda phase, ahead: wanted_at(clock["t"])    # the show's way
@@ -121,8 +122,8 @@ def test_the_fast_paths_jump_test_is_numpys():
 
 def test_few_heads_in_python_floats_are_numpys_bit_for_bit():
     """The fast path for a few heads (Python floats rounded to float32) gives NumPy's frames
-    bit for bit: slow wandering, steps beyond the lit limit, jumps (moves in black), the
-    beat's limit switched on and off, values at float32's edges."""
+    bit for bit: slow wandering, steps beyond the lit limit, jumps (moves in black), a
+    lower lit limit, values at float32's edges."""
     from pi_app.moves import Moves
     from pi_app.patch import Patch
 
@@ -141,9 +142,10 @@ def test_few_heads_in_python_floats_are_numpys_bit_for_bit():
             want[:, PAN:TILT + 1] = rng.random((n, 2))
         if k % 700 == 0:
             want[0, PAN] = np.float32(1e-30)                 # tiny values
-        on = (k // 300) % 2 == 1
-        few.on_the_beat(on)
-        numpy_way.on_the_beat(on)
+        if k % 300 == 0:
+            lit = (40.0, 12.5)[(k // 300) % 2]
+            few.set_lit(lit)
+            numpy_way.set_lit(lit)
         a = few(want.astype(np.float32), last).copy()
         b = numpy_way(want.astype(np.float32), last).copy()
         assert a.tobytes() == b.tobytes(), k
@@ -188,3 +190,97 @@ def test_few_heads_at_the_thresholds_are_numpys(case):
         out = m(want, last).copy()
         outs.append((out.tobytes(), m.mode.tobytes(), m.gain.tobytes()))
     assert outs[0] == outs[1]
+
+
+# -- heads in degrees, resting (a show of the real model, on virtual time) ----------------
+def _rig_text(pan_limits: str, n: int = 4, model: str = "nat-aurora") -> str:
+    out = [f'schema = 1\nfps = {FPS}\nseed = 0\nmodel = "{model}"\n']
+    for i in range(n):
+        out.append(f'[[fixtures]]\nname = "h{i}"\nprofile = "lumeri-wash-7-10"\n'
+                   f'mode = "14ch"\nuniverse = 1\naddress = {i * 14 + 1}\n'
+                   f"position = [{i / max(1, n - 1):.3f}, 0.5]\n{pan_limits}\n")
+    return "".join(out)
+
+
+def _show_heads(tmp_path, pan_limits: str, seconds: float, model: str = "nat-aurora"):
+    """(pan deg, tilt deg, light) per frame and head of a show's DMX, and the fps."""
+    path = tmp_path / "rig.toml"
+    path.write_text(_rig_text(pan_limits, model=model))
+    config = load_config(str(path))
+    pipe = Pipeline(config, load_model(model), seed=3)
+    rig = Rig.from_patch(pipe.patch)
+    frames = [rig.frames_array(pipe.frames(k / FPS)) for k in range(int(seconds * FPS))]
+    look = rig.decode(np.stack(frames))
+    deg = np.array([(f.pan_deg, f.tilt_deg) for f in rig.fixtures])
+    return look.pan * deg[:, 0], look.tilt * deg[:, 1], look.colour.max(axis=2)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model", ["nat-aurora", "iae-blobs"])
+@pytest.mark.parametrize("limits", ["", "pan_limits_deg = [180, 360]"])
+def test_lit_heads_move_slowly_in_degrees_and_rest(tmp_path, limits, model):
+    """While lit (> 10 % of full) a head's aim moves at most 25 deg/s at p99 over 0.25 s
+    windows and 40 deg/s ever, on a 540-deg and a 180-deg pan rig; it repositions in the
+    dark at most once a minute (and a slot's first), dark a few % of the time for it."""
+    seconds = 150.0
+    pan, tilt, light = _show_heads(tmp_path, limits, seconds, model)
+    k0 = 10 * FPS                                       # after the dark start
+    pan, tilt, light = pan[k0:], tilt[k0:], light[k0:]
+    lit = light > 0.1
+    w = FPS // 4
+    v = np.hypot(pan[w:] - pan[:-w], tilt[w:] - tilt[:-w]) * (FPS / w)
+    lit_through = np.ones_like(v, bool)
+    for d in range(w + 1):
+        lit_through &= lit[d:len(lit) - w + d]
+    speeds = v[lit_through]
+    assert len(speeds) > 0.5 * v.size
+    assert np.percentile(speeds, 99) <= 25.0
+    assert speeds.max() <= 40.0
+    # fast dark moves (a move a lit head may not make), per head
+    fast = (v > 40.0) & ~lit_through
+    starts = (fast[1:] & ~fast[:-1]).sum(axis=0) + fast[0]
+    minutes = len(pan) / FPS / 60
+    assert (starts <= 1 + minutes).all(), starts
+    assert fast.mean() <= 0.05
+
+
+def test_head_aims_are_a_pure_function_of_the_phase():
+    """Two pipelines that played different phases before (a member that joined late, a
+    frame worked out ahead) give the same heads' aims at the same phase, byte for byte; a
+    head's aim is continuous except at its own slot starts (a move in the dark)."""
+    config = load_config(None)
+    model = load_model("nat-aurora")
+    a, b = Pipeline(config, model, seed=4), Pipeline(config, model, seed=4)
+    for p in (37.3, 1000.0, 5.5):                      # b has been elsewhere
+        b.heads.aims(p, b.source.aims_at, b.source)
+    heads = a.heads
+    phases = [k / 40 / 6 for k in range(0, 40 * 6 * 30, 7)]
+    got_a = [heads.aims(p, a.source.aims_at, a.source) for p in phases]
+    got_b = [b.heads.aims(p, b.source.aims_at, b.source) for p in reversed(phases)][::-1]
+    assert np.array(got_a, np.float32).tobytes() == np.array(got_b, np.float32).tobytes()
+    aims = np.array(got_a).reshape(len(phases), -1, 2)
+    jumps = np.abs(np.diff(aims, axis=0)).max(axis=2) > 0.05
+    for j in range(aims.shape[1]):                     # only where a slot starts
+        for k in np.flatnonzero(jumps[:, j]):
+            x0 = (phases[k] - heads.offsets[j]) / heads.per_slot
+            x1 = (phases[k + 1] - heads.offsets[j]) / heads.per_slot
+            assert np.floor(x0) != np.floor(x1)
+
+
+def test_a_config_may_lower_the_lit_limit_in_degrees():
+    """`safety.lit_move_deg_per_s` is the lit limit in degrees a second (pan and tilt
+    together), whatever a head's range: the default rig's heads use 180 deg of pan."""
+    import dataclasses
+
+    config = load_config(None)
+    slow = dataclasses.replace(config, safety=dataclasses.replace(config.safety,
+                                                                  lit_move_deg_per_s=10.0))
+    for cfg, deg in ((config, 40.0), (slow, 10.0)):
+        pipe = Pipeline(cfg, load_model("nat-aurora"), seed=0)
+        for j, i in enumerate(pipe.moves._idx):
+            f = pipe.patch.fixtures[i]
+            lo, hi = f.config.pan_limits_deg if f.config.pan_limits_deg != (0.0, 0.0) else \
+                (0.0, f.profile.pan_deg)
+            per_s = float(pipe.moves._hi[j, 0]) * FPS * (hi - lo)
+            assert per_s == pytest.approx(deg / np.sqrt(2), rel=1e-5)
+        assert pipe.heads.ease_deg_per_s <= 0.4 * deg

@@ -51,6 +51,8 @@ LOOSER = [
     ("master", "1.5"), ("master", "nan"), ("master", "-0.5"),
     ("fade_in_s", "-1"), ("fade_in_s", "nan"),
     ("fade_out_s", "3600"), ("fade_out_s", "31"), ("fade_out_s", "nan"), ("fade_out_s", "-1"),
+    ("lit_move_deg_per_s", "41"), ("lit_move_deg_per_s", "0"), ("lit_move_deg_per_s", "nan"),
+    ("lit_move_deg_per_s", "inf"),
 ]
 STRICTER = [
     ("flash_delta", "0.1"), ("flash_delta", "0.05"), ("flash_delta", "0.08"),
@@ -59,6 +61,7 @@ STRICTER = [
     ("tilt_slew_deg_per_s", "90"), ("tilt_slew_deg_per_s", "5"),
     ("colour_slew_per_s", "0.5"), ("master", "0.2"), ("fade_in_s", "10"),
     ("fade_out_s", "30"), ("fade_out_s", "20"), ("fade_out_s", "0"),
+    ("lit_move_deg_per_s", "40"), ("lit_move_deg_per_s", "10"),
 ]
 
 
