@@ -93,10 +93,10 @@ def test_two_daemons_one_show_changes_from_either_and_strangers_refused(tmp_path
     with GroupLan(2) as lan:
         cfg = group_config(tmp_path / "rig.toml")
         sniffer = Sniffer(lan)
-        a = Daemon(lan.members[0], cfg, tmp_path, "a", 18.0)
+        a = Daemon(lan.members[0], cfg, tmp_path, "a", 20.0)
         a.wait_playing()
         time.sleep(2.0)
-        b = Daemon(lan.members[1], cfg, tmp_path, "b", 13.0)
+        b = Daemon(lan.members[1], cfg, tmp_path, "b", 15.0)
         b.wait_playing()
         time.sleep(4.5)
         # a tempo change to b through the CLI, a seed change to a through its socket

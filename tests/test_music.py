@@ -27,6 +27,7 @@ import itertools
 
 import music_measure as mm
 import music_tracks as mt
+from beat_measure import measure
 from flash_counter import count, rig_from_config
 from lateness import MachineLateness
 
@@ -689,9 +690,8 @@ def pulse(tmp_path):
 def test_live_capture_from_a_real_portaudio_stream(tracks, heads_cfg, pulse, tmp_path):
     """Real live capture: the song is played (by paplay) into a PulseAudio null sink and the
     daemon captures its monitor through PortAudio (`[audio] device = "pulse"`), the same
-    stream a USB sound card gives. The show locks to 128 BPM, and the waypoints recorded in
-    its DMX frames fall on a steady bar grid (when the song started is not known here, so the
-    bar phase is searched for; the free walk finds none)."""
+    stream a USB sound card gives. The show locks to 128 BPM, and the light recorded in its
+    DMX frames swings on that beat as it does not without music."""
     pytest.importorskip("sounddevice", reason="needs PortAudio", exc_type=OSError)
     _tr, wav = tracks["four_on_the_floor"]
     cfg = tmp_path / "rig.toml"
@@ -717,25 +717,18 @@ def test_live_capture_from_a_real_portaudio_stream(tracks, heads_cfg, pulse, tmp
         machine.__exit__()
     assert proc.returncode == 0, err
     assert late_frames(err) <= 2 + machine.allowance()
-    frames, _, times = read_show(rec)
-    rig = Rig.from_patch(Patch(heads_cfg))
-    n = MusicDrive(heads_cfg.music).beats_per_waypoint(128.0,
-                                                       1.0 / heads_cfg.walk.seconds_per_waypoint)
-    every = max(1, n // 4) * 4 * 60.0 / 128.0           # a waypoint every whole bar or bars
-
-    def best_phase(frames, times) -> float:
-        best = 0.0
-        for phase in np.arange(0.0, every, 0.01):
-            want = np.arange(6.0 + phase, times[-1] - 2.0, every)
-            best = max(best, float(np.mean(waypoint_hits(rig, frames, times, want,
-                                                         0.15 * every))))
-        return best
-
-    assert best_phase(frames, times) >= 0.9
-    # the free walk (a waypoint every 4 s, near the bars' 3.75) drifts off that grid: a
-    # minute of it on virtual time
-    _, _rig0, frames0, times0 = play(heads_cfg, 60.0, None)
-    assert best_phase(frames0, times0) < 0.6
+    # the light accents the captured beat: folded on a 128 BPM grid (its phase is not
+    # needed: the swing is the fold's peak to trough), the rig's light swings visibly, and
+    # several times more than the same show's without music (heads rest between slow moves,
+    # so their waypoints no longer mark every bar)
+    frames, universes, _times = read_show(rec)
+    as_dicts = [{u: f[k] for k, u in enumerate(universes)} for f in frames]
+    live = measure(as_dicts, heads_cfg.fps, heads_cfg.path, 128.0, 6.0)
+    patch = Patch(heads_cfg)
+    out = SimOutput(patch.universes, blackout=patch.blackout_frames, keep_history=True)
+    Show(heads_cfg, out, duration_s=15.0, control=False, clock=FastClock).run()
+    free = measure(out.history, heads_cfg.fps, heads_cfg.path, 128.0, 6.0)
+    assert live.swing >= 0.25 and live.swing >= 3 * free.swing, (live, free)
 
 
 @pytest.mark.slow
