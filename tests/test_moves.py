@@ -284,3 +284,29 @@ def test_a_config_may_lower_the_lit_limit_in_degrees():
             per_s = float(pipe.moves._hi[j, 0]) * FPS * (hi - lo)
             assert per_s == pytest.approx(deg / np.sqrt(2), rel=1e-5)
         assert pipe.heads.ease_deg_per_s <= 0.4 * deg
+
+
+@pytest.mark.parametrize("show_s", [3600.0, 86400.0, 30 * 86400.0, 365 * 86400.0])
+def test_heads_ease_the_same_after_an_hour_a_day_a_month_a_year(show_s):
+    """The heads' paths at walk phases an hour to a year into a show: still within the ease's
+    speed in degrees between slot starts, still moving, and the same whichever phase the
+    pipeline came from (a year's phase is ~5 million waypoints: no precision lost)."""
+    config = load_config(None)
+    model = load_model("nat-aurora")
+    a, b = Pipeline(config, model, seed=4), Pipeline(config, model, seed=4)
+    spw = config.walk.seconds_per_waypoint
+    heads = a.heads
+    fps = 40
+    phases = [(show_s + k / fps) / spw for k in range(int(2 * heads.slot_s * fps))]
+    b.heads.aims(phases[0] - 1000.0, b.source.aims_at, b.source)     # b came from elsewhere
+    got = np.array([heads.aims(p, a.source.aims_at, a.source) for p in phases])
+    again = np.array([b.heads.aims(p, b.source.aims_at, b.source) for p in phases])
+    assert got.tobytes() == again.tobytes()
+    aims = got.reshape(len(phases), -1, 2)
+    spans = np.array(heads.spans)
+    deg_s = np.hypot(*(np.diff(aims, axis=0) * spans).transpose(2, 0, 1)) * fps
+    for j, off in enumerate(heads.offsets):
+        slot = np.floor((np.array(phases) - off) / heads.per_slot)
+        within = np.diff(slot) == 0                                   # no slot start between
+        assert deg_s[within, j].max() <= heads.ease_deg_per_s * 1.001, (j, show_s)
+    assert deg_s.max() > 1.0                                          # the heads did move
