@@ -10,6 +10,7 @@ import math
 
 import numpy as np
 import pytest
+from gapped_loop import play_with_gaps
 
 from bench.rigs import rig_toml
 from pi_app import ahead as ahead_mod
@@ -63,16 +64,7 @@ def test_a_slower_model_runs_ahead_and_rolls_back_to_the_same_frames(monkeypatch
     run = ahead_mod.RunAhead(ahead_pipe, 1.0 / fps)
     clock = iter(np.arange(0.0, 1e3, 0.5e-3))
     monkeypatch.setattr(ahead_mod, "_now", lambda: next(clock))
-    ks = [k for k in range(300) if k % 37 not in (5, 6, 7) and k % 11 != 3]    # gaps
-    for k in ks:
-        t = k / fps
-        if not run.next_is(t):
-            run.rollback()
-        got = {u: f.copy() for u, f in run.frames(t).items()}
-        want = plain.frames(t)
-        for u in want:
-            assert np.array_equal(got[u], want[u]), f"frame {k}"
-        run.prepare(t, lambda n, k=k: [(k + j) / fps for j in range(n)])
+    play_with_gaps(run, plain, fps, 300)
     assert run.batches > 10 and run.rollbacks > 10
 
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 import itertools
 
 import hypothesis_profiles  # noqa: F401  (registers and loads the profile)
-import numpy as np
 import pytest
+from gapped_loop import play_with_gaps
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -174,19 +174,7 @@ def test_skipped_frames_roll_back(monkeypatch):
     fps = cfg.fps
     run = ahead_mod.RunAhead(ahead_pipe, 1.0 / fps)
     FrameCost(monkeypatch, ahead_pipe, lambda k: 0.5e-3)
-    ks = [k for k in range(400) if k % 37 not in (5, 6, 7) and k % 11 != 3]    # gaps
-    for k in ks:
-        t = k / fps
-        if not run.next_is(t):
-            run.rollback()
-        got = {u: f.copy() for u, f in run.frames(t).items()}
-        want = plain.frames(t)
-        for u in want:
-            assert np.array_equal(got[u], want[u]), f"frame {k}"
-
-        def ticks(n: int, k: int = k) -> list[float]:       # the loop's guess: no gaps
-            return [(k + j) / fps for j in range(n)]
-        run.prepare(t, ticks)
+    play_with_gaps(run, plain, fps, 400)
     assert run.batches > 10 and run.rollbacks > 10
 
 
